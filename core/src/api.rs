@@ -1,0 +1,235 @@
+//! The JSON of the HTTP API: request bodies (with their validation) and response bodies.
+//!
+//! Request structs are the raw wire shape (`deny_unknown_fields`, plain strings and numbers); `validate` turns
+//! one into domain types or the precise error code. Parsing is two-step on purpose: malformed JSON is a 400
+//! `invalid_json`, a wrong shape a 422 `validation_failed`, a bad field its own 422 code.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::{FencingToken, HoldId, Identifier, OwnerId, ResourceId, ResourceType};
+use crate::lease::{Denied, Lease, LockStatus};
+use crate::time::Millis;
+use crate::ttl::{Ttl, TtlBounds};
+
+/// Largest request body any tier accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Parses a request body: syntax errors are `invalid_json` (400), shape errors `validation_failed` (422).
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body is not valid JSON: {e}")))?;
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("request body has the wrong shape: {e}")))
+}
+
+/// Whether a `Content-Type` header value means JSON (`application/json`, any parameters).
+pub fn is_json_content_type(value: &str) -> bool {
+    let mime = value.split(';').next().unwrap_or("").trim();
+    mime.eq_ignore_ascii_case("application/json")
+}
+
+fn parse_token(raw: Option<i64>) -> Result<Option<FencingToken>, ApiError> {
+    raw.map(|v| {
+        FencingToken::from_i64(v)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidFencingToken, "fencing_token must be a non-negative integer"))
+    })
+    .transpose()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResourceRequest {
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub identifier: String,
+}
+
+impl CreateResourceRequest {
+    pub fn validate(&self) -> Result<(ResourceType, Identifier), ApiError> {
+        Ok((ResourceType::parse(&self.resource_type)?, Identifier::parse(&self.identifier)?))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquireRequest {
+    pub resource_id: String,
+    pub owner_id: String,
+    pub ttl_seconds: f64,
+}
+
+/// A validated acquire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidAcquire {
+    pub resource_id: ResourceId,
+    pub owner: OwnerId,
+    pub ttl: Ttl,
+}
+
+impl AcquireRequest {
+    pub fn validate(&self, bounds: &TtlBounds) -> Result<ValidAcquire, ApiError> {
+        Ok(ValidAcquire {
+            resource_id: ResourceId::parse(&self.resource_id)?,
+            owner: OwnerId::parse(&self.owner_id)?,
+            ttl: Ttl::from_seconds_f64(self.ttl_seconds, bounds)?,
+        })
+    }
+}
+
+/// Body of heartbeat and release.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderRequest {
+    pub resource_id: String,
+    pub owner_id: String,
+    #[serde(default)]
+    pub fencing_token: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidHolder {
+    pub resource_id: ResourceId,
+    pub owner: OwnerId,
+    pub token: Option<FencingToken>,
+}
+
+impl HolderRequest {
+    pub fn validate(&self) -> Result<ValidHolder, ApiError> {
+        Ok(ValidHolder {
+            resource_id: ResourceId::parse(&self.resource_id)?,
+            owner: OwnerId::parse(&self.owner_id)?,
+            token: parse_token(self.fencing_token)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceView {
+    pub id: ResourceId,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub identifier: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourcePage {
+    pub items: Vec<ResourceView>,
+    /// Pass as `?after=` to get the next page; `null` on the last page.
+    pub next_after: Option<ResourceId>,
+}
+
+/// The state of one resource's lease, as `GET /api/locks/{id}` and every lock operation return it.
+///
+/// `id` is the hold's id; hold fields are `null` while the resource has never been held (`status: "FREE"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockView {
+    pub id: Option<HoldId>,
+    pub resource_id: ResourceId,
+    pub owner_id: Option<String>,
+    pub status: LockStatus,
+    pub ttl_seconds: Option<u32>,
+    pub fencing_token: Option<u64>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Set while the resource is in lock-delay: no grant before this time.
+    pub lock_delay_until: Option<DateTime<Utc>>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+}
+
+impl LockView {
+    pub fn of(lease: &Lease, now: Millis) -> LockView {
+        let hold = lease.hold.as_ref();
+        LockView {
+            id: hold.map(|h| h.id),
+            resource_id: lease.resource_id,
+            owner_id: hold.map(|h| h.owner.as_str().to_string()),
+            status: lease.status(now),
+            ttl_seconds: hold.map(|h| h.ttl.seconds()),
+            fencing_token: hold.map(|h| h.token.0),
+            created_at: hold.map(|h| h.acquired_at.to_utc()),
+            last_heartbeat: hold.map(|h| h.last_heartbeat.to_utc()),
+            expires_at: hold.map(|h| h.expires_at().to_utc()),
+            ended_at: hold.and_then(|h| h.ended_at(now)).map(Millis::to_utc),
+            lock_delay_until: lease.delay_until.filter(|u| *u > now).map(Millis::to_utc),
+            resource_type: None,
+            identifier: None,
+        }
+    }
+
+    /// Adds the resource's type and identifier (lists show them; single-lock answers keep the seed's shape).
+    pub fn with_resource(mut self, resource_type: &str, identifier: &str) -> LockView {
+        self.resource_type = Some(resource_type.to_string());
+        self.identifier = Some(identifier.to_string());
+        self
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockList {
+    pub items: Vec<LockView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub database: String,
+    pub version: String,
+}
+
+/// One entry of the event log as the API returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub resource_id: Option<ResourceId>,
+    pub hold_id: Option<HoldId>,
+    pub owner_id: Option<String>,
+    pub fencing_token: Option<u64>,
+    pub detail: serde_json::Value,
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> ApiError {
+        match d {
+            Denied::LockHeld { holder, expires_at } => {
+                let mut e = ApiError::new(
+                    ErrorCode::LockHeld,
+                    format!("the resource is held by {holder} until {} unless they renew", expires_at.to_utc().to_rfc3339()),
+                );
+                e.holder = Some(holder.as_str().to_string());
+                e.expires_at = Some(expires_at.to_utc());
+                e
+            }
+            Denied::LockDelay { until } => {
+                let mut e = ApiError::new(
+                    ErrorCode::LockDelay,
+                    "the last hold ended involuntarily; the resource cannot be granted until its lock-delay has passed",
+                );
+                e.retry_at = Some(until.to_utc());
+                e
+            }
+            Denied::NotHolder => ApiError::new(ErrorCode::NotHolder, "this owner does not hold the resource"),
+            Denied::LockExpired => ApiError::new(
+                ErrorCode::LockExpired,
+                "this owner's hold expired; acquire again (and treat any work done under the old token as unprotected)",
+            ),
+            Denied::StaleToken => {
+                ApiError::new(ErrorCode::StaleToken, "the fencing token does not match the current grant of this resource")
+            }
+            Denied::NotHeld => ApiError::new(ErrorCode::LockNotHeld, "the resource is not held"),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Stable error codes: the `code` of every `{"error":{"code":…,"message":…}}` body, on every tier.
+//!
+//! Clients switch on these strings, so they never change once shipped; add new ones instead.
+
+use alloc::string::String;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // Request shape (400/404/405/413/415/422).
+    InvalidJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    NotFound,
+    MethodNotAllowed,
+    ValidationFailed,
+    InvalidResourceId,
+    InvalidOwnerId,
+    InvalidTtl,
+    InvalidResourceType,
+    InvalidIdentifier,
+    InvalidFencingToken,
+    // Resources.
+    ResourceNotFound,
+    ResourceExists,
+    // Lease rules (409).
+    LockHeld,
+    LockDelay,
+    NotHolder,
+    LockExpired,
+    StaleToken,
+    LockNotHeld,
+    // Access (the security issue fills these in; the codes are reserved now so no tier invents its own).
+    Unauthenticated,
+    Forbidden,
+    NotYourHold,
+    RateLimited,
+    // Infrastructure.
+    DatabaseUnavailable,
+    OriginUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status every tier answers with for this code.
+    pub const fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => 400,
+            Unauthenticated => 401,
+            Forbidden | NotYourHold => 403,
+            NotFound | ResourceNotFound => 404,
+            MethodNotAllowed => 405,
+            ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld => 409,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            ValidationFailed | InvalidResourceId | InvalidOwnerId | InvalidTtl | InvalidResourceType
+            | InvalidIdentifier | InvalidFencingToken => 422,
+            RateLimited => 429,
+            Internal => 500,
+            OriginUnavailable => 502,
+            DatabaseUnavailable => 503,
+        }
+    }
+
+    /// The snake_case code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => "invalid_json",
+            UnsupportedMediaType => "unsupported_media_type",
+            PayloadTooLarge => "payload_too_large",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            ValidationFailed => "validation_failed",
+            InvalidResourceId => "invalid_resource_id",
+            InvalidOwnerId => "invalid_owner_id",
+            InvalidTtl => "invalid_ttl",
+            InvalidResourceType => "invalid_resource_type",
+            InvalidIdentifier => "invalid_identifier",
+            InvalidFencingToken => "invalid_fencing_token",
+            ResourceNotFound => "resource_not_found",
+            ResourceExists => "resource_exists",
+            LockHeld => "lock_held",
+            LockDelay => "lock_delay",
+            NotHolder => "not_holder",
+            LockExpired => "lock_expired",
+            StaleToken => "stale_token",
+            LockNotHeld => "lock_not_held",
+            Unauthenticated => "unauthenticated",
+            Forbidden => "forbidden",
+            NotYourHold => "not_your_hold",
+            RateLimited => "rate_limited",
+            DatabaseUnavailable => "database_unavailable",
+            OriginUnavailable => "origin_unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+/// One API error: the body `{"error": ApiError}`.
+///
+/// `holder`, `expires_at` and `retry_at` are filled only where they help the caller decide what to do next
+/// (`lock_held`, `lock_delay`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), holder: None, expires_at: None, retry_at: None }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        self.code.http_status()
+    }
+}
+
+/// The envelope every error response uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
+impl From<ApiError> for ErrorBody {
+    fn from(error: ApiError) -> Self {
+        ErrorBody { error }
+    }
+}

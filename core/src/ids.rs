@@ -1,0 +1,164 @@
+//! Validated identifiers. Each constructor is the only way in, so a value of these types is always valid.
+
+use alloc::string::{String, ToString};
+use core::fmt;
+use core::str::FromStr;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// A resource (bed, room, scanner…): a UUID assigned by the origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourceId(pub Uuid);
+
+/// One grant of a lease. A renewal by the same owner keeps the id; every new grant gets a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HoldId(pub Uuid);
+
+macro_rules! uuid_display {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
+}
+uuid_display!(ResourceId);
+uuid_display!(HoldId);
+
+impl ResourceId {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Uuid::try_parse(s.trim()).map(ResourceId).map_err(|_| {
+            ApiError::new(ErrorCode::InvalidResourceId, "resource_id must be a UUID such as 0190a0c4-7a52-7000-8000-000000000001")
+        })
+    }
+}
+
+impl FromStr for ResourceId {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        ResourceId::parse(s)
+    }
+}
+
+/// Who holds: one workstation, process or person, chosen by the client.
+///
+/// 1–128 characters of `[A-Za-z0-9._:@-]`: readable in logs and dashboards, safe in URLs, no whitespace to
+/// confuse "ward-3" with "ward-3 ".
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OwnerId(String);
+
+impl OwnerId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'));
+        if ok {
+            Ok(OwnerId(s.to_string()))
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InvalidOwnerId,
+                "owner_id must be 1-128 characters of A-Z a-z 0-9 . _ : @ - (no spaces)",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for OwnerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OwnerId::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kind of a resource (`bed`, `or-room`, `mri`): 1–64 characters of `[a-z0-9_-]`, so it can key policies.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ResourceType(String);
+
+impl ResourceType {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(ResourceType(s.to_string()))
+        } else {
+            Err(ApiError::new(ErrorCode::InvalidResourceType, "type must be 1-64 characters of a-z 0-9 - _"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The human name of a resource within its type ("Ward 3, bed 12"): 1–256 characters, no control characters,
+/// no leading or trailing whitespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Identifier(String);
+
+impl Identifier {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let ok = !s.is_empty()
+            && s.chars().count() <= 256
+            && s.trim() == s
+            && !s.chars().any(char::is_control);
+        if ok {
+            Ok(Identifier(s.to_string()))
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InvalidIdentifier,
+                "identifier must be 1-256 characters without control characters or surrounding spaces",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A fencing token: strictly increasing per resource, one per grant, never reused.
+///
+/// Hand it to whatever the hold protects (the bed-management system, the OR schedule) and have that system
+/// reject writes carrying a token lower than the highest it has seen; that is what makes a paused client whose
+/// hold expired harmless.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FencingToken(pub u64);
+
+impl FencingToken {
+    /// The token of the next grant. Saturates rather than wraps: 2^64 grants will not happen, and wrapping
+    /// would break "strictly increasing".
+    pub const fn next(self) -> FencingToken {
+        FencingToken(self.0.saturating_add(1))
+    }
+
+    /// Tokens are stored as signed 64-bit integers in SQL; anything outside that range is not a token we issued.
+    pub fn from_i64(v: i64) -> Option<FencingToken> {
+        u64::try_from(v).ok().map(FencingToken)
+    }
+
+    pub fn to_i64(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(i64::MAX)
+    }
+}

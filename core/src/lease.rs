@@ -1,0 +1,337 @@
+//! The lease of one resource and its transitions.
+//!
+//! Every transition is `fn(&Lease, now, …) -> Result<Outcome, Denied>`: the caller (a store) locks the resource's
+//! lease row, reads the database clock, calls the transition, and on `Ok` writes `outcome.lease` back and appends
+//! `outcome.events` in the same transaction. On `Err` it writes nothing. No transition reads a clock.
+//!
+//! ## Expiry
+//! A hold is expired once `now - last_heartbeat > ttl` — strictly greater: at exactly `last_heartbeat + ttl` it is
+//! still held, one millisecond later it is not. [`Hold::expires_at`] is that last valid instant.
+//!
+//! ## Invariants (property-tested in `tests/lease_props.rs`)
+//! * At most one live hold per resource; a grant to a new owner happens only when the previous hold is released,
+//!   expired or force-released.
+//! * Every grant's fencing token is strictly greater than all earlier tokens of the resource.
+//! * Heartbeat never grants and never revives an expired or released hold.
+//! * A request by someone who is not the live holder never changes the state.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{FencingToken, HoldId, OwnerId, ResourceId};
+use crate::time::Millis;
+use crate::ttl::Ttl;
+
+/// How a hold stands, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldState {
+    Held,
+    /// Released by its holder at `at`.
+    Released { at: Millis },
+    /// Lapsed: `at` is the last instant it was valid (`last_heartbeat + ttl`).
+    Expired { at: Millis },
+    /// Ended by an administrator at `at`.
+    ForceReleased { at: Millis },
+}
+
+/// The status the API reports, with time applied: a stored `Held` past its expiry reads as `EXPIRED` even before
+/// the reaper has recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockStatus {
+    Free,
+    Held,
+    Released,
+    Expired,
+    ForceReleased,
+}
+
+impl LockStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockStatus::Free => "FREE",
+            LockStatus::Held => "HELD",
+            LockStatus::Released => "RELEASED",
+            LockStatus::Expired => "EXPIRED",
+            LockStatus::ForceReleased => "FORCE_RELEASED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LockStatus> {
+        [LockStatus::Free, LockStatus::Held, LockStatus::Released, LockStatus::Expired, LockStatus::ForceReleased]
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// One grant of a lease and its life so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub id: HoldId,
+    pub owner: OwnerId,
+    pub ttl: Ttl,
+    pub token: FencingToken,
+    pub acquired_at: Millis,
+    pub last_heartbeat: Millis,
+    pub state: HoldState,
+    /// Heartbeats received (idempotent re-acquires count), and the longest gap between two of them (or between
+    /// the grant and the first): the per-hold heartbeat summary that the event log and the TTL model read.
+    pub heartbeats: u32,
+    pub max_gap: Millis,
+}
+
+impl Hold {
+    /// The last instant at which the hold is still valid.
+    pub fn expires_at(&self) -> Millis {
+        self.last_heartbeat.plus(self.ttl.as_millis())
+    }
+
+    /// The expiry rule: stored as held, and `now - last_heartbeat > ttl`.
+    pub fn is_expired(&self, now: Millis) -> bool {
+        self.state == HoldState::Held && now.since(self.last_heartbeat) > self.ttl.as_millis()
+    }
+
+    /// Held and not expired at `now`.
+    pub fn is_live(&self, now: Millis) -> bool {
+        self.state == HoldState::Held && !self.is_expired(now)
+    }
+
+    pub fn status(&self, now: Millis) -> LockStatus {
+        match self.state {
+            HoldState::Held if self.is_expired(now) => LockStatus::Expired,
+            HoldState::Held => LockStatus::Held,
+            HoldState::Released { .. } => LockStatus::Released,
+            HoldState::Expired { .. } => LockStatus::Expired,
+            HoldState::ForceReleased { .. } => LockStatus::ForceReleased,
+        }
+    }
+
+    /// When the hold ended (as stored, or as it will be recorded if it has lapsed unrecorded).
+    pub fn ended_at(&self, now: Millis) -> Option<Millis> {
+        match self.state {
+            HoldState::Held if self.is_expired(now) => Some(self.expires_at()),
+            HoldState::Held => None,
+            HoldState::Released { at } | HoldState::Expired { at } | HoldState::ForceReleased { at } => Some(at),
+        }
+    }
+
+    fn record_heartbeat(&mut self, now: Millis) {
+        // The database clock can step back a little between replicas' transactions; never let a heartbeat move
+        // the hold's clock backwards (that would shorten someone's hold).
+        let now = now.max(self.last_heartbeat);
+        self.max_gap = self.max_gap.max(now.since(self.last_heartbeat));
+        self.heartbeats = self.heartbeats.saturating_add(1);
+        self.last_heartbeat = now;
+    }
+}
+
+/// The persisted lease of one resource: one row per resource, created with the resource, never deleted while the
+/// resource exists. Acquires serialize on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub resource_id: ResourceId,
+    /// The highest token ever issued for this resource (0: never granted).
+    pub last_token: FencingToken,
+    /// The current hold, or the last one if it has ended.
+    pub hold: Option<Hold>,
+    /// No grant before this instant (lock-delay after an involuntary loss).
+    pub delay_until: Option<Millis>,
+}
+
+impl Lease {
+    pub fn new(resource_id: ResourceId) -> Lease {
+        Lease { resource_id, last_token: FencingToken(0), hold: None, delay_until: None }
+    }
+
+    pub fn status(&self, now: Millis) -> LockStatus {
+        self.hold.as_ref().map_or(LockStatus::Free, |h| h.status(now))
+    }
+
+    /// The live hold at `now`, if any.
+    pub fn live_hold(&self, now: Millis) -> Option<&Hold> {
+        self.hold.as_ref().filter(|h| h.is_live(now))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Acquired,
+    Released,
+    Expired,
+    ForceReleased,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Acquired => "acquired",
+            EventKind::Released => "released",
+            EventKind::Expired => "expired",
+            EventKind::ForceReleased => "force_released",
+        }
+    }
+}
+
+/// A state change to append to the event log, with the hold as it stands after the change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseEvent {
+    pub kind: EventKind,
+    pub at: Millis,
+    pub hold: Hold,
+}
+
+/// The result of a transition: the lease to store and the events to append, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub lease: Lease,
+    pub events: Vec<LeaseEvent>,
+}
+
+/// Why a transition was refused. The state is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// Someone else holds it until `expires_at` (unless they heartbeat).
+    LockHeld { holder: OwnerId, expires_at: Millis },
+    /// The resource is in lock-delay after an involuntary loss.
+    LockDelay { until: Millis },
+    /// The caller is not the holder (never was, or released, or was force-released).
+    NotHolder,
+    /// The caller's hold lapsed.
+    LockExpired,
+    /// The fencing token given is not the current grant's.
+    StaleToken,
+    /// Nothing to force-release.
+    NotHeld,
+}
+
+/// A request for a grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcquireCmd {
+    pub owner: OwnerId,
+    pub ttl: Ttl,
+    /// The id the new hold gets if this is a fresh grant (ids come from the caller: no randomness in here).
+    pub new_hold_id: HoldId,
+}
+
+/// Acquire: free, released or expired ⇒ grant a new hold with the next token (unless in lock-delay); held by the
+/// same owner ⇒ idempotent success that refreshes the heartbeat, adopts the requested TTL and keeps the token;
+/// held by another ⇒ [`Denied::LockHeld`].
+pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis) -> Result<Outcome, Denied> {
+    let mut next = lease.clone();
+    let mut events = Vec::new();
+
+    if let Some(hold) = next.hold.as_mut() {
+        if hold.is_live(now) {
+            if hold.owner != cmd.owner {
+                return Err(Denied::LockHeld { holder: hold.owner.clone(), expires_at: hold.expires_at() });
+            }
+            hold.record_heartbeat(now);
+            hold.ttl = cmd.ttl;
+            return Ok(Outcome { lease: next, events });
+        }
+    }
+    // A lapsed hold nobody has recorded yet: record it now, so correctness never waits for the reaper.
+    if let Some(expired) = expire(&next, now, lock_delay) {
+        next = expired.lease;
+        events = expired.events;
+    }
+    if let Some(until) = next.delay_until {
+        if now < until {
+            return Err(Denied::LockDelay { until });
+        }
+    }
+
+    let token = next.last_token.next();
+    let hold = Hold {
+        id: cmd.new_hold_id,
+        owner: cmd.owner.clone(),
+        ttl: cmd.ttl,
+        token,
+        acquired_at: now,
+        last_heartbeat: now,
+        state: HoldState::Held,
+        heartbeats: 0,
+        max_gap: Millis::ZERO,
+    };
+    events.push(LeaseEvent { kind: EventKind::Acquired, at: now, hold: hold.clone() });
+    next.last_token = token;
+    next.hold = Some(hold);
+    next.delay_until = None;
+    Ok(Outcome { lease: next, events })
+}
+
+/// Checks that `owner` (with `token`, if given) is the holder of record; says why not otherwise.
+fn check_holder<'a>(lease: &'a Lease, owner: &OwnerId, token: Option<FencingToken>) -> Result<&'a Hold, Denied> {
+    let hold = lease.hold.as_ref().ok_or(Denied::NotHolder)?;
+    if &hold.owner != owner {
+        return Err(Denied::NotHolder);
+    }
+    if token.is_some_and(|t| t != hold.token) {
+        return Err(Denied::StaleToken);
+    }
+    Ok(hold)
+}
+
+/// Heartbeat: only the holder of an unexpired hold; renews `last_heartbeat`. Never grants, never revives.
+pub fn heartbeat(lease: &Lease, now: Millis, owner: &OwnerId, token: Option<FencingToken>) -> Result<Outcome, Denied> {
+    let hold = check_holder(lease, owner, token)?;
+    match hold.state {
+        HoldState::Held if hold.is_expired(now) => return Err(Denied::LockExpired),
+        HoldState::Held => {}
+        HoldState::Expired { .. } => return Err(Denied::LockExpired),
+        HoldState::Released { .. } | HoldState::ForceReleased { .. } => return Err(Denied::NotHolder),
+    }
+    let mut next = lease.clone();
+    if let Some(h) = next.hold.as_mut() {
+        h.record_heartbeat(now);
+    }
+    Ok(Outcome { lease: next, events: vec![] })
+}
+
+/// Release: only the holder; releasing an already released hold again is an idempotent success with no event.
+/// A clean release sets no lock-delay.
+pub fn release(lease: &Lease, now: Millis, owner: &OwnerId, token: Option<FencingToken>) -> Result<Outcome, Denied> {
+    let hold = check_holder(lease, owner, token)?;
+    match hold.state {
+        HoldState::Released { .. } => return Ok(Outcome { lease: lease.clone(), events: vec![] }),
+        HoldState::Held if hold.is_expired(now) => return Err(Denied::LockExpired),
+        HoldState::Held => {}
+        HoldState::Expired { .. } => return Err(Denied::LockExpired),
+        HoldState::ForceReleased { .. } => return Err(Denied::NotHolder),
+    }
+    let mut next = lease.clone();
+    let mut events = Vec::new();
+    if let Some(h) = next.hold.as_mut() {
+        h.state = HoldState::Released { at: now.max(h.last_heartbeat) };
+        events.push(LeaseEvent { kind: EventKind::Released, at: now, hold: h.clone() });
+    }
+    Ok(Outcome { lease: next, events })
+}
+
+/// Expiry (the reaper, and lazily any acquire): records a lapsed hold as expired at its last valid instant and
+/// starts the lock-delay from there. `None` when there is nothing to expire.
+pub fn expire(lease: &Lease, now: Millis, lock_delay: Millis) -> Option<Outcome> {
+    let hold = lease.hold.as_ref().filter(|h| h.is_expired(now))?;
+    let at = hold.expires_at();
+    let mut next = lease.clone();
+    let mut ended = hold.clone();
+    ended.state = HoldState::Expired { at };
+    next.hold = Some(ended.clone());
+    next.delay_until = (lock_delay > Millis::ZERO).then(|| at.plus(lock_delay));
+    Some(Outcome { lease: next, events: vec![LeaseEvent { kind: EventKind::Expired, at: now, hold: ended }] })
+}
+
+/// Force-release (an administrator): ends a live hold at `now`; an involuntary loss, so the lock-delay applies.
+pub fn force_release(lease: &Lease, now: Millis, lock_delay: Millis) -> Result<Outcome, Denied> {
+    let Some(hold) = lease.live_hold(now) else {
+        return Err(Denied::NotHeld);
+    };
+    let mut ended = hold.clone();
+    ended.state = HoldState::ForceReleased { at: now };
+    let mut next = lease.clone();
+    next.hold = Some(ended.clone());
+    next.delay_until = (lock_delay > Millis::ZERO).then(|| now.plus(lock_delay));
+    Ok(Outcome { lease: next, events: vec![LeaseEvent { kind: EventKind::ForceReleased, at: now, hold: ended }] })
+}

@@ -1,0 +1,30 @@
+//! The HHS lease rules, in one place.
+//!
+//! Everything here is a pure function of its inputs: time comes in as an explicit [`Millis`] (the database's
+//! clock, read by the origin), nothing reads a clock, touches a socket or a database. The origin, the edge and the
+//! dashboard all compile this crate, so they cannot disagree about what "expired" or "a valid owner id" means.
+//!
+//! * [`ids`], [`ttl`], [`time`] — validated newtypes: an invalid id or TTL cannot be constructed.
+//! * [`lease`] — the state of one resource's lease and the transitions `acquire`, `heartbeat`, `release`,
+//!   `expire`, `force_release`, each returning the next state plus the events to append.
+//! * [`policy`] — TTL bounds and per-type lock-delay.
+//! * [`api`] — the JSON request/response types of the HTTP API and their validation.
+//! * [`error`] — the stable error codes and their HTTP status.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub mod api;
+pub mod error;
+pub mod ids;
+pub mod lease;
+pub mod policy;
+pub mod time;
+pub mod ttl;
+
+pub use error::{ApiError, ErrorCode};
+pub use ids::{FencingToken, HoldId, Identifier, OwnerId, ResourceId, ResourceType};
+pub use lease::{Denied, EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
+pub use policy::Policy;
+pub use time::Millis;
+pub use ttl::{Ttl, TtlBounds};

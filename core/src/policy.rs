@@ -1,0 +1,24 @@
+//! Deployment policy: what TTLs are accepted and how long each resource type stays blocked after an
+//! involuntary loss.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+
+use crate::time::Millis;
+use crate::ttl::TtlBounds;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub ttl_bounds: TtlBounds,
+    /// Lock-delay per resource type. After a hold on such a resource expires or is force-released, nobody can be
+    /// granted it until the delay has passed, so a client that paused (GC, network partition) and still believes
+    /// it holds cannot overlap with the next holder during that window. Types not listed have no delay; a clean
+    /// release never has one.
+    pub lock_delays: BTreeMap<String, Millis>,
+}
+
+impl Policy {
+    pub fn lock_delay(&self, resource_type: &str) -> Millis {
+        self.lock_delays.get(resource_type).copied().unwrap_or(Millis::ZERO)
+    }
+}

@@ -1,0 +1,39 @@
+//! Time as plain numbers: milliseconds since the Unix epoch, as read from the database's clock by the caller.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A point in time (or, where documented, a duration) in milliseconds since the Unix epoch.
+///
+/// The lease rules only ever compare and subtract these, so integer milliseconds keep every decision exact and
+/// identical on every tier (no float rounding, no time zones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub const ZERO: Millis = Millis(0);
+
+    pub const fn from_secs(secs: i64) -> Self {
+        Millis(secs.saturating_mul(1000))
+    }
+
+    /// `self + d`, saturating instead of overflowing on absurd inputs.
+    pub const fn plus(self, d: Millis) -> Millis {
+        Millis(self.0.saturating_add(d.0))
+    }
+
+    /// `self - earlier`, saturating.
+    pub const fn since(self, earlier: Millis) -> Millis {
+        Millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// The instant as a UTC timestamp; out-of-range values clamp to the epoch rather than panic.
+    pub fn to_utc(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.0).unwrap_or_default()
+    }
+
+    pub fn from_utc(t: DateTime<Utc>) -> Self {
+        Millis(t.timestamp_millis())
+    }
+}

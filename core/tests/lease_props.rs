@@ -1,0 +1,116 @@
+//! Property tests: random sequences of operations by a few owners at random, non-decreasing times, checked
+//! against the invariants documented in `hhs_core::lease`.
+
+use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd};
+use hhs_core::{FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Acquire { owner: u8, ttl_s: u32 },
+    Heartbeat { owner: u8, token: Option<u64> },
+    Release { owner: u8, token: Option<u64> },
+    Expire,
+    ForceRelease,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let owner = 0u8..3;
+    let token = proptest::option::of(0u64..6);
+    prop_oneof![
+        4 => (owner.clone(), 1u32..20).prop_map(|(owner, ttl_s)| Op::Acquire { owner, ttl_s }),
+        4 => (owner.clone(), token.clone()).prop_map(|(owner, token)| Op::Heartbeat { owner, token }),
+        2 => (owner, token).prop_map(|(owner, token)| Op::Release { owner, token }),
+        1 => Just(Op::Expire),
+        1 => Just(Op::ForceRelease),
+    ]
+}
+
+fn owner_name(i: u8) -> OwnerId {
+    OwnerId::parse(["alpha", "bravo", "charlie"][usize::from(i)]).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn lease_invariants_hold(
+        steps in proptest::collection::vec((op(), 0i64..15_000), 1..60),
+        delay_ms in prop_oneof![Just(0i64), 1i64..10_000],
+    ) {
+        let bounds = TtlBounds { min_seconds: 1, max_seconds: 60 };
+        let delay = Millis(delay_ms);
+        let mut lease = Lease::new(ResourceId(Uuid::from_u128(7)));
+        let mut now = Millis(1_000_000);
+        let mut highest_token = FencingToken(0);
+        let mut next_id = 100u128;
+
+        for (op, dt) in steps {
+            now = now.plus(Millis(dt));
+            let before = lease.clone();
+            let live_before = before.live_hold(now).cloned();
+            let result = match &op {
+                Op::Acquire { owner, ttl_s } => {
+                    next_id += 1;
+                    let cmd = AcquireCmd { owner: owner_name(*owner), ttl: Ttl::from_seconds(*ttl_s, &bounds).unwrap(), new_hold_id: HoldId(Uuid::from_u128(next_id)) };
+                    acquire(&before, now, &cmd, delay).map_err(|_| ())
+                }
+                Op::Heartbeat { owner, token } => heartbeat(&before, now, &owner_name(*owner), token.map(FencingToken)).map_err(|_| ()),
+                Op::Release { owner, token } => release(&before, now, &owner_name(*owner), token.map(FencingToken)).map_err(|_| ()),
+                Op::Expire => expire(&before, now, delay).ok_or(()),
+                Op::ForceRelease => force_release(&before, now, delay).map_err(|_| ()),
+            };
+            let Ok(out) = result else { continue };
+            let after = out.lease;
+
+            // Tokens never go backwards; a new grant gets a strictly greater token than every earlier one.
+            prop_assert!(after.last_token >= before.last_token);
+            if let Some(h) = &after.hold {
+                prop_assert!(h.token <= after.last_token);
+                if before.hold.as_ref().map(|b| b.id) != Some(h.id) {
+                    prop_assert!(h.token > highest_token, "new grant {:?} not above {:?}", h.token, highest_token);
+                }
+            }
+            highest_token = highest_token.max(after.last_token);
+
+            // Never two holders: a live hold at `now` before the step can only be replaced by itself.
+            if let (Some(prev), Some(cur)) = (&live_before, after.live_hold(now)) {
+                prop_assert_eq!(prev.id, cur.id, "a live hold was replaced by another grant");
+                prop_assert_eq!(&prev.owner, &cur.owner);
+            }
+
+            match &op {
+                // Heartbeat never grants and never revives: it only succeeds for the live holder and keeps the grant.
+                Op::Heartbeat { owner, .. } => {
+                    let prev = live_before.as_ref();
+                    prop_assert!(prev.is_some_and(|p| p.owner == owner_name(*owner)), "heartbeat succeeded without a live hold");
+                    let cur = after.hold.as_ref().unwrap();
+                    prop_assert_eq!(cur.id, prev.unwrap().id);
+                    prop_assert_eq!(cur.token, prev.unwrap().token);
+                    prop_assert!(out.events.is_empty());
+                }
+                // A non-holder never changes state: release succeeds only for the holder of record.
+                Op::Release { owner, .. } => {
+                    let holder = before.hold.as_ref().map(|h| h.owner.clone());
+                    prop_assert_eq!(holder, Some(owner_name(*owner)));
+                    if !matches!(before.hold.as_ref().unwrap().state, HoldState::Held) {
+                        prop_assert_eq!(&after, &before, "an idempotent release changed state");
+                    }
+                }
+                Op::Acquire { owner, .. } => {
+                    if let Some(prev) = &live_before {
+                        prop_assert_eq!(&prev.owner, &owner_name(*owner), "acquire succeeded over another's live hold");
+                    }
+                    prop_assert!(after.live_hold(now).is_some());
+                }
+                Op::Expire | Op::ForceRelease => prop_assert!(after.live_hold(now).is_none()),
+            }
+            // Every event carries the hold as it stands after the change.
+            for ev in &out.events {
+                prop_assert!(ev.at <= now);
+            }
+            lease = after;
+        }
+    }
+}

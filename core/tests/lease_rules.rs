@@ -1,0 +1,153 @@
+//! Example-based tests of the lease rules: the boundaries and each documented case.
+
+use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd};
+use hhs_core::{Denied, EventKind, FencingToken, HoldId, HoldState, Lease, LockStatus, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
+use uuid::Uuid;
+
+fn owner(s: &str) -> OwnerId {
+    OwnerId::parse(s).unwrap()
+}
+
+fn cmd(o: &str, ttl_s: u32, n: u128) -> AcquireCmd {
+    AcquireCmd {
+        owner: owner(o),
+        ttl: Ttl::from_seconds(ttl_s, &TtlBounds { min_seconds: 1, max_seconds: 86_400 }).unwrap(),
+        new_hold_id: HoldId(Uuid::from_u128(n)),
+    }
+}
+
+fn fresh() -> Lease {
+    Lease::new(ResourceId(Uuid::from_u128(1)))
+}
+
+const NO_DELAY: Millis = Millis::ZERO;
+
+#[test]
+fn free_resource_is_granted_with_token_one() {
+    let out = acquire(&fresh(), Millis(1_000), &cmd("a", 30, 10), NO_DELAY).unwrap();
+    let hold = out.lease.hold.as_ref().unwrap();
+    assert_eq!(hold.token, FencingToken(1));
+    assert_eq!(hold.state, HoldState::Held);
+    assert_eq!(out.events.len(), 1);
+    assert_eq!(out.events[0].kind, EventKind::Acquired);
+}
+
+#[test]
+fn expiry_is_strictly_after_ttl() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 30, 10), NO_DELAY).unwrap().lease;
+    let h = l.hold.as_ref().unwrap();
+    assert_eq!(h.expires_at(), Millis(30_000));
+    assert!(!h.is_expired(Millis(30_000)), "now - last_heartbeat == ttl is still held");
+    assert!(h.is_expired(Millis(30_001)), "one millisecond later it is expired");
+    assert_eq!(l.status(Millis(30_000)), LockStatus::Held);
+    assert_eq!(l.status(Millis(30_001)), LockStatus::Expired);
+    // And the rules follow the same boundary.
+    assert!(matches!(acquire(&l, Millis(30_000), &cmd("b", 30, 11), NO_DELAY), Err(Denied::LockHeld { .. })));
+    assert!(acquire(&l, Millis(30_001), &cmd("b", 30, 11), NO_DELAY).is_ok());
+    assert!(heartbeat(&l, Millis(30_000), &owner("a"), None).is_ok());
+    assert_eq!(heartbeat(&l, Millis(30_001), &owner("a"), None), Err(Denied::LockExpired));
+}
+
+#[test]
+fn same_owner_reacquire_is_idempotent_and_keeps_token() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 30, 10), NO_DELAY).unwrap().lease;
+    let out = acquire(&l, Millis(5_000), &cmd("a", 60, 99), NO_DELAY).unwrap();
+    let h = out.lease.hold.as_ref().unwrap();
+    assert_eq!(h.token, FencingToken(1));
+    assert_eq!(h.id, HoldId(Uuid::from_u128(10)), "the hold keeps its id");
+    assert_eq!(h.last_heartbeat, Millis(5_000));
+    assert_eq!(h.ttl.seconds(), 60, "the requested TTL is adopted");
+    assert!(out.events.is_empty());
+}
+
+#[test]
+fn other_owner_is_denied_with_holder_and_expiry() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 30, 10), NO_DELAY).unwrap().lease;
+    assert_eq!(
+        acquire(&l, Millis(1), &cmd("b", 30, 11), NO_DELAY),
+        Err(Denied::LockHeld { holder: owner("a"), expires_at: Millis(30_000) })
+    );
+}
+
+#[test]
+fn acquire_after_lapse_records_expiry_then_grants_next_token() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
+    let out = acquire(&l, Millis(20_000), &cmd("b", 10, 11), NO_DELAY).unwrap();
+    let kinds: Vec<_> = out.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::Expired, EventKind::Acquired]);
+    assert_eq!(out.events[0].hold.state, HoldState::Expired { at: Millis(10_000) });
+    assert_eq!(out.lease.hold.unwrap().token, FencingToken(2));
+}
+
+#[test]
+fn heartbeat_never_revives_released_or_expired() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
+    let released = release(&l, Millis(1_000), &owner("a"), None).unwrap().lease;
+    assert_eq!(heartbeat(&released, Millis(1_001), &owner("a"), None), Err(Denied::NotHolder));
+    let expired = expire(&l, Millis(10_001), NO_DELAY).unwrap().lease;
+    assert_eq!(heartbeat(&expired, Millis(10_002), &owner("a"), None), Err(Denied::LockExpired));
+    assert_eq!(heartbeat(&fresh(), Millis(0), &owner("a"), None), Err(Denied::NotHolder));
+}
+
+#[test]
+fn heartbeat_records_gap_summary() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
+    let l = heartbeat(&l, Millis(3_000), &owner("a"), None).unwrap().lease;
+    let l = heartbeat(&l, Millis(9_000), &owner("a"), Some(FencingToken(1))).unwrap().lease;
+    let h = l.hold.unwrap();
+    assert_eq!(h.heartbeats, 2);
+    assert_eq!(h.max_gap, Millis(6_000));
+    assert_eq!(h.expires_at(), Millis(19_000));
+}
+
+#[test]
+fn release_is_idempotent_for_holder_and_refused_for_others() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
+    assert_eq!(release(&l, Millis(1), &owner("b"), None), Err(Denied::NotHolder));
+    let out = release(&l, Millis(2), &owner("a"), None).unwrap();
+    assert_eq!(out.events.len(), 1);
+    let again = release(&out.lease, Millis(3), &owner("a"), None).unwrap();
+    assert!(again.events.is_empty());
+    assert_eq!(again.lease, out.lease);
+    // A clean release has no lock-delay, even on a type that has one.
+    assert!(acquire(&out.lease, Millis(3), &cmd("b", 10, 11), Millis(60_000)).is_ok());
+}
+
+#[test]
+fn wrong_fencing_token_is_stale() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
+    assert_eq!(heartbeat(&l, Millis(1), &owner("a"), Some(FencingToken(7))), Err(Denied::StaleToken));
+    assert_eq!(release(&l, Millis(1), &owner("a"), Some(FencingToken(0))), Err(Denied::StaleToken));
+}
+
+#[test]
+fn lock_delay_after_expiry_counts_from_expiry_instant() {
+    let delay = Millis(5_000);
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), delay).unwrap().lease;
+    // Expired at 10_000; blocked until 15_000 whether the reaper ran or not.
+    assert_eq!(acquire(&l, Millis(14_999), &cmd("b", 10, 11), delay), Err(Denied::LockDelay { until: Millis(15_000) }));
+    let reaped = expire(&l, Millis(12_000), delay).unwrap().lease;
+    assert_eq!(acquire(&reaped, Millis(14_999), &cmd("a", 10, 11), delay), Err(Denied::LockDelay { until: Millis(15_000) }));
+    assert!(acquire(&reaped, Millis(15_000), &cmd("b", 10, 11), delay).is_ok());
+}
+
+#[test]
+fn force_release_ends_hold_and_starts_lock_delay() {
+    let delay = Millis(5_000);
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), delay).unwrap().lease;
+    let out = force_release(&l, Millis(1_000), delay).unwrap();
+    assert_eq!(out.events[0].kind, EventKind::ForceReleased);
+    assert_eq!(heartbeat(&out.lease, Millis(1_001), &owner("a"), None), Err(Denied::NotHolder));
+    assert!(matches!(acquire(&out.lease, Millis(5_999), &cmd("b", 10, 11), delay), Err(Denied::LockDelay { .. })));
+    assert!(acquire(&out.lease, Millis(6_000), &cmd("b", 10, 11), delay).is_ok());
+    assert_eq!(force_release(&out.lease, Millis(1_002), delay), Err(Denied::NotHeld));
+}
+
+#[test]
+fn expire_is_none_for_live_or_ended_holds() {
+    let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
+    assert!(expire(&l, Millis(10_000), NO_DELAY).is_none());
+    let e = expire(&l, Millis(10_001), NO_DELAY).unwrap().lease;
+    assert!(expire(&e, Millis(20_000), NO_DELAY).is_none(), "an expiry is recorded once");
+    assert!(expire(&fresh(), Millis(0), NO_DELAY).is_none());
+}

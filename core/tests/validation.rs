@@ -1,0 +1,67 @@
+//! Validation of ids, TTLs and request bodies: every bad input gets its own stable code, none panics.
+
+use hhs_core::api::{parse_body, AcquireRequest, CreateResourceRequest, HolderRequest};
+use hhs_core::{ErrorCode, OwnerId, ResourceId, Ttl, TtlBounds};
+
+#[test]
+fn owner_ids() {
+    assert!(OwnerId::parse("clinic-north:ws-12@ward.3_a").is_ok());
+    assert!(OwnerId::parse(&"a".repeat(128)).is_ok());
+    for bad in ["", " a", "a b", "a\n", "ä", &"a".repeat(129)] {
+        assert_eq!(OwnerId::parse(bad).unwrap_err().code, ErrorCode::InvalidOwnerId, "{bad:?}");
+    }
+}
+
+#[test]
+fn ttls_respect_bounds_and_whole_seconds() {
+    let b = TtlBounds::default();
+    assert_eq!(Ttl::from_seconds_f64(5.0, &b).unwrap().seconds(), 5);
+    assert_eq!(Ttl::from_seconds_f64(86_400.0, &b).unwrap().seconds(), 86_400);
+    for bad in [4.0, 86_401.0, -1.0, 30.5, f64::NAN, f64::INFINITY, 1e300] {
+        assert_eq!(Ttl::from_seconds_f64(bad, &b).unwrap_err().code, ErrorCode::InvalidTtl, "{bad}");
+    }
+}
+
+#[test]
+fn resource_ids() {
+    assert!(ResourceId::parse("0190a0c4-7a52-7000-8000-000000000001").is_ok());
+    assert_eq!(ResourceId::parse("bed-12").unwrap_err().code, ErrorCode::InvalidResourceId);
+}
+
+#[test]
+fn body_errors_are_classified() {
+    assert_eq!(parse_body::<AcquireRequest>(b"{not json").unwrap_err().code, ErrorCode::InvalidJson);
+    assert_eq!(parse_body::<AcquireRequest>(b"").unwrap_err().code, ErrorCode::InvalidJson);
+    assert_eq!(parse_body::<AcquireRequest>(b"[]").unwrap_err().code, ErrorCode::ValidationFailed);
+    assert_eq!(
+        parse_body::<AcquireRequest>(br#"{"resource_id":"x","owner_id":"a","ttl_seconds":"30"}"#).unwrap_err().code,
+        ErrorCode::ValidationFailed
+    );
+    let unknown = parse_body::<HolderRequest>(br#"{"resource_id":"x","owner_id":"a","extra":1}"#).unwrap_err();
+    assert_eq!(unknown.code, ErrorCode::ValidationFailed);
+    assert!(unknown.message.contains("extra"));
+    let ok: CreateResourceRequest = parse_body(br#"{"type":"bed","identifier":"Ward 3, bed 12"}"#).unwrap();
+    assert!(ok.validate().is_ok());
+    let bad: CreateResourceRequest = parse_body(br#"{"type":"Bed!","identifier":"x"}"#).unwrap();
+    assert_eq!(bad.validate().unwrap_err().code, ErrorCode::InvalidResourceType);
+}
+
+#[test]
+fn acquire_validation_names_the_field() {
+    let b = TtlBounds::default();
+    let req = |rid: &str, owner: &str, ttl: f64| AcquireRequest { resource_id: rid.into(), owner_id: owner.into(), ttl_seconds: ttl };
+    let rid = "0190a0c4-7a52-7000-8000-000000000001";
+    assert!(req(rid, "a", 30.0).validate(&b).is_ok());
+    assert_eq!(req("nope", "a", 30.0).validate(&b).unwrap_err().code, ErrorCode::InvalidResourceId);
+    assert_eq!(req(rid, "a b", 30.0).validate(&b).unwrap_err().code, ErrorCode::InvalidOwnerId);
+    assert_eq!(req(rid, "a", 1.0).validate(&b).unwrap_err().code, ErrorCode::InvalidTtl);
+}
+
+#[test]
+fn every_code_has_a_4xx_or_5xx_status_and_round_trips() {
+    let e = hhs_core::ApiError::new(ErrorCode::LockHeld, "x");
+    let json = serde_json::to_string(&hhs_core::error::ErrorBody::from(e)).unwrap();
+    assert_eq!(json, r#"{"error":{"code":"lock_held","message":"x"}}"#);
+    assert_eq!(ErrorCode::LockHeld.http_status(), 409);
+    assert_eq!(serde_json::to_value(ErrorCode::NotYourHold).unwrap(), ErrorCode::NotYourHold.as_str());
+}
