@@ -207,7 +207,7 @@ impl From<Denied> for ApiError {
             Denied::LockHeld { holder, expires_at } => {
                 let mut e = ApiError::new(
                     ErrorCode::LockHeld,
-                    format!("the resource is held by {holder} until {} unless they renew", expires_at.to_utc().to_rfc3339()),
+                    format!("the resource is held by {holder} until {} unless they renew", expires_at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                 );
                 e.holder = Some(holder.as_str().to_string());
                 e.expires_at = Some(expires_at.to_utc());

@@ -1,0 +1,136 @@
+//! Command line and environment: every flag has an `HHS_*` (or `DATABASE_URL`) variable and a sensible default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hhs_core::{Millis, Policy, TtlBounds};
+
+#[derive(Debug, Parser)]
+#[command(name = "hhs-origin", version, about = "HHS origin: exclusive, expiring holds on hospital resources")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: human-readable `text` or one JSON object per line.
+    #[arg(long, env = "HHS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (applies migrations first, runs the reaper unless --no-reaper).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Run only the reaper (several may run against one database at once).
+    Reaper(ReaperArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL. Without it the origin uses the embedded SQLite file at --sqlite-path.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The embedded database file, used when no DATABASE_URL is given.
+    #[arg(long, env = "HHS_SQLITE_PATH", default_value = "hhs.db")]
+    pub sqlite_path: PathBuf,
+    #[arg(long, env = "HHS_DB_POOL_MIN", default_value_t = 2)]
+    pub pool_min: u32,
+    #[arg(long, env = "HHS_DB_POOL_MAX", default_value_t = 10)]
+    pub pool_max: u32,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PolicyArgs {
+    /// Shortest TTL a client may ask for, in seconds.
+    #[arg(long, env = "HHS_MIN_TTL", default_value_t = 5)]
+    pub min_ttl: u32,
+    /// Longest TTL a client may ask for, in seconds.
+    #[arg(long, env = "HHS_MAX_TTL", default_value_t = 86_400)]
+    pub max_ttl: u32,
+    /// Lock-delay per resource type after an expiry or force-release, as TYPE=SECONDS (repeat, or comma-separate
+    /// in HHS_LOCK_DELAYS). Types not listed have none.
+    #[arg(long = "lock-delay", env = "HHS_LOCK_DELAYS", value_delimiter = ',', value_parser = parse_lock_delay)]
+    pub lock_delays: Vec<(String, u32)>,
+}
+
+fn parse_lock_delay(s: &str) -> Result<(String, u32), String> {
+    let (ty, secs) = s.split_once('=').ok_or_else(|| format!("expected TYPE=SECONDS, got {s:?}"))?;
+    let ty = hhs_core::ResourceType::parse(ty.trim()).map_err(|e| e.message)?;
+    let secs = secs.trim().parse().map_err(|_| format!("lock-delay seconds must be a whole number, got {secs:?}"))?;
+    Ok((ty.as_str().to_owned(), secs))
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> Result<Policy, String> {
+        if self.min_ttl == 0 || self.min_ttl > self.max_ttl {
+            return Err(format!("--min-ttl ({}) must be at least 1 and at most --max-ttl ({})", self.min_ttl, self.max_ttl));
+        }
+        Ok(Policy {
+            ttl_bounds: TtlBounds { min_seconds: self.min_ttl, max_seconds: self.max_ttl },
+            lock_delays: self.lock_delays.iter().map(|(t, s)| (t.clone(), Millis::from_secs(i64::from(*s)))).collect(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ReaperTiming {
+    /// Seconds between reaper passes (fractions allowed).
+    #[arg(long = "reaper-interval", env = "HHS_REAPER_INTERVAL", default_value_t = 5.0, value_parser = parse_interval)]
+    pub interval_secs: f64,
+    /// Most expiries recorded per transaction.
+    #[arg(long = "reaper-batch", env = "HHS_REAPER_BATCH", default_value_t = 500)]
+    pub batch: u32,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.01..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds between 0.01 and 3600, got {s:?}")),
+    }
+}
+
+impl ReaperTiming {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs_f64(self.interval_secs)
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HHS_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub reaper: ReaperTiming,
+    /// Do not run the in-process reaper (when `hhs-origin reaper` runs separately).
+    #[arg(long, env = "HHS_NO_REAPER")]
+    pub no_reaper: bool,
+    /// Browser origins allowed to call the API cross-origin (repeat, or comma-separate in HHS_CORS_ORIGINS).
+    #[arg(long = "cors-origin", env = "HHS_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ReaperArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub reaper: ReaperTiming,
+    /// One pass, then exit.
+    #[arg(long)]
+    pub once: bool,
+}

@@ -1,0 +1,68 @@
+//! The one error type of the HTTP layer. Every failure becomes `{"error":{"code":…,"message":…}}` with the
+//! status `hhs-core` assigns to the code; database text is logged, never sent.
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::StatusCode;
+use hhs_core::error::ErrorBody;
+use hhs_core::{ApiError, ErrorCode};
+
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum AppError {
+    Api(ApiError),
+    Store(StoreError),
+}
+
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        AppError::Api(e)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::Store(e)
+    }
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        AppError::Api(ApiError::new(code, message))
+    }
+
+    fn into_api(self) -> ApiError {
+        let e = match self {
+            AppError::Api(e) => return e,
+            AppError::Store(e) => e,
+        };
+        match e {
+            StoreError::NotFound => ApiError::new(ErrorCode::ResourceNotFound, "no resource with this id"),
+            StoreError::Exists => {
+                ApiError::new(ErrorCode::ResourceExists, "a resource with this type and identifier already exists")
+            }
+            StoreError::Denied(d) => d.into(),
+            StoreError::Unavailable(err) => {
+                tracing::error!(error = %err, "database unavailable");
+                ApiError::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; retry shortly")
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::new(ErrorCode::Internal, "internal error; the X-Request-Id of this response finds it in the server logs")
+            }
+        }
+    }
+}
+
+/// Renders an API error as a response.
+pub fn api_error_response(e: ApiError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(ErrorBody::from(e))).into_response()
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        api_error_response(self.into_api())
+    }
+}

@@ -1,0 +1,73 @@
+//! `/api/resources`: the things that can be held.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::StatusCode;
+use hhs_core::api::{CreateResourceRequest, ResourcePage, ResourceView};
+use hhs_core::{ErrorCode, ResourceId, ResourceType};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::AppError;
+use super::extract::{JsonBody, QueryParams};
+use super::AppState;
+use crate::store::{Resource, ResourceFilter};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/resources", post(create).get(list))
+        .route("/api/resources/{id}", get(show))
+}
+
+pub fn view(r: &Resource) -> ResourceView {
+    ResourceView {
+        id: r.id,
+        resource_type: r.resource_type.clone(),
+        identifier: r.identifier.clone(),
+        created_at: r.created_at.to_utc(),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateResourceRequest>,
+) -> Result<(StatusCode, Json<ResourceView>), AppError> {
+    let (ty, ident) = req.validate()?;
+    // UUIDv7: time-ordered, so listing by id lists by creation and the id doubles as the page cursor.
+    let resource = state.store.create_resource(ResourceId(Uuid::now_v7()), &ty, &ident).await?;
+    tracing::info!(resource_id = %resource.id, resource_type = %resource.resource_type, "resource created");
+    Ok((StatusCode::CREATED, Json(view(&resource))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(rename = "type")]
+    resource_type: Option<String>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<ResourcePage>, AppError> {
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::new(ErrorCode::ValidationFailed, format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let filter = ResourceFilter {
+        resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?.map(|t| t.as_str().to_owned()),
+        after: q.after.as_deref().map(ResourceId::parse).transpose()?,
+        limit,
+    };
+    let items: Vec<ResourceView> = state.store.resources(&filter).await?.iter().map(view).collect();
+    let next_after = if items.len() == limit as usize { items.last().map(|r| r.id) } else { None };
+    Ok(Json(ResourcePage { items, next_after }))
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ResourceView>, AppError> {
+    let id = ResourceId::parse(&id)?;
+    Ok(Json(view(&state.store.resource(id).await?)))
+}

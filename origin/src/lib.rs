@@ -1,0 +1,8 @@
+//! hhs-origin: the lease service. See ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod http;
+pub mod reaper;
+pub mod server;
+pub mod store;
+pub mod telemetry;

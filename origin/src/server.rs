@@ -1,0 +1,109 @@
+//! Wiring: open the store, migrate, start the reaper and the HTTP server, stop both gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hhs_core::Policy;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DbArgs, ServeArgs};
+use crate::http::{router, AppState};
+use crate::reaper;
+use crate::store::postgres::PgStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{DynStore, StoreError};
+
+/// PostgreSQL when a URL is given, else the embedded SQLite file. The URL is never logged (it may hold a password).
+pub async fn open_store(db: &DbArgs) -> Result<DynStore, StoreError> {
+    let store: DynStore = match &db.database_url {
+        Some(url) => Arc::new(PgStore::connect(url, db.pool_min, db.pool_max).await?),
+        None => Arc::new(SqliteStore::open(&db.sqlite_path, db.pool_max).await?),
+    };
+    tracing::info!(store = store.kind(), "database connected");
+    Ok(store)
+}
+
+/// Everything `serve` runs, with the knobs tests turn.
+#[derive(Clone)]
+pub struct Settings {
+    pub policy: Policy,
+    pub cors_origins: Vec<String>,
+    /// `None`: no in-process reaper.
+    pub reaper: Option<(std::time::Duration, u32)>,
+}
+
+/// A running origin.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, stops the reaper.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the API (and the reaper) on `listener`; runs until `shutdown` is cancelled.
+pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdown: CancellationToken) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()) };
+    let app = router(state, &settings.cors_origins);
+    let reaper = settings.reaper.map(|(interval, batch)| {
+        tokio::spawn(reaper::run(store, settings.policy.clone(), interval, batch, shutdown.clone()))
+    });
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "http server failed");
+        }
+        if let Some(r) = reaper {
+            let _ = r.await;
+        }
+    });
+    Ok(Running { addr, shutdown, task })
+}
+
+/// `hhs-origin serve`.
+pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let policy = args.policy.policy()?;
+    let store = open_store(&args.db).await?;
+    store.migrate().await?;
+    let listener = TcpListener::bind(args.bind).await?;
+    let settings = Settings {
+        policy,
+        cors_origins: args.cors_origins.clone(),
+        reaper: (!args.no_reaper).then(|| (args.reaper.interval(), args.reaper.batch)),
+    };
+    let shutdown = CancellationToken::new();
+    let running = spawn(listener, store, settings, shutdown.clone())?;
+    tracing::info!(url = %format!("http://{}", running.addr), "hhs-origin listening");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

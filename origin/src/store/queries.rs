@@ -1,0 +1,124 @@
+//! SQL shared by both stores: statements written once with `$n` placeholders (SQLite runs them through
+//! [`super::rows::sqlite_placeholders`]) and the filtered list queries, built with their arguments.
+
+use uuid::Uuid;
+
+use super::rows::{EVENT_COLUMNS, RESOURCE_COLUMNS};
+use super::{EventFilter, LockFilter, ResourceFilter};
+
+/// Every lease query selects the `leases` row joined with its resource: the columns of `rows::LeaseRecord`.
+macro_rules! select_leases {
+    () => {
+        "SELECT l.resource_id, r.type AS resource_type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, \
+         l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
+         l.max_gap_ms, l.delay_until_ms FROM leases l JOIN resources r ON r.id = l.resource_id"
+    };
+}
+
+/// A bind argument of a built query.
+pub enum Arg {
+    Text(String),
+    Uuid(Uuid),
+    Int(i64),
+}
+
+/// Collects `WHERE` conditions and their arguments, numbering placeholders as it goes.
+#[derive(Default)]
+struct Filter {
+    conditions: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Filter {
+    fn push(&mut self, condition_with_placeholder: &str, arg: Arg) {
+        self.args.push(arg);
+        self.conditions.push(condition_with_placeholder.replace("{}", &format!("${}", self.args.len())));
+    }
+
+    fn finish(mut self, select: &str, order_and_limit: &str, limit: Option<u32>) -> (String, Vec<Arg>) {
+        let mut sql = String::from(select);
+        if !self.conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&self.conditions.join(" AND "));
+        }
+        sql.push(' ');
+        sql.push_str(order_and_limit);
+        if let Some(limit) = limit {
+            self.args.push(Arg::Int(i64::from(limit)));
+            sql.push_str(&format!(" LIMIT ${}", self.args.len()));
+        }
+        (sql, self.args)
+    }
+}
+
+pub fn resources(f: &ResourceFilter) -> (String, Vec<Arg>) {
+    let mut q = Filter::default();
+    if let Some(t) = &f.resource_type {
+        q.push("type = {}", Arg::Text(t.clone()));
+    }
+    if let Some(after) = f.after {
+        q.push("id > {}", Arg::Uuid(after.0));
+    }
+    q.finish(&format!("SELECT {RESOURCE_COLUMNS} FROM resources"), "ORDER BY id", Some(f.limit))
+}
+
+pub fn leases(f: &LockFilter) -> (String, Vec<Arg>) {
+    let mut q = Filter::default();
+    if let Some(o) = &f.owner_id {
+        q.push("l.owner_id = {}", Arg::Text(o.clone()));
+    }
+    if let Some(t) = &f.resource_type {
+        q.push("r.type = {}", Arg::Text(t.clone()));
+    }
+    q.finish(select_leases!(), "ORDER BY l.resource_id", None)
+}
+
+pub fn events(f: &EventFilter) -> (String, Vec<Arg>) {
+    let mut q = Filter::default();
+    if let Some(r) = f.resource_id {
+        q.push("resource_id = {}", Arg::Uuid(r.0));
+    }
+    if let Some(after) = f.after_id {
+        q.push("id > {}", Arg::Int(after));
+    }
+    q.finish(&format!("SELECT {EVENT_COLUMNS} FROM events"), "ORDER BY id", Some(f.limit))
+}
+
+/// Binds built arguments on either database.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for arg in $args {
+            q = match arg {
+                $crate::store::queries::Arg::Text(s) => q.bind(s),
+                $crate::store::queries::Arg::Uuid(u) => q.bind(u),
+                $crate::store::queries::Arg::Int(i) => q.bind(i),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_args;
+
+pub const SELECT_LEASE: &str = concat!(select_leases!(), " WHERE l.resource_id = $1");
+/// PostgreSQL: the same, holding the row until commit. Every transition on a resource serializes here.
+pub const SELECT_LEASE_FOR_UPDATE: &str = concat!(select_leases!(), " WHERE l.resource_id = $1 FOR UPDATE OF l");
+
+/// The reaper's candidates: held leases whose expiry instant is before `$1` (now). This restates the rule
+/// `now - last_heartbeat > ttl` of `hhs_core::lease::Hold::is_expired` so an index can find them; every candidate
+/// is still decided by `hhs_core::lease::expire`, and a differential test checks the two agree.
+macro_rules! select_expired {
+    () => {
+        concat!(
+            select_leases!(),
+            " WHERE l.state = 'HELD' AND l.last_heartbeat_ms + l.ttl_ms < $1 ORDER BY l.last_heartbeat_ms + l.ttl_ms LIMIT $2"
+        )
+    };
+}
+pub const SELECT_EXPIRED: &str = select_expired!();
+/// PostgreSQL: the same, skipping rows another transaction (an acquire, another replica's reaper) holds.
+pub const SELECT_EXPIRED_SKIP_LOCKED: &str = concat!(select_expired!(), " FOR UPDATE OF l SKIP LOCKED");
+
+pub const SELECT_RESOURCE: &str = "SELECT id, type, identifier, created_at_ms FROM resources WHERE id = $1";
+pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms) VALUES ($1, $2, $3, $4)";
+pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";

@@ -1,0 +1,282 @@
+//! Rows ↔ domain types, shared by both stores: the columns are the same, only the SQL dialect differs.
+
+use hhs_core::api::EventView;
+use hhs_core::{FencingToken, Hold, HoldId, HoldState, Lease, LeaseEvent, Millis, OwnerId, ResourceId, Ttl};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A resource as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub id: ResourceId,
+    pub resource_type: String,
+    pub identifier: String,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ResourceFilter {
+    pub resource_type: Option<String>,
+    /// Keyset pagination: resources with an id greater than this (ids are UUIDv7, so: created later).
+    pub after: Option<ResourceId>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LockFilter {
+    pub owner_id: Option<String>,
+    pub resource_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub resource_id: Option<ResourceId>,
+    /// Events with an id greater than this.
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct LeaseRecord {
+    resource_id: Uuid,
+    resource_type: String,
+    identifier: String,
+    created_at_ms: i64,
+    last_token: i64,
+    hold_id: Option<Uuid>,
+    owner_id: Option<String>,
+    ttl_ms: Option<i64>,
+    token: Option<i64>,
+    acquired_at_ms: Option<i64>,
+    last_heartbeat_ms: Option<i64>,
+    state: String,
+    ended_at_ms: Option<i64>,
+    heartbeats: i64,
+    max_gap_ms: i64,
+    delay_until_ms: Option<i64>,
+}
+
+fn corrupt(what: &str, id: Uuid) -> StoreError {
+    StoreError::Corrupt(format!("lease row of resource {id}: {what}"))
+}
+
+impl LeaseRecord {
+    pub fn into_parts(self) -> Result<(Resource, Lease), StoreError> {
+        let id = self.resource_id;
+        let resource = Resource {
+            id: ResourceId(id),
+            resource_type: self.resource_type,
+            identifier: self.identifier,
+            created_at: Millis(self.created_at_ms),
+        };
+        let last_token = FencingToken::from_i64(self.last_token).ok_or_else(|| corrupt("negative last_token", id))?;
+        let hold = match self.state.as_str() {
+            "FREE" => None,
+            state => {
+                let ended = || self.ended_at_ms.map(Millis).ok_or_else(|| corrupt("ended hold without ended_at", id));
+                let state = match state {
+                    "HELD" => HoldState::Held,
+                    "RELEASED" => HoldState::Released { at: ended()? },
+                    "EXPIRED" => HoldState::Expired { at: ended()? },
+                    "FORCE_RELEASED" => HoldState::ForceReleased { at: ended()? },
+                    other => return Err(corrupt(&format!("unknown state {other}"), id)),
+                };
+                let missing = |c: &str| corrupt(&format!("hold without {c}"), id);
+                let owner = self.owner_id.as_deref().ok_or_else(|| missing("owner_id"))?;
+                Some(Hold {
+                    id: HoldId(self.hold_id.ok_or_else(|| missing("hold_id"))?),
+                    owner: OwnerId::parse(owner).map_err(|_| corrupt("invalid owner_id", id))?,
+                    ttl: Ttl::from_stored_millis(self.ttl_ms.ok_or_else(|| missing("ttl_ms"))?),
+                    token: self.token.and_then(FencingToken::from_i64).ok_or_else(|| missing("token"))?,
+                    acquired_at: Millis(self.acquired_at_ms.ok_or_else(|| missing("acquired_at_ms"))?),
+                    last_heartbeat: Millis(self.last_heartbeat_ms.ok_or_else(|| missing("last_heartbeat_ms"))?),
+                    state,
+                    heartbeats: u32::try_from(self.heartbeats).unwrap_or(u32::MAX),
+                    max_gap: Millis(self.max_gap_ms),
+                })
+            }
+        };
+        Ok((resource, Lease { resource_id: ResourceId(id), last_token, hold, delay_until: self.delay_until_ms.map(Millis) }))
+    }
+}
+
+/// A lease flattened into the columns of `UPDATE_LEASE` (`$2`…`$13`; `$1` is the resource id).
+pub struct LeaseColumns {
+    pub last_token: i64,
+    pub hold_id: Option<Uuid>,
+    pub owner_id: Option<String>,
+    pub ttl_ms: Option<i64>,
+    pub token: Option<i64>,
+    pub acquired_at_ms: Option<i64>,
+    pub last_heartbeat_ms: Option<i64>,
+    pub state: &'static str,
+    pub ended_at_ms: Option<i64>,
+    pub heartbeats: i64,
+    pub max_gap_ms: i64,
+    pub delay_until_ms: Option<i64>,
+}
+
+impl From<&Lease> for LeaseColumns {
+    fn from(l: &Lease) -> Self {
+        let h = l.hold.as_ref();
+        let (state, ended) = match h.map(|h| h.state) {
+            None => ("FREE", None),
+            Some(HoldState::Held) => ("HELD", None),
+            Some(HoldState::Released { at }) => ("RELEASED", Some(at.0)),
+            Some(HoldState::Expired { at }) => ("EXPIRED", Some(at.0)),
+            Some(HoldState::ForceReleased { at }) => ("FORCE_RELEASED", Some(at.0)),
+        };
+        LeaseColumns {
+            last_token: l.last_token.to_i64(),
+            hold_id: h.map(|h| h.id.0),
+            owner_id: h.map(|h| h.owner.as_str().to_owned()),
+            ttl_ms: h.map(|h| h.ttl.as_millis().0),
+            token: h.map(|h| h.token.to_i64()),
+            acquired_at_ms: h.map(|h| h.acquired_at.0),
+            last_heartbeat_ms: h.map(|h| h.last_heartbeat.0),
+            state,
+            ended_at_ms: ended,
+            heartbeats: h.map_or(0, |h| i64::from(h.heartbeats)),
+            max_gap_ms: h.map_or(0, |h| h.max_gap.0),
+            delay_until_ms: l.delay_until.map(|m| m.0),
+        }
+    }
+}
+
+pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
+     acquired_at_ms = $7, last_heartbeat_ms = $8, state = $9, ended_at_ms = $10, heartbeats = $11, max_gap_ms = $12, \
+     delay_until_ms = $13 WHERE resource_id = $1";
+
+/// Binds `UPDATE_LEASE`'s parameters on either database.
+macro_rules! bind_lease {
+    ($q:expr, $id:expr, $c:expr) => {{
+        let c = $c;
+        $q.bind($id)
+            .bind(c.last_token)
+            .bind(c.hold_id)
+            .bind(c.owner_id)
+            .bind(c.ttl_ms)
+            .bind(c.token)
+            .bind(c.acquired_at_ms)
+            .bind(c.last_heartbeat_ms)
+            .bind(c.state)
+            .bind(c.ended_at_ms)
+            .bind(c.heartbeats)
+            .bind(c.max_gap_ms)
+            .bind(c.delay_until_ms)
+    }};
+}
+pub(crate) use bind_lease;
+
+pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// One row of `events`, ready to insert.
+pub struct EventRow {
+    pub at_ms: i64,
+    pub kind: &'static str,
+    pub resource_id: Option<Uuid>,
+    pub hold_id: Option<Uuid>,
+    pub owner_id: Option<String>,
+    pub fencing_token: Option<i64>,
+    pub detail: String,
+}
+
+macro_rules! bind_event {
+    ($q:expr, $e:expr) => {{
+        let e = $e;
+        $q.bind(e.at_ms).bind(e.kind).bind(e.resource_id).bind(e.hold_id).bind(e.owner_id).bind(e.fencing_token).bind(e.detail)
+    }};
+}
+pub(crate) use bind_event;
+
+impl EventRow {
+    /// A lease event. The detail carries the per-hold heartbeat summary (count and longest gap) — what the TTL
+    /// model and the audit read instead of one row per heartbeat.
+    pub fn lease(resource_id: ResourceId, e: &LeaseEvent) -> EventRow {
+        let h = &e.hold;
+        let detail = json!({
+            "ttl_seconds": h.ttl.seconds(),
+            "acquired_at_ms": h.acquired_at.0,
+            "last_heartbeat_ms": h.last_heartbeat.0,
+            "heartbeats": h.heartbeats,
+            "max_heartbeat_gap_ms": h.max_gap.0,
+            "held_ms": h.ended_at(e.at).map(|end| end.since(h.acquired_at).0),
+        });
+        EventRow {
+            at_ms: e.at.0,
+            kind: e.kind.as_str(),
+            resource_id: Some(resource_id.0),
+            hold_id: Some(h.id.0),
+            owner_id: Some(h.owner.as_str().to_owned()),
+            fencing_token: Some(h.token.to_i64()),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn resource_created(r: &Resource) -> EventRow {
+        EventRow {
+            at_ms: r.created_at.0,
+            kind: "resource_created",
+            resource_id: Some(r.id.0),
+            hold_id: None,
+            owner_id: None,
+            fencing_token: None,
+            detail: json!({ "type": r.resource_type, "identifier": r.identifier }).to_string(),
+        }
+    }
+}
+
+pub const EVENT_COLUMNS: &str = "id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail";
+
+#[derive(sqlx::FromRow)]
+pub struct EventRecord {
+    id: i64,
+    at_ms: i64,
+    kind: String,
+    resource_id: Option<Uuid>,
+    hold_id: Option<Uuid>,
+    owner_id: Option<String>,
+    fencing_token: Option<i64>,
+    detail: String,
+}
+
+impl From<EventRecord> for EventView {
+    fn from(r: EventRecord) -> EventView {
+        EventView {
+            id: r.id,
+            at: Millis(r.at_ms).to_utc(),
+            kind: r.kind,
+            resource_id: r.resource_id.map(ResourceId),
+            hold_id: r.hold_id.map(HoldId),
+            owner_id: r.owner_id,
+            fencing_token: r.fencing_token.and_then(FencingToken::from_i64).map(|t| t.0),
+            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ResourceRecord {
+    id: Uuid,
+    #[sqlx(rename = "type")]
+    resource_type: String,
+    identifier: String,
+    created_at_ms: i64,
+}
+
+impl From<ResourceRecord> for Resource {
+    fn from(r: ResourceRecord) -> Resource {
+        Resource { id: ResourceId(r.id), resource_type: r.resource_type, identifier: r.identifier, created_at: Millis(r.created_at_ms) }
+    }
+}
+
+pub const RESOURCE_COLUMNS: &str = "id, type, identifier, created_at_ms";
+
+/// Rewrites `$1`-style placeholders as SQLite's positional `?1`, so the shared statements above serve both
+/// dialects. None of our statements contains a `$` elsewhere.
+pub fn sqlite_placeholders(sql: &str) -> String {
+    sql.replace('$', "?")
+}

@@ -1,0 +1,174 @@
+//! The embedded SQLite store: HHS on a bare machine with no database server. WAL mode, one writer at a time:
+//! every transition and every reaper pass runs in `BEGIN IMMEDIATE`, which takes the write lock up front, so a
+//! read-decide-write never races another writer. Same schema, same statements (with `?n` placeholders), same
+//! events as PostgreSQL.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hhs_core::api::EventView;
+use hhs_core::lease::expire;
+use hhs_core::{Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::queries::{self, bind_args, INSERT_LEASE, INSERT_RESOURCE, SELECT_EXPIRED, SELECT_LEASE, SELECT_RESOURCE};
+use super::rows::{
+    bind_event, bind_lease, sqlite_placeholders as q, EventRecord, EventRow, LeaseColumns, LeaseRecord, ResourceRecord,
+    INSERT_EVENT, UPDATE_LEASE,
+};
+use super::{Applied, EventFilter, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+const NOW: &str = "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, max: u32) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(StoreError::Unavailable)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // Writers queue on the database lock; under a burst of acquires they wait rather than fail.
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+async fn db_now(tx: &mut Transaction<'_, Sqlite>) -> Result<Millis, StoreError> {
+    Ok(Millis(sqlx::query_scalar(NOW).fetch_one(&mut **tx).await?))
+}
+
+async fn write(tx: &mut Transaction<'_, Sqlite>, before: &Lease, outcome: &Outcome) -> Result<(), StoreError> {
+    if &outcome.lease != before {
+        let id = outcome.lease.resource_id.0;
+        bind_lease!(sqlx::query(&q(UPDATE_LEASE)), id, LeaseColumns::from(&outcome.lease)).execute(&mut **tx).await?;
+    }
+    for event in &outcome.events {
+        bind_event!(sqlx::query(&q(INSERT_EVENT)), EventRow::lease(outcome.lease.resource_id, event))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn now(&self) -> Result<Millis, StoreError> {
+        Ok(Millis(sqlx::query_scalar(NOW).fetch_one(&self.pool).await?))
+    }
+
+    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier) -> Result<Resource, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = db_now(&mut tx).await?;
+        let resource = Resource { id, resource_type: ty.as_str().to_owned(), identifier: ident.as_str().to_owned(), created_at: now };
+        sqlx::query(&q(INSERT_RESOURCE)).bind(id.0).bind(ty.as_str()).bind(ident.as_str()).bind(now.0).execute(&mut *tx).await?;
+        sqlx::query(&q(INSERT_LEASE)).bind(id.0).execute(&mut *tx).await?;
+        bind_event!(sqlx::query(&q(INSERT_EVENT)), EventRow::resource_created(&resource)).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(resource)
+    }
+
+    async fn resource(&self, id: ResourceId) -> Result<Resource, StoreError> {
+        let rec: Option<ResourceRecord> = sqlx::query_as(&q(SELECT_RESOURCE)).bind(id.0).fetch_optional(&self.pool).await?;
+        rec.map(Resource::from).ok_or(StoreError::NotFound)
+    }
+
+    async fn resources(&self, filter: &ResourceFilter) -> Result<Vec<Resource>, StoreError> {
+        let (sql, args) = queries::resources(filter);
+        let sql = q(&sql);
+        let recs: Vec<ResourceRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
+        Ok(recs.into_iter().map(Resource::from).collect())
+    }
+
+    async fn lease(&self, id: ResourceId) -> Result<(Resource, Lease, Millis), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rec: Option<LeaseRecord> = sqlx::query_as(&q(SELECT_LEASE)).bind(id.0).fetch_optional(&mut *tx).await?;
+        let now = db_now(&mut tx).await?;
+        tx.commit().await?;
+        let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+        Ok((resource, lease, now))
+    }
+
+    async fn leases(&self, filter: &LockFilter) -> Result<(Vec<(Resource, Lease)>, Millis), StoreError> {
+        let (sql, args) = queries::leases(filter);
+        let sql = q(&sql);
+        let mut tx = self.pool.begin().await?;
+        let recs: Vec<LeaseRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&mut *tx).await?;
+        let now = db_now(&mut tx).await?;
+        tx.commit().await?;
+        let leases = recs.into_iter().map(LeaseRecord::into_parts).collect::<Result<_, _>>()?;
+        Ok((leases, now))
+    }
+
+    async fn transact(&self, id: ResourceId, transition: Transition) -> Result<Applied, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rec: Option<LeaseRecord> = sqlx::query_as(&q(SELECT_LEASE)).bind(id.0).fetch_optional(&mut *tx).await?;
+        let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+        let now = db_now(&mut tx).await?;
+        let outcome = transition(&resource, &lease, now).map_err(StoreError::Denied)?;
+        write(&mut tx, &lease, &outcome).await?;
+        tx.commit().await?;
+        Ok(Applied { resource, outcome, now })
+    }
+
+    async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = db_now(&mut tx).await?;
+        let recs: Vec<LeaseRecord> =
+            sqlx::query_as(&q(SELECT_EXPIRED)).bind(now.0).bind(i64::from(batch)).fetch_all(&mut *tx).await?;
+        let mut expired = 0;
+        for rec in recs {
+            let (resource, lease) = rec.into_parts()?;
+            if let Some(outcome) = expire(&lease, now, policy.lock_delay(&resource.resource_type)) {
+                write(&mut tx, &lease, &outcome).await?;
+                expired += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(expired)
+    }
+
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>, StoreError> {
+        let (sql, args) = queries::events(filter);
+        let sql = q(&sql);
+        let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
+        Ok(recs.into_iter().map(EventView::from).collect())
+    }
+}
