@@ -1,1 +1,37 @@
-fn main() {}
+//! `cargo xtask <command>`: HHS's build, run and test orchestration, in Rust rather than shell
+//! (rust-analyzer's pattern). Only `std`, so it builds in seconds on a clean machine.
+//!
+//! * `dev`  — build and start the origin on the embedded store; print its URL.
+//! * `test` — every test: hhs-core for wasm32 without std, then the whole workspace against a throwaway
+//!   PostgreSQL cluster (or `DATABASE_URL`).
+//! * `pgbench` — measures the two transactional-acquire strategies on a throwaway cluster.
+
+mod dev;
+mod pgbench;
+mod postgres;
+mod run;
+mod test;
+mod wasm;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev::run(&args[1..]),
+        Some("test") => test::run(&args[1..]),
+        Some("pgbench") => pgbench::run(&args[1..]),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            eprintln!("usage: cargo xtask <dev|test|pgbench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -4,8 +4,8 @@
 //! one transaction.
 
 pub mod postgres;
-mod queries;
-mod rows;
+pub mod queries;
+pub mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -1,0 +1,204 @@
+//! Test harness: each test gets its own database (a fresh PostgreSQL database, or a fresh SQLite file) and its own
+//! origin on a random port, and talks to it over HTTP like a client (zero2prod's pattern).
+//!
+//! PostgreSQL comes from `HHS_TEST_PG_URL` (an admin URL; `cargo xtask test` starts a throwaway cluster and sets
+//! it). Without it a PostgreSQL test is skipped with a message — except under `CI`, where it fails.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use hhs_core::{Millis, Policy, TtlBounds};
+use hhs_origin::server::{spawn, Running, Settings};
+use hhs_origin::store::postgres::PgStore;
+use hhs_origin::store::sqlite::SqliteStore;
+use hhs_origin::store::DynStore;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Runs one async test body against both stores: `both_stores!(name)` makes `postgres::name` and `sqlite::name`.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name($crate::support::Backend::Postgres).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name($crate::support::Backend::Sqlite).await })*
+        }
+    };
+}
+
+/// One test's database.
+pub struct TestDb {
+    pub backend: Backend,
+    pg_url: Option<String>,
+    sqlite: Option<(tempfile::TempDir, std::path::PathBuf)>,
+}
+
+fn pg_admin_url() -> Option<String> {
+    match std::env::var("HHS_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but HHS_TEST_PG_URL is not: PostgreSQL tests must run in CI (use `cargo xtask test`)")
+        }
+        _ => None,
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
+    match query {
+        Some(q) => format!("{prefix}/{db}?{q}"),
+        None => format!("{prefix}/{db}"),
+    }
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is not available outside CI (the test then returns early).
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("hhs.db");
+                Some(TestDb { backend, pg_url: None, sqlite: Some((dir, path)) })
+            }
+            Backend::Postgres => {
+                let Some(admin) = pg_admin_url() else {
+                    eprintln!("skipped: PostgreSQL test without HHS_TEST_PG_URL (run `cargo xtask test`)");
+                    return None;
+                };
+                let name = format!("hhs_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL cluster");
+                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+                conn.close().await.ok();
+                Some(TestDb { backend, pg_url: Some(with_database(&admin, &name)), sqlite: None })
+            }
+        }
+    }
+
+    /// A new connection pool to this database, migrated.
+    pub async fn store(&self) -> DynStore {
+        let store: DynStore = match self.backend {
+            Backend::Postgres => Arc::new(PgStore::connect(self.pg_url.as_deref().expect("pg url"), 1, 20).await.expect("pg store")),
+            Backend::Sqlite => {
+                let path = &self.sqlite.as_ref().expect("sqlite path").1;
+                Arc::new(SqliteStore::open(path, 8).await.expect("sqlite store"))
+            }
+        };
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    pub fn pg_url(&self) -> Option<&str> {
+        self.pg_url.as_deref()
+    }
+
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        self.sqlite.as_ref().map(|(_, p)| p.as_path())
+    }
+}
+
+/// The policy tests run under: TTLs from 1 s so expiry tests are quick; `or-room` has a 2 s lock-delay.
+pub fn test_policy() -> Policy {
+    Policy {
+        ttl_bounds: TtlBounds { min_seconds: 1, max_seconds: 86_400 },
+        lock_delays: [("or-room".to_owned(), Millis(2_000))].into_iter().collect(),
+    }
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub store: DynStore,
+    running: Running,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// The stable error code of an error reply.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(db: &TestDb) -> TestApp {
+        Self::spawn_with(db, Some(Duration::from_millis(200))).await
+    }
+
+    /// `reaper`: the in-process reaper's interval, or `None` for no reaper.
+    pub async fn spawn_with(db: &TestDb, reaper: Option<Duration>) -> TestApp {
+        let store = db.store().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let settings = Settings { policy: test_policy(), cors_origins: vec![], reaper: reaper.map(|i| (i, 100)) };
+        let running = spawn(listener, store.clone(), settings, CancellationToken::new()).expect("spawn origin");
+        let url = format!("http://{}", running.addr);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        TestApp { url, client, store, running }
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("request reaches the origin");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: body is not JSON: {text}")) };
+        Reply { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(format!("{}{path}", self.url))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.client.post(format!("{}{path}", self.url)).json(&body)).await
+    }
+
+    pub async fn create_resource(&self, ty: &str, identifier: &str) -> String {
+        let r = self.post("/api/resources", json!({"type": ty, "identifier": identifier})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn acquire(&self, resource_id: &str, owner: &str, ttl: u32) -> Reply {
+        self.post("/api/locks/acquire", json!({"resource_id": resource_id, "owner_id": owner, "ttl_seconds": ttl})).await
+    }
+
+    pub async fn heartbeat(&self, resource_id: &str, owner: &str) -> Reply {
+        self.post("/api/locks/heartbeat", json!({"resource_id": resource_id, "owner_id": owner})).await
+    }
+
+    pub async fn release(&self, resource_id: &str, owner: &str) -> Reply {
+        self.post("/api/locks/release", json!({"resource_id": resource_id, "owner_id": owner})).await
+    }
+
+    /// The event kinds recorded for a resource, oldest first.
+    pub async fn event_kinds(&self, resource_id: &str) -> Vec<String> {
+        let r = self.get(&format!("/api/events?resource_id={resource_id}&limit=1000")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body.as_array().expect("array").iter().map(|e| e["kind"].as_str().unwrap_or("").to_owned()).collect()
+    }
+}
