@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::run::{cargo, root, status, step};
+use crate::run::{cargo, root, status, step, target_dir};
 
 pub fn run(extra: &[String]) -> Result<(), String> {
     step("building hhs-origin");
@@ -13,7 +13,7 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     let bind = std::env::var("HHS_BIND").unwrap_or_else(|_| "127.0.0.1:8000".into());
     let db = state.join("hhs.db");
 
-    let mut origin = Command::new(root().join("target/debug/hhs-origin"));
+    let mut origin = Command::new(target_dir().join("debug/hhs-origin"));
     origin.arg("serve").arg("--bind").arg(&bind).args(extra);
     if std::env::var_os("DATABASE_URL").is_none() {
         origin.arg("--sqlite-path").arg(&db);

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::run::{cargo, output, root, status, step};
+use crate::run::{cargo, output, root, status, step, target_dir};
 
 const TARGET: &str = "wasm32-unknown-unknown";
 
@@ -63,7 +63,7 @@ pub fn cargo_wasm(tc: &Toolchain, subcommand: &str) -> Command {
                 .env("RUSTDOC", "/usr/bin/rustdoc")
                 .env("RUSTC_BOOTSTRAP", "1")
                 .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld-19")
-                .env("CARGO_TARGET_DIR", root().join("target/wasm-debian"))
+                .env("CARGO_TARGET_DIR", target_dir().join("wasm-debian"))
                 .args([subcommand, "-Zbuild-std=std,panic_abort", "--target", TARGET]);
             c
         }
