@@ -31,16 +31,7 @@ fn answer(applied: &Applied) -> Json<LockView> {
 async fn acquire(State(state): State<AppState>, JsonBody(req): JsonBody<AcquireRequest>) -> Result<Json<LockView>, AppError> {
     let valid = req.validate(&state.policy.ttl_bounds)?;
     let cmd = AcquireCmd { owner: valid.owner, ttl: valid.ttl, new_hold_id: HoldId(Uuid::now_v7()) };
-    let policy = state.policy.clone();
-    let applied = state
-        .store
-        .transact(
-            valid.resource_id,
-            Box::new(move |resource, current, now| {
-                lease::acquire(current, now, &cmd, policy.lock_delay(&resource.resource_type))
-            }),
-        )
-        .await?;
+    let applied = state.store.acquire(valid.resource_id, cmd, state.policy.clone()).await?;
     if let Some(h) = applied.outcome.lease.hold.as_ref().filter(|_| !applied.outcome.events.is_empty()) {
         tracing::info!(resource_id = %valid.resource_id, owner_id = %h.owner, fencing_token = h.token.0, "hold granted");
     }

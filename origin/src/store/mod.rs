@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hhs_core::api::EventView;
+use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
 pub use rows::{Resource, ResourceFilter, LockFilter, EventFilter};
@@ -87,6 +88,12 @@ pub trait Store: Send + Sync + 'static {
     /// writes its outcome and events. A refusal writes nothing and comes back as [`StoreError::Denied`].
     async fn transact(&self, id: ResourceId, transition: Transition) -> Result<Applied, StoreError>;
 
+    /// Acquire: `hhs_core::lease::acquire` through [`Store::transact`]. PostgreSQL overrides it with a
+    /// one-statement fast path for the common case and falls back to this.
+    async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, policy: Arc<Policy>) -> Result<Applied, StoreError> {
+        self.transact(id, acquire_transition(cmd, policy)).await
+    }
+
     /// Records up to `batch` lapsed holds as expired (one `expired` event each). Safe to run on several replicas
     /// at once: each expiry is recorded exactly once. Returns how many it recorded.
     async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError>;
@@ -95,3 +102,8 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// The acquire rule, with the lock-delay of the resource's type from `policy`.
+pub fn acquire_transition(cmd: AcquireCmd, policy: Arc<Policy>) -> Transition {
+    Box::new(move |resource, current, now| hhs_core::lease::acquire(current, now, &cmd, policy.lock_delay(&resource.resource_type)))
+}

@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hhs_core::api::EventView;
-use hhs_core::lease::expire;
-use hhs_core::{Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
+use std::sync::Arc;
+
+use hhs_core::lease::{expire, AcquireCmd};
+use hhs_core::{EventKind, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::queries::{self, bind_args, INSERT_LEASE, INSERT_RESOURCE, SELECT_EXPIRED_SKIP_LOCKED, SELECT_LEASE, SELECT_LEASE_FOR_UPDATE, SELECT_RESOURCE};
-use super::rows::{bind_event, bind_lease, EventRecord, EventRow, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT, UPDATE_LEASE};
-use super::{Applied, EventFilter, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition};
+use super::queries::{self, bind_args, FAST_GRANT, INSERT_LEASE, INSERT_RESOURCE, SELECT_EXPIRED_SKIP_LOCKED, SELECT_LEASE, SELECT_LEASE_FOR_UPDATE, SELECT_RESOURCE};
+use super::rows::{bind_event, bind_lease, hold_detail, EventRecord, EventRow, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT, UPDATE_LEASE};
+use super::{acquire_transition, Applied, EventFilter, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -130,6 +132,26 @@ impl Store for PgStore {
         write(&mut tx, &lease, &outcome).await?;
         tx.commit().await?;
         Ok(Applied { resource, outcome, now })
+    }
+
+    async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, policy: Arc<Policy>) -> Result<Applied, StoreError> {
+        let detail = hold_detail(cmd.ttl, 0, Millis::ZERO, None);
+        let granted: Option<LeaseRecord> = sqlx::query_as(FAST_GRANT)
+            .bind(id.0)
+            .bind(cmd.new_hold_id.0)
+            .bind(cmd.owner.as_str())
+            .bind(cmd.ttl.as_millis().0)
+            .bind(detail)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(rec) = granted else {
+            return self.transact(id, acquire_transition(cmd, policy)).await;
+        };
+        let (resource, lease) = rec.into_parts()?;
+        let hold = lease.hold.clone().ok_or_else(|| StoreError::Corrupt("fast grant returned no hold".into()))?;
+        let now = hold.acquired_at;
+        let events = vec![LeaseEvent { kind: EventKind::Acquired, at: now, hold }];
+        Ok(Applied { resource, outcome: Outcome { lease, events }, now })
     }
 
     async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError> {

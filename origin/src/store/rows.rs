@@ -173,6 +173,17 @@ pub(crate) use bind_lease;
 pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+/// The `detail` of a lease event: the hold's TTL and its heartbeat summary, and how long it was held once it ended.
+pub fn hold_detail(ttl: Ttl, heartbeats: u32, max_gap: Millis, held_ms: Option<Millis>) -> String {
+    json!({
+        "ttl_seconds": ttl.seconds(),
+        "heartbeats": heartbeats,
+        "max_heartbeat_gap_ms": max_gap.0,
+        "held_ms": held_ms.map(|m| m.0),
+    })
+    .to_string()
+}
+
 /// One row of `events`, ready to insert.
 pub struct EventRow {
     pub at_ms: i64,
@@ -197,14 +208,8 @@ impl EventRow {
     /// model and the audit read instead of one row per heartbeat.
     pub fn lease(resource_id: ResourceId, e: &LeaseEvent) -> EventRow {
         let h = &e.hold;
-        let detail = json!({
-            "ttl_seconds": h.ttl.seconds(),
-            "acquired_at_ms": h.acquired_at.0,
-            "last_heartbeat_ms": h.last_heartbeat.0,
-            "heartbeats": h.heartbeats,
-            "max_heartbeat_gap_ms": h.max_gap.0,
-            "held_ms": h.ended_at(e.at).map(|end| end.since(h.acquired_at).0),
-        });
+        let held_ms = h.ended_at(e.at).map(|end| end.since(h.acquired_at));
+        let detail = hold_detail(h.ttl, h.heartbeats, h.max_gap, held_ms);
         EventRow {
             at_ms: e.at.0,
             kind: e.kind.as_str(),
@@ -212,7 +217,7 @@ impl EventRow {
             hold_id: Some(h.id.0),
             owner_id: Some(h.owner.as_str().to_owned()),
             fencing_token: Some(h.token.to_i64()),
-            detail: detail.to_string(),
+            detail,
         }
     }
 
