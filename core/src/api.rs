@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::ids::{FencingToken, HoldId, Identifier, OwnerId, ResourceId, ResourceType};
+use crate::auth::Role;
+use crate::ids::{FencingToken, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType};
 use crate::lease::{Denied, Lease, LockStatus};
 use crate::time::Millis;
 use crate::ttl::{Ttl, TtlBounds};
@@ -109,6 +110,66 @@ impl HolderRequest {
     }
 }
 
+/// `POST /api/locks/force-release` (admin).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForceReleaseRequest {
+    pub resource_id: String,
+    pub reason: String,
+}
+
+impl ForceReleaseRequest {
+    /// The resource and the reason (1–500 characters, recorded in the audit trail).
+    pub fn validate(&self) -> Result<(ResourceId, String), ApiError> {
+        let reason = self.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+            return Err(ApiError::new(ErrorCode::ValidationFailed, "reason must be 1-500 characters without control characters"));
+        }
+        Ok((ResourceId::parse(&self.resource_id)?, reason.to_string()))
+    }
+}
+
+/// `PATCH /api/resources/{id}` (admin): rename a resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateResourceRequest {
+    pub identifier: String,
+}
+
+/// `POST /api/keys` (admin).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub principal: String,
+    pub role: String,
+}
+
+impl CreateKeyRequest {
+    pub fn validate(&self) -> Result<(Principal, Role), ApiError> {
+        let role = Role::parse(&self.role)
+            .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client or admin"))?;
+        Ok((Principal::parse(&self.principal)?, role))
+    }
+}
+
+/// A key as listed: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyView {
+    pub id: String,
+    pub principal: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to a key creation: the only time the full key is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    pub key: String,
+    #[serde(flatten)]
+    pub view: KeyView,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceView {
     pub id: ResourceId,
@@ -133,6 +194,8 @@ pub struct LockView {
     pub id: Option<HoldId>,
     pub resource_id: ResourceId,
     pub owner_id: Option<String>,
+    /// The principal whose key acquired the hold.
+    pub principal: Option<String>,
     pub status: LockStatus,
     pub ttl_seconds: Option<u32>,
     pub fencing_token: Option<u64>,
@@ -155,6 +218,7 @@ impl LockView {
             id: hold.map(|h| h.id),
             resource_id: lease.resource_id,
             owner_id: hold.map(|h| h.owner.as_str().to_string()),
+            principal: hold.map(|h| h.principal.as_str().to_string()),
             status: lease.status(now),
             ttl_seconds: hold.map(|h| h.ttl.seconds()),
             fencing_token: hold.map(|h| h.token.0),
@@ -199,6 +263,12 @@ pub struct EventView {
     pub owner_id: Option<String>,
     pub fencing_token: Option<u64>,
     pub detail: serde_json::Value,
+    /// Who did it: the principal of the key used, or `hhs:reaper`.
+    pub principal: Option<String>,
+    pub key_id: Option<String>,
+    pub request_id: Option<String>,
+    /// `ok` for changes; `unauthenticated` for recorded authentication failures.
+    pub outcome: String,
 }
 
 impl From<Denied> for ApiError {
@@ -222,6 +292,7 @@ impl From<Denied> for ApiError {
                 e
             }
             Denied::NotHolder => ApiError::new(ErrorCode::NotHolder, "this owner does not hold the resource"),
+            Denied::NotYourHold => ApiError::new(ErrorCode::NotYourHold, "the resource is held under another principal's key"),
             Denied::LockExpired => ApiError::new(
                 ErrorCode::LockExpired,
                 "this owner's hold expired; acquire again (and treat any work done under the old token as unprotected)",

@@ -53,14 +53,16 @@ impl FromStr for ResourceId {
 #[serde(transparent)]
 pub struct OwnerId(String);
 
+/// 1–`max` characters of `[A-Za-z0-9._:@-]`: the charset of owner ids and principals.
+fn is_plain_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
+}
+
 impl OwnerId {
     pub const MAX_LEN: usize = 128;
 
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let ok = !s.is_empty()
-            && s.len() <= Self::MAX_LEN
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'));
-        if ok {
+        if is_plain_name(s, Self::MAX_LEN) {
             Ok(OwnerId(s.to_string()))
         } else {
             Err(ApiError::new(
@@ -83,6 +85,33 @@ impl<'de> Deserialize<'de> for OwnerId {
 }
 
 impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who a request comes from: the principal an API key was issued to (a clinic, a service). Holds are scoped to
+/// it: another principal cannot heartbeat or release them, whatever `owner_id` it names. 1–64 characters of
+/// `[A-Za-z0-9._:@-]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Principal(String);
+
+impl Principal {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        if is_plain_name(s, 64) {
+            Ok(Principal(s.to_string()))
+        } else {
+            Err(ApiError::new(ErrorCode::ValidationFailed, "principal must be 1-64 characters of A-Z a-z 0-9 . _ : @ -"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

@@ -19,7 +19,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{FencingToken, HoldId, OwnerId, ResourceId};
+use crate::ids::{FencingToken, HoldId, OwnerId, Principal, ResourceId};
 use crate::time::Millis;
 use crate::ttl::Ttl;
 
@@ -69,6 +69,9 @@ impl LockStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hold {
     pub id: HoldId,
+    /// The principal whose key acquired the hold; only it may renew or release it.
+    pub principal: Principal,
+    /// Within the principal, the workstation or process that holds.
     pub owner: OwnerId,
     pub ttl: Ttl,
     pub token: FencingToken,
@@ -198,6 +201,8 @@ pub enum Denied {
     LockDelay { until: Millis },
     /// The caller is not the holder (never was, or released, or was force-released).
     NotHolder,
+    /// The hold belongs to another principal.
+    NotYourHold,
     /// The caller's hold lapsed.
     LockExpired,
     /// The fencing token given is not the current grant's.
@@ -209,6 +214,7 @@ pub enum Denied {
 /// A request for a grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcquireCmd {
+    pub principal: Principal,
     pub owner: OwnerId,
     pub ttl: Ttl,
     /// The id the new hold gets if this is a fresh grant (ids come from the caller: no randomness in here).
@@ -224,7 +230,7 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
 
     if let Some(hold) = next.hold.as_mut() {
         if hold.is_live(now) {
-            if hold.owner != cmd.owner {
+            if hold.owner != cmd.owner || hold.principal != cmd.principal {
                 return Err(Denied::LockHeld { holder: hold.owner.clone(), expires_at: hold.expires_at() });
             }
             hold.record_heartbeat(now);
@@ -246,6 +252,7 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
     let token = next.last_token.next();
     let hold = Hold {
         id: cmd.new_hold_id,
+        principal: cmd.principal.clone(),
         owner: cmd.owner.clone(),
         ttl: cmd.ttl,
         token,
@@ -262,21 +269,33 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
     Ok(Outcome { lease: next, events })
 }
 
-/// Checks that `owner` (with `token`, if given) is the holder of record; says why not otherwise.
-fn check_holder<'a>(lease: &'a Lease, owner: &OwnerId, token: Option<FencingToken>) -> Result<&'a Hold, Denied> {
+/// Who claims to hold: the authenticated principal, the owner id it names, and optionally the fencing token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub principal: Principal,
+    pub owner: OwnerId,
+    pub token: Option<FencingToken>,
+}
+
+/// Checks that the claim matches the holder of record; says why not otherwise. The principal is checked first:
+/// another principal learns nothing about owners or tokens.
+fn check_holder<'a>(lease: &'a Lease, claim: &Claim) -> Result<&'a Hold, Denied> {
     let hold = lease.hold.as_ref().ok_or(Denied::NotHolder)?;
-    if &hold.owner != owner {
+    if hold.principal != claim.principal {
+        return Err(Denied::NotYourHold);
+    }
+    if hold.owner != claim.owner {
         return Err(Denied::NotHolder);
     }
-    if token.is_some_and(|t| t != hold.token) {
+    if claim.token.is_some_and(|t| t != hold.token) {
         return Err(Denied::StaleToken);
     }
     Ok(hold)
 }
 
 /// Heartbeat: only the holder of an unexpired hold; renews `last_heartbeat`. Never grants, never revives.
-pub fn heartbeat(lease: &Lease, now: Millis, owner: &OwnerId, token: Option<FencingToken>) -> Result<Outcome, Denied> {
-    let hold = check_holder(lease, owner, token)?;
+pub fn heartbeat(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, Denied> {
+    let hold = check_holder(lease, claim)?;
     match hold.state {
         HoldState::Held if hold.is_expired(now) => return Err(Denied::LockExpired),
         HoldState::Held => {}
@@ -292,8 +311,8 @@ pub fn heartbeat(lease: &Lease, now: Millis, owner: &OwnerId, token: Option<Fenc
 
 /// Release: only the holder; releasing an already released hold again is an idempotent success with no event.
 /// A clean release sets no lock-delay.
-pub fn release(lease: &Lease, now: Millis, owner: &OwnerId, token: Option<FencingToken>) -> Result<Outcome, Denied> {
-    let hold = check_holder(lease, owner, token)?;
+pub fn release(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, Denied> {
+    let hold = check_holder(lease, claim)?;
     match hold.state {
         HoldState::Released { .. } => return Ok(Outcome { lease: lease.clone(), events: vec![] }),
         HoldState::Held if hold.is_expired(now) => return Err(Denied::LockExpired),

@@ -10,11 +10,13 @@
 //! * [`policy`] — TTL bounds and per-type lock-delay.
 //! * [`api`] — the JSON request/response types of the HTTP API and their validation.
 //! * [`error`] — the stable error codes and their HTTP status.
+//! * [`auth`] — roles and the API key format.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod lease;
@@ -23,7 +25,8 @@ pub mod time;
 pub mod ttl;
 
 pub use error::{ApiError, ErrorCode};
-pub use ids::{FencingToken, HoldId, Identifier, OwnerId, ResourceId, ResourceType};
+pub use auth::Role;
+pub use ids::{FencingToken, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType};
 pub use lease::{Denied, EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
 pub use policy::Policy;
 pub use time::Millis;

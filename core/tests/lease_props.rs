@@ -1,8 +1,8 @@
 //! Property tests: random sequences of operations by a few owners at random, non-decreasing times, checked
 //! against the invariants documented in `hhs_core::lease`.
 
-use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd};
-use hhs_core::{FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
+use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd, Claim};
+use hhs_core::{Principal, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -31,6 +31,15 @@ fn owner_name(i: u8) -> OwnerId {
     OwnerId::parse(["alpha", "bravo", "charlie"][usize::from(i)]).unwrap()
 }
 
+/// Owners 0 and 1 belong to one clinic, owner 2 to another, so cross-principal attempts are generated too.
+fn principal_of(i: u8) -> Principal {
+    Principal::parse(if i < 2 { "north" } else { "south" }).unwrap()
+}
+
+fn claim(i: u8, token: Option<u64>) -> Claim {
+    Claim { principal: principal_of(i), owner: owner_name(i), token: token.map(FencingToken) }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -53,11 +62,11 @@ proptest! {
             let result = match &op {
                 Op::Acquire { owner, ttl_s } => {
                     next_id += 1;
-                    let cmd = AcquireCmd { owner: owner_name(*owner), ttl: Ttl::from_seconds(*ttl_s, &bounds).unwrap(), new_hold_id: HoldId(Uuid::from_u128(next_id)) };
+                    let cmd = AcquireCmd { principal: principal_of(*owner), owner: owner_name(*owner), ttl: Ttl::from_seconds(*ttl_s, &bounds).unwrap(), new_hold_id: HoldId(Uuid::from_u128(next_id)) };
                     acquire(&before, now, &cmd, delay).map_err(|_| ())
                 }
-                Op::Heartbeat { owner, token } => heartbeat(&before, now, &owner_name(*owner), token.map(FencingToken)).map_err(|_| ()),
-                Op::Release { owner, token } => release(&before, now, &owner_name(*owner), token.map(FencingToken)).map_err(|_| ()),
+                Op::Heartbeat { owner, token } => heartbeat(&before, now, &claim(*owner, *token)).map_err(|_| ()),
+                Op::Release { owner, token } => release(&before, now, &claim(*owner, *token)).map_err(|_| ()),
                 Op::Expire => expire(&before, now, delay).ok_or(()),
                 Op::ForceRelease => force_release(&before, now, delay).map_err(|_| ()),
             };
@@ -84,7 +93,7 @@ proptest! {
                 // Heartbeat never grants and never revives: it only succeeds for the live holder and keeps the grant.
                 Op::Heartbeat { owner, .. } => {
                     let prev = live_before.as_ref();
-                    prop_assert!(prev.is_some_and(|p| p.owner == owner_name(*owner)), "heartbeat succeeded without a live hold");
+                    prop_assert!(prev.is_some_and(|p| p.owner == owner_name(*owner) && p.principal == principal_of(*owner)), "heartbeat succeeded without a live hold");
                     let cur = after.hold.as_ref().unwrap();
                     prop_assert_eq!(cur.id, prev.unwrap().id);
                     prop_assert_eq!(cur.token, prev.unwrap().token);
@@ -92,8 +101,8 @@ proptest! {
                 }
                 // A non-holder never changes state: release succeeds only for the holder of record.
                 Op::Release { owner, .. } => {
-                    let holder = before.hold.as_ref().map(|h| h.owner.clone());
-                    prop_assert_eq!(holder, Some(owner_name(*owner)));
+                    let holder = before.hold.as_ref().map(|h| (h.principal.clone(), h.owner.clone()));
+                    prop_assert_eq!(holder, Some((principal_of(*owner), owner_name(*owner))));
                     if !matches!(before.hold.as_ref().unwrap().state, HoldState::Held) {
                         prop_assert_eq!(&after, &before, "an idempotent release changed state");
                     }

@@ -1,15 +1,24 @@
 //! Example-based tests of the lease rules: the boundaries and each documented case.
 
-use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd};
-use hhs_core::{Denied, EventKind, FencingToken, HoldId, HoldState, Lease, LockStatus, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
+use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd, Claim};
+use hhs_core::{Principal, Denied, EventKind, FencingToken, HoldId, HoldState, Lease, LockStatus, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
 use uuid::Uuid;
 
 fn owner(s: &str) -> OwnerId {
     OwnerId::parse(s).unwrap()
 }
 
+fn claim(o: &str, token: Option<FencingToken>) -> Claim {
+    Claim { principal: clinic(), owner: owner(o), token }
+}
+
+fn clinic() -> Principal {
+    Principal::parse("clinic-north").unwrap()
+}
+
 fn cmd(o: &str, ttl_s: u32, n: u128) -> AcquireCmd {
     AcquireCmd {
+        principal: clinic(),
         owner: owner(o),
         ttl: Ttl::from_seconds(ttl_s, &TtlBounds { min_seconds: 1, max_seconds: 86_400 }).unwrap(),
         new_hold_id: HoldId(Uuid::from_u128(n)),
@@ -44,8 +53,8 @@ fn expiry_is_strictly_after_ttl() {
     // And the rules follow the same boundary.
     assert!(matches!(acquire(&l, Millis(30_000), &cmd("b", 30, 11), NO_DELAY), Err(Denied::LockHeld { .. })));
     assert!(acquire(&l, Millis(30_001), &cmd("b", 30, 11), NO_DELAY).is_ok());
-    assert!(heartbeat(&l, Millis(30_000), &owner("a"), None).is_ok());
-    assert_eq!(heartbeat(&l, Millis(30_001), &owner("a"), None), Err(Denied::LockExpired));
+    assert!(heartbeat(&l, Millis(30_000), &claim("a", None)).is_ok());
+    assert_eq!(heartbeat(&l, Millis(30_001), &claim("a", None)), Err(Denied::LockExpired));
 }
 
 #[test]
@@ -82,18 +91,18 @@ fn acquire_after_lapse_records_expiry_then_grants_next_token() {
 #[test]
 fn heartbeat_never_revives_released_or_expired() {
     let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
-    let released = release(&l, Millis(1_000), &owner("a"), None).unwrap().lease;
-    assert_eq!(heartbeat(&released, Millis(1_001), &owner("a"), None), Err(Denied::NotHolder));
+    let released = release(&l, Millis(1_000), &claim("a", None)).unwrap().lease;
+    assert_eq!(heartbeat(&released, Millis(1_001), &claim("a", None)), Err(Denied::NotHolder));
     let expired = expire(&l, Millis(10_001), NO_DELAY).unwrap().lease;
-    assert_eq!(heartbeat(&expired, Millis(10_002), &owner("a"), None), Err(Denied::LockExpired));
-    assert_eq!(heartbeat(&fresh(), Millis(0), &owner("a"), None), Err(Denied::NotHolder));
+    assert_eq!(heartbeat(&expired, Millis(10_002), &claim("a", None)), Err(Denied::LockExpired));
+    assert_eq!(heartbeat(&fresh(), Millis(0), &claim("a", None)), Err(Denied::NotHolder));
 }
 
 #[test]
 fn heartbeat_records_gap_summary() {
     let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
-    let l = heartbeat(&l, Millis(3_000), &owner("a"), None).unwrap().lease;
-    let l = heartbeat(&l, Millis(9_000), &owner("a"), Some(FencingToken(1))).unwrap().lease;
+    let l = heartbeat(&l, Millis(3_000), &claim("a", None)).unwrap().lease;
+    let l = heartbeat(&l, Millis(9_000), &claim("a", Some(FencingToken(1)))).unwrap().lease;
     let h = l.hold.unwrap();
     assert_eq!(h.heartbeats, 2);
     assert_eq!(h.max_gap, Millis(6_000));
@@ -103,10 +112,10 @@ fn heartbeat_records_gap_summary() {
 #[test]
 fn release_is_idempotent_for_holder_and_refused_for_others() {
     let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
-    assert_eq!(release(&l, Millis(1), &owner("b"), None), Err(Denied::NotHolder));
-    let out = release(&l, Millis(2), &owner("a"), None).unwrap();
+    assert_eq!(release(&l, Millis(1), &claim("b", None)), Err(Denied::NotHolder));
+    let out = release(&l, Millis(2), &claim("a", None)).unwrap();
     assert_eq!(out.events.len(), 1);
-    let again = release(&out.lease, Millis(3), &owner("a"), None).unwrap();
+    let again = release(&out.lease, Millis(3), &claim("a", None)).unwrap();
     assert!(again.events.is_empty());
     assert_eq!(again.lease, out.lease);
     // A clean release has no lock-delay, even on a type that has one.
@@ -116,8 +125,8 @@ fn release_is_idempotent_for_holder_and_refused_for_others() {
 #[test]
 fn wrong_fencing_token_is_stale() {
     let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
-    assert_eq!(heartbeat(&l, Millis(1), &owner("a"), Some(FencingToken(7))), Err(Denied::StaleToken));
-    assert_eq!(release(&l, Millis(1), &owner("a"), Some(FencingToken(0))), Err(Denied::StaleToken));
+    assert_eq!(heartbeat(&l, Millis(1), &claim("a", Some(FencingToken(7)))), Err(Denied::StaleToken));
+    assert_eq!(release(&l, Millis(1), &claim("a", Some(FencingToken(0)))), Err(Denied::StaleToken));
 }
 
 #[test]
@@ -137,7 +146,7 @@ fn force_release_ends_hold_and_starts_lock_delay() {
     let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), delay).unwrap().lease;
     let out = force_release(&l, Millis(1_000), delay).unwrap();
     assert_eq!(out.events[0].kind, EventKind::ForceReleased);
-    assert_eq!(heartbeat(&out.lease, Millis(1_001), &owner("a"), None), Err(Denied::NotHolder));
+    assert_eq!(heartbeat(&out.lease, Millis(1_001), &claim("a", None)), Err(Denied::NotHolder));
     assert!(matches!(acquire(&out.lease, Millis(5_999), &cmd("b", 10, 11), delay), Err(Denied::LockDelay { .. })));
     assert!(acquire(&out.lease, Millis(6_000), &cmd("b", 10, 11), delay).is_ok());
     assert_eq!(force_release(&out.lease, Millis(1_002), delay), Err(Denied::NotHeld));
@@ -150,4 +159,18 @@ fn expire_is_none_for_live_or_ended_holds() {
     let e = expire(&l, Millis(10_001), NO_DELAY).unwrap().lease;
     assert!(expire(&e, Millis(20_000), NO_DELAY).is_none(), "an expiry is recorded once");
     assert!(expire(&fresh(), Millis(0), NO_DELAY).is_none());
+}
+
+#[test]
+fn another_principal_cannot_touch_a_hold_even_with_the_owner_id() {
+    let l = acquire(&fresh(), Millis(0), &cmd("ws-1", 10, 10), NO_DELAY).unwrap().lease;
+    let south = Claim { principal: Principal::parse("clinic-south").unwrap(), owner: owner("ws-1"), token: Some(FencingToken(1)) };
+    assert_eq!(heartbeat(&l, Millis(1), &south), Err(Denied::NotYourHold));
+    assert_eq!(release(&l, Millis(1), &south), Err(Denied::NotYourHold));
+    // Nor can it "re-acquire" it as the same owner id.
+    let mut other = cmd("ws-1", 10, 11);
+    other.principal = south.principal.clone();
+    assert!(matches!(acquire(&l, Millis(1), &other, NO_DELAY), Err(Denied::LockHeld { .. })));
+    // Within the principal, owner ids still decide.
+    assert_eq!(heartbeat(&l, Millis(1), &claim("ws-2", None)), Err(Denied::NotHolder));
 }

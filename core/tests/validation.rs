@@ -65,3 +65,22 @@ fn every_code_has_a_4xx_or_5xx_status_and_round_trips() {
     assert_eq!(ErrorCode::LockHeld.http_status(), 409);
     assert_eq!(serde_json::to_value(ErrorCode::NotYourHold).unwrap(), ErrorCode::NotYourHold.as_str());
 }
+
+#[test]
+fn api_keys_and_bearer_headers() {
+    use hhs_core::auth::{format_key, parse_bearer, parse_key};
+    let key = format_key("0123456789ab", &"f".repeat(64));
+    let parts = parse_key(&key).unwrap();
+    assert_eq!((parts.key_id, parts.secret.len()), ("0123456789ab", 64));
+    assert!(parse_key("hhs_0123456789ab_short").is_none());
+    assert!(parse_key(&key.to_uppercase()).is_none());
+    assert!(parse_key(&format!("{key}x")).is_none());
+    assert!(parse_bearer(Some(&format!("Bearer {key}"))).is_ok());
+    for bad in [None, Some(""), Some("Basic abc"), Some("Bearer"), Some("Bearer hhs_x_y")] {
+        let e = parse_bearer(bad).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthenticated);
+        assert_eq!(e.http_status(), 401);
+    }
+    assert!(hhs_core::Role::Admin.allows(hhs_core::Role::Client));
+    assert!(!hhs_core::Role::Viewer.allows(hhs_core::Role::Client));
+}

@@ -31,6 +31,32 @@ pub enum Command {
     Migrate(DbArgs),
     /// Run only the reaper (several may run against one database at once).
     Reaper(ReaperArgs),
+    /// Manage API keys. `create` prints only the key on stdout.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Mint a key; prints the key (shown only now) on stdout, details on stderr.
+    Create {
+        #[arg(long)]
+        principal: String,
+        /// viewer, client or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id; it stops working within 5 seconds everywhere.
+    Revoke { key_id: String },
 }
 
 #[derive(Clone, Debug, Args)]
@@ -117,6 +143,9 @@ pub struct ServeArgs {
     /// Do not run the in-process reaper (when `hhs-origin reaper` runs separately).
     #[arg(long, env = "HHS_NO_REAPER")]
     pub no_reaper: bool,
+    /// Local demos only: check no API keys (every caller is an admin). Refuses a non-loopback --bind.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// Browser origins allowed to call the API cross-origin (repeat, or comma-separate in HHS_CORS_ORIGINS).
     #[arg(long = "cors-origin", env = "HHS_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

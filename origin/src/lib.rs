@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod http;
+pub mod keys;
 pub mod reaper;
 pub mod server;
 pub mod store;

@@ -1,6 +1,7 @@
 use clap::Parser;
-use hhs_origin::config::{Cli, Command};
-use hhs_origin::{reaper, server, telemetry};
+use hhs_origin::config::{Cli, Command, KeysArgs, KeysCommand};
+use hhs_origin::store::Actor;
+use hhs_origin::{keys, reaper, server, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -23,6 +24,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(store = store.kind(), "migrations applied");
             Ok(())
         }
+        Command::Keys(args) => keys_command(args).await,
         Command::Reaper(args) => {
             let policy = args.policy.policy()?;
             let store = server::open_store(&args.db).await?;
@@ -41,4 +43,35 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+/// `hhs-origin keys …`: stdout carries only what a script captures (the new key, or the list); the rest is stderr.
+async fn keys_command(args: KeysArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let store = server::open_store(&args.db).await?;
+    store.migrate().await?;
+    let actor = Actor::system("cli");
+    match args.command {
+        KeysCommand::Create { principal, role } => {
+            let principal = hhs_core::Principal::parse(&principal).map_err(|e| e.message)?;
+            let role = hhs_core::Role::parse(&role).ok_or("role must be viewer, client or admin")?;
+            let (key, record) = keys::create(&store, &principal, role, &actor).await?;
+            eprintln!("created key {} for principal {} with role {} (shown once; store it now)", record.id, record.principal, record.role);
+            println!("{key}");
+        }
+        KeysCommand::List => {
+            println!("{:<14} {:<24} {:<8} {:<26} revoked", "id", "principal", "role", "created");
+            for k in store.keys().await? {
+                let at = |ms: i64| hhs_core::Millis(ms).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                println!("{:<14} {:<24} {:<8} {:<26} {}", k.id, k.principal, k.role, at(k.created_at_ms), k.revoked_at_ms.map(at).unwrap_or_else(|| "-".into()));
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let k = store.revoke_key(&key_id, &actor).await.map_err(|e| match e {
+                hhs_origin::store::StoreError::NotFound => format!("no key with id {key_id}"),
+                e => e.to_string(),
+            })?;
+            eprintln!("revoked key {} of principal {}", k.id, k.principal);
+        }
+    }
+    Ok(())
 }

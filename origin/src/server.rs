@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DbArgs, ServeArgs};
+use crate::http::auth::Authenticator;
 use crate::http::{router, AppState};
 use crate::reaper;
 use crate::store::postgres::PgStore;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// `None`: no in-process reaper.
     pub reaper: Option<(std::time::Duration, u32)>,
+    /// `--insecure-no-auth`: no keys; every caller is an admin (loopback only).
+    pub insecure_no_auth: bool,
 }
 
 /// A running origin.
@@ -52,7 +55,8 @@ impl Running {
 /// Starts the API (and the reaper) on `listener`; runs until `shutdown` is cancelled.
 pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdown: CancellationToken) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
-    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()) };
+    let auth = Arc::new(Authenticator::new(store.clone(), settings.insecure_no_auth));
+    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()), auth };
     let app = router(state, &settings.cors_origins);
     let reaper = settings.reaper.map(|(interval, batch)| {
         tokio::spawn(reaper::run(store, settings.policy.clone(), interval, batch, shutdown.clone()))
@@ -73,6 +77,12 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
 /// `hhs-origin serve`.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let policy = args.policy.policy()?;
+    if args.insecure_no_auth {
+        if !args.bind.ip().is_loopback() {
+            return Err(format!("--insecure-no-auth refuses to listen on {}: bind a loopback address (127.0.0.1)", args.bind).into());
+        }
+        tracing::warn!("!!! --insecure-no-auth: NO API KEYS ARE CHECKED; every caller is an admin. For local demos only. !!!");
+    }
     let store = open_store(&args.db).await?;
     store.migrate().await?;
     let listener = TcpListener::bind(args.bind).await?;
@@ -80,6 +90,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         policy,
         cors_origins: args.cors_origins.clone(),
         reaper: (!args.no_reaper).then(|| (args.reaper.interval(), args.reaper.batch)),
+        insecure_no_auth: args.insecure_no_auth,
     };
     let shutdown = CancellationToken::new();
     let running = spawn(listener, store, settings, shutdown.clone())?;

@@ -29,7 +29,7 @@ async fn fast_grant_sql_agrees_with_core_acquire() {
                 let hb = now.0 - heartbeat_age;
                 if *state != "FREE" {
                     sqlx::query(
-                        "UPDATE leases SET state = $1, hold_id = $2, owner_id = 'prev', ttl_ms = 30000, token = 3, last_token = 3, \
+                        "UPDATE leases SET state = $1, hold_id = $2, owner_id = 'prev', principal = 'clinic-south', ttl_ms = 30000, token = 3, last_token = 3, \
                          acquired_at_ms = $3, last_heartbeat_ms = $3, ended_at_ms = $4, delay_until_ms = $5 WHERE resource_id = $2",
                     )
                     .bind(state)
@@ -58,6 +58,7 @@ async fn fast_grant_sql_agrees_with_core_acquire() {
         sqlx::query(&sql).bind(now.0).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<uuid::Uuid, _>(0).to_string()).collect();
 
     let cmd = AcquireCmd {
+        principal: hhs_core::Principal::parse("clinic-north").unwrap(),
         owner: OwnerId::parse("next").unwrap(),
         ttl: Ttl::from_seconds(30, &TtlBounds::default()).unwrap(),
         new_hold_id: HoldId(uuid::Uuid::nil()),

@@ -86,7 +86,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
     }
     for (id, ttl_s, hb, state) in &cases {
         let sql = "UPDATE leases SET state = $1, hold_id = $2, owner_id = 'o', ttl_ms = $3, token = 1, last_token = 1, \
-                   acquired_at_ms = $4, last_heartbeat_ms = $4, ended_at_ms = $5 WHERE resource_id = $6";
+                   acquired_at_ms = $4, last_heartbeat_ms = $4, ended_at_ms = $5, principal = 'clinic-north' WHERE resource_id = $6";
         let uuid: uuid::Uuid = id.parse().unwrap();
         let ended = (*state != "HELD").then_some(*hb);
         match b {
@@ -121,6 +121,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
     for (id, ttl_s, hb, state) in &cases {
         let hold = hhs_core::Hold {
             id: HoldId(uuid::Uuid::nil()),
+            principal: hhs_core::Principal::parse("clinic-north").unwrap(),
             owner: OwnerId::parse("o").unwrap(),
             ttl: Ttl::from_seconds(*ttl_s, &bounds).unwrap(),
             token: hhs_core::FencingToken(1),

@@ -1,10 +1,13 @@
 //! The HTTP API: one router per route group, merged here, under one middleware stack
-//! (request id → trace span → CORS → body limit).
+//! (request id → trace span → CORS → authentication of `/api/*` → body limit).
 
+mod audit;
+pub mod auth;
 pub mod error;
-pub mod extract;
 mod events;
+pub mod extract;
 mod health;
+mod keys;
 mod locks;
 mod resources;
 
@@ -30,9 +33,10 @@ use error::AppError;
 pub struct AppState {
     pub store: DynStore,
     pub policy: Arc<Policy>,
+    pub auth: Arc<auth::Authenticator>,
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let routes = Router::new()
@@ -40,9 +44,12 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .merge(resources::router())
         .merge(locks::router())
         .merge(events::router())
+        .merge(keys::router())
+        .merge(audit::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .with_state(state);
     let routes = match cors(cors_origins) {
         Some(cors) => routes.layer(cors),

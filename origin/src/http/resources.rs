@@ -4,11 +4,12 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
-use hhs_core::api::{CreateResourceRequest, ResourcePage, ResourceView};
-use hhs_core::{ErrorCode, ResourceId, ResourceType};
+use hhs_core::api::{CreateResourceRequest, ResourcePage, ResourceView, UpdateResourceRequest};
+use hhs_core::{ErrorCode, Identifier, ResourceId, ResourceType, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams};
 use super::AppState;
@@ -17,7 +18,7 @@ use crate::store::{Resource, ResourceFilter};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/resources", post(create).get(list))
-        .route("/api/resources/{id}", get(show))
+        .route("/api/resources/{id}", get(show).patch(update).delete(remove))
 }
 
 pub fn view(r: &Resource) -> ResourceView {
@@ -31,11 +32,13 @@ pub fn view(r: &Resource) -> ResourceView {
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(req): JsonBody<CreateResourceRequest>,
 ) -> Result<(StatusCode, Json<ResourceView>), AppError> {
+    caller.require(Role::Admin)?;
     let (ty, ident) = req.validate()?;
     // UUIDv7: time-ordered, so listing by id lists by creation and the id doubles as the page cursor.
-    let resource = state.store.create_resource(ResourceId(Uuid::now_v7()), &ty, &ident).await?;
+    let resource = state.store.create_resource(ResourceId(Uuid::now_v7()), &ty, &ident, &caller.actor()).await?;
     tracing::info!(resource_id = %resource.id, resource_type = %resource.resource_type, "resource created");
     Ok((StatusCode::CREATED, Json(view(&resource))))
 }
@@ -52,7 +55,8 @@ struct ListQuery {
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<ResourcePage>, AppError> {
+async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<ResourcePage>, AppError> {
+    caller.require(Role::Viewer)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::new(ErrorCode::ValidationFailed, format!("limit must be between 1 and {MAX_PAGE}")));
@@ -67,7 +71,30 @@ async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQue
     Ok(Json(ResourcePage { items, next_after }))
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ResourceView>, AppError> {
+async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ResourceView>, AppError> {
+    caller.require(Role::Viewer)?;
     let id = ResourceId::parse(&id)?;
     Ok(Json(view(&state.store.resource(id).await?)))
+}
+
+/// Renames a resource (its type keys policy and never changes).
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UpdateResourceRequest>,
+) -> Result<Json<ResourceView>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = ResourceId::parse(&id)?;
+    let ident = Identifier::parse(&req.identifier)?;
+    Ok(Json(view(&state.store.update_resource(id, &ident, &caller.actor()).await?)))
+}
+
+/// Deletes a resource that nobody holds (409 `lock_held` otherwise). Its events stay in the log.
+async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ResourceView>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = ResourceId::parse(&id)?;
+    let removed = state.store.delete_resource(id, &caller.actor()).await?;
+    tracing::info!(resource_id = %id, "resource deleted");
+    Ok(Json(view(&removed)))
 }

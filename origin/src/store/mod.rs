@@ -1,4 +1,4 @@
-//! The store: where leases, resources and events live. One trait, one implementation per database
+//! The store: where resources, leases, keys and events live. One trait, one implementation per database
 //! ([`postgres`], [`sqlite`]); the lease *rules* are not here but in `hhs-core` — a store only locks the row,
 //! reads the database clock, runs the transition it is given and writes back the result and its events, all in
 //! one transaction.
@@ -15,15 +15,32 @@ use hhs_core::api::EventView;
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
-pub use rows::{Resource, ResourceFilter, LockFilter, EventFilter};
+pub use rows::{EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter};
 
 /// A lease transition from `hhs_core::lease`, closed over its request: given the resource, its current lease and
 /// the database's `now`, the next state or a refusal.
 pub type Transition = Box<dyn FnOnce(&Resource, &Lease, Millis) -> Result<Outcome, Denied> + Send>;
 
+/// Who causes a change, for the audit trail: the principal and key of the request (or a system actor such as
+/// the reaper), the request id, and for force-release the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub principal: String,
+    pub key_id: Option<String>,
+    pub request_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Actor {
+    /// An actor inside HHS itself (`hhs:reaper`, `hhs:cli`).
+    pub fn system(name: &str) -> Actor {
+        Actor { principal: format!("hhs:{name}"), ..Actor::default() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("resource not found")]
+    #[error("not found")]
     NotFound,
     #[error("a resource with this type and identifier exists")]
     Exists,
@@ -73,7 +90,13 @@ pub trait Store: Send + Sync + 'static {
     async fn now(&self) -> Result<Millis, StoreError>;
 
     /// Creates the resource, its (free) lease row and a `resource_created` event in one transaction.
-    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier) -> Result<Resource, StoreError>;
+    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError>;
+
+    /// Renames a resource (`resource_updated`).
+    async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError>;
+
+    /// Deletes a resource and its lease (`resource_deleted`); refused with `LockHeld` while a hold is live.
+    async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError>;
 
     async fn resource(&self, id: ResourceId) -> Result<Resource, StoreError>;
 
@@ -85,20 +108,34 @@ pub trait Store: Send + Sync + 'static {
     async fn leases(&self, filter: &LockFilter) -> Result<(Vec<(Resource, Lease)>, Millis), StoreError>;
 
     /// Runs `transition` on the resource's lease inside one transaction that holds the lease row exclusively, and
-    /// writes its outcome and events. A refusal writes nothing and comes back as [`StoreError::Denied`].
-    async fn transact(&self, id: ResourceId, transition: Transition) -> Result<Applied, StoreError>;
+    /// writes its outcome and events (attributed to `actor`). A refusal writes nothing and comes back as
+    /// [`StoreError::Denied`].
+    async fn transact(&self, id: ResourceId, actor: &Actor, transition: Transition) -> Result<Applied, StoreError>;
 
     /// Acquire: `hhs_core::lease::acquire` through [`Store::transact`]. PostgreSQL overrides it with a
     /// one-statement fast path for the common case and falls back to this.
-    async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, policy: Arc<Policy>) -> Result<Applied, StoreError> {
-        self.transact(id, acquire_transition(cmd, policy)).await
+    async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, policy: Arc<Policy>, actor: &Actor) -> Result<Applied, StoreError> {
+        self.transact(id, actor, acquire_transition(cmd, policy)).await
     }
 
-    /// Records up to `batch` lapsed holds as expired (one `expired` event each). Safe to run on several replicas
-    /// at once: each expiry is recorded exactly once. Returns how many it recorded.
+    /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`). Safe to run on
+    /// several replicas at once: each expiry is recorded exactly once. Returns how many it recorded.
     async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError>;
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>, StoreError>;
+
+    /// Appends one event on its own (failed authentications). Its `at_ms` is replaced by the database clock.
+    async fn append_event(&self, event: EventRow) -> Result<(), StoreError>;
+
+    /// Stores a new key and its `key_created` event.
+    async fn create_key(&self, key: &KeyRecord, actor: &Actor) -> Result<KeyRecord, StoreError>;
+
+    async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Revokes a key (`key_revoked`); revoking a revoked key changes nothing. `NotFound` for an unknown id.
+    async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<KeyRecord, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -106,4 +143,11 @@ pub type DynStore = Arc<dyn Store>;
 /// The acquire rule, with the lock-delay of the resource's type from `policy`.
 pub fn acquire_transition(cmd: AcquireCmd, policy: Arc<Policy>) -> Transition {
     Box::new(move |resource, current, now| hhs_core::lease::acquire(current, now, &cmd, policy.lock_delay(&resource.resource_type)))
+}
+
+/// The refusal to delete a resource that is held.
+pub fn held_refusal(lease: &Lease, now: Millis) -> Option<StoreError> {
+    lease
+        .live_hold(now)
+        .map(|h| StoreError::Denied(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() }))
 }

@@ -10,7 +10,7 @@ use super::{EventFilter, LockFilter, ResourceFilter};
 macro_rules! select_leases {
     () => {
         "SELECT l.resource_id, r.type AS resource_type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, \
-         l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
+         l.principal, l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
          l.max_gap_ms, l.delay_until_ms FROM leases l JOIN resources r ON r.id = l.resource_id"
     };
 }
@@ -81,6 +81,12 @@ pub fn events(f: &EventFilter) -> (String, Vec<Arg>) {
     if let Some(after) = f.after_id {
         q.push("id > {}", Arg::Int(after));
     }
+    if let Some(since) = f.since {
+        q.push("at_ms >= {}", Arg::Int(since.0));
+    }
+    if let Some(until) = f.until {
+        q.push("at_ms < {}", Arg::Int(until.0));
+    }
     q.finish(&format!("SELECT {EVENT_COLUMNS} FROM events"), "ORDER BY id", Some(f.limit))
 }
 
@@ -145,13 +151,23 @@ pub const FAST_GRANT: &str = concat!(
     "WITH clock AS (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms), \
      granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
         token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
-        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL \
+        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6 \
         FROM clock WHERE l.resource_id = $1 AND ",
     grantable!(),
     " RETURNING l.*), \
-     logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail) \
-        SELECT acquired_at_ms, 'acquired', resource_id, hold_id, owner_id, token, $5 FROM granted) \
+     logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
+        key_id, request_id, outcome) \
+        SELECT acquired_at_ms, 'acquired', resource_id, hold_id, owner_id, token, $5, $6, $7, $8, 'ok' FROM granted) \
      SELECT l.resource_id, r.type AS resource_type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, \
-        l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
+        l.principal, l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
         l.max_gap_ms, l.delay_until_ms FROM granted l JOIN resources r ON r.id = l.resource_id"
 );
+
+pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
+pub const DELETE_RESOURCE: &str = "DELETE FROM resources WHERE id = $1";
+pub const INSERT_KEY: &str =
+    "INSERT INTO api_keys (id, principal, role, secret_sha256, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
+pub const SELECT_KEY: &str = "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys WHERE id = $1";
+pub const SELECT_KEYS: &str =
+    "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys ORDER BY created_at_ms, id";
+pub const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";

@@ -1,11 +1,11 @@
 //! Rows ↔ domain types, shared by both stores: the columns are the same, only the SQL dialect differs.
 
 use hhs_core::api::EventView;
-use hhs_core::{FencingToken, Hold, HoldId, HoldState, Lease, LeaseEvent, Millis, OwnerId, ResourceId, Ttl};
+use hhs_core::{FencingToken, Hold, HoldId, HoldState, Lease, LeaseEvent, Millis, OwnerId, Principal, ResourceId, Ttl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{Actor, StoreError};
 
 /// A resource as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +35,10 @@ pub struct EventFilter {
     pub resource_id: Option<ResourceId>,
     /// Events with an id greater than this.
     pub after_id: Option<i64>,
+    /// Events at or after this time.
+    pub since: Option<Millis>,
+    /// Events before this time.
+    pub until: Option<Millis>,
     pub limit: u32,
 }
 
@@ -46,6 +50,7 @@ pub struct LeaseRecord {
     created_at_ms: i64,
     last_token: i64,
     hold_id: Option<Uuid>,
+    principal: Option<String>,
     owner_id: Option<String>,
     ttl_ms: Option<i64>,
     token: Option<i64>,
@@ -85,8 +90,10 @@ impl LeaseRecord {
                 };
                 let missing = |c: &str| corrupt(&format!("hold without {c}"), id);
                 let owner = self.owner_id.as_deref().ok_or_else(|| missing("owner_id"))?;
+                let principal = self.principal.as_deref().ok_or_else(|| missing("principal"))?;
                 Some(Hold {
                     id: HoldId(self.hold_id.ok_or_else(|| missing("hold_id"))?),
+                    principal: Principal::parse(principal).map_err(|_| corrupt("invalid principal", id))?,
                     owner: OwnerId::parse(owner).map_err(|_| corrupt("invalid owner_id", id))?,
                     ttl: Ttl::from_stored_millis(self.ttl_ms.ok_or_else(|| missing("ttl_ms"))?),
                     token: self.token.and_then(FencingToken::from_i64).ok_or_else(|| missing("token"))?,
@@ -102,10 +109,11 @@ impl LeaseRecord {
     }
 }
 
-/// A lease flattened into the columns of `UPDATE_LEASE` (`$2`…`$13`; `$1` is the resource id).
+/// A lease flattened into the columns of `UPDATE_LEASE` (`$2`…`$14`; `$1` is the resource id).
 pub struct LeaseColumns {
     pub last_token: i64,
     pub hold_id: Option<Uuid>,
+    pub principal: Option<String>,
     pub owner_id: Option<String>,
     pub ttl_ms: Option<i64>,
     pub token: Option<i64>,
@@ -131,6 +139,7 @@ impl From<&Lease> for LeaseColumns {
         LeaseColumns {
             last_token: l.last_token.to_i64(),
             hold_id: h.map(|h| h.id.0),
+            principal: h.map(|h| h.principal.as_str().to_owned()),
             owner_id: h.map(|h| h.owner.as_str().to_owned()),
             ttl_ms: h.map(|h| h.ttl.as_millis().0),
             token: h.map(|h| h.token.to_i64()),
@@ -147,7 +156,7 @@ impl From<&Lease> for LeaseColumns {
 
 pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
      acquired_at_ms = $7, last_heartbeat_ms = $8, state = $9, ended_at_ms = $10, heartbeats = $11, max_gap_ms = $12, \
-     delay_until_ms = $13 WHERE resource_id = $1";
+     delay_until_ms = $13, principal = $14 WHERE resource_id = $1";
 
 /// Binds `UPDATE_LEASE`'s parameters on either database.
 macro_rules! bind_lease {
@@ -166,22 +175,23 @@ macro_rules! bind_lease {
             .bind(c.heartbeats)
             .bind(c.max_gap_ms)
             .bind(c.delay_until_ms)
+            .bind(c.principal)
     }};
 }
 pub(crate) use bind_lease;
 
-pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, \
+     principal, key_id, request_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// The `detail` of a lease event: the hold's TTL and its heartbeat summary, and how long it was held once it ended.
-pub fn hold_detail(ttl: Ttl, heartbeats: u32, max_gap: Millis, held_ms: Option<Millis>) -> String {
+pub fn hold_detail(ttl: Ttl, heartbeats: u32, max_gap: Millis, held_ms: Option<Millis>, holder: &Principal) -> serde_json::Value {
     json!({
         "ttl_seconds": ttl.seconds(),
         "heartbeats": heartbeats,
         "max_heartbeat_gap_ms": max_gap.0,
         "held_ms": held_ms.map(|m| m.0),
+        "hold_principal": holder.as_str(),
     })
-    .to_string()
 }
 
 /// One row of `events`, ready to insert.
@@ -193,12 +203,26 @@ pub struct EventRow {
     pub owner_id: Option<String>,
     pub fencing_token: Option<i64>,
     pub detail: String,
+    pub principal: Option<String>,
+    pub key_id: Option<String>,
+    pub request_id: Option<String>,
+    pub outcome: &'static str,
 }
 
 macro_rules! bind_event {
     ($q:expr, $e:expr) => {{
         let e = $e;
-        $q.bind(e.at_ms).bind(e.kind).bind(e.resource_id).bind(e.hold_id).bind(e.owner_id).bind(e.fencing_token).bind(e.detail)
+        $q.bind(e.at_ms)
+            .bind(e.kind)
+            .bind(e.resource_id)
+            .bind(e.hold_id)
+            .bind(e.owner_id)
+            .bind(e.fencing_token)
+            .bind(e.detail)
+            .bind(e.principal)
+            .bind(e.key_id)
+            .bind(e.request_id)
+            .bind(e.outcome)
     }};
 }
 pub(crate) use bind_event;
@@ -206,10 +230,13 @@ pub(crate) use bind_event;
 impl EventRow {
     /// A lease event. The detail carries the per-hold heartbeat summary (count and longest gap) — what the TTL
     /// model and the audit read instead of one row per heartbeat.
-    pub fn lease(resource_id: ResourceId, e: &LeaseEvent) -> EventRow {
+    pub fn lease(resource_id: ResourceId, e: &LeaseEvent, actor: &Actor) -> EventRow {
         let h = &e.hold;
         let held_ms = h.ended_at(e.at).map(|end| end.since(h.acquired_at));
-        let detail = hold_detail(h.ttl, h.heartbeats, h.max_gap, held_ms);
+        let mut detail = hold_detail(h.ttl, h.heartbeats, h.max_gap, held_ms, &h.principal);
+        if let Some(reason) = &actor.reason {
+            detail["reason"] = json!(reason);
+        }
         EventRow {
             at_ms: e.at.0,
             kind: e.kind.as_str(),
@@ -217,24 +244,48 @@ impl EventRow {
             hold_id: Some(h.id.0),
             owner_id: Some(h.owner.as_str().to_owned()),
             fencing_token: Some(h.token.to_i64()),
-            detail,
+            detail: detail.to_string(),
+            ..EventRow::by(actor, e.at, e.kind.as_str())
         }
     }
 
-    pub fn resource_created(r: &Resource) -> EventRow {
+    /// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.
+    pub fn key(kind: &'static str, key: &KeyRecord, at: Millis, actor: &Actor) -> EventRow {
         EventRow {
-            at_ms: r.created_at.0,
-            kind: "resource_created",
-            resource_id: Some(r.id.0),
+            detail: json!({ "key_id": key.id, "key_principal": key.principal, "role": key.role }).to_string(),
+            ..EventRow::by(actor, at, kind)
+        }
+    }
+
+    /// An event with no resource or hold, done by `actor` at `at`; fill the rest with struct update syntax.
+    pub fn by(actor: &Actor, at: Millis, kind: &'static str) -> EventRow {
+        EventRow {
+            at_ms: at.0,
+            kind,
+            resource_id: None,
             hold_id: None,
             owner_id: None,
             fencing_token: None,
+            detail: "{}".to_owned(),
+            principal: Some(actor.principal.clone()),
+            key_id: actor.key_id.clone(),
+            request_id: actor.request_id.clone(),
+            outcome: "ok",
+        }
+    }
+
+    /// `resource_created`, `resource_updated`, `resource_deleted`.
+    pub fn resource(kind: &'static str, r: &Resource, at: Millis, actor: &Actor) -> EventRow {
+        EventRow {
+            resource_id: Some(r.id.0),
             detail: json!({ "type": r.resource_type, "identifier": r.identifier }).to_string(),
+            ..EventRow::by(actor, at, kind)
         }
     }
 }
 
-pub const EVENT_COLUMNS: &str = "id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail";
+pub const EVENT_COLUMNS: &str =
+    "id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
 
 #[derive(sqlx::FromRow)]
 pub struct EventRecord {
@@ -246,6 +297,10 @@ pub struct EventRecord {
     owner_id: Option<String>,
     fencing_token: Option<i64>,
     detail: String,
+    principal: Option<String>,
+    key_id: Option<String>,
+    request_id: Option<String>,
+    outcome: String,
 }
 
 impl From<EventRecord> for EventView {
@@ -259,6 +314,10 @@ impl From<EventRecord> for EventView {
             owner_id: r.owner_id,
             fencing_token: r.fencing_token.and_then(FencingToken::from_i64).map(|t| t.0),
             detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            principal: r.principal,
+            key_id: r.key_id,
+            request_id: r.request_id,
+            outcome: r.outcome,
         }
     }
 }
@@ -284,4 +343,27 @@ pub const RESOURCE_COLUMNS: &str = "id, type, identifier, created_at_ms";
 /// dialects. None of our statements contains a `$` elsewhere.
 pub fn sqlite_placeholders(sql: &str) -> String {
     sql.replace('$', "?")
+}
+
+/// An API key as stored: the secret only as its SHA-256.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct KeyRecord {
+    pub id: String,
+    pub principal: String,
+    pub role: String,
+    pub secret_sha256: Vec<u8>,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl KeyRecord {
+    pub fn view(&self) -> Option<hhs_core::api::KeyView> {
+        Some(hhs_core::api::KeyView {
+            id: self.id.clone(),
+            principal: self.principal.clone(),
+            role: hhs_core::Role::parse(&self.role)?,
+            created_at: Millis(self.created_at_ms).to_utc(),
+            revoked_at: self.revoked_at_ms.map(|m| Millis(m).to_utc()),
+        })
+    }
 }

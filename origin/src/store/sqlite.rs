@@ -1,7 +1,6 @@
 //! The embedded SQLite store: HHS on a bare machine with no database server. WAL mode, one writer at a time:
-//! every transition and every reaper pass runs in `BEGIN IMMEDIATE`, which takes the write lock up front, so a
-//! read-decide-write never races another writer. Same schema, same statements (with `?n` placeholders), same
-//! events as PostgreSQL.
+//! every change runs in `BEGIN IMMEDIATE`, which takes the write lock up front, so a read-decide-write never
+//! races another writer. Same schema, same statements (with `?n` placeholders), same events as PostgreSQL.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,16 +13,23 @@ use hhs_core::{Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceT
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::queries::{self, bind_args, INSERT_LEASE, INSERT_RESOURCE, SELECT_EXPIRED, SELECT_LEASE, SELECT_RESOURCE};
-use super::rows::{
-    bind_event, bind_lease, sqlite_placeholders as q, EventRecord, EventRow, LeaseColumns, LeaseRecord, ResourceRecord,
-    INSERT_EVENT, UPDATE_LEASE,
+use super::queries::{
+    self, bind_args, DELETE_RESOURCE, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED, SELECT_KEY, SELECT_KEYS,
+    SELECT_LEASE, SELECT_RESOURCE, UPDATE_IDENTIFIER,
 };
-use super::{Applied, EventFilter, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition};
+use super::rows::{
+    bind_event, bind_lease, sqlite_placeholders as q, EventRecord, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT,
+    UPDATE_LEASE,
+};
+use super::{
+    held_refusal, Actor, Applied, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 const NOW: &str = "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+type Tx = Transaction<'static, Sqlite>;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -52,24 +58,37 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    async fn begin_write(&self) -> Result<Tx, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Begins a transaction holding the resource's lease row; the clock is read after the lock is granted.
+    async fn lock_lease(&self, id: ResourceId) -> Result<(Tx, Resource, Lease, Millis), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rec: Option<LeaseRecord> = sqlx::query_as(&q(SELECT_LEASE)).bind(id.0).fetch_optional(&mut *tx).await?;
+        let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+        let now = db_now(&mut tx).await?;
+        Ok((tx, resource, lease, now))
     }
 }
 
-async fn db_now(tx: &mut Transaction<'_, Sqlite>) -> Result<Millis, StoreError> {
+async fn db_now(tx: &mut Tx) -> Result<Millis, StoreError> {
     Ok(Millis(sqlx::query_scalar(NOW).fetch_one(&mut **tx).await?))
 }
 
-async fn write(tx: &mut Transaction<'_, Sqlite>, before: &Lease, outcome: &Outcome) -> Result<(), StoreError> {
+async fn insert_event(tx: &mut Tx, event: EventRow) -> Result<(), StoreError> {
+    bind_event!(sqlx::query(&q(INSERT_EVENT)), event).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Writes a transition's lease and events inside the caller's transaction.
+async fn write(tx: &mut Tx, before: &Lease, outcome: &Outcome, actor: &Actor) -> Result<(), StoreError> {
     if &outcome.lease != before {
         let id = outcome.lease.resource_id.0;
         bind_lease!(sqlx::query(&q(UPDATE_LEASE)), id, LeaseColumns::from(&outcome.lease)).execute(&mut **tx).await?;
     }
     for event in &outcome.events {
-        bind_event!(sqlx::query(&q(INSERT_EVENT)), EventRow::lease(outcome.lease.resource_id, event))
-            .execute(&mut **tx)
-            .await?;
+        insert_event(tx, EventRow::lease(outcome.lease.resource_id, event, actor)).await?;
     }
     Ok(())
 }
@@ -94,13 +113,33 @@ impl Store for SqliteStore {
         Ok(Millis(sqlx::query_scalar(NOW).fetch_one(&self.pool).await?))
     }
 
-    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier) -> Result<Resource, StoreError> {
+    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = db_now(&mut tx).await?;
         let resource = Resource { id, resource_type: ty.as_str().to_owned(), identifier: ident.as_str().to_owned(), created_at: now };
         sqlx::query(&q(INSERT_RESOURCE)).bind(id.0).bind(ty.as_str()).bind(ident.as_str()).bind(now.0).execute(&mut *tx).await?;
         sqlx::query(&q(INSERT_LEASE)).bind(id.0).execute(&mut *tx).await?;
-        bind_event!(sqlx::query(&q(INSERT_EVENT)), EventRow::resource_created(&resource)).execute(&mut *tx).await?;
+        insert_event(&mut tx, EventRow::resource("resource_created", &resource, now, actor)).await?;
+        tx.commit().await?;
+        Ok(resource)
+    }
+
+    async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError> {
+        let (mut tx, mut resource, _, now) = self.lock_lease(id).await?;
+        sqlx::query(&q(UPDATE_IDENTIFIER)).bind(id.0).bind(ident.as_str()).execute(&mut *tx).await?;
+        resource.identifier = ident.as_str().to_owned();
+        insert_event(&mut tx, EventRow::resource("resource_updated", &resource, now, actor)).await?;
+        tx.commit().await?;
+        Ok(resource)
+    }
+
+    async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError> {
+        let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
+        if let Some(refusal) = held_refusal(&lease, now) {
+            return Err(refusal);
+        }
+        sqlx::query(&q(DELETE_RESOURCE)).bind(id.0).execute(&mut *tx).await?;
+        insert_event(&mut tx, EventRow::resource("resource_deleted", &resource, now, actor)).await?;
         tx.commit().await?;
         Ok(resource)
     }
@@ -137,18 +176,16 @@ impl Store for SqliteStore {
         Ok((leases, now))
     }
 
-    async fn transact(&self, id: ResourceId, transition: Transition) -> Result<Applied, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let rec: Option<LeaseRecord> = sqlx::query_as(&q(SELECT_LEASE)).bind(id.0).fetch_optional(&mut *tx).await?;
-        let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
-        let now = db_now(&mut tx).await?;
+    async fn transact(&self, id: ResourceId, actor: &Actor, transition: Transition) -> Result<Applied, StoreError> {
+        let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
         let outcome = transition(&resource, &lease, now).map_err(StoreError::Denied)?;
-        write(&mut tx, &lease, &outcome).await?;
+        write(&mut tx, &lease, &outcome, actor).await?;
         tx.commit().await?;
         Ok(Applied { resource, outcome, now })
     }
 
     async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError> {
+        let actor = Actor::system("reaper");
         let mut tx = self.begin_write().await?;
         let now = db_now(&mut tx).await?;
         let recs: Vec<LeaseRecord> =
@@ -157,7 +194,7 @@ impl Store for SqliteStore {
         for rec in recs {
             let (resource, lease) = rec.into_parts()?;
             if let Some(outcome) = expire(&lease, now, policy.lock_delay(&resource.resource_type)) {
-                write(&mut tx, &lease, &outcome).await?;
+                write(&mut tx, &lease, &outcome, &actor).await?;
                 expired += 1;
             }
         }
@@ -170,5 +207,50 @@ impl Store for SqliteStore {
         let sql = q(&sql);
         let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
         Ok(recs.into_iter().map(EventView::from).collect())
+    }
+
+    async fn append_event(&self, mut event: EventRow) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        event.at_ms = db_now(&mut tx).await?.0;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_key(&self, key: &KeyRecord, actor: &Actor) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = db_now(&mut tx).await?;
+        let key = KeyRecord { created_at_ms: now.0, ..key.clone() };
+        sqlx::query(&q(INSERT_KEY))
+            .bind(&key.id)
+            .bind(&key.principal)
+            .bind(&key.role)
+            .bind(&key.secret_sha256)
+            .bind(key.created_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, EventRow::key("key_created", &key, now, actor)).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(sqlx::query_as(&q(SELECT_KEY)).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(sqlx::query_as(&q(SELECT_KEYS)).fetch_all(&self.pool).await?)
+    }
+
+    async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<KeyRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = db_now(&mut tx).await?;
+        let changed = sqlx::query(&q(REVOKE_KEY)).bind(id).bind(now.0).execute(&mut *tx).await?.rows_affected();
+        let key: KeyRecord = sqlx::query_as(&q(SELECT_KEY)).bind(id).fetch_optional(&mut *tx).await?.ok_or(StoreError::NotFound)?;
+        if changed > 0 {
+            insert_event(&mut tx, EventRow::key("key_revoked", &key, now, actor)).await?;
+        }
+        tx.commit().await?;
+        Ok(key)
     }
 }

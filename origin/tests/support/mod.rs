@@ -7,8 +7,10 @@
 
 use std::time::Duration;
 
-use hhs_core::{Millis, Policy, TtlBounds};
+use hhs_core::{Millis, Policy, Principal, Role, TtlBounds};
+use hhs_origin::keys;
 use hhs_origin::server::{spawn, Running, Settings};
+use hhs_origin::store::Actor;
 use hhs_origin::store::postgres::PgStore;
 use hhs_origin::store::sqlite::SqliteStore;
 use hhs_origin::store::DynStore;
@@ -120,11 +122,26 @@ pub fn test_policy() -> Policy {
     }
 }
 
+/// Keys minted for each test app: an admin (principal `hq`), a client (`clinic-north`), a viewer (`observer`).
+pub struct Keys {
+    pub admin: String,
+    pub client: String,
+    pub viewer: String,
+}
+
 pub struct TestApp {
     pub url: String,
+    /// Sends the admin key unless a request sets its own `Authorization`.
     pub client: reqwest::Client,
     pub store: DynStore,
+    pub keys: Keys,
     running: Running,
+}
+
+/// Mints a key straight in the store, as `hhs-origin keys create` does.
+pub async fn mint(store: &DynStore, principal: &str, role: Role) -> String {
+    let principal = Principal::parse(principal).expect("principal");
+    keys::create(store, &principal, role, &Actor::system("test")).await.expect("mint key").0
 }
 
 pub struct Reply {
@@ -148,12 +165,20 @@ impl TestApp {
     /// `reaper`: the in-process reaper's interval, or `None` for no reaper.
     pub async fn spawn_with(db: &TestDb, reaper: Option<Duration>) -> TestApp {
         let store = db.store().await;
+        let keys = Keys {
+            admin: mint(&store, "hq", Role::Admin).await,
+            client: mint(&store, "clinic-north", Role::Client).await,
+            viewer: mint(&store, "observer", Role::Viewer).await,
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let settings = Settings { policy: test_policy(), cors_origins: vec![], reaper: reaper.map(|i| (i, 100)) };
+        let settings =
+            Settings { policy: test_policy(), cors_origins: vec![], reaper: reaper.map(|i| (i, 100)), insecure_no_auth: false };
         let running = spawn(listener, store.clone(), settings, CancellationToken::new()).expect("spawn origin");
         let url = format!("http://{}", running.addr);
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-        TestApp { url, client, store, running }
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", keys.admin).parse().expect("header"));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers).build().expect("client");
+        TestApp { url, client, store, keys, running }
     }
 
     pub async fn stop(self) {
@@ -175,6 +200,25 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.send(self.client.post(format!("{}{path}", self.url)).json(&body)).await
+    }
+
+    /// A request with `key` instead of the admin key (`None`: no Authorization header at all).
+    pub fn request_as(&self, method: reqwest::Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        // A fresh client: the shared one would add the admin key.
+        let bare = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        let req = bare.request(method, format!("{}{path}", self.url));
+        match key {
+            Some(k) => req.header("authorization", format!("Bearer {k}")),
+            None => req,
+        }
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> Reply {
+        self.send(self.request_as(reqwest::Method::GET, path, Some(key))).await
+    }
+
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> Reply {
+        self.send(self.request_as(reqwest::Method::POST, path, Some(key)).json(&body)).await
     }
 
     pub async fn create_resource(&self, ty: &str, identifier: &str) -> String {

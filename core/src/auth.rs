@@ -1,0 +1,82 @@
+//! Roles and the API key format, shared by the origin (which verifies keys) and the edge (which rejects
+//! malformed ones before they travel).
+
+use alloc::format;
+use alloc::string::String;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// What a key may do. Each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every GET, the event stream, TTL suggestions.
+    Viewer,
+    /// Also acquire, heartbeat, release, suggest.
+    Client,
+    /// Also create/update/delete resources, force-release, manage keys, export the audit.
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "client" => Some(Role::Client),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Client => "client",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether a key with this role may do what `needed` may.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+/// Keys look like `hhs_<key id: 12 hex>_<secret: 64 hex>`. The id is not secret (it names the key in logs, lists
+/// and audit); the secret is 256 random bits, stored only as its SHA-256.
+pub const KEY_PREFIX: &str = "hhs_";
+pub const KEY_ID_LEN: usize = 12;
+pub const SECRET_LEN: usize = 64;
+
+/// The two halves of a well-formed key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyParts<'a> {
+    pub key_id: &'a str,
+    pub secret: &'a str,
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+pub fn parse_key(key: &str) -> Option<KeyParts<'_>> {
+    let rest = key.strip_prefix(KEY_PREFIX)?;
+    let (key_id, secret) = rest.split_once('_')?;
+    (is_lower_hex(key_id, KEY_ID_LEN) && is_lower_hex(secret, SECRET_LEN)).then_some(KeyParts { key_id, secret })
+}
+
+pub fn format_key(key_id: &str, secret: &str) -> String {
+    format!("{KEY_PREFIX}{key_id}_{secret}")
+}
+
+/// Parses an `Authorization` header value: `Bearer <key>` with a well-formed key, else `unauthenticated`.
+/// The error never repeats what was sent.
+pub fn parse_bearer(header: Option<&str>) -> Result<KeyParts<'_>, ApiError> {
+    let value = header.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))?;
+    let key = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the Authorization header must be: Bearer <api key>"))?;
+    parse_key(key.trim()).ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the API key is malformed"))
+}

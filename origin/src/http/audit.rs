@@ -1,0 +1,67 @@
+//! `GET /api/audit/export?since=&until=` (admin): every event in the window, oldest first, as NDJSON, streamed
+//! page by page so an export of months of history never sits in memory.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::header::CONTENT_TYPE;
+use hhs_core::Role;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::error::AppError;
+use super::events::parse_time;
+use super::extract::QueryParams;
+use super::AppState;
+use crate::store::{DynStore, EventFilter};
+
+const PAGE: u32 = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/audit/export", get(export))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    since: Option<String>,
+    until: Option<String>,
+}
+
+async fn export(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ExportQuery>) -> Result<Response, AppError> {
+    caller.require(Role::Admin)?;
+    let filter = EventFilter {
+        resource_id: None,
+        after_id: None,
+        since: parse_time("since", q.since.as_deref())?,
+        until: parse_time("until", q.until.as_deref())?,
+        limit: PAGE,
+    };
+    tracing::info!(principal = %caller.principal, "audit export started");
+    let pages = futures::stream::unfold(Some((state.store.clone(), filter)), next_page);
+    Ok(([(CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(pages)).into_response())
+}
+
+/// One page of NDJSON, then the cursor for the next; `None` once a short page has been sent. A database error
+/// ends the stream early (the client sees a truncated body, and the log says why).
+async fn next_page(cursor: Option<(DynStore, EventFilter)>) -> Option<(Result<String, std::io::Error>, Option<(DynStore, EventFilter)>)> {
+    let (store, mut filter) = cursor?;
+    match store.events(&filter).await {
+        Ok(events) => {
+            let mut out = String::new();
+            for e in &events {
+                out.push_str(&serde_json::to_string(e).unwrap_or_default());
+                out.push('\n');
+            }
+            let more = events.len() == PAGE as usize;
+            filter.after_id = events.last().map(|e| e.id);
+            Some((Ok(out), more.then_some((store, filter))))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "audit export aborted");
+            Some((Err(std::io::Error::other("audit export aborted")), None))
+        }
+    }
+}

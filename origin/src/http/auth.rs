@@ -1,0 +1,189 @@
+//! Authentication and roles. Every `/api/*` request must carry `Authorization: Bearer <key>`; the middleware
+//! turns a valid key into a [`Caller`] in the request's extensions, and each handler states the role it needs
+//! with `caller.require(Role::…)`.
+//!
+//! Keys are cached for [`CACHE_TTL`] (2 s) so a busy origin does not read `api_keys` per request, and a revoked
+//! key stops working within that time on every replica (at once on the one that revoked it).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::HeaderValue;
+use hhs_core::auth::parse_bearer;
+use hhs_core::{ApiError, ErrorCode, Principal, Role};
+use serde_json::json;
+
+use super::error::{api_error_response, AppError};
+use super::{AppState, REQUEST_ID};
+use crate::keys;
+use crate::store::{Actor, DynStore, EventRow, KeyRecord, StoreError};
+
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+/// At most one `auth_failed` event per this interval per origin; the rest are counted into the next one.
+const FAILURE_EVENT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub role: Role,
+    pub key_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    /// 403 `forbidden` unless the caller's role includes `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), AppError> {
+        if self.role.allows(needed) {
+            Ok(())
+        } else {
+            Err(AppError::new(ErrorCode::Forbidden, format!("this needs a {} key; yours is {}", needed.as_str(), self.role.as_str())))
+        }
+    }
+
+    /// The caller as the audit trail records it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            principal: self.principal.as_str().to_owned(),
+            key_id: self.key_id.clone(),
+            request_id: self.request_id.clone(),
+            reason: None,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| AppError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))
+    }
+}
+
+struct Cached {
+    key: Option<KeyRecord>,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct FailureLog {
+    last_event: Option<Instant>,
+    suppressed: u64,
+}
+
+pub struct Authenticator {
+    store: DynStore,
+    /// `--insecure-no-auth`: every request is an admin called `local-demo`.
+    insecure: bool,
+    cache: Mutex<HashMap<String, Cached>>,
+    failures: Mutex<FailureLog>,
+}
+
+/// Why authentication failed; only ever logged by kind, never with what was sent.
+enum Failure {
+    Rejected { reason: &'static str, key_id: Option<String>, error: ApiError },
+    Store(StoreError),
+}
+
+impl Authenticator {
+    pub fn new(store: DynStore, insecure: bool) -> Authenticator {
+        Authenticator { store, insecure, cache: Mutex::default(), failures: Mutex::default() }
+    }
+
+    /// Drops a key from this replica's cache (after revoking it here).
+    pub fn forget(&self, key_id: &str) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(key_id);
+    }
+
+    async fn lookup(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key_id) {
+            if c.at.elapsed() < CACHE_TTL {
+                return Ok(c.key.clone());
+            }
+        }
+        let key = self.store.key(key_id).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            // Unknown ids are cached too; never let a flood of them grow the map without bound.
+            cache.retain(|_, c| c.at.elapsed() < CACHE_TTL);
+        }
+        cache.insert(key_id.to_owned(), Cached { key: key.clone(), at: Instant::now() });
+        Ok(key)
+    }
+
+    async fn authenticate(&self, header: Option<&str>) -> Result<(Principal, Role, Option<String>), Failure> {
+        if self.insecure {
+            return Ok((Principal::parse("local-demo").expect("valid principal"), Role::Admin, None));
+        }
+        let parts = parse_bearer(header).map_err(|error| Failure::Rejected {
+            reason: if header.is_none() { "missing" } else { "malformed" },
+            key_id: None,
+            error,
+        })?;
+        let reject = |reason| Failure::Rejected {
+            reason,
+            key_id: Some(parts.key_id.to_owned()),
+            error: ApiError::new(ErrorCode::Unauthenticated, "the API key is not valid (unknown, revoked or wrong)"),
+        };
+        let record = self.lookup(parts.key_id).await.map_err(Failure::Store)?.ok_or_else(|| reject("unknown_key"))?;
+        if !keys::verify(&record, &parts) {
+            return Err(reject("wrong_secret"));
+        }
+        if record.revoked_at_ms.is_some() {
+            return Err(reject("revoked"));
+        }
+        let role = Role::parse(&record.role).ok_or_else(|| reject("unknown_role"))?;
+        let principal = Principal::parse(&record.principal).map_err(|_| reject("invalid_principal"))?;
+        Ok((principal, role, Some(record.id)))
+    }
+
+    /// Records a failed authentication as an audit event, at most one per interval (with a count of the ones
+    /// folded into it), so a flood of bad keys cannot flood the log.
+    async fn record_failure(&self, reason: &'static str, key_id: Option<String>, request_id: Option<String>) {
+        let suppressed = {
+            let mut log = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            if log.last_event.is_some_and(|t| t.elapsed() < FAILURE_EVENT_INTERVAL) {
+                log.suppressed += 1;
+                return;
+            }
+            log.last_event = Some(Instant::now());
+            std::mem::take(&mut log.suppressed)
+        };
+        tracing::warn!(reason, key_id = key_id.as_deref().unwrap_or("-"), suppressed, "authentication failed");
+        let actor = Actor { principal: "anonymous".into(), key_id: key_id.clone(), request_id, reason: None };
+        let mut event = EventRow::by(&actor, hhs_core::Millis::ZERO, "auth_failed");
+        event.outcome = "unauthenticated";
+        event.detail = json!({ "reason": reason, "suppressed_before": suppressed }).to_string();
+        if let Err(e) = self.store.append_event(event).await {
+            tracing::warn!(error = %e, "could not record a failed authentication");
+        }
+    }
+}
+
+/// The middleware: `/api/*` needs a valid key; everything else passes.
+pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = req.headers().get(AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
+    match state.auth.authenticate(header).await {
+        Ok((principal, role, key_id)) => {
+            req.extensions_mut().insert(Caller { principal, role, key_id, request_id });
+            next.run(req).await
+        }
+        Err(Failure::Store(e)) => AppError::Store(e).into_response(),
+        Err(Failure::Rejected { reason, key_id, error }) => {
+            state.auth.record_failure(reason, key_id, request_id).await;
+            let mut resp = api_error_response(error);
+            resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"hhs\""));
+            resp
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `/api/keys` (admin): mint, list and revoke API keys. The full key appears once, in the creation answer.
+
+use axum::extract::{Path, State};
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use http::StatusCode;
+use hhs_core::api::{CreateKeyRequest, CreatedKey, KeyView};
+use hhs_core::{ErrorCode, Role};
+
+use super::auth::Caller;
+use super::error::AppError;
+use super::extract::JsonBody;
+use super::AppState;
+use crate::keys;
+use crate::store::KeyRecord;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/keys", post(create).get(list)).route("/api/keys/{id}", delete(revoke))
+}
+
+fn view(record: &KeyRecord) -> Result<KeyView, AppError> {
+    record.view().ok_or_else(|| AppError::new(ErrorCode::Internal, "a stored key has an unknown role"))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateKeyRequest>,
+) -> Result<(StatusCode, Json<CreatedKey>), AppError> {
+    caller.require(Role::Admin)?;
+    let (principal, role) = req.validate()?;
+    let (key, record) = keys::create(&state.store, &principal, role, &caller.actor()).await?;
+    tracing::info!(key_id = %record.id, principal = %principal, role = role.as_str(), "api key created");
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, view: view(&record)? })))
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<KeyView>>, AppError> {
+    caller.require(Role::Admin)?;
+    let records = state.store.keys().await?;
+    Ok(Json(records.iter().map(view).collect::<Result<_, _>>()?))
+}
+
+async fn revoke(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<KeyView>, AppError> {
+    caller.require(Role::Admin)?;
+    let record = state.store.revoke_key(&id, &caller.actor()).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound => AppError::new(ErrorCode::NotFound, "no key with this id"),
+        e => e.into(),
+    })?;
+    state.auth.forget(&id);
+    tracing::info!(key_id = %id, "api key revoked");
+    Ok(Json(view(&record)?))
+}
