@@ -158,7 +158,9 @@ pub struct KeyView {
     pub id: String,
     pub principal: String,
     pub role: Role,
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339_millis::option")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -176,6 +178,7 @@ pub struct ResourceView {
     #[serde(rename = "type")]
     pub resource_type: String,
     pub identifier: String,
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -199,11 +202,16 @@ pub struct LockView {
     pub status: LockStatus,
     pub ttl_seconds: Option<u32>,
     pub fencing_token: Option<u64>,
+    #[serde(with = "crate::time::rfc3339_millis::option")]
     pub created_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::rfc3339_millis::option")]
     pub last_heartbeat: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::rfc3339_millis::option")]
     pub expires_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::rfc3339_millis::option")]
     pub ended_at: Option<DateTime<Utc>>,
     /// Set while the resource is in lock-delay: no grant before this time.
+    #[serde(with = "crate::time::rfc3339_millis::option")]
     pub lock_delay_until: Option<DateTime<Utc>>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
@@ -256,6 +264,7 @@ pub struct Health {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventView {
     pub id: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub at: DateTime<Utc>,
     pub kind: String,
     pub resource_id: Option<ResourceId>,
