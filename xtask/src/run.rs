@@ -51,5 +51,21 @@ pub fn output(cmd: &mut Command) -> Result<String, String> {
 pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
+    forget_cargo_run_env(&mut c);
     c
+}
+
+/// `cargo run` gives xtask `CARGO_PKG_NAME=xtask` and friends. Build scripts that declare
+/// `rerun-if-env-changed` on those (ring does) would see them change between `cargo build` and
+/// `cargo xtask …` and rebuild every time, so nested commands don't inherit them.
+pub fn forget_cargo_run_env(c: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+        {
+            c.env_remove(name);
+        }
+    }
 }

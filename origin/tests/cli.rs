@@ -1,0 +1,51 @@
+//! The command line, as an operator or a script runs it: `keys create` prints only the key on stdout, and
+//! `serve --insecure-no-auth` refuses a non-loopback address.
+
+use std::process::Command;
+
+fn origin(db: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hhs-origin"));
+    c.env_remove("DATABASE_URL").env("HHS_SQLITE_PATH", db).env("RUST_LOG", "warn");
+    c
+}
+
+#[test]
+fn keys_create_prints_only_the_key_and_list_and_revoke_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hhs.db");
+    let out = origin(&db).args(["keys", "create", "--principal", "clinic-north", "--role", "client"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "stdout is the key alone: {stdout:?}");
+    let parts = hhs_core::auth::parse_key(key).expect("a well-formed key");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(parts.key_id), "stderr names the key id");
+
+    let list = origin(&db).args(["keys", "list"]).output().unwrap();
+    let listed = String::from_utf8(list.stdout).unwrap();
+    assert!(listed.contains(parts.key_id) && listed.contains("clinic-north") && listed.contains("client"));
+    assert!(!listed.contains(parts.secret), "the list never shows a secret");
+
+    let revoke = origin(&db).args(["keys", "revoke", parts.key_id]).output().unwrap();
+    assert!(revoke.status.success());
+    let listed = String::from_utf8(origin(&db).args(["keys", "list"]).output().unwrap().stdout).unwrap();
+    let row = listed.lines().find(|l| l.contains(parts.key_id)).unwrap();
+    assert!(!row.trim_end().ends_with('-'), "revoked time shown: {row}");
+
+    let bad = origin(&db).args(["keys", "create", "--principal", "x", "--role", "root"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty());
+    let unknown = origin(&db).args(["keys", "revoke", "000000000000"]).output().unwrap();
+    assert!(!unknown.status.success());
+}
+
+#[test]
+fn insecure_no_auth_refuses_a_non_loopback_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = origin(&dir.path().join("hhs.db"))
+        .args(["serve", "--insecure-no-auth", "--bind", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
