@@ -21,6 +21,7 @@ pub mod error;
 pub mod ids;
 pub mod lease;
 pub mod policy;
+pub mod routes;
 pub mod time;
 pub mod ttl;
 

@@ -84,3 +84,17 @@ fn api_keys_and_bearer_headers() {
     assert!(hhs_core::Role::Admin.allows(hhs_core::Role::Client));
     assert!(!hhs_core::Role::Viewer.allows(hhs_core::Role::Client));
 }
+
+#[test]
+fn route_table_matches_literals_before_parameters() {
+    use hhs_core::routes::{find, Body, Match, Param};
+    let Match::Found(r, None) = find("POST", "/api/locks/acquire") else { panic!() };
+    assert_eq!(r.body, Body::Acquire);
+    let Match::Found(r, Some((Param::ResourceId, "abc"))) = find("GET", "/api/locks/abc") else { panic!() };
+    assert_eq!(r.path, "/api/locks/{resource_id}");
+    assert_eq!(find("GET", "/api/locks/acquire"), Match::MethodNotAllowed);
+    assert_eq!(find("PUT", "/api/locks/acquire"), Match::MethodNotAllowed);
+    assert_eq!(find("GET", "/api/nothing"), Match::NotFound);
+    assert_eq!(find("GET", "/api/locks/a/b"), Match::NotFound);
+    assert!(matches!(find("DELETE", "/api/keys/0123456789ab"), Match::Found(_, Some((Param::KeyId, _)))));
+}

@@ -1,0 +1,65 @@
+//! `/api/*`: everything the edge can decide alone, in the order a client would want to hear it —
+//! route (404/405), rate limit (429), key format (401), body (415/413/400/422) — then forward.
+
+use hhs_core::auth::parse_bearer;
+use hhs_core::routes::{self, Match};
+use hhs_core::{ApiError, ErrorCode};
+use worker::{Env, Request, Response, Result};
+
+use crate::config::Config;
+use crate::limit::{self, Verdict};
+use crate::reply;
+use crate::forward;
+
+/// The client's `X-Request-Id` if it is short and plain (as the origin accepts it), else a fresh one.
+fn request_id(req: &Request) -> String {
+    let given = req.headers().get("x-request-id").ok().flatten().filter(|v| {
+        !v.is_empty() && v.len() <= 128 && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+    });
+    given.unwrap_or_else(|| {
+        // Request ids need to be unique, not unguessable: Math.random is enough.
+        let r = || format!("{:08x}", (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+        let (a, b, c, d) = (r(), r(), r(), r());
+        format!("{a}-{}-4{}-a{}-{}{}", &b[..4], &b[5..8], &c[1..4], &c[4..], d)
+    })
+}
+
+pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let path = req.path();
+    let (route, param) = match routes::find(&method, &path) {
+        Match::Found(route, param) => (route, param.map(|(kind, value)| (kind, value.to_owned()))),
+        Match::MethodNotAllowed => {
+            return reply::error(ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"), Some(&id))
+        }
+        Match::NotFound => return reply::error(ApiError::new(ErrorCode::NotFound, "no such route"), Some(&id)),
+    };
+
+    let authorization = req.headers().get("authorization")?;
+    let key = authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
+    if let Verdict::Limited = limit::check(&req, env, key).await {
+        let mut resp = reply::error(ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the Retry-After seconds"), Some(&id))?;
+        resp.headers_mut().set("retry-after", &config.rate_limit_period_s.to_string())?;
+        return Ok(resp);
+    }
+    if let Err(e) = parse_bearer(authorization.as_deref()) {
+        return reply::error(e, Some(&id));
+    }
+
+    let content_type = req.headers().get("content-type")?;
+    let declared_len: Option<usize> = req.headers().get("content-length")?.and_then(|v| v.parse().ok());
+    let body = if route.body == routes::Body::None {
+        Vec::new()
+    } else if declared_len.is_some_and(|n| n > hhs_core::api::MAX_BODY_BYTES) {
+        // Refuse before reading what we would refuse anyway.
+        return reply::error(ApiError::new(ErrorCode::PayloadTooLarge, "request bodies are limited to 65536 bytes"), Some(&id));
+    } else {
+        req.bytes().await?
+    };
+    let param = param.as_ref().map(|(kind, value)| (*kind, value.as_str()));
+    if let Err(e) = routes::check(route, param, content_type.as_deref(), &body, &config.ttl_bounds) {
+        return reply::error(e, Some(&id));
+    }
+    forward::send(config, &req, body, &id).await
+}
