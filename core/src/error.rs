@@ -25,6 +25,7 @@ pub enum ErrorCode {
     // Resources.
     ResourceNotFound,
     ResourceExists,
+    KeyNotFound,
     // Lease rules (409).
     LockHeld,
     LockDelay,
@@ -51,7 +52,7 @@ impl ErrorCode {
             InvalidJson => 400,
             Unauthenticated => 401,
             Forbidden | NotYourHold => 403,
-            NotFound | ResourceNotFound => 404,
+            NotFound | ResourceNotFound | KeyNotFound => 404,
             MethodNotAllowed => 405,
             ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld => 409,
             PayloadTooLarge => 413,
@@ -83,6 +84,7 @@ impl ErrorCode {
             InvalidFencingToken => "invalid_fencing_token",
             ResourceNotFound => "resource_not_found",
             ResourceExists => "resource_exists",
+            KeyNotFound => "key_not_found",
             LockHeld => "lock_held",
             LockDelay => "lock_delay",
             NotHolder => "not_holder",

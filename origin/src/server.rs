@@ -56,7 +56,7 @@ impl Running {
 pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdown: CancellationToken) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let auth = Arc::new(Authenticator::new(store.clone(), settings.insecure_no_auth));
-    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()), auth };
+    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()), auth, metrics: Arc::default() };
     let app = router(state, &settings.cors_origins);
     let reaper = settings.reaper.map(|(interval, batch)| {
         tokio::spawn(reaper::run(store, settings.policy.clone(), interval, batch, shutdown.clone()))

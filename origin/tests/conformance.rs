@@ -24,6 +24,7 @@ both_stores!(
     lock_listing_filters,
     request_id_is_honoured_or_generated,
     hold_survives_restart_and_tokens_keep_increasing,
+    every_route_in_the_shared_table_is_served,
 );
 
 async fn health_reports_database_and_version(b: Backend) {
@@ -405,5 +406,28 @@ async fn hold_survives_restart_and_tokens_keep_increasing(b: Backend) {
     assert_eq!(app.heartbeat(&id, "d").await.status, StatusCode::OK);
     app.release(&id, "d").await;
     assert_eq!(app.acquire(&id, "e", 30).await.body["fencing_token"], 5);
+    app.stop().await;
+}
+
+/// The edge answers 404/405 from `hhs_core::routes::ROUTES`; the origin must serve exactly those routes.
+async fn every_route_in_the_shared_table_is_served(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    for route in hhs_core::routes::ROUTES {
+        let path = route.path.replace("{resource_id}", "0190a0c4-7a52-7000-8000-000000000001").replace("{key_id}", "0123456789ab");
+        let req = app.client.request(route.method.parse().unwrap(), format!("{}{path}", app.url)).json(&json!({}));
+        let r = app.send(req).await;
+        assert!(
+            !matches!(r.code(), "not_found" | "method_not_allowed"),
+            "{} {} is in the shared route table but the origin answers {} {}",
+            route.method,
+            route.path,
+            r.status,
+            r.body
+        );
+    }
+    // And a route that is not in the table is not served.
+    assert_eq!(app.get("/api/lock").await.code(), "not_found");
+    assert_eq!(app.send(app.client.put(format!("{}/api/locks", app.url))).await.code(), "method_not_allowed");
     app.stop().await;
 }

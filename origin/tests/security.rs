@@ -253,7 +253,7 @@ async fn key_lifecycle_over_http_and_revocation_reaches_other_replicas(b: Backen
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let missing = app.send(app.request_as(Method::DELETE, "/api/keys/000000000000", Some(&app.keys.admin))).await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "key_not_found"));
 
     let kinds: Vec<Value> = app.get("/api/events?limit=1000").await.body.as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
     assert!(kinds.contains(&json!("key_created")) && kinds.contains(&json!("key_revoked")));

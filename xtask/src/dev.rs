@@ -1,10 +1,12 @@
 //! `cargo xtask dev`: HHS on this machine with nothing configured — the origin on the embedded SQLite store,
-//! with an admin, a client and a viewer key made once and kept in `.hhs/dev.env` (git-ignored).
+//! the edge Worker in `wrangler dev` in front of it, and an admin, a client and a viewer key made once and kept
+//! in `.hhs/dev.env` (git-ignored).
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::run::{cargo, output, root, status, step, target_dir};
+use crate::edge;
+use crate::run::{cargo, forget_cargo_run_env, output, root, status, step, target_dir};
 
 const ROLES: [(&str, &str, &str); 3] = [
     ("HHS_ADMIN_KEY", "dev-admin", "admin"),
@@ -15,13 +17,16 @@ const ROLES: [(&str, &str, &str); 3] = [
 pub fn run(extra: &[String]) -> Result<(), String> {
     step("building hhs-origin");
     status(cargo().args(["build", "-p", "hhs-origin"]))?;
+    edge::build(false)?;
 
     let state = root().join(".hhs");
     std::fs::create_dir_all(&state).map_err(|e| format!("create {}: {e}", state.display()))?;
     let bind = std::env::var("HHS_BIND").unwrap_or_else(|_| "127.0.0.1:8000".into());
+    let edge_port: u16 = std::env::var("HHS_EDGE_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8787);
     let db = state.join("hhs.db");
     let origin = || {
         let mut c = Command::new(target_dir().join("debug/hhs-origin"));
+        forget_cargo_run_env(&mut c);
         if std::env::var_os("DATABASE_URL").is_none() {
             c.env("HHS_SQLITE_PATH", &db);
         }
@@ -32,8 +37,10 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     let keys = ensure_keys(&env_file, &origin)?;
 
     let mut child = origin().arg("serve").arg("--bind").arg(&bind).args(extra).spawn().map_err(|e| format!("could not start hhs-origin: {e}"))?;
+    let wrangler = edge::start_wrangler(edge_port, None, &[("ORIGIN_URL", format!("http://{bind}"))], &state.join("wrangler.log"), false)?;
     eprintln!();
-    eprintln!("  HHS origin   http://{bind}");
+    eprintln!("  HHS edge     {}   <- clinics and the dashboard use this", wrangler.url);
+    eprintln!("  origin       http://{bind}");
     match std::env::var_os("DATABASE_URL") {
         Some(_) => eprintln!("  store        PostgreSQL (DATABASE_URL)"),
         None => eprintln!("  store        embedded SQLite at {}", db.display()),
@@ -42,10 +49,11 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     for (var, value) in &keys {
         eprintln!("               {var}={value}");
     }
-    eprintln!("  try          source .hhs/dev.env && curl -H \"Authorization: Bearer $HHS_VIEWER_KEY\" http://{bind}/api/locks");
+    eprintln!("  try          source .hhs/dev.env && curl -H \"Authorization: Bearer $HHS_VIEWER_KEY\" {}/api/locks", wrangler.url);
     eprintln!("  stop         Ctrl-C");
     eprintln!();
     let st = child.wait().map_err(|e| e.to_string())?;
+    drop(wrangler);
     if st.success() {
         Ok(())
     } else {

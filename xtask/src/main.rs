@@ -1,12 +1,14 @@
 //! `cargo xtask <command>`: HHS's build, run and test orchestration, in Rust rather than shell
 //! (rust-analyzer's pattern). Only `std`, so it builds in seconds on a clean machine.
 //!
-//! * `dev`  — build and start the origin on the embedded store; print its URL.
-//! * `test` — every test: hhs-core for wasm32 without std, then the whole workspace against a throwaway
-//!   PostgreSQL cluster (or `DATABASE_URL`).
+//! * `dev`  — build and start the origin on the embedded store and the edge Worker in `wrangler dev`; print
+//!   the edge URL (the one clinics use) and the dev keys.
+//! * `test` — every test: hhs-core for wasm32 without std, the edge Worker, then the workspace's tests against
+//!   a throwaway PostgreSQL cluster (or `DATABASE_URL`) and a `wrangler dev` running the Worker.
 //! * `pgbench` — measures the two transactional-acquire strategies on a throwaway cluster.
 
 mod dev;
+mod edge;
 mod pgbench;
 mod postgres;
 mod run;

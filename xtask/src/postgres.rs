@@ -1,11 +1,10 @@
 //! A throwaway PostgreSQL cluster for tests and benchmarks: initdb + pg_ctl on a free loopback port, trust auth,
 //! removed again on drop. PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::run::{output, status, step};
+use crate::run::{free_port, output, status, step};
 
 pub struct Cluster {
     dir: PathBuf,
@@ -33,10 +32,6 @@ fn is_root() -> bool {
     output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
-}
 
 impl Cluster {
     pub fn start() -> Result<Cluster, String> {

@@ -69,3 +69,9 @@ pub fn forget_cargo_run_env(c: &mut Command) {
         }
     }
 }
+
+/// A free TCP port on 127.0.0.1 (free now; bind it soon).
+pub fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}

@@ -1,11 +1,12 @@
 //! `cargo xtask test`: every test, with the services they need.
 
 use crate::postgres::Cluster;
-use crate::run::{cargo, status, step};
-use crate::wasm;
+use crate::run::{cargo, free_port, status, step, target_dir};
+use crate::{edge, wasm};
 
 pub fn run(extra: &[String]) -> Result<(), String> {
     wasm::build_core_no_std()?;
+    edge::build(false)?;
 
     // A given DATABASE_URL is used as is (it must allow CREATE DATABASE: every test makes its own).
     let (cluster, url) = match std::env::var("DATABASE_URL") {
@@ -20,8 +21,28 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         }
     };
 
-    step("cargo test --workspace");
-    let result = status(cargo().args(["test", "--workspace", "--no-fail-fast"]).args(extra).env("HHS_TEST_PG_URL", url));
+    // The edge tests start and stop their own origin on `origin_port`; the Worker is told to forward there.
+    let origin_port = free_port()?;
+    let log = target_dir().join("wrangler-test.log");
+    let wrangler = edge::start_wrangler(
+        free_port()?,
+        Some("test"),
+        &[("ORIGIN_URL", format!("http://127.0.0.1:{origin_port}"))],
+        &log,
+        true,
+    )?;
+
+    step("cargo test");
+    let result = status(
+        cargo()
+            .arg("test")
+            .arg("--no-fail-fast")
+            .args(extra)
+            .env("HHS_TEST_PG_URL", url)
+            .env("HHS_TEST_EDGE_URL", &wrangler.url)
+            .env("HHS_TEST_EDGE_ORIGIN_PORT", origin_port.to_string()),
+    );
+    drop(wrangler);
     drop(cluster);
     result
 }

@@ -43,7 +43,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<
 async fn revoke(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<KeyView>, AppError> {
     caller.require(Role::Admin)?;
     let record = state.store.revoke_key(&id, &caller.actor()).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => AppError::new(ErrorCode::NotFound, "no key with this id"),
+        crate::store::StoreError::NotFound => AppError::new(ErrorCode::KeyNotFound, "no key with this id"),
         e => e.into(),
     })?;
     state.auth.forget(&id);

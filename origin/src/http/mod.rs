@@ -9,6 +9,7 @@ pub mod extract;
 mod health;
 mod keys;
 mod locks;
+pub mod metrics;
 mod resources;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub store: DynStore,
     pub policy: Arc<Policy>,
     pub auth: Arc<auth::Authenticator>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,10 +48,12 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .merge(events::router())
         .merge(keys::router())
         .merge(audit::router())
+        .merge(metrics::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))
         .with_state(state);
     let routes = match cors(cors_origins) {
         Some(cors) => routes.layer(cors),

@@ -164,13 +164,18 @@ impl TestApp {
 
     /// `reaper`: the in-process reaper's interval, or `None` for no reaper.
     pub async fn spawn_with(db: &TestDb, reaper: Option<Duration>) -> TestApp {
+        Self::spawn_at(db, reaper, 0).await
+    }
+
+    /// On a given port (0: any), as the edge tests need: the Worker was told where the origin will be.
+    pub async fn spawn_at(db: &TestDb, reaper: Option<Duration>, port: u16) -> TestApp {
         let store = db.store().await;
         let keys = Keys {
             admin: mint(&store, "hq", Role::Admin).await,
             client: mint(&store, "clinic-north", Role::Client).await,
             viewer: mint(&store, "observer", Role::Viewer).await,
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let settings =
             Settings { policy: test_policy(), cors_origins: vec![], reaper: reaper.map(|i| (i, 100)), insecure_no_auth: false };
         let running = spawn(listener, store.clone(), settings, CancellationToken::new()).expect("spawn origin");
@@ -183,6 +188,15 @@ impl TestApp {
 
     pub async fn stop(self) {
         self.running.stop().await;
+    }
+
+    /// The origin's `hhs_http_api_requests_total`.
+    pub async fn api_requests_seen(&self) -> u64 {
+        let text = self.client.get(format!("{}/metrics", self.url)).send().await.expect("metrics").text().await.expect("body");
+        text.lines()
+            .find_map(|l| l.strip_prefix("hhs_http_api_requests_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("hhs_http_api_requests_total in /metrics")
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {

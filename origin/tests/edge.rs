@@ -1,0 +1,242 @@
+//! The edge Worker, for real: `wrangler dev` running the built Worker (started by `cargo xtask test`, told to
+//! forward to HHS_TEST_EDGE_ORIGIN_PORT) in front of an origin these tests start and stop on that port. The
+//! tests take turns (one origin port), each with a fresh SQLite origin.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{Backend, Reply, TestApp, TestDb};
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Edge {
+    url: String,
+    origin_port: u16,
+}
+
+fn edge() -> Option<Edge> {
+    match (std::env::var("HHS_TEST_EDGE_URL"), std::env::var("HHS_TEST_EDGE_ORIGIN_PORT")) {
+        (Ok(url), Ok(port)) => Some(Edge { url, origin_port: port.parse().expect("port") }),
+        _ if std::env::var_os("CI").is_some() => panic!("CI is set but no edge is running: run the tests with `cargo xtask test`"),
+        _ => {
+            eprintln!("skipped: no HHS_TEST_EDGE_URL (run `cargo xtask test`)");
+            None
+        }
+    }
+}
+
+async fn origin(edge: &Edge) -> (TestDb, TestApp) {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let app = TestApp::spawn_at(&db, Some(Duration::from_millis(200)), edge.origin_port).await;
+    (db, app)
+}
+
+/// A request to the edge with `key` (None: no Authorization).
+fn to_edge(app: &TestApp, edge: &Edge, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+    let req = reqwest::Client::new().request(method, format!("{}{path}", edge.url)).timeout(Duration::from_secs(30));
+    let _ = app;
+    match key {
+        Some(k) => req.header("authorization", format!("Bearer {k}")),
+        None => req,
+    }
+}
+
+fn to_origin(app: &TestApp, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+    app.request_as(method, path, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let id = app.create_resource("bed", "B1").await;
+    let admin = app.keys.admin.clone();
+    let client = app.keys.client.clone();
+    let big = format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":30,"pad":"{}"}}"#, "x".repeat(70 * 1024));
+
+    // (what, method, path, key, content type, body, expected status, expected code)
+    let cases: Vec<(&str, Method, String, Option<&str>, Option<&str>, String, u16, &str)> = vec![
+        ("wrong method", Method::PUT, "/api/locks/acquire".into(), Some(&client), None, String::new(), 405, "method_not_allowed"),
+        ("unknown route", Method::GET, "/api/lockz".into(), Some(&client), None, String::new(), 404, "not_found"),
+        ("no key", Method::GET, "/api/locks".into(), None, None, String::new(), 401, "unauthenticated"),
+        ("garbled key", Method::GET, "/api/locks".into(), Some("hhs_not_a_key"), None, String::new(), 401, "unauthenticated"),
+        ("bad JSON", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"), "{oops".into(), 400, "invalid_json"),
+        ("wrong type", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":"30"}}"#), 422, "validation_failed"),
+        ("unknown field", Method::POST, "/api/locks/heartbeat".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resource_id":"{id}","owner_id":"a","colour":"red"}}"#), 422, "validation_failed"),
+        ("bad UUID in body", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
+            r#"{"resource_id":"bed-12","owner_id":"a","ttl_seconds":30}"#.into(), 422, "invalid_resource_id"),
+        ("bad UUID in path", Method::GET, "/api/locks/bed-12".into(), Some(&client), None, String::new(), 422, "invalid_resource_id"),
+        ("TTL out of bounds", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":999999}}"#), 422, "invalid_ttl"),
+        ("bad owner", Method::POST, "/api/locks/release".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resource_id":"{id}","owner_id":"a b"}}"#), 422, "invalid_owner_id"),
+        ("bad resource type", Method::POST, "/api/resources".into(), Some(&admin), Some("application/json"),
+            r#"{"type":"BED!","identifier":"x"}"#.into(), 422, "invalid_resource_type"),
+        ("oversized body", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"), big, 413, "payload_too_large"),
+        ("wrong content type", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("text/plain"),
+            format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":30}}"#), 415, "unsupported_media_type"),
+    ];
+
+    let seen_before = app.api_requests_seen().await;
+    let mut at_edge = vec![];
+    for (what, method, path, key, ct, body, status, code) in &cases {
+        let mut req = to_edge(&app, &edge, method.clone(), path, *key);
+        if let Some(ct) = ct {
+            req = req.header("content-type", *ct);
+        }
+        let r = app.send(req.body(body.clone())).await;
+        assert_eq!((r.status.as_u16(), r.code()), (*status, *code), "{what} at the edge: {}", r.body);
+        assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+        if *code == "unauthenticated" {
+            assert!(r.headers.get("www-authenticate").is_some(), "{what}: WWW-Authenticate");
+        }
+        at_edge.push(r);
+    }
+    assert_eq!(app.api_requests_seen().await, seen_before, "an invalid request reached the origin");
+
+    // The origin, asked the same, answers the same (status and code).
+    for ((what, method, path, key, ct, body, _, _), edge_reply) in cases.iter().zip(&at_edge) {
+        let mut req = to_origin(&app, method.clone(), path, *key);
+        if let Some(ct) = ct {
+            req = req.header("content-type", *ct);
+        }
+        let r = app.send(req.body(body.clone())).await;
+        assert_eq!((r.status, r.code()), (edge_reply.status, edge_reply.code()), "{what}: origin and edge disagree");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let south = support::mint(&app.store, "clinic-south", hhs_core::Role::Client).await;
+    let post = |key: &str, path: &str, body: Value| {
+        let req = to_edge(&app, &edge, Method::POST, path, Some(key)).json(&body);
+        app.send(req)
+    };
+
+    let created = post(&app.keys.admin, "/api/resources", json!({"type": "or-room", "identifier": "OR 1"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    let acquired = post(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30})).await;
+    assert_eq!(acquired.status, StatusCode::OK, "{}", acquired.body);
+    assert_eq!(acquired.body["fencing_token"], 1);
+    let beat = post(&app.keys.client, "/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "ws-1", "fencing_token": 1})).await;
+    assert_eq!(beat.status, StatusCode::OK);
+    // Errors decided by the origin come back unchanged.
+    let held = post(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 30})).await;
+    assert_eq!((held.status, held.code()), (StatusCode::CONFLICT, "lock_held"));
+    assert_eq!(held.body["error"]["holder"], "ws-1");
+    let theirs = post(&south, "/api/locks/release", json!({"resource_id": id, "owner_id": "ws-1"})).await;
+    assert_eq!((theirs.status, theirs.code()), (StatusCode::FORBIDDEN, "not_your_hold"));
+    let stale = post(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": "ws-1", "fencing_token": 9})).await;
+    assert_eq!(stale.code(), "stale_token");
+    let released = post(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": "ws-1", "fencing_token": 1})).await;
+    assert_eq!(released.body["status"], "RELEASED");
+    let again = post(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 30})).await;
+    assert_eq!(again.body["fencing_token"], 2);
+
+    // Query strings and request ids pass through.
+    let r = app.send(to_edge(&app, &edge, Method::GET, "/api/locks?status=HELD&type=or-room", Some(&app.keys.viewer)).header("x-request-id", "ward-7-abc")).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(r.headers["x-request-id"], "ward-7-abc");
+    let events = app.get(&format!("/api/events?resource_id={id}")).await;
+    assert!(events.body.as_array().unwrap().iter().any(|e| e["request_id"] == json!(null) || e["request_id"].as_str().is_some()));
+
+    // The edge's health says the origin answers; the dashboard placeholder is served as an asset.
+    let health = app.send(to_edge(&app, &edge, Method::GET, "/healthz", None)).await;
+    assert_eq!((health.status, health.body["origin"].clone()), (StatusCode::OK, json!("ok")));
+    let page = reqwest::get(format!("{}/", edge.url)).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("HHS"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_acquires_through_the_edge_have_one_winner() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let id = app.create_resource("or-room", "OR 2").await;
+    let replies: Vec<Reply> = join_all((0..50).map(|i| {
+        let req = to_edge(&app, &edge, Method::POST, "/api/locks/acquire", Some(&app.keys.client))
+            .json(&json!({"resource_id": id, "owner_id": format!("ws-{i}"), "ttl_seconds": 60}));
+        app.send(req)
+    }))
+    .await;
+    let ok = replies.iter().filter(|r| r.status == StatusCode::OK).count();
+    let held = replies.iter().filter(|r| r.status == StatusCode::CONFLICT && r.code() == "lock_held").count();
+    assert_eq!((ok, held), (1, 49), "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_over_the_key_limit_gets_429_and_the_origin_sees_at_most_the_limit() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    // wrangler.toml [env.test]: 100 requests a minute per key. A fresh key has a fresh bucket.
+    let key = support::mint(&app.store, "clinic-flood", hhs_core::Role::Viewer).await;
+    let before = app.api_requests_seen().await;
+    let replies: Vec<Reply> = join_all((0..150).map(|_| app.send(to_edge(&app, &edge, Method::GET, "/api/locks", Some(&key))))).await;
+    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert!(limited.len() >= 50, "{} of 150 were limited", limited.len());
+    for r in &limited {
+        assert_eq!(r.code(), "rate_limited");
+        let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry > 0);
+    }
+    let passed = app.api_requests_seen().await - before;
+    assert!(passed <= 100, "the origin saw {passed} requests, over the limit of 100");
+    assert_eq!(passed as usize, 150 - limited.len());
+    // Another key is not affected.
+    let other = app.send(to_edge(&app, &edge, Method::GET, "/api/locks", Some(&app.keys.viewer))).await;
+    assert_eq!(other.status, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn origin_down_or_silent_gives_origin_unavailable_never_a_hang() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let key = app.keys.viewer.clone();
+    app.stop().await;
+
+    // Nobody listening: 502 at once.
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let r = client.get(format!("{}/api/locks", edge.url)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_unavailable");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let health = client.get(format!("{}/healthz", edge.url)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.json::<Value>().await.unwrap()["origin"], "unavailable");
+
+    // Listening but never answering: 504 after ORIGIN_TIMEOUT_MS (3 s in [env.test]).
+    let silent = tokio::net::TcpListener::bind(("127.0.0.1", edge.origin_port)).await.unwrap();
+    let hold_open = tokio::spawn(async move {
+        let mut open = vec![];
+        while let Ok((sock, _)) = silent.accept().await {
+            open.push(sock);
+        }
+    });
+    let started = Instant::now();
+    let r = client.get(format!("{}/api/locks", edge.url)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "origin_unavailable");
+    assert!(started.elapsed() >= Duration::from_millis(2_900) && started.elapsed() < Duration::from_secs(15));
+    hold_open.abort();
+}

@@ -1,0 +1,184 @@
+//! Building the edge Worker and running `wrangler dev`.
+//!
+//! worker-build would download wasm-bindgen and esbuild at run time, which fails offline, so its steps are
+//! done here: cargo builds the wasm, the wasm-bindgen CLI of exactly Cargo.lock's version post-processes it,
+//! `edge/js/entry.js` is the entry module, and wrangler bundles the lot.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::run::{cargo, forget_cargo_run_env, output, root, status, step, target_dir};
+use crate::wasm;
+
+/// The wasm-bindgen version in Cargo.lock (the CLI must match it exactly).
+fn locked_wasm_bindgen() -> Result<String, String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// `wasm-bindgen` CLI of the locked version, installed with cargo if missing or different.
+fn wasm_bindgen_cli() -> Result<String, String> {
+    let want = locked_wasm_bindgen()?;
+    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(want.as_str()) {
+        step(&format!("installing wasm-bindgen-cli {want} (once; a few minutes)"));
+        let mut c = cargo();
+        c.args(["install", "wasm-bindgen-cli", "--version", &format!("={want}")]);
+        status(&mut c)?;
+    }
+    Ok("wasm-bindgen".into())
+}
+
+/// `npm ci` in edge/ when wrangler is not installed yet.
+pub fn ensure_wrangler() -> Result<PathBuf, String> {
+    let bin = root().join("edge/node_modules/.bin/wrangler");
+    if !bin.exists() {
+        step("npm ci (edge/: wrangler, pinned in package-lock.json)");
+        status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root().join("edge")))?;
+    }
+    Ok(bin)
+}
+
+/// Until the dashboard is built, the assets directory holds a page that says so.
+fn ensure_assets() -> Result<(), String> {
+    let dist = root().join("ui/dist");
+    if !dist.join("index.html").exists() {
+        std::fs::create_dir_all(&dist).map_err(|e| format!("create ui/dist: {e}"))?;
+        std::fs::copy(root().join("edge/placeholder/index.html"), dist.join("index.html")).map_err(|e| format!("placeholder: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Builds edge/build (wasm, JS glue, entry module). `release`: optimised, and shrunk with wasm-opt.
+pub fn build(release: bool) -> Result<PathBuf, String> {
+    let tc = wasm::toolchain()?;
+    step(&format!("building the edge Worker ({})", if release { "release" } else { "debug" }));
+    let mut c = wasm::cargo_wasm(&tc, "build");
+    c.args(["-p", "hhs-edge"]).env("WASM_BINDGEN_USE_JS_SYS", "1");
+    if release {
+        c.arg("--release");
+    }
+    status(&mut c)?;
+    let profile = if release { "release" } else { "debug" };
+    let wasm_target = match tc {
+        wasm::Toolchain::Rustup => target_dir(),
+        wasm::Toolchain::Debian => target_dir().join("wasm-debian"),
+    };
+    let wasm_file = wasm_target.join(format!("wasm32-unknown-unknown/{profile}/hhs_edge.wasm"));
+    let out = root().join("edge/build");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).map_err(|e| format!("create edge/build: {e}"))?;
+    status(
+        Command::new(wasm_bindgen_cli()?)
+            .arg(&wasm_file)
+            .arg("--out-dir")
+            .arg(&out)
+            .args(["--target", "module", "--out-name", "index", "--no-typescript"])
+            .args(["--experimental-reset-state-function", "--force-enable-abort-handler"]),
+    )?;
+    if release {
+        wasm_opt(&out.join("index_bg.wasm"))?;
+    }
+    std::fs::copy(root().join("edge/js/entry.js"), out.join("entry.js")).map_err(|e| format!("copy entry.js: {e}"))?;
+    ensure_assets()?;
+    Ok(out)
+}
+
+/// wasm-opt from npm's binaryen (Debian's is too old for this wasm), installed into edge/node_modules on demand.
+fn wasm_opt(file: &Path) -> Result<(), String> {
+    let bin = root().join("edge/node_modules/.bin/wasm-opt");
+    if !bin.exists() {
+        step("npm install binaryen (wasm-opt)");
+        status(Command::new("npm").args(["install", "--no-save", "--no-audit", "--no-fund", "binaryen@132"]).current_dir(root().join("edge")))?;
+    }
+    step("wasm-opt -Oz");
+    status(Command::new(bin).arg("-Oz").arg("--enable-bulk-memory").arg("--enable-nontrapping-float-to-int").arg(file).arg("-o").arg(file))
+}
+
+/// A running `wrangler dev`; stopped (with its workerd children) on drop.
+pub struct Wrangler {
+    child: Child,
+    pub url: String,
+    detached: bool,
+}
+
+/// Starts `wrangler dev` on 127.0.0.1:`port` and waits until it answers. `env`: a wrangler.toml environment;
+/// `vars`: `--var` overrides.
+/// `detached`: in its own process group, so drop can stop it and everything it started (tests); otherwise it
+/// shares the terminal's group and Ctrl-C reaches it (dev).
+pub fn start_wrangler(port: u16, env: Option<&str>, vars: &[(&str, String)], log: &Path, detached: bool) -> Result<Wrangler, String> {
+    let bin = ensure_wrangler()?;
+    // Fresh local state every time: rate-limit counters and caches from a previous run must not leak in.
+    let _ = std::fs::remove_dir_all(root().join(".wrangler/state"));
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(root())
+        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--show-interactive-dev-session=false", "--log-level", "warn"])
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    forget_cargo_run_env(&mut cmd);
+    if let Some(e) = env {
+        cmd.args(["--env", e]);
+    }
+    for (k, v) in vars {
+        cmd.arg("--var").arg(format!("{k}:{v}"));
+    }
+    let file = std::fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+    let err = file.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdout(file).stderr(err);
+    #[cfg(unix)]
+    if detached {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
+    step(&format!("starting wrangler dev on http://127.0.0.1:{port} (log: {})", log.display()));
+    let child = cmd.spawn().map_err(|e| format!("could not start wrangler: {e}"))?;
+    let w = Wrangler { child, url: format!("http://127.0.0.1:{port}"), detached };
+    let start = Instant::now();
+    while !answers(port) {
+        if start.elapsed() > Duration::from_secs(120) {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!("wrangler dev did not answer within 120 s:\n{tail}"));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(w)
+}
+
+/// Whether an HTTP server answers `GET /healthz` on the port (any status).
+fn answers(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    matches!(s.read(&mut buf), Ok(n) if n >= 5 && buf.starts_with(b"HTTP/"))
+}
+
+impl Drop for Wrangler {
+    fn drop(&mut self) {
+        // The whole process group: wrangler's node process and the workerd it started.
+        let pid = self.child.id();
+        if !self.detached {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        }
+        let _ = Command::new("kill").args(["-TERM", &format!("-{pid}")]).status();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+    }
+}
