@@ -176,9 +176,11 @@ impl Drop for Wrangler {
             let _ = self.child.wait();
             return;
         }
-        let _ = Command::new("kill").args(["-TERM", &format!("-{pid}")]).status();
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pid}")]).status();
         std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        // Should the group kill have failed, at least never wait forever on wrangler itself.
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
