@@ -62,7 +62,9 @@ impl CreateResourceRequest {
 pub struct AcquireRequest {
     pub resource_id: String,
     pub owner_id: String,
-    pub ttl_seconds: f64,
+    /// Omitted: the TTL model's suggestion for this owner and resource type.
+    #[serde(default)]
+    pub ttl_seconds: Option<f64>,
 }
 
 /// A validated acquire.
@@ -70,7 +72,8 @@ pub struct AcquireRequest {
 pub struct ValidAcquire {
     pub resource_id: ResourceId,
     pub owner: OwnerId,
-    pub ttl: Ttl,
+    /// `None`: ask the TTL model.
+    pub ttl: Option<Ttl>,
 }
 
 impl AcquireRequest {
@@ -78,7 +81,7 @@ impl AcquireRequest {
         Ok(ValidAcquire {
             resource_id: ResourceId::parse(&self.resource_id)?,
             owner: OwnerId::parse(&self.owner_id)?,
-            ttl: Ttl::from_seconds_f64(self.ttl_seconds, bounds)?,
+            ttl: self.ttl_seconds.map(|t| Ttl::from_seconds_f64(t, bounds)).transpose()?,
         })
     }
 }
@@ -127,6 +130,54 @@ impl ForceReleaseRequest {
         }
         Ok((ResourceId::parse(&self.resource_id)?, reason.to_string()))
     }
+}
+
+/// `POST /api/ml/suggest`: the TTL the model suggests for this owner on this resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestRequest {
+    pub resource_id: String,
+    pub owner_id: String,
+}
+
+impl SuggestRequest {
+    pub fn validate(&self) -> Result<(ResourceId, OwnerId), ApiError> {
+        Ok((ResourceId::parse(&self.resource_id)?, OwnerId::parse(&self.owner_id)?))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuggestionBasis {
+    /// `owner`, `type` or `default`.
+    pub scope: crate::ttl_model::Scope,
+    /// `heartbeat_gaps`, `hold_durations` or `policy_default`.
+    pub learned_from: crate::ttl_model::Basis,
+    pub samples: u32,
+    /// The learned 99.5th percentile (before the safety margin and the policy bounds), in seconds.
+    pub quantile_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuggestResponse {
+    pub suggested_ttl: u32,
+    /// How unusual the resource's current hold is, in [0, 1]; 0 when it is free.
+    pub anomaly_score: f64,
+    pub basis: SuggestionBasis,
+}
+
+/// One entry of `GET /api/ml/anomalies`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyView {
+    pub resource_id: ResourceId,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub identifier: String,
+    pub owner_id: String,
+    pub principal: String,
+    pub anomaly_score: f64,
+    pub held_seconds: f64,
+    pub heartbeat_gap_seconds: f64,
+    pub fencing_token: u64,
 }
 
 /// `PATCH /api/resources/{id}` (admin): rename a resource.
@@ -213,6 +264,9 @@ pub struct LockView {
     /// Set while the resource is in lock-delay: no grant before this time.
     #[serde(with = "crate::time::rfc3339_millis::option")]
     pub lock_delay_until: Option<DateTime<Utc>>,
+    /// On acquire answers: `"requested"` or `"suggested"` (the TTL model chose it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_source: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,6 +289,7 @@ impl LockView {
             expires_at: hold.map(|h| h.expires_at().to_utc()),
             ended_at: hold.and_then(|h| h.ended_at(now)).map(Millis::to_utc),
             lock_delay_until: lease.delay_until.filter(|u| *u > now).map(Millis::to_utc),
+            ttl_source: None,
             resource_type: None,
             identifier: None,
         }

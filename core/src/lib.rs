@@ -7,7 +7,8 @@
 //! * [`ids`], [`ttl`], [`time`] — validated newtypes: an invalid id or TTL cannot be constructed.
 //! * [`lease`] — the state of one resource's lease and the transitions `acquire`, `heartbeat`, `release`,
 //!   `expire`, `force_release`, each returning the next state plus the events to append.
-//! * [`policy`] — TTL bounds and per-type lock-delay.
+//! * [`policy`] — TTL bounds, the default TTL and per-type lock-delay.
+//! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
 //! * [`api`] — the JSON request/response types of the HTTP API and their validation.
 //! * [`error`] — the stable error codes and their HTTP status.
 //! * [`auth`] — roles and the API key format.
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod routes;
 pub mod time;
 pub mod ttl;
+pub mod ttl_model;
 
 pub use error::{ApiError, ErrorCode};
 pub use auth::Role;

@@ -7,14 +7,22 @@ use alloc::string::String;
 use crate::time::Millis;
 use crate::ttl::TtlBounds;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub ttl_bounds: TtlBounds,
+    /// The TTL an acquire without `ttl_seconds` gets while the TTL model has too little history (seconds).
+    pub default_ttl_seconds: u32,
     /// Lock-delay per resource type. After a hold on such a resource expires or is force-released, nobody can be
     /// granted it until the delay has passed, so a client that paused (GC, network partition) and still believes
     /// it holds cannot overlap with the next holder during that window. Types not listed have no delay; a clean
     /// release never has one.
     pub lock_delays: BTreeMap<String, Millis>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { ttl_bounds: TtlBounds::default(), default_ttl_seconds: 300, lock_delays: BTreeMap::new() }
+    }
 }
 
 impl Policy {

@@ -12,6 +12,7 @@ pub enum Body {
     Holder,
     ForceRelease,
     CreateKey,
+    Suggest,
 }
 
 /// The kind of a `{…}` path segment.
@@ -43,6 +44,8 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/api/locks/{resource_id}", body: Body::None },
     Route { method: "GET", path: "/api/events", body: Body::None },
     Route { method: "GET", path: "/api/audit/export", body: Body::None },
+    Route { method: "POST", path: "/api/ml/suggest", body: Body::Suggest },
+    Route { method: "GET", path: "/api/ml/anomalies", body: Body::None },
     Route { method: "GET", path: "/api/keys", body: Body::None },
     Route { method: "POST", path: "/api/keys", body: Body::CreateKey },
     Route { method: "DELETE", path: "/api/keys/{key_id}", body: Body::None },
@@ -142,6 +145,9 @@ pub fn check(
         }
         Body::CreateKey => {
             parse_body::<CreateKeyRequest>(body)?.validate()?;
+        }
+        Body::Suggest => {
+            parse_body::<SuggestRequest>(body)?.validate()?;
         }
     }
     Ok(())

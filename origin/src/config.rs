@@ -81,6 +81,9 @@ pub struct PolicyArgs {
     /// Longest TTL a client may ask for, in seconds.
     #[arg(long, env = "HHS_MAX_TTL", default_value_t = 86_400)]
     pub max_ttl: u32,
+    /// The TTL of an acquire without ttl_seconds while the TTL model has too little history, in seconds.
+    #[arg(long, env = "HHS_DEFAULT_TTL", default_value_t = 300)]
+    pub default_ttl: u32,
     /// Lock-delay per resource type after an expiry or force-release, as TYPE=SECONDS (repeat, or comma-separate
     /// in HHS_LOCK_DELAYS). Types not listed have none.
     #[arg(long = "lock-delay", env = "HHS_LOCK_DELAYS", value_delimiter = ',', value_parser = parse_lock_delay)]
@@ -99,8 +102,12 @@ impl PolicyArgs {
         if self.min_ttl == 0 || self.min_ttl > self.max_ttl {
             return Err(format!("--min-ttl ({}) must be at least 1 and at most --max-ttl ({})", self.min_ttl, self.max_ttl));
         }
+        if !(self.min_ttl..=self.max_ttl).contains(&self.default_ttl) {
+            return Err(format!("--default-ttl ({}) must lie within --min-ttl and --max-ttl", self.default_ttl));
+        }
         Ok(Policy {
             ttl_bounds: TtlBounds { min_seconds: self.min_ttl, max_seconds: self.max_ttl },
+            default_ttl_seconds: self.default_ttl,
             lock_delays: self.lock_delays.iter().map(|(t, s)| (t.clone(), Millis::from_secs(i64::from(*s)))).collect(),
         })
     }

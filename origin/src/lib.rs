@@ -3,6 +3,7 @@
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod model;
 pub mod reaper;
 pub mod server;
 pub mod store;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DbArgs, ServeArgs};
 use crate::http::auth::Authenticator;
 use crate::http::{router, AppState};
+use crate::model::ModelCache;
 use crate::reaper;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -35,6 +36,8 @@ pub struct Settings {
     pub reaper: Option<(std::time::Duration, u32)>,
     /// `--insecure-no-auth`: no keys; every caller is an admin (loopback only).
     pub insecure_no_auth: bool,
+    /// How often the TTL model reads new finished holds from the event log.
+    pub model_refresh: std::time::Duration,
 }
 
 /// A running origin.
@@ -56,11 +59,16 @@ impl Running {
 pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdown: CancellationToken) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let auth = Arc::new(Authenticator::new(store.clone(), settings.insecure_no_auth));
-    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()), auth, metrics: Arc::default() };
+    let model = Arc::new(ModelCache::default());
+    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()), auth, metrics: Arc::default(), model: model.clone() };
     let app = router(state, &settings.cors_origins);
     let reaper = settings.reaper.map(|(interval, batch)| {
-        tokio::spawn(reaper::run(store, settings.policy.clone(), interval, batch, shutdown.clone()))
+        tokio::spawn(reaper::run(store.clone(), settings.policy.clone(), interval, batch, shutdown.clone()))
     });
+    let learner = {
+        let (store, shutdown, interval) = (store.clone(), shutdown.clone(), settings.model_refresh);
+        tokio::spawn(async move { model.run(store, interval, shutdown).await })
+    };
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
@@ -70,6 +78,7 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
         if let Some(r) = reaper {
             let _ = r.await;
         }
+        let _ = learner.await;
     });
     Ok(Running { addr, shutdown, task })
 }
@@ -91,6 +100,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         cors_origins: args.cors_origins.clone(),
         reaper: (!args.no_reaper).then(|| (args.reaper.interval(), args.reaper.batch)),
         insecure_no_auth: args.insecure_no_auth,
+        model_refresh: std::time::Duration::from_secs(10),
     };
     let shutdown = CancellationToken::new();
     let running = spawn(listener, store, settings, shutdown.clone())?;

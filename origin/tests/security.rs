@@ -61,7 +61,7 @@ async fn open_routes_need_no_key(b: Backend) {
     app.stop().await;
 }
 
-/// The least role each route needs.
+/// The least role each route needs; every route of the shared table is here (checked below).
 fn routes() -> Vec<(&'static str, Role)> {
     vec![
         ("GET /api/resources", Role::Viewer),
@@ -76,6 +76,8 @@ fn routes() -> Vec<(&'static str, Role)> {
         ("POST /api/locks/release", Role::Client),
         ("POST /api/locks/force-release", Role::Admin),
         ("GET /api/events", Role::Viewer),
+        ("POST /api/ml/suggest", Role::Viewer),
+        ("GET /api/ml/anomalies", Role::Viewer),
         ("GET /api/audit/export", Role::Admin),
         ("GET /api/keys", Role::Admin),
         ("POST /api/keys", Role::Admin),
@@ -112,6 +114,7 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> suppor
         ("POST", "/api/locks/heartbeat" | "/api/locks/release") => Some(json!({"resource_id": id, "owner_id": owner})),
         ("POST", "/api/locks/force-release") => Some(json!({"resource_id": id, "reason": "matrix test"})),
         ("POST", "/api/keys") => Some(json!({"principal": format!("p{n}"), "role": "viewer"})),
+        ("POST", "/api/ml/suggest") => Some(json!({"resource_id": id, "owner_id": owner})),
         _ => None,
     };
     let mut req = app.request_as(method.parse().unwrap(), &path, key);
@@ -122,6 +125,11 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> suppor
 }
 
 async fn role_endpoint_matrix(b: Backend) {
+    let covered: Vec<String> = routes().iter().map(|(r, _)| r.replace("{key}", "{key_id}").replace("{id}", "{resource_id}")).collect();
+    for route in hhs_core::routes::ROUTES {
+        let name = format!("{} {}", route.method, route.path);
+        assert!(covered.contains(&name), "{name} is missing from the role matrix");
+    }
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let revoked = mint(&app.store, "clinic-gone", Role::Admin).await;

@@ -6,9 +6,11 @@
 //! * `test` — every test: hhs-core for wasm32 without std, the edge Worker, then the workspace's tests against
 //!   a throwaway PostgreSQL cluster (or `DATABASE_URL`) and a `wrangler dev` running the Worker.
 //! * `pgbench` — measures the two transactional-acquire strategies on a throwaway cluster.
+//! * `eval-ttl` — evaluates the TTL model against fixed TTLs on simulated months of traffic.
 
 mod dev;
 mod edge;
+mod eval_ttl;
 mod pgbench;
 mod postgres;
 mod run;
@@ -23,8 +25,9 @@ fn main() -> ExitCode {
         Some("dev") => dev::run(&args[1..]),
         Some("test") => test::run(&args[1..]),
         Some("pgbench") => pgbench::run(&args[1..]),
+        Some("eval-ttl") => eval_ttl::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|pgbench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench");
+            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),

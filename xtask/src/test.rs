@@ -1,7 +1,10 @@
 //! `cargo xtask test`: every test, with the services they need.
 
 use crate::postgres::Cluster;
-use crate::run::{cargo, free_port, status, step, target_dir};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::run::{cargo, free_port, step, target_dir};
 use crate::{edge, wasm};
 
 pub fn run(extra: &[String]) -> Result<(), String> {
@@ -33,16 +36,45 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     )?;
 
     step("cargo test");
-    let result = status(
-        cargo()
-            .arg("test")
-            .arg("--no-fail-fast")
-            .args(extra)
-            .env("HHS_TEST_PG_URL", url)
-            .env("HHS_TEST_EDGE_URL", &wrangler.url)
-            .env("HHS_TEST_EDGE_ORIGIN_PORT", origin_port.to_string()),
-    );
+    let mut cmd = cargo();
+    cmd.arg("test")
+        .arg("--no-fail-fast")
+        .args(extra)
+        .env("HHS_TEST_PG_URL", url)
+        .env("HHS_TEST_EDGE_URL", &wrangler.url)
+        .env("HHS_TEST_EDGE_ORIGIN_PORT", origin_port.to_string());
+    let result = run_counting(&mut cmd);
     drop(wrangler);
     drop(cluster);
-    result
+    let (passed, failed, ignored) = result?;
+    // One closing line for the whole run (cargo's own last line is a doc-test binary's, often "0 passed").
+    println!("\nsummary: {passed} passed, {failed} failed, {ignored} skipped");
+    if failed > 0 {
+        return Err(format!("{failed} tests failed"));
+    }
+    Ok(())
+}
+
+/// Runs `cargo test`, passing its output through, and adds up its `test result:` lines.
+fn run_counting(cmd: &mut Command) -> Result<(u64, u64, u64), String> {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().map_err(|e| format!("could not start cargo test: {e}"))?;
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    rest.split(';').find_map(|part| part.trim().strip_suffix(word)).and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+                };
+                passed += count(" passed");
+                failed += count(" failed");
+                ignored += count(" ignored");
+            }
+        }
+    }
+    let st = child.wait().map_err(|e| e.to_string())?;
+    if !st.success() && failed == 0 {
+        return Err(format!("cargo test failed ({st})"));
+    }
+    Ok((passed, failed, ignored))
 }

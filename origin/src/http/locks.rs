@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use hhs_core::api::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView, ValidHolder};
 use hhs_core::lease::{self, AcquireCmd, Claim};
-use hhs_core::{ErrorCode, HoldId, LockStatus, OwnerId, ResourceId, ResourceType, Role};
+use hhs_core::{Denied, ErrorCode, HoldId, LockStatus, OwnerId, ResourceId, ResourceType, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -14,7 +14,8 @@ use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams};
 use super::AppState;
-use crate::store::{Actor, Applied, LockFilter};
+use crate::store::rows::hold_detail;
+use crate::store::{Actor, Applied, EventRow, LockFilter, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,12 +38,23 @@ async fn acquire(
 ) -> Result<Json<LockView>, AppError> {
     caller.require(Role::Client)?;
     let valid = req.validate(&state.policy.ttl_bounds)?;
-    let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl: valid.ttl, new_hold_id: HoldId(Uuid::now_v7()) };
+    let (ttl, source) = match valid.ttl {
+        Some(ttl) => (ttl, "requested"),
+        None => {
+            // No TTL asked for: the model's suggestion for this owner on this type of resource.
+            let resource = state.store.resource(valid.resource_id).await?;
+            let s = state.model.read(|m| m.suggest(&resource.resource_type, caller.principal.as_str(), valid.owner.as_str(), &state.policy));
+            (s.ttl, "suggested")
+        }
+    };
+    let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl, new_hold_id: HoldId(Uuid::now_v7()) };
     let applied = state.store.acquire(valid.resource_id, cmd, state.policy.clone(), &caller.actor()).await?;
     if let Some(h) = applied.outcome.lease.hold.as_ref().filter(|_| !applied.outcome.events.is_empty()) {
-        tracing::info!(resource_id = %valid.resource_id, owner_id = %h.owner, fencing_token = h.token.0, "hold granted");
+        tracing::info!(resource_id = %valid.resource_id, owner_id = %h.owner, fencing_token = h.token.0, ttl_source = source, "hold granted");
     }
-    Ok(answer(&applied))
+    let mut view = LockView::of(&applied.outcome.lease, applied.now);
+    view.ttl_source = Some(source.to_owned());
+    Ok(Json(view))
 }
 
 /// The claim of a heartbeat or release: the caller's principal with the owner id and token it names.
@@ -73,14 +85,43 @@ async fn release(
     caller.require(Role::Client)?;
     let valid = req.validate()?;
     let claim = claim(&caller, &valid);
-    let applied = state
+    let attempt = claim.clone();
+    let applied = match state
         .store
         .transact(valid.resource_id, &caller.actor(), Box::new(move |_, current, now| lease::release(current, now, &claim)))
-        .await?;
+        .await
+    {
+        Err(StoreError::Denied(Denied::LockExpired)) => {
+            record_late_release(&state, &caller, valid.resource_id, &attempt).await;
+            return Err(StoreError::Denied(Denied::LockExpired).into());
+        }
+        other => other?,
+    };
     if !applied.outcome.events.is_empty() {
         tracing::info!(resource_id = %valid.resource_id, "hold released");
     }
     Ok(answer(&applied))
+}
+
+/// A release that came after the hold lapsed is still news: the client was alive and needed the hold this
+/// long. It is recorded as `late_release`, so the TTL model learns from false expiries instead of never hearing
+/// of them. Best effort: the refusal stands whatever happens here.
+async fn record_late_release(state: &AppState, caller: &Caller, id: ResourceId, claim: &Claim) {
+    let Ok((_, current, now)) = state.store.lease(id).await else { return };
+    let Some(h) = current.hold.as_ref().filter(|h| h.principal == claim.principal && h.owner == claim.owner) else { return };
+    let gap = h.max_gap.max(now.since(h.last_heartbeat));
+    let detail = hold_detail(h.ttl, h.heartbeats, gap, Some(now.since(h.acquired_at)), &h.principal);
+    let event = EventRow {
+        resource_id: Some(id.0),
+        hold_id: Some(h.id.0),
+        owner_id: Some(h.owner.as_str().to_owned()),
+        fencing_token: Some(h.token.to_i64()),
+        detail: detail.to_string(),
+        ..EventRow::by(&caller.actor(), now, "late_release")
+    };
+    if let Err(e) = state.store.append_event(event).await {
+        tracing::warn!(error = %e, "could not record a late release");
+    }
 }
 
 /// An administrator ends any hold: an involuntary loss, so the type's lock-delay applies. Who and why go into

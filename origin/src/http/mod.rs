@@ -10,6 +10,7 @@ mod health;
 mod keys;
 mod locks;
 pub mod metrics;
+mod ml;
 mod resources;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     pub auth: Arc<auth::Authenticator>,
     pub metrics: Arc<metrics::Metrics>,
+    pub model: Arc<crate::model::ModelCache>,
 }
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,6 +51,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .merge(keys::router())
         .merge(audit::router())
         .merge(metrics::router())
+        .merge(ml::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -15,7 +15,7 @@ use hhs_core::api::EventView;
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
-pub use rows::{EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter};
+pub use rows::{EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, Resource, ResourceFilter};
 
 /// A lease transition from `hhs_core::lease`, closed over its request: given the resource, its current lease and
 /// the database's `now`, the next state or a refusal.
@@ -123,6 +123,9 @@ pub trait Store: Send + Sync + 'static {
     async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError>;
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>, StoreError>;
+
+    /// Finished holds (`released`, `late_release` events) after event id `after`, oldest first: the TTL model's food.
+    async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError>;
 
     /// Appends one event on its own (failed authentications). Its `at_ms` is replaced by the database clock.
     async fn append_event(&self, event: EventRow) -> Result<(), StoreError>;

@@ -14,12 +14,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::queries::{
-    self, bind_args, DELETE_RESOURCE, FAST_GRANT, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED_SKIP_LOCKED,
+    self, bind_args, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, FAST_GRANT, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED_SKIP_LOCKED,
     SELECT_KEY, SELECT_KEYS, SELECT_LEASE, SELECT_LEASE_FOR_UPDATE, SELECT_RESOURCE, UPDATE_IDENTIFIER,
 };
 use super::rows::{bind_event, bind_lease, hold_detail, EventRecord, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT, UPDATE_LEASE};
 use super::{
-    acquire_transition, held_refusal, Actor, Applied, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store,
+    acquire_transition, held_refusal, Actor, FinishedHold, Applied, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store,
     StoreError, Transition,
 };
 
@@ -216,6 +216,10 @@ impl Store for PgStore {
         let (sql, args) = queries::events(filter);
         let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
         Ok(recs.into_iter().map(EventView::from).collect())
+    }
+
+    async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
+        Ok(sqlx::query_as(SELECT_FINISHED_HOLDS).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
     async fn append_event(&self, mut event: EventRow) -> Result<(), StoreError> {

@@ -367,3 +367,12 @@ impl KeyRecord {
         })
     }
 }
+
+/// A finished hold as the TTL model learns from it: a `released` or `late_release` event with its resource type.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct FinishedHold {
+    pub id: i64,
+    pub resource_type: String,
+    pub owner_id: Option<String>,
+    pub detail: String,
+}

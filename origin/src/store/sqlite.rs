@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::queries::{
-    self, bind_args, DELETE_RESOURCE, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED, SELECT_KEY, SELECT_KEYS,
+    self, bind_args, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED, SELECT_KEY, SELECT_KEYS,
     SELECT_LEASE, SELECT_RESOURCE, UPDATE_IDENTIFIER,
 };
 use super::rows::{
@@ -22,7 +22,7 @@ use super::rows::{
     UPDATE_LEASE,
 };
 use super::{
-    held_refusal, Actor, Applied, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition,
+    held_refusal, Actor, Applied, FinishedHold, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -207,6 +207,10 @@ impl Store for SqliteStore {
         let sql = q(&sql);
         let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
         Ok(recs.into_iter().map(EventView::from).collect())
+    }
+
+    async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
+        Ok(sqlx::query_as(&q(SELECT_FINISHED_HOLDS)).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
     async fn append_event(&self, mut event: EventRow) -> Result<(), StoreError> {

@@ -118,6 +118,7 @@ impl TestDb {
 pub fn test_policy() -> Policy {
     Policy {
         ttl_bounds: TtlBounds { min_seconds: 1, max_seconds: 86_400 },
+        default_ttl_seconds: 300,
         lock_delays: [("or-room".to_owned(), Millis(2_000))].into_iter().collect(),
     }
 }
@@ -177,7 +178,13 @@ impl TestApp {
         };
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let settings =
-            Settings { policy: test_policy(), cors_origins: vec![], reaper: reaper.map(|i| (i, 100)), insecure_no_auth: false };
+            Settings {
+                policy: test_policy(),
+                cors_origins: vec![],
+                reaper: reaper.map(|i| (i, 100)),
+                insecure_no_auth: false,
+                model_refresh: Duration::from_millis(200),
+            };
         let running = spawn(listener, store.clone(), settings, CancellationToken::new()).expect("spawn origin");
         let url = format!("http://{}", running.addr);
         let mut headers = reqwest::header::HeaderMap::new();

@@ -1,0 +1,308 @@
+//! The TTL model: learned hold behaviour, suggested TTLs and anomaly scores. Pure, `no_std`, cheap to update
+//! (O(1) per observation, O(log n) per suggestion), so the origin keeps it in memory and the edge or dashboard
+//! could run it too.
+//!
+//! ## What it learns
+//! A hold expires when `now - last_heartbeat > ttl`. A TTL too long keeps a bed locked long after its client
+//! crashed (dead time); too short expires live holds (false expiry). What matters depends on the client:
+//! * a client that **heartbeats** needs a TTL above its longest gap between heartbeats — we learn the
+//!   distribution of each hold's longest gap;
+//! * a client that **never heartbeats** needs a TTL above the whole hold — we learn hold durations.
+//!
+//! Each distribution is summarised per resource type and per (type, principal, owner) as a log-normal (running
+//! sums of `ln x` and `ln² x`): robust to huge outliers, exact to update, tiny. An owner's parameters are shrunk
+//! toward its type's (weight `n / (n + SHRINK)`), and with too little data the policy default TTL is used.
+//!
+//! The suggestion is the scope's 99.5th percentile times a safety margin, clamped to the policy's bounds. The
+//! anomaly score of a live hold is how far its age (against the scope's hold durations) or its current heartbeat
+//! gap (against the scope's gaps) sits in the tail, mapped to [0, 1] so that 0.8 means "far outside what this
+//! scope does" (about 3 standard deviations in log space for age).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+
+use libm::{erf, exp, log, sqrt};
+use serde::{Deserialize, Serialize};
+
+use crate::lease::Hold;
+use crate::policy::Policy;
+use crate::time::Millis;
+use crate::ttl::Ttl;
+
+/// z of the 99.5th percentile of a standard normal: the quantile a suggestion covers.
+const Z_QUANTILE: f64 = 2.575_829;
+/// Head-room over the learned quantile: a slow network, a GC pause.
+const GAP_MARGIN: f64 = 1.25;
+const DURATION_MARGIN: f64 = 1.10;
+/// Prior weight, in samples, of the type when estimating an owner.
+const SHRINK: f64 = 20.0;
+/// Fewer samples than this in a type: use the policy default.
+const MIN_TYPE_SAMPLES: u32 = 10;
+/// Fewer than this for an owner: the basis is reported as the type's.
+const MIN_OWNER_SAMPLES: u32 = 5;
+/// A floor on σ (log space): a scope whose samples are all equal still gets a sane, finite quantile.
+const MIN_SIGMA: f64 = 0.05;
+/// Anomaly mapping: score = Φ(z − shift). Age three σ past the mean scores ≈ 0.8; gaps need more, since a
+/// lapsing gap is the TTL's job, not the anomaly list's.
+const AGE_SHIFT: f64 = 2.3;
+const GAP_SHIFT: f64 = 4.5;
+
+/// Running log-normal summary of positive durations in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogSummary {
+    pub n: u32,
+    sum: f64,
+    sum_sq: f64,
+}
+
+/// Log-normal parameters (μ, σ) in log-milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogNormal {
+    pub mu: f64,
+    pub sigma: f64,
+}
+
+impl LogNormal {
+    pub fn quantile_ms(&self, z: f64) -> f64 {
+        exp(self.mu + z * self.sigma)
+    }
+
+    /// How many σ above the mean `ms` is.
+    pub fn z(&self, ms: f64) -> f64 {
+        (log(ms.max(1.0)) - self.mu) / self.sigma
+    }
+}
+
+impl LogSummary {
+    /// Adds one sample. Values are clamped to [1 ms, 30 days], so a corrupt or absurd sample cannot dominate;
+    /// NaN is ignored.
+    pub fn add(&mut self, ms: f64) {
+        if ms.is_nan() {
+            return;
+        }
+        let x = log(ms.clamp(1.0, 30.0 * 86_400_000.0));
+        self.n = self.n.saturating_add(1);
+        self.sum += x;
+        self.sum_sq += x * x;
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / f64::from(self.n))
+    }
+
+    fn variance(&self) -> Option<f64> {
+        (self.n > 1).then(|| {
+            let n = f64::from(self.n);
+            ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0)
+        })
+    }
+
+    /// The fitted log-normal, if there is at least one sample (one sample: σ at its floor).
+    pub fn fit(&self) -> Option<LogNormal> {
+        let mu = self.mean()?;
+        let sigma = sqrt(self.variance().unwrap_or(0.0)).max(MIN_SIGMA);
+        Some(LogNormal { mu, sigma })
+    }
+
+    /// This scope's fit, shrunk toward `parent` with a prior weight of `SHRINK` samples.
+    pub fn shrunk_toward(&self, parent: LogNormal) -> LogNormal {
+        let n = f64::from(self.n);
+        if self.n == 0 {
+            return parent;
+        }
+        let w = n / (n + SHRINK);
+        let mu = w * self.mean().unwrap_or(parent.mu) + (1.0 - w) * parent.mu;
+        let own_var = self.variance().unwrap_or(parent.sigma * parent.sigma);
+        let var = w * own_var + (1.0 - w) * parent.sigma * parent.sigma;
+        LogNormal { mu, sigma: sqrt(var).max(MIN_SIGMA) }
+    }
+}
+
+/// What one finished hold teaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Heartbeats the hold received (0: a client that does not heartbeat).
+    pub heartbeats: u32,
+    /// The longest gap between heartbeats (or between grant and the first).
+    pub max_gap: Millis,
+    /// How long the client actually held (until it released, or tried to after its hold lapsed).
+    pub held: Millis,
+}
+
+/// The summaries of one scope.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScopeStats {
+    /// Longest gap per hold, for holds that heartbeat.
+    pub gaps: LogSummary,
+    /// Durations of holds that never heartbeat.
+    pub silent_durations: LogSummary,
+    /// Durations of all holds (the anomaly score's "how old is too old").
+    pub durations: LogSummary,
+}
+
+/// Holds further than this many σ above their scope's typical duration are left out of the duration baseline:
+/// forgotten holds must not teach the model that forgetting is normal.
+const OUTLIER_Z: f64 = 4.0;
+/// ... once the baseline has this many samples to judge by.
+const OUTLIER_MIN_SAMPLES: u32 = 20;
+
+impl ScopeStats {
+    fn observe(&mut self, o: &Observation) {
+        let held = o.held.0 as f64;
+        let outlier = self.durations.n >= OUTLIER_MIN_SAMPLES && self.durations.fit().is_some_and(|f| f.z(held) > OUTLIER_Z);
+        if !outlier {
+            self.durations.add(held);
+        }
+        if o.heartbeats > 0 {
+            self.gaps.add(o.max_gap.0 as f64);
+        } else {
+            self.silent_durations.add(held);
+        }
+    }
+
+    fn samples(&self) -> u32 {
+        self.durations.n
+    }
+
+    /// Whether holds of this scope mostly heartbeat.
+    fn heartbeats(&self) -> bool {
+        self.gaps.n >= self.silent_durations.n
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Owner,
+    Type,
+    Default,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Learned from the longest heartbeat gaps.
+    HeartbeatGaps,
+    /// Learned from whole hold durations (clients that don't heartbeat).
+    HoldDurations,
+    /// Not enough history: the policy default.
+    PolicyDefault,
+}
+
+/// A suggested TTL and what it rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suggestion {
+    pub ttl: Ttl,
+    pub scope: Scope,
+    pub basis: Basis,
+    /// Finished holds behind it (the owner's if the scope is the owner, else the type's).
+    pub samples: u32,
+    /// The learned 99.5th percentile the TTL covers, before margin and bounds.
+    pub quantile: Option<Millis>,
+}
+
+/// Who an owner is: within a resource type, a principal's owner id.
+pub type OwnerKey = (String, String, String);
+
+#[derive(Clone, Debug, Default)]
+pub struct TtlModel {
+    types: BTreeMap<String, ScopeStats>,
+    owners: BTreeMap<OwnerKey, ScopeStats>,
+}
+
+fn owner_key(resource_type: &str, principal: &str, owner: &str) -> OwnerKey {
+    (String::from(resource_type), String::from(principal), String::from(owner))
+}
+
+/// Standard normal CDF.
+fn phi(z: f64) -> f64 {
+    0.5 * (1.0 + erf(z / core::f64::consts::SQRT_2))
+}
+
+impl TtlModel {
+    pub fn observe(&mut self, resource_type: &str, principal: &str, owner: &str, o: &Observation) {
+        self.types.entry(String::from(resource_type)).or_default().observe(o);
+        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().observe(o);
+    }
+
+    pub fn type_samples(&self, resource_type: &str) -> u32 {
+        self.types.get(resource_type).map_or(0, ScopeStats::samples)
+    }
+
+    fn scopes(&self, resource_type: &str, principal: &str, owner: &str) -> (Option<&ScopeStats>, Option<&ScopeStats>) {
+        let ty = self.types.get(resource_type).filter(|t| t.samples() >= MIN_TYPE_SAMPLES);
+        let own = self.owners.get(&owner_key(resource_type, principal, owner));
+        (ty, own)
+    }
+
+    /// The TTL to use for a new hold of this owner on a resource of this type.
+    pub fn suggest(&self, resource_type: &str, principal: &str, owner: &str, policy: &Policy) -> Suggestion {
+        let bounds = &policy.ttl_bounds;
+        let default = Suggestion {
+            ttl: Ttl::from_seconds(policy.default_ttl_seconds.clamp(bounds.min_seconds, bounds.max_seconds), bounds)
+                .unwrap_or_else(|_| Ttl::from_stored_millis(i64::from(bounds.max_seconds) * 1000)),
+            scope: Scope::Default,
+            basis: Basis::PolicyDefault,
+            samples: 0,
+            quantile: None,
+        };
+        let (Some(ty), own) = self.scopes(resource_type, principal, owner) else {
+            return default;
+        };
+        let own_enough = own.filter(|o| o.samples() >= MIN_OWNER_SAMPLES);
+        // The owner's own habit decides the mode once it has one; before that, the type's.
+        let heartbeats = own_enough.map_or(ty.heartbeats(), ScopeStats::heartbeats);
+        let (basis, type_summary, own_summary, margin) = if heartbeats {
+            (Basis::HeartbeatGaps, ty.gaps, own.map(|o| o.gaps), GAP_MARGIN)
+        } else {
+            (Basis::HoldDurations, ty.silent_durations, own.map(|o| o.silent_durations), DURATION_MARGIN)
+        };
+        let Some(type_fit) = type_summary.fit() else {
+            // The type has history, but none of this kind: fall back on the owner's own, or the default.
+            return match own_summary.and_then(|s| s.fit()) {
+                Some(fit) => self.finish(fit, margin, Scope::Owner, basis, own_summary.map_or(0, |s| s.n), policy),
+                None => default,
+            };
+        };
+        let fit = own_summary.map_or(type_fit, |s| s.shrunk_toward(type_fit));
+        let (scope, samples) = match own_enough {
+            Some(_) => (Scope::Owner, own_summary.map_or(0, |s| s.n)),
+            None => (Scope::Type, type_summary.n),
+        };
+        self.finish(fit, margin, scope, basis, samples, policy)
+    }
+
+    fn finish(&self, fit: LogNormal, margin: f64, scope: Scope, basis: Basis, samples: u32, policy: &Policy) -> Suggestion {
+        let b = &policy.ttl_bounds;
+        let q = fit.quantile_ms(Z_QUANTILE);
+        let secs = libm::ceil(q * margin / 1000.0);
+        let secs = if secs.is_finite() { secs.clamp(f64::from(b.min_seconds), f64::from(b.max_seconds)) } else { f64::from(b.max_seconds) };
+        Suggestion {
+            ttl: Ttl::from_seconds_f64(secs, b).unwrap_or_else(|_| Ttl::from_stored_millis(i64::from(b.max_seconds) * 1000)),
+            scope,
+            basis,
+            samples,
+            quantile: Some(Millis(q as i64)),
+        }
+    }
+
+    /// How unusual a hold is at `now`, in [0, 1]; 0 for a hold that is not live, or a scope without history.
+    pub fn anomaly(&self, resource_type: &str, hold: &Hold, now: Millis) -> f64 {
+        if !hold.is_live(now) {
+            return 0.0;
+        }
+        let (Some(ty), own) = self.scopes(resource_type, hold.principal.as_str(), hold.owner.as_str()) else {
+            return 0.0;
+        };
+        let pick = |t: &LogSummary, o: Option<LogSummary>| t.fit().map(|tf| o.map_or(tf, |o| o.shrunk_toward(tf)));
+        let age = now.since(hold.acquired_at).0 as f64;
+        let mut score = pick(&ty.durations, own.map(|o| o.durations)).map_or(0.0, |d| phi(d.z(age) - AGE_SHIFT));
+        if hold.heartbeats > 0 {
+            let gap = now.since(hold.last_heartbeat).0 as f64;
+            if let Some(g) = pick(&ty.gaps, own.map(|o| o.gaps)) {
+                score = score.max(phi(g.z(gap) - GAP_SHIFT));
+            }
+        }
+        if score.is_finite() { score.clamp(0.0, 1.0) } else { 0.0 }
+    }
+}

@@ -1,0 +1,137 @@
+//! The TTL model's estimators on known distributions, and on degenerate input.
+
+use hhs_core::lease::{acquire, AcquireCmd};
+use hhs_core::ttl_model::{Basis, LogSummary, Observation, Scope, TtlModel};
+use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds};
+
+/// A deterministic standard-normal stream (SplitMix64 + Box-Muller).
+struct Normal(u64);
+impl Normal {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn next(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform().max(1e-12), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+fn policy() -> Policy {
+    Policy { ttl_bounds: TtlBounds { min_seconds: 5, max_seconds: 86_400 }, ..Policy::default() }
+}
+
+#[test]
+fn lognormal_quantiles_are_recovered() {
+    // Median 600 s, σ = 0.5: the 99.5th percentile is 600·e^(2.5758·0.5) ≈ 2,168 s.
+    let mut s = LogSummary::default();
+    let mut n = Normal(7);
+    for _ in 0..20_000 {
+        s.add(600_000.0 * (0.5 * n.next()).exp());
+    }
+    let fit = s.fit().unwrap();
+    let q = fit.quantile_ms(2.575_829) / 1000.0;
+    assert!((q - 2_168.0).abs() / 2_168.0 < 0.03, "p99.5 {q}");
+    assert!((fit.sigma - 0.5).abs() < 0.02);
+}
+
+#[test]
+fn degenerate_inputs_give_bounded_answers() {
+    let mut one = LogSummary::default();
+    one.add(10_000.0);
+    let f = one.fit().unwrap();
+    assert!(f.quantile_ms(2.575_829) > 10_000.0 && f.quantile_ms(2.575_829) < 20_000.0, "one sample: a small floor on σ");
+    let mut equal = LogSummary::default();
+    for _ in 0..100 {
+        equal.add(30_000.0);
+    }
+    assert!(equal.fit().unwrap().quantile_ms(2.575_829).is_finite());
+    let mut outliers = LogSummary::default();
+    for x in [f64::NAN, -5.0, 0.0, f64::INFINITY, 1e300, 20_000.0] {
+        outliers.add(x);
+    }
+    assert!(outliers.fit().unwrap().mu.is_finite());
+    assert!(LogSummary::default().fit().is_none());
+
+    // Whatever the history, a suggestion is within the bounds.
+    let mut model = TtlModel::default();
+    for x in [1.0, 1e12, 5.0, 1e15, 3.0, 2e13, 7.0, 9e14, 1.0, 1e12, 4.0] {
+        let o = Observation { heartbeats: 0, max_gap: Millis(0), held: Millis(x as i64) };
+        model.observe("bed", "p", "o", &o);
+    }
+    let s = model.suggest("bed", "p", "o", &policy());
+    assert!((5..=86_400).contains(&s.ttl.seconds()), "{s:?}");
+}
+
+#[test]
+fn no_history_is_the_policy_default() {
+    let model = TtlModel::default();
+    let s = model.suggest("bed", "p", "o", &policy());
+    assert_eq!((s.ttl.seconds(), s.scope, s.basis, s.samples), (300, Scope::Default, Basis::PolicyDefault, 0));
+}
+
+#[test]
+fn heartbeating_owners_get_gap_based_ttls_and_silent_ones_duration_based() {
+    let mut model = TtlModel::default();
+    let mut n = Normal(3);
+    for _ in 0..200 {
+        // Heartbeats every ~10 s; holds of ~30 min.
+        let gap = 10_000.0 * (1.0 + 0.1 * n.next().abs());
+        model.observe("mri", "north", "ws-1", &Observation { heartbeats: 180, max_gap: Millis(gap as i64), held: Millis(1_800_000) });
+        // A silent client with ~20 min holds.
+        let held = 1_200_000.0 * (0.3 * n.next()).exp();
+        model.observe("mri", "north", "ws-2", &Observation { heartbeats: 0, max_gap: Millis(held as i64), held: Millis(held as i64) });
+    }
+    let hb = model.suggest("mri", "north", "ws-1", &policy());
+    assert_eq!((hb.basis, hb.scope), (Basis::HeartbeatGaps, Scope::Owner));
+    assert!((12..=25).contains(&hb.ttl.seconds()), "{hb:?}");
+    let silent = model.suggest("mri", "north", "ws-2", &policy());
+    assert_eq!(silent.basis, Basis::HoldDurations);
+    assert!((2_400..=3_600).contains(&silent.ttl.seconds()), "{silent:?}");
+}
+
+#[test]
+fn shrinkage_moves_a_thin_owner_toward_its_type() {
+    let mut model = TtlModel::default();
+    for _ in 0..100 {
+        model.observe("bed", "north", "many", &Observation { heartbeats: 0, max_gap: Millis(0), held: Millis(4 * 3_600_000) });
+    }
+    // One sample of a much shorter hold: not enough to drag the suggestion down to it.
+    model.observe("bed", "north", "new", &Observation { heartbeats: 0, max_gap: Millis(0), held: Millis(600_000) });
+    let thin = model.suggest("bed", "north", "new", &policy());
+    let typ = model.suggest("bed", "north", "nobody", &policy());
+    assert_eq!(thin.scope, Scope::Type, "one sample is reported as the type's basis");
+    assert!(thin.ttl.seconds() < typ.ttl.seconds(), "it moves toward the owner a little");
+    assert!(thin.ttl.seconds() > 3 * 3_600, "but stays near the type: {thin:?} vs {typ:?}");
+}
+
+#[test]
+fn forgotten_holds_score_high_and_fresh_ones_low() {
+    let mut model = TtlModel::default();
+    let mut n = Normal(11);
+    for _ in 0..300 {
+        let held = 1_800_000.0 * (0.4 * n.next()).exp();
+        model.observe("mri", "north", "ws-1", &Observation { heartbeats: 100, max_gap: Millis(10_000), held: Millis(held as i64) });
+    }
+    let bounds = TtlBounds::default();
+    let cmd = AcquireCmd {
+        principal: Principal::parse("north").unwrap(),
+        owner: OwnerId::parse("ws-1").unwrap(),
+        ttl: Ttl::from_seconds(60, &bounds).unwrap(),
+        new_hold_id: HoldId(uuid::Uuid::nil()),
+    };
+    let lease = acquire(&Lease::new(ResourceId(uuid::Uuid::nil())), Millis(0), &cmd, Millis::ZERO).unwrap().lease;
+    let mut hold = lease.hold.clone().unwrap();
+    hold.heartbeats = 10;
+    // 20 minutes in, heartbeat 5 s ago: ordinary.
+    hold.last_heartbeat = Millis(1_195_000);
+    assert!(model.anomaly("mri", &hold, Millis(1_200_000)) < 0.2);
+    // Six hours in, still heartbeating: forgotten.
+    hold.last_heartbeat = Millis(6 * 3_600_000 - 5_000);
+    assert!(model.anomaly("mri", &hold, Millis(6 * 3_600_000)) > 0.9);
+    // Not live: 0.
+    assert_eq!(model.anomaly("mri", &hold, Millis(6 * 3_600_000 + 60_001)), 0.0);
+}

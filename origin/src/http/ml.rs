@@ -1,0 +1,91 @@
+//! `/api/ml`: the TTL model's suggestions and the "looks wrong" list (viewer).
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hhs_core::api::{AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
+use hhs_core::ttl_model::Suggestion;
+use hhs_core::{ErrorCode, Role};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::error::AppError;
+use super::extract::{JsonBody, QueryParams};
+use super::AppState;
+use crate::store::LockFilter;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/ml/suggest", post(suggest)).route("/api/ml/anomalies", get(anomalies))
+}
+
+pub fn basis(s: &Suggestion) -> SuggestionBasis {
+    SuggestionBasis {
+        scope: s.scope,
+        learned_from: s.basis,
+        samples: s.samples,
+        quantile_seconds: s.quantile.map(|q| q.0 as f64 / 1000.0),
+    }
+}
+
+async fn suggest(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<SuggestRequest>,
+) -> Result<Json<SuggestResponse>, AppError> {
+    caller.require(Role::Viewer)?;
+    let (resource_id, owner) = req.validate()?;
+    let (resource, lease, now) = state.store.lease(resource_id).await?;
+    let (suggestion, score) = state.model.read(|m| {
+        let s = m.suggest(&resource.resource_type, caller.principal.as_str(), owner.as_str(), &state.policy);
+        let score = lease.hold.as_ref().map_or(0.0, |h| m.anomaly(&resource.resource_type, h, now));
+        (s, score)
+    });
+    Ok(Json(SuggestResponse { suggested_ttl: suggestion.ttl.seconds(), anomaly_score: score, basis: basis(&suggestion) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnomalyQuery {
+    min_score: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct AnomalyList {
+    items: Vec<AnomalyView>,
+}
+
+/// Live holds scoring at least `min_score` (default 0.8), most unusual first.
+async fn anomalies(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<AnomalyQuery>,
+) -> Result<Json<AnomalyList>, AppError> {
+    caller.require(Role::Viewer)?;
+    let min = q.min_score.unwrap_or(0.8);
+    if !(0.0..=1.0).contains(&min) {
+        return Err(AppError::new(ErrorCode::ValidationFailed, "min_score must be between 0 and 1"));
+    }
+    let (leases, now) = state.store.leases(&LockFilter::default()).await?;
+    let mut items: Vec<AnomalyView> = state.model.read(|m| {
+        leases
+            .iter()
+            .filter_map(|(r, l)| {
+                let h = l.live_hold(now)?;
+                let score = m.anomaly(&r.resource_type, h, now);
+                (score >= min).then(|| AnomalyView {
+                    resource_id: r.id,
+                    resource_type: r.resource_type.clone(),
+                    identifier: r.identifier.clone(),
+                    owner_id: h.owner.as_str().to_owned(),
+                    principal: h.principal.as_str().to_owned(),
+                    anomaly_score: score,
+                    held_seconds: now.since(h.acquired_at).0 as f64 / 1000.0,
+                    heartbeat_gap_seconds: now.since(h.last_heartbeat).0 as f64 / 1000.0,
+                    fencing_token: h.token.0,
+                })
+            })
+            .collect()
+    });
+    items.sort_by(|a, b| b.anomaly_score.total_cmp(&a.anomaly_score));
+    Ok(Json(AnomalyList { items }))
+}

@@ -1,0 +1,122 @@
+//! The TTL model over HTTP: suggestions from history, acquire without a TTL, the anomaly list, and late
+//! releases feeding the model. Both stores.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Backend, TestApp, TestDb};
+
+both_stores!(
+    suggestions_start_at_the_default_and_learn_from_released_holds,
+    acquire_without_ttl_uses_the_suggestion,
+    a_hold_far_older_than_its_history_is_listed_as_an_anomaly,
+    a_release_after_expiry_is_recorded_and_learned_from,
+);
+
+/// The suggestion for `owner` of the admin key's principal (the one `history` acquires with).
+async fn suggest(app: &TestApp, id: &str, owner: &str) -> serde_json::Value {
+    let r = app.post("/api/ml/suggest", json!({"resource_id": id, "owner_id": owner})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // A viewer may ask too (for its own principal).
+    let v = app.post_as(&app.keys.viewer, "/api/ml/suggest", json!({"resource_id": id, "owner_id": owner})).await;
+    assert_eq!(v.status, StatusCode::OK);
+    r.body
+}
+
+/// `n` quick acquire → release cycles by `owner` on `id`, and waits for the model to read them.
+async fn history(app: &TestApp, id: &str, owner: &str, n: usize) {
+    for _ in 0..n {
+        assert_eq!(app.acquire(id, owner, 30).await.status, StatusCode::OK);
+        assert_eq!(app.release(id, owner).await.status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+}
+
+async fn suggestions_start_at_the_default_and_learn_from_released_holds(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let id = app.create_resource("mri", "MRI 1").await;
+    let fresh = suggest(&app, &id, "ws-1").await;
+    assert_eq!(fresh["suggested_ttl"], 300, "no history: the policy default");
+    assert_eq!(fresh["anomaly_score"], 0.0);
+    assert_eq!(fresh["basis"]["scope"], "default");
+    assert_eq!(fresh["basis"]["learned_from"], "policy_default");
+
+    history(&app, &id, "ws-1", 12).await;
+    let learned = suggest(&app, &id, "ws-1").await;
+    assert_eq!(learned["basis"]["scope"], "owner");
+    assert_eq!(learned["basis"]["learned_from"], "hold_durations", "these holds never heartbeat");
+    assert_eq!(learned["basis"]["samples"], 12);
+    // Holds of milliseconds: the suggestion is the policy's floor (1 s in the test policy), never below.
+    assert_eq!(learned["suggested_ttl"], 1);
+    // Another owner of the same type gets the type's basis.
+    assert_eq!(suggest(&app, &id, "ws-2").await["basis"]["scope"], "type");
+    let bad = app.post_as(&app.keys.viewer, "/api/ml/suggest", json!({"resource_id": id})).await;
+    assert_eq!(bad.code(), "validation_failed");
+    app.stop().await;
+}
+
+async fn acquire_without_ttl_uses_the_suggestion(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let id = app.create_resource("ct", "CT 1").await;
+    let r = app.post("/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["ttl_source"], "suggested");
+    assert_eq!(r.body["ttl_seconds"], 300);
+    app.release(&id, "ws-1").await;
+    let r = app.acquire(&id, "ws-1", 45).await;
+    assert_eq!((r.body["ttl_source"].clone(), r.body["ttl_seconds"].clone()), (json!("requested"), json!(45)));
+    app.release(&id, "ws-1").await;
+    history(&app, &id, "ws-1", 11).await;
+    let s = suggest(&app, &id, "ws-1").await;
+    let r = app.post("/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1"})).await;
+    assert_eq!(r.body["ttl_seconds"], s["suggested_ttl"]);
+    app.stop().await;
+}
+
+async fn a_hold_far_older_than_its_history_is_listed_as_an_anomaly(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let id = app.create_resource("wheelchair", "WC 1").await;
+    let other = app.create_resource("wheelchair", "WC 2").await;
+    history(&app, &id, "porter-1", 25).await;
+    let empty = app.get_as(&app.keys.viewer, "/api/ml/anomalies").await;
+    assert_eq!(empty.body["items"], json!([]));
+
+    // History says milliseconds; this one is held for seconds and counting.
+    app.acquire(&other, "porter-1", 600).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let listed = app.get_as(&app.keys.viewer, "/api/ml/anomalies?min_score=0.8").await;
+    let items = listed.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", listed.body);
+    assert_eq!(items[0]["resource_id"], other);
+    assert_eq!(items[0]["owner_id"], "porter-1");
+    assert!(items[0]["anomaly_score"].as_f64().unwrap() >= 0.8);
+    assert!(items[0]["held_seconds"].as_f64().unwrap() >= 1.0);
+    let s = suggest(&app, &other, "porter-1").await;
+    assert!(s["anomaly_score"].as_f64().unwrap() >= 0.8);
+    assert_eq!(app.get("/api/ml/anomalies?min_score=2").await.code(), "validation_failed");
+    app.stop().await;
+}
+
+async fn a_release_after_expiry_is_recorded_and_learned_from(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    let id = app.create_resource("bed", "B1").await;
+    app.acquire(&id, "ward-1", 1).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let r = app.release(&id, "ward-1").await;
+    assert_eq!(r.code(), "lock_expired");
+    let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
+    let late = events.as_array().unwrap().iter().find(|e| e["kind"] == "late_release").expect("late_release event");
+    assert!(late["detail"]["held_ms"].as_i64().unwrap() >= 1_300);
+    assert_eq!(late["owner_id"], "ward-1");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = suggest(&app, &id, "ward-1").await;
+    assert_eq!(s["basis"]["scope"], "default", "one sample is not yet a basis");
+    app.stop().await;
+}
