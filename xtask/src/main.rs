@@ -7,7 +7,9 @@
 //!   a throwaway PostgreSQL cluster (or `DATABASE_URL`) and a `wrangler dev` running the Worker.
 //! * `pgbench` — measures the two transactional-acquire strategies on a throwaway cluster.
 //! * `eval-ttl` — evaluates the TTL model against fixed TTLs on simulated months of traffic.
+//! * `bench edge` — latency of acquire+release direct and through `wrangler dev`, and the Worker's size.
 
+mod bench;
 mod dev;
 mod edge;
 mod eval_ttl;
@@ -26,8 +28,9 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("pgbench") => pgbench::run(&args[1..]),
         Some("eval-ttl") => eval_ttl::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]");
+            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl|bench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),
