@@ -103,7 +103,17 @@ fn wasm_opt(file: &Path) -> Result<(), String> {
         status(Command::new("npm").args(["install", "--no-save", "--no-audit", "--no-fund", "binaryen@132"]).current_dir(root().join("edge")))?;
     }
     step("wasm-opt -Oz");
-    status(Command::new(bin).arg("-Oz").arg("--enable-bulk-memory").arg("--enable-nontrapping-float-to-int").arg(file).arg("-o").arg(file))
+    // The features the input already uses (wasm-bindgen's abort handler needs exception handling and reference
+    // types); not --all-features, whose newer encodings workerd's V8 rejects.
+    status(
+        Command::new(bin)
+            .arg("-Oz")
+            .args(["--enable-exception-handling", "--enable-reference-types", "--enable-bulk-memory"])
+            .args(["--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-multivalue"])
+            .arg(file)
+            .arg("-o")
+            .arg(file),
+    )
 }
 
 /// A running `wrangler dev`; stopped (with its workerd children) on drop.
@@ -145,8 +155,13 @@ pub fn start_wrangler(port: u16, env: Option<&str>, vars: &[(&str, String)], log
     step(&format!("starting wrangler dev on http://127.0.0.1:{port} (log: {})", log.display()));
     let child = cmd.spawn().map_err(|e| format!("could not start wrangler: {e}"))?;
     let w = Wrangler { child, url: format!("http://127.0.0.1:{port}"), detached };
+    let mut w = w;
     let start = Instant::now();
     while !answers(port) {
+        if let Ok(Some(st)) = w.child.try_wait() {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!("wrangler dev exited ({st}) before answering:\n{tail}"));
+        }
         if start.elapsed() > Duration::from_secs(120) {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
             return Err(format!("wrangler dev did not answer within 120 s:\n{tail}"));

@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hhs_core::api::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView, ValidHolder};
+use hhs_core::api::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
 use hhs_core::lease::{self, AcquireCmd, Claim};
 use hhs_core::{Denied, ErrorCode, HoldId, LockStatus, OwnerId, ResourceId, ResourceType, Role};
 use serde::Deserialize;
@@ -57,9 +57,20 @@ async fn acquire(
     Ok(Json(view))
 }
 
-/// The claim of a heartbeat or release: the caller's principal with the owner id and token it names.
-fn claim(caller: &Caller, valid: &ValidHolder) -> Claim {
-    Claim { principal: caller.principal.clone(), owner: valid.owner.clone(), token: valid.token }
+/// Heartbeat and release: the caller's principal with the owner id and token it names, through one transition.
+/// Returns the claim too, for what the caller does with a refusal.
+async fn as_holder(
+    state: &AppState,
+    caller: &Caller,
+    req: &HolderRequest,
+    transition: fn(&hhs_core::Lease, hhs_core::Millis, &Claim) -> Result<hhs_core::Outcome, Denied>,
+) -> Result<(ResourceId, Claim, Result<Applied, StoreError>), AppError> {
+    caller.require(Role::Client)?;
+    let valid = req.validate()?;
+    let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
+    let moved = claim.clone();
+    let result = state.store.transact(valid.resource_id, &caller.actor(), Box::new(move |_, current, now| transition(current, now, &moved))).await;
+    Ok((valid.resource_id, claim, result))
 }
 
 async fn heartbeat(
@@ -67,14 +78,8 @@ async fn heartbeat(
     caller: Caller,
     JsonBody(req): JsonBody<HolderRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    caller.require(Role::Client)?;
-    let valid = req.validate()?;
-    let claim = claim(&caller, &valid);
-    let applied = state
-        .store
-        .transact(valid.resource_id, &caller.actor(), Box::new(move |_, current, now| lease::heartbeat(current, now, &claim)))
-        .await?;
-    Ok(answer(&applied))
+    let (_, _, result) = as_holder(&state, &caller, &req, lease::heartbeat).await?;
+    Ok(answer(&result?))
 }
 
 async fn release(
@@ -82,23 +87,16 @@ async fn release(
     caller: Caller,
     JsonBody(req): JsonBody<HolderRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    caller.require(Role::Client)?;
-    let valid = req.validate()?;
-    let claim = claim(&caller, &valid);
-    let attempt = claim.clone();
-    let applied = match state
-        .store
-        .transact(valid.resource_id, &caller.actor(), Box::new(move |_, current, now| lease::release(current, now, &claim)))
-        .await
-    {
+    let (id, claim, result) = as_holder(&state, &caller, &req, lease::release).await?;
+    let applied = match result {
         Err(StoreError::Denied(Denied::LockExpired)) => {
-            record_late_release(&state, &caller, valid.resource_id, &attempt).await;
+            record_late_release(&state, &caller, id, &claim).await;
             return Err(StoreError::Denied(Denied::LockExpired).into());
         }
         other => other?,
     };
     if !applied.outcome.events.is_empty() {
-        tracing::info!(resource_id = %valid.resource_id, "hold released");
+        tracing::info!(resource_id = %id, "hold released");
     }
     Ok(answer(&applied))
 }
