@@ -153,6 +153,16 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     let events = app.get(&format!("/api/events?resource_id={id}")).await;
     assert!(events.body.as_array().unwrap().iter().any(|e| e["request_id"] == json!(null) || e["request_id"].as_str().is_some()));
 
+    // A streamed (chunked) answer passes through whole: the NDJSON audit export, via the edge and direct.
+    let via_edge = app.send(to_edge(&app, &edge, Method::GET, "/api/audit/export", Some(&app.keys.admin))).await;
+    let direct = app.get("/api/audit/export").await;
+    assert_eq!(via_edge.status, StatusCode::OK);
+    assert_eq!(via_edge.headers["content-type"], "application/x-ndjson");
+    let lines = |r: &Reply| r.body.as_str().map(|t| t.lines().count()).unwrap_or(0);
+    assert!(lines(&via_edge) >= 8, "{}", via_edge.body);
+    // The direct export ran after the edge one, so it may hold the edge request's own events too, never fewer.
+    assert!(lines(&direct) >= lines(&via_edge));
+
     // The edge's health says the origin answers; the dashboard placeholder is served as an asset.
     let health = app.send(to_edge(&app, &edge, Method::GET, "/healthz", None)).await;
     assert_eq!((health.status, health.body["origin"].clone()), (StatusCode::OK, json!("ok")));
