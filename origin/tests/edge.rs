@@ -35,10 +35,9 @@ async fn origin(edge: &Edge) -> (TestDb, TestApp) {
     (db, app)
 }
 
-/// A request to the edge with `key` (None: no Authorization).
-fn to_edge(app: &TestApp, edge: &Edge, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+/// A request to the edge with `key` (None: no Authorization). Takes the app only to read like `to_origin`.
+fn to_edge(_app: &TestApp, edge: &Edge, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
     let req = reqwest::Client::new().request(method, format!("{}{path}", edge.url)).timeout(Duration::from_secs(30));
-    let _ = app;
     match key {
         Some(k) => req.header("authorization", format!("Bearer {k}")),
         None => req,

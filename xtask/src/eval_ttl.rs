@@ -111,7 +111,8 @@ impl SimHold {
     }
 
     fn last_beat_before(&self, t: f64) -> f64 {
-        self.beats.iter().copied().filter(|b| *b <= t).last().unwrap_or(0.0)
+        // Beats are in time order: the last one at or before `t` is the first from the end.
+        self.beats.iter().rev().copied().find(|b| *b <= t).unwrap_or(0.0)
     }
 
     fn observation(&self) -> Observation {
