@@ -49,3 +49,40 @@ fn insecure_no_auth_refuses_a_non_loopback_bind() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+/// `serve --log-format json`: one JSON object per line, request lines carry the request id, SIGTERM shuts down
+/// gracefully (exit 0).
+#[test]
+fn json_logs_carry_request_ids_and_sigterm_stops_gracefully() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = origin(&dir.path().join("hhs.db"))
+        .env("RUST_LOG", "info")
+        .args(["--log-format", "json", "serve", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    let mut seen = vec![];
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        seen.push(v.clone());
+        if v["message"] == "hhs-origin listening" {
+            url = v["url"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    let addr = url.expect("listening line").trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: json-log-test-1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"));
+    let found = lines.by_ref().map_while(Result::ok).take(20).any(|l| l.contains("json-log-test-1") && serde_json::from_str::<serde_json::Value>(&l).is_ok());
+    assert!(found, "a JSON request line with the request id");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+}

@@ -25,6 +25,7 @@ both_stores!(
     request_id_is_honoured_or_generated,
     hold_survives_restart_and_tokens_keep_increasing,
     every_route_in_the_shared_table_is_served,
+    cors_allows_only_the_configured_origins,
 );
 
 async fn health_reports_database_and_version(b: Backend) {
@@ -430,5 +431,30 @@ async fn every_route_in_the_shared_table_is_served(b: Backend) {
     // And a route that is not in the table is not served.
     assert_eq!(app.get("/api/lock").await.code(), "not_found");
     assert_eq!(app.send(app.client.put(format!("{}/api/locks", app.url))).await.code(), "method_not_allowed");
+    app.stop().await;
+}
+
+async fn cors_allows_only_the_configured_origins(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn_custom(&db, 0, |s| s.cors_origins = vec!["https://board.hospital.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}/api/locks/acquire", app.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    let ok = preflight("https://board.hospital.example").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://board.hospital.example");
+    let allowed_headers = ok.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+    assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // Without configured origins, no CORS headers at all.
+    let plain = TestApp::spawn(&db).await;
+    let r = plain.client.get(format!("{}/healthz", plain.url)).header("origin", "https://board.hospital.example").send().await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    plain.stop().await;
     app.stop().await;
 }

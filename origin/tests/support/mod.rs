@@ -170,6 +170,11 @@ impl TestApp {
 
     /// On a given port (0: any), as the edge tests need: the Worker was told where the origin will be.
     pub async fn spawn_at(db: &TestDb, reaper: Option<Duration>, port: u16) -> TestApp {
+        Self::spawn_custom(db, port, |s| s.reaper = reaper.map(|i| (i, 100))).await
+    }
+
+    /// With the test settings adjusted by `adjust`.
+    pub async fn spawn_custom(db: &TestDb, port: u16, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let store = db.store().await;
         let keys = Keys {
             admin: mint(&store, "hq", Role::Admin).await,
@@ -181,10 +186,12 @@ impl TestApp {
             Settings {
                 policy: test_policy(),
                 cors_origins: vec![],
-                reaper: reaper.map(|i| (i, 100)),
+                reaper: Some((Duration::from_millis(200), 100)),
                 insecure_no_auth: false,
                 model_refresh: Duration::from_millis(200),
             };
+        let mut settings = settings;
+        adjust(&mut settings);
         let running = spawn(listener, store.clone(), settings, CancellationToken::new()).expect("spawn origin");
         let url = format!("http://{}", running.addr);
         let mut headers = reqwest::header::HeaderMap::new();
