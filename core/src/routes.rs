@@ -43,6 +43,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/api/locks/force-release", body: Body::ForceRelease },
     Route { method: "GET", path: "/api/locks/{resource_id}", body: Body::None },
     Route { method: "GET", path: "/api/events", body: Body::None },
+    Route { method: "GET", path: "/api/events/stream", body: Body::None },
     Route { method: "GET", path: "/api/audit/export", body: Body::None },
     Route { method: "POST", path: "/api/ml/suggest", body: Body::Suggest },
     Route { method: "GET", path: "/api/ml/anomalies", body: Body::None },

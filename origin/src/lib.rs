@@ -7,4 +7,5 @@ pub mod model;
 pub mod reaper;
 pub mod server;
 pub mod store;
+pub mod stream;
 pub mod telemetry;

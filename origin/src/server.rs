@@ -12,6 +12,7 @@ use crate::config::{DbArgs, ServeArgs};
 use crate::http::auth::Authenticator;
 use crate::http::{router, AppState};
 use crate::model::ModelCache;
+use crate::stream::EventHub;
 use crate::reaper;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -38,6 +39,8 @@ pub struct Settings {
     pub insecure_no_auth: bool,
     /// How often the TTL model reads new finished holds from the event log.
     pub model_refresh: std::time::Duration,
+    /// The event stream's fallback poll, for changes no notification announced.
+    pub event_poll: std::time::Duration,
 }
 
 /// A running origin.
@@ -60,7 +63,16 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
     let addr = listener.local_addr()?;
     let auth = Arc::new(Authenticator::new(store.clone(), settings.insecure_no_auth));
     let model = Arc::new(ModelCache::default());
-    let state = AppState { store: store.clone(), policy: Arc::new(settings.policy.clone()), auth, metrics: Arc::default(), model: model.clone() };
+    let hub = Arc::new(EventHub::default());
+    let state = AppState {
+        store: store.clone(),
+        policy: Arc::new(settings.policy.clone()),
+        auth,
+        metrics: Arc::default(),
+        model: model.clone(),
+        hub: hub.clone(),
+        shutdown: shutdown.clone(),
+    };
     let app = router(state, &settings.cors_origins);
     let reaper = settings.reaper.map(|(interval, batch)| {
         tokio::spawn(reaper::run(store.clone(), settings.policy.clone(), interval, batch, shutdown.clone()))
@@ -68,6 +80,10 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
     let learner = {
         let (store, shutdown, interval) = (store.clone(), shutdown.clone(), settings.model_refresh);
         tokio::spawn(async move { model.run(store, interval, shutdown).await })
+    };
+    let pump = {
+        let (store, shutdown, poll) = (store.clone(), shutdown.clone(), settings.event_poll);
+        tokio::spawn(async move { hub.run(store, poll, shutdown).await })
     };
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -79,6 +95,7 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
             let _ = r.await;
         }
         let _ = learner.await;
+        let _ = pump.await;
     });
     Ok(Running { addr, shutdown, task })
 }
@@ -101,6 +118,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         reaper: (!args.no_reaper).then(|| (args.reaper.interval(), args.reaper.batch)),
         insecure_no_auth: args.insecure_no_auth,
         model_refresh: std::time::Duration::from_secs(10),
+        event_poll: std::time::Duration::from_secs(2),
     };
     let shutdown = CancellationToken::new();
     let running = spawn(listener, store, settings, shutdown.clone())?;

@@ -126,10 +126,16 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     let created = post(&app.keys.admin, "/api/resources", json!({"type": "or-room", "identifier": "OR 1"})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
+    // The event stream, through the edge: events arrive while the response is still open (not buffered).
+    let mut stream = support::Sse::open(to_edge(&app, &edge, Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let acquired = post(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30})).await;
     assert_eq!(acquired.status, StatusCode::OK, "{}", acquired.body);
     assert_eq!(acquired.body["fencing_token"], 1);
+    let streamed = stream.until("acquired", &id, Duration::from_secs(3)).await.expect("the acquire streamed through the edge");
+    assert_eq!(streamed["fencing_token"], 1);
+    drop(stream);
     let beat = post(&app.keys.client, "/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "ws-1", "fencing_token": 1})).await;
     assert_eq!(beat.status, StatusCode::OK);
     // Errors decided by the origin come back unchanged.

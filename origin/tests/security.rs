@@ -76,6 +76,7 @@ fn routes() -> Vec<(&'static str, Role)> {
         ("POST /api/locks/release", Role::Client),
         ("POST /api/locks/force-release", Role::Admin),
         ("GET /api/events", Role::Viewer),
+        ("GET /api/events/stream", Role::Viewer),
         ("POST /api/ml/suggest", Role::Viewer),
         ("GET /api/ml/anomalies", Role::Viewer),
         ("GET /api/audit/export", Role::Admin),
@@ -120,6 +121,13 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> suppor
     let mut req = app.request_as(method.parse().unwrap(), &path, key);
     if let Some(b) = body {
         req = req.json(&b);
+    }
+    if path == "/api/events/stream" {
+        // A granted stream never ends: judge it by its status and headers.
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = if status.is_success() { Value::Null } else { resp.json().await.unwrap_or(Value::Null) };
+        return support::Reply { status, body, headers };
     }
     app.send(req).await
 }

@@ -1,8 +1,14 @@
 //! `GET /api/events`: the event log, oldest first, for one resource or all.
 
+use std::convert::Infallible;
+
 use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::stream::{self, Stream, StreamExt};
+use http::HeaderMap;
+use tokio::sync::broadcast::error::RecvError;
 use hhs_core::api::EventView;
 use hhs_core::{ErrorCode, Millis, ResourceId, Role};
 use serde::Deserialize;
@@ -14,7 +20,53 @@ use super::AppState;
 use crate::store::EventFilter;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/events", get(list))
+    Router::new().route("/api/events", get(list)).route("/api/events/stream", get(stream))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    /// Replay events with an id greater than this first (the `Last-Event-ID` header does the same).
+    after: Option<i64>,
+}
+
+fn sse_event(e: &EventView) -> Event {
+    Event::default().id(e.id.to_string()).event(e.kind.clone()).json_data(e).unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+}
+
+/// `GET /api/events/stream` (viewer): server-sent events, one per event-log entry (`event:` is its kind, `id:`
+/// its id, `data:` the same JSON as `GET /api/events`). With `Last-Event-ID` or `?after=` the missed events are
+/// replayed first, so a reconnecting dashboard loses nothing. A subscriber too slow to keep up gets a `resync`
+/// event and should reload the board.
+async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    caller.require(Role::Viewer)?;
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()).or(q.after);
+    // Subscribe before reading the backlog, so nothing falls between the two.
+    let rx = state.hub.subscribe();
+    let backlog = match resume {
+        Some(after) => state.store.events(&EventFilter { after_id: Some(after), limit: 1_000, ..EventFilter::default() }).await?,
+        None => vec![],
+    };
+    let last = backlog.last().map(|e| e.id).or(resume).unwrap_or(0);
+    let replay = stream::iter(backlog.iter().map(sse_event).map(Ok).collect::<Vec<_>>());
+    let live = stream::unfold((rx, last), |(mut rx, last)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.id > last => return Some((Ok(sse_event(&e)), (rx, e.id))),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => return Some((Ok(Event::default().event("resync").data("{}")), (rx, last))),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    // Ends at shutdown, or graceful shutdown would wait on open dashboards forever.
+    let events = replay.chain(live).take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Deserialize)]

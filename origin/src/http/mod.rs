@@ -38,6 +38,9 @@ pub struct AppState {
     pub auth: Arc<auth::Authenticator>,
     pub metrics: Arc<metrics::Metrics>,
     pub model: Arc<crate::model::ModelCache>,
+    pub hub: Arc<crate::stream::EventHub>,
+    /// Cancelled at shutdown: long-lived responses (the event stream) end so graceful shutdown can finish.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

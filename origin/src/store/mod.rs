@@ -124,6 +124,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>, StoreError>;
 
+    /// The newest event's id.
+    async fn newest_event_id(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Resolves when events may have been committed since the last call (by anyone, where the database can
+    /// tell). Callers also poll on a timer, so a wake-up that never comes costs latency, not correctness.
+    async fn changed(&self);
+
     /// Finished holds (`released`, `late_release` events) after event id `after`, oldest first: the TTL model's food.
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError>;
 

@@ -10,11 +10,11 @@ use async_trait::async_trait;
 use hhs_core::api::EventView;
 use hhs_core::lease::{expire, AcquireCmd};
 use hhs_core::{EventKind, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::queries::{
-    self, bind_args, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, FAST_GRANT, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED_SKIP_LOCKED,
+    self, bind_args, NEWEST_EVENT_ID, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, FAST_GRANT, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED_SKIP_LOCKED,
     SELECT_KEY, SELECT_KEYS, SELECT_LEASE, SELECT_LEASE_FOR_UPDATE, SELECT_RESOURCE, UPDATE_IDENTIFIER,
 };
 use super::rows::{bind_event, bind_lease, hold_detail, EventRecord, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT, UPDATE_LEASE};
@@ -33,6 +33,8 @@ type Tx = Transaction<'static, Postgres>;
 
 pub struct PgStore {
     pool: PgPool,
+    /// `LISTEN hhs_events`, connected on first use and again after any error.
+    listener: tokio::sync::Mutex<Option<PgListener>>,
 }
 
 impl PgStore {
@@ -44,7 +46,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.application_name("hhs-origin"))
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, listener: tokio::sync::Mutex::new(None) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -216,6 +218,33 @@ impl Store for PgStore {
         let (sql, args) = queries::events(filter);
         let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
         Ok(recs.into_iter().map(EventView::from).collect())
+    }
+
+    async fn newest_event_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&self.pool).await?)
+    }
+
+    async fn changed(&self) {
+        let mut guard = self.listener.lock().await;
+        if guard.is_none() {
+            match PgListener::connect_with(&self.pool).await {
+                Ok(mut l) => match l.listen("hhs_events").await {
+                    Ok(()) => *guard = Some(l),
+                    Err(e) => tracing::warn!(error = %e, "LISTEN hhs_events failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, "could not open a LISTEN connection"),
+            }
+        }
+        match guard.as_mut() {
+            Some(l) => {
+                if let Err(e) = l.recv().await {
+                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                    *guard = None;
+                }
+            }
+            // No listener: let the caller's timer decide when to look again.
+            None => std::future::pending::<()>().await,
+        }
     }
 
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {

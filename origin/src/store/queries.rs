@@ -175,3 +175,4 @@ pub const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = 
 /// What the TTL model learns from: holds that ended with their client still there to say so.
 pub const SELECT_FINISHED_HOLDS: &str = "SELECT e.id, r.type AS resource_type, e.owner_id, e.detail FROM events e \
      JOIN resources r ON r.id = e.resource_id WHERE e.kind IN ('released', 'late_release') AND e.id > $1 ORDER BY e.id LIMIT $2";
+pub const NEWEST_EVENT_ID: &str = "SELECT max(id) FROM events";

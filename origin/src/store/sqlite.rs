@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::queries::{
-    self, bind_args, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED, SELECT_KEY, SELECT_KEYS,
+    self, bind_args, NEWEST_EVENT_ID, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED, SELECT_KEY, SELECT_KEYS,
     SELECT_LEASE, SELECT_RESOURCE, UPDATE_IDENTIFIER,
 };
 use super::rows::{
@@ -33,6 +33,8 @@ type Tx = Transaction<'static, Sqlite>;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Woken after every commit that wrote events: one process owns the file, so it knows.
+    written: tokio::sync::Notify,
 }
 
 impl SqliteStore {
@@ -51,7 +53,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, written: tokio::sync::Notify::new() })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -121,6 +123,7 @@ impl Store for SqliteStore {
         sqlx::query(&q(INSERT_LEASE)).bind(id.0).execute(&mut *tx).await?;
         insert_event(&mut tx, EventRow::resource("resource_created", &resource, now, actor)).await?;
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(resource)
     }
 
@@ -130,6 +133,7 @@ impl Store for SqliteStore {
         resource.identifier = ident.as_str().to_owned();
         insert_event(&mut tx, EventRow::resource("resource_updated", &resource, now, actor)).await?;
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(resource)
     }
 
@@ -141,6 +145,7 @@ impl Store for SqliteStore {
         sqlx::query(&q(DELETE_RESOURCE)).bind(id.0).execute(&mut *tx).await?;
         insert_event(&mut tx, EventRow::resource("resource_deleted", &resource, now, actor)).await?;
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(resource)
     }
 
@@ -181,6 +186,7 @@ impl Store for SqliteStore {
         let outcome = transition(&resource, &lease, now).map_err(StoreError::Denied)?;
         write(&mut tx, &lease, &outcome, actor).await?;
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(Applied { resource, outcome, now })
     }
 
@@ -199,6 +205,7 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(expired)
     }
 
@@ -207,6 +214,14 @@ impl Store for SqliteStore {
         let sql = q(&sql);
         let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
         Ok(recs.into_iter().map(EventView::from).collect())
+    }
+
+    async fn newest_event_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&self.pool).await?)
+    }
+
+    async fn changed(&self) {
+        self.written.notified().await;
     }
 
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
@@ -218,6 +233,7 @@ impl Store for SqliteStore {
         event.at_ms = db_now(&mut tx).await?.0;
         insert_event(&mut tx, event).await?;
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(())
     }
 
@@ -235,6 +251,7 @@ impl Store for SqliteStore {
             .await?;
         insert_event(&mut tx, EventRow::key("key_created", &key, now, actor)).await?;
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(key)
     }
 
@@ -255,6 +272,7 @@ impl Store for SqliteStore {
             insert_event(&mut tx, EventRow::key("key_revoked", &key, now, actor)).await?;
         }
         tx.commit().await?;
+        self.written.notify_waiters();
         Ok(key)
     }
 }

@@ -14,6 +14,7 @@ use hhs_origin::store::Actor;
 use hhs_origin::store::postgres::PgStore;
 use hhs_origin::store::sqlite::SqliteStore;
 use hhs_origin::store::DynStore;
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
@@ -189,6 +190,7 @@ impl TestApp {
                 reaper: Some((Duration::from_millis(200), 100)),
                 insecure_no_auth: false,
                 model_refresh: Duration::from_millis(200),
+                event_poll: Duration::from_secs(2),
             };
         let mut settings = settings;
         adjust(&mut settings);
@@ -275,3 +277,53 @@ impl TestApp {
         r.body.as_array().expect("array").iter().map(|e| e["kind"].as_str().unwrap_or("").to_owned()).collect()
     }
 }
+
+/// An open SSE stream, read event by event.
+pub struct Sse {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl Sse {
+    /// Opens `req` (a GET of an event stream, with its key) as a stream.
+    pub async fn open(req: reqwest::RequestBuilder, last_event_id: Option<i64>) -> Sse {
+        let mut req = req.timeout(Duration::from_secs(3600));
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let resp = req.send().await.expect("stream");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        Sse { body: Box::pin(resp.bytes_stream()), buf: String::new() }
+    }
+
+    /// The next event (kind, data), or None after `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned());
+                match (field("event:"), field("data:")) {
+                    (Some(kind), Some(data)) => return Some((kind, serde_json::from_str(&data).unwrap_or(Value::Null))),
+                    _ => continue, // keep-alive comments
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??.ok()?;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Skips events until one of `kind` for `resource` arrives.
+    pub async fn until(&mut self, kind: &str, resource: &str, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (k, data) = self.next(left).await?;
+            if k == kind && data["resource_id"] == resource {
+                return Some(data);
+            }
+        }
+    }
+}
+
