@@ -225,6 +225,14 @@ impl TtlModel {
         self.owners.entry(owner_key(resource_type, principal, owner)).or_default().observe(o);
     }
 
+    /// A heartbeat gap seen without a finished hold: a heartbeat that arrived after its hold had lapsed (the gap
+    /// that caused a false expiry). Teaches the gap distribution only.
+    pub fn observe_gap(&mut self, resource_type: &str, principal: &str, owner: &str, gap: Millis) {
+        let g = gap.0 as f64;
+        self.types.entry(String::from(resource_type)).or_default().gaps.add(g);
+        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().gaps.add(g);
+    }
+
     pub fn type_samples(&self, resource_type: &str) -> u32 {
         self.types.get(resource_type).map_or(0, ScopeStats::samples)
     }

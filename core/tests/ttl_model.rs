@@ -135,3 +135,17 @@ fn forgotten_holds_score_high_and_fresh_ones_low() {
     // Not live: 0.
     assert_eq!(model.anomaly("mri", &hold, Millis(6 * 3_600_000 + 60_001)), 0.0);
 }
+
+#[test]
+fn a_late_heartbeat_gap_raises_the_suggestion() {
+    let mut model = TtlModel::default();
+    for _ in 0..50 {
+        model.observe("ct", "north", "ws-1", &Observation { heartbeats: 60, max_gap: Millis(10_000), held: Millis(600_000) });
+    }
+    let before = model.suggest("ct", "north", "ws-1", &policy()).ttl.seconds();
+    for _ in 0..20 {
+        model.observe_gap("ct", "north", "ws-1", Millis(40_000));
+    }
+    let after = model.suggest("ct", "north", "ws-1", &policy()).ttl.seconds();
+    assert!(after > before, "{before} -> {after}");
+}

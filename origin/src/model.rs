@@ -1,5 +1,5 @@
 //! The origin's copy of the TTL model (`hhs_core::ttl_model`), kept current from the event log: at start it
-//! reads every finished hold, then every few seconds only the events after the last one it saw. Suggestions
+//! reads every finished hold (and every late heartbeat), then every few seconds only the events after the last one it saw. Suggestions
 //! read memory, never scan history; every replica converges on the same model because all read the same log.
 
 use std::sync::{Mutex, RwLock};
@@ -38,10 +38,16 @@ impl ModelCache {
                 for row in &rows {
                     let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap_or_default();
                     let num = |k: &str| detail[k].as_i64();
-                    let (Some(owner), Some(principal), Some(held)) = (row.owner_id.as_deref(), detail["hold_principal"].as_str(), num("held_ms"))
-                    else {
+                    let (Some(owner), Some(principal)) = (row.owner_id.as_deref(), detail["hold_principal"].as_str()) else {
                         continue;
                     };
+                    if row.kind == "late_heartbeat" {
+                        if let Some(gap) = num("max_heartbeat_gap_ms") {
+                            model.observe_gap(&row.resource_type, principal, owner, Millis(gap));
+                        }
+                        continue;
+                    }
+                    let Some(held) = num("held_ms") else { continue };
                     let observation = Observation {
                         heartbeats: num("heartbeats").and_then(|h| u32::try_from(h).ok()).unwrap_or(0),
                         max_gap: Millis(num("max_heartbeat_gap_ms").unwrap_or(0)),

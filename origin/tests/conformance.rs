@@ -307,8 +307,9 @@ async fn expired_hold_is_reported_and_regranted_with_next_token(b: Backend) {
     let bob = app.acquire(&id, "bob", 30).await;
     assert_eq!(bob.status, StatusCode::OK, "{}", bob.body);
     assert_eq!(bob.body["fencing_token"], 2);
-    // The late release is on record (the TTL model learns from it), then the lazy expiry and the new grant.
-    assert_eq!(app.event_kinds(&id).await, ["resource_created", "acquired", "late_release", "expired", "acquired"]);
+    // The late heartbeat and release are on record (the TTL model learns from them), then the lazy expiry and
+    // the new grant.
+    assert_eq!(app.event_kinds(&id).await, ["resource_created", "acquired", "late_heartbeat", "late_release", "expired", "acquired"]);
     app.stop().await;
 
     // With the reaper: the expiry is recorded by itself, once.

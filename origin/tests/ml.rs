@@ -14,6 +14,7 @@ both_stores!(
     acquire_without_ttl_uses_the_suggestion,
     a_hold_far_older_than_its_history_is_listed_as_an_anomaly,
     a_release_after_expiry_is_recorded_and_learned_from,
+    a_heartbeat_after_expiry_is_recorded_with_its_gap,
 );
 
 /// The suggestion for `owner` of the admin key's principal (the one `history` acquires with).
@@ -118,5 +119,20 @@ async fn a_release_after_expiry_is_recorded_and_learned_from(b: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = suggest(&app, &id, "ward-1").await;
     assert_eq!(s["basis"]["scope"], "default", "one sample is not yet a basis");
+    app.stop().await;
+}
+
+async fn a_heartbeat_after_expiry_is_recorded_with_its_gap(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    let id = app.create_resource("mri", "M1").await;
+    app.acquire(&id, "ws-1", 1).await;
+    assert_eq!(app.heartbeat(&id, "ws-1").await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(app.heartbeat(&id, "ws-1").await.code(), "lock_expired");
+    let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
+    let late = events.as_array().unwrap().iter().find(|e| e["kind"] == "late_heartbeat").expect("late_heartbeat event");
+    assert!(late["detail"]["max_heartbeat_gap_ms"].as_i64().unwrap() >= 1_300, "{late}");
+    assert_eq!(late["detail"]["heartbeats"], 1);
     app.stop().await;
 }

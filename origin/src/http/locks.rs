@@ -78,7 +78,10 @@ async fn heartbeat(
     caller: Caller,
     JsonBody(req): JsonBody<HolderRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    let (_, _, result) = as_holder(&state, &caller, &req, lease::heartbeat).await?;
+    let (id, claim, result) = as_holder(&state, &caller, &req, lease::heartbeat).await?;
+    if let Err(StoreError::Denied(Denied::LockExpired)) = result {
+        record_late(&state, &caller, id, &claim, "late_heartbeat").await;
+    }
     Ok(answer(&result?))
 }
 
@@ -90,7 +93,7 @@ async fn release(
     let (id, claim, result) = as_holder(&state, &caller, &req, lease::release).await?;
     let applied = match result {
         Err(StoreError::Denied(Denied::LockExpired)) => {
-            record_late_release(&state, &caller, id, &claim).await;
+            record_late(&state, &caller, id, &claim, "late_release").await;
             return Err(StoreError::Denied(Denied::LockExpired).into());
         }
         other => other?,
@@ -101,10 +104,11 @@ async fn release(
     Ok(answer(&applied))
 }
 
-/// A release that came after the hold lapsed is still news: the client was alive and needed the hold this
-/// long. It is recorded as `late_release`, so the TTL model learns from false expiries instead of never hearing
-/// of them. Best effort: the refusal stands whatever happens here.
-async fn record_late_release(state: &AppState, caller: &Caller, id: ResourceId, claim: &Claim) {
+/// A heartbeat or release that came after the hold lapsed is still news: the client was alive, needed the hold
+/// this long, and its heartbeats were this far apart. It is recorded (`late_heartbeat`, `late_release`), so the
+/// TTL model learns from false expiries instead of never hearing of them. Best effort: the refusal stands
+/// whatever happens here.
+async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: &Claim, kind: &'static str) {
     let Ok((_, current, now)) = state.store.lease(id).await else { return };
     let Some(h) = current.hold.as_ref().filter(|h| h.principal == claim.principal && h.owner == claim.owner) else { return };
     let gap = h.max_gap.max(now.since(h.last_heartbeat));
@@ -115,7 +119,7 @@ async fn record_late_release(state: &AppState, caller: &Caller, id: ResourceId, 
         owner_id: Some(h.owner.as_str().to_owned()),
         fencing_token: Some(h.token.to_i64()),
         detail: detail.to_string(),
-        ..EventRow::by(&caller.actor(), now, "late_release")
+        ..EventRow::by(&caller.actor(), now, kind)
     };
     if let Err(e) = state.store.append_event(event).await {
         tracing::warn!(error = %e, "could not record a late release");

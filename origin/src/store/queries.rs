@@ -172,7 +172,9 @@ pub const SELECT_KEYS: &str =
     "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys ORDER BY created_at_ms, id";
 pub const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";
 
-/// What the TTL model learns from: holds that ended with their client still there to say so.
-pub const SELECT_FINISHED_HOLDS: &str = "SELECT e.id, r.type AS resource_type, e.owner_id, e.detail FROM events e \
-     JOIN resources r ON r.id = e.resource_id WHERE e.kind IN ('released', 'late_release') AND e.id > $1 ORDER BY e.id LIMIT $2";
+/// What the TTL model learns from: holds that ended with their client still there to say so, and heartbeats
+/// that came after their hold had lapsed.
+pub const SELECT_FINISHED_HOLDS: &str = "SELECT e.id, e.kind, r.type AS resource_type, e.owner_id, e.detail FROM events e \
+     JOIN resources r ON r.id = e.resource_id WHERE e.kind IN ('released', 'late_release', 'late_heartbeat') AND e.id > $1 \
+     ORDER BY e.id LIMIT $2";
 pub const NEWEST_EVENT_ID: &str = "SELECT max(id) FROM events";

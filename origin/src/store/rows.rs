@@ -368,10 +368,11 @@ impl KeyRecord {
     }
 }
 
-/// A finished hold as the TTL model learns from it: a `released` or `late_release` event with its resource type.
+/// What the TTL model learns from: a `released`, `late_release` or `late_heartbeat` event with its resource type.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct FinishedHold {
     pub id: i64,
+    pub kind: String,
     pub resource_type: String,
     pub owner_id: Option<String>,
     pub detail: String,
