@@ -34,7 +34,8 @@ fn wasm_bindgen_cli() -> Result<String, String> {
     if have.split_whitespace().nth(1) != Some(want.as_str()) {
         step(&format!("installing wasm-bindgen-cli {want} (once; a few minutes)"));
         let mut c = cargo();
-        c.args(["install", "wasm-bindgen-cli", "--version", &format!("={want}")]);
+        // --force: cargo's own record may claim it is installed when the binary is gone or another version.
+        c.args(["install", "--force", "wasm-bindgen-cli", "--version", &format!("={want}")]);
         status(&mut c)?;
     }
     Ok("wasm-bindgen".into())
