@@ -148,7 +148,13 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     assert_eq!(stale.code(), "stale_token");
     let released = post(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": "ws-1", "fencing_token": 1})).await;
     assert_eq!(released.body["status"], "RELEASED");
-    let again = post(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 30})).await;
+    let again = app
+        .send(
+            to_edge(&app, &edge, Method::POST, "/api/locks/acquire", Some(&south))
+                .header("x-request-id", "ward-7-acquire")
+                .json(&json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 30})),
+        )
+        .await;
     assert_eq!(again.body["fencing_token"], 2);
 
     // Query strings and request ids pass through.
@@ -156,7 +162,10 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(r.headers["x-request-id"], "ward-7-abc");
     let events = app.get(&format!("/api/events?resource_id={id}")).await;
-    assert!(events.body.as_array().unwrap().iter().any(|e| e["request_id"] == json!(null) || e["request_id"].as_str().is_some()));
+    // The client's request id travelled through the edge into the audit trail.
+    let acquired = events.body.as_array().unwrap().iter().filter(|e| e["kind"] == "acquired").last().cloned().unwrap();
+    assert_eq!(acquired["request_id"], "ward-7-acquire");
+    assert_eq!(acquired["principal"], "clinic-south");
 
     // A streamed (chunked) answer passes through whole: the NDJSON audit export, via the edge and direct.
     let via_edge = app.send(to_edge(&app, &edge, Method::GET, "/api/audit/export", Some(&app.keys.admin))).await;
