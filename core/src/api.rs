@@ -301,11 +301,79 @@ impl LockView {
         self.identifier = Some(identifier.to_string());
         self
     }
+
+    /// The status at `now` by the expiry rule: a view read as `HELD` reads `EXPIRED` once `now` is past its
+    /// `expires_at` (the last valid instant), exactly as [`crate::Hold::status`] decides on the server.
+    pub fn status_at(&self, now: Millis) -> LockStatus {
+        match (self.status, self.expires_at) {
+            (LockStatus::Held, Some(exp)) if now > Millis::from_utc(exp) => LockStatus::Expired,
+            (status, _) => status,
+        }
+    }
+
+    /// How long a live hold has left at `now` (zero once it has lapsed); `None` when not held.
+    pub fn remaining_at(&self, now: Millis) -> Option<Millis> {
+        let exp = Millis::from_utc(self.expires_at?);
+        (self.status == LockStatus::Held).then(|| Millis(exp.since(now).0.max(0)))
+    }
+
+    /// Whether no grant is possible at `now` because of a lock-delay.
+    pub fn in_lock_delay(&self, now: Millis) -> bool {
+        self.lock_delay_until.is_some_and(|u| now < Millis::from_utc(u))
+    }
 }
 
+/// `GET /api/locks`: every resource's lease, with the database time it was read at and the newest event id
+/// before the read, so a dashboard can measure its clock offset and stream the changes from there without a gap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockList {
     pub items: Vec<LockView>,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub server_time: DateTime<Utc>,
+    /// Events after this id may or may not be reflected in `items`; folding them again changes nothing.
+    pub last_event_id: i64,
+}
+
+/// A hold renewed without a change of state (a heartbeat, or a repeated acquire by its holder). Streamed to
+/// dashboards as a transient `heartbeat` message so countdowns follow renewals; never stored in the event log
+/// (the hold's heartbeat summary is).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalView {
+    pub resource_id: ResourceId,
+    pub hold_id: HoldId,
+    pub owner_id: String,
+    pub principal: String,
+    pub fencing_token: u64,
+    pub ttl_seconds: u32,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub last_heartbeat: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub expires_at: DateTime<Utc>,
+}
+
+impl RenewalView {
+    /// The renewal a lease's current hold represents; `None` unless it is stored as held.
+    pub fn of(lease: &Lease) -> Option<RenewalView> {
+        let h = lease.hold.as_ref().filter(|h| h.state == crate::HoldState::Held)?;
+        Some(RenewalView {
+            resource_id: lease.resource_id,
+            hold_id: h.id,
+            owner_id: h.owner.as_str().to_string(),
+            principal: h.principal.as_str().to_string(),
+            fencing_token: h.token.0,
+            ttl_seconds: h.ttl.seconds(),
+            last_heartbeat: h.last_heartbeat.to_utc(),
+            expires_at: h.expires_at().to_utc(),
+        })
+    }
+}
+
+/// `GET /api/whoami`: whose key this is and what it may do, so a dashboard offers only the allowed actions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub principal: String,
+    pub role: Role,
+    pub key_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/api/audit/export", body: Body::None },
     Route { method: "POST", path: "/api/ml/suggest", body: Body::Suggest },
     Route { method: "GET", path: "/api/ml/anomalies", body: Body::None },
+    Route { method: "GET", path: "/api/whoami", body: Body::None },
     Route { method: "GET", path: "/api/keys", body: Body::None },
     Route { method: "POST", path: "/api/keys", body: Body::CreateKey },
     Route { method: "DELETE", path: "/api/keys/{key_id}", body: Body::None },

@@ -1,21 +1,31 @@
 //! The live event feed behind `GET /api/events/stream`. One pump per origin wakes when events were committed —
 //! on PostgreSQL by `LISTEN hhs_events` (a trigger notifies on every insert, whichever replica wrote it), on
 //! SQLite by the store itself — and at least every few seconds regardless; it reads the events after the last
-//! one it saw and broadcasts them to this origin's subscribers.
+//! one it saw and broadcasts them to this origin's subscribers. Renewals (heartbeats) are not in the log; they
+//! arrive with the wake-up (a NOTIFY payload on PostgreSQL) and are passed on as they are.
 
 use std::time::Duration;
 
-use hhs_core::api::EventView;
+use hhs_core::api::{EventView, RenewalView};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{DynStore, EventFilter, StoreError};
+use crate::store::{Change, DynStore, EventFilter, StoreError};
+
+/// One message of the live feed.
+#[derive(Clone, Debug)]
+pub enum Item {
+    /// A committed event-log entry.
+    Event(EventView),
+    /// A hold renewed without an event (transient: not replayed after a reconnect; the next resync has it).
+    Renewal(RenewalView),
+}
 
 /// How many events a slow subscriber may fall behind before it is told to resync.
 const BUFFER: usize = 4_096;
 
 pub struct EventHub {
-    tx: broadcast::Sender<EventView>,
+    tx: broadcast::Sender<Item>,
 }
 
 impl Default for EventHub {
@@ -25,7 +35,7 @@ impl Default for EventHub {
 }
 
 impl EventHub {
-    pub fn subscribe(&self) -> broadcast::Receiver<EventView> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Item> {
         self.tx.subscribe()
     }
 
@@ -42,7 +52,7 @@ impl EventHub {
             for event in page {
                 cursor = event.id;
                 // No subscribers is not an error.
-                let _ = self.tx.send(event);
+                let _ = self.tx.send(Item::Event(event));
             }
             if !full {
                 return Ok(cursor);
@@ -64,7 +74,12 @@ impl EventHub {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = store.changed() => {}
+                change = store.changed() => {
+                    if let Change::Renewed(r) = change {
+                        let _ = self.tx.send(Item::Renewal(r));
+                        continue;
+                    }
+                }
                 _ = tokio::time::sleep(poll) => {}
             }
             match self.drain(&store, cursor).await {

@@ -80,6 +80,7 @@ fn routes() -> Vec<(&'static str, Role)> {
         ("POST /api/ml/suggest", Role::Viewer),
         ("GET /api/ml/anomalies", Role::Viewer),
         ("GET /api/audit/export", Role::Admin),
+        ("GET /api/whoami", Role::Viewer),
         ("GET /api/keys", Role::Admin),
         ("POST /api/keys", Role::Admin),
         ("DELETE /api/keys/{key}", Role::Admin),

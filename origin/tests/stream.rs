@@ -1,5 +1,6 @@
-//! `GET /api/events/stream`: changes arrive live, a reconnect with Last-Event-ID loses nothing, and on
-//! PostgreSQL a change made through one origin replica reaches the stream of another (LISTEN/NOTIFY).
+//! `GET /api/events/stream`: changes and heartbeats arrive live, a reconnect with Last-Event-ID loses nothing (or
+//! is told to resync), and on PostgreSQL a change made through one origin replica reaches the stream of another
+//! (LISTEN/NOTIFY).
 
 mod support;
 
@@ -8,7 +9,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use support::{Backend, Sse, TestApp, TestDb};
 
-both_stores!(changes_arrive_live_and_a_reconnect_replays_what_was_missed);
+both_stores!(
+    changes_arrive_live_and_a_reconnect_replays_what_was_missed,
+    heartbeats_arrive_as_transient_renewals_with_the_new_expiry,
+    a_client_too_far_behind_is_told_to_resync,
+    the_lock_list_says_when_it_was_read_and_from_which_event_to_stream,
+);
 
 async fn changes_arrive_live_and_a_reconnect_replays_what_was_missed(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
@@ -51,6 +57,80 @@ async fn on_postgres_a_change_through_one_replica_reaches_another_replicas_strea
     writer.acquire(&id, "ws-1", 60).await;
     let got = stream.until("acquired", &id, Duration::from_secs(3)).await;
     assert!(got.is_some(), "the other replica's stream did not see the acquire");
+    // Renewals travel as NOTIFY payloads: the other replica's dashboards see heartbeats too.
+    let beat = writer.heartbeat(&id, "ws-1").await;
+    let renewal = stream.until("heartbeat", &id, Duration::from_secs(3)).await.expect("the other replica's stream did not see the heartbeat");
+    assert_eq!(renewal["expires_at"], beat.body["expires_at"]);
     reader.stop().await;
     writer.stop().await;
+}
+
+async fn heartbeats_arrive_as_transient_renewals_with_the_new_expiry(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn_custom(&db, 0, |s| s.event_poll = Duration::from_secs(60)).await;
+    let id = app.create_resource("bed", "B1").await;
+    app.acquire(&id, "ws-1", 60).await;
+    let mut live = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let beat = app.heartbeat(&id, "ws-1").await;
+    assert_eq!(beat.status, StatusCode::OK);
+    let renewal = live.until("heartbeat", &id, Duration::from_secs(2)).await.expect("the heartbeat arrives within 2 s");
+    assert_eq!(renewal["expires_at"], beat.body["expires_at"], "the renewal carries the new expiry");
+    assert_eq!(renewal["last_heartbeat"], beat.body["last_heartbeat"]);
+    assert_eq!((renewal["owner_id"].as_str(), renewal["fencing_token"].as_u64()), (Some("ws-1"), Some(1)));
+    // Not an event of the log: a replay from the start has the acquire and no heartbeat.
+    drop(live);
+    let mut replay = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(0)).await;
+    let mut kinds = vec![];
+    while let Some((kind, _)) = replay.next(Duration::from_millis(500)).await {
+        kinds.push(kind);
+    }
+    assert_eq!(kinds, ["key_created", "key_created", "key_created", "resource_created", "acquired"]);
+    app.stop().await;
+}
+
+async fn a_client_too_far_behind_is_told_to_resync(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let id = app.create_resource("bed", "B1").await;
+    // 1,001 events after the first: more than one replay page.
+    for i in 0..500 {
+        app.acquire(&id, &format!("ws-{i}"), 60).await;
+        app.release(&id, &format!("ws-{i}")).await;
+    }
+    app.acquire(&id, "ws-last", 60).await;
+    let mut resumed = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(1)).await;
+    let mut replayed = 0;
+    let last = loop {
+        let (kind, _) = resumed.next(Duration::from_secs(5)).await.expect("replay, then resync");
+        if kind == "resync" {
+            break kind;
+        }
+        replayed += 1;
+    };
+    assert_eq!((replayed, last.as_str()), (1_000, "resync"));
+    app.stop().await;
+}
+
+async fn the_lock_list_says_when_it_was_read_and_from_which_event_to_stream(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let id = app.create_resource("or-room", "OR 1").await;
+    app.acquire(&id, "ws-1", 60).await;
+    let newest = app.get(&format!("/api/events?resource_id={id}")).await.body.as_array().unwrap().last().unwrap()["id"].as_i64().unwrap();
+    let before = chrono::Utc::now();
+    let list = app.get("/api/locks").await;
+    let after = chrono::Utc::now();
+    assert_eq!(list.body["last_event_id"].as_i64(), Some(newest));
+    let server: chrono::DateTime<chrono::Utc> = list.body["server_time"].as_str().unwrap().parse().unwrap();
+    // Same machine, same clock: the database's time lies within the request's span.
+    assert!(server >= before - chrono::Duration::milliseconds(50) && server <= after + chrono::Duration::milliseconds(50), "{server}");
+
+    // An involuntary end says in its event when the lock-delay ends (or-room: 2 s in the test policy).
+    let forced = app.post_as(&app.keys.admin, "/api/locks/force-release", serde_json::json!({"resource_id": id, "reason": "drill"})).await;
+    let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
+    let ended = events.as_array().unwrap().last().unwrap();
+    assert_eq!(ended["kind"], "force_released");
+    assert_eq!(ended["detail"]["lock_delay_until"], forced.body["lock_delay_until"]);
+    app.stop().await;
 }

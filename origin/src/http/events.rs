@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use futures::stream::{self, Stream, StreamExt};
 use http::HeaderMap;
 use tokio::sync::broadcast::error::RecvError;
-use hhs_core::api::EventView;
+use hhs_core::api::{EventView, RenewalView};
 use hhs_core::{ErrorCode, Millis, ResourceId, Role};
 use serde::Deserialize;
 
@@ -18,6 +18,7 @@ use super::error::AppError;
 use super::extract::QueryParams;
 use super::AppState;
 use crate::store::EventFilter;
+use crate::stream::Item;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/events", get(list)).route("/api/events/stream", get(stream))
@@ -30,14 +31,27 @@ struct StreamQuery {
     after: Option<i64>,
 }
 
+/// The most events a reconnecting stream replays; a client further behind gets `resync`.
+const BACKLOG: usize = 1_000;
+
+fn resync() -> Event {
+    Event::default().event("resync").data("{}")
+}
+
+/// A renewal: `event: heartbeat`, no `id:` (it is not in the log, so it must not move a client's resume point).
+fn renewal_event(r: &RenewalView) -> Event {
+    Event::default().event("heartbeat").json_data(r).unwrap_or_else(|_| Event::default().comment("unserialisable renewal"))
+}
+
 fn sse_event(e: &EventView) -> Event {
     Event::default().id(e.id.to_string()).event(e.kind.clone()).json_data(e).unwrap_or_else(|_| Event::default().comment("unserialisable event"))
 }
 
 /// `GET /api/events/stream` (viewer): server-sent events, one per event-log entry (`event:` is its kind, `id:`
 /// its id, `data:` the same JSON as `GET /api/events`). With `Last-Event-ID` or `?after=` the missed events are
-/// replayed first, so a reconnecting dashboard loses nothing. A subscriber too slow to keep up gets a `resync`
-/// event and should reload the board.
+/// replayed first, so a reconnecting dashboard loses nothing. A subscriber too slow to keep up, or more than
+/// 1,000 events behind, gets a `resync` event and should reload the board. Renewals of holds (heartbeats) come
+/// as `event: heartbeat` with a `RenewalView` and no id.
 async fn stream(
     State(state): State<AppState>,
     caller: Caller,
@@ -49,17 +63,24 @@ async fn stream(
     // Subscribe before reading the backlog, so nothing falls between the two.
     let rx = state.hub.subscribe();
     let backlog = match resume {
-        Some(after) => state.store.events(&EventFilter { after_id: Some(after), limit: 1_000, ..EventFilter::default() }).await?,
+        Some(after) => state.store.events(&EventFilter { after_id: Some(after), limit: BACKLOG as u32, ..EventFilter::default() }).await?,
         None => vec![],
     };
+    // More missed than one page: the client cannot catch up by replay; it must reload its snapshot.
+    let overflowed = backlog.len() >= BACKLOG;
     let last = backlog.last().map(|e| e.id).or(resume).unwrap_or(0);
-    let replay = stream::iter(backlog.iter().map(sse_event).map(Ok).collect::<Vec<_>>());
+    let mut first: Vec<Event> = backlog.iter().map(sse_event).collect();
+    if overflowed {
+        first.push(resync());
+    }
+    let replay = stream::iter(first.into_iter().map(Ok));
     let live = stream::unfold((rx, last), |(mut rx, last)| async move {
         loop {
             match rx.recv().await {
-                Ok(e) if e.id > last => return Some((Ok(sse_event(&e)), (rx, e.id))),
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => return Some((Ok(Event::default().event("resync").data("{}")), (rx, last))),
+                Ok(Item::Event(e)) if e.id > last => return Some((Ok(sse_event(&e)), (rx, e.id))),
+                Ok(Item::Event(_)) => continue,
+                Ok(Item::Renewal(r)) => return Some((Ok(renewal_event(&r)), (rx, last))),
+                Err(RecvError::Lagged(_)) => return Some((Ok(resync()), (rx, last))),
                 Err(RecvError::Closed) => return None,
             }
         }

@@ -1,10 +1,11 @@
 //! `/api/keys` (admin): mint, list and revoke API keys. The full key appears once, in the creation answer.
+//! `/api/whoami` (any key): who the caller is.
 
 use axum::extract::{Path, State};
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use http::StatusCode;
-use hhs_core::api::{CreateKeyRequest, CreatedKey, KeyView};
+use hhs_core::api::{CreateKeyRequest, CreatedKey, KeyView, WhoAmI};
 use hhs_core::{ErrorCode, Role};
 
 use super::auth::Caller;
@@ -15,7 +16,17 @@ use crate::keys;
 use crate::store::KeyRecord;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/keys", post(create).get(list)).route("/api/keys/{id}", delete(revoke))
+    Router::new()
+        .route("/api/keys", post(create).get(list))
+        .route("/api/keys/{id}", delete(revoke))
+        .route("/api/whoami", get(whoami))
+}
+
+/// `GET /api/whoami` (any valid key): the key's principal and role, so a dashboard can sign in and offer only
+/// the actions the role allows.
+async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, AppError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(WhoAmI { principal: caller.principal.as_str().to_owned(), role: caller.role, key_id: caller.key_id.clone() }))
 }
 
 fn view(record: &KeyRecord) -> Result<KeyView, AppError> {

@@ -179,6 +179,8 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
         owner_id: q.owner_id.as_deref().map(OwnerId::parse).transpose()?.map(|o| o.as_str().to_owned()),
         resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?.map(|t| t.as_str().to_owned()),
     };
+    // The newest event id is read first: every event after it may or may not be in the snapshot, none before.
+    let last_event_id = state.store.newest_event_id().await?.unwrap_or(0);
     let (leases, now) = state.store.leases(&filter).await?;
     // Status depends on time (a lapsed, unreaped hold reads EXPIRED), so it is filtered here with hhs-core's rule.
     let items = leases
@@ -186,5 +188,5 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
         .filter(|(_, l)| status.is_none_or(|s| l.status(now) == s))
         .map(|(r, l)| LockView::of(l, now).with_resource(&r.resource_type, &r.identifier))
         .collect();
-    Ok(Json(LockList { items }))
+    Ok(Json(LockList { items, server_time: now.to_utc(), last_event_id }))
 }

@@ -11,7 +11,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hhs_core::api::EventView;
+use hhs_core::api::{EventView, RenewalView};
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
@@ -128,8 +128,9 @@ pub trait Store: Send + Sync + 'static {
     async fn newest_event_id(&self) -> Result<Option<i64>, StoreError>;
 
     /// Resolves when events may have been committed since the last call (by anyone, where the database can
-    /// tell). Callers also poll on a timer, so a wake-up that never comes costs latency, not correctness.
-    async fn changed(&self);
+    /// tell), or with a hold renewed without an event. Callers also poll on a timer, so a wake-up that never
+    /// comes costs latency, not correctness (a lost renewal leaves a dashboard's countdown short until the next).
+    async fn changed(&self) -> Change;
 
     /// Finished holds (`released`, `late_release` events) after event id `after`, oldest first: the TTL model's food.
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError>;
@@ -149,6 +150,23 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// What [`Store::changed`] saw.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Events may have been committed: read the log.
+    Events,
+    /// A hold was renewed (heartbeat, repeated acquire): no event, but its expiry moved.
+    Renewed(RenewalView),
+}
+
+/// The renewal a committed transition announces: the hold changed (new heartbeat or TTL) and no event says so.
+pub fn renewal(before: &Lease, outcome: &Outcome) -> Option<RenewalView> {
+    if !outcome.events.is_empty() || &outcome.lease == before {
+        return None;
+    }
+    RenewalView::of(&outcome.lease)
+}
 
 /// The acquire rule, with the lock-delay of the resource's type from `policy`.
 pub fn acquire_transition(cmd: AcquireCmd, policy: Arc<Policy>) -> Transition {

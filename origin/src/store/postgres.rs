@@ -19,7 +19,7 @@ use super::queries::{
 };
 use super::rows::{bind_event, bind_lease, hold_detail, EventRecord, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT, UPDATE_LEASE};
 use super::{
-    acquire_transition, held_refusal, Actor, FinishedHold, Applied, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store,
+    acquire_transition, held_refusal, renewal, Actor, Change, FinishedHold, Applied, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store,
     StoreError, Transition,
 };
 
@@ -30,6 +30,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 const NOW: &str = "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 type Tx = Transaction<'static, Postgres>;
+
+/// NOTIFY channels: committed events (payload empty, sent by a trigger) and renewals (payload a `RenewalView`).
+const EVENTS: &str = "hhs_events";
+const RENEWALS: &str = "hhs_renewals";
 
 pub struct PgStore {
     pool: PgPool,
@@ -79,7 +83,12 @@ async fn write(tx: &mut Tx, before: &Lease, outcome: &Outcome, actor: &Actor) ->
         bind_lease!(sqlx::query(UPDATE_LEASE), id, LeaseColumns::from(&outcome.lease)).execute(&mut **tx).await?;
     }
     for event in &outcome.events {
-        insert_event(tx, EventRow::lease(outcome.lease.resource_id, event, actor)).await?;
+        insert_event(tx, EventRow::lease(&outcome.lease, event, actor)).await?;
+    }
+    if let Some(r) = renewal(before, outcome) {
+        // Delivered at commit to every replica's LISTEN, like the event trigger; small (well under NOTIFY's 8 kB).
+        let payload = serde_json::to_string(&r).unwrap_or_default();
+        sqlx::query("SELECT pg_notify($1, $2)").bind(RENEWALS).bind(payload).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -224,26 +233,32 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&self.pool).await?)
     }
 
-    async fn changed(&self) {
+    async fn changed(&self) -> Change {
         let mut guard = self.listener.lock().await;
         if guard.is_none() {
             match PgListener::connect_with(&self.pool).await {
-                Ok(mut l) => match l.listen("hhs_events").await {
+                Ok(mut l) => match l.listen_all([EVENTS, RENEWALS]).await {
                     Ok(()) => *guard = Some(l),
-                    Err(e) => tracing::warn!(error = %e, "LISTEN hhs_events failed"),
+                    Err(e) => tracing::warn!(error = %e, "LISTEN hhs_events, hhs_renewals failed"),
                 },
                 Err(e) => tracing::warn!(error = %e, "could not open a LISTEN connection"),
             }
         }
         match guard.as_mut() {
-            Some(l) => {
-                if let Err(e) = l.recv().await {
+            Some(l) => match l.recv().await {
+                Ok(n) if n.channel() == RENEWALS => {
+                    serde_json::from_str(n.payload()).map(Change::Renewed).unwrap_or(Change::Events)
+                }
+                Ok(_) => Change::Events,
+                Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                     *guard = None;
+                    // Whatever was sent meanwhile is in the log: have the caller read it.
+                    Change::Events
                 }
-            }
+            },
             // No listener: let the caller's timer decide when to look again.
-            None => std::future::pending::<()>().await,
+            None => std::future::pending().await,
         }
     }
 

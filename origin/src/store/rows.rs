@@ -1,7 +1,7 @@
 //! Rows ↔ domain types, shared by both stores: the columns are the same, only the SQL dialect differs.
 
 use hhs_core::api::EventView;
-use hhs_core::{FencingToken, Hold, HoldId, HoldState, Lease, LeaseEvent, Millis, OwnerId, Principal, ResourceId, Ttl};
+use hhs_core::{EventKind, FencingToken, Hold, HoldId, HoldState, Lease, LeaseEvent, Millis, OwnerId, Principal, ResourceId, Ttl};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -230,12 +230,18 @@ pub(crate) use bind_event;
 impl EventRow {
     /// A lease event. The detail carries the per-hold heartbeat summary (count and longest gap) — what the TTL
     /// model and the audit read instead of one row per heartbeat.
-    pub fn lease(resource_id: ResourceId, e: &LeaseEvent, actor: &Actor) -> EventRow {
+    /// A lease event; `lease` is the lease after the transition (its lock-delay, if the event started one, is
+    /// in the detail so a dashboard can show it without asking).
+    pub fn lease(lease: &Lease, e: &LeaseEvent, actor: &Actor) -> EventRow {
+        let resource_id = lease.resource_id;
         let h = &e.hold;
         let held_ms = h.ended_at(e.at).map(|end| end.since(h.acquired_at));
         let mut detail = hold_detail(h.ttl, h.heartbeats, h.max_gap, held_ms, &h.principal);
         if let Some(reason) = &actor.reason {
             detail["reason"] = json!(reason);
+        }
+        if let Some(until) = lease.delay_until.filter(|_| matches!(e.kind, EventKind::Expired | EventKind::ForceReleased)) {
+            detail["lock_delay_until"] = json!(until.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         }
         EventRow {
             at_ms: e.at.0,

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hhs_core::api::EventView;
+use hhs_core::api::{EventView, RenewalView};
 use hhs_core::lease::expire;
 use hhs_core::{Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -22,7 +22,7 @@ use super::rows::{
     UPDATE_LEASE,
 };
 use super::{
-    held_refusal, Actor, Applied, FinishedHold, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition,
+    held_refusal, renewal, Actor, Change, Applied, FinishedHold, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -35,6 +35,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Woken after every commit that wrote events: one process owns the file, so it knows.
     written: tokio::sync::Notify,
+    /// Renewals committed (heartbeats), for the event pump; a receiver buffers them while the pump is busy.
+    renewals: tokio::sync::broadcast::Sender<RenewalView>,
+    renewals_rx: tokio::sync::Mutex<tokio::sync::broadcast::Receiver<RenewalView>>,
 }
 
 impl SqliteStore {
@@ -53,7 +56,8 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, written: tokio::sync::Notify::new() })
+        let (renewals, renewals_rx) = tokio::sync::broadcast::channel(1_024);
+        Ok(SqliteStore { pool, written: tokio::sync::Notify::new(), renewals, renewals_rx: tokio::sync::Mutex::new(renewals_rx) })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -90,7 +94,7 @@ async fn write(tx: &mut Tx, before: &Lease, outcome: &Outcome, actor: &Actor) ->
         bind_lease!(sqlx::query(&q(UPDATE_LEASE)), id, LeaseColumns::from(&outcome.lease)).execute(&mut **tx).await?;
     }
     for event in &outcome.events {
-        insert_event(tx, EventRow::lease(outcome.lease.resource_id, event, actor)).await?;
+        insert_event(tx, EventRow::lease(&outcome.lease, event, actor)).await?;
     }
     Ok(())
 }
@@ -187,6 +191,9 @@ impl Store for SqliteStore {
         write(&mut tx, &lease, &outcome, actor).await?;
         tx.commit().await?;
         self.written.notify_waiters();
+        if let Some(r) = renewal(&lease, &outcome) {
+            let _ = self.renewals.send(r);
+        }
         Ok(Applied { resource, outcome, now })
     }
 
@@ -220,8 +227,12 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&self.pool).await?)
     }
 
-    async fn changed(&self) {
-        self.written.notified().await;
+    async fn changed(&self) -> Change {
+        let mut rx = self.renewals_rx.lock().await;
+        tokio::select! {
+            _ = self.written.notified() => Change::Events,
+            r = rx.recv() => r.map(Change::Renewed).unwrap_or(Change::Events),
+        }
     }
 
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
