@@ -156,6 +156,9 @@ pub struct ServeArgs {
     /// Browser origins allowed to call the API cross-origin (repeat, or comma-separate in HHS_CORS_ORIGINS).
     #[arg(long = "cors-origin", env = "HHS_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// The dashboard build served at /dashboard/ (if it holds an index.html).
+    #[arg(long, env = "HHS_DASHBOARD_DIR", default_value = "ui/dist")]
+    pub dashboard_dir: std::path::PathBuf,
 }
 
 #[derive(Clone, Debug, Args)]

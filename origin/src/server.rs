@@ -41,6 +41,19 @@ pub struct Settings {
     pub model_refresh: std::time::Duration,
     /// The event stream's fallback poll, for changes no notification announced.
     pub event_poll: std::time::Duration,
+    /// A dashboard build (`index.html` and its files) to serve at `/dashboard/`.
+    pub dashboard_dir: Option<std::path::PathBuf>,
+}
+
+/// The dashboard directory if it holds a build; says so either way.
+fn dashboard_dir(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    if dir.join("index.html").is_file() {
+        tracing::info!(dir = %dir.display(), "serving the dashboard at /dashboard/");
+        Some(dir.to_path_buf())
+    } else {
+        tracing::info!(dir = %dir.display(), "no dashboard build there (cargo xtask dev builds one); /dashboard/ is not served");
+        None
+    }
 }
 
 /// A running origin.
@@ -73,7 +86,7 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
         hub: hub.clone(),
         shutdown: shutdown.clone(),
     };
-    let app = router(state, &settings.cors_origins);
+    let app = router(state, &settings.cors_origins, settings.dashboard_dir.as_deref());
     let reaper = settings.reaper.map(|(interval, batch)| {
         tokio::spawn(reaper::run(store.clone(), settings.policy.clone(), interval, batch, shutdown.clone()))
     });
@@ -119,6 +132,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         insecure_no_auth: args.insecure_no_auth,
         model_refresh: std::time::Duration::from_secs(10),
         event_poll: std::time::Duration::from_secs(2),
+        dashboard_dir: dashboard_dir(&args.dashboard_dir),
     };
     let shutdown = CancellationToken::new();
     let running = spawn(listener, store, settings, shutdown.clone())?;

@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod auth;
+mod dashboard;
 pub mod error;
 mod events;
 pub mod extract;
@@ -45,9 +46,10 @@ pub struct AppState {
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+pub fn router(state: AppState, cors_origins: &[String], dashboard_dir: Option<&std::path::Path>) -> Router {
     let routes = Router::new()
         .merge(health::router())
+        .merge(dashboard::router(dashboard_dir))
         .merge(resources::router())
         .merge(locks::router())
         .merge(events::router())

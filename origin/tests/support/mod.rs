@@ -191,6 +191,7 @@ impl TestApp {
                 insecure_no_auth: false,
                 model_refresh: Duration::from_millis(200),
                 event_poll: Duration::from_secs(2),
+                dashboard_dir: None,
             };
         let mut settings = settings;
         adjust(&mut settings);
