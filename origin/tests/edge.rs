@@ -9,31 +9,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Backend, Reply, TestApp, TestDb};
-
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-struct Edge {
-    url: String,
-    origin_port: u16,
-}
-
-fn edge() -> Option<Edge> {
-    match (std::env::var("HHS_TEST_EDGE_URL"), std::env::var("HHS_TEST_EDGE_ORIGIN_PORT")) {
-        (Ok(url), Ok(port)) => Some(Edge { url, origin_port: port.parse().expect("port") }),
-        _ if std::env::var_os("CI").is_some() => panic!("CI is set but no edge is running: run the tests with `cargo xtask test`"),
-        _ => {
-            eprintln!("skipped: no HHS_TEST_EDGE_URL (run `cargo xtask test`)");
-            None
-        }
-    }
-}
-
-async fn origin(edge: &Edge) -> (TestDb, TestApp) {
-    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
-    let app = TestApp::spawn_at(&db, Some(Duration::from_millis(200)), edge.origin_port).await;
-    (db, app)
-}
+use support::edge::{edge, origin, Edge, TURN};
+use support::{Reply, TestApp};
 
 /// A request to the edge with `key` (None: no Authorization). Takes the app only to read like `to_origin`.
 fn to_edge(_app: &TestApp, edge: &Edge, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {

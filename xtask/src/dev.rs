@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::edge;
+use crate::{edge, ui};
 use crate::run::{cargo, forget_cargo_run_env, output, root, status, step, target_dir};
 
 const ROLES: [(&str, &str, &str); 3] = [
@@ -18,6 +18,7 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     step("building hhs-origin");
     status(cargo().args(["build", "-p", "hhs-origin"]))?;
     edge::build(false)?;
+    ui::build(false)?;
 
     let state = root().join(".hhs");
     std::fs::create_dir_all(&state).map_err(|e| format!("create {}: {e}", state.display()))?;
@@ -27,6 +28,7 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     let origin = || {
         let mut c = Command::new(target_dir().join("debug/hhs-origin"));
         forget_cargo_run_env(&mut c);
+        c.env("HHS_DASHBOARD_DIR", root().join("ui/dist"));
         if std::env::var_os("DATABASE_URL").is_none() {
             c.env("HHS_SQLITE_PATH", &db);
         }
@@ -40,7 +42,8 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     let wrangler = edge::start_wrangler(edge_port, None, &[("ORIGIN_URL", format!("http://{bind}"))], &state.join("wrangler.log"), false)?;
     eprintln!();
     eprintln!("  HHS edge     {}   <- clinics and the dashboard use this", wrangler.url);
-    eprintln!("  origin       http://{bind}");
+    eprintln!("  dashboard    {}/            <- open this; sign in with a key below", wrangler.url);
+    eprintln!("  origin       http://{bind}   (its own copy of the dashboard: http://{bind}/dashboard/)");
     match std::env::var_os("DATABASE_URL") {
         Some(_) => eprintln!("  store        PostgreSQL (DATABASE_URL)"),
         None => eprintln!("  store        embedded SQLite at {}", db.display()),

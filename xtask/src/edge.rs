@@ -10,36 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::run::{cargo, forget_cargo_run_env, output, root, status, step, target_dir};
+use crate::run::{forget_cargo_run_env, root, status, step};
 use crate::wasm;
-
-/// The wasm-bindgen version in Cargo.lock (the CLI must match it exactly).
-fn locked_wasm_bindgen() -> Result<String, String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("read Cargo.lock: {e}"))?;
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line == "name = \"wasm-bindgen\"" {
-            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
-                return Ok(v.trim_end_matches('"').to_owned());
-            }
-        }
-    }
-    Err("wasm-bindgen is not in Cargo.lock".into())
-}
-
-/// `wasm-bindgen` CLI of the locked version, installed with cargo if missing or different.
-fn wasm_bindgen_cli() -> Result<String, String> {
-    let want = locked_wasm_bindgen()?;
-    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
-    if have.split_whitespace().nth(1) != Some(want.as_str()) {
-        step(&format!("installing wasm-bindgen-cli {want} (once; a few minutes)"));
-        let mut c = cargo();
-        // --force: cargo's own record may claim it is installed when the binary is gone or another version.
-        c.args(["install", "--force", "wasm-bindgen-cli", "--version", &format!("={want}")]);
-        status(&mut c)?;
-    }
-    Ok("wasm-bindgen".into())
-}
 
 /// `npm ci` in edge/ when wrangler is not installed yet.
 pub fn ensure_wrangler() -> Result<PathBuf, String> {
@@ -49,16 +21,6 @@ pub fn ensure_wrangler() -> Result<PathBuf, String> {
         status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root().join("edge")))?;
     }
     Ok(bin)
-}
-
-/// Until the dashboard is built, the assets directory holds a page that says so.
-fn ensure_assets() -> Result<(), String> {
-    let dist = root().join("ui/dist");
-    if !dist.join("index.html").exists() {
-        std::fs::create_dir_all(&dist).map_err(|e| format!("create ui/dist: {e}"))?;
-        std::fs::copy(root().join("edge/placeholder/index.html"), dist.join("index.html")).map_err(|e| format!("placeholder: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Builds edge/build (wasm, JS glue, entry module). `release`: optimised, and shrunk with wasm-opt.
@@ -71,17 +33,12 @@ pub fn build(release: bool) -> Result<PathBuf, String> {
         c.arg("--release");
     }
     status(&mut c)?;
-    let profile = if release { "release" } else { "debug" };
-    let wasm_target = match tc {
-        wasm::Toolchain::Rustup => target_dir(),
-        wasm::Toolchain::Debian => target_dir().join("wasm-debian"),
-    };
-    let wasm_file = wasm_target.join(format!("wasm32-unknown-unknown/{profile}/hhs_edge.wasm"));
+    let wasm_file = wasm::artifact(&tc, if release { "release" } else { "debug" }, "hhs_edge.wasm");
     let out = root().join("edge/build");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).map_err(|e| format!("create edge/build: {e}"))?;
     status(
-        Command::new(wasm_bindgen_cli()?)
+        Command::new(wasm::bindgen_cli()?)
             .arg(&wasm_file)
             .arg("--out-dir")
             .arg(&out)
@@ -89,32 +46,10 @@ pub fn build(release: bool) -> Result<PathBuf, String> {
             .args(["--experimental-reset-state-function", "--force-enable-abort-handler"]),
     )?;
     if release {
-        wasm_opt(&out.join("index_bg.wasm"))?;
+        wasm::opt(&out.join("index_bg.wasm"))?;
     }
     std::fs::copy(root().join("edge/js/entry.js"), out.join("entry.js")).map_err(|e| format!("copy entry.js: {e}"))?;
-    ensure_assets()?;
     Ok(out)
-}
-
-/// wasm-opt from npm's binaryen (Debian's is too old for this wasm), installed into edge/node_modules on demand.
-fn wasm_opt(file: &Path) -> Result<(), String> {
-    let bin = root().join("edge/node_modules/.bin/wasm-opt");
-    if !bin.exists() {
-        step("npm install binaryen (wasm-opt)");
-        status(Command::new("npm").args(["install", "--no-save", "--no-audit", "--no-fund", "binaryen@132"]).current_dir(root().join("edge")))?;
-    }
-    step("wasm-opt -Oz");
-    // The features the input already uses (wasm-bindgen's abort handler needs exception handling and reference
-    // types); not --all-features, whose newer encodings workerd's V8 rejects.
-    status(
-        Command::new(bin)
-            .arg("-Oz")
-            .args(["--enable-exception-handling", "--enable-reference-types", "--enable-bulk-memory"])
-            .args(["--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-multivalue"])
-            .arg(file)
-            .arg("-o")
-            .arg(file),
-    )
 }
 
 /// A running `wrangler dev`; stopped (with its workerd children) on drop.

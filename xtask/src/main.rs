@@ -17,6 +17,7 @@ mod pgbench;
 mod postgres;
 mod run;
 mod test;
+mod ui;
 mod wasm;
 
 use std::process::ExitCode;

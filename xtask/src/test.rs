@@ -5,11 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::run::{cargo, free_port, step, target_dir};
-use crate::{edge, wasm};
+use crate::{edge, ui, wasm};
 
 pub fn run(extra: &[String]) -> Result<(), String> {
     wasm::build_core_no_std()?;
     edge::build(false)?;
+    // The Worker serves ui/dist as its static assets; the browser tests load it from there.
+    ui::build(false)?;
 
     // A given DATABASE_URL is used as is (it must allow CREATE DATABASE: every test makes its own).
     let (cluster, url) = match std::env::var("DATABASE_URL") {

@@ -76,3 +76,64 @@ pub fn build_core_no_std() -> Result<(), String> {
     step("building hhs-core for wasm32-unknown-unknown without std");
     status(cargo_wasm(&tc, "build").args(["-p", "hhs-core", "--no-default-features"]))
 }
+
+/// Where cargo put a wasm artifact (`file`, e.g. `hhs_edge.wasm`) for `profile`.
+pub fn artifact(tc: &Toolchain, profile: &str, file: &str) -> std::path::PathBuf {
+    let dir = match tc {
+        Toolchain::Rustup => target_dir(),
+        Toolchain::Debian => target_dir().join("wasm-debian"),
+    };
+    // Cargo names the `dev` profile's directory `debug`.
+    let profile = if profile == "dev" { "debug" } else { profile };
+    dir.join(format!("{TARGET}/{profile}/{file}"))
+}
+
+/// The wasm-bindgen version in Cargo.lock (the CLI must match it exactly).
+fn locked_wasm_bindgen() -> Result<String, String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("read Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// `wasm-bindgen` CLI of the locked version, installed with cargo if missing or different.
+pub fn bindgen_cli() -> Result<String, String> {
+    let want = locked_wasm_bindgen()?;
+    let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(want.as_str()) {
+        step(&format!("installing wasm-bindgen-cli {want} (once; a few minutes)"));
+        let mut c = cargo();
+        // --force: cargo's own record may claim it is installed when the binary is gone or another version.
+        c.args(["install", "--force", "wasm-bindgen-cli", "--version", &format!("={want}")]);
+        status(&mut c)?;
+    }
+    Ok("wasm-bindgen".into())
+}
+
+/// wasm-opt from npm's binaryen (Debian's is too old for this wasm), installed into edge/node_modules on demand.
+pub fn opt(file: &Path) -> Result<(), String> {
+    let bin = root().join("edge/node_modules/.bin/wasm-opt");
+    if !bin.exists() {
+        step("npm install binaryen (wasm-opt)");
+        status(Command::new("npm").args(["install", "--no-save", "--no-audit", "--no-fund", "binaryen@132"]).current_dir(root().join("edge")))?;
+    }
+    step("wasm-opt -Oz");
+    // The features the input already uses (wasm-bindgen's abort handler needs exception handling and reference
+    // types); not --all-features, whose newer encodings workerd's V8 rejects.
+    status(
+        Command::new(bin)
+            .arg("-Oz")
+            .args(["--enable-exception-handling", "--enable-reference-types", "--enable-bulk-memory"])
+            .args(["--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-multivalue"])
+            .arg(file)
+            .arg("-o")
+            .arg(file),
+    )
+}
+

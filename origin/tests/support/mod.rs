@@ -5,6 +5,9 @@
 //! it). Without it a PostgreSQL test is skipped with a message — except under `CI`, where it fails.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod edge;
+
 use std::time::Duration;
 
 use hhs_core::{Millis, Policy, Principal, Role, TtlBounds};

@@ -1,0 +1,237 @@
+//! The dashboard in a real browser: headless Chromium (Debian's, through chromedriver) loading `ui/dist` from
+//! the edge (`wrangler dev`, started by `cargo xtask test`) in front of a fresh origin. Each test saves a
+//! screenshot under `target/screenshots/` for a person to look at.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::browser::Browser;
+use support::edge::{edge, origin, TURN};
+use support::TestApp;
+
+/// Signs in with `key` and waits until the board is live.
+async fn sign_in(browser: &Browser, url: &str, key: &str) {
+    browser.goto(&format!("{url}/")).await;
+    browser.type_into("#api-key", key).await;
+    browser.click("form button[type=submit]").await;
+    browser
+        .wait_until(
+            "const s = document.querySelector('#link-status'); return !!s && s.textContent === 'Live';",
+            Duration::from_secs(15),
+            "the board is live after signing in",
+        )
+        .await;
+}
+
+fn row(id: &str) -> String {
+    format!("tr[data-resource-id=\"{id}\"]")
+}
+
+fn state_is(id: &str, state: &str) -> String {
+    format!("const r = document.querySelector('{}'); return !!r && r.dataset.state === '{state}';", row(id).replace('\'', "\\'"))
+}
+
+async fn lock_status(app: &TestApp, id: &str) -> String {
+    app.get(&format!("/api/locks/{id}")).await.body["status"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_viewer_signs_in_and_sees_the_seeded_resources_read_only() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let mut beds = vec![];
+    for i in 1..=3 {
+        beds.push(app.create_resource("bed", &format!("Ward 3 Bed {i}")).await);
+    }
+    let or = app.create_resource("or-room", "OR 1").await;
+    let mri = app.create_resource("mri", "MRI North").await;
+    app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": beds[1], "owner_id": "ws-7", "ttl_seconds": 600})).await;
+    let Some(browser) = Browser::start().await else { return };
+
+    sign_in(&browser, &edge.url, &app.keys.viewer).await;
+    for id in beds.iter().chain([&or, &mri]) {
+        browser.wait_for(&row(id), Duration::from_secs(5)).await;
+    }
+    for ty in ["bed", "or-room", "mri"] {
+        assert!(browser.find(&format!("section[data-type=\"{ty}\"] h2")).await.is_some(), "a group for {ty}");
+    }
+    browser.wait_until(&state_is(&beds[1], "held"), Duration::from_secs(2), "the held bed shows as held").await;
+    let held = browser.text(&row(&beds[1])).await;
+    assert!(held.contains("ws-7 · clinic-north"), "holder shown: {held}");
+    assert!(held.contains("held"), "{held}");
+    assert_eq!(browser.eval(&format!("return document.querySelector('{} td.token').textContent", row(&beds[1]))).await, "1");
+    let countdown = browser.eval(&format!("return document.querySelector('{} td.countdown').textContent", row(&beds[1]))).await;
+    assert!(countdown.as_str().is_some_and(|c| c.starts_with("9:") || c.starts_with("10:")), "a 600 s hold counts down from 10:00: {countdown}");
+    assert!(browser.text(&row(&beds[0])).await.contains("free"));
+    // Read-only: a viewer gets no action buttons and no resource form.
+    assert!(browser.find("td.actions button").await.is_none(), "a viewer sees no actions");
+    assert!(browser.find("form.create").await.is_none());
+    assert!(browser.text("#main").await.contains("5 of 5 resources shown"));
+
+    // Filters: by state, then search by identifier.
+    browser.eval("const s = document.querySelector('#filter-state'); s.value = 'held'; s.dispatchEvent(new Event('change', {bubbles: true})); return true;").await;
+    browser.wait_until("return document.querySelectorAll('tbody tr.row').length === 1;", Duration::from_secs(2), "only the held row").await;
+    browser.screenshot("dashboard-viewer-filtered").await;
+    browser.click("form.filters button[type=button]").await;
+    browser.type_into("#filter-search", "north").await;
+    browser.wait_until("return document.querySelectorAll('tbody tr.row').length === 1;", Duration::from_secs(2), "only MRI North").await;
+    assert!(browser.find(&row(&mri)).await.is_some());
+    browser.click("form.filters button[type=button]").await;
+    browser.wait_until("return document.querySelectorAll('tbody tr.row').length === 5;", Duration::from_secs(2), "all rows again").await;
+    browser.screenshot("dashboard-viewer-board").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_acquire_through_the_api_turns_held_on_the_board_within_2_s_and_heartbeats_move_the_countdown() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let id = app.create_resource("bed", "Bed 12").await;
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.viewer).await;
+    browser.wait_until(&state_is(&id, "free"), Duration::from_secs(5), "the bed is free").await;
+
+    let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    browser.wait_until(&state_is(&id, "held"), Duration::from_secs(2), "the acquire shows on the board within 2 s").await;
+    assert!(browser.text(&row(&id)).await.contains("ws-1 · clinic-north"));
+    browser.screenshot("dashboard-live-acquire").await;
+
+    // A heartbeat is not an event, but the board still hears it: the expiry (the countdown's title) moves.
+    let expiry = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let title_js = format!("return document.querySelector('{} td.countdown').title", row(&id));
+    let before = expiry(&browser.eval(&title_js).await);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let beat = app.post_as(&app.keys.client, "/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "ws-1"})).await;
+    assert_eq!(beat.status, StatusCode::OK);
+    browser
+        .wait_until(&format!("{title_js} !== '{before}';"), Duration::from_secs(2), "the heartbeat moves the expiry")
+        .await;
+
+    // A release through the API frees it on the board.
+    app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": "ws-1"})).await;
+    browser.wait_until(&state_is(&id, "free"), Duration::from_secs(2), "the release shows within 2 s").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_releases_with_the_button_and_the_api_reports_it_free() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let id = app.create_resource("or-room", "OR 4").await;
+    let other = app.create_resource("or-room", "OR 5").await;
+    app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "theatre-pc", "ttl_seconds": 600})).await;
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.client).await;
+    browser.wait_until(&state_is(&id, "held"), Duration::from_secs(5), "the room shows held").await;
+
+    browser.click("button[aria-label=\"Release OR 4\"]").await;
+    browser.wait_until(&state_is(&id, "free"), Duration::from_secs(3), "the board shows it free").await;
+    assert_eq!(lock_status(&app, &id).await, "RELEASED", "the API reports it released");
+    browser.wait_for("#notice", Duration::from_secs(2)).await;
+    assert!(browser.text("#notice").await.contains("OR 4 released"));
+
+    // Acquire from the detail panel: TTL prefilled with the model's suggestion (the policy default here).
+    browser.click(&format!("{} th button", row(&other))).await;
+    browser.wait_for("#suggestion", Duration::from_secs(5)).await;
+    browser.wait_until("return document.querySelector('#acquire-ttl').value === '300';", Duration::from_secs(3), "TTL prefilled").await;
+    browser.click("form.acquire button[type=submit]").await;
+    browser.wait_until(&state_is(&other, "held"), Duration::from_secs(3), "acquired from the dashboard").await;
+    let shown = app.get(&format!("/api/locks/{other}")).await.body;
+    assert_eq!((shown["status"].as_str(), shown["owner_id"].as_str(), shown["ttl_seconds"].as_u64()), (Some("HELD"), Some("dashboard"), Some(300)));
+    // The error path: a TTL the policy refuses comes back in words with its code, and the button works again.
+    browser.click(&format!("{} th button", row(&id))).await;
+    browser.wait_for("form.acquire", Duration::from_secs(3)).await;
+    browser.eval("const t = document.querySelector('#acquire-ttl'); t.value = '999999'; t.dispatchEvent(new InputEvent('input', {bubbles: true})); return true;").await;
+    browser.click("form.acquire button[type=submit]").await;
+    browser.wait_until("const n = document.querySelector('#notice.error'); return !!n && n.textContent.includes('(invalid_ttl)');",
+        Duration::from_secs(3), "the refusal is shown with its code").await;
+    assert_eq!(lock_status(&app, &id).await, "RELEASED", "nothing changed");
+    assert_eq!(browser.eval("return document.querySelector('form.acquire button[type=submit]').disabled").await, false);
+    browser.screenshot("dashboard-client-actions").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_key_shows_the_sign_in_error_and_a_revoked_key_goes_back_to_sign_in() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let Some(browser) = Browser::start().await else { return };
+    browser.goto(&format!("{}/", edge.url)).await;
+    browser.type_into("#api-key", "hhs_000000000000_not-a-real-secret").await;
+    browser.click("form button[type=submit]").await;
+    browser
+        .wait_until("const e = document.querySelector('#sign-in-error'); return !!e && !e.hidden && e.textContent.includes('unauthenticated');",
+            Duration::from_secs(5), "the sign-in error with its code")
+        .await;
+    assert!(browser.text("#sign-in-error").await.contains("not accepted"));
+    browser.screenshot("dashboard-bad-key").await;
+
+    // A key revoked while signed in: the next load sends the user back with the reason.
+    let created = app.post("/api/keys", json!({"principal": "night-shift", "role": "viewer"})).await;
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    sign_in(&browser, &edge.url, &key).await;
+    let revoked = app.send(app.client.delete(format!("{}/api/keys/{}", app.url, created.body["id"].as_str().unwrap()))).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    // The origin's key cache lives 2 s.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    browser.goto(&format!("{}/", edge.url)).await;
+    browser
+        .wait_until("const e = document.querySelector('#sign-in-error'); return !!e && !e.hidden && e.textContent.includes('revoked');",
+            Duration::from_secs(5), "back at sign-in with the reason")
+        .await;
+    assert_eq!(browser.eval("return sessionStorage.getItem('hhs.api_key')").await, serde_json::Value::Null, "the key is forgotten");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_adds_a_resource_force_releases_with_a_reason_and_reads_the_analytics() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let id = app.create_resource("mri", "MRI 2").await;
+    app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "scanner-desk", "ttl_seconds": 600})).await;
+    app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": "scanner-desk"})).await;
+    app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "scanner-desk", "ttl_seconds": 600})).await;
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.admin).await;
+
+    browser.type_into("#new-type", "bed").await;
+    browser.type_into("#new-identifier", "Ward 9 Bed 1").await;
+    browser.click("form.create button[type=submit]").await;
+    browser.wait_until("return [...document.querySelectorAll('tbody th')].some(t => t.textContent === 'Ward 9 Bed 1');",
+        Duration::from_secs(3), "the new bed is on the board").await;
+    let listed = app.get("/api/resources?type=bed").await.body;
+    assert_eq!(listed["items"][0]["identifier"], "Ward 9 Bed 1");
+
+    browser.click("button[aria-label=\"Force release MRI 2\"]").await;
+    browser.type_into("#force-reason", "scanner desk crashed").await;
+    browser.click("form.force button[type=submit]").await;
+    browser.wait_until(&state_is(&id, "free"), Duration::from_secs(3), "force-released").await;
+    assert_eq!(lock_status(&app, &id).await, "FORCE_RELEASED");
+    let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
+    let last = events.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["kind"].as_str(), last["detail"]["reason"].as_str()), (Some("force_released"), Some("scanner desk crashed")));
+    // The timeline shows both holds and how they ended.
+    browser
+        .wait_until("const t = document.querySelector('ol.timeline'); return !!t && t.textContent.includes('force-released: scanner desk crashed') && t.textContent.includes('released');",
+            Duration::from_secs(3), "the timeline")
+        .await;
+    browser.screenshot("dashboard-admin-detail").await;
+
+    browser.click("#tab-analytics").await;
+    browser.wait_until("return document.querySelectorAll('figure.chart').length >= 3;", Duration::from_secs(5), "the charts").await;
+    let text = browser.text("#main").await;
+    for label in ["Utilisation now, per type", "Releases vs expirations, last 24 hours", "Hold durations: mri", "Highest anomaly scores"] {
+        assert!(text.contains(label), "analytics shows {label:?}");
+    }
+    browser.screenshot("dashboard-analytics").await;
+    app.stop().await;
+}

@@ -1,0 +1,146 @@
+//! A resource's detail: its state, the TTL the model suggests, the actions the key allows, and the timeline of
+//! its holds (last 7 days).
+
+use std::rc::Rc;
+
+use hhs_core::api::{EventView, SuggestRequest, SuggestResponse};
+use hhs_core::Millis;
+use yew::prelude::*;
+
+use super::acquire_form::AcquireForm;
+use super::context::Ctx;
+use super::force_release_form::ForceReleaseForm;
+use super::resource_row::badge;
+use crate::format;
+use crate::history::{self, Span};
+use crate::state::{Row, Shown};
+
+/// The owner id the dashboard acquires as unless the user types another.
+pub const DASHBOARD_OWNER: &str = "dashboard";
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub row: Rc<Row>,
+    pub now: Millis,
+    pub busy: bool,
+}
+
+#[function_component(DetailPanel)]
+pub fn detail_panel(props: &Props) -> Html {
+    let ctx = use_context::<Ctx>().expect("inside the dashboard");
+    let row = &props.row;
+    let shown = row.shown(props.now);
+    let spans = use_state(|| None::<Result<Vec<Span>, String>>);
+    let suggestion = use_state(|| None::<Result<SuggestResponse, String>>);
+    let owner = row.lock.owner_id.clone().filter(|_| shown == Shown::Held).unwrap_or_else(|| DASHBOARD_OWNER.to_owned());
+
+    // Reload the timeline and suggestion when another resource is opened or this one changes hands.
+    {
+        let (api, spans, suggestion, owner) = (ctx.session.api.clone(), spans.clone(), suggestion.clone(), owner.clone());
+        let since = (props.now.0 - 7 * 86_400_000).max(0);
+        use_effect_with((row.id, row.lock.fencing_token, row.lock.status), move |(id, _, _)| {
+            let id = *id;
+            yew::platform::spawn_local(async move {
+                let since = Millis(since).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let path = format!("/api/events?resource_id={id}&since={since}&limit=1000");
+                let events: Result<Vec<EventView>, _> = api.get(&path).await;
+                spans.set(Some(events.map(|e| history::holds(&e)).map_err(|e| e.to_string())));
+                let req = SuggestRequest { resource_id: id.to_string(), owner_id: owner };
+                suggestion.set(Some(api.post("/api/ml/suggest", &req).await.map_err(|e| e.to_string())));
+            });
+        });
+    }
+
+    let close = {
+        let select = ctx.select.clone();
+        Callback::from(move |_: MouseEvent| select.emit(None))
+    };
+    let onkeydown = {
+        let select = ctx.select.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                select.emit(None);
+            }
+        })
+    };
+    let suggested_ttl = match &*suggestion {
+        Some(Ok(s)) => Some(s.suggested_ttl),
+        _ => None,
+    };
+    let lock = &row.lock;
+
+    html! {
+        <aside class="detail" aria-labelledby="detail-title" {onkeydown}>
+            <header>
+                <h2 id="detail-title">{ row.identifier.clone() }</h2>
+                <button class="close" onclick={close} aria-label="Close the detail">{ "×" }</button>
+            </header>
+            <dl>
+                <dt>{ "Type" }</dt><dd>{ row.resource_type.clone() }</dd>
+                <dt>{ "State" }</dt><dd>{ badge(shown) }</dd>
+                if shown == Shown::Held {
+                    <dt>{ "Holder" }</dt>
+                    <dd>{ format!("{} · {}", lock.owner_id.clone().unwrap_or_default(), lock.principal.clone().unwrap_or_default()) }</dd>
+                    <dt>{ "Fencing token" }</dt><dd>{ lock.fencing_token.map(|t| t.to_string()).unwrap_or_default() }</dd>
+                    <dt>{ "TTL" }</dt><dd>{ lock.ttl_seconds.map(format::ttl).unwrap_or_default() }</dd>
+                    <dt>{ "Expires" }</dt><dd>{ lock.expires_at.map(format::time).unwrap_or_default() }</dd>
+                }
+                if let Some(until) = lock.lock_delay_until.filter(|_| shown == Shown::LockDelay) {
+                    <dt>{ "Lock-delay until" }</dt><dd>{ format::time(until) }</dd>
+                }
+                <dt>{ "Resource id" }</dt><dd class="mono">{ row.id.to_string() }</dd>
+            </dl>
+            <section aria-labelledby="suggestion-title">
+                <h3 id="suggestion-title">{ "TTL suggestion" }</h3>
+                { match &*suggestion {
+                    None => html! { <p>{ "Asking the TTL model…" }</p> },
+                    Some(Err(e)) => html! { <p class="error">{ format!("No suggestion: {e}") }</p> },
+                    Some(Ok(s)) => html! {
+                        <p id="suggestion">
+                            { format!("{} for owner {owner} — from {} ({} scope, {} samples).",
+                                format::ttl(s.suggested_ttl), basis(&s.basis.learned_from), scope(&s.basis.scope), s.basis.samples) }
+                            if shown == Shown::Held {
+                                { format!(" Anomaly score of the current hold: {:.2}.", s.anomaly_score) }
+                            }
+                        </p>
+                    },
+                } }
+            </section>
+            if ctx.session.can_hold() && matches!(shown, Shown::Free | Shown::Expired) {
+                <AcquireForm id={row.id} suggested_ttl={suggested_ttl} busy={props.busy} />
+            }
+            if ctx.session.is_admin() && shown == Shown::Held {
+                <ForceReleaseForm id={row.id} busy={props.busy} />
+            }
+            <section aria-labelledby="timeline-title">
+                <h3 id="timeline-title">{ "Holds, last 7 days (UTC)" }</h3>
+                { match &*spans {
+                    None => html! { <p>{ "Loading…" }</p> },
+                    Some(Err(e)) => html! { <p class="error">{ e.clone() }</p> },
+                    Some(Ok(s)) if s.is_empty() => html! { <p>{ "No holds in the last 7 days." }</p> },
+                    Some(Ok(s)) => html! {
+                        <ol class="timeline">
+                            { for s.iter().map(|span| html! {
+                                <li class={classes!(span.to.is_none().then_some("current"))}>
+                                    <span class="what">{ format!("#{} {} · {}", span.fencing_token, span.owner_id, span.principal) }</span>
+                                    <span class="ended">{ span.ended.clone() }</span>
+                                    <span class="when">
+                                        { format!("{} → {}", format::short_time(span.from), span.to.map(format::short_time).unwrap_or_else(|| "now".into())) }
+                                    </span>
+                                </li>
+                            }) }
+                        </ol>
+                    },
+                } }
+            </section>
+        </aside>
+    }
+}
+
+fn basis(b: &hhs_core::ttl_model::Basis) -> String {
+    serde_json::to_value(b).ok().and_then(|v| v.as_str().map(|s| s.replace('_', " "))).unwrap_or_default()
+}
+
+fn scope(s: &hhs_core::ttl_model::Scope) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}

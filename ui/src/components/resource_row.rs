@@ -1,0 +1,95 @@
+//! One resource on the board: its state, holder, fencing token, countdown and heartbeat age, and the actions
+//! the signed-in key may take on it.
+
+use std::rc::Rc;
+
+use hhs_core::Millis;
+use yew::prelude::*;
+
+use super::context::{Ctx, Op};
+use crate::format;
+use crate::state::{Row, Shown};
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub row: Rc<Row>,
+    /// Server time (zero for rows whose look does not depend on it).
+    pub now: Millis,
+    /// An action on this resource is in flight.
+    pub busy: bool,
+}
+
+/// The state badge: words, not only colour.
+pub fn badge(shown: Shown) -> Html {
+    html! { <span class={classes!("badge", shown.label())}>{ shown.label() }</span> }
+}
+
+#[function_component(ResourceRow)]
+pub fn resource_row(props: &Props) -> Html {
+    let ctx = use_context::<Ctx>().expect("inside the dashboard");
+    let row = &props.row;
+    let lock = &row.lock;
+    let shown = row.shown(props.now);
+    let live = shown == Shown::Held;
+    let id = row.id;
+
+    let holder = match (live, &lock.owner_id, &lock.principal) {
+        (true, Some(o), Some(p)) => format!("{o} · {p}"),
+        _ => "—".into(),
+    };
+    let expires = match (shown, lock.remaining_at(props.now), lock.lock_delay_until) {
+        (Shown::Held, Some(left), _) => format!("{}", format::duration(left)),
+        (Shown::LockDelay, _, Some(until)) => format!("delay {}", format::duration(Millis::from_utc(until).since(props.now))),
+        _ => "—".into(),
+    };
+    let expires_title = lock.expires_at.filter(|_| live).map(format::time).unwrap_or_default();
+    let beat = match (live, lock.last_heartbeat) {
+        (true, Some(t)) => format!("{} ago", format::duration(props.now.since(Millis::from_utc(t)))),
+        _ => "—".into(),
+    };
+    let urgent = live && lock.remaining_at(props.now).is_some_and(|m| m.0 < 30_000);
+
+    let mine = live && lock.principal.as_deref() == Some(ctx.session.principal.as_str());
+    let grantable = matches!(shown, Shown::Free | Shown::Expired);
+    let owner_id = lock.owner_id.clone().unwrap_or_default();
+    let token = lock.fencing_token;
+    let act = |op: Op| {
+        let act = ctx.act.clone();
+        Callback::from(move |_: MouseEvent| act.emit((id, op.clone())))
+    };
+    let open = {
+        let select = ctx.select.clone();
+        Callback::from(move |_: MouseEvent| select.emit(Some(id)))
+    };
+    let name = row.identifier.clone();
+
+    html! {
+        <tr class={classes!("row", shown.label())} data-resource-id={id.to_string()} data-state={shown.label()}>
+            <th scope="row">
+                <button class="link" onclick={open.clone()} title="Show this resource's history and actions">{ name.clone() }</button>
+            </th>
+            <td>{ badge(shown) }</td>
+            <td class="holder" title={holder.clone()}>{ holder.clone() }</td>
+            <td class="token">{ if live { token.map(|t| t.to_string()).unwrap_or_default() } else { "—".into() } }</td>
+            <td class={classes!("countdown", urgent.then_some("urgent"))} title={expires_title}>{ expires }</td>
+            <td class="beat">{ beat }</td>
+            if ctx.session.can_hold() {
+            <td class="actions">
+                if ctx.session.can_hold() && grantable {
+                    <button onclick={open} disabled={props.busy} aria-label={format!("Acquire {name}")}>{ "Acquire…" }</button>
+                }
+                if ctx.session.can_hold() && mine {
+                    <button onclick={act(Op::Heartbeat { owner_id: owner_id.clone(), fencing_token: token })} disabled={props.busy}
+                        aria-label={format!("Heartbeat {name}")}>{ "Heartbeat" }</button>
+                    <button onclick={act(Op::Release { owner_id, fencing_token: token })} disabled={props.busy}
+                        aria-label={format!("Release {name}")}>{ "Release" }</button>
+                }
+                if ctx.session.is_admin() && live && !mine {
+                    <button class="danger" onclick={Callback::from({ let s = ctx.select.clone(); move |_: MouseEvent| s.emit(Some(id)) })}
+                        disabled={props.busy} aria-label={format!("Force release {name}")}>{ "Force release…" }</button>
+                }
+            </td>
+            }
+        </tr>
+    }
+}
