@@ -1,7 +1,7 @@
-//! Who is signed in. Only the API key is kept, in the tab's session storage (gone when the tab closes; "sign
-//! out" removes it); the principal and role are asked of the server at every sign-in.
+//! Who is signed in. Only the API key is kept, as plain text in the tab's session storage under `hhs.api_key`
+//! (gone when the tab closes; "sign out" removes it); the principal and role are asked of the server at every
+//! sign-in.
 
-use gloo::storage::{SessionStorage, Storage};
 use hhs_core::Role;
 
 use crate::api::Api;
@@ -26,14 +26,22 @@ impl Session {
     }
 }
 
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}
+
 pub fn stored_key() -> Option<String> {
-    SessionStorage::get::<String>(KEY).ok().filter(|k| !k.is_empty())
+    storage()?.get_item(KEY).ok()?.filter(|k| !k.is_empty())
 }
 
 pub fn remember(key: &str) {
-    let _ = SessionStorage::set(KEY, key);
+    if let Some(s) = storage() {
+        let _ = s.set_item(KEY, key);
+    }
 }
 
 pub fn forget() {
-    SessionStorage::delete(KEY);
+    if let Some(s) = storage() {
+        let _ = s.remove_item(KEY);
+    }
 }

@@ -7,13 +7,14 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::edge;
+use crate::{edge, ui};
 use crate::run::{cargo, forget_cargo_run_env, free_port, output, root, status, step, target_dir};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("edge") => edge_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS]".into()),
+        Some("ui") => ui_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | cargo xtask bench ui [LOADS]".into()),
     }
 }
 
@@ -154,11 +155,42 @@ fn edge_bench(pairs: usize) -> Result<(), String> {
 
     let wasm = build.join("index_bg.wasm");
     let raw = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
-    let gz = output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", wasm.display())))?.trim().parse::<u64>().unwrap_or(0);
+    let gz = gzipped(&wasm)?;
     let js = std::fs::metadata(build.join("index.js")).map(|m| m.len()).unwrap_or(0);
     println!("\n| acquire + release (ms) | p50 | p99 |\n|---|---|---|");
     println!("| origin direct | {:.2} | {:.2} |", percentile(&direct, 0.5), percentile(&direct, 0.99));
     println!("| through wrangler dev | {:.2} | {:.2} |", percentile(&through, 0.5), percentile(&through, 0.99));
     println!("\nWorker bundle: wasm {:.0} KiB raw, {:.0} KiB gzipped; JS glue {:.0} KiB ({})", raw as f64 / 1024.0, gz as f64 / 1024.0, js as f64 / 1024.0, root().join("edge/build").display());
+    Ok(())
+}
+
+/// A file's size after `gzip -9` (what a browser or Worker download costs).
+fn gzipped(file: &std::path::Path) -> Result<u64, String> {
+    Ok(output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", file.display())))?.trim().parse::<u64>().unwrap_or(0))
+}
+
+/// The dashboard: its release wasm's size, and (origin/benches/dashboard_render.rs) the first full render of
+/// 1,000 resources in headless Chromium, median of `loads` page loads.
+fn ui_bench(loads: usize) -> Result<(), String> {
+    let dist = ui::build(true)?;
+    let wasm = dist.join("hhs_ui_bg.wasm");
+    let raw = std::fs::metadata(&wasm).map(|m| m.len()).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    let gz = gzipped(&wasm)?;
+    let js = std::fs::metadata(dist.join("hhs_ui.js")).map(|m| m.len()).unwrap_or(0);
+    step("first render of 1,000 resources in headless Chromium (origin/benches/dashboard_render.rs)");
+    // The dev profile: the origin's speed is not what is measured, and it is already built for the tests.
+    status(
+        cargo()
+            .args(["bench", "-p", "hhs-origin", "--bench", "dashboard_render", "--profile", "dev"])
+            .env("HHS_BENCH_UI_DIST", &dist)
+            .env("HHS_BENCH_RUNS", loads.to_string()),
+    )?;
+    println!(
+        "\ndashboard wasm: {:.0} KiB raw, {:.0} KiB gzipped (budget 250 KB gzipped); JS glue {:.0} KiB ({})",
+        raw as f64 / 1024.0,
+        gz as f64 / 1024.0,
+        js as f64 / 1024.0,
+        dist.display()
+    );
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! * `pgbench` — measures the two transactional-acquire strategies on a throwaway cluster.
 //! * `eval-ttl` — evaluates the TTL model against fixed TTLs on simulated months of traffic.
 //! * `bench edge` — latency of acquire+release direct and through `wrangler dev`, and the Worker's size.
+//! * `bench ui` — the dashboard's wasm size and its first render of 1,000 resources in headless Chromium.
 
 mod bench;
 mod dev;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         Some("eval-ttl") => eval_ttl::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl|bench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size");
+            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl|bench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),

@@ -12,6 +12,7 @@ use super::anomaly_table::AnomalyTable;
 use super::bar_chart::{BarChart, Series};
 use super::context::Ctx;
 use crate::analytics::{self, DURATION_BUCKETS};
+use crate::format;
 use crate::api::{Api, UiError};
 use crate::state::Board;
 
@@ -77,7 +78,7 @@ pub fn analytics_view(props: &Props) -> Html {
             let hour_labels: Vec<String> = (0..HOURS)
                 .map(|i| {
                     let start = Millis(at.0 - (HOURS - i) as i64 * 3_600_000).to_utc();
-                    start.format("%H:00").to_string()
+                    format::hour(start)
                 })
                 .collect();
             html! {

@@ -30,7 +30,7 @@ pub fn anomaly_table(props: &Props) -> Html {
                     <tbody>
                         { for list.iter().take(10).map(|a| html! {
                             <tr>
-                                <td>{ format!("{:.2}", a.anomaly_score) }</td>
+                                <td>{ format::score(a.anomaly_score) }</td>
                                 <td>{ format!("{} ({})", a.identifier, a.resource_type) }</td>
                                 <td>{ format!("{} · {}", a.owner_id, a.principal) }</td>
                                 <td>{ format::duration(Millis((a.held_seconds * 1000.0) as i64)) }</td>

@@ -26,6 +26,11 @@ pub struct Props {
     pub y_max: Option<u32>,
 }
 
+/// Coordinates are whole units of the viewBox (integers: no float formatting in the wasm).
+fn px(v: f64) -> String {
+    (v.round() as i64).to_string()
+}
+
 const W: f64 = 560.0;
 const H: f64 = 220.0;
 const LEFT: f64 = 48.0;
@@ -50,12 +55,12 @@ pub fn bar_chart(props: &Props) -> Html {
     html! {
         <figure class="chart">
             <figcaption>{ props.title.clone() }</figcaption>
-            <svg viewBox={format!("0 0 {W} {H}")} role="img" aria-label={format!("{} ({summary})", props.title)}>
+            <svg viewBox={format!("0 0 {} {}", px(W), px(H))} role="img" aria-label={format!("{} ({summary})", props.title)}>
                 // y axis: 0, half, max
                 { for [0, max / 2, max].into_iter().map(|v| html! {
                     <g class="tick">
-                        <line x1={LEFT.to_string()} x2={(W - 8.0).to_string()} y1={y(v).to_string()} y2={y(v).to_string()} />
-                        <text x={(LEFT - 6.0).to_string()} y={(y(v) + 4.0).to_string()} text-anchor="end">{ v }</text>
+                        <line x1={px(LEFT)} x2={px(W - 8.0)} y1={px(y(v))} y2={px(y(v))} />
+                        <text x={px(LEFT - 6.0)} y={px(y(v) + 4.0)} text-anchor="end">{ v }</text>
                     </g>
                 }) }
                 { for props.categories.iter().enumerate().map(|(i, c)| {
@@ -66,20 +71,20 @@ pub fn bar_chart(props: &Props) -> Html {
                                 let v = s.values.get(i).copied().unwrap_or(0);
                                 let top = y(v);
                                 html! {
-                                    <rect class={s.class} x={(x0 + bar * j as f64).to_string()} y={top.to_string()}
-                                        width={bar.to_string()} height={(TOP + plot_h - top).to_string()}>
+                                    <rect class={s.class} x={px(x0 + bar * j as f64)} y={px(top)}
+                                        width={px(bar)} height={px(TOP + plot_h - top)}>
                                         <title>{ format!("{c} — {}: {v}", s.name) }</title>
                                     </rect>
                                 }
                             }) }
                             if i % props.label_every.max(1) == 0 {
-                                <text class="cat" x={(x0 + slot * 0.4).to_string()} y={(H - BOTTOM + 16.0).to_string()} text-anchor="middle">{ c.clone() }</text>
+                                <text class="cat" x={px(x0 + slot * 0.4)} y={px(H - BOTTOM + 16.0)} text-anchor="middle">{ c.clone() }</text>
                             }
                         </g>
                     }
                 }) }
-                <text class="axis" x={(LEFT + (W - LEFT) / 2.0).to_string()} y={(H - 6.0).to_string()} text-anchor="middle">{ props.x_label.clone() }</text>
-                <text class="axis" transform={format!("translate(12 {}) rotate(-90)", TOP + plot_h / 2.0)} text-anchor="middle">{ props.y_label.clone() }</text>
+                <text class="axis" x={px(LEFT + (W - LEFT) / 2.0)} y={px(H - 6.0)} text-anchor="middle">{ props.x_label.clone() }</text>
+                <text class="axis" transform={format!("translate(12 {}) rotate(-90)", px(TOP + plot_h / 2.0))} text-anchor="middle">{ props.y_label.clone() }</text>
             </svg>
             <ul class="legend">
                 { for props.series.iter().map(|s| html! { <li><span class={classes!("swatch", s.class)}></span>{ s.name.clone() }</li> }) }

@@ -100,7 +100,7 @@ pub fn detail_panel(props: &Props) -> Html {
                             { format!("{} for owner {owner} — from {} ({} scope, {} samples).",
                                 format::ttl(s.suggested_ttl), basis(&s.basis.learned_from), scope(&s.basis.scope), s.basis.samples) }
                             if shown == Shown::Held {
-                                { format!(" Anomaly score of the current hold: {:.2}.", s.anomaly_score) }
+                                { format!(" Anomaly score of the current hold: {}.", format::score(s.anomaly_score)) }
                             }
                         </p>
                     },
