@@ -32,17 +32,22 @@ pub struct Endings {
     pub force_released: u32,
 }
 
-/// `hours` one-hour buckets ending at `now` (oldest first): the endings in each.
+const HOUR: i64 = 3_600_000;
+
+/// The start of the clock hour (UTC) that `t` falls in.
+pub fn hour_start(t: Millis) -> Millis {
+    Millis(t.0.div_euclid(HOUR) * HOUR)
+}
+
+/// The endings in each of the last `hours` clock hours (UTC), oldest first; the last is the current hour, which
+/// began at `hour_start(now)`.
 pub fn endings_per_hour(events: &[EventView], now: Millis, hours: usize) -> Vec<Endings> {
     let mut out = vec![Endings::default(); hours];
-    let hour = 3_600_000;
+    let current = hour_start(now).0 / HOUR;
     for e in events {
         // An event a moment "after" now (the page's clock ticks once a second) belongs to the current hour.
-        let age = (now.0 - Millis::from_utc(e.at).0).max(0);
-        if age >= hour * hours as i64 {
-            continue;
-        }
-        let slot = &mut out[hours - 1 - (age / hour) as usize];
+        let back = (current - Millis::from_utc(e.at).0.div_euclid(HOUR)).max(0);
+        let Some(slot) = usize::try_from(back).ok().filter(|b| *b < hours).map(|b| &mut out[hours - 1 - b]) else { continue };
         match e.kind.as_str() {
             "released" => slot.released += 1,
             "expired" => slot.expired += 1,

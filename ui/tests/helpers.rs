@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use hhs_core::api::EventView;
 use hhs_core::{HoldId, Millis, ResourceId};
-use hhs_ui::analytics::{duration_histogram, endings_per_hour, Endings};
+use hhs_ui::analytics::{duration_histogram, endings_per_hour, hour_start as hh, Endings};
 use hhs_ui::history::holds;
 use hhs_ui::sse::{Message, Parser};
 use hhs_ui::{format, sse};
@@ -73,19 +73,23 @@ fn hold_durations_fall_into_their_buckets_per_type() {
 }
 
 #[test]
-fn endings_are_counted_per_hour_oldest_first() {
-    let now = Millis(T0 + 10 * 3_600_000);
+fn endings_are_counted_per_clock_hour_oldest_first() {
+    const H: i64 = 3_600_000;
+    let hour = Millis(T0).0.div_euclid(H) * H;
+    let now = Millis(hour + 30 * 60_000);
+    assert_eq!(hh(now), Millis(hour));
+    let rel = |ms: i64| ms - T0;
     let events = vec![
-        ev(1, "released", 1, 1, 10 * 3_600_000 - 10, json!({})),
-        ev(2, "expired", 1, 2, 10 * 3_600_000 + 500, json!({})),
-        ev(3, "force_released", 1, 3, 8 * 3_600_000 + 1, json!({})),
-        ev(4, "released", 1, 4, -1, json!({})),
-        ev(5, "acquired", 1, 5, 10 * 3_600_000 - 10, json!({})),
+        ev(1, "released", 1, 1, rel(hour + 10 * 60_000), json!({})),
+        ev(2, "expired", 1, 2, rel(now.0 + 500), json!({})),
+        ev(3, "force_released", 1, 3, rel(hour - H + 1), json!({})),
+        ev(4, "released", 1, 4, rel(hour - 3 * H), json!({})),
+        ev(5, "acquired", 1, 5, rel(hour + 1), json!({})),
     ];
     let per_hour = endings_per_hour(&events, now, 3);
     assert_eq!(per_hour[2], Endings { released: 1, expired: 1, force_released: 0 }, "the current hour, incl. a moment 'ahead'");
     assert_eq!(per_hour[1], Endings { released: 0, expired: 0, force_released: 1 });
-    assert_eq!(per_hour[0], Endings::default());
+    assert_eq!(per_hour[0], Endings::default(), "three hours back is outside a 3-hour window");
 }
 
 #[test]

@@ -27,7 +27,7 @@ const HOURS: usize = 24;
 const MAX_PAGES: usize = 10;
 
 async fn last_day(api: &Api, now: Millis) -> Result<Vec<EventView>, UiError> {
-    let since = Millis(now.0 - HOURS as i64 * 3_600_000).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let since = Millis(analytics::hour_start(now).0 - (HOURS as i64 - 1) * 3_600_000).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut all: Vec<EventView> = Vec::new();
     for _ in 0..MAX_PAGES {
         let after = all.last().map(|e| format!("&after={}", e.id)).unwrap_or_default();
@@ -77,13 +77,12 @@ pub fn analytics_view(props: &Props) -> Html {
             let per_hour = analytics::endings_per_hour(events, *at, HOURS);
             let hour_labels: Vec<String> = (0..HOURS)
                 .map(|i| {
-                    let start = Millis(at.0 - (HOURS - i) as i64 * 3_600_000).to_utc();
-                    format::hour(start)
+                    format::hour(Millis(analytics::hour_start(*at).0 - (HOURS - 1 - i) as i64 * 3_600_000).to_utc())
                 })
                 .collect();
             html! {
                 <>
-                    <BarChart title="Releases vs expirations, last 24 hours" x_label="hour starting (UTC)" y_label="holds ended"
+                    <BarChart title="Releases vs expirations, last 24 hours" x_label="hour (UTC)" y_label="holds ended"
                         categories={hour_labels} label_every={3}
                         series={vec![
                             Series { name: "released".into(), class: "s-released", values: per_hour.iter().map(|e| e.released).collect() },

@@ -43,10 +43,10 @@ pub fn type_group(props: &Props) -> Html {
                     <tr>
                         <th scope="col">{ "Resource" }</th>
                         <th scope="col">{ "State" }</th>
-                        <th scope="col">{ "Holder (owner · principal)" }</th>
+                        <th scope="col" title="owner id · principal (the clinic whose key holds it)">{ "Holder" }</th>
                         <th scope="col">{ "Token" }</th>
                         <th scope="col">{ "Expires in" }</th>
-                        <th scope="col">{ "Last heartbeat" }</th>
+                        <th scope="col" title="time since the holder's last heartbeat">{ "Heartbeat" }</th>
                         if props.actions { <th scope="col">{ "Actions" }</th> }
                     </tr>
                 </thead>
