@@ -3,6 +3,7 @@
 //!
 //! * `dev`  — build and start the origin on the embedded store and the edge Worker in `wrangler dev`; print
 //!   the edge URL (the one clinics use) and the dev keys.
+//! * `build` — the Worker (`edge/build`) and the dashboard (`ui/dist`) in release, for deploying.
 //! * `test` — every test: hhs-core for wasm32 without std, the edge Worker, then the workspace's tests against
 //!   a throwaway PostgreSQL cluster (or `DATABASE_URL`) and a `wrangler dev` running the Worker.
 //! * `pgbench` — measures the two transactional-acquire strategies on a throwaway cluster.
@@ -31,8 +32,9 @@ fn main() -> ExitCode {
         Some("pgbench") => pgbench::run(&args[1..]),
         Some("eval-ttl") => eval_ttl::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("build") => edge::build(true).and_then(|_| ui::build(true)).map(|dist| eprintln!("\nbuilt edge/build and {}", dist.display())),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl|bench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources");
+            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl|bench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),
