@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use hhs_core::api::{EventView, LockList, LockView, RenewalView};
-use hhs_core::{LockStatus, Millis, ResourceId};
+use hhs_core::{Lease, LockStatus, Millis, ResourceId};
 use yew::Reducible;
 
 use crate::api::UiError;
@@ -65,23 +65,8 @@ impl Row {
     }
 
     fn free(id: ResourceId, resource_type: String, identifier: String) -> Row {
-        let lock = LockView {
-            id: None,
-            resource_id: id,
-            owner_id: None,
-            principal: None,
-            status: LockStatus::Free,
-            ttl_seconds: None,
-            fencing_token: None,
-            created_at: None,
-            last_heartbeat: None,
-            expires_at: None,
-            ended_at: None,
-            lock_delay_until: None,
-            ttl_source: None,
-            resource_type: None,
-            identifier: None,
-        };
+        // A lease never held: the same view the API gives for it.
+        let lock = LockView::of(&Lease::new(id), Millis::ZERO);
         Row { id, resource_type, identifier, lock }
     }
 }

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use hhs_core::api::{EventView, LockList, LockView, RenewalView};
-use hhs_core::{HoldId, LockStatus, Millis, ResourceId};
+use hhs_core::{HoldId, Lease, LockStatus, Millis, ResourceId};
 use hhs_ui::api::UiError;
 use hhs_ui::state::{Action, Board, Filters, Link, Notice, Shown};
 use serde_json::json;
@@ -30,23 +30,7 @@ fn now(ms: i64) -> Millis {
 }
 
 fn free(id: ResourceId, ty: &str, ident: &str) -> LockView {
-    LockView {
-        id: None,
-        resource_id: id,
-        owner_id: None,
-        principal: None,
-        status: LockStatus::Free,
-        ttl_seconds: None,
-        fencing_token: None,
-        created_at: None,
-        last_heartbeat: None,
-        expires_at: None,
-        ended_at: None,
-        lock_delay_until: None,
-        ttl_source: None,
-        resource_type: Some(ty.into()),
-        identifier: Some(ident.into()),
-    }
+    LockView::of(&Lease::new(id), Millis::ZERO).with_resource(ty, ident)
 }
 
 /// A board with two free beds and an OR room, as a snapshot at event 10.

@@ -38,7 +38,7 @@ pub fn resource_row(props: &Props) -> Html {
         _ => "—".into(),
     };
     let expires = match (shown, lock.remaining_at(props.now), lock.lock_delay_until) {
-        (Shown::Held, Some(left), _) => format!("{}", format::duration(left)),
+        (Shown::Held, Some(left), _) => format::duration(left),
         (Shown::LockDelay, _, Some(until)) => format!("delay {}", format::duration(Millis::from_utc(until).since(props.now))),
         _ => "—".into(),
     };
