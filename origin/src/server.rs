@@ -43,6 +43,8 @@ pub struct Settings {
     pub event_poll: std::time::Duration,
     /// A dashboard build (`index.html` and its files) to serve at `/dashboard/`.
     pub dashboard_dir: Option<std::path::PathBuf>,
+    /// How often an open event stream re-checks its key; a revoked key's stream ends.
+    pub stream_key_check: std::time::Duration,
 }
 
 /// The dashboard directory if it holds a build; says so either way.
@@ -85,6 +87,7 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
         model: model.clone(),
         hub: hub.clone(),
         shutdown: shutdown.clone(),
+        stream_key_check: settings.stream_key_check,
     };
     let app = router(state, &settings.cors_origins, settings.dashboard_dir.as_deref());
     let reaper = settings.reaper.map(|(interval, batch)| {
@@ -133,6 +136,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         model_refresh: std::time::Duration::from_secs(10),
         event_poll: std::time::Duration::from_secs(2),
         dashboard_dir: dashboard_dir(&args.dashboard_dir),
+        stream_key_check: std::time::Duration::from_secs(10),
     };
     let shutdown = CancellationToken::new();
     let running = spawn(listener, store, settings, shutdown.clone())?;

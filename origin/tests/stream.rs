@@ -14,6 +14,7 @@ both_stores!(
     heartbeats_arrive_as_transient_renewals_with_the_new_expiry,
     a_client_too_far_behind_is_told_to_resync,
     the_lock_list_says_when_it_was_read_and_from_which_event_to_stream,
+    a_stream_ends_when_its_key_is_revoked,
 );
 
 async fn changes_arrive_live_and_a_reconnect_replays_what_was_missed(b: Backend) {
@@ -132,5 +133,23 @@ async fn the_lock_list_says_when_it_was_read_and_from_which_event_to_stream(b: B
     let ended = events.as_array().unwrap().last().unwrap();
     assert_eq!(ended["kind"], "force_released");
     assert_eq!(ended["detail"]["lock_delay_until"], forced.body["lock_delay_until"]);
+    app.stop().await;
+}
+
+async fn a_stream_ends_when_its_key_is_revoked(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    // Streams re-check their key every 500 ms in the tests; the key cache lives 2 s.
+    let app = TestApp::spawn(&db).await;
+    let created = app.post("/api/keys", serde_json::json!({"principal": "wall-screen", "role": "viewer"})).await;
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let mut watched = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&key)), None).await;
+    let mut other = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
+    assert!(!watched.closed_within(Duration::from_millis(1_500)).await, "a valid key's stream stays open");
+    let id = created.body["id"].as_str().unwrap();
+    assert_eq!(app.send(app.client.delete(format!("{}/api/keys/{id}", app.url))).await.status, StatusCode::OK);
+    assert!(watched.closed_within(Duration::from_secs(5)).await, "the revoked key's stream ends");
+    assert!(!other.closed_within(Duration::from_millis(500)).await, "other keys' streams go on");
+    let again = app.send(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&key))).await;
+    assert_eq!(again.code(), "unauthenticated", "and it cannot reconnect");
     app.stop().await;
 }

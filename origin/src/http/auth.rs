@@ -117,6 +117,12 @@ impl Authenticator {
         Ok(key)
     }
 
+    /// Whether the key behind `header` is still accepted. A store error counts as yes: a database outage must not
+    /// sign every open dashboard out.
+    pub async fn still_valid(&self, header: Option<&str>) -> bool {
+        !matches!(self.authenticate(header).await, Err(Failure::Rejected { .. }))
+    }
+
     async fn authenticate(&self, header: Option<&str>) -> Result<(Principal, Role, Option<String>), Failure> {
         if self.insecure {
             return Ok((Principal::parse("local-demo").expect("valid principal"), Role::Admin, None));

@@ -7,6 +7,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::stream::{self, Stream, StreamExt};
+use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use tokio::sync::broadcast::error::RecvError;
 use hhs_core::api::{EventView, RenewalView};
@@ -50,7 +51,8 @@ fn sse_event(e: &EventView) -> Event {
 /// `GET /api/events/stream` (viewer): server-sent events, one per event-log entry (`event:` is its kind, `id:`
 /// its id, `data:` the same JSON as `GET /api/events`). With `Last-Event-ID` or `?after=` the missed events are
 /// replayed first, so a reconnecting dashboard loses nothing. A subscriber too slow to keep up, or more than
-/// 1,000 events behind, gets a `resync` event and should reload the board. Renewals of holds (heartbeats) come
+/// 1,000 events behind, gets a `resync` event and should reload the board. The stream ends when its key is
+/// revoked (checked every few seconds). Renewals of holds (heartbeats) come
 /// as `event: heartbeat` with a `RenewalView` and no id.
 async fn stream(
     State(state): State<AppState>,
@@ -85,8 +87,19 @@ async fn stream(
             }
         }
     });
-    // Ends at shutdown, or graceful shutdown would wait on open dashboards forever.
-    let events = replay.chain(live).take_until(state.shutdown.clone().cancelled_owned());
+    // Ends at shutdown, or graceful shutdown would wait on open dashboards forever; and when the key is revoked,
+    // so a dashboard left open learns it (its reconnect is refused) instead of watching on.
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (auth, every) = (state.auth.clone(), state.stream_key_check);
+    let revoked = async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if !auth.still_valid(header.as_deref()).await {
+                break;
+            }
+        }
+    };
+    let events = replay.chain(live).take_until(state.shutdown.clone().cancelled_owned()).take_until(Box::pin(revoked));
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

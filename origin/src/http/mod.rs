@@ -42,6 +42,8 @@ pub struct AppState {
     pub hub: Arc<crate::stream::EventHub>,
     /// Cancelled at shutdown: long-lived responses (the event stream) end so graceful shutdown can finish.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// How often an open event stream checks that its key is still valid (a revoked key's stream ends).
+    pub stream_key_check: std::time::Duration,
 }
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

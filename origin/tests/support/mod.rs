@@ -195,6 +195,7 @@ impl TestApp {
                 model_refresh: Duration::from_millis(200),
                 event_poll: Duration::from_secs(2),
                 dashboard_dir: None,
+                stream_key_check: Duration::from_millis(500),
             };
         let mut settings = settings;
         adjust(&mut settings);
@@ -315,6 +316,18 @@ impl Sse {
             }
             let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??.ok()?;
             self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Whether the server ends the stream within `wait` (events meanwhile are skipped).
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return false,
+            }
         }
     }
 

@@ -51,6 +51,16 @@ pub fn detail_panel(props: &Props) -> Html {
         });
     }
 
+    // Keyboard users land in the panel when it opens (Escape closes it).
+    let close_ref = use_node_ref();
+    {
+        let close_ref = close_ref.clone();
+        use_effect_with(row.id, move |_| {
+            if let Some(b) = close_ref.cast::<web_sys::HtmlElement>() {
+                let _ = b.focus();
+            }
+        });
+    }
     let close = {
         let select = ctx.select.clone();
         Callback::from(move |_: MouseEvent| select.emit(None))
@@ -73,7 +83,7 @@ pub fn detail_panel(props: &Props) -> Html {
         <aside class="detail" aria-labelledby="detail-title" {onkeydown}>
             <header>
                 <h2 id="detail-title">{ row.identifier.clone() }</h2>
-                <button class="close" onclick={close} aria-label="Close the detail">{ "×" }</button>
+                <button class="close" ref={close_ref} onclick={close} aria-label="Close the detail (Escape)">{ "×" }</button>
             </header>
             <dl>
                 <dt>{ "Type" }</dt><dd>{ row.resource_type.clone() }</dd>
