@@ -120,6 +120,29 @@ async fn an_acquire_through_the_api_turns_held_on_the_board_within_2_s_and_heart
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lapsed_hold_shows_lock_delay_then_expired_and_still_names_its_holder() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    // or-room has a 2 s lock-delay in the test policy; the reaper runs every 200 ms.
+    let id = app.create_resource("or-room", "OR 8").await;
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.viewer).await;
+    browser.wait_until(&state_is(&id, "free"), Duration::from_secs(5), "the room is free").await;
+    app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "theatre-pc", "ttl_seconds": 1})).await;
+    browser.wait_until(&state_is(&id, "held"), Duration::from_secs(2), "held").await;
+    // The holder stops heartbeating: the reaper records the expiry and the lock-delay starts.
+    browser.wait_until(&state_is(&id, "lock-delay"), Duration::from_secs(4), "in lock-delay after the expiry").await;
+    let text = browser.text(&row(&id)).await;
+    assert!(text.contains("theatre-pc · clinic-north (lapsed)"), "the lapsed holder is named: {text}");
+    assert!(text.contains("delay"), "the delay counts down: {text}");
+    browser.screenshot("dashboard-lock-delay").await;
+    browser.wait_until(&state_is(&id, "expired"), Duration::from_secs(4), "expired once the lock-delay is over").await;
+    assert_eq!(lock_status(&app, &id).await, "EXPIRED");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_releases_with_the_button_and_the_api_reports_it_free() {
     let Some(edge) = edge() else { return };
     let _turn = TURN.lock().await;

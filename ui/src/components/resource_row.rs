@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use hhs_core::Millis;
+use hhs_core::{LockStatus, Millis};
 use yew::prelude::*;
 
 use super::context::{Ctx, Op};
@@ -33,7 +33,10 @@ pub fn resource_row(props: &Props) -> Html {
     let live = shown == Shown::Held;
     let id = row.id;
 
-    let holder = match (live, &lock.owner_id, &lock.principal) {
+    // A lapsed hold still names its holder: whose client stopped heartbeating is what the on-call asks first.
+    let lapsed = matches!(shown, Shown::Expired | Shown::LockDelay) && lock.status == LockStatus::Expired;
+    let holder = match (live || lapsed, &lock.owner_id, &lock.principal) {
+        (true, Some(o), Some(p)) if lapsed => format!("{o} · {p} (lapsed)"),
         (true, Some(o), Some(p)) => format!("{o} · {p}"),
         _ => "—".into(),
     };
@@ -69,7 +72,7 @@ pub fn resource_row(props: &Props) -> Html {
                 <button class="link" onclick={open.clone()} title="Show this resource's history and actions">{ name.clone() }</button>
             </th>
             <td>{ badge(shown) }</td>
-            <td class="holder" title={holder.clone()}>{ holder.clone() }</td>
+            <td class={classes!("holder", lapsed.then_some("past"))} title={holder.clone()}>{ holder.clone() }</td>
             <td class="token">{ if live { token.map(|t| t.to_string()).unwrap_or_default() } else { "—".into() } }</td>
             <td class={classes!("countdown", urgent.then_some("urgent"))} title={expires_title}>{ expires }</td>
             <td class="beat">{ beat }</td>
