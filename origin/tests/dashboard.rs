@@ -143,6 +143,34 @@ async fn a_lapsed_hold_shows_lock_delay_then_expired_and_still_names_its_holder(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_board_reconnects_after_an_origin_restart_and_catches_up() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (db, app) = origin(&edge).await;
+    let id = app.create_resource("bed", "Bed 30").await;
+    let viewer = app.keys.viewer.clone();
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &viewer).await;
+    browser.wait_until(&state_is(&id, "free"), Duration::from_secs(5), "free").await;
+
+    // The origin goes away: the stream ends, the snapshot is refused (502 at the edge), the board says so.
+    app.stop().await;
+    browser
+        .wait_until("return document.querySelector('#link-status').textContent.startsWith('Reconnecting');",
+            Duration::from_secs(5), "the status shows the lost connection")
+        .await;
+    browser.screenshot("dashboard-reconnecting").await;
+    // It comes back (same database, same keys) and something changed meanwhile.
+    let app = TestApp::spawn_at(&db, Some(Duration::from_millis(200)), edge.origin_port).await;
+    app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-3", "ttl_seconds": 600})).await;
+    browser
+        .wait_until("return document.querySelector('#link-status').textContent === 'Live';", Duration::from_secs(20), "live again")
+        .await;
+    browser.wait_until(&state_is(&id, "held"), Duration::from_secs(2), "the change made while away shows").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_releases_with_the_button_and_the_api_reports_it_free() {
     let Some(edge) = edge() else { return };
     let _turn = TURN.lock().await;
