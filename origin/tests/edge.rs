@@ -36,7 +36,8 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
     let big = format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":30,"pad":"{}"}}"#, "x".repeat(70 * 1024));
 
     // (what, method, path, key, content type, body, expected status, expected code)
-    let cases: Vec<(&str, Method, String, Option<&str>, Option<&str>, String, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Method, String, Option<&'a str>, Option<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("wrong method", Method::PUT, "/api/locks/acquire".into(), Some(&client), None, String::new(), 405, "method_not_allowed"),
         ("unknown route", Method::GET, "/api/lockz".into(), Some(&client), None, String::new(), 404, "not_found"),
         ("no key", Method::GET, "/api/locks".into(), None, None, String::new(), 401, "unauthenticated"),
@@ -140,7 +141,7 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     assert_eq!(r.headers["x-request-id"], "ward-7-abc");
     let events = app.get(&format!("/api/events?resource_id={id}")).await;
     // The client's request id travelled through the edge into the audit trail.
-    let acquired = events.body.as_array().unwrap().iter().filter(|e| e["kind"] == "acquired").last().cloned().unwrap();
+    let acquired = events.body.as_array().unwrap().iter().rev().find(|e| e["kind"] == "acquired").cloned().unwrap();
     assert_eq!(acquired["request_id"], "ward-7-acquire");
     assert_eq!(acquired["principal"], "clinic-south");
 
