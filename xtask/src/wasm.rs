@@ -29,6 +29,15 @@ fn which(tool: &str) -> bool {
 }
 
 pub fn toolchain() -> Result<Toolchain, String> {
+    // HHS_WASM_TOOLCHAIN=debian: use the fallback even where rustup has the target (to check that it still works).
+    if std::env::var("HHS_WASM_TOOLCHAIN").is_ok_and(|v| v == "debian") {
+        return if debian_ready() {
+            eprintln!("using Debian's wasm32 toolchain (-Zbuild-std), as HHS_WASM_TOOLCHAIN asks");
+            Ok(Toolchain::Debian)
+        } else {
+            Err("HHS_WASM_TOOLCHAIN=debian but Debian's toolchain is not installed (apt-get install -y rustc-web cargo-web rust-web-src lld-19)".into())
+        };
+    }
     if rustup_has_target() {
         return Ok(Toolchain::Rustup);
     }
