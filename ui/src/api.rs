@@ -3,10 +3,12 @@
 
 use std::fmt;
 
-use gloo::net::http::{Request, RequestBuilder, Response};
 use hhs_core::api::{LockList, LockView, WhoAmI};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
 
 /// An API error as the dashboard shows it: the server's message and code (or what went wrong on the way).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,18 +50,33 @@ impl Api {
         format!("Bearer {}", self.key)
     }
 
-    fn authed(&self, req: RequestBuilder) -> RequestBuilder {
-        req.header("Authorization", &self.authorization())
+    /// `fetch` with the key; `body` is sent as JSON. Plain web-sys rather than a fetch crate: the wasm stays
+    /// smaller, and the event stream needs the raw `Response` anyway.
+    pub async fn fetch(&self, method: &str, path: &str, body: Option<String>, signal: Option<&AbortSignal>) -> Result<Response, UiError> {
+        let failed = |e: JsValue| UiError::network(e.as_string().unwrap_or_else(|| format!("{e:?}")));
+        let headers = Headers::new().map_err(failed)?;
+        headers.set("Authorization", &self.authorization()).map_err(failed)?;
+        let init = RequestInit::new();
+        init.set_method(method);
+        if let Some(b) = body {
+            headers.set("Content-Type", "application/json").map_err(failed)?;
+            init.set_body(&JsValue::from_str(&b));
+        }
+        init.set_headers(&headers);
+        init.set_signal(signal);
+        let req = Request::new_with_str_and_init(path, &init).map_err(failed)?;
+        let window = web_sys::window().ok_or_else(|| UiError::network("no window"))?;
+        let resp = JsFuture::from(window.fetch_with_request(&req)).await.map_err(failed)?;
+        resp.dyn_into::<Response>().map_err(failed)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, UiError> {
-        let resp = self.authed(Request::get(path)).send().await.map_err(UiError::network)?;
-        read(resp).await
+        read(self.fetch("GET", path, None, None).await?).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, UiError> {
-        let req = self.authed(Request::post(path)).json(body).map_err(UiError::network)?;
-        read(req.send().await.map_err(UiError::network)?).await
+        let json = serde_json::to_string(body).map_err(UiError::network)?;
+        read(self.fetch("POST", path, Some(json), None).await?).await
     }
 
     pub async fn whoami(&self) -> Result<WhoAmI, UiError> {
@@ -81,18 +98,30 @@ impl Api {
     }
 }
 
-/// The body on success; the API's error (or a description of what came instead) otherwise.
+/// A response's body as text.
+pub async fn text(resp: &Response) -> Result<String, UiError> {
+    let failed = |e: JsValue| UiError::network(e.as_string().unwrap_or_else(|| format!("{e:?}")));
+    let promise = resp.text().map_err(failed)?;
+    Ok(JsFuture::from(promise).await.map_err(failed)?.as_string().unwrap_or_default())
+}
+
+/// The API's error from a failed response's body (or a description of what came instead).
+pub fn error(status: u16, text: &str) -> UiError {
+    // Read loosely: a code this build does not know yet is still shown as it came.
+    let body: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
+        (Some(code), Some(message)) => UiError { status, code: code.to_owned(), message: message.to_owned() },
+        _ => UiError { status, code: format!("http_{status}"), message: format!("HHS answered {status} without an error body") },
+    }
+}
+
+/// The body on success; the API's error otherwise.
 async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, UiError> {
     let status = resp.status();
-    let text = resp.text().await.map_err(UiError::network)?;
+    let text = text(&resp).await?;
     if (200..300).contains(&status) {
         return serde_json::from_str(&text)
             .map_err(|e| UiError { status, code: "bad_response".into(), message: format!("unexpected answer from HHS: {e}") });
     }
-    // Read loosely: a code this build does not know yet is still shown as it came.
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    Err(match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
-        (Some(code), Some(message)) => UiError { status, code: code.to_owned(), message: message.to_owned() },
-        _ => UiError { status, code: format!("http_{status}"), message: format!("HHS answered {status} without an error body") },
-    })
+    Err(error(status, &text))
 }

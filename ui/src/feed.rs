@@ -8,7 +8,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use gloo::net::http::Request;
 use hhs_core::api::{EventView, RenewalView};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -16,7 +15,7 @@ use web_sys::{AbortController, ReadableStreamDefaultReader};
 use yew::platform::time::sleep;
 use yew::{Callback, UseReducerDispatcher};
 
-use crate::api::{Api, UiError};
+use crate::api::{self, Api, UiError};
 use crate::sse::Parser;
 use crate::state::{Action, Board, Link};
 
@@ -91,22 +90,12 @@ async fn stream(
     dispatch: &UseReducerDispatcher<Board>,
     backoff: &mut Duration,
 ) -> End {
-    let req = Request::get(&format!("/api/events/stream?after={cursor}"))
-        .header("Authorization", &api.authorization())
-        .header("Accept", "text/event-stream")
-        .abort_signal(signal);
-    let resp = match req.send().await {
+    let resp = match api.fetch("GET", &format!("/api/events/stream?after={cursor}"), None, signal).await {
         Ok(r) => r,
-        Err(e) => return End::Lost(UiError::network(e).to_string()),
+        Err(e) => return End::Lost(e.to_string()),
     };
     if !resp.ok() {
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        let err = UiError {
-            status,
-            code: body["error"]["code"].as_str().unwrap_or("stream_failed").to_owned(),
-            message: body["error"]["message"].as_str().unwrap_or("the event stream was refused").to_owned(),
-        };
+        let err = api::error(resp.status(), &api::text(&resp).await.unwrap_or_default());
         return if err.is_unauthenticated() { End::Rejected(err) } else { End::Lost(err.to_string()) };
     }
     let Some(reader) = resp.body().map(|b| b.get_reader().unchecked_into::<ReadableStreamDefaultReader>()) else {

@@ -16,8 +16,9 @@ use yew::Reducible;
 
 use crate::api::UiError;
 
-/// One resource on the board.
-#[derive(Clone, Debug, PartialEq)]
+/// One resource on the board. `Eq`, so comparing two `Rc<Row>` of one allocation is a pointer check: an unchanged
+/// row's component is skipped without looking inside.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
     pub id: ResourceId,
     pub resource_type: String,
