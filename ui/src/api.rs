@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use hhs_core::api::{LockList, LockView, WhoAmI};
+use hhs_core::api::{LockList, WhoAmI};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
@@ -90,11 +90,8 @@ impl Api {
         let list: LockList = self.get("/api/locks").await?;
         let received = js_sys::Date::now();
         let midpoint = ((sent + received) / 2.0) as i64;
-        Ok((list.clone(), list.server_time.timestamp_millis() - midpoint))
-    }
-
-    pub async fn lock_action<B: Serialize>(&self, path: &str, body: &B) -> Result<LockView, UiError> {
-        self.post(path, body).await
+        let offset = list.server_time.timestamp_millis() - midpoint;
+        Ok((list, offset))
     }
 }
 

@@ -89,7 +89,7 @@ pub fn dashboard(props: &Props) -> Html {
             let (api, dispatch, on_rejected) = (api.clone(), dispatch.clone(), on_rejected.clone());
             yew::platform::spawn_local(async move {
                 let (path, body) = op.request(id);
-                let result: Result<LockView, UiError> = api.lock_action(path, &body).await;
+                let result: Result<LockView, UiError> = api.post(path, &body).await;
                 match &result {
                     Err(e) if e.is_unauthenticated() => on_rejected.emit(e.clone()),
                     Ok(_) => dispatch.dispatch(Action::Notify(Notice::Info(op.done(&identifier)))),

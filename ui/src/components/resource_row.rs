@@ -78,17 +78,17 @@ pub fn resource_row(props: &Props) -> Html {
             <td class="beat">{ beat }</td>
             if ctx.session.can_hold() {
             <td class="actions">
-                if ctx.session.can_hold() && grantable {
-                    <button onclick={open} disabled={props.busy} aria-label={format!("Acquire {name}")}>{ "Acquire…" }</button>
+                if grantable {
+                    <button onclick={open.clone()} disabled={props.busy} aria-label={format!("Acquire {name}")}>{ "Acquire…" }</button>
                 }
-                if ctx.session.can_hold() && mine {
+                if mine {
                     <button onclick={act(Op::Heartbeat { owner_id: owner_id.clone(), fencing_token: token })} disabled={props.busy}
                         aria-label={format!("Heartbeat {name}")}>{ "Heartbeat" }</button>
                     <button onclick={act(Op::Release { owner_id, fencing_token: token })} disabled={props.busy}
                         aria-label={format!("Release {name}")}>{ "Release" }</button>
                 }
                 if ctx.session.is_admin() && live && !mine {
-                    <button class="danger" onclick={Callback::from({ let s = ctx.select.clone(); move |_: MouseEvent| s.emit(Some(id)) })}
+                    <button class="danger" onclick={open}
                         disabled={props.busy} aria-label={format!("Force release {name}")}>{ "Force release…" }</button>
                 }
             </td>
