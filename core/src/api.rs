@@ -199,7 +199,7 @@ impl CreateKeyRequest {
     pub fn validate(&self) -> Result<(Principal, Role), ApiError> {
         let role = Role::parse(&self.role)
             .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client or admin"))?;
-        Ok((Principal::parse(&self.principal)?, role))
+        Ok((Principal::for_key(&self.principal)?, role))
     }
 }
 
@@ -323,8 +323,10 @@ impl LockView {
     }
 }
 
-/// `GET /api/locks`: every resource's lease, with the database time it was read at and the newest event id
-/// before the read, so a dashboard can measure its clock offset and stream the changes from there without a gap.
+/// `GET /api/locks`: one page of leases (by resource id, at most `limit` ≤ 1,000), with the database time it was
+/// read at and the newest event id before the read, so a dashboard can measure its clock offset and stream the
+/// changes from there without a gap. A client reading several pages streams from the *first* page's
+/// `last_event_id`: every page read after it is at least as new.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockList {
     pub items: Vec<LockView>,
@@ -332,6 +334,20 @@ pub struct LockList {
     pub server_time: DateTime<Utc>,
     /// Events after this id may or may not be reflected in `items`; folding them again changes nothing.
     pub last_event_id: i64,
+    /// Pass as `?after=` for the next page; `null` on the last page. (A `status` filter applies within a page, so
+    /// a page may hold fewer items than `limit` and still have a next one.)
+    #[serde(default)]
+    pub next_after: Option<ResourceId>,
+}
+
+/// `GET /api/ml/anomalies`: one page of live holds (by resource id, at most `limit` ≤ 1,000 holds examined),
+/// those scoring at least `min_score`, most unusual first within the page. Read every page for the overall top.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyList {
+    pub items: Vec<AnomalyView>,
+    /// Pass as `?after=` for the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_after: Option<ResourceId>,
 }
 
 /// A hold renewed without a change of state (a heartbeat, or a repeated acquire by its holder). Streamed to

@@ -74,9 +74,14 @@ pub fn format_key(key_id: &str, secret: &str) -> String {
 /// The error never repeats what was sent.
 pub fn parse_bearer(header: Option<&str>) -> Result<KeyParts<'_>, ApiError> {
     let value = header.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))?;
-    let key = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
+    let key = bearer_token(value)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the Authorization header must be: Bearer <api key>"))?;
-    parse_key(key.trim()).ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the API key is malformed"))
+    parse_key(key).ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the API key is malformed"))
+}
+
+/// The credentials of an `Authorization: Bearer …` value, trimmed. The scheme is case-insensitive (RFC 9110
+/// §11.1), so `bearer`, `Bearer` and `BEARER` are one scheme to the edge and the origin alike.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }

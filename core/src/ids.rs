@@ -109,6 +109,21 @@ impl Principal {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A principal a new key may carry: valid, and not reserved.
+    pub fn for_key(s: &str) -> Result<Self, ApiError> {
+        let p = Principal::parse(s)?;
+        if p.is_reserved() {
+            return Err(ApiError::new(ErrorCode::ValidationFailed, "principal names starting with hhs: and the name anonymous are reserved"));
+        }
+        Ok(p)
+    }
+
+    /// Names HHS uses for itself in the audit trail (`hhs:reaper`, `hhs:cli`, …) and for failed authentications
+    /// (`anonymous`): no key may carry them, or its actions could pass for the system's.
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with("hhs:") || self.0 == "anonymous"
+    }
 }
 
 impl fmt::Display for Principal {

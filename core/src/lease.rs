@@ -14,6 +14,8 @@
 //! * Every grant's fencing token is strictly greater than all earlier tokens of the resource.
 //! * Heartbeat never grants and never revives an expired or released hold.
 //! * A request by someone who is not the live holder never changes the state.
+//! * At most one late report (`late_heartbeat`/`late_release`) per hold.
+//! * A resource is retired (deleted) only with no live hold, no unrecorded expiry and no running lock-delay.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -82,6 +84,9 @@ pub struct Hold {
     /// the grant and the first): the per-hold heartbeat summary that the event log and the TTL model read.
     pub heartbeats: u32,
     pub max_gap: Millis,
+    /// Whether a heartbeat or release that came after this hold lapsed has been recorded (at most one is: the
+    /// first teaches the TTL model the gap; more would only grow the log and let one client skew the model).
+    pub late_reported: bool,
 }
 
 impl Hold {
@@ -164,6 +169,10 @@ pub enum EventKind {
     Released,
     Expired,
     ForceReleased,
+    /// A heartbeat from the holder after its hold had lapsed (the first one only).
+    LateHeartbeat,
+    /// A release from the holder after its hold had lapsed (the first late report only).
+    LateRelease,
 }
 
 impl EventKind {
@@ -173,6 +182,8 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::Expired => "expired",
             EventKind::ForceReleased => "force_released",
+            EventKind::LateHeartbeat => "late_heartbeat",
+            EventKind::LateRelease => "late_release",
         }
     }
 }
@@ -183,6 +194,18 @@ pub struct LeaseEvent {
     pub kind: EventKind,
     pub at: Millis,
     pub hold: Hold,
+}
+
+impl LeaseEvent {
+    /// How long the hold was held by the time of this event: to its end for an ending event, to the event for a
+    /// late report (how long the client needed it), `None` while it goes on.
+    pub fn held_for(&self) -> Option<Millis> {
+        let end = match self.kind {
+            EventKind::LateHeartbeat | EventKind::LateRelease => Some(self.at),
+            _ => self.hold.ended_at(self.at),
+        };
+        end.map(|end| end.since(self.hold.acquired_at))
+    }
 }
 
 /// The result of a transition: the lease to store and the events to append, in order.
@@ -261,6 +284,7 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
         state: HoldState::Held,
         heartbeats: 0,
         max_gap: Millis::ZERO,
+        late_reported: false,
     };
     events.push(LeaseEvent { kind: EventKind::Acquired, at: now, hold: hold.clone() });
     next.last_token = token;
@@ -310,8 +334,13 @@ pub fn heartbeat(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, D
 }
 
 /// Release: only the holder; releasing an already released hold again is an idempotent success with no event.
-/// A clean release sets no lock-delay.
+/// A clean release sets no lock-delay. A release naming a fencing token older than the current grant's is a
+/// retry of a release that already took effect (the resource was granted again since): idempotent success,
+/// nothing changes — whoever holds now keeps their hold.
 pub fn release(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, Denied> {
+    if claim.token.is_some_and(|t| lease.hold.as_ref().is_some_and(|h| t < h.token)) {
+        return Ok(Outcome { lease: lease.clone(), events: vec![] });
+    }
     let hold = check_holder(lease, claim)?;
     match hold.state {
         HoldState::Released { .. } => return Ok(Outcome { lease: lease.clone(), events: vec![] }),
@@ -353,4 +382,63 @@ pub fn force_release(lease: &Lease, now: Millis, lock_delay: Millis) -> Result<O
     next.hold = Some(ended.clone());
     next.delay_until = (lock_delay > Millis::ZERO).then(|| now.plus(lock_delay));
     Ok(Outcome { lease: next, events: vec![LeaseEvent { kind: EventKind::ForceReleased, at: now, hold: ended }] })
+}
+
+/// Which late call is being reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Late {
+    Heartbeat,
+    Release,
+}
+
+/// A heartbeat or release by the holder of a hold that had lapsed (it was refused with `LockExpired`): records
+/// the first such call as `late_heartbeat`/`late_release`, with the gap that caused the false expiry, and marks
+/// the hold so no later call records another. A lapse nobody recorded yet is recorded first (`expired`, with
+/// the type's lock-delay). Anything else — not this claimant's hold, not lapsed, already reported — changes
+/// nothing (an empty outcome).
+pub fn report_late(lease: &Lease, now: Millis, claim: &Claim, late: Late, lock_delay: Millis) -> Outcome {
+    let unchanged = Outcome { lease: lease.clone(), events: vec![] };
+    let Ok(hold) = check_holder(lease, claim) else { return unchanged };
+    let lapsed = hold.is_expired(now) || matches!(hold.state, HoldState::Expired { .. });
+    if !lapsed || hold.late_reported {
+        return unchanged;
+    }
+    let (mut next, mut events) = match expire(lease, now, lock_delay) {
+        Some(expired) => (expired.lease, expired.events),
+        None => (lease.clone(), vec![]),
+    };
+    let Some(h) = next.hold.as_mut() else { return unchanged };
+    h.late_reported = true;
+    let mut reported = h.clone();
+    reported.max_gap = reported.max_gap.max(now.since(reported.last_heartbeat));
+    let kind = match late {
+        Late::Heartbeat => EventKind::LateHeartbeat,
+        Late::Release => EventKind::LateRelease,
+    };
+    events.push(LeaseEvent { kind, at: now, hold: reported });
+    Outcome { lease: next, events }
+}
+
+/// Retiring a resource (deleting it): refused while a hold is live (`LockHeld`) or while a lock-delay runs
+/// (`LockDelay`: the lapsed holder may still believe it holds, and a downstream system may still see its writes).
+/// A lapse nobody recorded yet is recorded first, so the log never ends a hold by deletion. On success the
+/// outcome carries those events; the caller then deletes the resource and keeps its last token as the floor of
+/// its name ([`token_floor`]).
+pub fn retire(lease: &Lease, now: Millis, lock_delay: Millis) -> Result<Outcome, Denied> {
+    if let Some(h) = lease.live_hold(now) {
+        return Err(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() });
+    }
+    let outcome = expire(lease, now, lock_delay).unwrap_or_else(|| Outcome { lease: lease.clone(), events: vec![] });
+    if let Some(until) = outcome.lease.delay_until.filter(|until| now < *until) {
+        return Err(Denied::LockDelay { until });
+    }
+    Ok(outcome)
+}
+
+/// Fencing tokens rise per *name* (type and identifier) for ever, not only per resource row: a downstream system
+/// that fences by bed name must never see a token go back when a bed is deleted and created again, or renamed
+/// onto a name that was used before. When a name is given up (delete, rename away) its floor becomes the
+/// highest token issued under it; a lease that takes a name (create, rename onto it) continues above that floor.
+pub fn token_floor(last_token: FencingToken, floor: Option<FencingToken>) -> FencingToken {
+    floor.map_or(last_token, |f| f.max(last_token))
 }

@@ -226,11 +226,17 @@ impl TtlModel {
     }
 
     /// A heartbeat gap seen without a finished hold: a heartbeat that arrived after its hold had lapsed (the gap
-    /// that caused a false expiry). Teaches the gap distribution only.
+    /// that caused a false expiry). Teaches the owner's gap distribution only (see [`TtlModel::observe_late`]).
     pub fn observe_gap(&mut self, resource_type: &str, principal: &str, owner: &str, gap: Millis) {
-        let g = gap.0 as f64;
-        self.types.entry(String::from(resource_type)).or_default().gaps.add(g);
-        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().gaps.add(g);
+        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().gaps.add(gap.0 as f64);
+    }
+
+    /// A hold whose client came back after it had lapsed (a late release): teaches that owner only. Late reports
+    /// are one client's failures — a stalled process, a lost network — and every other owner's suggestion leans
+    /// on its type's summary; fed there, 300 lapses of one clinic would push every clinic's TTL toward the
+    /// maximum. The owner learns its own lesson (its next suggestion covers the gap); the type does not.
+    pub fn observe_late(&mut self, resource_type: &str, principal: &str, owner: &str, o: &Observation) {
+        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().observe(o);
     }
 
     pub fn type_samples(&self, resource_type: &str) -> u32 {

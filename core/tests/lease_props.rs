@@ -1,8 +1,8 @@
 //! Property tests: random sequences of operations by a few owners at random, non-decreasing times, checked
 //! against the invariants documented in `hhs_core::lease`.
 
-use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd, Claim};
-use hhs_core::{Principal, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
+use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, retire, token_floor, AcquireCmd, Claim, Late};
+use hhs_core::{EventKind, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -13,6 +13,10 @@ enum Op {
     Release { owner: u8, token: Option<u64> },
     Expire,
     ForceRelease,
+    /// A heartbeat or release refused as late, then reported.
+    Late { owner: u8, release: bool },
+    /// Deleting the resource (the rule only; the simulated lease lives on).
+    Retire,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -24,6 +28,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (owner, token).prop_map(|(owner, token)| Op::Release { owner, token }),
         1 => Just(Op::Expire),
         1 => Just(Op::ForceRelease),
+        2 => (0u8..3, any::<bool>()).prop_map(|(owner, release)| Op::Late { owner, release }),
+        1 => Just(Op::Retire),
     ]
 }
 
@@ -54,6 +60,7 @@ proptest! {
         let mut now = Millis(1_000_000);
         let mut highest_token = FencingToken(0);
         let mut next_id = 100u128;
+        let mut late_reported_holds = std::collections::HashSet::new();
 
         for (op, dt) in steps {
             now = now.plus(Millis(dt));
@@ -69,6 +76,11 @@ proptest! {
                 Op::Release { owner, token } => release(&before, now, &claim(*owner, *token)).map_err(|_| ()),
                 Op::Expire => expire(&before, now, delay).ok_or(()),
                 Op::ForceRelease => force_release(&before, now, delay).map_err(|_| ()),
+                Op::Late { owner, release } => {
+                    let late = if *release { Late::Release } else { Late::Heartbeat };
+                    Ok(report_late(&before, now, &claim(*owner, None), late, delay))
+                }
+                Op::Retire => retire(&before, now, delay).map_err(|_| ()),
             };
             let Ok(out) = result else { continue };
             let after = out.lease;
@@ -99,6 +111,11 @@ proptest! {
                     prop_assert_eq!(cur.token, prev.unwrap().token);
                     prop_assert!(out.events.is_empty());
                 }
+                // A retried release naming an older grant's token: success, nothing changes.
+                Op::Release { token: Some(t), .. } if before.hold.as_ref().is_some_and(|h| FencingToken(*t) < h.token) => {
+                    prop_assert_eq!(&after, &before, "a stale-token release changed state");
+                    prop_assert!(out.events.is_empty());
+                }
                 // A non-holder never changes state: release succeeds only for the holder of record.
                 Op::Release { owner, .. } => {
                     let holder = before.hold.as_ref().map(|h| (h.principal.clone(), h.owner.clone()));
@@ -114,12 +131,72 @@ proptest! {
                     prop_assert!(after.live_hold(now).is_some());
                 }
                 Op::Expire | Op::ForceRelease => prop_assert!(after.live_hold(now).is_none()),
+                // A late report never grants, never touches a live hold, and is made at most once per hold.
+                Op::Late { .. } => {
+                    prop_assert_eq!(after.last_token, before.last_token);
+                    if live_before.is_some() {
+                        prop_assert_eq!(&after, &before, "a late report changed a live hold");
+                    }
+                    for ev in out.events.iter().filter(|e| matches!(e.kind, EventKind::LateHeartbeat | EventKind::LateRelease)) {
+                        prop_assert!(late_reported_holds.insert(ev.hold.id), "a second late report for one hold");
+                    }
+                }
+                // Retiring is allowed only with nothing live and no lock-delay still running.
+                Op::Retire => {
+                    prop_assert!(live_before.is_none());
+                    prop_assert!(after.delay_until.is_none_or(|u| u <= now), "retired during lock-delay");
+                    prop_assert!(out.events.iter().all(|e| e.kind == EventKind::Expired));
+                }
             }
             // Every event carries the hold as it stands after the change.
             for ev in &out.events {
                 prop_assert!(ev.at <= now);
             }
             lease = after;
+        }
+    }
+}
+
+proptest! {
+    /// Tokens rise per name for ever: resources deleted, created again and renamed onto used names, each grant's
+    /// token is above every token ever issued under the name it is granted under.
+    #[test]
+    fn tokens_rise_per_name_across_delete_and_rename(ops in proptest::collection::vec((0u8..4, 0usize..3), 1..80)) {
+        use std::collections::HashMap;
+        // Live resources: name -> last token of its lease. Floors: name -> highest token given up.
+        let mut live: HashMap<usize, FencingToken> = HashMap::new();
+        let mut floors: HashMap<usize, FencingToken> = HashMap::new();
+        let mut highest: HashMap<usize, FencingToken> = HashMap::new();
+        for (op, name) in ops {
+            match op {
+                // Create under `name` (if free): the lease continues above the name's floor.
+                0 if !live.contains_key(&name) => {
+                    live.insert(name, token_floor(FencingToken(0), floors.get(&name).copied()));
+                }
+                // Grant under `name`.
+                1 => if let Some(last) = live.get_mut(&name) {
+                    *last = last.next();
+                    let top = highest.entry(name).or_default();
+                    prop_assert!(*last > *top, "token {:?} under name {} not above {:?}", last, name, top);
+                    *top = *last;
+                },
+                // Delete: the name's floor takes the last token.
+                2 => if let Some(last) = live.remove(&name) {
+                    let f = floors.entry(name).or_default();
+                    *f = token_floor(last, Some(*f));
+                },
+                // Rename `name` onto the next name (if free): give up the old, take the new.
+                3 => {
+                    let to = (name + 1) % 3;
+                    if live.contains_key(&name) && !live.contains_key(&to) {
+                        let last = live.remove(&name).unwrap();
+                        let f = floors.entry(name).or_default();
+                        *f = token_floor(last, Some(*f));
+                        live.insert(to, token_floor(last, floors.get(&to).copied()));
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Example-based tests of the lease rules: the boundaries and each documented case.
 
-use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, AcquireCmd, Claim};
+use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, retire, token_floor, AcquireCmd, Claim, Late};
 use hhs_core::{Principal, Denied, EventKind, FencingToken, HoldId, HoldState, Lease, LockStatus, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
 use uuid::Uuid;
 
@@ -126,7 +126,10 @@ fn release_is_idempotent_for_holder_and_refused_for_others() {
 fn wrong_fencing_token_is_stale() {
     let l = acquire(&fresh(), Millis(0), &cmd("a", 10, 10), NO_DELAY).unwrap().lease;
     assert_eq!(heartbeat(&l, Millis(1), &claim("a", Some(FencingToken(7)))), Err(Denied::StaleToken));
-    assert_eq!(release(&l, Millis(1), &claim("a", Some(FencingToken(0)))), Err(Denied::StaleToken));
+    assert_eq!(release(&l, Millis(1), &claim("a", Some(FencingToken(7)))), Err(Denied::StaleToken));
+    // An older token's release is a retry of one that already took effect: success, nothing changes.
+    let retried = release(&l, Millis(1), &claim("a", Some(FencingToken(0)))).unwrap();
+    assert_eq!((retried.lease, retried.events.len()), (l, 0));
 }
 
 #[test]
@@ -173,4 +176,89 @@ fn another_principal_cannot_touch_a_hold_even_with_the_owner_id() {
     assert!(matches!(acquire(&l, Millis(1), &other, NO_DELAY), Err(Denied::LockHeld { .. })));
     // Within the principal, owner ids still decide.
     assert_eq!(heartbeat(&l, Millis(1), &claim("ws-2", None)), Err(Denied::NotHolder));
+}
+
+// --- Fault fixes -------------------------------------------------------------------------------------------
+
+fn lapsed_lease() -> (Lease, Millis) {
+    let lease = Lease::new(ResourceId(uuid::Uuid::from_u128(9)));
+    let cmd = AcquireCmd { principal: Principal::parse("north").unwrap(), owner: OwnerId::parse("ws-1").unwrap(), ttl: Ttl::from_seconds(5, &TtlBounds::default()).unwrap(), new_hold_id: HoldId(uuid::Uuid::from_u128(1)) };
+    let held = acquire(&lease, Millis(1_000), &cmd, Millis::ZERO).unwrap().lease;
+    (held, Millis(1_000 + 5_001))
+}
+
+fn north_claim() -> Claim {
+    Claim { principal: Principal::parse("north").unwrap(), owner: OwnerId::parse("ws-1").unwrap(), token: None }
+}
+
+#[test]
+fn a_late_report_is_recorded_once_per_hold_and_records_the_lapse_first() {
+    let (lease, now) = lapsed_lease();
+    let first = report_late(&lease, now, &north_claim(), Late::Heartbeat, Millis(2_000));
+    let kinds: Vec<_> = first.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Expired, EventKind::LateHeartbeat]);
+    assert_eq!(first.events[1].hold.max_gap, Millis(5_001), "the gap that caused the false expiry");
+    assert_eq!(first.events[1].held_for(), Some(Millis(5_001)));
+    assert_eq!(first.lease.delay_until, Some(Millis(1_000 + 5_000 + 2_000)), "lock-delay from the lapse");
+    let again = report_late(&first.lease, now.plus(Millis(10)), &north_claim(), Late::Release, Millis(2_000));
+    assert!(again.events.is_empty(), "a second late report: {:?}", again.events);
+    assert_eq!(again.lease, first.lease);
+}
+
+#[test]
+fn a_late_report_of_a_live_hold_or_another_principal_changes_nothing() {
+    let (lease, lapsed) = lapsed_lease();
+    assert!(report_late(&lease, Millis(2_000), &north_claim(), Late::Heartbeat, Millis::ZERO).events.is_empty());
+    let other = Claim { principal: Principal::parse("south").unwrap(), ..north_claim() };
+    assert!(report_late(&lease, lapsed, &other, Late::Heartbeat, Millis::ZERO).events.is_empty());
+}
+
+#[test]
+fn retire_refuses_a_live_hold_and_a_running_lock_delay_and_records_a_lapse() {
+    let (lease, lapsed) = lapsed_lease();
+    assert!(matches!(retire(&lease, Millis(2_000), Millis::ZERO), Err(Denied::LockHeld { .. })));
+    // Lapsed with a lock-delay still running: refused (nothing recorded; the reaper will).
+    assert_eq!(retire(&lease, lapsed, Millis(2_000)), Err(Denied::LockDelay { until: Millis(8_000) }));
+    // Lapsed without a delay: the expiry is recorded before the resource goes.
+    let out = retire(&lease, lapsed, Millis::ZERO).unwrap();
+    assert_eq!(out.events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Expired]);
+    // After the delay: allowed.
+    assert!(retire(&lease, Millis(8_000), Millis(2_000)).is_ok());
+}
+
+#[test]
+fn a_release_retried_with_an_older_token_after_a_regrant_succeeds_and_changes_nothing() {
+    let lease = Lease::new(ResourceId(uuid::Uuid::from_u128(9)));
+    let a = AcquireCmd { principal: Principal::parse("north").unwrap(), owner: OwnerId::parse("ws-1").unwrap(), ttl: Ttl::from_seconds(30, &TtlBounds::default()).unwrap(), new_hold_id: HoldId(uuid::Uuid::from_u128(1)) };
+    let held = acquire(&lease, Millis(1_000), &a, Millis::ZERO).unwrap().lease;
+    let claim_a = Claim { token: Some(FencingToken(1)), ..north_claim() };
+    let released = release(&held, Millis(2_000), &claim_a).unwrap().lease;
+    let b = AcquireCmd { principal: Principal::parse("south").unwrap(), owner: OwnerId::parse("ws-9").unwrap(), new_hold_id: HoldId(uuid::Uuid::from_u128(2)), ..a };
+    let regranted = acquire(&released, Millis(3_000), &b, Millis::ZERO).unwrap().lease;
+    let retried = release(&regranted, Millis(3_500), &claim_a).unwrap();
+    assert_eq!(retried.lease, regranted, "B keeps its hold");
+    assert!(retried.events.is_empty());
+    // Without a token the retry cannot be told from a stranger's release: refused as before.
+    assert_eq!(release(&regranted, Millis(3_500), &north_claim()), Err(Denied::NotYourHold));
+}
+
+#[test]
+fn token_floors_only_raise() {
+    assert_eq!(token_floor(FencingToken(3), None), FencingToken(3));
+    assert_eq!(token_floor(FencingToken(3), Some(FencingToken(9))), FencingToken(9));
+    assert_eq!(token_floor(FencingToken(12), Some(FencingToken(9))), FencingToken(12));
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_reserved_principals_get_no_key() {
+    let key = format!("hhs_{}_{}", "a".repeat(12), "b".repeat(64));
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        assert!(hhs_core::auth::parse_bearer(Some(&format!("{scheme} {key}"))).is_ok(), "{scheme}");
+    }
+    assert!(hhs_core::auth::parse_bearer(Some(&format!("Basic {key}"))).is_err());
+    for reserved in ["hhs:reaper", "hhs:anything", "anonymous"] {
+        assert!(Principal::for_key(reserved).is_err(), "{reserved}");
+        assert!(Principal::parse(reserved).is_ok(), "still a valid name in the audit trail");
+    }
+    assert!(Principal::for_key("clinic-north").is_ok());
 }

@@ -149,3 +149,29 @@ fn a_late_heartbeat_gap_raises_the_suggestion() {
     let after = model.suggest("ct", "north", "ws-1", &policy()).ttl.seconds();
     assert!(after > before, "{before} -> {after}");
 }
+
+/// One principal's lapses (late heartbeats and late releases, however many) never move another principal's
+/// suggestion: late reports teach only the owner that made them.
+#[test]
+fn one_principals_late_reports_leave_another_principals_suggestion_alone() {
+    let mut model = TtlModel::default();
+    let mut n = Normal(7);
+    for i in 0..40 {
+        let gap = (8_000.0 * (0.3 * n.next()).exp()) as i64;
+        let owner = if i % 2 == 0 { "ws-south" } else { "ws-east" };
+        model.observe("bed", "south", owner, &Observation { heartbeats: 20, max_gap: Millis(gap), held: Millis(600_000) });
+    }
+    let before = model.suggest("bed", "south", "ws-south", &policy()).ttl.seconds();
+    let type_before = model.suggest("bed", "other", "new-ws", &policy()).ttl.seconds();
+    for i in 0..300 {
+        let gap = Millis(3_600_000 + i * 1_000);
+        model.observe_gap("bed", "north", "ws-1", gap);
+        model.observe_late("bed", "north", "ws-1", &Observation { heartbeats: 3, max_gap: gap, held: Millis(7_200_000) });
+    }
+    let after = model.suggest("bed", "south", "ws-south", &policy()).ttl.seconds();
+    let type_after = model.suggest("bed", "other", "new-ws", &policy()).ttl.seconds();
+    assert!((f64::from(after) - f64::from(before)).abs() <= 0.1 * f64::from(before), "{before} -> {after}");
+    assert_eq!(type_before, type_after, "a newcomer leans on the type, which late reports do not touch");
+    // The owner that lapsed learns its lesson.
+    assert!(model.suggest("bed", "north", "ws-1", &policy()).ttl.seconds() > before);
+}

@@ -52,7 +52,7 @@ async fn keys_command(args: KeysArgs) -> Result<(), Box<dyn std::error::Error>> 
     let actor = Actor::system("cli");
     match args.command {
         KeysCommand::Create { principal, role } => {
-            let principal = hhs_core::Principal::parse(&principal).map_err(|e| e.message)?;
+            let principal = hhs_core::Principal::for_key(&principal).map_err(|e| e.message)?;
             let role = hhs_core::Role::parse(&role).ok_or("role must be viewer, client or admin")?;
             let (key, record) = keys::create(&store, &principal, role, &actor).await?;
             eprintln!("created key {} for principal {} with role {} (shown once; store it now)", record.id, record.principal, record.role);

@@ -53,7 +53,11 @@ impl ModelCache {
                         max_gap: Millis(num("max_heartbeat_gap_ms").unwrap_or(0)),
                         held: Millis(held),
                     };
-                    model.observe(&row.resource_type, principal, owner, &observation);
+                    if row.kind == "late_release" {
+                        model.observe_late(&row.resource_type, principal, owner, &observation);
+                    } else {
+                        model.observe(&row.resource_type, principal, owner, &observation);
+                    }
                 }
             }
             *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = last;

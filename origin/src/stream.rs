@@ -1,8 +1,9 @@
-//! The live event feed behind `GET /api/events/stream`. One pump per origin wakes when events were committed —
-//! on PostgreSQL by `LISTEN hhs_events` (a trigger notifies on every insert, whichever replica wrote it), on
-//! SQLite by the store itself — and at least every few seconds regardless; it reads the events after the last
-//! one it saw and broadcasts them to this origin's subscribers. Renewals (heartbeats) are not in the log; they
-//! arrive with the wake-up (a NOTIFY payload on PostgreSQL) and are passed on as they are.
+//! The live event feed behind `GET /api/events/stream`. One pump per origin follows the log in commit order
+//! (`queries::events`: up to the commit horizon, by transaction then id, so an event that commits after one
+//! with a higher id is still delivered, exactly once). It wakes at once when this origin commits, and polls
+//! every `poll` for what other replicas committed (cheap: one indexed read that usually finds nothing).
+//! Renewals (heartbeats) are not in the log; they arrive with the wake-up (a NOTIFY payload on PostgreSQL, an
+//! in-process signal on SQLite) and are passed on as they are.
 
 use std::time::Duration;
 
@@ -10,13 +11,13 @@ use hhs_core::api::{EventView, RenewalView};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Change, DynStore, EventFilter, StoreError};
+use crate::store::{Change, DynStore, EventFilter, LogPos, StoreError};
 
 /// One message of the live feed.
 #[derive(Clone, Debug)]
 pub enum Item {
-    /// A committed event-log entry.
-    Event(EventView),
+    /// A committed event-log entry, with its place in commit order (subscribers skip what they replayed).
+    Event(LogPos, EventView),
     /// A hold renewed without an event (transient: not replayed after a reconnect; the next resync has it).
     Renewal(RenewalView),
 }
@@ -39,20 +40,20 @@ impl EventHub {
         self.tx.subscribe()
     }
 
-    /// The id of the newest event in the log (0 if none).
-    async fn newest(store: &DynStore) -> Result<i64, StoreError> {
-        Ok(store.newest_event_id().await?.unwrap_or(0))
+    /// The newest event below the commit horizon (the start of the log if none).
+    async fn newest(store: &DynStore) -> Result<LogPos, StoreError> {
+        Ok(store.newest_event().await?.unwrap_or_default())
     }
 
-    /// Broadcasts every event after `cursor`; returns the new cursor.
-    async fn drain(&self, store: &DynStore, mut cursor: i64) -> Result<i64, StoreError> {
+    /// Broadcasts every event after `cursor` up to the commit horizon; returns the new cursor.
+    async fn drain(&self, store: &DynStore, mut cursor: LogPos) -> Result<LogPos, StoreError> {
         loop {
-            let page = store.events(&EventFilter { after_id: Some(cursor), limit: 1_000, ..EventFilter::default() }).await?;
+            let page = store.events(&EventFilter { after_id: Some(cursor.id), limit: 1_000, ..EventFilter::default() }).await?;
             let full = page.len() == 1_000;
-            for event in page {
-                cursor = event.id;
+            for logged in page {
+                cursor = logged.pos;
                 // No subscribers is not an error.
-                let _ = self.tx.send(Item::Event(event));
+                let _ = self.tx.send(Item::Event(logged.pos, logged.event));
             }
             if !full {
                 return Ok(cursor);

@@ -130,6 +130,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
             state: if *state == "HELD" { HoldState::Held } else { HoldState::Released { at: Millis(*hb) } },
             heartbeats: 0,
             max_gap: Millis::ZERO,
+            late_reported: false,
         };
         let core_says = hold.is_expired(now);
         expected_count += usize::from(core_says);

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use hhs_core::api::{LockList, WhoAmI};
+use hhs_core::api::{AnomalyList, AnomalyView, LockList, WhoAmI};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
@@ -85,13 +85,36 @@ impl Api {
 
     /// The board's snapshot and the clock offset measured with it: the server's time minus the midpoint of this
     /// browser's send and receive times (the request's round trip bounds the error).
+    /// Every page of `GET /api/locks`. The first page's `last_event_id` and clock are kept: every later page is
+    /// at least as new, so streaming from the first page's cursor misses nothing.
     pub async fn snapshot(&self) -> Result<(LockList, i64), UiError> {
         let sent = js_sys::Date::now();
-        let list: LockList = self.get("/api/locks").await?;
+        let mut list: LockList = self.get("/api/locks").await?;
         let received = js_sys::Date::now();
         let midpoint = ((sent + received) / 2.0) as i64;
         let offset = list.server_time.timestamp_millis() - midpoint;
+        while let Some(after) = list.next_after.take() {
+            let page: LockList = self.get(&format!("/api/locks?after={after}")).await?;
+            list.items.extend(page.items);
+            list.next_after = page.next_after;
+        }
         Ok((list, offset))
+    }
+
+    /// Every page of `GET /api/ml/anomalies`, most unusual first.
+    pub async fn anomalies(&self) -> Result<Vec<AnomalyView>, UiError> {
+        let mut items = Vec::new();
+        let mut path = String::from("/api/ml/anomalies");
+        loop {
+            let page: AnomalyList = self.get(&path).await?;
+            items.extend(page.items);
+            match page.next_after {
+                Some(after) => path = format!("/api/ml/anomalies?after={after}"),
+                None => break,
+            }
+        }
+        items.sort_by(|a, b| b.anomaly_score.total_cmp(&a.anomaly_score));
+        Ok(items)
     }
 }
 

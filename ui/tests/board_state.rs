@@ -39,6 +39,7 @@ fn board() -> Rc<Board> {
         items: vec![free(rid(1), "bed", "Bed 1"), free(rid(2), "bed", "Bed 2"), free(rid(3), "or-room", "OR 1")],
         server_time: at(0),
         last_event_id: 10,
+        next_after: None,
     };
     Rc::new(Board::default()).reduce(Action::Snapshot { list, offset_ms: 250 })
 }
@@ -173,7 +174,7 @@ fn events_the_snapshot_already_had_change_nothing() {
         held.fencing_token = Some(1);
         held.last_heartbeat = Some(at(20_000));
         held.expires_at = Some(at(50_000));
-        LockList { items: vec![held], server_time: at(20_000), last_event_id: 10 }
+        LockList { items: vec![held], server_time: at(20_000), last_event_id: 10, next_after: None }
     };
     let b = Rc::new(Board::default()).reduce(Action::Snapshot { list: snapshot_held, offset_ms: 0 });
     // At or below the cursor: skipped. Above it but already reflected (the same hold): its heartbeat stays.
@@ -189,7 +190,7 @@ fn events_the_snapshot_already_had_change_nothing() {
 #[test]
 fn a_resync_snapshot_replaces_the_board() {
     let b = fold(board(), [Action::Event(acquired(11, rid(1), 0, 30)), Action::Link(Link::Reconnecting("lost".into()))]);
-    let list = LockList { items: vec![free(rid(2), "bed", "Bed 2")], server_time: at(60_000), last_event_id: 40 };
+    let list = LockList { items: vec![free(rid(2), "bed", "Bed 2")], server_time: at(60_000), last_event_id: 40, next_after: None };
     let b = fold(b, [Action::Snapshot { list, offset_ms: -5 }, Action::Link(Link::Live)]);
     assert_eq!(b.rows.keys().copied().collect::<Vec<_>>(), [rid(2)], "resources gone meanwhile are gone");
     assert_eq!((b.last_event_id, b.offset_ms, b.link.clone()), (40, -5, Link::Live));

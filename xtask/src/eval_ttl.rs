@@ -273,6 +273,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             state: HoldState::Held,
             heartbeats: h.beats.len() as u32,
             max_gap: Millis(0),
+            late_reported: false,
         };
         let score = model.anomaly(ty, &hold, Millis((last_live * 1000.0) as i64));
         if score >= ANOMALY_THRESHOLD {

@@ -34,7 +34,8 @@ async fn export(State(state): State<AppState>, caller: Caller, QueryParams(q): Q
     caller.require(Role::Admin)?;
     let filter = EventFilter {
         resource_id: None,
-        after_id: None,
+        // A cursor from the start: pages follow the log in commit order, so none skips a late committer.
+        after_id: Some(0),
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,
         limit: PAGE,
@@ -52,11 +53,11 @@ async fn next_page(cursor: Option<(DynStore, EventFilter)>) -> Option<(Result<St
         Ok(events) => {
             let mut out = String::new();
             for e in &events {
-                out.push_str(&serde_json::to_string(e).unwrap_or_default());
+                out.push_str(&serde_json::to_string(&e.event).unwrap_or_default());
                 out.push('\n');
             }
             let more = events.len() == PAGE as usize;
-            filter.after_id = events.last().map(|e| e.id);
+            filter.after_id = events.last().map(|e| e.pos.id);
             Some((Ok(out), more.then_some((store, filter))))
         }
         Err(e) => {

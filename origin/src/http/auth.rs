@@ -2,10 +2,10 @@
 //! turns a valid key into a [`Caller`] in the request's extensions, and each handler states the role it needs
 //! with `caller.require(Role::…)`.
 //!
-//! Keys are cached for [`CACHE_TTL`] (2 s) so a busy origin does not read `api_keys` per request, and a revoked
-//! key stops working within that time on every replica (at once on the one that revoked it).
+//! Keys are cached for [`CACHE_TTL`] (2 s, `key_cache.rs`, bounded) so a busy origin does not read `api_keys`
+//! per request, and a revoked key stops working within that time on every replica (at once on the one that
+//! revoked it).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,11 +20,12 @@ use hhs_core::{ApiError, ErrorCode, Principal, Role};
 use serde_json::json;
 
 use super::error::{api_error_response, AppError};
+pub use super::key_cache::CACHE_TTL;
+use super::key_cache::KeyCache;
 use super::{AppState, REQUEST_ID};
 use crate::keys;
 use crate::store::{Actor, DynStore, EventRow, KeyRecord, StoreError};
 
-pub const CACHE_TTL: Duration = Duration::from_secs(2);
 /// At most one `auth_failed` event per this interval per origin; the rest are counted into the next one.
 const FAILURE_EVENT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -66,11 +67,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-struct Cached {
-    key: Option<KeyRecord>,
-    at: Instant,
-}
-
 #[derive(Default)]
 struct FailureLog {
     last_event: Option<Instant>,
@@ -81,7 +77,7 @@ pub struct Authenticator {
     store: DynStore,
     /// `--insecure-no-auth`: every request is an admin called `local-demo`.
     insecure: bool,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: Mutex<KeyCache>,
     failures: Mutex<FailureLog>,
 }
 
@@ -98,22 +94,20 @@ impl Authenticator {
 
     /// Drops a key from this replica's cache (after revoking it here).
     pub fn forget(&self, key_id: &str) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(key_id);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).forget(key_id);
+    }
+
+    /// Entries in the key cache (known keys, unknown ids), for `/metrics`.
+    pub fn cached(&self) -> (usize, usize) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     async fn lookup(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key_id) {
-            if c.at.elapsed() < CACHE_TTL {
-                return Ok(c.key.clone());
-            }
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key_id, Instant::now()) {
+            return Ok(hit);
         }
         let key = self.store.key(key_id).await?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            // Unknown ids are cached too; never let a flood of them grow the map without bound.
-            cache.retain(|_, c| c.at.elapsed() < CACHE_TTL);
-        }
-        cache.insert(key_id.to_owned(), Cached { key: key.clone(), at: Instant::now() });
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key_id, key.clone(), Instant::now());
         Ok(key)
     }
 

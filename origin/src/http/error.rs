@@ -58,8 +58,13 @@ impl AppError {
 /// Renders an API error as a response.
 pub fn api_error_response(e: ApiError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(ErrorBody::from(e))).into_response()
+    // A database that is down, restarting or locked is worth retrying soon; say when, as a 429 does.
+    let retry = (e.code == ErrorCode::DatabaseUnavailable).then_some([(http::header::RETRY_AFTER, RETRY_AFTER_SECONDS)]);
+    (status, retry, Json(ErrorBody::from(e))).into_response()
 }
+
+/// `Retry-After` of a 503 `database_unavailable`: a restart or a failover takes seconds.
+const RETRY_AFTER_SECONDS: &str = "1";
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {

@@ -18,7 +18,7 @@ use super::auth::Caller;
 use super::error::AppError;
 use super::extract::QueryParams;
 use super::AppState;
-use crate::store::EventFilter;
+use crate::store::{views, EventFilter, LogPos};
 use crate::stream::Item;
 
 pub fn router() -> Router<AppState> {
@@ -70,8 +70,13 @@ async fn stream(
     };
     // More missed than one page: the client cannot catch up by replay; it must reload its snapshot.
     let overflowed = backlog.len() >= BACKLOG;
-    let last = backlog.last().map(|e| e.id).or(resume).unwrap_or(0);
-    let mut first: Vec<Event> = backlog.iter().map(sse_event).collect();
+    // Where the replay ends in commit order: live events at or before it were replayed already.
+    let last = match (backlog.last(), resume) {
+        (Some(logged), _) => logged.pos,
+        (None, Some(id)) => state.store.log_position(id).await?.unwrap_or(LogPos { txid: 0, id }),
+        (None, None) => LogPos::default(),
+    };
+    let mut first: Vec<Event> = backlog.iter().map(|l| sse_event(&l.event)).collect();
     if overflowed {
         first.push(resync());
     }
@@ -79,8 +84,8 @@ async fn stream(
     let live = stream::unfold((rx, last), |(mut rx, last)| async move {
         loop {
             match rx.recv().await {
-                Ok(Item::Event(e)) if e.id > last => return Some((Ok(sse_event(&e)), (rx, e.id))),
-                Ok(Item::Event(_)) => continue,
+                Ok(Item::Event(pos, e)) if pos > last => return Some((Ok(sse_event(&e)), (rx, pos))),
+                Ok(Item::Event(..)) => continue,
                 Ok(Item::Renewal(r)) => return Some((Ok(renewal_event(&r)), (rx, last))),
                 Err(RecvError::Lagged(_)) => return Some((Ok(resync()), (rx, last))),
                 Err(RecvError::Closed) => return None,
@@ -138,5 +143,5 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
         until: None,
         limit,
     };
-    Ok(Json(state.store.events(&filter).await?))
+    Ok(Json(views(state.store.events(&filter).await?)))
 }

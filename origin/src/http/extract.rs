@@ -1,12 +1,12 @@
 //! Extractors that fail with our JSON errors instead of axum's plain-text rejections.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::StatusCode;
 use hhs_core::api::{is_json_content_type, parse_body, MAX_BODY_BYTES};
-use hhs_core::ErrorCode;
+use hhs_core::{ErrorCode, ResourceId};
 use serde::de::DeserializeOwned;
 
 use super::error::AppError;
@@ -44,5 +44,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(v)| QueryParams(v))
             .map_err(|e| AppError::new(ErrorCode::ValidationFailed, format!("invalid query parameters: {}", e.body_text())))
+    }
+}
+
+/// The `{resource_id}` of a path. A segment that does not decode to UTF-8 (`/api/resources/%00%ff`) is judged as
+/// sent, by the same rule the edge applies to it — 422 `invalid_resource_id` in our JSON shape, never axum's
+/// plain-text rejection.
+pub struct ResourcePath(pub ResourceId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ResourcePath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let raw = match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(decoded)) => decoded,
+            Err(_) => parts.uri.path().rsplit('/').next().unwrap_or_default().to_owned(),
+        };
+        Ok(ResourcePath(ResourceId::parse(&raw)?))
+    }
+}
+
+/// The `{key_id}` of a path; one that does not decode names no key (404 `key_not_found`).
+pub struct KeyPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| KeyPath(id))
+            .map_err(|_| AppError::new(ErrorCode::KeyNotFound, "no key with this id"))
     }
 }

@@ -1,7 +1,7 @@
 //! `/api/keys` (admin): mint, list and revoke API keys. The full key appears once, in the creation answer.
 //! `/api/whoami` (any key): who the caller is.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use http::StatusCode;
@@ -10,7 +10,7 @@ use hhs_core::{ErrorCode, Role};
 
 use super::auth::Caller;
 use super::error::AppError;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, KeyPath};
 use super::AppState;
 use crate::keys;
 use crate::store::KeyRecord;
@@ -51,7 +51,7 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<
     Ok(Json(records.iter().map(view).collect::<Result<_, _>>()?))
 }
 
-async fn revoke(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<KeyView>, AppError> {
+async fn revoke(State(state): State<AppState>, caller: Caller, KeyPath(id): KeyPath) -> Result<Json<KeyView>, AppError> {
     caller.require(Role::Admin)?;
     let record = state.store.revoke_key(&id, &caller.actor()).await.map_err(|e| match e {
         crate::store::StoreError::NotFound => AppError::new(ErrorCode::KeyNotFound, "no key with this id"),

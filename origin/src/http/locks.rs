@@ -1,21 +1,20 @@
 //! `/api/locks`: acquire, heartbeat, release, and the state of holds. Each operation is one store transaction
 //! running one `hhs_core::lease` transition.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hhs_core::api::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
-use hhs_core::lease::{self, AcquireCmd, Claim};
+use hhs_core::lease::{self, AcquireCmd, Claim, Late};
 use hhs_core::{Denied, ErrorCode, HoldId, LockStatus, OwnerId, ResourceId, ResourceType, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::AppError;
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
-use crate::store::rows::hold_detail;
-use crate::store::{Actor, Applied, EventRow, LockFilter, StoreError};
+use crate::store::{Actor, Applied, LockFilter, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -80,7 +79,7 @@ async fn heartbeat(
 ) -> Result<Json<LockView>, AppError> {
     let (id, claim, result) = as_holder(&state, &caller, &req, lease::heartbeat).await?;
     if let Err(StoreError::Denied(Denied::LockExpired)) = result {
-        record_late(&state, &caller, id, &claim, "late_heartbeat").await;
+        record_late(&state, &caller, id, claim, Late::Heartbeat).await;
     }
     Ok(answer(&result?))
 }
@@ -93,7 +92,7 @@ async fn release(
     let (id, claim, result) = as_holder(&state, &caller, &req, lease::release).await?;
     let applied = match result {
         Err(StoreError::Denied(Denied::LockExpired)) => {
-            record_late(&state, &caller, id, &claim, "late_release").await;
+            record_late(&state, &caller, id, claim, Late::Release).await;
             return Err(StoreError::Denied(Denied::LockExpired).into());
         }
         other => other?,
@@ -105,24 +104,17 @@ async fn release(
 }
 
 /// A heartbeat or release that came after the hold lapsed is still news: the client was alive, needed the hold
-/// this long, and its heartbeats were this far apart. It is recorded (`late_heartbeat`, `late_release`), so the
-/// TTL model learns from false expiries instead of never hearing of them. Best effort: the refusal stands
-/// whatever happens here.
-async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: &Claim, kind: &'static str) {
-    let Ok((_, current, now)) = state.store.lease(id).await else { return };
-    let Some(h) = current.hold.as_ref().filter(|h| h.principal == claim.principal && h.owner == claim.owner) else { return };
-    let gap = h.max_gap.max(now.since(h.last_heartbeat));
-    let detail = hold_detail(h.ttl, h.heartbeats, gap, Some(now.since(h.acquired_at)), &h.principal);
-    let event = EventRow {
-        resource_id: Some(id.0),
-        hold_id: Some(h.id.0),
-        owner_id: Some(h.owner.as_str().to_owned()),
-        fencing_token: Some(h.token.to_i64()),
-        detail: detail.to_string(),
-        ..EventRow::by(&caller.actor(), now, kind)
-    };
-    if let Err(e) = state.store.append_event(event).await {
-        tracing::warn!(error = %e, "could not record a late release");
+/// this long, and its heartbeats were this far apart. The first one per hold is recorded (`late_heartbeat`,
+/// `late_release`; `hhs_core::lease::report_late`), so the TTL model learns from false expiries instead of never
+/// hearing of them — and a client that keeps calling cannot grow the log or skew the model. Best effort: the
+/// refusal stands whatever happens here.
+async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: Claim, late: Late) {
+    let policy = state.policy.clone();
+    let report = Box::new(move |resource: &crate::store::Resource, current: &hhs_core::Lease, now| {
+        Ok(lease::report_late(current, now, &claim, late, policy.lock_delay(&resource.resource_type)))
+    });
+    if let Err(e) = state.store.transact(id, &caller.actor(), report).await {
+        tracing::warn!(error = %e, "could not record a late heartbeat or release");
     }
 }
 
@@ -149,9 +141,9 @@ async fn force_release(
     Ok(answer(&applied))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<LockView>, AppError> {
+async fn show(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<LockView>, AppError> {
     caller.require(Role::Viewer)?;
-    let (_, lease, now) = state.store.lease(ResourceId::parse(&id)?).await?;
+    let (_, lease, now) = state.store.lease(id).await?;
     Ok(Json(LockView::of(&lease, now)))
 }
 
@@ -162,6 +154,26 @@ struct ListQuery {
     owner_id: Option<String>,
     #[serde(rename = "type")]
     resource_type: Option<String>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+/// Page sizes of the lists that page by resource id (`GET /api/locks`, `GET /api/ml/anomalies`).
+pub const DEFAULT_PAGE: u32 = 1_000;
+pub const MAX_PAGE: u32 = 1_000;
+
+/// `limit` within 1…1,000 (default 1,000) and `after` a resource id.
+pub fn page(limit: Option<u32>, after: Option<&str>) -> Result<(u32, Option<ResourceId>), AppError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::new(ErrorCode::ValidationFailed, format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    Ok((limit, after.map(ResourceId::parse).transpose()?))
+}
+
+/// The next page's cursor: the last row's resource id when the page came back full.
+pub fn next_after<T>(rows: &[(crate::store::Resource, T)], limit: u32) -> Option<ResourceId> {
+    (rows.len() == limit as usize).then(|| rows.last().map(|(r, _)| r.id)).flatten()
 }
 
 async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<LockList>, AppError> {
@@ -175,18 +187,24 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
             })
         })
         .transpose()?;
+    let (limit, after) = page(q.limit, q.after.as_deref())?;
     let filter = LockFilter {
         owner_id: q.owner_id.as_deref().map(OwnerId::parse).transpose()?.map(|o| o.as_str().to_owned()),
         resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?.map(|t| t.as_str().to_owned()),
+        held_only: false,
+        after,
+        limit: Some(limit),
     };
-    // The newest event id is read first: every event after it may or may not be in the snapshot, none before.
-    let last_event_id = state.store.newest_event_id().await?.unwrap_or(0);
+    // The newest event (below the commit horizon) is read first: every event after it may or may not be in the
+    // snapshot, none before it is missing from it.
+    let last_event_id = state.store.newest_event().await?.map_or(0, |p| p.id);
     let (leases, now) = state.store.leases(&filter).await?;
+    let next_after = next_after(&leases, limit);
     // Status depends on time (a lapsed, unreaped hold reads EXPIRED), so it is filtered here with hhs-core's rule.
     let items = leases
         .iter()
         .filter(|(_, l)| status.is_none_or(|s| l.status(now) == s))
         .map(|(r, l)| LockView::of(l, now).with_resource(&r.resource_type, &r.identifier))
         .collect();
-    Ok(Json(LockList { items, server_time: now.to_utc(), last_event_id }))
+    Ok(Json(LockList { items, server_time: now.to_utc(), last_event_id, next_after }))
 }

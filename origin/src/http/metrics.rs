@@ -37,15 +37,22 @@ pub async fn count(State(state): State<AppState>, req: Request, next: Next) -> R
 
 async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let m = &state.metrics;
+    let (known, unknown) = state.auth.cached();
     let body = format!(
         "# HELP hhs_http_requests_total HTTP requests received (excluding /metrics).\n\
          # TYPE hhs_http_requests_total counter\n\
          hhs_http_requests_total {}\n\
          # HELP hhs_http_api_requests_total HTTP requests to /api/*.\n\
          # TYPE hhs_http_api_requests_total counter\n\
-         hhs_http_api_requests_total {}\n",
+         hhs_http_api_requests_total {}\n\
+         # HELP hhs_key_cache_entries API key cache entries, by kind (bounded: see key_cache.rs).\n\
+         # TYPE hhs_key_cache_entries gauge\n\
+         hhs_key_cache_entries{{kind=\"known\"}} {}\n\
+         hhs_key_cache_entries{{kind=\"unknown\"}} {}\n",
         m.requests.load(Ordering::Relaxed),
         m.api_requests.load(Ordering::Relaxed),
+        known,
+        unknown,
     );
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

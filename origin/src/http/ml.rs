@@ -3,14 +3,15 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hhs_core::api::{AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
+use hhs_core::api::{AnomalyList, AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
 use hhs_core::ttl_model::Suggestion;
 use hhs_core::{ErrorCode, Role};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams};
+use super::locks::{next_after, page};
 use super::AppState;
 use crate::store::LockFilter;
 
@@ -47,14 +48,12 @@ async fn suggest(
 #[serde(deny_unknown_fields)]
 struct AnomalyQuery {
     min_score: Option<f64>,
+    limit: Option<u32>,
+    after: Option<String>,
 }
 
-#[derive(Serialize)]
-struct AnomalyList {
-    items: Vec<AnomalyView>,
-}
-
-/// Live holds scoring at least `min_score` (default 0.8), most unusual first.
+/// Live holds scoring at least `min_score` (default 0.8), most unusual first within a page of up to `limit`
+/// held leases (by resource id; `after` for the next).
 async fn anomalies(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,7 +64,10 @@ async fn anomalies(
     if !(0.0..=1.0).contains(&min) {
         return Err(AppError::new(ErrorCode::ValidationFailed, "min_score must be between 0 and 1"));
     }
-    let (leases, now) = state.store.leases(&LockFilter::default()).await?;
+    let (limit, after) = page(q.limit, q.after.as_deref())?;
+    let filter = LockFilter { held_only: true, after, limit: Some(limit), ..LockFilter::default() };
+    let (leases, now) = state.store.leases(&filter).await?;
+    let next_after = next_after(&leases, limit);
     let mut items: Vec<AnomalyView> = state.model.read(|m| {
         leases
             .iter()
@@ -87,5 +89,5 @@ async fn anomalies(
             .collect()
     });
     items.sort_by(|a, b| b.anomaly_score.total_cmp(&a.anomaly_score));
-    Ok(Json(AnomalyList { items }))
+    Ok(Json(AnomalyList { items, next_after }))
 }

@@ -8,6 +8,7 @@ pub mod error;
 mod events;
 pub mod extract;
 mod health;
+pub mod key_cache;
 mod keys;
 mod locks;
 pub mod metrics;

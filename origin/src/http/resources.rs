@@ -1,6 +1,6 @@
 //! `/api/resources`: the things that can be held.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::AppError;
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
 use crate::store::{Resource, ResourceFilter};
 
@@ -71,9 +71,8 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
     Ok(Json(ResourcePage { items, next_after }))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ResourceView>, AppError> {
+async fn show(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
     caller.require(Role::Viewer)?;
-    let id = ResourceId::parse(&id)?;
     Ok(Json(view(&state.store.resource(id).await?)))
 }
 
@@ -81,20 +80,20 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Stri
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourcePath(id): ResourcePath,
     JsonBody(req): JsonBody<UpdateResourceRequest>,
 ) -> Result<Json<ResourceView>, AppError> {
     caller.require(Role::Admin)?;
-    let id = ResourceId::parse(&id)?;
     let ident = Identifier::parse(&req.identifier)?;
     Ok(Json(view(&state.store.update_resource(id, &ident, &caller.actor()).await?)))
 }
 
-/// Deletes a resource that nobody holds (409 `lock_held` otherwise). Its events stay in the log.
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<ResourceView>, AppError> {
+/// Deletes a resource that nobody holds (409 `lock_held` otherwise) and that is not in lock-delay (409
+/// `lock_delay`: the lapsed holder may still be acting). Its events stay in the log, and its name's tokens keep
+/// rising if it is created again.
+async fn remove(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
     caller.require(Role::Admin)?;
-    let id = ResourceId::parse(&id)?;
-    let removed = state.store.delete_resource(id, &caller.actor()).await?;
+    let removed = state.store.delete_resource(id, &state.policy, &caller.actor()).await?;
     tracing::info!(resource_id = %id, "resource deleted");
     Ok(Json(view(&removed)))
 }

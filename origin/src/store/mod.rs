@@ -15,7 +15,7 @@ use hhs_core::api::{EventView, RenewalView};
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
-pub use rows::{EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, Resource, ResourceFilter};
+pub use rows::{EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged, Resource, ResourceFilter};
 
 /// A lease transition from `hhs_core::lease`, closed over its request: given the resource, its current lease and
 /// the database's `now`, the next state or a refusal.
@@ -61,12 +61,30 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Exists,
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
-                StoreError::Unavailable(e)
-            }
+            sqlx::Error::Database(ref db) if is_transient(db.as_ref()) => StoreError::Unavailable(e),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e),
             e => StoreError::Db(e),
         }
     }
+}
+
+/// Database errors that say "not now" rather than "never": the caller gets 503 with `Retry-After`, never 500.
+/// SQLite: the database stayed locked past the busy timeout (`SQLITE_BUSY`/`SQLITE_LOCKED` and their extended
+/// codes). PostgreSQL: the connection failed or the server is shutting down, starting or crashed (classes 08,
+/// 57), out of resources (53), an operator intervention or system error (58), or the transaction was rolled
+/// back for a serialization failure or deadlock (40) — all of them safe to retry, since nothing was committed.
+fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
+        return matches!(code & 0xff, 5 | 6);
+    }
+    let class = db.code().map(|c| c.chars().take(2).collect::<String>()).unwrap_or_default();
+    matches!(class.as_str(), "08" | "40" | "53" | "57" | "58")
 }
 
 /// What a transition left behind: the resource, the outcome written, and the database time it was decided at.
@@ -95,8 +113,10 @@ pub trait Store: Send + Sync + 'static {
     /// Renames a resource (`resource_updated`).
     async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError>;
 
-    /// Deletes a resource and its lease (`resource_deleted`); refused with `LockHeld` while a hold is live.
-    async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError>;
+    /// Deletes a resource and its lease (`resource_deleted`) by `hhs_core::lease::retire`: refused while a hold
+    /// is live (`LockHeld`) or a lock-delay (of `lock_delay` for its type) runs (`LockDelay`); a lapse nobody
+    /// recorded is recorded first (`expired`). The name's last token is kept as its floor.
+    async fn delete_resource(&self, id: ResourceId, policy: &Policy, actor: &Actor) -> Result<Resource, StoreError>;
 
     async fn resource(&self, id: ResourceId) -> Result<Resource, StoreError>;
 
@@ -122,10 +142,15 @@ pub trait Store: Send + Sync + 'static {
     /// several replicas at once: each expiry is recorded exactly once. Returns how many it recorded.
     async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError>;
 
-    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>, StoreError>;
+    /// Events in commit order; with `after_id`, a cursor that never skips a late committer (`queries::events`).
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Logged>, StoreError>;
 
-    /// The newest event's id.
-    async fn newest_event_id(&self) -> Result<Option<i64>, StoreError>;
+    /// The newest event every later reader will see after nothing it has not seen yet: the last one below the
+    /// commit horizon.
+    async fn newest_event(&self) -> Result<Option<LogPos>, StoreError>;
+
+    /// Where event `id` stands in commit order (`None`: no such event).
+    async fn log_position(&self, id: i64) -> Result<Option<LogPos>, StoreError>;
 
     /// Resolves when events may have been committed since the last call (by anyone, where the database can
     /// tell), or with a hold renewed without an event. Callers also poll on a timer, so a wake-up that never
@@ -173,9 +198,7 @@ pub fn acquire_transition(cmd: AcquireCmd, policy: Arc<Policy>) -> Transition {
     Box::new(move |resource, current, now| hhs_core::lease::acquire(current, now, &cmd, policy.lock_delay(&resource.resource_type)))
 }
 
-/// The refusal to delete a resource that is held.
-pub fn held_refusal(lease: &Lease, now: Millis) -> Option<StoreError> {
-    lease
-        .live_hold(now)
-        .map(|h| StoreError::Denied(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() }))
+/// A lease's events, unwrapped for the callers that only want the views.
+pub fn views(logged: Vec<Logged>) -> Vec<EventView> {
+    logged.into_iter().map(|l| l.event).collect()
 }

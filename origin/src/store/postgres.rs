@@ -7,20 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hhs_core::api::EventView;
-use hhs_core::lease::{expire, AcquireCmd};
-use hhs_core::{EventKind, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
+use hhs_core::lease::{expire, retire, token_floor, AcquireCmd};
+use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::queries::{
-    self, bind_args, NEWEST_EVENT_ID, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, FAST_GRANT, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED_SKIP_LOCKED,
-    SELECT_KEY, SELECT_KEYS, SELECT_LEASE, SELECT_LEASE_FOR_UPDATE, SELECT_RESOURCE, UPDATE_IDENTIFIER,
+    self, bind_args, DELETE_RESOURCE, FAST_GRANT, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, LOG_POSITION, PG_HORIZON, RAISE_FLOOR,
+    REVOKE_KEY, SELECT_EXPIRED_SKIP_LOCKED, SELECT_FLOOR, SELECT_KEY, SELECT_KEYS, SELECT_LEASE, SELECT_LEASE_FOR_UPDATE, SELECT_RESOURCE,
+    SET_LAST_TOKEN, UPDATE_IDENTIFIER,
 };
 use super::rows::{bind_event, bind_lease, hold_detail, EventRecord, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT, UPDATE_LEASE};
 use super::{
-    acquire_transition, held_refusal, renewal, Actor, Change, FinishedHold, Applied, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store,
-    StoreError, Transition,
+    acquire_transition, renewal, Actor, Applied, Change, EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged, Resource,
+    ResourceFilter, Store, StoreError, Transition,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -31,14 +31,16 @@ const NOW: &str = "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::b
 
 type Tx = Transaction<'static, Postgres>;
 
-/// NOTIFY channels: committed events (payload empty, sent by a trigger) and renewals (payload a `RenewalView`).
-const EVENTS: &str = "hhs_events";
+/// The NOTIFY channel of renewals (payload a `RenewalView`). Events are not notified: readers poll the commit
+/// horizon (see `queries::events`) and wake at once on this replica's own commits.
 const RENEWALS: &str = "hhs_renewals";
 
 pub struct PgStore {
     pool: PgPool,
-    /// `LISTEN hhs_events`, connected on first use and again after any error.
+    /// `LISTEN hhs_renewals`, connected on first use and again after any error.
     listener: tokio::sync::Mutex<Option<PgListener>>,
+    /// Woken after this replica commits events, so its own stream need not wait for the next poll.
+    written: tokio::sync::Notify,
 }
 
 impl PgStore {
@@ -50,7 +52,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.application_name("hhs-origin"))
             .await?;
-        Ok(PgStore { pool, listener: tokio::sync::Mutex::new(None) })
+        Ok(PgStore { pool, listener: tokio::sync::Mutex::new(None), written: tokio::sync::Notify::new() })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -65,6 +67,34 @@ impl PgStore {
         let now = db_now(&mut tx).await?;
         Ok((tx, resource, lease, now))
     }
+
+    /// Commits, then wakes this replica's event pump.
+    async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.written.notify_one();
+        Ok(())
+    }
+}
+
+/// The floor of a name (`None`: never given up).
+async fn floor(tx: &mut Tx, ty: &str, ident: &str) -> Result<Option<FencingToken>, StoreError> {
+    let f: Option<i64> = sqlx::query_scalar(SELECT_FLOOR).bind(ty).bind(ident).fetch_optional(&mut **tx).await?;
+    Ok(f.and_then(FencingToken::from_i64))
+}
+
+/// Gives up a resource's name: its last token becomes the name's floor.
+async fn give_up_name(tx: &mut Tx, r: &Resource, last_token: FencingToken) -> Result<(), StoreError> {
+    sqlx::query(RAISE_FLOOR).bind(&r.resource_type).bind(&r.identifier).bind(last_token.to_i64()).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Takes a name: the lease continues above the name's floor.
+async fn take_name(tx: &mut Tx, r: &Resource, last_token: FencingToken) -> Result<(), StoreError> {
+    let raised = token_floor(last_token, floor(tx, &r.resource_type, &r.identifier).await?);
+    if raised > last_token {
+        sqlx::query(SET_LAST_TOKEN).bind(r.id.0).bind(raised.to_i64()).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn db_now(tx: &mut Tx) -> Result<Millis, StoreError> {
@@ -119,28 +149,31 @@ impl Store for PgStore {
         let resource = Resource { id, resource_type: ty.as_str().to_owned(), identifier: ident.as_str().to_owned(), created_at: now };
         sqlx::query(INSERT_RESOURCE).bind(id.0).bind(ty.as_str()).bind(ident.as_str()).bind(now.0).execute(&mut *tx).await?;
         sqlx::query(INSERT_LEASE).bind(id.0).execute(&mut *tx).await?;
+        take_name(&mut tx, &resource, FencingToken(0)).await?;
         insert_event(&mut tx, EventRow::resource("resource_created", &resource, now, actor)).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(resource)
     }
 
     async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError> {
-        let (mut tx, mut resource, _, now) = self.lock_lease(id).await?;
+        let (mut tx, mut resource, lease, now) = self.lock_lease(id).await?;
+        give_up_name(&mut tx, &resource, lease.last_token).await?;
         sqlx::query(UPDATE_IDENTIFIER).bind(id.0).bind(ident.as_str()).execute(&mut *tx).await?;
         resource.identifier = ident.as_str().to_owned();
+        take_name(&mut tx, &resource, lease.last_token).await?;
         insert_event(&mut tx, EventRow::resource("resource_updated", &resource, now, actor)).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(resource)
     }
 
-    async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError> {
+    async fn delete_resource(&self, id: ResourceId, policy: &Policy, actor: &Actor) -> Result<Resource, StoreError> {
         let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
-        if let Some(refusal) = held_refusal(&lease, now) {
-            return Err(refusal);
-        }
+        let outcome = retire(&lease, now, policy.lock_delay(&resource.resource_type)).map_err(StoreError::Denied)?;
+        write(&mut tx, &lease, &outcome, actor).await?;
+        give_up_name(&mut tx, &resource, lease.last_token).await?;
         sqlx::query(DELETE_RESOURCE).bind(id.0).execute(&mut *tx).await?;
         insert_event(&mut tx, EventRow::resource("resource_deleted", &resource, now, actor)).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(resource)
     }
 
@@ -178,7 +211,7 @@ impl Store for PgStore {
         let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
         let outcome = transition(&resource, &lease, now).map_err(StoreError::Denied)?;
         write(&mut tx, &lease, &outcome, actor).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Applied { resource, outcome, now })
     }
 
@@ -198,6 +231,7 @@ impl Store for PgStore {
         let Some(rec) = granted else {
             return self.transact(id, actor, acquire_transition(cmd, policy)).await;
         };
+        self.written.notify_one();
         let (resource, lease) = rec.into_parts()?;
         let hold = lease.hold.clone().ok_or_else(|| StoreError::Corrupt("fast grant returned no hold".into()))?;
         let now = hold.acquired_at;
@@ -219,58 +253,66 @@ impl Store for PgStore {
                 expired += 1;
             }
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(expired)
     }
 
-    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>, StoreError> {
-        let (sql, args) = queries::events(filter);
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Logged>, StoreError> {
+        let (sql, args) = queries::events(filter, PG_HORIZON);
         let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
-        Ok(recs.into_iter().map(EventView::from).collect())
+        Ok(recs.into_iter().map(Logged::from).collect())
     }
 
-    async fn newest_event_id(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&self.pool).await?)
+    async fn newest_event(&self) -> Result<Option<LogPos>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(&queries::newest_event(PG_HORIZON)).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(txid, id)| LogPos { txid, id }))
+    }
+
+    async fn log_position(&self, id: i64) -> Result<Option<LogPos>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(LOG_POSITION).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(txid, id)| LogPos { txid, id }))
     }
 
     async fn changed(&self) -> Change {
         let mut guard = self.listener.lock().await;
         if guard.is_none() {
             match PgListener::connect_with(&self.pool).await {
-                Ok(mut l) => match l.listen_all([EVENTS, RENEWALS]).await {
+                Ok(mut l) => match l.listen(RENEWALS).await {
                     Ok(()) => *guard = Some(l),
-                    Err(e) => tracing::warn!(error = %e, "LISTEN hhs_events, hhs_renewals failed"),
+                    Err(e) => tracing::warn!(error = %e, "LISTEN hhs_renewals failed"),
                 },
                 Err(e) => tracing::warn!(error = %e, "could not open a LISTEN connection"),
             }
         }
-        match guard.as_mut() {
-            Some(l) => match l.recv().await {
-                Ok(n) if n.channel() == RENEWALS => {
-                    serde_json::from_str(n.payload()).map(Change::Renewed).unwrap_or(Change::Events)
-                }
-                Ok(_) => Change::Events,
-                Err(e) => {
-                    tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                    *guard = None;
-                    // Whatever was sent meanwhile is in the log: have the caller read it.
-                    Change::Events
-                }
-            },
-            // No listener: let the caller's timer decide when to look again.
-            None => std::future::pending().await,
+        let renewal = async {
+            match guard.as_mut() {
+                Some(l) => match l.recv().await {
+                    Ok(n) => serde_json::from_str(n.payload()).map(Change::Renewed).unwrap_or(Change::Events),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        *guard = None;
+                        Change::Events
+                    }
+                },
+                // No listener: the caller's timer decides when to look again.
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.written.notified() => Change::Events,
+            change = renewal => change,
         }
     }
 
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
-        Ok(sqlx::query_as(SELECT_FINISHED_HOLDS).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&queries::finished_holds(PG_HORIZON)).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
     async fn append_event(&self, mut event: EventRow) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         event.at_ms = db_now(&mut tx).await?.0;
         insert_event(&mut tx, event).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -287,7 +329,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         insert_event(&mut tx, EventRow::key("key_created", &key, now, actor)).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(key)
     }
 
@@ -307,7 +349,7 @@ impl Store for PgStore {
         if changed > 0 {
             insert_event(&mut tx, EventRow::key("key_revoked", &key, now, actor)).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(key)
     }
 }

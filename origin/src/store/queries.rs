@@ -11,9 +11,19 @@ macro_rules! select_leases {
     () => {
         "SELECT l.resource_id, r.type AS resource_type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, \
          l.principal, l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
-         l.max_gap_ms, l.delay_until_ms FROM leases l JOIN resources r ON r.id = l.resource_id"
+         l.max_gap_ms, l.delay_until_ms, l.late_reported FROM leases l JOIN resources r ON r.id = l.resource_id"
     };
 }
+
+/// PostgreSQL's commit horizon: the oldest transaction still running when the statement's snapshot was taken.
+/// Every transaction below it has finished, so every event it wrote is visible now or never will be.
+pub const PG_HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+/// SQLite's: its writers take turns, so every committed event is final at once (and `txid` is always 0).
+pub const SQLITE_HORIZON: &str = "1";
+
+/// Events after the event `{}` (an id) in commit order: by the writing transaction, then by id. An id that is
+/// not in the log counts as if its transaction were 0, which on SQLite is exactly "id greater than".
+const AFTER_EVENT: &str = "(txid, id) > (COALESCE((SELECT p.txid FROM events p WHERE p.id = {}), 0), {})";
 
 /// A bind argument of a built query.
 pub enum Arg {
@@ -33,6 +43,10 @@ impl Filter {
     fn push(&mut self, condition_with_placeholder: &str, arg: Arg) {
         self.args.push(arg);
         self.conditions.push(condition_with_placeholder.replace("{}", &format!("${}", self.args.len())));
+    }
+
+    fn push_plain(&mut self, condition: String) {
+        self.conditions.push(condition);
     }
 
     fn finish(mut self, select: &str, order_and_limit: &str, limit: Option<u32>) -> (String, Vec<Arg>) {
@@ -70,16 +84,28 @@ pub fn leases(f: &LockFilter) -> (String, Vec<Arg>) {
     if let Some(t) = &f.resource_type {
         q.push("r.type = {}", Arg::Text(t.clone()));
     }
-    q.finish(select_leases!(), "ORDER BY l.resource_id", None)
+    if f.held_only {
+        q.push_plain("l.state = 'HELD'".to_owned());
+    }
+    if let Some(after) = f.after {
+        q.push("l.resource_id > {}", Arg::Uuid(after.0));
+    }
+    q.finish(select_leases!(), "ORDER BY l.resource_id", f.limit)
 }
 
-pub fn events(f: &EventFilter) -> (String, Vec<Arg>) {
+/// The event log, in commit order (`txid`, then `id`). With `after_id` it is a cursor that follows the log: it
+/// reads only up to `horizon` (the dialect's [`PG_HORIZON`]/[`SQLITE_HORIZON`]), so an event whose transaction
+/// commits later still sorts after everything this read returned, and the next page, a stream resuming with
+/// `Last-Event-ID` or the TTL model's next refresh gets it exactly once. Without a cursor (a listing by resource
+/// or time) every committed event is shown.
+pub fn events(f: &EventFilter, horizon: &str) -> (String, Vec<Arg>) {
     let mut q = Filter::default();
     if let Some(r) = f.resource_id {
         q.push("resource_id = {}", Arg::Uuid(r.0));
     }
     if let Some(after) = f.after_id {
-        q.push("id > {}", Arg::Int(after));
+        q.push(AFTER_EVENT, Arg::Int(after));
+        q.push_plain(format!("txid < {horizon}"));
     }
     if let Some(since) = f.since {
         q.push("at_ms >= {}", Arg::Int(since.0));
@@ -87,8 +113,27 @@ pub fn events(f: &EventFilter) -> (String, Vec<Arg>) {
     if let Some(until) = f.until {
         q.push("at_ms < {}", Arg::Int(until.0));
     }
-    q.finish(&format!("SELECT {EVENT_COLUMNS} FROM events"), "ORDER BY id", Some(f.limit))
+    q.finish(&format!("SELECT {EVENT_COLUMNS} FROM events"), "ORDER BY txid, id", Some(f.limit))
 }
+
+/// The newest event below the horizon: a snapshot read after it reflects it and everything before it, and
+/// every event after it (in commit order) is still to come on the stream.
+pub fn newest_event(horizon: &str) -> String {
+    format!("SELECT txid, id FROM events WHERE txid < {horizon} ORDER BY txid DESC, id DESC LIMIT 1")
+}
+
+/// What the TTL model learns from (holds that ended with their client still there to say so, and heartbeats
+/// that came after their hold had lapsed), after the event `$1` in commit order, up to the horizon.
+pub fn finished_holds(horizon: &str) -> String {
+    format!(
+        "SELECT e.id, e.kind, r.type AS resource_type, e.owner_id, e.detail FROM events e \
+         JOIN resources r ON r.id = e.resource_id WHERE e.kind IN ('released', 'late_release', 'late_heartbeat') \
+         AND (e.txid, e.id) > (COALESCE((SELECT p.txid FROM events p WHERE p.id = $1), 0), $1) AND e.txid < {horizon} \
+         ORDER BY e.txid, e.id LIMIT $2"
+    )
+}
+
+pub const LOG_POSITION: &str = "SELECT txid, id FROM events WHERE id = $1";
 
 /// Binds built arguments on either database.
 macro_rules! bind_args {
@@ -147,11 +192,16 @@ pub const GRANTABLE: &str = grantable!();
 /// falls back to the row-lock path that asks `hhs_core::lease::acquire`. `xtask pgbench` measured this shape
 /// faster than lock-then-decide for the common case. `$1` resource, `$2` hold id, `$3` owner, `$4` TTL in ms,
 /// `$5` the event detail.
+///
+/// The clock is read after the row lock: `locked` takes the row (`FOR UPDATE`, waiting for any transaction that
+/// holds it), and `clock` reads `clock_timestamp()` from `locked`'s row, so only once the lock is granted. Read
+/// before the wait, a grant that waited longer than its TTL would be born expired (backdated heartbeat).
 pub const FAST_GRANT: &str = concat!(
-    "WITH clock AS (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms), \
+    "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE), \
+     clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), \
      granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
         token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
-        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6 \
+        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE \
         FROM clock WHERE l.resource_id = $1 AND ",
     grantable!(),
     " RETURNING l.*), \
@@ -160,7 +210,7 @@ pub const FAST_GRANT: &str = concat!(
         SELECT acquired_at_ms, 'acquired', resource_id, hold_id, owner_id, token, $5, $6, $7, $8, 'ok' FROM granted) \
      SELECT l.resource_id, r.type AS resource_type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, \
         l.principal, l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
-        l.max_gap_ms, l.delay_until_ms FROM granted l JOIN resources r ON r.id = l.resource_id"
+        l.max_gap_ms, l.delay_until_ms, l.late_reported FROM granted l JOIN resources r ON r.id = l.resource_id"
 );
 
 pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
@@ -172,9 +222,9 @@ pub const SELECT_KEYS: &str =
     "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys ORDER BY created_at_ms, id";
 pub const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";
 
-/// What the TTL model learns from: holds that ended with their client still there to say so, and heartbeats
-/// that came after their hold had lapsed.
-pub const SELECT_FINISHED_HOLDS: &str = "SELECT e.id, e.kind, r.type AS resource_type, e.owner_id, e.detail FROM events e \
-     JOIN resources r ON r.id = e.resource_id WHERE e.kind IN ('released', 'late_release', 'late_heartbeat') AND e.id > $1 \
-     ORDER BY e.id LIMIT $2";
-pub const NEWEST_EVENT_ID: &str = "SELECT max(id) FROM events";
+/// Fencing-token floors of names given up (see `hhs_core::lease::token_floor`): raised, never lowered.
+pub const RAISE_FLOOR: &str = "INSERT INTO token_floors (type, identifier, last_token) VALUES ($1, $2, $3) \
+     ON CONFLICT (type, identifier) DO UPDATE SET last_token = \
+     CASE WHEN excluded.last_token > token_floors.last_token THEN excluded.last_token ELSE token_floors.last_token END";
+pub const SELECT_FLOOR: &str = "SELECT last_token FROM token_floors WHERE type = $1 AND identifier = $2";
+pub const SET_LAST_TOKEN: &str = "UPDATE leases SET last_token = $2 WHERE resource_id = $1";

@@ -28,6 +28,12 @@ pub struct ResourceFilter {
 pub struct LockFilter {
     pub owner_id: Option<String>,
     pub resource_type: Option<String>,
+    /// Only leases stored as held (live or lapsed-unrecorded): what the anomaly list examines.
+    pub held_only: bool,
+    /// Keyset pagination by resource id.
+    pub after: Option<ResourceId>,
+    /// At most this many (`None`: all, for internal callers that need every lease).
+    pub limit: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -61,6 +67,7 @@ pub struct LeaseRecord {
     heartbeats: i64,
     max_gap_ms: i64,
     delay_until_ms: Option<i64>,
+    late_reported: bool,
 }
 
 fn corrupt(what: &str, id: Uuid) -> StoreError {
@@ -102,6 +109,7 @@ impl LeaseRecord {
                     state,
                     heartbeats: u32::try_from(self.heartbeats).unwrap_or(u32::MAX),
                     max_gap: Millis(self.max_gap_ms),
+                    late_reported: self.late_reported,
                 })
             }
         };
@@ -124,6 +132,7 @@ pub struct LeaseColumns {
     pub heartbeats: i64,
     pub max_gap_ms: i64,
     pub delay_until_ms: Option<i64>,
+    pub late_reported: bool,
 }
 
 impl From<&Lease> for LeaseColumns {
@@ -150,13 +159,14 @@ impl From<&Lease> for LeaseColumns {
             heartbeats: h.map_or(0, |h| i64::from(h.heartbeats)),
             max_gap_ms: h.map_or(0, |h| h.max_gap.0),
             delay_until_ms: l.delay_until.map(|m| m.0),
+            late_reported: h.is_some_and(|h| h.late_reported),
         }
     }
 }
 
 pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
      acquired_at_ms = $7, last_heartbeat_ms = $8, state = $9, ended_at_ms = $10, heartbeats = $11, max_gap_ms = $12, \
-     delay_until_ms = $13, principal = $14 WHERE resource_id = $1";
+     delay_until_ms = $13, principal = $14, late_reported = $15 WHERE resource_id = $1";
 
 /// Binds `UPDATE_LEASE`'s parameters on either database.
 macro_rules! bind_lease {
@@ -176,6 +186,7 @@ macro_rules! bind_lease {
             .bind(c.max_gap_ms)
             .bind(c.delay_until_ms)
             .bind(c.principal)
+            .bind(c.late_reported)
     }};
 }
 pub(crate) use bind_lease;
@@ -229,14 +240,12 @@ pub(crate) use bind_event;
 
 impl EventRow {
     /// A lease event. The detail carries the per-hold heartbeat summary (count and longest gap) — what the TTL
-    /// model and the audit read instead of one row per heartbeat.
-    /// A lease event; `lease` is the lease after the transition (its lock-delay, if the event started one, is
+    /// model and the audit read instead of one row per heartbeat. `lease` `lease` is the lease after the transition (its lock-delay, if the event started one, is
     /// in the detail so a dashboard can show it without asking).
     pub fn lease(lease: &Lease, e: &LeaseEvent, actor: &Actor) -> EventRow {
         let resource_id = lease.resource_id;
         let h = &e.hold;
-        let held_ms = h.ended_at(e.at).map(|end| end.since(h.acquired_at));
-        let mut detail = hold_detail(h.ttl, h.heartbeats, h.max_gap, held_ms, &h.principal);
+        let mut detail = hold_detail(h.ttl, h.heartbeats, h.max_gap, e.held_for(), &h.principal);
         if let Some(reason) = &actor.reason {
             detail["reason"] = json!(reason);
         }
@@ -291,10 +300,27 @@ impl EventRow {
 }
 
 pub const EVENT_COLUMNS: &str =
-    "id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
+    "txid, id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
+
+/// Where an event stands in the log's commit order: by the transaction that wrote it, then by id (see
+/// `queries::events`). PostgreSQL fills `txid` with the writing transaction's id; SQLite, whose writers take
+/// turns, leaves it 0, so there the order is the id's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPos {
+    pub txid: i64,
+    pub id: i64,
+}
+
+/// An event read from the log, with its place in commit order.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub pos: LogPos,
+    pub event: EventView,
+}
 
 #[derive(sqlx::FromRow)]
 pub struct EventRecord {
+    txid: i64,
     id: i64,
     at_ms: i64,
     kind: String,
@@ -309,8 +335,16 @@ pub struct EventRecord {
     outcome: String,
 }
 
-impl From<EventRecord> for EventView {
-    fn from(r: EventRecord) -> EventView {
+impl From<EventRecord> for Logged {
+    fn from(r: EventRecord) -> Logged {
+        let pos = LogPos { txid: r.txid, id: r.id };
+        Logged { pos, event: r.into_view() }
+    }
+}
+
+impl EventRecord {
+    fn into_view(self) -> EventView {
+        let r = self;
         EventView {
             id: r.id,
             at: Millis(r.at_ms).to_utc(),

@@ -7,22 +7,23 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hhs_core::api::{EventView, RenewalView};
-use hhs_core::lease::expire;
-use hhs_core::{Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
+use hhs_core::api::RenewalView;
+use hhs_core::lease::{expire, retire, token_floor};
+use hhs_core::{FencingToken, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::queries::{
-    self, bind_args, NEWEST_EVENT_ID, SELECT_FINISHED_HOLDS, DELETE_RESOURCE, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, REVOKE_KEY, SELECT_EXPIRED, SELECT_KEY, SELECT_KEYS,
-    SELECT_LEASE, SELECT_RESOURCE, UPDATE_IDENTIFIER,
+    self, bind_args, DELETE_RESOURCE, INSERT_KEY, INSERT_LEASE, INSERT_RESOURCE, LOG_POSITION, RAISE_FLOOR, REVOKE_KEY, SELECT_EXPIRED,
+    SELECT_FLOOR, SELECT_KEY, SELECT_KEYS, SELECT_LEASE, SELECT_RESOURCE, SET_LAST_TOKEN, SQLITE_HORIZON, UPDATE_IDENTIFIER,
 };
 use super::rows::{
     bind_event, bind_lease, sqlite_placeholders as q, EventRecord, LeaseColumns, LeaseRecord, ResourceRecord, INSERT_EVENT,
     UPDATE_LEASE,
 };
 use super::{
-    held_refusal, renewal, Actor, Change, Applied, FinishedHold, EventFilter, EventRow, KeyRecord, LockFilter, Resource, ResourceFilter, Store, StoreError, Transition,
+    renewal, Actor, Applied, Change, EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged, Resource, ResourceFilter, Store,
+    StoreError, Transition,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -40,17 +41,28 @@ pub struct SqliteStore {
     renewals_rx: tokio::sync::Mutex<tokio::sync::broadcast::Receiver<RenewalView>>,
 }
 
+/// How long a writer waits for the database lock before the request is answered 503 (with `Retry-After`).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl SqliteStore {
     pub async fn open(path: &Path, max: u32) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, max, BUSY_TIMEOUT).await
+    }
+
+    /// `open` with another busy timeout (tests of the busy path).
+    pub async fn open_with(path: &Path, max: u32, busy_timeout: Duration) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(StoreError::Unavailable)?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL, not NORMAL: in WAL mode NORMAL syncs only at checkpoints, so a power loss can roll back
+            // transactions that were acknowledged — a grant the client was told of, whose fencing token would
+            // then be issued a second time. FULL syncs the WAL at every commit.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // Writers queue on the database lock; under a burst of acquires they wait rather than fail.
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(max.max(1))
             .acquire_timeout(Duration::from_secs(30))
@@ -76,6 +88,34 @@ impl SqliteStore {
         let now = db_now(&mut tx).await?;
         Ok((tx, resource, lease, now))
     }
+
+    /// Commits, then wakes the event pump.
+    async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.written.notify_one();
+        Ok(())
+    }
+}
+
+/// The floor of a name (`None`: never given up).
+async fn floor(tx: &mut Tx, ty: &str, ident: &str) -> Result<Option<FencingToken>, StoreError> {
+    let f: Option<i64> = sqlx::query_scalar(&q(SELECT_FLOOR)).bind(ty).bind(ident).fetch_optional(&mut **tx).await?;
+    Ok(f.and_then(FencingToken::from_i64))
+}
+
+/// Gives up a resource's name: its last token becomes the name's floor.
+async fn give_up_name(tx: &mut Tx, r: &Resource, last_token: FencingToken) -> Result<(), StoreError> {
+    sqlx::query(&q(RAISE_FLOOR)).bind(&r.resource_type).bind(&r.identifier).bind(last_token.to_i64()).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Takes a name: the lease continues above the name's floor.
+async fn take_name(tx: &mut Tx, r: &Resource, last_token: FencingToken) -> Result<(), StoreError> {
+    let raised = token_floor(last_token, floor(tx, &r.resource_type, &r.identifier).await?);
+    if raised > last_token {
+        sqlx::query(&q(SET_LAST_TOKEN)).bind(r.id.0).bind(raised.to_i64()).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn db_now(tx: &mut Tx) -> Result<Millis, StoreError> {
@@ -125,31 +165,31 @@ impl Store for SqliteStore {
         let resource = Resource { id, resource_type: ty.as_str().to_owned(), identifier: ident.as_str().to_owned(), created_at: now };
         sqlx::query(&q(INSERT_RESOURCE)).bind(id.0).bind(ty.as_str()).bind(ident.as_str()).bind(now.0).execute(&mut *tx).await?;
         sqlx::query(&q(INSERT_LEASE)).bind(id.0).execute(&mut *tx).await?;
+        take_name(&mut tx, &resource, FencingToken(0)).await?;
         insert_event(&mut tx, EventRow::resource("resource_created", &resource, now, actor)).await?;
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         Ok(resource)
     }
 
     async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError> {
-        let (mut tx, mut resource, _, now) = self.lock_lease(id).await?;
+        let (mut tx, mut resource, lease, now) = self.lock_lease(id).await?;
+        give_up_name(&mut tx, &resource, lease.last_token).await?;
         sqlx::query(&q(UPDATE_IDENTIFIER)).bind(id.0).bind(ident.as_str()).execute(&mut *tx).await?;
         resource.identifier = ident.as_str().to_owned();
+        take_name(&mut tx, &resource, lease.last_token).await?;
         insert_event(&mut tx, EventRow::resource("resource_updated", &resource, now, actor)).await?;
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         Ok(resource)
     }
 
-    async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError> {
+    async fn delete_resource(&self, id: ResourceId, policy: &Policy, actor: &Actor) -> Result<Resource, StoreError> {
         let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
-        if let Some(refusal) = held_refusal(&lease, now) {
-            return Err(refusal);
-        }
+        let outcome = retire(&lease, now, policy.lock_delay(&resource.resource_type)).map_err(StoreError::Denied)?;
+        write(&mut tx, &lease, &outcome, actor).await?;
+        give_up_name(&mut tx, &resource, lease.last_token).await?;
         sqlx::query(&q(DELETE_RESOURCE)).bind(id.0).execute(&mut *tx).await?;
         insert_event(&mut tx, EventRow::resource("resource_deleted", &resource, now, actor)).await?;
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         Ok(resource)
     }
 
@@ -189,8 +229,7 @@ impl Store for SqliteStore {
         let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
         let outcome = transition(&resource, &lease, now).map_err(StoreError::Denied)?;
         write(&mut tx, &lease, &outcome, actor).await?;
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         if let Some(r) = renewal(&lease, &outcome) {
             let _ = self.renewals.send(r);
         }
@@ -211,20 +250,25 @@ impl Store for SqliteStore {
                 expired += 1;
             }
         }
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         Ok(expired)
     }
 
-    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>, StoreError> {
-        let (sql, args) = queries::events(filter);
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Logged>, StoreError> {
+        let (sql, args) = queries::events(filter, SQLITE_HORIZON);
         let sql = q(&sql);
         let recs: Vec<EventRecord> = bind_args!(sqlx::query_as(&sql), args).fetch_all(&self.pool).await?;
-        Ok(recs.into_iter().map(EventView::from).collect())
+        Ok(recs.into_iter().map(Logged::from).collect())
     }
 
-    async fn newest_event_id(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(NEWEST_EVENT_ID).fetch_one(&self.pool).await?)
+    async fn newest_event(&self) -> Result<Option<LogPos>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(&queries::newest_event(SQLITE_HORIZON)).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(txid, id)| LogPos { txid, id }))
+    }
+
+    async fn log_position(&self, id: i64) -> Result<Option<LogPos>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(&q(LOG_POSITION)).bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(txid, id)| LogPos { txid, id }))
     }
 
     async fn changed(&self) -> Change {
@@ -236,15 +280,14 @@ impl Store for SqliteStore {
     }
 
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
-        Ok(sqlx::query_as(&q(SELECT_FINISHED_HOLDS)).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&q(&queries::finished_holds(SQLITE_HORIZON))).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
     async fn append_event(&self, mut event: EventRow) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         event.at_ms = db_now(&mut tx).await?.0;
         insert_event(&mut tx, event).await?;
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -261,8 +304,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         insert_event(&mut tx, EventRow::key("key_created", &key, now, actor)).await?;
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         Ok(key)
     }
 
@@ -282,8 +324,7 @@ impl Store for SqliteStore {
         if changed > 0 {
             insert_event(&mut tx, EventRow::key("key_revoked", &key, now, actor)).await?;
         }
-        tx.commit().await?;
-        self.written.notify_waiters();
+        self.commit(tx).await?;
         Ok(key)
     }
 }

@@ -52,7 +52,7 @@ pub fn analytics_view(props: &Props) -> Html {
         use_effect_with(*refresh, move |_| {
             yew::platform::spawn_local(async move {
                 events.set(Some(last_day(&api, now).await.map(|e| (e, now)).map_err(|e| e.to_string())));
-                anomalies.set(Some(api.get::<Vec<AnomalyView>>("/api/ml/anomalies").await.map_err(|e| e.to_string())));
+                anomalies.set(Some(api.anomalies().await.map_err(|e| e.to_string())));
             });
         });
     }
