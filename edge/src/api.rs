@@ -1,7 +1,7 @@
 //! `/api/*`: everything the edge can decide alone, in the order a client would want to hear it —
 //! route (404/405), rate limit (429), key format (401), body (415/413/400/422) — then forward.
 
-use hhs_core::auth::parse_bearer;
+use hhs_core::auth::{bearer_token, parse_bearer};
 use hhs_core::routes::{self, Match};
 use hhs_core::{ApiError, ErrorCode};
 use worker::{Env, Request, Response, Result};
@@ -37,8 +37,8 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     };
 
     let authorization = req.headers().get("authorization")?;
-    let key = authorization.as_deref().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim);
-    if let Verdict::Limited = limit::check(&req, env, key).await {
+    let key_hash = authorization.as_deref().and_then(bearer_token).and_then(limit::key_hash);
+    if let Verdict::Limited = limit::check(&req, env, key_hash.as_deref()).await {
         let mut resp = reply::error(ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the Retry-After seconds"), Some(&id))?;
         resp.headers_mut().set("retry-after", &config.rate_limit_period_s.to_string())?;
         return Ok(resp);
@@ -61,5 +61,11 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     if let Err(e) = routes::check(route, param, content_type.as_deref(), &body, &config.ttl_bounds) {
         return reply::error(e, Some(&id));
     }
-    forward::send(config, &req, body, &id).await
+    let resp = forward::send(config, &req, body, &id).await?;
+    // The origin accepted the key (it authenticates first: any answer below 500 but 401 means the key is real);
+    // from now on it has its own bucket here. A 5xx proves nothing (the origin or its database was away).
+    if let Some(hash) = key_hash.filter(|_| resp.status_code() < 500 && resp.status_code() != 401) {
+        limit::accepted(hash);
+    }
+    Ok(resp)
 }

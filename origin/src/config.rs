@@ -27,8 +27,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve the HTTP API (applies migrations first, runs the reaper unless --no-reaper).
     Serve(ServeArgs),
-    /// Apply database migrations and exit.
-    Migrate(DbArgs),
+    /// Apply database migrations and exit (run it as the schema's owner).
+    Migrate(MigrateArgs),
     /// Run only the reaper (several may run against one database at once).
     Reaper(ReaperArgs),
     /// Manage API keys. `create` prints only the key on stdout.
@@ -71,6 +71,16 @@ pub struct DbArgs {
     pub pool_min: u32,
     #[arg(long, env = "HHS_DB_POOL_MAX", default_value_t = 10)]
     pub pool_max: u32,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// PostgreSQL: also grant this (existing) role what `serve` and `reaper` need and no more — on `events` only
+    /// SELECT and INSERT — so the service cannot rewrite the audit trail or drop its triggers. Run `serve` as it.
+    #[arg(long, value_name = "ROLE")]
+    pub grant_to: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]

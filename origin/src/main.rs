@@ -18,10 +18,15 @@ async fn main() {
 async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Serve(args) => server::serve(args).await,
-        Command::Migrate(db) => {
-            let store = server::open_store(&db).await?;
+        Command::Migrate(args) => {
+            let store = server::open_store(&args.db).await?;
             store.migrate().await?;
             tracing::info!(store = store.kind(), "migrations applied");
+            if let Some(role) = &args.grant_to {
+                let url = args.db.database_url.as_deref().ok_or("--grant-to needs PostgreSQL (DATABASE_URL)")?;
+                hhs_origin::store::postgres::grant_service_role(url, role).await?;
+                tracing::info!(role = %role, "service role granted");
+            }
             Ok(())
         }
         Command::Keys(args) => keys_command(args).await,

@@ -134,7 +134,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         reaper: (!args.no_reaper).then(|| (args.reaper.interval(), args.reaper.batch)),
         insecure_no_auth: args.insecure_no_auth,
         model_refresh: std::time::Duration::from_secs(10),
-        event_poll: std::time::Duration::from_secs(2),
+        event_poll: std::time::Duration::from_millis(250),
         dashboard_dir: dashboard_dir(&args.dashboard_dir),
         stream_key_check: std::time::Duration::from_secs(10),
     };

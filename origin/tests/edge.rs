@@ -189,6 +189,8 @@ async fn a_flood_over_the_key_limit_gets_429_and_the_origin_sees_at_most_the_lim
     let (_db, app) = origin(&edge).await;
     // wrangler.toml [env.test]: 100 requests a minute per key. A fresh key has a fresh bucket.
     let key = support::mint(&app.store, "clinic-flood", hhs_core::Role::Viewer).await;
+    // A key gets its own bucket once the origin has accepted it (until then it counts against its IP's).
+    assert_eq!(app.send(to_edge(&app, &edge, Method::GET, "/api/whoami", Some(&key))).await.status, StatusCode::OK);
     let before = app.api_requests_seen().await;
     let replies: Vec<Reply> = join_all((0..150).map(|_| app.send(to_edge(&app, &edge, Method::GET, "/api/locks", Some(&key))))).await;
     let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).collect();
@@ -204,6 +206,40 @@ async fn a_flood_over_the_key_limit_gets_429_and_the_origin_sees_at_most_the_lim
     // Another key is not affected.
     let other = app.send(to_edge(&app, &edge, Method::GET, "/api/locks", Some(&app.keys.viewer))).await;
     assert_eq!(other.status, StatusCode::OK);
+    app.stop().await;
+}
+
+/// A request to the edge from another loopback address (its own client IP, so its own IP bucket) with `key`.
+fn from_ip(edge: &Edge, ip: [u8; 4], path: &str, key: &str) -> reqwest::RequestBuilder {
+    let client = reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap();
+    client.get(format!("{}{path}", edge.url)).timeout(Duration::from_secs(30)).header("authorization", format!("bearer {key}"))
+}
+
+/// A flood of made-up well-formed keys (a fresh one per request) is limited by the IP's bucket, as a flood
+/// without keys is; a real clinic key behind the same address keeps its own quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_random_keys_is_limited_like_no_key_and_a_real_key_behind_the_same_ip_keeps_its_quota() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let ip = [127, 0, 0, 23];
+    let clinic = support::mint(&app.store, "clinic-nat", hhs_core::Role::Viewer).await;
+    assert_eq!(app.send(from_ip(&edge, ip, "/api/whoami", &clinic)).await.status, StatusCode::OK);
+    let before = app.api_requests_seen().await;
+    let random_key = |i: u32| format!("hhs_{:012x}_{:064x}", 0x5eed_0000_u64 + u64::from(i), u128::from(i) * 0x9e37_79b9_7f4a_7c15);
+    let mut replies = vec![];
+    for chunk in (0..1_000u32).collect::<Vec<_>>().chunks(50) {
+        replies.extend(join_all(chunk.iter().map(|i| app.send(from_ip(&edge, ip, "/api/locks", &random_key(*i))))).await);
+    }
+    let limited = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).count();
+    let passed = app.api_requests_seen().await - before;
+    // wrangler.toml [env.test]: 400 a minute per IP.
+    assert!(passed <= 400, "the origin saw {passed} requests with random keys; the IP limit is 400");
+    assert!(limited >= 600, "{limited} of 1,000 were limited");
+    assert!(replies.iter().filter(|r| r.status != StatusCode::TOO_MANY_REQUESTS).all(|r| r.status == StatusCode::UNAUTHORIZED));
+    // The clinic behind the same address still gets through on its own key's bucket.
+    let r = app.send(from_ip(&edge, ip, "/api/locks", &clinic)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     app.stop().await;
 }
 

@@ -10,8 +10,11 @@
 //! * `eval-ttl` — evaluates the TTL model against fixed TTLs on simulated months of traffic.
 //! * `bench edge` — latency of acquire+release direct and through `wrangler dev`, and the Worker's size.
 //! * `bench ui` — the dashboard's wasm size and its first render of 1,000 resources in headless Chromium.
+//! * `chaos` — the fault harness: replicas killed, PostgreSQL crashed, clients frozen; six checks of the
+//!   promises (no overlap, rising tokens, nothing acknowledged lost, fencing, a complete stream, no 500).
 
 mod bench;
+mod chaos;
 mod dev;
 mod edge;
 mod eval_ttl;
@@ -32,9 +35,10 @@ fn main() -> ExitCode {
         Some("pgbench") => pgbench::run(&args[1..]),
         Some("eval-ttl") => eval_ttl::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("chaos") => chaos::run(&args[1..]),
         Some("build") => edge::build(true).and_then(|_| ui::build(true)).map(|dist| eprintln!("\nbuilt edge/build and {}", dist.display())),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl|bench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources");
+            eprintln!("usage: cargo xtask <dev|test|pgbench|eval-ttl|bench> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then six checks");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),

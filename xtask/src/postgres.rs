@@ -11,6 +11,8 @@ pub struct Cluster {
     bin: PathBuf,
     pub port: u16,
     as_postgres: bool,
+    /// The server options it was started with (kept for restarts).
+    opts: String,
 }
 
 /// The newest installed server's bin directory (`HHS_PG_BIN` overrides).
@@ -34,7 +36,14 @@ fn is_root() -> bool {
 
 
 impl Cluster {
+    /// A cluster for tests: fsync and synchronous commit off (fast; nothing here outlives the run).
     pub fn start() -> Result<Cluster, String> {
+        Self::start_with(false)
+    }
+
+    /// With `durable`, PostgreSQL's own defaults (fsync, synchronous_commit on): what benchmarks and the fault
+    /// harness need — a crash (immediate stop) must not lose an acknowledged commit.
+    pub fn start_with(durable: bool) -> Result<Cluster, String> {
         let bin = find_bin()?;
         let as_postgres = is_root();
         let dir = std::env::temp_dir().join(format!("hhs-pg-{}-{}", std::process::id(), free_port()?));
@@ -44,20 +53,36 @@ impl Cluster {
         }
         let port = free_port()?;
         step(&format!("starting a throwaway PostgreSQL ({}) on 127.0.0.1:{port}", bin.display()));
-        let cluster = Cluster { dir, bin, port, as_postgres };
+        let speed = if durable { "" } else { " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=128MB{speed}",
+            path(&dir)
+        );
+        let cluster = Cluster { dir, bin, port, as_postgres, opts };
         let data = cluster.dir.join("data");
         cluster.pg(
             "initdb",
             &["-D", path(&data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
         )?;
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB",
-            path(&cluster.dir)
-        );
-        let log = cluster.dir.join("server.log");
-        cluster.pg("pg_ctl", &["-D", path(&data), "-l", path(&log), "-o", &opts, "-w", "-t", "60", "start"])?;
+        cluster.start_server()?;
         Ok(cluster)
+    }
+
+    fn start_server(&self) -> Result<(), String> {
+        let (data, log) = (self.dir.join("data"), self.dir.join("server.log"));
+        self.pg("pg_ctl", &["-D", path(&data), "-l", path(&log), "-o", &self.opts, "-w", "-t", "60", "start"])
+    }
+
+    /// Stops the server in immediate mode — no checkpoint, no clean shutdown: a crash, as far as PostgreSQL can
+    /// tell (it runs crash recovery at the next start).
+    pub fn crash(&self) -> Result<(), String> {
+        let data = self.dir.join("data");
+        self.pg("pg_ctl", &["-D", path(&data), "-m", "immediate", "-w", "stop"])
+    }
+
+    /// Starts the server again after [`Cluster::crash`].
+    pub fn restart(&self) -> Result<(), String> {
+        self.start_server()
     }
 
     fn pg(&self, tool: &str, args: &[&str]) -> Result<(), String> {

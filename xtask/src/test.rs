@@ -5,7 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::run::{cargo, free_port, step, target_dir};
-use crate::{edge, ui, wasm};
+use crate::{chaos, edge, ui, wasm};
+
+/// How long each fault-harness run of `cargo xtask test` lasts (README has a ten-minute run's figures).
+const CHAOS_SECONDS: u64 = 60;
 
 pub fn run(extra: &[String]) -> Result<(), String> {
     wasm::build_core_no_std()?;
@@ -48,7 +51,18 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     let result = run_counting(&mut cmd);
     drop(wrangler);
     drop(cluster);
-    let (passed, failed, ignored) = result?;
+    let (mut passed, mut failed, ignored) = result?;
+    // The fault harness, short: on PostgreSQL (three replicas, crashes) and on SQLite (one origin). Only in a full
+    // run (arguments narrow `cargo test` to a part). Each of its checks counts as a test.
+    if extra.is_empty() {
+        for store in [&[][..], &["--sqlite".to_owned()][..]] {
+            let mut args = vec!["--duration".to_owned(), CHAOS_SECONDS.to_string()];
+            args.extend_from_slice(store);
+            let checks = chaos::run_checks(&chaos::Options::parse(&args)?)?;
+            passed += checks.iter().filter(|c| c.ok).count() as u64;
+            failed += checks.iter().filter(|c| !c.ok).count() as u64;
+        }
+    }
     // One closing line for the whole run (cargo's own last line is a doc-test binary's, often "0 passed").
     println!("\nsummary: {passed} passed, {failed} failed, {ignored} skipped");
     if failed > 0 {

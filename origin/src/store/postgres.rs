@@ -97,6 +97,29 @@ async fn take_name(tx: &mut Tx, r: &Resource, last_token: FencingToken) -> Resul
     Ok(())
 }
 
+/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys and token
+/// floors, but may only SELECT and INSERT events — it cannot rewrite the audit trail, and, not owning the table,
+/// cannot drop or disable the triggers that refuse UPDATE, DELETE and TRUNCATE. Run as the schema's owner (the
+/// role that ran the migrations).
+pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError> {
+    let valid = !role.is_empty() && role.len() <= 63 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(StoreError::Corrupt("the role name must be 1-63 characters of A-Z a-z 0-9 _".into()));
+    }
+    let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+    for grant in [
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
+        format!("GRANT SELECT, INSERT ON events TO {role}"),
+        format!("GRANT USAGE ON SEQUENCE events_id_seq TO {role}"),
+        format!("GRANT SELECT ON _sqlx_migrations TO {role}"),
+    ] {
+        sqlx::query(&grant).execute(&pool).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
 async fn db_now(tx: &mut Tx) -> Result<Millis, StoreError> {
     Ok(Millis(sqlx::query_scalar(NOW).fetch_one(&mut **tx).await?))
 }
@@ -130,6 +153,15 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        // A service role that may not create tables (see `grant_service_role`) starts on an up-to-date schema
+        // without touching it; anything pending is applied (and needs the owner).
+        let applied: Result<Vec<i64>, sqlx::Error> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&self.pool).await;
+        if let Ok(applied) = applied {
+            if MIGRATOR.iter().all(|m| applied.contains(&m.version)) {
+                return Ok(());
+            }
+        }
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }

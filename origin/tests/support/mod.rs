@@ -51,6 +51,8 @@ pub struct TestDb {
     pub backend: Backend,
     pg_url: Option<String>,
     sqlite: Option<(tempfile::TempDir, std::path::PathBuf)>,
+    /// SQLite: how long a writer waits for the database lock (the store's default unless set).
+    pub sqlite_busy_timeout: Option<Duration>,
 }
 
 fn pg_admin_url() -> Option<String> {
@@ -80,7 +82,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join("hhs.db");
-                Some(TestDb { backend, pg_url: None, sqlite: Some((dir, path)) })
+                Some(TestDb { backend, pg_url: None, sqlite: Some((dir, path)), sqlite_busy_timeout: None })
             }
             Backend::Postgres => {
                 let Some(admin) = pg_admin_url() else {
@@ -91,7 +93,7 @@ impl TestDb {
                 let mut conn = PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL cluster");
                 conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
                 conn.close().await.ok();
-                Some(TestDb { backend, pg_url: Some(with_database(&admin, &name)), sqlite: None })
+                Some(TestDb { backend, pg_url: Some(with_database(&admin, &name)), sqlite: None, sqlite_busy_timeout: None })
             }
         }
     }
@@ -102,7 +104,8 @@ impl TestDb {
             Backend::Postgres => Arc::new(PgStore::connect(self.pg_url.as_deref().expect("pg url"), 1, 20).await.expect("pg store")),
             Backend::Sqlite => {
                 let path = &self.sqlite.as_ref().expect("sqlite path").1;
-                Arc::new(SqliteStore::open(path, 8).await.expect("sqlite store"))
+                let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::sqlite::BUSY_TIMEOUT);
+                Arc::new(SqliteStore::open_with(path, 8, busy).await.expect("sqlite store"))
             }
         };
         store.migrate().await.expect("migrate");
@@ -124,6 +127,20 @@ pub fn test_policy() -> Policy {
         ttl_bounds: TtlBounds { min_seconds: 1, max_seconds: 86_400 },
         default_ttl_seconds: 300,
         lock_delays: [("or-room".to_owned(), Millis(2_000))].into_iter().collect(),
+    }
+}
+
+/// The settings test origins run with: the test policy, quick reaper, model and stream.
+pub fn test_settings() -> Settings {
+    Settings {
+        policy: test_policy(),
+        cors_origins: vec![],
+        reaper: Some((Duration::from_millis(200), 100)),
+        insecure_no_auth: false,
+        model_refresh: Duration::from_millis(200),
+        event_poll: Duration::from_millis(200),
+        dashboard_dir: None,
+        stream_key_check: Duration::from_millis(500),
     }
 }
 
@@ -186,18 +203,7 @@ impl TestApp {
             viewer: mint(&store, "observer", Role::Viewer).await,
         };
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
-        let settings =
-            Settings {
-                policy: test_policy(),
-                cors_origins: vec![],
-                reaper: Some((Duration::from_millis(200), 100)),
-                insecure_no_auth: false,
-                model_refresh: Duration::from_millis(200),
-                event_poll: Duration::from_secs(2),
-                dashboard_dir: None,
-                stream_key_check: Duration::from_millis(500),
-            };
-        let mut settings = settings;
+        let mut settings = test_settings();
         adjust(&mut settings);
         let running = spawn(listener, store.clone(), settings, CancellationToken::new()).expect("spawn origin");
         let url = format!("http://{}", running.addr);
