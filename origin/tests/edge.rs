@@ -50,6 +50,7 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
         ("bad UUID in body", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
             r#"{"resource_id":"bed-12","owner_id":"a","ttl_seconds":30}"#.into(), 422, "invalid_resource_id"),
         ("bad UUID in path", Method::GET, "/api/locks/bed-12".into(), Some(&client), None, String::new(), 422, "invalid_resource_id"),
+        ("path not UTF-8", Method::GET, "/api/resources/%00%ff".into(), Some(&client), None, String::new(), 422, "invalid_resource_id"),
         ("TTL out of bounds", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
             format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":999999}}"#), 422, "invalid_ttl"),
         ("bad owner", Method::POST, "/api/locks/release".into(), Some(&client), Some("application/json"),

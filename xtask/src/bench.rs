@@ -14,7 +14,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("edge") => edge_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
         Some("ui") => ui_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS] | cargo xtask bench ui [LOADS]".into()),
+        Some("cycle") => crate::bench_cycle::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(15)),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | cargo xtask bench ui [LOADS] | cargo xtask bench cycle [SECONDS]".into()),
     }
 }
 

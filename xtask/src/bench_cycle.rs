@@ -1,0 +1,148 @@
+//! `cargo xtask bench cycle [SECONDS]`: the origin's throughput on PostgreSQL with its durable defaults (`fsync`
+//! and `synchronous_commit` on). 32 workers, 1,000 resources; each cycle is acquire (TTL 30 s) → one heartbeat →
+//! release, over HTTP with keep-alive. Prints cycles/s and per-call p50/p99.
+//!
+//! `HHS_ORIGIN_BIN=/path/to/hhs-origin` benches another build (e.g. the previous commit's) in the same way, so a
+//! change can be measured before and after in one sitting.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::postgres::Cluster;
+use crate::run::{cargo, free_port, status, step, target_dir};
+
+const WORKERS: usize = 32;
+const RESOURCES: usize = 1_000;
+
+fn origin_bin() -> Result<PathBuf, String> {
+    if let Ok(bin) = std::env::var("HHS_ORIGIN_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    step("building hhs-origin (release)");
+    status(cargo().args(["build", "--release", "-p", "hhs-origin", "--bin", "hhs-origin"]))?;
+    Ok(target_dir().join("release/hhs-origin"))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
+}
+
+pub fn run(seconds: u64) -> Result<(), String> {
+    let bin = origin_bin()?;
+    let cluster = Cluster::start_with(true)?;
+    let url = cluster.url();
+    let origin = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args).env("DATABASE_URL", &url).env("RUST_LOG", "warn");
+        c
+    };
+    status(&mut origin(&["migrate"]))?;
+    let key = |principal: &str, role: &str| -> Result<String, String> {
+        let out = origin(&["keys", "create", "--principal", principal, "--role", role]).stderr(Stdio::null()).output().map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let (admin, client) = (key("bench-admin", "admin")?, key("bench", "client")?);
+    let port = free_port()?;
+    let mut server = origin(&["serve", "--bind", &format!("127.0.0.1:{port}"), "--dashboard-dir", "/nonexistent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://127.0.0.1:{port}");
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+    let ready = Instant::now();
+    while agent.get(&format!("{base}/healthz")).call().is_err() {
+        if ready.elapsed() > Duration::from_secs(30) {
+            let _ = server.kill();
+            return Err("the origin did not start".into());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    step(&format!("creating {RESOURCES} resources"));
+    let mut ids = vec![];
+    for i in 0..RESOURCES {
+        let r: serde_json::Value = agent
+            .post(&format!("{base}/api/resources"))
+            .set("Authorization", &format!("Bearer {admin}"))
+            .send_json(json!({"type": "bed", "identifier": format!("Bench {i}")}))
+            .map_err(|e| e.to_string())?
+            .into_json()
+            .map_err(|e| e.to_string())?;
+        ids.push(r["id"].as_str().unwrap_or_default().to_owned());
+    }
+    step(&format!("{WORKERS} workers, {seconds} s of acquire → heartbeat → release (after 2 s of warm-up)"));
+    let ids = Arc::new(ids);
+    let (measuring, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (ids, base, client, measuring, stop) = (ids.clone(), base.clone(), client.clone(), measuring.clone(), stop.clone());
+            thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+                let mut lat: [Vec<u64>; 3] = Default::default();
+                let (mut cycles, mut errors, mut i) = (0u64, 0u64, w);
+                while !stop.load(Ordering::Relaxed) {
+                    let id = &ids[i % ids.len()];
+                    i += WORKERS;
+                    let steps = [
+                        ("acquire", json!({"resource_id": id, "owner_id": format!("w{w}"), "ttl_seconds": 30})),
+                        ("heartbeat", json!({"resource_id": id, "owner_id": format!("w{w}")})),
+                        ("release", json!({"resource_id": id, "owner_id": format!("w{w}")})),
+                    ];
+                    let mut ok = true;
+                    for (n, (op, body)) in steps.into_iter().enumerate() {
+                        let t = Instant::now();
+                        let r = agent.post(&format!("{base}/api/locks/{op}")).set("Authorization", &format!("Bearer {client}")).send_json(body);
+                        if measuring.load(Ordering::Relaxed) {
+                            lat[n].push(t.elapsed().as_micros() as u64);
+                        }
+                        if r.is_err() {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    if measuring.load(Ordering::Relaxed) {
+                        if ok { cycles += 1 } else { errors += 1 }
+                    }
+                }
+                (cycles, errors, lat)
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(2));
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    thread::sleep(Duration::from_secs(seconds));
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let (mut cycles, mut errors, mut lat): (u64, u64, [Vec<u64>; 3]) = (0, 0, Default::default());
+    for w in workers {
+        let (c, e, l) = w.join().map_err(|_| "a worker panicked")?;
+        cycles += c;
+        errors += e;
+        for (all, mine) in lat.iter_mut().zip(l) {
+            all.extend(mine);
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    drop(cluster);
+    println!("\n| origin ({}) | cycles/s | errors | acquire p50 / p99 ms | heartbeat p50 / p99 | release p50 / p99 |", bin.display());
+    println!("|---|---:|---:|---|---|---|");
+    let mut cols = vec![];
+    for l in &mut lat {
+        l.sort_unstable();
+        cols.push(format!("{:.1} / {:.1}", percentile(l, 0.5), percentile(l, 0.99)));
+    }
+    println!("| PostgreSQL, durable | {:.0} | {errors} | {} | {} | {} |", cycles as f64 / elapsed, cols[0], cols[1], cols[2]);
+    Ok(())
+}
