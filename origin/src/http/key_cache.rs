@@ -100,3 +100,43 @@ impl KeyCache {
         (self.known.len(), self.unknown.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> KeyRecord {
+        KeyRecord { id: id.into(), principal: "p".into(), role: "viewer".into(), secret_sha256: vec![], created_at_ms: 0, revoked_at_ms: None }
+    }
+
+    #[test]
+    fn fifty_thousand_unknown_ids_stay_bounded_and_evict_no_known_key() {
+        let mut cache = KeyCache::default();
+        let now = Instant::now();
+        cache.insert("real", Some(key("real")), now);
+        for i in 0..50_000 {
+            cache.insert(&format!("{i:012x}"), None, now);
+        }
+        let (known, unknown) = cache.len();
+        assert_eq!(known, 1);
+        assert!(unknown <= UNKNOWN_CAPACITY, "{unknown}");
+        assert!(cache.known.order.len() <= 2 * KNOWN_CAPACITY && cache.unknown.order.len() <= 2 * UNKNOWN_CAPACITY);
+        assert!(matches!(cache.get("real", now), Some(Some(_))));
+        assert!(matches!(cache.get(&format!("{:012x}", 49_999), now), Some(None)), "the newest unknown id is remembered");
+        assert!(cache.get(&format!("{:012x}", 0), now).is_none(), "the oldest was forgotten: ask the database again");
+    }
+
+    #[test]
+    fn entries_expire_and_a_key_found_later_replaces_its_unknown_entry() {
+        let mut cache = KeyCache::default();
+        let t0 = Instant::now();
+        cache.insert("k", None, t0);
+        assert!(matches!(cache.get("k", t0), Some(None)));
+        assert!(cache.get("k", t0 + CACHE_TTL).is_none(), "expired after the TTL");
+        cache.insert("k", Some(key("k")), t0);
+        assert!(matches!(cache.get("k", t0), Some(Some(_))));
+        assert_eq!(cache.len(), (1, 0));
+        cache.forget("k");
+        assert!(cache.get("k", t0).is_none());
+    }
+}
