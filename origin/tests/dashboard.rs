@@ -285,3 +285,30 @@ async fn an_admin_adds_a_resource_force_releases_with_a_reason_and_reads_the_ana
     browser.screenshot("dashboard-analytics").await;
     app.stop().await;
 }
+
+/// More resources than one page of `GET /api/locks` (1,000): the board reads every page and shows them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_board_larger_than_one_page_shows_every_resource() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    use hhs_origin::store::Store as _;
+    let actor = hhs_origin::store::Actor::system("test");
+    let bed = hhs_core::ResourceType::parse("bed").unwrap();
+    let mut last = None;
+    for i in 0..1_005 {
+        let id = hhs_core::ResourceId(uuid::Uuid::now_v7());
+        let ident = hhs_core::Identifier::parse(&format!("Paged bed {i:04}")).unwrap();
+        app.store.create_resource(id, &bed, &ident, &actor).await.expect("create");
+        last = Some(id);
+    }
+    let last = last.unwrap().to_string();
+    let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": last, "owner_id": "ws-last", "ttl_seconds": 600})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.viewer).await;
+    browser.wait_for(&row(&last), Duration::from_secs(15)).await;
+    browser.wait_until(&state_is(&last, "held"), Duration::from_secs(5), "the last page's held bed shows as held").await;
+    assert!(browser.text("#main").await.contains("1005 of 1005 resources shown"));
+    app.stop().await;
+}

@@ -15,7 +15,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("edge") => edge_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
         Some("ui") => ui_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("cycle") => crate::bench_cycle::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(15)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS] | cargo xtask bench ui [LOADS] | cargo xtask bench cycle [SECONDS]".into()),
+        Some("keys") => crate::bench_keys::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50_000)),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] | keys [UNKNOWN]".into()),
     }
 }
 

@@ -20,7 +20,8 @@ use crate::run::{cargo, free_port, status, step, target_dir};
 const WORKERS: usize = 32;
 const RESOURCES: usize = 1_000;
 
-fn origin_bin() -> Result<PathBuf, String> {
+/// The origin to bench: `HHS_ORIGIN_BIN`, else this tree's release build.
+pub fn origin_bin() -> Result<PathBuf, String> {
     if let Ok(bin) = std::env::var("HHS_ORIGIN_BIN") {
         return Ok(PathBuf::from(bin));
     }

@@ -11,11 +11,13 @@
 //! * `bench edge` — latency of acquire+release direct and through `wrangler dev`, and the Worker's size.
 //! * `bench ui` — the dashboard's wasm size and its first render of 1,000 resources in headless Chromium.
 //! * `bench cycle` — the origin's acquire → heartbeat → release throughput on durable PostgreSQL.
+//! * `bench keys` — a valid key's latency idle and during a flood of 50,000 unknown key ids.
 //! * `chaos` — the fault harness: replicas killed, PostgreSQL crashed, clients frozen; six checks of the
 //!   promises (no overlap, rising tokens, nothing acknowledged lost, fencing, a complete stream, no 500).
 
 mod bench;
 mod bench_cycle;
+mod bench_keys;
 mod chaos;
 mod dev;
 mod edge;
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
         Some("chaos") => chaos::run(&args[1..]),
         Some("build") => edge::build(true).and_then(|_| ui::build(true)).map(|dist| eprintln!("\nbuilt edge/build and {}", dist.display())),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then six checks");
+            eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then six checks");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),

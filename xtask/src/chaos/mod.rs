@@ -129,7 +129,9 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        for i in 0..self.replicas.lock().unwrap_or_else(|p| p.into_inner()).len() {
+        // The count first: a guard taken in the `for` expression would live through the loop, and `kill` locks too.
+        let replicas = self.replicas.lock().unwrap_or_else(|p| p.into_inner()).len();
+        for i in 0..replicas {
             self.kill(i);
         }
     }
