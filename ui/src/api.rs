@@ -19,6 +19,15 @@ pub struct UiError {
 }
 
 impl UiError {
+    /// Words for a rejected key on the sign-in page, with the server's code.
+    pub fn sign_in_message(&self) -> String {
+        if self.is_unauthenticated() {
+            format!("Your key was not accepted — it may be mistyped, expired or revoked. Sign in with a valid key. ({}: {})", self.code, self.message)
+        } else {
+            format!("Could not sign in: {self}")
+        }
+    }
+
     pub fn network(e: impl fmt::Display) -> UiError {
         UiError { status: 0, code: "network_error".into(), message: format!("could not reach HHS: {e}") }
     }

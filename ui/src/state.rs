@@ -55,6 +55,11 @@ impl Shown {
 }
 
 impl Row {
+    /// Whether the row's look depends on the time (so it must re-render as the clock ticks).
+    pub fn ticks(&self) -> bool {
+        self.lock.status == LockStatus::Held || self.lock.lock_delay_until.is_some()
+    }
+
     /// The state at `now` (server time), by hhs-core's expiry rule.
     pub fn shown(&self, now: Millis) -> Shown {
         match self.lock.status_at(now) {

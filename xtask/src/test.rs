@@ -5,12 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::run::{cargo, free_port, step, target_dir};
-use crate::{chaos, edge, ui, wasm};
+use crate::{chaos, edge, tidy, ui, wasm};
 
 /// How long each fault-harness run of `cargo xtask test` lasts (README has a ten-minute run's figures).
 const CHAOS_SECONDS: u64 = 60;
 
 pub fn run(extra: &[String]) -> Result<(), String> {
+    tidy::run()?;
     wasm::build_core_no_std()?;
     edge::build(false)?;
     // The Worker serves ui/dist as its static assets; the browser tests load it from there.

@@ -4,8 +4,7 @@ use hhs_core::ResourceId;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::context::{Ctx, Op};
-use super::detail_panel::DASHBOARD_OWNER;
+use super::context::{Ctx, Op, DASHBOARD_OWNER};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {

@@ -7,17 +7,8 @@ use yew::prelude::*;
 
 use super::dashboard::Dashboard;
 use super::sign_in::SignIn;
-use crate::api::{Api, UiError};
+use crate::api::Api;
 use crate::session::{self, Session};
-
-/// Words for a rejected key, with the server's code.
-pub fn rejection(e: &UiError) -> String {
-    if e.is_unauthenticated() {
-        format!("Your key was not accepted — it may be mistyped, expired or revoked. Sign in with a valid key. ({}: {})", e.code, e.message)
-    } else {
-        format!("Could not sign in: {e}")
-    }
-}
 
 #[function_component(App)]
 pub fn app() -> Html {
@@ -35,7 +26,7 @@ pub fn app() -> Html {
                         Ok(me) => session.set(Some(Rc::new(Session { api, principal: me.principal, role: me.role }))),
                         Err(e) => {
                             session::forget();
-                            error.set(Some(rejection(&e)));
+                            error.set(Some(e.sign_in_message()));
                         }
                     }
                     checking.set(false);

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use hhs_core::{LockStatus, Millis};
+use hhs_core::Millis;
 use yew::prelude::*;
 
 use super::context::Ctx;
@@ -16,11 +16,6 @@ use crate::state::{Board, Row};
 pub struct Props {
     pub board: UseReducerHandle<Board>,
     pub now: Millis,
-}
-
-/// Whether a row's look depends on the time (so it must re-render as the clock ticks).
-pub fn ticks(row: &Row) -> bool {
-    row.lock.status == LockStatus::Held || row.lock.lock_delay_until.is_some()
 }
 
 #[function_component(BoardView)]

@@ -11,6 +11,9 @@ use crate::session::Session;
 use crate::state::Board;
 
 /// An action on one resource.
+/// The owner id the dashboard acquires as unless the user types another.
+pub const DASHBOARD_OWNER: &str = "dashboard";
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Acquire { owner_id: String, ttl_seconds: Option<f64> },

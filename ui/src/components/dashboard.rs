@@ -9,7 +9,6 @@ use hhs_core::{Millis, ResourceId};
 use yew::prelude::*;
 
 use super::analytics_view::AnalyticsView;
-use super::app::rejection;
 use super::board_view::BoardView;
 use super::context::{Ctx, Op};
 use super::detail_panel::DetailPanel;
@@ -49,7 +48,7 @@ pub fn dashboard(props: &Props) -> Html {
 
     let on_rejected = {
         let out = props.on_sign_out.clone();
-        Callback::from(move |e: UiError| out.emit(Some(rejection(&e))))
+        Callback::from(move |e: UiError| out.emit(Some(e.sign_in_message())))
     };
 
     // The feed lives as long as this session (and generation); dropping the handle aborts the stream.

@@ -8,15 +8,12 @@ use hhs_core::Millis;
 use yew::prelude::*;
 
 use super::acquire_form::AcquireForm;
-use super::context::Ctx;
+use super::context::{Ctx, DASHBOARD_OWNER};
 use super::force_release_form::ForceReleaseForm;
 use super::resource_row::badge;
 use crate::format;
 use crate::history::{self, Span};
 use crate::state::{Row, Shown};
-
-/// The owner id the dashboard acquires as unless the user types another.
-pub const DASHBOARD_OWNER: &str = "dashboard";
 
 #[derive(Properties, PartialEq)]
 pub struct Props {

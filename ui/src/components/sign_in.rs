@@ -3,7 +3,6 @@
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::app::rejection;
 use crate::api::Api;
 use crate::session::{self, Session};
 
@@ -47,7 +46,7 @@ pub fn sign_in(props: &Props) -> Html {
                         session::remember(&k);
                         done.emit(Session { api, principal: me.principal, role: me.role });
                     }
-                    Err(e) => error.set(Some(rejection(&e))),
+                    Err(e) => error.set(Some(e.sign_in_message())),
                 }
                 busy.set(false);
             });

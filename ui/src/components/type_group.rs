@@ -6,7 +6,6 @@ use std::rc::Rc;
 use hhs_core::{Millis, ResourceId};
 use yew::prelude::*;
 
-use super::board_view::ticks;
 use super::resource_row::ResourceRow;
 use crate::state::{Row, Shown};
 
@@ -53,7 +52,7 @@ pub fn type_group(props: &Props) -> Html {
                 <tbody>
                     { for props.rows.iter().map(|row| {
                         // Rows whose look cannot change with time keep a fixed `now`, so the tick skips them.
-                        let now = if ticks(row) { props.now } else { Millis::ZERO };
+                        let now = if row.ticks() { props.now } else { Millis::ZERO };
                         html! { <ResourceRow key={row.id.to_string()} row={row.clone()} {now} busy={props.busy.contains(&row.id)} /> }
                     }) }
                 </tbody>
