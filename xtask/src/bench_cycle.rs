@@ -30,6 +30,29 @@ pub fn origin_bin() -> Result<PathBuf, String> {
     Ok(target_dir().join("release/hhs-origin"))
 }
 
+/// Starts `origin serve` (a command with the binary and its environment set) on a free loopback port and waits
+/// until `/healthz` answers; returns the process and its base URL.
+pub fn serve(mut origin: Command) -> Result<(std::process::Child, String), String> {
+    let port = free_port()?;
+    let mut server = origin
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--dashboard-dir", "/nonexistent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://127.0.0.1:{port}");
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
+    let started = Instant::now();
+    while agent.get(&format!("{base}/healthz")).call().is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = server.kill();
+            return Err("the origin did not start".into());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok((server, base))
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -52,22 +75,8 @@ pub fn run(seconds: u64) -> Result<(), String> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
     let (admin, client) = (key("bench-admin", "admin")?, key("bench", "client")?);
-    let port = free_port()?;
-    let mut server = origin(&["serve", "--bind", &format!("127.0.0.1:{port}"), "--dashboard-dir", "/nonexistent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) = serve(origin(&[]))?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
-    let ready = Instant::now();
-    while agent.get(&format!("{base}/healthz")).call().is_err() {
-        if ready.elapsed() > Duration::from_secs(30) {
-            let _ = server.kill();
-            return Err("the origin did not start".into());
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
     step(&format!("creating {RESOURCES} resources"));
     let mut ids = vec![];
     for i in 0..RESOURCES {

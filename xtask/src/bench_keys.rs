@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::run::{free_port, step};
+use crate::run::step;
 
 /// Two flooders on this 2-core machine: enough to push 50,000 ids through in seconds without the measurement
 /// becoming one of CPU starvation rather than of the cache.
@@ -46,22 +46,8 @@ pub fn run(unknown: u64) -> Result<(), String> {
     };
     let out = origin(&["keys", "create", "--principal", "bench", "--role", "viewer"]).stderr(Stdio::null()).output().map_err(|e| e.to_string())?;
     let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let port = free_port()?;
-    let mut server = origin(&["serve", "--bind", &format!("127.0.0.1:{port}"), "--dashboard-dir", "/nonexistent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) = crate::bench_cycle::serve(origin(&[]))?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
-    let started = Instant::now();
-    while agent.get(&format!("{base}/healthz")).call().is_err() {
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = server.kill();
-            return Err("the origin did not start".into());
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
     let whoami = format!("{base}/api/whoami");
     latencies(&agent, &whoami, &key, 200, None); // warm-up
     let idle = latencies(&agent, &whoami, &key, 2_000, None);
