@@ -430,3 +430,25 @@ async fn a_flood_of_unknown_key_ids_leaves_the_key_cache_bounded(backend: Backen
     assert!(gauge("known") >= 1, "the admin key used for the scrape's neighbours stays cached");
     assert_eq!(app.get_as(&app.keys.viewer, "/api/whoami").await.status, StatusCode::OK);
 }
+
+// --- Constraint names (the refactor issue) ------------------------------------------------------------------
+
+/// Only the (type, identifier) collision is `resource_exists`; another unique violation — a key id drawn twice —
+/// is not reported as a resource that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_a_resource_name_collision_is_reported_as_an_existing_resource() {
+    use hhs_origin::store::{Actor, KeyRecord, StoreError};
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let Some(db) = TestDb::new(backend).await else { continue };
+        let store = db.store().await;
+        let key = KeyRecord { id: "0123456789ab".into(), principal: "hq".into(), role: "admin".into(), secret_sha256: vec![0; 32], created_at_ms: 0, revoked_at_ms: None };
+        store.create_key(&key, &Actor::system("test")).await.expect("first key");
+        let again = store.create_key(&key, &Actor::system("test")).await;
+        assert!(matches!(again, Err(StoreError::Db(_))), "{backend:?}: {again:?}");
+        let (ty, ident) = (hhs_core::ResourceType::parse("bed").unwrap(), hhs_core::Identifier::parse("Twice").unwrap());
+        let new_id = || hhs_core::ResourceId(uuid::Uuid::now_v7());
+        store.create_resource(new_id(), &ty, &ident, &Actor::system("test")).await.expect("first resource");
+        let twice = store.create_resource(new_id(), &ty, &ident, &Actor::system("test")).await;
+        assert!(matches!(twice, Err(StoreError::Exists)), "{backend:?}: {twice:?}");
+    }
+}

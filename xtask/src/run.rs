@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The workspace root (xtask lives one level below it).
+/// The workspace root (xtask lives one level below it). `cargo run` says where xtask's manifest is at run time;
+/// the compile-time path is only the fallback: clones of the repository share one target directory (CI's), and
+/// an `xtask` binary built in another clone would otherwise test that clone's files.
 pub fn root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 

@@ -60,7 +60,7 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Exists,
+            sqlx::Error::Database(ref db) if db.is_unique_violation() && is_resource_name(db.as_ref()) => StoreError::Exists,
             sqlx::Error::Database(ref db) if is_transient(db.as_ref()) => StoreError::Unavailable(e),
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
@@ -71,6 +71,13 @@ impl From<sqlx::Error> for StoreError {
             e => StoreError::Db(e),
         }
     }
+}
+
+/// Whether a unique violation is the one `resource_exists` speaks of — two resources with one type and
+/// identifier — by constraint name (PostgreSQL) or by the columns SQLite names. Any other (a key id drawn
+/// twice) is an internal error, not a 409 that would send the admin looking for a resource.
+fn is_resource_name(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.constraint() == Some("resources_type_identifier_key") || db.message().contains("resources.type, resources.identifier")
 }
 
 /// Database errors that say "not now" rather than "never": the caller gets 503 with `Retry-After`, never 500.
