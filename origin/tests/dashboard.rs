@@ -292,7 +292,6 @@ async fn a_board_larger_than_one_page_shows_every_resource() {
     let Some(edge) = edge() else { return };
     let _turn = TURN.lock().await;
     let (_db, app) = origin(&edge).await;
-    use hhs_origin::store::Store as _;
     let actor = hhs_origin::store::Actor::system("test");
     let bed = hhs_core::ResourceType::parse("bed").unwrap();
     let mut last = None;

@@ -427,7 +427,7 @@ async fn a_flood_of_unknown_key_ids_leaves_the_key_cache_bounded(backend: Backen
         metrics.lines().find_map(|l| l.strip_prefix(&format!("hhs_key_cache_entries{{kind=\"{kind}\"}} "))).unwrap().trim().parse().unwrap()
     };
     assert!(gauge("unknown") <= hhs_origin::http::key_cache::UNKNOWN_CAPACITY, "{metrics}");
-    assert!(gauge("known") >= 1, "the admin key used for the scrape's neighbours stays cached");
+    assert!(gauge("known") >= 1, "the viewer key checked before the flood stays cached");
     assert_eq!(app.get_as(&app.keys.viewer, "/api/whoami").await.status, StatusCode::OK);
 }
 

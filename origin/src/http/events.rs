@@ -18,7 +18,7 @@ use super::auth::Caller;
 use super::error::AppError;
 use super::extract::QueryParams;
 use super::AppState;
-use crate::store::{views, EventFilter, LogPos};
+use crate::store::{EventFilter, LogPos};
 use crate::stream::Item;
 
 pub fn router() -> Router<AppState> {
@@ -143,5 +143,5 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
         until: None,
         limit,
     };
-    Ok(Json(views(state.store.events(&filter).await?)))
+    Ok(Json(state.store.events(&filter).await?.into_iter().map(|l| l.event).collect()))
 }

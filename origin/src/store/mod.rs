@@ -11,7 +11,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hhs_core::api::{EventView, RenewalView};
+use hhs_core::api::RenewalView;
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
@@ -205,7 +205,4 @@ pub fn acquire_transition(cmd: AcquireCmd, policy: Arc<Policy>) -> Transition {
     Box::new(move |resource, current, now| hhs_core::lease::acquire(current, now, &cmd, policy.lock_delay(&resource.resource_type)))
 }
 
-/// A lease's events, unwrapped for the callers that only want the views.
-pub fn views(logged: Vec<Logged>) -> Vec<EventView> {
-    logged.into_iter().map(|l| l.event).collect()
-}
+

@@ -87,7 +87,6 @@ struct World {
     replicas: Mutex<Vec<Replica>>,
     cluster: Option<Cluster>,
     logs: PathBuf,
-    _sqlite_dir: Option<PathBuf>,
 }
 
 impl World {
@@ -240,7 +239,6 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         replicas: Mutex::new(ports.iter().map(|p| Replica { port: *p, child: None }).collect()),
         cluster,
         logs: logs.clone(),
-        _sqlite_dir: sqlite_dir.clone(),
     });
     let store = if o.sqlite { "SQLite, 1 origin" } else { "PostgreSQL (durable), 3 replicas" };
     step(&format!("chaos: {store}, {} clients, {} s, seed {}; logs in {}", o.clients, o.duration.as_secs(), o.seed, logs.display()));
