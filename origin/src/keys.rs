@@ -31,7 +31,7 @@ pub async fn create(store: &DynStore, principal: &Principal, role: Role, actor: 
     let record = KeyRecord {
         id: id.clone(),
         principal: principal.as_str().to_owned(),
-        role: role.as_str().to_owned(),
+        role,
         secret_sha256: secret_hash(&secret),
         created_at_ms: 0,
         revoked_at_ms: None,

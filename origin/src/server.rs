@@ -14,8 +14,7 @@ use crate::http::{router, AppState};
 use crate::model::ModelCache;
 use crate::stream::EventHub;
 use crate::reaper;
-use crate::store::postgres::PgStore;
-use crate::store::sqlite::SqliteStore;
+use crate::store::{PgStore, SqliteStore};
 use crate::store::{DynStore, StoreError};
 
 /// PostgreSQL when a URL is given, else the embedded SQLite file. The URL is never logged (it may hold a password).

@@ -138,7 +138,7 @@ impl Authenticator {
         if record.revoked_at_ms.is_some() {
             return Err(reject("revoked"));
         }
-        let role = Role::parse(&record.role).ok_or_else(|| reject("unknown_role"))?;
+        let role = record.role;
         let principal = Principal::parse(&record.principal).map_err(|_| reject("invalid_principal"))?;
         Ok((principal, role, Some(record.id)))
     }

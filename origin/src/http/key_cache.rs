@@ -106,7 +106,7 @@ mod tests {
     use super::*;
 
     fn key(id: &str) -> KeyRecord {
-        KeyRecord { id: id.into(), principal: "p".into(), role: "viewer".into(), secret_sha256: vec![], created_at_ms: 0, revoked_at_ms: None }
+        KeyRecord { id: id.into(), principal: "p".into(), role: hhs_core::Role::Viewer, secret_sha256: vec![], created_at_ms: 0, revoked_at_ms: None }
     }
 
     #[test]

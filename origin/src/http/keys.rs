@@ -29,10 +29,6 @@ async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, AppError> {
     Ok(Json(WhoAmI { principal: caller.principal.as_str().to_owned(), role: caller.role, key_id: caller.key_id.clone() }))
 }
 
-fn view(record: &KeyRecord) -> Result<KeyView, AppError> {
-    record.view().ok_or_else(|| AppError::new(ErrorCode::Internal, "a stored key has an unknown role"))
-}
-
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -42,13 +38,13 @@ async fn create(
     let (principal, role) = req.validate()?;
     let (key, record) = keys::create(&state.store, &principal, role, &caller.actor()).await?;
     tracing::info!(key_id = %record.id, principal = %principal, role = role.as_str(), "api key created");
-    Ok((StatusCode::CREATED, Json(CreatedKey { key, view: view(&record)? })))
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, view: record.view() })))
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<KeyView>>, AppError> {
     caller.require(Role::Admin)?;
     let records = state.store.keys().await?;
-    Ok(Json(records.iter().map(view).collect::<Result<_, _>>()?))
+    Ok(Json(records.iter().map(KeyRecord::view).collect()))
 }
 
 async fn revoke(State(state): State<AppState>, caller: Caller, KeyPath(id): KeyPath) -> Result<Json<KeyView>, AppError> {
@@ -59,5 +55,5 @@ async fn revoke(State(state): State<AppState>, caller: Caller, KeyPath(id): KeyP
     })?;
     state.auth.forget(&id);
     tracing::info!(key_id = %id, "api key revoked");
-    Ok(Json(view(&record)?))
+    Ok(Json(record.view()))
 }

@@ -42,7 +42,7 @@ async fn acquire(
         None => {
             // No TTL asked for: the model's suggestion for this owner on this type of resource.
             let resource = state.store.resource(valid.resource_id).await?;
-            let s = state.model.read(|m| m.suggest(&resource.resource_type, caller.principal.as_str(), valid.owner.as_str(), &state.policy));
+            let s = state.model.read(|m| m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), valid.owner.as_str(), &state.policy));
             (s.ttl, "suggested")
         }
     };
@@ -111,7 +111,7 @@ async fn release(
 async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: Claim, late: Late) {
     let policy = state.policy.clone();
     let report = Box::new(move |resource: &crate::store::Resource, current: &hhs_core::Lease, now| {
-        Ok(lease::report_late(current, now, &claim, late, policy.lock_delay(&resource.resource_type)))
+        Ok(lease::report_late(current, now, &claim, late, policy.lock_delay(resource.resource_type.as_str())))
     });
     if let Err(e) = state.store.transact(id, &caller.actor(), report).await {
         tracing::warn!(error = %e, "could not record a late heartbeat or release");
@@ -134,7 +134,7 @@ async fn force_release(
         .transact(
             resource_id,
             &actor,
-            Box::new(move |resource, current, now| lease::force_release(current, now, policy.lock_delay(&resource.resource_type))),
+            Box::new(move |resource, current, now| lease::force_release(current, now, policy.lock_delay(resource.resource_type.as_str()))),
         )
         .await?;
     tracing::warn!(resource_id = %resource_id, principal = %caller.principal, "hold force-released");
@@ -189,8 +189,8 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
         .transpose()?;
     let (limit, after) = page(q.limit, q.after.as_deref())?;
     let filter = LockFilter {
-        owner_id: q.owner_id.as_deref().map(OwnerId::parse).transpose()?.map(|o| o.as_str().to_owned()),
-        resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?.map(|t| t.as_str().to_owned()),
+        owner_id: q.owner_id.as_deref().map(OwnerId::parse).transpose()?,
+        resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?,
         held_only: false,
         after,
         limit: Some(limit),
@@ -204,7 +204,7 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
     let items = leases
         .iter()
         .filter(|(_, l)| status.is_none_or(|s| l.status(now) == s))
-        .map(|(r, l)| LockView::of(l, now).with_resource(&r.resource_type, &r.identifier))
+        .map(|(r, l)| LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str()))
         .collect();
     Ok(Json(LockList { items, server_time: now.to_utc(), last_event_id, next_after }))
 }

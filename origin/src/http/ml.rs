@@ -37,8 +37,8 @@ async fn suggest(
     let (resource_id, owner) = req.validate()?;
     let (resource, lease, now) = state.store.lease(resource_id).await?;
     let (suggestion, score) = state.model.read(|m| {
-        let s = m.suggest(&resource.resource_type, caller.principal.as_str(), owner.as_str(), &state.policy);
-        let score = lease.hold.as_ref().map_or(0.0, |h| m.anomaly(&resource.resource_type, h, now));
+        let s = m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), owner.as_str(), &state.policy);
+        let score = lease.hold.as_ref().map_or(0.0, |h| m.anomaly(resource.resource_type.as_str(), h, now));
         (s, score)
     });
     Ok(Json(SuggestResponse { suggested_ttl: suggestion.ttl.seconds(), anomaly_score: score, basis: basis(&suggestion) }))
@@ -73,11 +73,11 @@ async fn anomalies(
             .iter()
             .filter_map(|(r, l)| {
                 let h = l.live_hold(now)?;
-                let score = m.anomaly(&r.resource_type, h, now);
+                let score = m.anomaly(r.resource_type.as_str(), h, now);
                 (score >= min).then(|| AnomalyView {
                     resource_id: r.id,
-                    resource_type: r.resource_type.clone(),
-                    identifier: r.identifier.clone(),
+                    resource_type: r.resource_type.as_str().to_owned(),
+                    identifier: r.identifier.as_str().to_owned(),
                     owner_id: h.owner.as_str().to_owned(),
                     principal: h.principal.as_str().to_owned(),
                     anomaly_score: score,

@@ -24,8 +24,8 @@ pub fn router() -> Router<AppState> {
 pub fn view(r: &Resource) -> ResourceView {
     ResourceView {
         id: r.id,
-        resource_type: r.resource_type.clone(),
-        identifier: r.identifier.clone(),
+        resource_type: r.resource_type.as_str().to_owned(),
+        identifier: r.identifier.as_str().to_owned(),
         created_at: r.created_at.to_utc(),
     }
 }
@@ -39,7 +39,7 @@ async fn create(
     let (ty, ident) = req.validate()?;
     // UUIDv7: time-ordered, so listing by id lists by creation and the id doubles as the page cursor.
     let resource = state.store.create_resource(ResourceId(Uuid::now_v7()), &ty, &ident, &caller.actor()).await?;
-    tracing::info!(resource_id = %resource.id, resource_type = %resource.resource_type, "resource created");
+    tracing::info!(resource_id = %resource.id, resource_type = resource.resource_type.as_str(), "resource created");
     Ok((StatusCode::CREATED, Json(view(&resource))))
 }
 
@@ -62,7 +62,7 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
         return Err(AppError::new(ErrorCode::ValidationFailed, format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let filter = ResourceFilter {
-        resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?.map(|t| t.as_str().to_owned()),
+        resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?,
         after: q.after.as_deref().map(ResourceId::parse).transpose()?,
         limit,
     };

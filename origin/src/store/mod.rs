@@ -1,12 +1,12 @@
-//! The store: where resources, leases, keys and events live. One trait, one implementation per database
-//! ([`postgres`], [`sqlite`]); the lease *rules* are not here but in `hhs-core` — a store only locks the row,
-//! reads the database clock, runs the transition it is given and writes back the result and its events, all in
-//! one transaction.
+//! The store: where resources, leases, keys and events live. One trait and one implementation
+//! ([`sql_store`]) for both databases, which differ only in what [`dialect`] says; all SQL is in [`sql`]. The
+//! lease *rules* are not here but in `hhs-core` — a store only locks the row, reads the database clock, runs
+//! the transition it is given and writes back the result and its events, all in one transaction.
 
-pub mod postgres;
-pub mod queries;
+pub mod dialect;
 pub mod rows;
-pub mod sqlite;
+pub mod sql;
+pub mod sql_store;
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use hhs_core::api::RenewalView;
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
+pub use dialect::{grant_service_role, PgStore, SqliteStore};
 pub use rows::{EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged, Resource, ResourceFilter};
 
 /// A lease transition from `hhs_core::lease`, closed over its request: given the resource, its current lease and
@@ -202,7 +203,7 @@ pub fn renewal(before: &Lease, outcome: &Outcome) -> Option<RenewalView> {
 
 /// The acquire rule, with the lock-delay of the resource's type from `policy`.
 pub fn acquire_transition(cmd: AcquireCmd, policy: Arc<Policy>) -> Transition {
-    Box::new(move |resource, current, now| hhs_core::lease::acquire(current, now, &cmd, policy.lock_delay(&resource.resource_type)))
+    Box::new(move |resource, current, now| hhs_core::lease::acquire(current, now, &cmd, policy.lock_delay(resource.resource_type.as_str())))
 }
 
 

@@ -2,15 +2,14 @@
 //! the edge (`wrangler dev`, started by `cargo xtask test`) in front of a fresh origin. Each test saves a
 //! screenshot under `target/screenshots/` for a person to look at.
 
-mod support;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use support::browser::Browser;
-use support::edge::{edge, origin, TURN};
-use support::TestApp;
+use crate::support::browser::Browser;
+use crate::support::edge::{edge, origin, TURN};
+use crate::support::TestApp;
 
 /// Signs in with `key` and waits until the board is live.
 async fn sign_in(browser: &Browser, url: &str, key: &str) {

@@ -3,7 +3,6 @@
 //!
 //! PostgreSQL comes from `HHS_TEST_PG_URL` (an admin URL; `cargo xtask test` starts a throwaway cluster and sets
 //! it). Without it a PostgreSQL test is skipped with a message — except under `CI`, where it fails.
-#![allow(dead_code)]
 
 pub mod browser;
 pub mod edge;
@@ -14,8 +13,7 @@ use hhs_core::{Millis, Policy, Principal, Role, TtlBounds};
 use hhs_origin::keys;
 use hhs_origin::server::{spawn, Running, Settings};
 use hhs_origin::store::Actor;
-use hhs_origin::store::postgres::PgStore;
-use hhs_origin::store::sqlite::SqliteStore;
+use hhs_origin::store::{PgStore, SqliteStore};
 use hhs_origin::store::DynStore;
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -53,6 +51,20 @@ pub struct TestDb {
     sqlite: Option<(tempfile::TempDir, std::path::PathBuf)>,
     /// SQLite: how long a writer waits for the database lock (the store's default unless set).
     pub sqlite_busy_timeout: Option<Duration>,
+    _horizon: Option<Horizon>,
+}
+
+/// The PostgreSQL tests share one cluster, and a transaction left open anywhere in it holds back the commit
+/// horizon that event-log cursors stop at (that is the rule, see ARCHITECTURE.md). The few tests that hold a
+/// transaction open on purpose ([`TestDb::holding_the_horizon`]) run alone; every other PostgreSQL test holds
+/// a shared guard for its database's life.
+static HORIZON: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+enum Horizon {
+    #[allow(dead_code)] // held, not read
+    Shared(tokio::sync::RwLockReadGuard<'static, ()>),
+    #[allow(dead_code)]
+    Alone(tokio::sync::RwLockWriteGuard<'static, ()>),
 }
 
 fn pg_admin_url() -> Option<String> {
@@ -78,22 +90,34 @@ fn with_database(url: &str, db: &str) -> String {
 impl TestDb {
     /// A fresh database, or `None` when PostgreSQL is not available outside CI (the test then returns early).
     pub async fn new(backend: Backend) -> Option<TestDb> {
+        Self::create(backend, false).await
+    }
+
+    /// A fresh PostgreSQL database for a test that holds transactions open: no other PostgreSQL test runs
+    /// meanwhile.
+    pub async fn holding_the_horizon() -> Option<TestDb> {
+        Self::create(Backend::Postgres, true).await
+    }
+
+    async fn create(backend: Backend, alone: bool) -> Option<TestDb> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join("hhs.db");
-                Some(TestDb { backend, pg_url: None, sqlite: Some((dir, path)), sqlite_busy_timeout: None })
+                Some(TestDb { backend, pg_url: None, sqlite: Some((dir, path)), sqlite_busy_timeout: None, _horizon: None })
             }
             Backend::Postgres => {
                 let Some(admin) = pg_admin_url() else {
                     eprintln!("skipped: PostgreSQL test without HHS_TEST_PG_URL (run `cargo xtask test`)");
                     return None;
                 };
+                let horizon = if alone { Horizon::Alone(HORIZON.write().await) } else { Horizon::Shared(HORIZON.read().await) };
                 let name = format!("hhs_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL cluster");
                 conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
                 conn.close().await.ok();
-                Some(TestDb { backend, pg_url: Some(with_database(&admin, &name)), sqlite: None, sqlite_busy_timeout: None })
+                let pg_url = Some(with_database(&admin, &name));
+                Some(TestDb { backend, pg_url, sqlite: None, sqlite_busy_timeout: None, _horizon: Some(horizon) })
             }
         }
     }
@@ -104,7 +128,7 @@ impl TestDb {
             Backend::Postgres => Arc::new(PgStore::connect(self.pg_url.as_deref().expect("pg url"), 1, 20).await.expect("pg store")),
             Backend::Sqlite => {
                 let path = &self.sqlite.as_ref().expect("sqlite path").1;
-                let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::sqlite::BUSY_TIMEOUT);
+                let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::dialect::BUSY_TIMEOUT);
                 Arc::new(SqliteStore::open_with(path, 8, busy).await.expect("sqlite store"))
             }
         };

@@ -1,13 +1,12 @@
 //! The conformance suite: every endpoint's happy path and every error code, black-box over HTTP, against both
 //! stores.
 
-mod support;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Backend, TestApp, TestDb};
+use crate::support::{Backend, TestApp, TestDb};
 
 both_stores!(
     health_reports_database_and_version,
@@ -354,7 +353,7 @@ async fn lock_listing_filters(b: Backend) {
     app.acquire(&b2, "bob", 30).await;
     app.release(&b2, "bob").await;
 
-    let ids = |r: &support::Reply| {
+    let ids = |r: &crate::support::Reply| {
         let mut v: Vec<String> = r.body["items"].as_array().unwrap().iter().map(|i| i["resource_id"].as_str().unwrap().to_owned()).collect();
         v.sort();
         v

@@ -2,15 +2,14 @@
 //! forward to HHS_TEST_EDGE_ORIGIN_PORT) in front of an origin these tests start and stop on that port. The
 //! tests take turns (one origin port), each with a fresh SQLite origin.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::edge::{edge, origin, Edge, TURN};
-use support::{Reply, TestApp};
+use crate::support::edge::{edge, origin, Edge, TURN};
+use crate::support::{Reply, TestApp};
 
 /// A request to the edge with `key` (None: no Authorization). Takes the app only to read like `to_origin`.
 fn to_edge(_app: &TestApp, edge: &Edge, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
@@ -96,7 +95,7 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     let Some(edge) = edge() else { return };
     let _turn = TURN.lock().await;
     let (_db, app) = origin(&edge).await;
-    let south = support::mint(&app.store, "clinic-south", hhs_core::Role::Client).await;
+    let south = crate::support::mint(&app.store, "clinic-south", hhs_core::Role::Client).await;
     let post = |key: &str, path: &str, body: Value| {
         let req = to_edge(&app, &edge, Method::POST, path, Some(key)).json(&body);
         app.send(req)
@@ -106,7 +105,7 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
     // The event stream, through the edge: events arrive while the response is still open (not buffered).
-    let mut stream = support::Sse::open(to_edge(&app, &edge, Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
+    let mut stream = crate::support::Sse::open(to_edge(&app, &edge, Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let acquired = post(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30})).await;
@@ -189,7 +188,7 @@ async fn a_flood_over_the_key_limit_gets_429_and_the_origin_sees_at_most_the_lim
     let _turn = TURN.lock().await;
     let (_db, app) = origin(&edge).await;
     // wrangler.toml [env.test]: 100 requests a minute per key. A fresh key has a fresh bucket.
-    let key = support::mint(&app.store, "clinic-flood", hhs_core::Role::Viewer).await;
+    let key = crate::support::mint(&app.store, "clinic-flood", hhs_core::Role::Viewer).await;
     // A key gets its own bucket once the origin has accepted it (until then it counts against its IP's).
     assert_eq!(app.send(to_edge(&app, &edge, Method::GET, "/api/whoami", Some(&key))).await.status, StatusCode::OK);
     within_one_rate_window().await;
@@ -235,7 +234,7 @@ async fn a_flood_of_random_keys_is_limited_like_no_key_and_a_real_key_behind_the
     let _turn = TURN.lock().await;
     let (_db, app) = origin(&edge).await;
     let ip = [127, 0, 0, 23];
-    let clinic = support::mint(&app.store, "clinic-nat", hhs_core::Role::Viewer).await;
+    let clinic = crate::support::mint(&app.store, "clinic-nat", hhs_core::Role::Viewer).await;
     assert_eq!(app.send(from_ip(&edge, ip, "/api/whoami", &clinic)).await.status, StatusCode::OK);
     within_one_rate_window().await;
     let before = app.api_requests_seen().await;

@@ -1,9 +1,8 @@
 //! The origin serves the dashboard build at `/dashboard/` (one-process mode), and says plainly when there is none.
 
-mod support;
 
 use reqwest::StatusCode;
-use support::{Backend, TestApp, TestDb};
+use crate::support::{Backend, TestApp, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_built_dashboard_is_served_at_dashboard_without_a_key() {

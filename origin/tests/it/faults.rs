@@ -1,8 +1,7 @@
 //! Regression tests for the faults a review found (issue "Prove the promises under faults"), one or more per
-//! fix; each failed before its fix. The two PostgreSQL tests that hold a transaction open on purpose live in
-//! this binary, apart from the suites that read the event log right after writing it: a transaction left open
-//! anywhere in the cluster holds back the commit horizon that cursor reads stop at (that is the fix).
-mod support;
+//! fix; each failed before its fix. The two PostgreSQL tests that hold a transaction open on purpose run alone
+//! (`TestDb::holding_the_horizon`): a transaction left open anywhere in the cluster holds back the commit
+//! horizon that cursor reads stop at (that is the fix), which would slow every other test's stream.
 
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use hhs_core::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, Row, SqliteConnection};
-use support::{mint, Backend, Sse, TestApp, TestDb};
+use crate::support::{mint, Backend, Sse, TestApp, TestDb};
 
 both_stores!(
     deleting_and_recreating_a_resource_keeps_its_names_tokens_rising,
@@ -31,7 +30,7 @@ async fn app(backend: Backend) -> Option<(TestDb, TestApp)> {
     Some((db, app))
 }
 
-fn token(r: &support::Reply) -> i64 {
+fn token(r: &crate::support::Reply) -> i64 {
     r.body["fencing_token"].as_i64().unwrap_or_else(|| panic!("no fencing token in {}", r.body))
 }
 
@@ -41,7 +40,7 @@ fn token(r: &support::Reply) -> i64 {
 /// a resumed stream — each exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let Some(db) = TestDb::holding_the_horizon().await else { return };
     let app = TestApp::spawn(&db).await;
     let bed = app.create_resource("bed", "Late 1").await;
     let before = app.get("/api/locks").await.body["last_event_id"].as_i64().unwrap();
@@ -96,7 +95,7 @@ async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
 /// granted, never born expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_grant_that_waited_for_the_row_lock_is_not_born_expired() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let Some(db) = TestDb::holding_the_horizon().await else { return };
     let app = TestApp::spawn_with(&db, None).await;
     let bed = app.create_resource("bed", "Waited 1").await;
     let mut locker = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
@@ -126,7 +125,7 @@ async fn a_grant_that_waited_for_the_row_lock_is_not_born_expired() {
 #[tokio::test]
 async fn sqlite_syncs_every_commit() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let store = hhs_origin::store::sqlite::SqliteStore::open(db.sqlite_path().unwrap(), 2).await.unwrap();
+    let store = hhs_origin::store::SqliteStore::open(db.sqlite_path().unwrap(), 2).await.unwrap();
     let mode: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(store.pool()).await.unwrap();
     assert_eq!(mode, 2, "synchronous=FULL (2): an acknowledged grant survives power loss");
 }
@@ -366,15 +365,15 @@ async fn serve_runs_as_a_role_that_may_only_insert_and_select_events() {
     let role = format!("hhs_app_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut admin = PgConnection::connect(&owner_url).await.unwrap();
     admin.execute(format!("CREATE ROLE {role} LOGIN").as_str()).await.unwrap();
-    hhs_origin::store::postgres::grant_service_role(&owner_url, &role).await.unwrap();
+    hhs_origin::store::grant_service_role(&owner_url, &role).await.unwrap();
     let app_url = owner_url.replacen("postgres@", &format!("{role}@"), 1);
     assert_ne!(app_url, owner_url);
 
-    let store = std::sync::Arc::new(hhs_origin::store::postgres::PgStore::connect(&app_url, 1, 5).await.unwrap());
+    let store = std::sync::Arc::new(hhs_origin::store::PgStore::connect(&app_url, 1, 5).await.unwrap());
     use hhs_origin::store::Store;
     store.migrate().await.expect("an up-to-date schema needs nothing from the service role");
     let key = mint(&(store.clone() as hhs_origin::store::DynStore), "hq", Role::Admin).await;
-    let (listener, settings) = (tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), support::test_settings());
+    let (listener, settings) = (tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), crate::support::test_settings());
     let running = hhs_origin::server::spawn(listener, store.clone(), settings, tokio_util::sync::CancellationToken::new()).unwrap();
     let http = reqwest::Client::new();
     let url = format!("http://{}", running.addr);
@@ -441,7 +440,7 @@ async fn only_a_resource_name_collision_is_reported_as_an_existing_resource() {
     for backend in [Backend::Postgres, Backend::Sqlite] {
         let Some(db) = TestDb::new(backend).await else { continue };
         let store = db.store().await;
-        let key = KeyRecord { id: "0123456789ab".into(), principal: "hq".into(), role: "admin".into(), secret_sha256: vec![0; 32], created_at_ms: 0, revoked_at_ms: None };
+        let key = KeyRecord { id: "0123456789ab".into(), principal: "hq".into(), role: Role::Admin, secret_sha256: vec![0; 32], created_at_ms: 0, revoked_at_ms: None };
         store.create_key(&key, &Actor::system("test")).await.expect("first key");
         let again = store.create_key(&key, &Actor::system("test")).await;
         assert!(matches!(again, Err(StoreError::Db(_))), "{backend:?}: {again:?}");

@@ -1,7 +1,6 @@
 //! Security: the role × endpoint matrix, principal-scoped holds, force-release, key lifecycle, the audit trail
 //! and its export, and that no key ever reaches a log line. Both stores.
 
-mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use hhs_core::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{mint, Backend, TestApp, TestDb};
+use crate::support::{mint, Backend, TestApp, TestDb};
 
 both_stores!(
     open_routes_need_no_key,
@@ -89,7 +88,7 @@ fn routes() -> Vec<(&'static str, Role)> {
 
 /// Sets up what a route needs to succeed for a caller with `key` (a fresh resource, held by that caller where it
 /// must be), then calls it.
-async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> support::Reply {
+async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate::support::Reply {
     let (method, path) = route.split_once(' ').unwrap();
     let id = app.create_resource("bed", &format!("{route} #{n}")).await;
     let owner = format!("ws-{n}");
@@ -128,7 +127,7 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> suppor
         let resp = req.send().await.unwrap();
         let (status, headers) = (resp.status(), resp.headers().clone());
         let body = if status.is_success() { Value::Null } else { resp.json().await.unwrap_or(Value::Null) };
-        return support::Reply { status, body, headers };
+        return crate::support::Reply { status, body, headers };
     }
     app.send(req).await
 }

@@ -1,12 +1,11 @@
 //! Contention: many clients race for the same resources at once; exactly one wins each.
 
-mod support;
 
 use std::collections::HashMap;
 
 use futures::future::join_all;
 use reqwest::StatusCode;
-use support::{Backend, TestApp, TestDb};
+use crate::support::{Backend, TestApp, TestDb};
 
 both_stores!(fifty_parallel_acquires_of_one_resource_have_one_winner, five_hundred_acquires_over_ten_resources_have_ten_winners);
 

@@ -1,16 +1,15 @@
-//! PostgreSQL's one-statement acquire restates part of the acquire rule in SQL (`queries::GRANTABLE`); here SQL
+//! PostgreSQL's one-statement acquire restates part of the acquire rule in SQL (`sql::GRANTABLE`); here SQL
 //! and hhs-core decide every generated lease state alike: SQL grants exactly when the lease is not held and
 //! hhs-core grants; everything else falls back to the row-lock path, where hhs-core decides.
 
-mod support;
 
 use std::collections::HashSet;
 
 use hhs_core::lease::{acquire, AcquireCmd};
 use hhs_core::{EventKind, HoldId, Millis, OwnerId, Ttl, TtlBounds};
-use hhs_origin::store::queries::GRANTABLE;
+use hhs_origin::store::sql::GRANTABLE;
 use sqlx::Row;
-use support::{Backend, TestApp, TestDb};
+use crate::support::{Backend, TestApp, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_grant_sql_agrees_with_core_acquire() {

@@ -1,13 +1,12 @@
 //! The TTL model over HTTP: suggestions from history, acquire without a TTL, the anomaly list, and late
 //! releases feeding the model. Both stores.
 
-mod support;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Backend, TestApp, TestDb};
+use crate::support::{Backend, TestApp, TestDb};
 
 both_stores!(
     suggestions_start_at_the_default_and_learn_from_released_holds,

@@ -1,18 +1,17 @@
 //! The reaper: several at once record each expiry exactly once; the SQL that finds candidates agrees with
 //! hhs-core's expiry rule on every generated case; a database outage shows in health.
 
-mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use hhs_core::{HoldId, HoldState, Millis, OwnerId, Ttl};
 use hhs_origin::reaper::reap_all;
-use hhs_origin::store::queries::SELECT_EXPIRED;
-use hhs_origin::store::rows::sqlite_placeholders;
+use hhs_origin::store::dialect::Dialect;
+use hhs_origin::store::sql::SELECT_EXPIRED;
 use reqwest::StatusCode;
 use sqlx::Row;
-use support::{test_policy, Backend, TestApp, TestDb};
+use crate::support::{test_policy, Backend, TestApp, TestDb};
 
 both_stores!(three_reapers_record_each_expiry_exactly_once, reaper_sql_agrees_with_core_expiry_rule);
 
@@ -97,7 +96,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
             }
             Backend::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-                sqlx::query(&sqlite_placeholders(sql)).bind(state).bind(uuid).bind(i64::from(*ttl_s) * 1000).bind(hb).bind(ended).bind(uuid).execute(&pool).await.unwrap();
+                sqlx::query(&sqlx::Sqlite::sql(sql)).bind(state).bind(uuid).bind(i64::from(*ttl_s) * 1000).bind(hb).bind(ended).bind(uuid).execute(&pool).await.unwrap();
                 pool.close().await;
             }
         }
@@ -111,7 +110,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
         }
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-            let rows = sqlx::query(&sqlite_placeholders(SELECT_EXPIRED)).bind(now.0).bind(10_000i64).fetch_all(&pool).await.unwrap();
+            let rows = sqlx::query(&sqlx::Sqlite::sql(SELECT_EXPIRED)).bind(now.0).bind(10_000i64).fetch_all(&pool).await.unwrap();
             rows.iter().map(|r| r.get::<uuid::Uuid, _>("resource_id").to_string()).collect()
         }
     };

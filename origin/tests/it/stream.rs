@@ -2,12 +2,11 @@
 //! is told to resync), and on PostgreSQL a change made through one origin replica reaches the stream of another
 //! (LISTEN/NOTIFY).
 
-mod support;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use support::{Backend, Sse, TestApp, TestDb};
+use crate::support::{Backend, Sse, TestApp, TestDb};
 
 both_stores!(
     changes_arrive_live_and_a_reconnect_replays_what_was_missed,

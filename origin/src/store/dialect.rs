@@ -1,0 +1,189 @@
+//! What differs between PostgreSQL and SQLite, and nothing else: a handful of constants, how a connection pool
+//! is opened, and how renewals reach other replicas. The store's body (`sql_store.rs`) is written once against
+//! these.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Postgres, Sqlite};
+
+use super::sql_store::SqlStore;
+use super::{Change, StoreError};
+
+pub trait Dialect: sqlx::Database {
+    /// `"postgres"` or `"sqlite"`, for logs and health.
+    const KIND: &'static str;
+    /// The database clock in milliseconds. PostgreSQL's is `clock_timestamp()`, not `now()`: `now()` is frozen
+    /// at the start of the transaction, which may be long before the row lock was granted.
+    const NOW: &'static str;
+    /// How a writing transaction begins. SQLite's `BEGIN IMMEDIATE` takes the write lock up front, so a
+    /// read-decide-write never races another writer.
+    const BEGIN_WRITE: &'static str;
+    /// Appended to `sql::SELECT_LEASE` in a transition: every transition on a resource serializes on its row.
+    /// SQLite needs none (one writer at a time).
+    const LOCK_ROW: &'static str;
+    /// Appended to `sql::SELECT_EXPIRED`: skip rows another transaction holds, so replicas' reapers share work.
+    const SKIP_LOCKED: &'static str;
+    /// The commit horizon (see `sql::events`). PostgreSQL: the oldest transaction still running when the
+    /// statement's snapshot was taken; every transaction below it has finished, so every event it wrote is
+    /// visible now or never will be. SQLite: its writers take turns and `txid` is always 0, so everything is.
+    const HORIZON: &'static str;
+    /// Renewals reach every replica by `NOTIFY` (PostgreSQL); otherwise only this process, after commit.
+    const NOTIFY_RENEWALS: bool;
+    /// Whether `sql::FAST_GRANT`, PostgreSQL's one-statement acquire, runs here.
+    const FAST_GRANT: bool;
+
+    fn migrator() -> &'static Migrator;
+
+    /// A statement of `sql.rs` in this dialect's placeholders.
+    fn sql(statement: &str) -> Cow<'_, str>;
+}
+
+static PG_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+impl Dialect for Postgres {
+    const KIND: &'static str = "postgres";
+    const NOW: &'static str = "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_ROW: &'static str = " FOR UPDATE OF l";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE OF l SKIP LOCKED";
+    const HORIZON: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    const NOTIFY_RENEWALS: bool = true;
+    const FAST_GRANT: bool = true;
+
+    fn migrator() -> &'static Migrator {
+        &PG_MIGRATOR
+    }
+
+    fn sql(statement: &str) -> Cow<'_, str> {
+        Cow::Borrowed(statement)
+    }
+}
+
+impl Dialect for Sqlite {
+    const KIND: &'static str = "sqlite";
+    const NOW: &'static str = "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_ROW: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
+    const HORIZON: &'static str = "1";
+    const NOTIFY_RENEWALS: bool = false;
+    const FAST_GRANT: bool = false;
+
+    fn migrator() -> &'static Migrator {
+        &SQLITE_MIGRATOR
+    }
+
+    /// `$1` as SQLite's positional `?1` (SQLite reads `$1` as a *named* parameter, numbered by first
+    /// appearance). None of our statements contains a `$` elsewhere.
+    fn sql(statement: &str) -> Cow<'_, str> {
+        Cow::Owned(statement.replace('$', "?"))
+    }
+}
+
+/// The NOTIFY channel of renewals (payload a `RenewalView`). Events are not notified: readers poll the commit
+/// horizon and wake at once on this replica's own commits.
+pub const RENEWALS: &str = "hhs_renewals";
+
+pub type PgStore = SqlStore<Postgres>;
+pub type SqliteStore = SqlStore<Sqlite>;
+
+/// How long a SQLite writer waits for the database lock before the request is answered 503 (`Retry-After`).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl SqlStore<Postgres> {
+    pub async fn connect(url: &str, min: u32, max: u32) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::Unavailable)?;
+        let pool = PgPoolOptions::new()
+            .min_connections(min)
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.application_name("hhs-origin"))
+            .await?;
+        let store = SqlStore::new(pool);
+        let (pool, changes) = (store.pool().clone(), store.changes.clone());
+        store.listener.lock().expect("fresh").replace(tokio::spawn(listen(pool, changes)));
+        Ok(store)
+    }
+}
+
+/// Forwards `hhs_renewals` to this store's waiters, reconnecting after any error. A lost connection is
+/// reported as `Change::Events`, so readers look at the log rather than wait for a renewal that may be lost.
+async fn listen(pool: Pool<Postgres>, changes: tokio::sync::broadcast::Sender<Change>) {
+    loop {
+        let listener = match PgListener::connect_with(&pool).await {
+            Ok(mut l) => l.listen(RENEWALS).await.map(|()| l),
+            Err(e) => Err(e),
+        };
+        match listener {
+            Ok(mut l) => loop {
+                match l.recv().await {
+                    Ok(n) => {
+                        let _ = changes.send(serde_json::from_str(n.payload()).map(Change::Renewed).unwrap_or(Change::Events));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        let _ = changes.send(Change::Events);
+                        break;
+                    }
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "LISTEN hhs_renewals failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys and token
+/// floors, but may only SELECT and INSERT events — it cannot rewrite the audit trail, and, not owning the table,
+/// cannot drop or disable the triggers that refuse UPDATE, DELETE and TRUNCATE. Run as the schema's owner (the
+/// role that ran the migrations).
+pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError> {
+    let valid = !role.is_empty() && role.len() <= 63 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(StoreError::Corrupt("the role name must be 1-63 characters of A-Z a-z 0-9 _".into()));
+    }
+    let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+    for grant in [
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
+        format!("GRANT SELECT, INSERT ON events TO {role}"),
+        format!("GRANT USAGE ON SEQUENCE events_id_seq TO {role}"),
+        format!("GRANT SELECT ON _sqlx_migrations TO {role}"),
+    ] {
+        sqlx::query(&grant).execute(&pool).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+impl SqlStore<Sqlite> {
+    pub async fn open(path: &Path, max: u32) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, max, BUSY_TIMEOUT).await
+    }
+
+    /// `open` with another busy timeout (tests of the busy path).
+    pub async fn open_with(path: &Path, max: u32, busy_timeout: Duration) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(StoreError::Unavailable)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL, not NORMAL: in WAL mode NORMAL syncs only at checkpoints, so a power loss can roll back
+            // transactions that were acknowledged — a grant the client was told of, whose fencing token would
+            // then be issued a second time. FULL syncs the WAL at every commit.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Writers queue on the database lock; under a burst of acquires they wait rather than fail.
+            .busy_timeout(busy_timeout);
+        let pool =
+            SqlitePoolOptions::new().max_connections(max.max(1)).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
+        Ok(SqlStore::new(pool))
+    }
+}

@@ -1,0 +1,196 @@
+//! Every statement of the store, written once with `$n` placeholders (SQLite runs them through
+//! [`super::dialect::Dialect::sql`]), and the filtered list queries built with their arguments. What differs
+//! between the databases is not here but in the dialect's few constants.
+
+use super::rows::Arg;
+use super::{EventFilter, LockFilter, ResourceFilter};
+
+/// Every lease query selects the `leases` row joined with its resource: the columns of `rows::LeaseRecord`.
+macro_rules! lease_columns {
+    () => {
+        "l.resource_id, r.type AS resource_type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, l.principal, \
+         l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
+         l.max_gap_ms, l.delay_until_ms, l.late_reported"
+    };
+}
+pub const SELECT_LEASES: &str = concat!("SELECT ", lease_columns!(), " FROM leases l JOIN resources r ON r.id = l.resource_id");
+
+/// One lease; the dialect appends its row lock (`FOR UPDATE OF l` on PostgreSQL) when a transition follows.
+pub const SELECT_LEASE: &str = concat!("SELECT ", lease_columns!(), " FROM leases l JOIN resources r ON r.id = l.resource_id WHERE l.resource_id = $1");
+
+/// The reaper's candidates: held leases whose expiry instant is before `$1` (now). This restates the rule
+/// `now - last_heartbeat > ttl` of `hhs_core::lease::Hold::is_expired` so an index can find them; every candidate
+/// is still decided by `hhs_core::lease::expire`, and a differential test checks the two agree. The dialect
+/// appends `FOR UPDATE OF l SKIP LOCKED` on PostgreSQL, so replicas' reapers share the work without waiting.
+pub const SELECT_EXPIRED: &str = concat!(
+    "SELECT ", lease_columns!(), " FROM leases l JOIN resources r ON r.id = l.resource_id \
+     WHERE l.state = 'HELD' AND l.last_heartbeat_ms + l.ttl_ms < $1 ORDER BY l.last_heartbeat_ms + l.ttl_ms LIMIT $2"
+);
+
+pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
+     acquired_at_ms = $7, last_heartbeat_ms = $8, state = $9, ended_at_ms = $10, heartbeats = $11, max_gap_ms = $12, \
+     delay_until_ms = $13, principal = $14, late_reported = $15 WHERE resource_id = $1";
+
+pub const EVENT_COLUMNS: &str =
+    "txid, id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
+pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, \
+     principal, key_id, request_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+pub const RESOURCE_COLUMNS: &str = "id, type, identifier, created_at_ms";
+pub const SELECT_RESOURCE: &str = "SELECT id, type, identifier, created_at_ms FROM resources WHERE id = $1";
+pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms) VALUES ($1, $2, $3, $4)";
+pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";
+pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
+pub const DELETE_RESOURCE: &str = "DELETE FROM resources WHERE id = $1";
+
+pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, principal, role, secret_sha256, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
+pub const SELECT_KEYS: &str = "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys";
+pub const SELECT_KEY: &str = "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys WHERE id = $1";
+pub const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";
+
+/// Fencing-token floors of names given up (see `hhs_core::lease::token_floor`): raised, never lowered.
+pub const RAISE_FLOOR: &str = "INSERT INTO token_floors (type, identifier, last_token) VALUES ($1, $2, $3) \
+     ON CONFLICT (type, identifier) DO UPDATE SET last_token = \
+     CASE WHEN excluded.last_token > token_floors.last_token THEN excluded.last_token ELSE token_floors.last_token END";
+pub const SELECT_FLOOR: &str = "SELECT last_token FROM token_floors WHERE type = $1 AND identifier = $2";
+pub const SET_LAST_TOKEN: &str = "UPDATE leases SET last_token = $2 WHERE resource_id = $1";
+
+pub const LOG_POSITION: &str = "SELECT txid, id FROM events WHERE id = $1";
+
+/// Events after the event `{}` (an id) in commit order: by the writing transaction, then by id. An id that is
+/// not in the log counts as if its transaction were 0, which on SQLite is exactly "id greater than".
+const AFTER_EVENT: &str = "(txid, id) > (COALESCE((SELECT p.txid FROM events p WHERE p.id = {}), 0), {})";
+
+/// The grant rule for a lease that is not held: not in lock-delay at the clock's `ms`. Restates the part of
+/// `hhs_core::lease::acquire` that applies when the stored state is not `HELD`; the differential test
+/// (`tests/it/fast_grant.rs`) checks both decide every generated case alike.
+macro_rules! grantable {
+    () => {
+        "l.state <> 'HELD' AND (l.delay_until_ms IS NULL OR l.delay_until_ms <= clock.ms)"
+    };
+}
+
+/// The predicate alone, over `leases l` and a `clock` with the time in `ms`: what the differential test runs.
+pub const GRANTABLE: &str = grantable!();
+
+/// PostgreSQL's one-statement acquire for a resource that is free, released, expired-and-recorded or
+/// force-released and not in lock-delay: grant the next token, append the `acquired` event, return the lease.
+/// No row means "not that simple" (held, lapsed but unrecorded, in lock-delay, unknown resource), and the caller
+/// falls back to the row-lock path that asks `hhs_core::lease::acquire`. `xtask pgbench` measured this shape
+/// faster than lock-then-decide for the common case. `$1` resource, `$2` hold id, `$3` owner, `$4` TTL in ms,
+/// `$5` the event detail, `$6` principal, `$7` key, `$8` request.
+///
+/// The clock is read after the row lock: `locked` takes the row (`FOR UPDATE`, waiting for any transaction that
+/// holds it), and `clock` reads `clock_timestamp()` from `locked`'s row, so only once the lock is granted. Read
+/// before the wait, a grant that waited longer than its TTL would be born expired (backdated heartbeat).
+pub const FAST_GRANT: &str = concat!(
+    "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE), \
+     clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), \
+     granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
+        token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
+        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE \
+        FROM clock WHERE l.resource_id = $1 AND ",
+    grantable!(),
+    " RETURNING l.*), \
+     logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
+        key_id, request_id, outcome) \
+        SELECT acquired_at_ms, 'acquired', resource_id, hold_id, owner_id, token, $5, $6, $7, $8, 'ok' FROM granted) \
+     SELECT ",
+    lease_columns!(),
+    " FROM granted l JOIN resources r ON r.id = l.resource_id"
+);
+
+/// Collects `WHERE` conditions and their arguments, numbering placeholders as it goes.
+#[derive(Default)]
+struct Filter {
+    conditions: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Filter {
+    fn push(&mut self, condition: &str, arg: Arg) {
+        self.args.push(arg);
+        self.conditions.push(condition.replace("{}", &format!("${}", self.args.len())));
+    }
+
+    fn finish(mut self, select: &str, order: &str, limit: Option<u32>) -> (String, Vec<Arg>) {
+        let mut sql = String::from(select);
+        if !self.conditions.is_empty() {
+            sql = format!("{sql} WHERE {}", self.conditions.join(" AND "));
+        }
+        sql = format!("{sql} {order}");
+        if let Some(limit) = limit {
+            self.args.push(Arg::Int(Some(i64::from(limit))));
+            sql = format!("{sql} LIMIT ${}", self.args.len());
+        }
+        (sql, self.args)
+    }
+}
+
+pub fn resources(f: &ResourceFilter) -> (String, Vec<Arg>) {
+    let mut q = Filter::default();
+    if let Some(t) = &f.resource_type {
+        q.push("type = {}", Arg::text(t.as_str()));
+    }
+    if let Some(after) = f.after {
+        q.push("id > {}", Arg::Uuid(Some(after.0)));
+    }
+    q.finish(&format!("SELECT {RESOURCE_COLUMNS} FROM resources"), "ORDER BY id", Some(f.limit))
+}
+
+pub fn leases(f: &LockFilter) -> (String, Vec<Arg>) {
+    let mut q = Filter::default();
+    if let Some(o) = &f.owner_id {
+        q.push("l.owner_id = {}", Arg::text(o.as_str()));
+    }
+    if let Some(t) = &f.resource_type {
+        q.push("r.type = {}", Arg::text(t.as_str()));
+    }
+    if f.held_only {
+        q.conditions.push("l.state = 'HELD'".to_owned());
+    }
+    if let Some(after) = f.after {
+        q.push("l.resource_id > {}", Arg::Uuid(Some(after.0)));
+    }
+    q.finish(SELECT_LEASES, "ORDER BY l.resource_id", f.limit)
+}
+
+/// The event log, in commit order (`txid`, then `id`). With `after_id` it is a cursor that follows the log: it
+/// reads only up to `horizon` (the dialect's commit horizon), so an event whose transaction commits later still
+/// sorts after everything this read returned, and the next page, a stream resuming with `Last-Event-ID` or the
+/// TTL model's next refresh gets it exactly once. Without a cursor (a listing by resource or time) every
+/// committed event is shown.
+pub fn events(f: &EventFilter, horizon: &str) -> (String, Vec<Arg>) {
+    let mut q = Filter::default();
+    if let Some(r) = f.resource_id {
+        q.push("resource_id = {}", Arg::Uuid(Some(r.0)));
+    }
+    if let Some(after) = f.after_id {
+        q.push(AFTER_EVENT, Arg::Int(Some(after)));
+        q.conditions.push(format!("txid < {horizon}"));
+    }
+    if let Some(since) = f.since {
+        q.push("at_ms >= {}", Arg::Int(Some(since.0)));
+    }
+    if let Some(until) = f.until {
+        q.push("at_ms < {}", Arg::Int(Some(until.0)));
+    }
+    q.finish(&format!("SELECT {EVENT_COLUMNS} FROM events"), "ORDER BY txid, id", Some(f.limit))
+}
+
+/// The newest event below the horizon: a snapshot read after it reflects it and everything before it, and
+/// every event after it (in commit order) is still to come on the stream.
+pub fn newest_event(horizon: &str) -> String {
+    format!("SELECT txid, id FROM events WHERE txid < {horizon} ORDER BY txid DESC, id DESC LIMIT 1")
+}
+
+/// What the TTL model learns from (holds that ended with their client still there to say so, and heartbeats
+/// that came after their hold had lapsed), after the event `$1` in commit order, up to the horizon.
+pub fn finished_holds(horizon: &str) -> String {
+    format!(
+        "SELECT e.id, e.kind, r.type AS resource_type, e.owner_id, e.detail FROM events e \
+         JOIN resources r ON r.id = e.resource_id WHERE e.kind IN ('released', 'late_release', 'late_heartbeat') \
+         AND (e.txid, e.id) > (COALESCE((SELECT p.txid FROM events p WHERE p.id = $1), 0), $1) AND e.txid < {horizon} \
+         ORDER BY e.txid, e.id LIMIT $2"
+    )
+}

@@ -1,0 +1,363 @@
+//! The one store implementation. Its body is written once and expanded for each database (as vaultwarden's
+//! `db_run!` does): each expansion is plain, concretely typed sqlx code, and what differs between the two is
+//! only what [`Dialect`] says. A transition locks the resource's lease row (`Dialect::LOCK_ROW`, or SQLite's
+//! `BEGIN IMMEDIATE`), reads the database clock after the lock is granted, runs the rule it is given and writes
+//! back the outcome and its events in the same transaction.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use hhs_core::lease::{expire, retire, token_floor, AcquireCmd};
+use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
+use sqlx::{Pool, Postgres, Sqlite, Transaction};
+use tokio::sync::{broadcast, Notify};
+
+use super::dialect::{Dialect, RENEWALS};
+use super::rows::{arguments, hold_detail, lease_args, Arg, EventRecord, KeyRow, LeaseRecord, ResourceRecord};
+use super::sql::{self, *};
+use super::{
+    acquire_transition, renewal, Actor, Applied, Change, EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged,
+    Resource, ResourceFilter, Store, StoreError, Transition,
+};
+
+pub struct SqlStore<D: Dialect> {
+    pool: Pool<D>,
+    /// Woken after this process commits events, so its own stream need not wait for the next poll.
+    written: Notify,
+    /// Renewals (and "look at the log" after a lost LISTEN connection), for the event pump.
+    pub(super) changes: broadcast::Sender<Change>,
+    changes_rx: tokio::sync::Mutex<broadcast::Receiver<Change>>,
+    /// PostgreSQL's LISTEN task, stopped with the store.
+    pub(super) listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl<D: Dialect> SqlStore<D> {
+    pub(super) fn new(pool: Pool<D>) -> SqlStore<D> {
+        let (changes, rx) = broadcast::channel(1_024);
+        SqlStore { pool, written: Notify::new(), changes, changes_rx: tokio::sync::Mutex::new(rx), listener: Mutex::new(None) }
+    }
+
+    pub fn pool(&self) -> &Pool<D> {
+        &self.pool
+    }
+}
+
+impl<D: Dialect> Drop for SqlStore<D> {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.lock().ok().and_then(|mut l| l.take()) {
+            task.abort();
+        }
+    }
+}
+
+macro_rules! sql_store {
+    ($db:ty) => {
+        impl SqlStore<$db> {
+            /// Runs a statement of `sql.rs` with its arguments in this dialect.
+            async fn fetch<'c, T, E>(ex: E, statement: &str, args: Vec<Arg>) -> Result<Vec<T>, StoreError>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                let statement = <$db>::sql(statement);
+                Ok(sqlx::query_as_with(&statement, arguments::<$db>(args)?).fetch_all(ex).await?)
+            }
+
+            async fn exec(tx: &mut Transaction<'static, $db>, statement: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
+                let statement = <$db>::sql(statement);
+                Ok(sqlx::query_with(&statement, arguments::<$db>(args)?).execute(&mut **tx).await?.rows_affected())
+            }
+
+            /// Begins a writing transaction and reads the database clock in it.
+            async fn begin(&self) -> Result<(Transaction<'static, $db>, Millis), StoreError> {
+                let mut tx = self.pool.begin_with(<$db>::BEGIN_WRITE).await?;
+                let now = Self::db_now(&mut tx).await?;
+                Ok((tx, now))
+            }
+
+            async fn db_now(tx: &mut Transaction<'static, $db>) -> Result<Millis, StoreError> {
+                let (ms,): (i64,) = sqlx::query_as(<$db>::NOW).fetch_one(&mut **tx).await?;
+                Ok(Millis(ms))
+            }
+
+            /// Begins a transaction holding the resource's lease row; the clock is read after the lock is granted.
+            async fn lock_lease(&self, id: ResourceId) -> Result<(Transaction<'static, $db>, Resource, Lease, Millis), StoreError> {
+                let mut tx = self.pool.begin_with(<$db>::BEGIN_WRITE).await?;
+                let locked = format!("{SELECT_LEASE}{}", <$db>::LOCK_ROW);
+                let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+                let now = Self::db_now(&mut tx).await?;
+                Ok((tx, resource, lease, now))
+            }
+
+            /// Commits, then wakes this process's event pump and, where renewals are not notified through the
+            /// database, passes on the renewals the transaction made.
+            async fn commit(&self, tx: Transaction<'static, $db>, renewals: Vec<Change>) -> Result<(), StoreError> {
+                tx.commit().await?;
+                self.written.notify_one();
+                for r in renewals.into_iter().filter(|_| !<$db>::NOTIFY_RENEWALS) {
+                    let _ = self.changes.send(r);
+                }
+                Ok(())
+            }
+
+            async fn insert_event(tx: &mut Transaction<'static, $db>, event: EventRow) -> Result<(), StoreError> {
+                Self::exec(tx, INSERT_EVENT, event.args()).await.map(drop)
+            }
+
+            /// Writes a transition's lease and events inside the caller's transaction; returns the renewal it
+            /// made, if any (on PostgreSQL already notified, delivered to every replica at commit).
+            async fn write(tx: &mut Transaction<'static, $db>, before: &Lease, outcome: &Outcome, actor: &Actor) -> Result<Vec<Change>, StoreError> {
+                if &outcome.lease != before {
+                    Self::exec(tx, UPDATE_LEASE, lease_args(&outcome.lease)).await?;
+                }
+                for event in &outcome.events {
+                    Self::insert_event(tx, EventRow::lease(&outcome.lease, event, actor)).await?;
+                }
+                let Some(r) = renewal(before, outcome) else { return Ok(vec![]) };
+                if <$db>::NOTIFY_RENEWALS {
+                    // Small: well under NOTIFY's 8 kB.
+                    let payload = serde_json::to_string(&r).unwrap_or_default();
+                    Self::exec(tx, "SELECT pg_notify($1, $2)", vec![Arg::text(RENEWALS), Arg::Text(Some(payload))]).await?;
+                }
+                Ok(vec![Change::Renewed(r)])
+            }
+
+            /// Gives up a resource's name: its last token becomes the name's floor.
+            async fn give_up_name(tx: &mut Transaction<'static, $db>, r: &Resource, last: FencingToken) -> Result<(), StoreError> {
+                let args = vec![Arg::text(r.resource_type.as_str()), Arg::text(r.identifier.as_str()), Arg::Int(Some(last.to_i64()))];
+                Self::exec(tx, RAISE_FLOOR, args).await.map(drop)
+            }
+
+            /// Takes a name: the lease continues above the name's floor.
+            async fn take_name(tx: &mut Transaction<'static, $db>, r: &Resource, last: FencingToken) -> Result<(), StoreError> {
+                let args = vec![Arg::text(r.resource_type.as_str()), Arg::text(r.identifier.as_str())];
+                let floor: Option<(i64,)> = Self::fetch(&mut **tx, SELECT_FLOOR, args).await?.pop();
+                let raised = token_floor(last, floor.and_then(|(f,)| FencingToken::from_i64(f)));
+                if raised > last {
+                    Self::exec(tx, SET_LAST_TOKEN, vec![Arg::Uuid(Some(r.id.0)), Arg::Int(Some(raised.to_i64()))]).await?;
+                }
+                Ok(())
+            }
+
+            async fn position(&self, statement: &str, args: Vec<Arg>) -> Result<Option<LogPos>, StoreError> {
+                Ok(Self::fetch(&self.pool, statement, args).await?.pop())
+            }
+        }
+
+        #[async_trait]
+        impl Store for SqlStore<$db> {
+            fn kind(&self) -> &'static str {
+                <$db>::KIND
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                // A service role that may not create tables (see `grant_service_role`) starts on an up-to-date
+                // schema without touching it; anything pending is applied (and needs the owner).
+                let applied: Result<Vec<(i64,)>, _> =
+                    sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&self.pool).await;
+                if let Ok(applied) = applied {
+                    if <$db>::migrator().iter().all(|m| applied.contains(&(m.version,))) {
+                        return Ok(());
+                    }
+                }
+                <$db>::migrator().run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn now(&self) -> Result<Millis, StoreError> {
+                let (ms,): (i64,) = sqlx::query_as(<$db>::NOW).fetch_one(&self.pool).await?;
+                Ok(Millis(ms))
+            }
+
+            async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                let resource = Resource { id, resource_type: ty.clone(), identifier: ident.clone(), created_at: now };
+                let args = vec![Arg::Uuid(Some(id.0)), Arg::text(ty.as_str()), Arg::text(ident.as_str()), Arg::Int(Some(now.0))];
+                Self::exec(&mut tx, INSERT_RESOURCE, args).await?;
+                Self::exec(&mut tx, INSERT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?;
+                Self::take_name(&mut tx, &resource, FencingToken(0)).await?;
+                Self::insert_event(&mut tx, EventRow::resource("resource_created", &resource, now, actor)).await?;
+                self.commit(tx, vec![]).await?;
+                Ok(resource)
+            }
+
+            async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError> {
+                let (mut tx, mut resource, lease, now) = self.lock_lease(id).await?;
+                Self::give_up_name(&mut tx, &resource, lease.last_token).await?;
+                Self::exec(&mut tx, UPDATE_IDENTIFIER, vec![Arg::Uuid(Some(id.0)), Arg::text(ident.as_str())]).await?;
+                resource.identifier = ident.clone();
+                Self::take_name(&mut tx, &resource, lease.last_token).await?;
+                Self::insert_event(&mut tx, EventRow::resource("resource_updated", &resource, now, actor)).await?;
+                self.commit(tx, vec![]).await?;
+                Ok(resource)
+            }
+
+            async fn delete_resource(&self, id: ResourceId, policy: &Policy, actor: &Actor) -> Result<Resource, StoreError> {
+                let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
+                let outcome = retire(&lease, now, policy.lock_delay(resource.resource_type.as_str())).map_err(StoreError::Denied)?;
+                Self::write(&mut tx, &lease, &outcome, actor).await?;
+                Self::give_up_name(&mut tx, &resource, lease.last_token).await?;
+                Self::exec(&mut tx, DELETE_RESOURCE, vec![Arg::Uuid(Some(id.0))]).await?;
+                Self::insert_event(&mut tx, EventRow::resource("resource_deleted", &resource, now, actor)).await?;
+                self.commit(tx, vec![]).await?;
+                Ok(resource)
+            }
+
+            async fn resource(&self, id: ResourceId) -> Result<Resource, StoreError> {
+                let rec: Option<ResourceRecord> = Self::fetch(&self.pool, SELECT_RESOURCE, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                rec.ok_or(StoreError::NotFound)?.try_into()
+            }
+
+            async fn resources(&self, filter: &ResourceFilter) -> Result<Vec<Resource>, StoreError> {
+                let (statement, args) = sql::resources(filter);
+                let recs: Vec<ResourceRecord> = Self::fetch(&self.pool, &statement, args).await?;
+                recs.into_iter().map(Resource::try_from).collect()
+            }
+
+            async fn lease(&self, id: ResourceId) -> Result<(Resource, Lease, Millis), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, SELECT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                let now = Self::db_now(&mut tx).await?;
+                tx.commit().await?;
+                let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+                Ok((resource, lease, now))
+            }
+
+            async fn leases(&self, filter: &LockFilter) -> Result<(Vec<(Resource, Lease)>, Millis), StoreError> {
+                let (statement, args) = sql::leases(filter);
+                let mut tx = self.pool.begin().await?;
+                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &statement, args).await?;
+                let now = Self::db_now(&mut tx).await?;
+                tx.commit().await?;
+                Ok((recs.into_iter().map(LeaseRecord::into_parts).collect::<Result<_, _>>()?, now))
+            }
+
+            async fn transact(&self, id: ResourceId, actor: &Actor, transition: Transition) -> Result<Applied, StoreError> {
+                let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
+                let outcome = transition(&resource, &lease, now).map_err(StoreError::Denied)?;
+                let renewals = Self::write(&mut tx, &lease, &outcome, actor).await?;
+                self.commit(tx, renewals).await?;
+                Ok(Applied { resource, outcome, now })
+            }
+
+            async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, policy: Arc<Policy>, actor: &Actor) -> Result<Applied, StoreError> {
+                if !<$db>::FAST_GRANT {
+                    return self.transact(id, actor, acquire_transition(cmd, policy)).await;
+                }
+                let detail = hold_detail(cmd.ttl, 0, Millis::ZERO, None, &cmd.principal).to_string();
+                let args = vec![
+                    Arg::Uuid(Some(id.0)),
+                    Arg::Uuid(Some(cmd.new_hold_id.0)),
+                    Arg::text(cmd.owner.as_str()),
+                    Arg::Int(Some(cmd.ttl.as_millis().0)),
+                    Arg::Text(Some(detail)),
+                    Arg::text(cmd.principal.as_str()),
+                    Arg::Text(actor.key_id.clone()),
+                    Arg::Text(actor.request_id.clone()),
+                ];
+                let granted: Option<LeaseRecord> = Self::fetch(&self.pool, FAST_GRANT, args).await?.pop();
+                let Some(rec) = granted else {
+                    return self.transact(id, actor, acquire_transition(cmd, policy)).await;
+                };
+                self.written.notify_one();
+                let (resource, lease) = rec.into_parts()?;
+                let hold = lease.hold.clone().ok_or_else(|| StoreError::Corrupt("fast grant returned no hold".into()))?;
+                let now = hold.acquired_at;
+                let events = vec![LeaseEvent { kind: EventKind::Acquired, at: now, hold }];
+                Ok(Applied { resource, outcome: Outcome { lease, events }, now })
+            }
+
+            async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError> {
+                let actor = Actor::system("reaper");
+                let (mut tx, now) = self.begin().await?;
+                let candidates = format!("{SELECT_EXPIRED}{}", <$db>::SKIP_LOCKED);
+                let recs: Vec<LeaseRecord> =
+                    Self::fetch(&mut *tx, &candidates, vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch)))]).await?;
+                let mut expired = 0;
+                for rec in recs {
+                    let (resource, lease) = rec.into_parts()?;
+                    if let Some(outcome) = expire(&lease, now, policy.lock_delay(resource.resource_type.as_str())) {
+                        Self::write(&mut tx, &lease, &outcome, &actor).await?;
+                        expired += 1;
+                    }
+                }
+                self.commit(tx, vec![]).await?;
+                Ok(expired)
+            }
+
+            async fn events(&self, filter: &EventFilter) -> Result<Vec<Logged>, StoreError> {
+                let (statement, args) = sql::events(filter, <$db>::HORIZON);
+                let recs: Vec<EventRecord> = Self::fetch(&self.pool, &statement, args).await?;
+                Ok(recs.into_iter().map(Logged::from).collect())
+            }
+
+            async fn newest_event(&self) -> Result<Option<LogPos>, StoreError> {
+                self.position(&sql::newest_event(<$db>::HORIZON), vec![]).await
+            }
+
+            async fn log_position(&self, id: i64) -> Result<Option<LogPos>, StoreError> {
+                self.position(LOG_POSITION, vec![Arg::Int(Some(id))]).await
+            }
+
+            async fn changed(&self) -> Change {
+                let mut rx = self.changes_rx.lock().await;
+                tokio::select! {
+                    _ = self.written.notified() => Change::Events,
+                    r = rx.recv() => r.unwrap_or(Change::Events),
+                }
+            }
+
+            async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
+                let args = vec![Arg::Int(Some(after)), Arg::Int(Some(i64::from(limit)))];
+                Self::fetch(&self.pool, &sql::finished_holds(<$db>::HORIZON), args).await
+            }
+
+            async fn append_event(&self, mut event: EventRow) -> Result<(), StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                event.at_ms = now.0;
+                Self::insert_event(&mut tx, event).await?;
+                self.commit(tx, vec![]).await
+            }
+
+            async fn create_key(&self, key: &KeyRecord, actor: &Actor) -> Result<KeyRecord, StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                let key = KeyRecord { created_at_ms: now.0, ..key.clone() };
+                Self::exec(&mut tx, INSERT_KEY, key.args()).await?;
+                Self::insert_event(&mut tx, EventRow::key("key_created", &key, now, actor)).await?;
+                self.commit(tx, vec![]).await?;
+                Ok(key)
+            }
+
+            async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+                let row: Option<KeyRow> = Self::fetch(&self.pool, SELECT_KEY, vec![Arg::text(id)]).await?.pop();
+                row.map(KeyRecord::try_from).transpose()
+            }
+
+            async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+                let rows: Vec<KeyRow> = Self::fetch(&self.pool, &format!("{SELECT_KEYS} ORDER BY created_at_ms, id"), vec![]).await?;
+                rows.into_iter().map(KeyRecord::try_from).collect()
+            }
+
+            async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<KeyRecord, StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                let changed = Self::exec(&mut tx, REVOKE_KEY, vec![Arg::text(id), Arg::Int(Some(now.0))]).await?;
+                let row: Option<KeyRow> = Self::fetch(&mut *tx, SELECT_KEY, vec![Arg::text(id)]).await?.pop();
+                let key = KeyRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
+                if changed > 0 {
+                    Self::insert_event(&mut tx, EventRow::key("key_revoked", &key, now, actor)).await?;
+                }
+                self.commit(tx, vec![]).await?;
+                Ok(key)
+            }
+        }
+    };
+}
+
+sql_store!(Postgres);
+sql_store!(Sqlite);

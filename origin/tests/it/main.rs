@@ -1,0 +1,17 @@
+//! The origin's integration tests, one binary (a change links once), a module per area (zero2prod's layout).
+//! Each test gets its own database and origin (`support`); PostgreSQL tests run against the cluster that
+//! `cargo xtask test` starts.
+#[macro_use]
+mod support;
+mod cli;
+mod conformance;
+mod contention;
+mod dashboard;
+mod dashboard_serving;
+mod edge;
+mod fast_grant;
+mod faults;
+mod ml;
+mod reaper;
+mod security;
+mod stream;
