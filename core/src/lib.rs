@@ -9,23 +9,22 @@
 //!   `expire`, `force_release`, each returning the next state plus the events to append.
 //! * [`policy`] — TTL bounds, the default TTL and per-type lock-delay.
 //! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
-//! * [`api`] — the JSON request/response types of the HTTP API and their validation.
+//! * [`wire`] — the wire contract: every endpoint, request and response body, event kind and event detail.
 //! * [`error`] — the stable error codes and their HTTP status.
 //! * [`auth`] — roles and the API key format.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
 
-pub mod api;
 pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod lease;
 pub mod policy;
-pub mod routes;
 pub mod time;
 pub mod ttl;
 pub mod ttl_model;
+pub mod wire;
 
 pub use error::{ApiError, ErrorCode};
 pub use auth::Role;

@@ -2,7 +2,7 @@
 //! route (404/405), rate limit (429), key format (401), body (415/413/400/422) — then forward.
 
 use hhs_core::auth::{bearer_token, parse_bearer};
-use hhs_core::routes::{self, Match};
+use hhs_core::wire::endpoints::{self, Match};
 use hhs_core::{ApiError, ErrorCode};
 use worker::{Env, Request, Response, Result};
 
@@ -28,7 +28,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     let id = request_id(&req);
     let method = req.method().to_string();
     let path = req.path();
-    let (route, param) = match routes::find(&method, &path) {
+    let (route, param) = match endpoints::find(&method, &path) {
         Match::Found(route, param) => (route, param.map(|(kind, value)| (kind, value.to_owned()))),
         Match::MethodNotAllowed => {
             return reply::error(ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"), Some(&id))
@@ -49,16 +49,16 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
 
     let content_type = req.headers().get("content-type")?;
     let declared_len: Option<usize> = req.headers().get("content-length")?.and_then(|v| v.parse().ok());
-    let body = if route.body == routes::Body::None {
+    let body = if !route.body {
         Vec::new()
-    } else if declared_len.is_some_and(|n| n > hhs_core::api::MAX_BODY_BYTES) {
+    } else if declared_len.is_some_and(|n| n > hhs_core::wire::MAX_BODY_BYTES) {
         // Refuse before reading what we would refuse anyway.
         return reply::error(ApiError::new(ErrorCode::PayloadTooLarge, "request bodies are limited to 65536 bytes"), Some(&id));
     } else {
         req.bytes().await?
     };
     let param = param.as_ref().map(|(kind, value)| (*kind, value.as_str()));
-    if let Err(e) = routes::check(route, param, content_type.as_deref(), &body, &config.ttl_bounds) {
+    if let Err(e) = endpoints::check(route, param, content_type.as_deref(), &body, &config.ttl_bounds) {
         return reply::error(e, Some(&id));
     }
     let resp = forward::send(config, &req, body, &id).await?;

@@ -6,6 +6,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use hhs_core::ttl_model::{Observation, TtlModel};
+use hhs_core::wire::{HoldDetail, LogKind};
 use hhs_core::Millis;
 use tokio_util::sync::CancellationToken;
 
@@ -36,27 +37,16 @@ impl ModelCache {
             {
                 let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
                 for row in &rows {
-                    let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap_or_default();
-                    let num = |k: &str| detail[k].as_i64();
-                    let (Some(owner), Some(principal)) = (row.owner_id.as_deref(), detail["hold_principal"].as_str()) else {
+                    let (Some(owner), Ok(d)) = (row.owner_id.as_deref(), serde_json::from_str::<HoldDetail>(&row.detail)) else {
                         continue;
                     };
-                    if row.kind == "late_heartbeat" {
-                        if let Some(gap) = num("max_heartbeat_gap_ms") {
-                            model.observe_gap(&row.resource_type, principal, owner, Millis(gap));
-                        }
-                        continue;
-                    }
-                    let Some(held) = num("held_ms") else { continue };
-                    let observation = Observation {
-                        heartbeats: num("heartbeats").and_then(|h| u32::try_from(h).ok()).unwrap_or(0),
-                        max_gap: Millis(num("max_heartbeat_gap_ms").unwrap_or(0)),
-                        held: Millis(held),
-                    };
-                    if row.kind == "late_release" {
-                        model.observe_late(&row.resource_type, principal, owner, &observation);
-                    } else {
-                        model.observe(&row.resource_type, principal, owner, &observation);
+                    let (ty, principal) = (row.resource_type.as_str(), d.hold_principal.as_str());
+                    let observation = |held| Observation { heartbeats: d.heartbeats, max_gap: Millis(d.max_heartbeat_gap_ms), held: Millis(held) };
+                    match (LogKind::parse(&row.kind), d.held_ms) {
+                        (LogKind::LateHeartbeat, _) => model.observe_gap(ty, principal, owner, Millis(d.max_heartbeat_gap_ms)),
+                        (LogKind::LateRelease, Some(held)) => model.observe_late(ty, principal, owner, &observation(held)),
+                        (LogKind::Released, Some(held)) => model.observe(ty, principal, owner, &observation(held)),
+                        _ => {}
                     }
                 }
             }

@@ -7,11 +7,36 @@
 
 use std::time::Duration;
 
-use hhs_core::api::{EventView, RenewalView};
+use hhs_core::wire::{EventView, LockView};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Change, DynStore, EventFilter, LogPos, StoreError};
+use std::collections::HashMap;
+
+use hhs_core::ResourceId;
+
+use crate::store::{Change, DynStore, EventFilter, LockFilter, LogPos, Logged, StoreError};
+
+/// `events` with the lock view of each one's resource attached, as read now — after the events, so never older
+/// than any of them (a dashboard keeps the newer view; see `LockView::is_older_than`). One read for the page.
+/// A deleted resource's events carry none.
+pub async fn with_locks(store: &DynStore, mut events: Vec<Logged>) -> Result<Vec<Logged>, StoreError> {
+    let mut ids: Vec<ResourceId> = events.iter().filter_map(|l| l.event.resource_id).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(events);
+    }
+    let (leases, now) = store.leases(&LockFilter { resources: Some(ids), ..LockFilter::default() }).await?;
+    let views: HashMap<ResourceId, LockView> = leases
+        .iter()
+        .map(|(r, l)| (r.id, LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str())))
+        .collect();
+    for logged in &mut events {
+        logged.event.lock = logged.event.resource_id.and_then(|id| views.get(&id).cloned());
+    }
+    Ok(events)
+}
 
 /// One message of the live feed.
 #[derive(Clone, Debug)]
@@ -19,7 +44,7 @@ pub enum Item {
     /// A committed event-log entry, with its place in commit order (subscribers skip what they replayed).
     Event(LogPos, EventView),
     /// A hold renewed without an event (transient: not replayed after a reconnect; the next resync has it).
-    Renewal(RenewalView),
+    Renewal(LockView),
 }
 
 /// How many events a slow subscriber may fall behind before it is told to resync.
@@ -50,6 +75,7 @@ impl EventHub {
         loop {
             let page = store.events(&EventFilter { after_id: Some(cursor.id), limit: 1_000, ..EventFilter::default() }).await?;
             let full = page.len() == 1_000;
+            let page = with_locks(store, page).await?;
             for logged in page {
                 cursor = logged.pos;
                 // No subscribers is not an error.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hhs_core::api::EventView;
+use hhs_core::wire::{EventView, LogKind};
 use hhs_core::{Millis, ResourceId};
 
 use crate::state::{Board, Shown};
@@ -14,8 +14,8 @@ pub const DURATION_BUCKETS: [(&str, i64); 6] =
 /// How many holds of each type ended in each duration bucket.
 pub fn duration_histogram(events: &[EventView], types: &BTreeMap<ResourceId, String>) -> BTreeMap<String, [u32; 6]> {
     let mut out: BTreeMap<String, [u32; 6]> = BTreeMap::new();
-    for e in events.iter().filter(|e| matches!(e.kind.as_str(), "released" | "expired" | "force_released")) {
-        let (Some(id), Some(held_ms)) = (e.resource_id, e.detail["held_ms"].as_i64()) else { continue };
+    for e in events.iter().filter(|e| e.kind.ends_hold()) {
+        let (Some(id), Some(held_ms)) = (e.resource_id, e.detail.hold().and_then(|d| d.held_ms)) else { continue };
         let Some(ty) = types.get(&id) else { continue };
         let secs = held_ms / 1000;
         let bucket = DURATION_BUCKETS.iter().position(|(_, upper)| secs < *upper).unwrap_or(DURATION_BUCKETS.len() - 1);
@@ -48,10 +48,10 @@ pub fn endings_per_hour(events: &[EventView], now: Millis, hours: usize) -> Vec<
         // An event a moment "after" now (the page's clock ticks once a second) belongs to the current hour.
         let back = (current - Millis::from_utc(e.at).0.div_euclid(HOUR)).max(0);
         let Some(slot) = usize::try_from(back).ok().filter(|b| *b < hours).map(|b| &mut out[hours - 1 - b]) else { continue };
-        match e.kind.as_str() {
-            "released" => slot.released += 1,
-            "expired" => slot.expired += 1,
-            "force_released" => slot.force_released += 1,
+        match e.kind {
+            LogKind::Released => slot.released += 1,
+            LogKind::Expired => slot.expired += 1,
+            LogKind::ForceReleased => slot.force_released += 1,
             _ => {}
         }
     }

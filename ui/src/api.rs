@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use hhs_core::api::{AnomalyList, AnomalyView, LockList, WhoAmI};
+use hhs_core::wire::endpoints::{self, Endpoint, NoBody, RequestBody};
+use hhs_core::wire::{AnomalyView, LockList, WhoAmIView};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
@@ -79,17 +79,26 @@ impl Api {
         resp.dyn_into::<Response>().map_err(failed)
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, UiError> {
-        read(self.fetch("GET", path, None, None).await?).await
+    /// Calls endpoint `E` with its method and path from the one endpoint table: `param` fills the path's
+    /// `{…}`, `query` (without `?`) is appended, `body` is sent when the endpoint takes one. The answer decodes as
+    /// the endpoint's response type, so a request and its answer cannot be mismatched.
+    pub async fn call<E: Endpoint>(&self, param: Option<&str>, query: &str, body: &E::Request) -> Result<E::Response, UiError>
+    where
+        E::Response: DeserializeOwned,
+    {
+        let mut path = E::PATH.to_owned();
+        if let (Some(value), Some(start), Some(end)) = (param, path.find('{'), path.find('}')) {
+            path.replace_range(start..=end, &String::from(js_sys::encode_uri_component(value)));
+        }
+        if !query.is_empty() {
+            path = format!("{path}?{query}");
+        }
+        let json = <E::Request as RequestBody>::PRESENT.then(|| serde_json::to_string(body)).transpose().map_err(UiError::network)?;
+        read(self.fetch(E::METHOD, &path, json, None).await?).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, UiError> {
-        let json = serde_json::to_string(body).map_err(UiError::network)?;
-        read(self.fetch("POST", path, Some(json), None).await?).await
-    }
-
-    pub async fn whoami(&self) -> Result<WhoAmI, UiError> {
-        self.get("/api/whoami").await
+    pub async fn whoami(&self) -> Result<WhoAmIView, UiError> {
+        self.call::<endpoints::WhoAmI>(None, "", &NoBody).await
     }
 
     /// The board's snapshot and the clock offset measured with it: the server's time minus the midpoint of this
@@ -98,12 +107,12 @@ impl Api {
     /// at least as new, so streaming from the first page's cursor misses nothing.
     pub async fn snapshot(&self) -> Result<(LockList, i64), UiError> {
         let sent = js_sys::Date::now();
-        let mut list: LockList = self.get("/api/locks").await?;
+        let mut list: LockList = self.call::<endpoints::ListLocks>(None, "", &NoBody).await?;
         let received = js_sys::Date::now();
         let midpoint = ((sent + received) / 2.0) as i64;
         let offset = list.server_time.timestamp_millis() - midpoint;
         while let Some(after) = list.next_after.take() {
-            let page: LockList = self.get(&format!("/api/locks?after={after}")).await?;
+            let page = self.call::<endpoints::ListLocks>(None, &format!("after={after}"), &NoBody).await?;
             list.items.extend(page.items);
             list.next_after = page.next_after;
         }
@@ -113,12 +122,12 @@ impl Api {
     /// Every page of `GET /api/ml/anomalies`, most unusual first.
     pub async fn anomalies(&self) -> Result<Vec<AnomalyView>, UiError> {
         let mut items = Vec::new();
-        let mut path = String::from("/api/ml/anomalies");
+        let mut query = String::new();
         loop {
-            let page: AnomalyList = self.get(&path).await?;
+            let page = self.call::<endpoints::Anomalies>(None, &query, &NoBody).await?;
             items.extend(page.items);
             match page.next_after {
-                Some(after) => path = format!("/api/ml/anomalies?after={after}"),
+                Some(after) => query = format!("after={after}"),
                 None => break,
             }
         }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use hhs_core::api::{EventView, RenewalView};
+use hhs_core::wire::{EventView, LockView};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, ReadableStreamDefaultReader};
@@ -124,7 +124,7 @@ async fn stream(
             match msg.event.as_str() {
                 "resync" => return End::Resync,
                 "heartbeat" => {
-                    if let Ok(r) = serde_json::from_str::<RenewalView>(&msg.data) {
+                    if let Ok(r) = serde_json::from_str::<LockView>(&msg.data) {
                         dispatch.dispatch(Action::Renewal(r));
                     }
                 }

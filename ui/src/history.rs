@@ -1,7 +1,7 @@
 //! A resource's hold timeline from its events: who held it, from when to when, and how each hold ended.
 
 use chrono::{DateTime, Utc};
-use hhs_core::api::EventView;
+use hhs_core::wire::{EventView, LogKind};
 use hhs_core::HoldId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,28 +21,26 @@ pub struct Span {
 pub fn holds(events: &[EventView]) -> Vec<Span> {
     let mut spans: Vec<Span> = Vec::new();
     for e in events {
-        let Some(hold_id) = e.hold_id else { continue };
-        match e.kind.as_str() {
-            "acquired" => spans.push(Span {
+        let (Some(hold_id), Some(detail)) = (e.hold_id, e.detail.hold()) else { continue };
+        match e.kind {
+            LogKind::Acquired => spans.push(Span {
                 hold_id,
                 owner_id: e.owner_id.clone().unwrap_or_default(),
-                principal: e.detail["hold_principal"].as_str().or(e.principal.as_deref()).unwrap_or_default().to_owned(),
+                principal: detail.hold_principal.clone(),
                 fencing_token: e.fencing_token.unwrap_or(0),
                 from: e.at,
                 to: None,
                 ended: "held".into(),
             }),
-            "released" | "expired" | "force_released" => {
+            kind if kind.ends_hold() => {
                 if let Some(span) = spans.iter_mut().rev().find(|s| s.hold_id == hold_id) {
-                    span.to = Some(match (e.kind.as_str(), e.detail["held_ms"].as_i64()) {
-                        // An expiry is recorded after the fact; the hold ended at its last valid instant.
-                        ("expired", Some(ms)) => span.from + chrono::Duration::milliseconds(ms),
-                        _ => e.at,
-                    });
-                    span.ended = match (e.kind.as_str(), e.detail["reason"].as_str()) {
-                        ("force_released", Some(reason)) => format!("force-released: {reason}"),
-                        ("force_released", None) => "force-released".into(),
-                        (kind, _) => kind.to_owned(),
+                    // An expiry is recorded after the fact; the detail says when the hold ended (its last valid
+                    // instant). Entries from before the detail had `ended_at` fall back to the event's time.
+                    span.to = Some(detail.ended_at.unwrap_or(e.at));
+                    span.ended = match (kind, &detail.reason) {
+                        (LogKind::ForceReleased, Some(reason)) => format!("force-released: {reason}"),
+                        (LogKind::ForceReleased, None) => "force-released".into(),
+                        (kind, _) => kind.as_str().to_owned(),
                     };
                 }
             }

@@ -1,16 +1,17 @@
 //! The board's state and how everything that happens folds into it: a `Reducible` store driven by one
 //! [`Action`] enum. Pure — no browser calls — so the folding is unit-tested natively (tests/board_state.rs).
 //!
-//! The board starts from a snapshot (`GET /api/locks`) and then folds the live stream: event-log entries
-//! (`acquired`, `released`, …) and transient renewals (heartbeats). Events at or below the snapshot's
-//! `last_event_id` were already in it and are skipped; the few after it that the snapshot may also reflect fold
-//! again without harm (every fold is idempotent).
+//! The board starts from a snapshot (`GET /api/locks`) and then folds the live stream. It derives nothing: every
+//! stream message carries the origin's view of the lock (an event's `lock`, read after the event; a heartbeat's
+//! view), and the reducer replaces a row with it unless the row already shows a newer one
+//! (`LockView::is_older_than`: by fencing token, then a hold's end, then its last renewal). So folding is
+//! idempotent and order-tolerant: a message the snapshot already reflected, or one overtaken by a newer one,
+//! changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use chrono::{DateTime, Utc};
-use hhs_core::api::{EventView, LockList, LockView, RenewalView};
+use hhs_core::wire::{EventView, LockList, LockView, LogKind};
 use hhs_core::{Lease, LockStatus, Millis, ResourceId};
 use yew::Reducible;
 
@@ -68,6 +69,14 @@ impl Row {
             LockStatus::Expired => Shown::Expired,
             LockStatus::Free | LockStatus::Released | LockStatus::ForceReleased => Shown::Free,
         }
+    }
+
+    /// A row from a view that names its resource (list items and stream events do); the row keeps the lock
+    /// without the names.
+    fn named(lock: LockView) -> Option<Row> {
+        let (resource_type, identifier) = (lock.resource_type.clone()?, lock.identifier.clone()?);
+        let lock = LockView { resource_type: None, identifier: None, ttl_source: None, ..lock };
+        Some(Row { id: lock.resource_id, resource_type, identifier, lock })
     }
 
     fn free(id: ResourceId, resource_type: String, identifier: String) -> Row {
@@ -139,7 +148,7 @@ pub enum Action {
     /// A fresh `GET /api/locks` and the clock offset measured with it: replaces the board.
     Snapshot { list: LockList, offset_ms: i64 },
     Event(EventView),
-    Renewal(RenewalView),
+    Renewal(LockView),
     Link(Link),
     Filters(Filters),
     /// An action on a resource was sent.
@@ -162,14 +171,6 @@ impl Reducible for Board {
     }
 }
 
-fn parse_time(v: &serde_json::Value) -> Option<DateTime<Utc>> {
-    v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
-}
-
-fn plus_seconds(t: DateTime<Utc>, secs: u32) -> DateTime<Utc> {
-    t + chrono::Duration::seconds(i64::from(secs))
-}
-
 impl Board {
     /// The server's time for a reading of this browser's clock.
     pub fn server_now(&self, local_ms: i64) -> Millis {
@@ -185,22 +186,14 @@ impl Board {
     pub fn apply(&mut self, action: Action) {
         match action {
             Action::Snapshot { list, offset_ms } => {
-                self.rows = list
-                    .items
-                    .into_iter()
-                    .map(|lock| {
-                        let ty = lock.resource_type.clone().unwrap_or_default();
-                        let ident = lock.identifier.clone().unwrap_or_default();
-                        (lock.resource_id, Rc::new(Row { id: lock.resource_id, resource_type: ty, identifier: ident, lock }))
-                    })
-                    .collect();
+                self.rows = list.items.into_iter().filter_map(Row::named).map(|row| (row.id, Rc::new(row))).collect();
                 self.last_event_id = list.last_event_id;
                 self.offset_ms = offset_ms;
                 self.loaded = true;
                 self.stale = false;
             }
             Action::Event(e) => self.fold_event(&e),
-            Action::Renewal(r) => self.fold_renewal(&r),
+            Action::Renewal(lock) => self.fold_lock(lock),
             Action::Link(link) => self.link = link,
             Action::Filters(f) => self.filters = f,
             Action::Busy(id) => {
@@ -209,7 +202,7 @@ impl Board {
             Action::Done(id, result) => {
                 self.busy.remove(&id);
                 match result {
-                    Ok(lock) => self.fold_answer(lock),
+                    Ok(lock) => self.fold_lock(lock),
                     Err(e) => self.notice = Some(Notice::Error(e.to_string())),
                 }
             }
@@ -221,111 +214,43 @@ impl Board {
         }
     }
 
-    /// An action's answer is the server's word on that lock: take it unless the stream already brought newer.
-    fn fold_answer(&mut self, lock: LockView) {
-        let Some(row) = self.rows.get_mut(&lock.resource_id) else { return };
-        let newer_hold = row.lock.fencing_token > lock.fencing_token;
-        if !newer_hold {
-            let r = Rc::make_mut(row);
-            r.lock = LockView { resource_type: None, identifier: None, ttl_source: None, ..lock };
-        }
-    }
-
+    /// A stream event: a deleted resource leaves the board; otherwise the event's lock view folds in.
     fn fold_event(&mut self, e: &EventView) {
-        if e.id <= self.last_event_id {
-            return;
-        }
         self.last_event_id = e.id;
-        let Some(id) = e.resource_id else { return };
-        let d = &e.detail;
-        match e.kind.as_str() {
-            "resource_created" => {
-                let ty = d["type"].as_str().unwrap_or_default().to_owned();
-                let ident = d["identifier"].as_str().unwrap_or_default().to_owned();
-                self.rows.entry(id).or_insert_with(|| Rc::new(Row::free(id, ty, ident)));
-            }
-            "resource_updated" => {
-                if let (Some(row), Some(ident)) = (self.rows.get_mut(&id), d["identifier"].as_str()) {
-                    Rc::make_mut(row).identifier = ident.to_owned();
-                }
-            }
-            "resource_deleted" => {
+        match (e.kind, e.resource_id, &e.lock) {
+            (LogKind::ResourceDeleted, Some(id), _) => {
                 self.rows.remove(&id);
             }
-            "acquired" | "released" | "expired" | "force_released" => {
-                let Some(row) = self.rows.get_mut(&id) else {
-                    self.stale = true;
-                    return;
-                };
-                let lock = &mut Rc::make_mut(row).lock;
-                let same_hold = lock.id.is_some() && lock.id == e.hold_id;
-                match e.kind.as_str() {
-                    "acquired" => {
-                        // Folding an acquire the snapshot already showed must not move its heartbeat back.
-                        if same_hold && lock.status == LockStatus::Held {
-                            return;
-                        }
-                        let ttl = d["ttl_seconds"].as_u64().and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
-                        lock.id = e.hold_id;
-                        lock.owner_id = e.owner_id.clone();
-                        lock.principal = d["hold_principal"].as_str().map(str::to_owned).or_else(|| e.principal.clone());
-                        lock.status = LockStatus::Held;
-                        lock.ttl_seconds = Some(ttl);
-                        lock.fencing_token = e.fencing_token;
-                        lock.created_at = Some(e.at);
-                        lock.last_heartbeat = Some(e.at);
-                        lock.expires_at = Some(plus_seconds(e.at, ttl));
-                        lock.ended_at = None;
-                        lock.lock_delay_until = None;
-                    }
-                    // An ending for a hold the board does not show (an older one) changes nothing.
-                    _ if !same_hold => {}
-                    "released" => {
-                        lock.status = LockStatus::Released;
-                        lock.ended_at = Some(e.at);
-                    }
-                    "expired" => {
-                        lock.status = LockStatus::Expired;
-                        lock.ended_at = lock.expires_at.or(Some(e.at));
-                        lock.lock_delay_until = parse_time(&d["lock_delay_until"]);
-                    }
-                    _ => {
-                        lock.status = LockStatus::ForceReleased;
-                        lock.ended_at = Some(e.at);
-                        lock.lock_delay_until = parse_time(&d["lock_delay_until"]);
-                    }
-                }
-            }
-            // late_release, late_heartbeat: the hold had already lapsed; key and auth events: not on the board.
+            (_, _, Some(lock)) => self.fold_lock(lock.clone()),
             _ => {}
         }
     }
 
-    fn fold_renewal(&mut self, r: &RenewalView) {
-        let Some(row) = self.rows.get_mut(&r.resource_id) else {
-            self.stale = true;
+    /// Replaces a row's lock with `lock` (and its type and identifier, when the view names them: stream events
+    /// do, action answers and heartbeats do not) unless the row shows a newer one. A row that would not change
+    /// keeps its allocation, so its component does not re-render. A nameless view of an unknown resource marks
+    /// the board stale (the next reconnect reloads it).
+    fn fold_lock(&mut self, lock: LockView) {
+        let Some(row) = self.rows.get_mut(&lock.resource_id) else {
+            match Row::named(lock) {
+                Some(row) => {
+                    self.rows.insert(row.id, Rc::new(row));
+                }
+                None => self.stale = true,
+            }
             return;
         };
-        let lock = &mut Rc::make_mut(row).lock;
-        // A renewal older than what the board shows (a newer grant is already folded) is dropped.
-        if lock.fencing_token.is_some_and(|t| t > r.fencing_token) {
+        if lock.is_older_than(&row.lock) {
             return;
         }
-        if lock.id != Some(r.hold_id) {
-            lock.created_at = None;
+        let next = Row {
+            id: row.id,
+            resource_type: lock.resource_type.clone().unwrap_or_else(|| row.resource_type.clone()),
+            identifier: lock.identifier.clone().unwrap_or_else(|| row.identifier.clone()),
+            lock: LockView { resource_type: None, identifier: None, ttl_source: None, ..lock },
+        };
+        if **row != next {
+            *row = Rc::new(next);
         }
-        if lock.id == Some(r.hold_id) && lock.last_heartbeat.is_some_and(|h| h > r.last_heartbeat) {
-            return;
-        }
-        lock.id = Some(r.hold_id);
-        lock.owner_id = Some(r.owner_id.clone());
-        lock.principal = Some(r.principal.clone());
-        lock.status = LockStatus::Held;
-        lock.ttl_seconds = Some(r.ttl_seconds);
-        lock.fencing_token = Some(r.fencing_token);
-        lock.last_heartbeat = Some(r.last_heartbeat);
-        lock.expires_at = Some(r.expires_at);
-        lock.ended_at = None;
-        lock.lock_delay_until = None;
     }
 }

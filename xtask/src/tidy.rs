@@ -5,6 +5,11 @@
 //!   heading (`### \`core/\``…), a source file counts as named when its path or file name — or, for a
 //!   component, its module name — appears in backticks.
 //! * No import cycles among the dashboard's modules (`ui/src`): dependencies flow one way.
+//! * No lease arithmetic in the dashboard (`ui/src`): it shows the origin's views and asks `hhs-core` about
+//!   time (`status_at`, `remaining_at`, …); adding or subtracting instants there would be a second copy of the
+//!   rules.
+//! * The origin routes `/api/*` only from the endpoint table: no literal `/api` route in `origin/src` (the
+//!   conformance suite checks, against a running origin, that it serves exactly the table).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +23,8 @@ pub fn run() -> Result<(), String> {
     step("tidy: the code map and the dashboard's module graph");
     let mut problems = code_map(&root())?;
     problems.extend(ui_cycles(&root().join("ui/src"))?);
+    problems.extend(forbidden(&root().join("ui/src"), UI_LEASE_ARITHMETIC, "lease arithmetic in the dashboard (ask hhs-core)")?);
+    problems.extend(forbidden(&root().join("origin/src"), API_ROUTES_OUTSIDE_THE_TABLE, "an /api route outside the endpoint table")?);
     if problems.is_empty() {
         eprintln!("tidy: ok");
         return Ok(());
@@ -130,6 +137,27 @@ fn target(from: &[String], path: &str) -> Option<Vec<String>> {
     Some(base)
 }
 
+/// What computes with instants or durations (`Millis::since`/`plus`, chrono's durations).
+const UI_LEASE_ARITHMETIC: &[&str] = &[".since(", ".plus(", "chrono::Duration", "Duration::seconds", "Duration::milliseconds", "TimeDelta"];
+const API_ROUTES_OUTSIDE_THE_TABLE: &[&str] = &[".route(\"/api", ".nest(\"/api", ".route_service(\"/api"];
+
+/// Lines under `src` that contain any of `patterns` (comments aside), as problems.
+pub fn forbidden(src: &Path, patterns: &[&str], what: &str) -> Result<Vec<String>, String> {
+    let mut files = vec![];
+    rust_files(src, src, &mut files);
+    let mut problems = vec![];
+    for f in &files {
+        let text = std::fs::read_to_string(src.join(f)).map_err(|e| e.to_string())?;
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if let Some(p) = patterns.iter().find(|p| code.contains(*p)) {
+                problems.push(format!("{what}: {}/{}:{} has `{p}`", src.display(), f.display(), n + 1));
+            }
+        }
+    }
+    Ok(problems)
+}
+
 /// Import cycles among the modules of `src` (a module per file; `mod.rs` is its folder's module).
 pub fn ui_cycles(src: &Path) -> Result<Vec<String>, String> {
     let mut files = vec![];
@@ -208,6 +236,10 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         let cycles = ui_cycles(&dir.join("ui/src")).unwrap();
         assert_eq!(cycles, ["import cycle in ui/src: a → b"]);
+        std::fs::write(dir.join("ui/src/a.rs"), "use crate::b::X;\n// t.plus(ttl) in a comment is fine\nlet e = t.plus(ttl);\n").unwrap();
+        let found = forbidden(&dir.join("ui/src"), UI_LEASE_ARITHMETIC, "lease arithmetic").unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("a.rs:3") && found[0].contains("`.plus(`"), "{found:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

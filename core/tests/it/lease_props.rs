@@ -3,6 +3,7 @@
 
 use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, retire, token_floor, AcquireCmd, Claim, Late};
 use hhs_core::{EventKind, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds};
+use hhs_core::wire::LockView;
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -63,6 +64,7 @@ proptest! {
         let mut late_reported_holds = std::collections::HashSet::new();
 
         for (op, dt) in steps {
+            let earlier = now;
             now = now.plus(Millis(dt));
             let before = lease.clone();
             let live_before = before.live_hold(now).cloned();
@@ -84,6 +86,13 @@ proptest! {
             };
             let Ok(out) = result else { continue };
             let after = out.lease;
+
+            // What a dashboard is sent after the step is never older than what it may show from before it,
+            // read at any time up to now: folding views newest-wins never goes back.
+            let (shown, sent) = (LockView::of(&before, now), LockView::of(&after, now));
+            prop_assert!(!sent.is_older_than(&shown), "{:?} reads older than {:?}", sent, shown);
+            prop_assert!(!sent.is_older_than(&LockView::of(&before, earlier)));
+            prop_assert!(!sent.is_older_than(&sent));
 
             // Tokens never go backwards; a new grant gets a strictly greater token than every earlier one.
             prop_assert!(after.last_token >= before.last_token);

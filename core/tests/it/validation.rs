@@ -1,6 +1,6 @@
 //! Validation of ids, TTLs and request bodies: every bad input gets its own stable code, none panics.
 
-use hhs_core::api::{parse_body, AcquireRequest, CreateResourceRequest, HolderRequest};
+use hhs_core::wire::{parse_body, AcquireRequest, CreateResourceRequest, HolderRequest};
 use hhs_core::{ErrorCode, OwnerId, ResourceId, Ttl, TtlBounds};
 
 #[test]
@@ -89,9 +89,9 @@ fn api_keys_and_bearer_headers() {
 
 #[test]
 fn route_table_matches_literals_before_parameters() {
-    use hhs_core::routes::{find, Body, Match, Param};
+    use hhs_core::wire::endpoints::{find, Api, Match, Param};
     let Match::Found(r, None) = find("POST", "/api/locks/acquire") else { panic!() };
-    assert_eq!(r.body, Body::Acquire);
+    assert_eq!((r.api, r.body), (Api::Acquire, true));
     let Match::Found(r, Some((Param::ResourceId, "abc"))) = find("GET", "/api/locks/abc") else { panic!() };
     assert_eq!(r.path, "/api/locks/{resource_id}");
     assert_eq!(find("GET", "/api/locks/acquire"), Match::MethodNotAllowed);

@@ -1,6 +1,6 @@
 //! Authentication and roles. Every `/api/*` request must carry `Authorization: Bearer <key>`; the middleware
-//! turns a valid key into a [`Caller`] in the request's extensions, and each handler states the role it needs
-//! with `caller.require(Role::…)`.
+//! turns a valid key into a [`Caller`] in the request's extensions, and each API route checks the role the
+//! endpoint table gives it ([`require_role`]).
 //!
 //! Keys are cached for [`CACHE_TTL`] (2 s, `key_cache.rs`, bounded) so a busy origin does not read `api_keys`
 //! per request, and a revoked key stops working within that time on every replica (at once on the one that
@@ -16,8 +16,8 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::HeaderValue;
 use hhs_core::auth::parse_bearer;
+use hhs_core::wire::{AuthFailedDetail, Detail, LogKind};
 use hhs_core::{ApiError, ErrorCode, Principal, Role};
-use serde_json::json;
 
 use super::error::{api_error_response, AppError};
 pub use super::key_cache::CACHE_TTL;
@@ -64,6 +64,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
         parts.extensions.get::<Caller>().cloned().ok_or_else(|| AppError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))
+    }
+}
+
+/// Each API route's layer: 403 `forbidden` unless the caller's role includes the one the endpoint table gives.
+pub async fn require_role(State(needed): State<Role>, caller: Caller, req: Request, next: Next) -> Response {
+    match caller.require(needed) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -157,9 +165,9 @@ impl Authenticator {
         };
         tracing::warn!(reason, key_id = key_id.as_deref().unwrap_or("-"), suppressed, "authentication failed");
         let actor = Actor { principal: "anonymous".into(), key_id: key_id.clone(), request_id, reason: None };
-        let mut event = EventRow::by(&actor, hhs_core::Millis::ZERO, "auth_failed");
+        let mut event = EventRow::by(&actor, hhs_core::Millis::ZERO, LogKind::AuthFailed);
         event.outcome = "unauthenticated";
-        event.detail = json!({ "reason": reason, "suppressed_before": suppressed }).to_string();
+        event.detail = Detail::AuthFailed(AuthFailedDetail { reason: reason.into(), suppressed_before: suppressed });
         if let Err(e) = self.store.append_event(event).await {
             tracing::warn!(error = %e, "could not record a failed authentication");
         }

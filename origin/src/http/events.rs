@@ -4,30 +4,25 @@ use std::convert::Infallible;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures::stream::{self, Stream, StreamExt};
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use tokio::sync::broadcast::error::RecvError;
-use hhs_core::api::{EventView, RenewalView};
-use hhs_core::{ErrorCode, Millis, ResourceId, Role};
+use hhs_core::wire::{EventPage, EventView, LockView};
+use hhs_core::{ErrorCode, Millis, ResourceId};
 use serde::Deserialize;
 
-use super::auth::Caller;
 use super::error::AppError;
 use super::extract::QueryParams;
 use super::AppState;
 use crate::store::{EventFilter, LogPos};
 use crate::stream::Item;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/events", get(list)).route("/api/events/stream", get(stream))
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StreamQuery {
+pub(super) struct StreamQuery {
     /// Replay events with an id greater than this first (the `Last-Event-ID` header does the same).
     after: Option<i64>,
 }
@@ -40,12 +35,12 @@ fn resync() -> Event {
 }
 
 /// A renewal: `event: heartbeat`, no `id:` (it is not in the log, so it must not move a client's resume point).
-fn renewal_event(r: &RenewalView) -> Event {
+fn renewal_event(r: &LockView) -> Event {
     Event::default().event("heartbeat").json_data(r).unwrap_or_else(|_| Event::default().comment("unserialisable renewal"))
 }
 
 fn sse_event(e: &EventView) -> Event {
-    Event::default().id(e.id.to_string()).event(e.kind.clone()).json_data(e).unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+    Event::default().id(e.id.to_string()).event(e.kind.as_str()).json_data(e).unwrap_or_else(|_| Event::default().comment("unserialisable event"))
 }
 
 /// `GET /api/events/stream` (viewer): server-sent events, one per event-log entry (`event:` is its kind, `id:`
@@ -53,14 +48,12 @@ fn sse_event(e: &EventView) -> Event {
 /// replayed first, so a reconnecting dashboard loses nothing. A subscriber too slow to keep up, or more than
 /// 1,000 events behind, gets a `resync` event and should reload the board. The stream ends when its key is
 /// revoked (checked every few seconds). Renewals of holds (heartbeats) come
-/// as `event: heartbeat` with a `RenewalView` and no id.
-async fn stream(
+/// as `event: heartbeat` with the hold's `LockView` and no id.
+pub(super) async fn stream(
     State(state): State<AppState>,
-    caller: Caller,
     headers: HeaderMap,
     QueryParams(q): QueryParams<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    caller.require(Role::Viewer)?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()).or(q.after);
     // Subscribe before reading the backlog, so nothing falls between the two.
     let rx = state.hub.subscribe();
@@ -68,6 +61,7 @@ async fn stream(
         Some(after) => state.store.events(&EventFilter { after_id: Some(after), limit: BACKLOG as u32, ..EventFilter::default() }).await?,
         None => vec![],
     };
+    let backlog = crate::stream::with_locks(&state.store, backlog).await?;
     // More missed than one page: the client cannot catch up by replay; it must reload its snapshot.
     let overflowed = backlog.len() >= BACKLOG;
     // Where the replay ends in commit order: live events at or before it were replayed already.
@@ -110,7 +104,7 @@ async fn stream(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EventQuery {
+pub(super) struct EventQuery {
     resource_id: Option<String>,
     /// Only events with an id greater than this (resume where the last page ended).
     after: Option<i64>,
@@ -130,8 +124,9 @@ pub fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Millis>, App
         .transpose()
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<EventQuery>) -> Result<Json<Vec<EventView>>, AppError> {
-    caller.require(Role::Viewer)?;
+/// `GET /api/events`: a page of the log in commit order; `next_after` (the last event's id, on a full page)
+/// continues it, and never skips an event that commits late (see "Reading the log in commit order").
+pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<EventQuery>) -> Result<Json<EventPage>, AppError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(AppError::new(ErrorCode::ValidationFailed, "limit must be between 1 and 1000"));
@@ -143,5 +138,7 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
         until: None,
         limit,
     };
-    Ok(Json(state.store.events(&filter).await?.into_iter().map(|l| l.event).collect()))
+    let items: Vec<EventView> = state.store.events(&filter).await?.into_iter().map(|l| l.event).collect();
+    let next_after = items.last().map(|e| e.id).filter(|_| items.len() == limit as usize);
+    Ok(Json(EventPage { items, next_after }))
 }

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::StatusCode;
-use hhs_core::api::{is_json_content_type, parse_body, MAX_BODY_BYTES};
+use hhs_core::wire::{is_json_content_type, parse_body, MAX_BODY_BYTES};
 use hhs_core::{ErrorCode, ResourceId};
 use serde::de::DeserializeOwned;
 

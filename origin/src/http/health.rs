@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
-use hhs_core::api::Health;
+use hhs_core::wire::Health;
 
 use super::AppState;
 

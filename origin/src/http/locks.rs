@@ -2,11 +2,10 @@
 //! running one `hhs_core::lease` transition.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use hhs_core::api::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
+use axum::Json;
+use hhs_core::wire::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
 use hhs_core::lease::{self, AcquireCmd, Claim, Late};
-use hhs_core::{Denied, ErrorCode, HoldId, LockStatus, OwnerId, ResourceId, ResourceType, Role};
+use hhs_core::{Denied, ErrorCode, HoldId, LockStatus, OwnerId, ResourceId, ResourceType};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -16,26 +15,16 @@ use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
 use crate::store::{Actor, Applied, LockFilter, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/locks", get(list))
-        .route("/api/locks/acquire", post(acquire))
-        .route("/api/locks/heartbeat", post(heartbeat))
-        .route("/api/locks/release", post(release))
-        .route("/api/locks/force-release", post(force_release))
-        .route("/api/locks/{resource_id}", get(show))
-}
 
 fn answer(applied: &Applied) -> Json<LockView> {
     Json(LockView::of(&applied.outcome.lease, applied.now))
 }
 
-async fn acquire(
+pub(super) async fn acquire(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<AcquireRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    caller.require(Role::Client)?;
     let valid = req.validate(&state.policy.ttl_bounds)?;
     let (ttl, source) = match valid.ttl {
         Some(ttl) => (ttl, "requested"),
@@ -58,13 +47,12 @@ async fn acquire(
 
 /// Heartbeat and release: the caller's principal with the owner id and token it names, through one transition.
 /// Returns the claim too, for what the caller does with a refusal.
-async fn as_holder(
+pub(super) async fn as_holder(
     state: &AppState,
     caller: &Caller,
     req: &HolderRequest,
     transition: fn(&hhs_core::Lease, hhs_core::Millis, &Claim) -> Result<hhs_core::Outcome, Denied>,
 ) -> Result<(ResourceId, Claim, Result<Applied, StoreError>), AppError> {
-    caller.require(Role::Client)?;
     let valid = req.validate()?;
     let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
     let moved = claim.clone();
@@ -72,7 +60,7 @@ async fn as_holder(
     Ok((valid.resource_id, claim, result))
 }
 
-async fn heartbeat(
+pub(super) async fn heartbeat(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<HolderRequest>,
@@ -84,7 +72,7 @@ async fn heartbeat(
     Ok(answer(&result?))
 }
 
-async fn release(
+pub(super) async fn release(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<HolderRequest>,
@@ -108,7 +96,7 @@ async fn release(
 /// `late_release`; `hhs_core::lease::report_late`), so the TTL model learns from false expiries instead of never
 /// hearing of them — and a client that keeps calling cannot grow the log or skew the model. Best effort: the
 /// refusal stands whatever happens here.
-async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: Claim, late: Late) {
+pub(super) async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: Claim, late: Late) {
     let policy = state.policy.clone();
     let report = Box::new(move |resource: &crate::store::Resource, current: &hhs_core::Lease, now| {
         Ok(lease::report_late(current, now, &claim, late, policy.lock_delay(resource.resource_type.as_str())))
@@ -120,12 +108,11 @@ async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: C
 
 /// An administrator ends any hold: an involuntary loss, so the type's lock-delay applies. Who and why go into
 /// the audit trail.
-async fn force_release(
+pub(super) async fn force_release(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<ForceReleaseRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    caller.require(Role::Admin)?;
     let (resource_id, reason) = req.validate()?;
     let actor = Actor { reason: Some(reason), ..caller.actor() };
     let policy = state.policy.clone();
@@ -141,15 +128,14 @@ async fn force_release(
     Ok(answer(&applied))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<LockView>, AppError> {
-    caller.require(Role::Viewer)?;
+pub(super) async fn show(State(state): State<AppState>, ResourcePath(id): ResourcePath) -> Result<Json<LockView>, AppError> {
     let (_, lease, now) = state.store.lease(id).await?;
     Ok(Json(LockView::of(&lease, now)))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(super) struct ListQuery {
     status: Option<String>,
     owner_id: Option<String>,
     #[serde(rename = "type")]
@@ -176,8 +162,7 @@ pub fn next_after<T>(rows: &[(crate::store::Resource, T)], limit: u32) -> Option
     (rows.len() == limit as usize).then(|| rows.last().map(|(r, _)| r.id)).flatten()
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<LockList>, AppError> {
-    caller.require(Role::Viewer)?;
+pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<LockList>, AppError> {
     let status = q
         .status
         .as_deref()
@@ -191,9 +176,9 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
     let filter = LockFilter {
         owner_id: q.owner_id.as_deref().map(OwnerId::parse).transpose()?,
         resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?,
-        held_only: false,
         after,
         limit: Some(limit),
+        ..LockFilter::default()
     };
     // The newest event (below the commit horizon) is read first: every event after it may or may not be in the
     // snapshot, none before it is missing from it.

@@ -1,11 +1,10 @@
 //! `/api/ml`: the TTL model's suggestions and the "looks wrong" list (viewer).
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use hhs_core::api::{AnomalyList, AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
+use axum::Json;
+use hhs_core::wire::{AnomalyList, AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
 use hhs_core::ttl_model::Suggestion;
-use hhs_core::{ErrorCode, Role};
+use hhs_core::ErrorCode;
 use serde::Deserialize;
 
 use super::auth::Caller;
@@ -15,9 +14,6 @@ use super::locks::{next_after, page};
 use super::AppState;
 use crate::store::LockFilter;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/ml/suggest", post(suggest)).route("/api/ml/anomalies", get(anomalies))
-}
 
 pub fn basis(s: &Suggestion) -> SuggestionBasis {
     SuggestionBasis {
@@ -28,12 +24,11 @@ pub fn basis(s: &Suggestion) -> SuggestionBasis {
     }
 }
 
-async fn suggest(
+pub(super) async fn suggest(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<SuggestRequest>,
 ) -> Result<Json<SuggestResponse>, AppError> {
-    caller.require(Role::Viewer)?;
     let (resource_id, owner) = req.validate()?;
     let (resource, lease, now) = state.store.lease(resource_id).await?;
     let (suggestion, score) = state.model.read(|m| {
@@ -46,7 +41,7 @@ async fn suggest(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AnomalyQuery {
+pub(super) struct AnomalyQuery {
     min_score: Option<f64>,
     limit: Option<u32>,
     after: Option<String>,
@@ -54,12 +49,10 @@ struct AnomalyQuery {
 
 /// Live holds scoring at least `min_score` (default 0.8), most unusual first within a page of up to `limit`
 /// held leases (by resource id; `after` for the next).
-async fn anomalies(
+pub(super) async fn anomalies(
     State(state): State<AppState>,
-    caller: Caller,
     QueryParams(q): QueryParams<AnomalyQuery>,
 ) -> Result<Json<AnomalyList>, AppError> {
-    caller.require(Role::Viewer)?;
     let min = q.min_score.unwrap_or(0.8);
     if !(0.0..=1.0).contains(&min) {
         return Err(AppError::new(ErrorCode::ValidationFailed, "min_score must be between 0 and 1"));

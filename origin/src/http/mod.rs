@@ -1,5 +1,6 @@
-//! The HTTP API: one router per route group, merged here, under one middleware stack
-//! (request id → trace span → CORS → authentication of `/api/*` → body limit).
+//! The HTTP API: the routes of the endpoint table (handlers in one module per group), health, metrics and the
+//! dashboard, under one middleware stack (request id → trace span → CORS → authentication of `/api/*` → body
+//! limit; then each API route's role).
 
 mod audit;
 pub mod auth;
@@ -21,7 +22,9 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::Router;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method};
-use hhs_core::api::MAX_BODY_BYTES;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use hhs_core::wire::endpoints::{Api, ROUTES};
+use hhs_core::wire::MAX_BODY_BYTES;
 use hhs_core::{ErrorCode, Policy};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -53,13 +56,8 @@ pub fn router(state: AppState, cors_origins: &[String], dashboard_dir: Option<&s
     let routes = Router::new()
         .merge(health::router())
         .merge(dashboard::router(dashboard_dir))
-        .merge(resources::router())
-        .merge(locks::router())
-        .merge(events::router())
-        .merge(keys::router())
-        .merge(audit::router())
+        .merge(api())
         .merge(metrics::router())
-        .merge(ml::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -85,6 +83,43 @@ pub fn router(state: AppState, cors_origins: &[String], dashboard_dir: Option<&s
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
     )
+}
+
+/// The API, built from the one endpoint table (`hhs_core::wire::endpoints::ROUTES`): each route's method and
+/// path from the table, its handler by an exhaustive match on the endpoint (a declared endpoint without a
+/// handler does not compile, and nothing undeclared is routed), behind the role the table says it needs.
+fn api() -> Router<AppState> {
+    ROUTES.iter().fold(Router::new(), |router, route| {
+        let method = Method::from_bytes(route.method.as_bytes()).ok().and_then(|m| MethodFilter::try_from(m).ok());
+        let method = method.unwrap_or_else(|| panic!("the endpoint table has an unknown method {}", route.method));
+        let handler = handler(route.api, method).route_layer(axum::middleware::from_fn_with_state(route.role, auth::require_role));
+        router.route(route.path, handler)
+    })
+}
+
+fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
+    match api {
+        Api::ListResources => on(m, resources::list),
+        Api::CreateResource => on(m, resources::create),
+        Api::GetResource => on(m, resources::show),
+        Api::UpdateResource => on(m, resources::update),
+        Api::DeleteResource => on(m, resources::remove),
+        Api::ListLocks => on(m, locks::list),
+        Api::Acquire => on(m, locks::acquire),
+        Api::Heartbeat => on(m, locks::heartbeat),
+        Api::Release => on(m, locks::release),
+        Api::ForceRelease => on(m, locks::force_release),
+        Api::GetLock => on(m, locks::show),
+        Api::ListEvents => on(m, events::list),
+        Api::StreamEvents => on(m, events::stream),
+        Api::ExportAudit => on(m, audit::export),
+        Api::Suggest => on(m, ml::suggest),
+        Api::Anomalies => on(m, ml::anomalies),
+        Api::WhoAmI => on(m, keys::whoami),
+        Api::ListKeys => on(m, keys::list),
+        Api::CreateKey => on(m, keys::create),
+        Api::RevokeKey => on(m, keys::revoke),
+    }
 }
 
 /// A client's `X-Request-Id` is honoured only if it is short and plain; otherwise we make our own, so a caller

@@ -1,11 +1,10 @@
 //! `/api/resources`: the things that can be held.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use http::StatusCode;
-use hhs_core::api::{CreateResourceRequest, ResourcePage, ResourceView, UpdateResourceRequest};
-use hhs_core::{ErrorCode, Identifier, ResourceId, ResourceType, Role};
+use hhs_core::wire::{CreateResourceRequest, ResourcePage, ResourceView, UpdateResourceRequest};
+use hhs_core::{ErrorCode, Identifier, ResourceId, ResourceType};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -15,11 +14,6 @@ use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
 use crate::store::{Resource, ResourceFilter};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/resources", post(create).get(list))
-        .route("/api/resources/{id}", get(show).patch(update).delete(remove))
-}
 
 pub fn view(r: &Resource) -> ResourceView {
     ResourceView {
@@ -30,12 +24,11 @@ pub fn view(r: &Resource) -> ResourceView {
     }
 }
 
-async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<CreateResourceRequest>,
 ) -> Result<(StatusCode, Json<ResourceView>), AppError> {
-    caller.require(Role::Admin)?;
     let (ty, ident) = req.validate()?;
     // UUIDv7: time-ordered, so listing by id lists by creation and the id doubles as the page cursor.
     let resource = state.store.create_resource(ResourceId(Uuid::now_v7()), &ty, &ident, &caller.actor()).await?;
@@ -45,7 +38,7 @@ async fn create(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(super) struct ListQuery {
     #[serde(rename = "type")]
     resource_type: Option<String>,
     limit: Option<u32>,
@@ -55,8 +48,7 @@ struct ListQuery {
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<ResourcePage>, AppError> {
-    caller.require(Role::Viewer)?;
+pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<ResourcePage>, AppError> {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::new(ErrorCode::ValidationFailed, format!("limit must be between 1 and {MAX_PAGE}")));
@@ -71,19 +63,17 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): Que
     Ok(Json(ResourcePage { items, next_after }))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
-    caller.require(Role::Viewer)?;
+pub(super) async fn show(State(state): State<AppState>, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
     Ok(Json(view(&state.store.resource(id).await?)))
 }
 
 /// Renames a resource (its type keys policy and never changes).
-async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ResourcePath(id): ResourcePath,
     JsonBody(req): JsonBody<UpdateResourceRequest>,
 ) -> Result<Json<ResourceView>, AppError> {
-    caller.require(Role::Admin)?;
     let ident = Identifier::parse(&req.identifier)?;
     Ok(Json(view(&state.store.update_resource(id, &ident, &caller.actor()).await?)))
 }
@@ -91,8 +81,7 @@ async fn update(
 /// Deletes a resource that nobody holds (409 `lock_held` otherwise) and that is not in lock-delay (409
 /// `lock_delay`: the lapsed holder may still be acting). Its events stay in the log, and its name's tokens keep
 /// rising if it is created again.
-async fn remove(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
-    caller.require(Role::Admin)?;
+pub(super) async fn remove(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
     let removed = state.store.delete_resource(id, &state.policy, &caller.actor()).await?;
     tracing::info!(resource_id = %id, "resource deleted");
     Ok(Json(view(&removed)))

@@ -87,7 +87,7 @@ impl Dialect for Sqlite {
     }
 }
 
-/// The NOTIFY channel of renewals (payload a `RenewalView`). Events are not notified: readers poll the commit
+/// The NOTIFY channel of renewals (payload the hold's `LockView`). Events are not notified: readers poll the commit
 /// horizon and wake at once on this replica's own commits.
 pub const RENEWALS: &str = "hhs_renewals";
 

@@ -11,7 +11,7 @@ pub mod sql_store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hhs_core::api::RenewalView;
+use hhs_core::wire::LockView;
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
@@ -190,15 +190,15 @@ pub enum Change {
     /// Events may have been committed: read the log.
     Events,
     /// A hold was renewed (heartbeat, repeated acquire): no event, but its expiry moved.
-    Renewed(RenewalView),
+    Renewed(LockView),
 }
 
 /// The renewal a committed transition announces: the hold changed (new heartbeat or TTL) and no event says so.
-pub fn renewal(before: &Lease, outcome: &Outcome) -> Option<RenewalView> {
+pub fn renewal(before: &Lease, outcome: &Outcome) -> Option<LockView> {
     if !outcome.events.is_empty() || &outcome.lease == before {
         return None;
     }
-    RenewalView::of(&outcome.lease)
+    LockView::renewed(&outcome.lease)
 }
 
 /// The acquire rule, with the lock-delay of the resource's type from `policy`.

@@ -1,12 +1,11 @@
 //! Rows ↔ domain types, for both databases (the columns are the same), and binding: every statement's
 //! arguments are a `Vec<Arg>`, turned into the driver's arguments by one function, [`arguments`].
 
-use hhs_core::api::{EventView, KeyView};
+use hhs_core::wire::{Detail, EventView, HoldDetail, KeyDetail, KeyView, LogKind, ResourceDetail};
 use hhs_core::{
-    EventKind, FencingToken, Hold, HoldId, HoldState, Identifier, Lease, LeaseEvent, Millis, OwnerId, Principal, ResourceId,
-    ResourceType, Role, Ttl,
+    FencingToken, Hold, HoldId, HoldState, Identifier, Lease, LeaseEvent, Millis, OwnerId, Principal, ResourceId, ResourceType, Role,
+    Ttl,
 };
-use serde_json::json;
 use sqlx::{Arguments, Database, Encode, Type};
 use uuid::Uuid;
 
@@ -39,6 +38,8 @@ pub struct LockFilter {
     pub after: Option<ResourceId>,
     /// At most this many (`None`: all, for internal callers that need every lease).
     pub limit: Option<u32>,
+    /// Only these resources (the event stream's lock views).
+    pub resources: Option<Vec<ResourceId>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -193,26 +194,15 @@ pub fn lease_args(l: &Lease) -> Vec<Arg> {
     ]
 }
 
-/// The `detail` of a lease event: the hold's TTL and its heartbeat summary, and how long it was held once it ended.
-pub fn hold_detail(ttl: Ttl, heartbeats: u32, max_gap: Millis, held_ms: Option<Millis>, holder: &Principal) -> serde_json::Value {
-    json!({
-        "ttl_seconds": ttl.seconds(),
-        "heartbeats": heartbeats,
-        "max_heartbeat_gap_ms": max_gap.0,
-        "held_ms": held_ms.map(|m| m.0),
-        "hold_principal": holder.as_str(),
-    })
-}
-
 /// One row of `events`, ready to insert.
 pub struct EventRow {
     pub at_ms: i64,
-    pub kind: &'static str,
+    pub kind: LogKind,
     pub resource_id: Option<Uuid>,
     pub hold_id: Option<Uuid>,
     pub owner_id: Option<String>,
     pub fencing_token: Option<i64>,
-    pub detail: String,
+    pub detail: Detail,
     pub principal: Option<String>,
     pub key_id: Option<String>,
     pub request_id: Option<String>,
@@ -220,42 +210,35 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    /// A lease event. The detail carries the per-hold heartbeat summary (count and longest gap) — what the TTL
-    /// model and the audit read instead of one row per heartbeat. `lease` is the lease after the transition (its
-    /// lock-delay, if the event started one, is in the detail so a dashboard can show it without asking).
+    /// A lease event; `lease` is the lease after the transition (the lock-delay it started, if any, is in the
+    /// detail so a dashboard can show it without asking).
     pub fn lease(lease: &Lease, e: &LeaseEvent, actor: &Actor) -> EventRow {
         let h = &e.hold;
-        let mut detail = hold_detail(h.ttl, h.heartbeats, h.max_gap, e.held_for(), &h.principal);
-        if let Some(reason) = &actor.reason {
-            detail["reason"] = json!(reason);
-        }
-        if let Some(until) = lease.delay_until.filter(|_| matches!(e.kind, EventKind::Expired | EventKind::ForceReleased)) {
-            detail["lock_delay_until"] = json!(until.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-        }
         EventRow {
             resource_id: Some(lease.resource_id.0),
             hold_id: Some(h.id.0),
             owner_id: Some(h.owner.as_str().to_owned()),
             fencing_token: Some(h.token.to_i64()),
-            detail: detail.to_string(),
-            ..EventRow::by(actor, e.at, e.kind.as_str())
+            detail: Detail::Hold(HoldDetail::of(e, lease.delay_until, actor.reason.clone())),
+            ..EventRow::by(actor, e.at, e.kind.into())
         }
     }
 
     /// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.
-    pub fn key(kind: &'static str, key: &KeyRecord, at: Millis, actor: &Actor) -> EventRow {
-        let detail = json!({ "key_id": key.id, "key_principal": key.principal, "role": key.role.as_str() });
-        EventRow { detail: detail.to_string(), ..EventRow::by(actor, at, kind) }
+    pub fn key(kind: LogKind, key: &KeyRecord, at: Millis, actor: &Actor) -> EventRow {
+        let detail = Detail::Key(KeyDetail { key_id: key.id.clone(), key_principal: key.principal.clone(), role: key.role });
+        EventRow { detail, ..EventRow::by(actor, at, kind) }
     }
 
     /// `resource_created`, `resource_updated`, `resource_deleted`.
-    pub fn resource(kind: &'static str, r: &Resource, at: Millis, actor: &Actor) -> EventRow {
-        let detail = json!({ "type": r.resource_type.as_str(), "identifier": r.identifier.as_str() });
-        EventRow { resource_id: Some(r.id.0), detail: detail.to_string(), ..EventRow::by(actor, at, kind) }
+    pub fn resource(kind: LogKind, r: &Resource, at: Millis, actor: &Actor) -> EventRow {
+        let detail =
+            Detail::Resource(ResourceDetail { resource_type: r.resource_type.as_str().into(), identifier: r.identifier.as_str().into() });
+        EventRow { resource_id: Some(r.id.0), detail, ..EventRow::by(actor, at, kind) }
     }
 
     /// An event with no resource or hold, done by `actor` at `at`; fill the rest with struct update syntax.
-    pub fn by(actor: &Actor, at: Millis, kind: &'static str) -> EventRow {
+    pub fn by(actor: &Actor, at: Millis, kind: LogKind) -> EventRow {
         EventRow {
             at_ms: at.0,
             kind,
@@ -263,7 +246,7 @@ impl EventRow {
             hold_id: None,
             owner_id: None,
             fencing_token: None,
-            detail: "{}".to_owned(),
+            detail: Detail::Other(serde_json::json!({})),
             principal: Some(actor.principal.clone()),
             key_id: actor.key_id.clone(),
             request_id: actor.request_id.clone(),
@@ -275,12 +258,12 @@ impl EventRow {
     pub fn args(self) -> Vec<Arg> {
         vec![
             Arg::Int(Some(self.at_ms)),
-            Arg::text(self.kind),
+            Arg::text(self.kind.as_str()),
             Arg::Uuid(self.resource_id),
             Arg::Uuid(self.hold_id),
             Arg::Text(self.owner_id),
             Arg::Int(self.fencing_token),
-            Arg::Text(Some(self.detail)),
+            Arg::Text(Some(serde_json::to_string(&self.detail).unwrap_or_else(|_| "{}".into()))),
             Arg::Text(self.principal),
             Arg::Text(self.key_id),
             Arg::Text(self.request_id),
@@ -327,16 +310,17 @@ impl From<EventRecord> for Logged {
         let event = EventView {
             id: r.id,
             at: Millis(r.at_ms).to_utc(),
-            kind: r.kind,
+            kind: LogKind::parse(&r.kind),
             resource_id: r.resource_id.map(ResourceId),
             hold_id: r.hold_id.map(HoldId),
             owner_id: r.owner_id,
             fencing_token: r.fencing_token.and_then(FencingToken::from_i64).map(|t| t.0),
-            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            detail: serde_json::from_str(&r.detail).unwrap_or(Detail::Other(serde_json::Value::Null)),
             principal: r.principal,
             key_id: r.key_id,
             request_id: r.request_id,
             outcome: r.outcome,
+            lock: None,
         };
         Logged { pos: LogPos { txid: r.txid, id: r.id }, event }
     }

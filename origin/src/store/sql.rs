@@ -109,8 +109,14 @@ struct Filter {
 
 impl Filter {
     fn push(&mut self, condition: &str, arg: Arg) {
+        let placeholder = self.arg(arg);
+        self.conditions.push(condition.replace("{}", &placeholder));
+    }
+
+    /// Adds an argument; its placeholder.
+    fn arg(&mut self, arg: Arg) -> String {
         self.args.push(arg);
-        self.conditions.push(condition.replace("{}", &format!("${}", self.args.len())));
+        format!("${}", self.args.len())
     }
 
     fn finish(mut self, select: &str, order: &str, limit: Option<u32>) -> (String, Vec<Arg>) {
@@ -151,6 +157,11 @@ pub fn leases(f: &LockFilter) -> (String, Vec<Arg>) {
     }
     if let Some(after) = f.after {
         q.push("l.resource_id > {}", Arg::Uuid(Some(after.0)));
+    }
+    if let Some(ids) = &f.resources {
+        let placeholders: Vec<String> = ids.iter().map(|id| q.arg(Arg::Uuid(Some(id.0)))).collect();
+        // `IN ()` is not SQL; no resources match nothing.
+        q.conditions.push(if ids.is_empty() { "1 = 0".to_owned() } else { format!("l.resource_id IN ({})", placeholders.join(", ")) });
     }
     q.finish(SELECT_LEASES, "ORDER BY l.resource_id", f.limit)
 }

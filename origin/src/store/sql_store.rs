@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hhs_core::lease::{expire, retire, token_floor, AcquireCmd};
+use hhs_core::wire::{HoldDetail, LogKind};
 use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
 use super::dialect::{Dialect, RENEWALS};
-use super::rows::{arguments, hold_detail, lease_args, Arg, EventRecord, KeyRow, LeaseRecord, ResourceRecord};
+use super::rows::{arguments, lease_args, Arg, EventRecord, KeyRow, LeaseRecord, ResourceRecord};
 use super::sql::{self, *};
 use super::{
     acquire_transition, renewal, Actor, Applied, Change, EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged,
@@ -182,7 +183,7 @@ macro_rules! sql_store {
                 Self::exec(&mut tx, INSERT_RESOURCE, args).await?;
                 Self::exec(&mut tx, INSERT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?;
                 Self::take_name(&mut tx, &resource, FencingToken(0)).await?;
-                Self::insert_event(&mut tx, EventRow::resource("resource_created", &resource, now, actor)).await?;
+                Self::insert_event(&mut tx, EventRow::resource(LogKind::ResourceCreated, &resource, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(resource)
             }
@@ -193,7 +194,7 @@ macro_rules! sql_store {
                 Self::exec(&mut tx, UPDATE_IDENTIFIER, vec![Arg::Uuid(Some(id.0)), Arg::text(ident.as_str())]).await?;
                 resource.identifier = ident.clone();
                 Self::take_name(&mut tx, &resource, lease.last_token).await?;
-                Self::insert_event(&mut tx, EventRow::resource("resource_updated", &resource, now, actor)).await?;
+                Self::insert_event(&mut tx, EventRow::resource(LogKind::ResourceUpdated, &resource, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(resource)
             }
@@ -204,7 +205,7 @@ macro_rules! sql_store {
                 Self::write(&mut tx, &lease, &outcome, actor).await?;
                 Self::give_up_name(&mut tx, &resource, lease.last_token).await?;
                 Self::exec(&mut tx, DELETE_RESOURCE, vec![Arg::Uuid(Some(id.0))]).await?;
-                Self::insert_event(&mut tx, EventRow::resource("resource_deleted", &resource, now, actor)).await?;
+                Self::insert_event(&mut tx, EventRow::resource(LogKind::ResourceDeleted, &resource, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(resource)
             }
@@ -250,7 +251,7 @@ macro_rules! sql_store {
                 if !<$db>::FAST_GRANT {
                     return self.transact(id, actor, acquire_transition(cmd, policy)).await;
                 }
-                let detail = hold_detail(cmd.ttl, 0, Millis::ZERO, None, &cmd.principal).to_string();
+                let detail = serde_json::to_string(&HoldDetail::granted(cmd.ttl, &cmd.principal)).unwrap_or_default();
                 let args = vec![
                     Arg::Uuid(Some(id.0)),
                     Arg::Uuid(Some(cmd.new_hold_id.0)),
@@ -329,7 +330,7 @@ macro_rules! sql_store {
                 let (mut tx, now) = self.begin().await?;
                 let key = KeyRecord { created_at_ms: now.0, ..key.clone() };
                 Self::exec(&mut tx, INSERT_KEY, key.args()).await?;
-                Self::insert_event(&mut tx, EventRow::key("key_created", &key, now, actor)).await?;
+                Self::insert_event(&mut tx, EventRow::key(LogKind::KeyCreated, &key, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(key)
             }
@@ -350,7 +351,7 @@ macro_rules! sql_store {
                 let row: Option<KeyRow> = Self::fetch(&mut *tx, SELECT_KEY, vec![Arg::text(id)]).await?.pop();
                 let key = KeyRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
                 if changed > 0 {
-                    Self::insert_event(&mut tx, EventRow::key("key_revoked", &key, now, actor)).await?;
+                    Self::insert_event(&mut tx, EventRow::key(LogKind::KeyRevoked, &key, now, actor)).await?;
                 }
                 self.commit(tx, vec![]).await?;
                 Ok(key)

@@ -266,7 +266,7 @@ async fn an_admin_adds_a_resource_force_releases_with_a_reason_and_reads_the_ana
     browser.wait_until(&state_is(&id, "free"), Duration::from_secs(3), "force-released").await;
     assert_eq!(lock_status(&app, &id).await, "FORCE_RELEASED");
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let last = events.as_array().unwrap().last().unwrap().clone();
+    let last = events["items"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["kind"].as_str(), last["detail"]["reason"].as_str()), (Some("force_released"), Some("scanner desk crashed")));
     // The timeline shows both holds and how they ended.
     browser
@@ -275,7 +275,28 @@ async fn an_admin_adds_a_resource_force_releases_with_a_reason_and_reads_the_ana
         .await;
     browser.screenshot("dashboard-admin-detail").await;
 
+    // A hold far longer than its type's history (milliseconds): the API scores it, and the anomaly table lists
+    // it with that score.
+    let (chair, spare) = (app.create_resource("wheelchair", "WC 7").await, app.create_resource("wheelchair", "WC 8").await);
+    for _ in 0..25 {
+        assert_eq!(app.acquire(&spare, "porter-1", 30).await.status, reqwest::StatusCode::OK);
+        assert_eq!(app.release(&spare, "porter-1").await.status, reqwest::StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await; // the model reads them
+    app.acquire(&chair, "porter-1", 600).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let listed = app.get("/api/ml/anomalies?min_score=0.8").await.body;
+    assert!(listed["items"].as_array().unwrap().iter().any(|a| a["resource_id"] == chair.as_str()), "the API lists it: {listed}");
+
     browser.click("#tab-analytics").await;
+    browser
+        .wait_until(
+            "const r = [...document.querySelectorAll('table.anomalies tbody tr')].find(r => r.textContent.includes('WC 7 (wheelchair)')); \
+             return !!r && parseFloat(r.cells[0].textContent) >= 0.8 && r.textContent.includes('porter-1');",
+            Duration::from_secs(5),
+            "the anomalous hold in the anomaly table, with its score",
+        )
+        .await;
     browser.wait_until("return document.querySelectorAll('figure.chart').length >= 3;", Duration::from_secs(5), "the charts").await;
     let text = browser.text("#main").await;
     for label in ["Utilisation now, per type", "Releases vs expirations, last 24 hours", "Hold durations: mri", "Highest anomaly scores"] {

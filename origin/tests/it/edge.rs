@@ -141,7 +141,7 @@ async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     assert_eq!(r.headers["x-request-id"], "ward-7-abc");
     let events = app.get(&format!("/api/events?resource_id={id}")).await;
     // The client's request id travelled through the edge into the audit trail.
-    let acquired = events.body.as_array().unwrap().iter().rev().find(|e| e["kind"] == "acquired").cloned().unwrap();
+    let acquired = events.body["items"].as_array().unwrap().iter().rev().find(|e| e["kind"] == "acquired").cloned().unwrap();
     assert_eq!(acquired["request_id"], "ward-7-acquire");
     assert_eq!(acquired["principal"], "clinic-south");
 

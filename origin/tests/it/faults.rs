@@ -81,7 +81,7 @@ async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
     // A cursor read from before both returns what the stream did, in the same order; one resumed after the late
     // committer returns the grant and nothing else.
     let page = app.get(&format!("/api/events?after={before}")).await.body;
-    let paged: Vec<i64> = page.as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let paged: Vec<i64> = page["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert_eq!(paged, ids, "cursor order is commit order");
     let mut resumed = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(late_id)).await;
     let (_, next) = resumed.next(Duration::from_secs(3)).await.expect("the grant");

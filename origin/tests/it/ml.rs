@@ -112,7 +112,7 @@ async fn a_release_after_expiry_is_recorded_and_learned_from(b: Backend) {
     let r = app.release(&id, "ward-1").await;
     assert_eq!(r.code(), "lock_expired");
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let late = events.as_array().unwrap().iter().find(|e| e["kind"] == "late_release").expect("late_release event");
+    let late = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "late_release").expect("late_release event");
     assert!(late["detail"]["held_ms"].as_i64().unwrap() >= 1_300);
     assert_eq!(late["owner_id"], "ward-1");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -130,7 +130,7 @@ async fn a_heartbeat_after_expiry_is_recorded_with_its_gap(b: Backend) {
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(app.heartbeat(&id, "ws-1").await.code(), "lock_expired");
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let late = events.as_array().unwrap().iter().find(|e| e["kind"] == "late_heartbeat").expect("late_heartbeat event");
+    let late = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "late_heartbeat").expect("late_heartbeat event");
     assert!(late["detail"]["max_heartbeat_gap_ms"].as_i64().unwrap() >= 1_300, "{late}");
     assert_eq!(late["detail"]["heartbeats"], 1);
     app.stop().await;

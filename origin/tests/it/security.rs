@@ -134,9 +134,10 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
 
 async fn role_endpoint_matrix(b: Backend) {
     let covered: Vec<String> = routes().iter().map(|(r, _)| r.replace("{key}", "{key_id}").replace("{id}", "{resource_id}")).collect();
-    for route in hhs_core::routes::ROUTES {
+    for route in hhs_core::wire::endpoints::ROUTES {
         let name = format!("{} {}", route.method, route.path);
-        assert!(covered.contains(&name), "{name} is missing from the role matrix");
+        let i = covered.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name} is missing from the role matrix"));
+        assert_eq!(routes()[i].1, route.role, "{name}: the endpoint table and the matrix disagree on its role");
     }
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
@@ -225,7 +226,7 @@ async fn force_release_applies_lock_delay_and_old_holder_is_not_holder(b: Backen
     assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "not_holder"));
 
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let forced = events.as_array().unwrap().iter().find(|e| e["kind"] == "force_released").expect("force_released event");
+    let forced = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "force_released").expect("force_released event");
     assert_eq!(forced["principal"], "hq");
     assert_eq!(forced["detail"]["reason"], "patient moved to OR 4");
     assert_eq!(forced["detail"]["hold_principal"], "clinic-north");
@@ -271,7 +272,7 @@ async fn key_lifecycle_over_http_and_revocation_reaches_other_replicas(b: Backen
     let missing = app.send(app.request_as(Method::DELETE, "/api/keys/000000000000", Some(&app.keys.admin))).await;
     assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "key_not_found"));
 
-    let kinds: Vec<Value> = app.get("/api/events?limit=1000").await.body.as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
+    let kinds: Vec<Value> = app.get("/api/events?limit=1000").await.body["items"].as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
     assert!(kinds.contains(&json!("key_created")) && kinds.contains(&json!("key_revoked")));
     replica.stop().await;
     app.stop().await;
@@ -301,7 +302,7 @@ async fn audit_table_refuses_update_and_delete(b: Backend) {
         assert!(err.to_string().contains("append-only"), "{err}");
     }
     let events = app.get("/api/events").await.body;
-    assert!(events.as_array().unwrap().iter().any(|e| e["kind"] == "resource_created"), "nothing was changed");
+    assert!(events["items"].as_array().unwrap().iter().any(|e| e["kind"] == "resource_created"), "nothing was changed");
     app.stop().await;
 }
 
@@ -346,7 +347,7 @@ async fn failed_authentications_are_recorded_rate_limited(b: Backend) {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let events = app.get("/api/events?limit=1000").await.body;
-    let failures: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "auth_failed").collect();
+    let failures: Vec<&Value> = events["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "auth_failed").collect();
     assert!(!failures.is_empty() && failures.len() <= 2, "rate-limited: {} events for 25 failures", failures.len());
     assert_eq!(failures[0]["outcome"], "unauthenticated");
     assert_eq!(failures[0]["detail"]["reason"], "malformed");

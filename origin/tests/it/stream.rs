@@ -117,7 +117,7 @@ async fn the_lock_list_says_when_it_was_read_and_from_which_event_to_stream(b: B
     let app = TestApp::spawn(&db).await;
     let id = app.create_resource("or-room", "OR 1").await;
     app.acquire(&id, "ws-1", 60).await;
-    let newest = app.get(&format!("/api/events?resource_id={id}")).await.body.as_array().unwrap().last().unwrap()["id"].as_i64().unwrap();
+    let newest = app.get(&format!("/api/events?resource_id={id}")).await.body["items"].as_array().unwrap().last().unwrap()["id"].as_i64().unwrap();
     let before = chrono::Utc::now();
     let list = app.get("/api/locks").await;
     let after = chrono::Utc::now();
@@ -129,7 +129,7 @@ async fn the_lock_list_says_when_it_was_read_and_from_which_event_to_stream(b: B
     // An involuntary end says in its event when the lock-delay ends (or-room: 2 s in the test policy).
     let forced = app.post_as(&app.keys.admin, "/api/locks/force-release", serde_json::json!({"resource_id": id, "reason": "drill"})).await;
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let ended = events.as_array().unwrap().last().unwrap();
+    let ended = events["items"].as_array().unwrap().last().unwrap();
     assert_eq!(ended["kind"], "force_released");
     assert_eq!(ended["detail"]["lock_delay_until"], forced.body["lock_delay_until"]);
     app.stop().await;

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use hhs_core::api::{AnomalyView, EventView};
+use hhs_core::wire::endpoints::{self, NoBody};
+use hhs_core::wire::{AnomalyView, EventView};
 use hhs_core::{Millis, ResourceId};
 use yew::prelude::*;
 
@@ -29,13 +30,13 @@ const MAX_PAGES: usize = 10;
 async fn last_day(api: &Api, now: Millis) -> Result<Vec<EventView>, UiError> {
     let since = Millis(analytics::hour_start(now).0 - (HOURS as i64 - 1) * 3_600_000).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut all: Vec<EventView> = Vec::new();
+    let mut query = format!("since={since}&limit=1000");
     for _ in 0..MAX_PAGES {
-        let after = all.last().map(|e| format!("&after={}", e.id)).unwrap_or_default();
-        let page: Vec<EventView> = api.get(&format!("/api/events?since={since}&limit=1000{after}")).await?;
-        let full = page.len() == 1000;
-        all.extend(page);
-        if !full {
-            break;
+        let page = api.call::<endpoints::ListEvents>(None, &query, &NoBody).await?;
+        all.extend(page.items);
+        match page.next_after {
+            Some(after) => query = format!("since={since}&limit=1000&after={after}"),
+            None => break,
         }
     }
     Ok(all)

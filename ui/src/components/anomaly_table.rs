@@ -1,6 +1,6 @@
 //! The holds the TTL model finds most unusual right now (longest past their type's norm, or silent longest).
 
-use hhs_core::api::AnomalyView;
+use hhs_core::wire::AnomalyView;
 use hhs_core::Millis;
 use yew::prelude::*;
 

@@ -3,10 +3,12 @@
 
 use std::rc::Rc;
 
-use hhs_core::api::{AcquireRequest, ForceReleaseRequest, HolderRequest};
+use hhs_core::wire::endpoints;
+use hhs_core::wire::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockView};
 use hhs_core::ResourceId;
 use yew::{Callback, UseReducerDispatcher};
 
+use crate::api::{Api, UiError};
 use crate::session::Session;
 use crate::state::Board;
 
@@ -23,24 +25,24 @@ pub enum Op {
 }
 
 impl Op {
-    /// The API path and JSON body for this action on `id`.
-    pub fn request(&self, id: ResourceId) -> (&'static str, serde_json::Value) {
+    /// Sends this action on `id` through its endpoint; the lock as the server now has it.
+    pub async fn send(&self, api: &Api, id: ResourceId) -> Result<LockView, UiError> {
         let resource_id = id.to_string();
         let holder = |owner_id: &str, token: &Option<u64>| HolderRequest {
             resource_id: resource_id.clone(),
             owner_id: owner_id.to_owned(),
             fencing_token: token.and_then(|t| i64::try_from(t).ok()),
         };
-        let body = |v: Result<serde_json::Value, serde_json::Error>| v.unwrap_or_default();
         match self {
-            Op::Acquire { owner_id, ttl_seconds } => (
-                "/api/locks/acquire",
-                body(serde_json::to_value(AcquireRequest { resource_id, owner_id: owner_id.clone(), ttl_seconds: *ttl_seconds })),
-            ),
-            Op::Heartbeat { owner_id, fencing_token } => ("/api/locks/heartbeat", body(serde_json::to_value(holder(owner_id, fencing_token)))),
-            Op::Release { owner_id, fencing_token } => ("/api/locks/release", body(serde_json::to_value(holder(owner_id, fencing_token)))),
+            Op::Acquire { owner_id, ttl_seconds } => {
+                let req = AcquireRequest { resource_id: resource_id.clone(), owner_id: owner_id.clone(), ttl_seconds: *ttl_seconds };
+                api.call::<endpoints::Acquire>(None, "", &req).await
+            }
+            Op::Heartbeat { owner_id, fencing_token } => api.call::<endpoints::Heartbeat>(None, "", &holder(owner_id, fencing_token)).await,
+            Op::Release { owner_id, fencing_token } => api.call::<endpoints::Release>(None, "", &holder(owner_id, fencing_token)).await,
             Op::ForceRelease { reason } => {
-                ("/api/locks/force-release", body(serde_json::to_value(ForceReleaseRequest { resource_id, reason: reason.clone() })))
+                let req = ForceReleaseRequest { resource_id: resource_id.clone(), reason: reason.clone() };
+                api.call::<endpoints::ForceRelease>(None, "", &req).await
             }
         }
     }

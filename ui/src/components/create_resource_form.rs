@@ -1,6 +1,7 @@
 //! Admin: add a resource (a type such as `bed` and an identifier such as `Ward 3 Bed 12`).
 
-use hhs_core::api::{CreateResourceRequest, ResourceView};
+use hhs_core::wire::endpoints;
+use hhs_core::wire::CreateResourceRequest;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -28,7 +29,7 @@ pub fn create_resource_form() -> Html {
             let req = CreateResourceRequest { resource_type: ty.trim().to_owned(), identifier: ident.trim().to_owned() };
             let (busy, ident, ctx) = (busy.clone(), ident.clone(), ctx.clone());
             yew::platform::spawn_local(async move {
-                match ctx.session.api.post::<_, ResourceView>("/api/resources", &req).await {
+                match ctx.session.api.call::<endpoints::CreateResource>(None, "", &req).await {
                     Ok(r) => {
                         ctx.dispatch.dispatch(Action::Notify(Notice::Info(format!("Added {} {}.", r.resource_type, r.identifier))));
                         ctx.dispatch.dispatch(Action::Created { id: r.id, resource_type: r.resource_type, identifier: r.identifier });

@@ -4,7 +4,6 @@
 use std::rc::Rc;
 
 use gloo::timers::callback::Interval;
-use hhs_core::api::LockView;
 use hhs_core::{Millis, ResourceId};
 use yew::prelude::*;
 
@@ -87,8 +86,7 @@ pub fn dashboard(props: &Props) -> Html {
             dispatch.dispatch(Action::Busy(id));
             let (api, dispatch, on_rejected) = (api.clone(), dispatch.clone(), on_rejected.clone());
             yew::platform::spawn_local(async move {
-                let (path, body) = op.request(id);
-                let result: Result<LockView, UiError> = api.post(path, &body).await;
+                let result = op.send(&api, id).await;
                 match &result {
                     Err(e) if e.is_unauthenticated() => on_rejected.emit(e.clone()),
                     Ok(_) => dispatch.dispatch(Action::Notify(Notice::Info(op.done(&identifier)))),

@@ -3,7 +3,8 @@
 
 use std::rc::Rc;
 
-use hhs_core::api::{EventView, SuggestRequest, SuggestResponse};
+use hhs_core::wire::endpoints::{self, NoBody};
+use hhs_core::wire::{SuggestRequest, SuggestResponse};
 use hhs_core::Millis;
 use yew::prelude::*;
 
@@ -39,11 +40,11 @@ pub fn detail_panel(props: &Props) -> Html {
             let id = *id;
             yew::platform::spawn_local(async move {
                 let since = Millis(since).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let path = format!("/api/events?resource_id={id}&since={since}&limit=1000");
-                let events: Result<Vec<EventView>, _> = api.get(&path).await;
-                spans.set(Some(events.map(|e| history::holds(&e)).map_err(|e| e.to_string())));
+                let query = format!("resource_id={id}&since={since}&limit=1000");
+                let events = api.call::<endpoints::ListEvents>(None, &query, &NoBody).await;
+                spans.set(Some(events.map(|page| history::holds(&page.items)).map_err(|e| e.to_string())));
                 let req = SuggestRequest { resource_id: id.to_string(), owner_id: owner };
-                suggestion.set(Some(api.post("/api/ml/suggest", &req).await.map_err(|e| e.to_string())));
+                suggestion.set(Some(api.call::<endpoints::Suggest>(None, "", &req).await.map_err(|e| e.to_string())));
             });
         });
     }

@@ -40,14 +40,14 @@ pub fn resource_row(props: &Props) -> Html {
         (true, Some(o), Some(p)) => format!("{o} · {p}"),
         _ => "—".into(),
     };
-    let expires = match (shown, lock.remaining_at(props.now), lock.lock_delay_until) {
+    let expires = match (shown, lock.remaining_at(props.now), lock.lock_delay_remaining_at(props.now)) {
         (Shown::Held, Some(left), _) => format::duration(left),
-        (Shown::LockDelay, _, Some(until)) => format!("delay {}", format::duration(Millis::from_utc(until).since(props.now))),
+        (Shown::LockDelay, _, Some(left)) => format!("delay {}", format::duration(left)),
         _ => "—".into(),
     };
     let expires_title = lock.expires_at.filter(|_| live).map(format::time).unwrap_or_default();
-    let beat = match (live, lock.last_heartbeat) {
-        (true, Some(t)) => format!("{} ago", format::duration(props.now.since(Millis::from_utc(t)))),
+    let beat = match (live, lock.since_heartbeat_at(props.now)) {
+        (true, Some(ago)) => format!("{} ago", format::duration(ago)),
         _ => "—".into(),
     };
     let urgent = live && lock.remaining_at(props.now).is_some_and(|m| m.0 < 30_000);

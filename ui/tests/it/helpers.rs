@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use hhs_core::api::EventView;
+use hhs_core::wire::EventView;
 use hhs_core::{HoldId, Millis, ResourceId};
 use hhs_ui::analytics::{duration_histogram, endings_per_hour, hour_start as hh, Endings};
 use hhs_ui::history::holds;
@@ -18,21 +18,18 @@ fn at(ms: i64) -> DateTime<Utc> {
     Millis(T0 + ms).to_utc()
 }
 
+/// An event as the API sends it; a lease event's detail is completed with the fields every one has.
 fn ev(id: i64, kind: &str, resource: u128, hold: u128, ms: i64, detail: serde_json::Value) -> EventView {
-    EventView {
-        id,
-        at: at(ms),
-        kind: kind.into(),
-        resource_id: Some(ResourceId(Uuid::from_u128(resource))),
-        hold_id: Some(HoldId(Uuid::from_u128(hold))),
-        owner_id: Some(format!("ws-{hold}")),
-        fencing_token: Some(hold as u64),
-        detail,
-        principal: Some("clinic-north".into()),
-        key_id: None,
-        request_id: None,
-        outcome: "ok".into(),
+    let mut full = json!({"ttl_seconds": 30, "heartbeats": 0, "max_heartbeat_gap_ms": 0, "held_ms": null, "hold_principal": "clinic-north"});
+    for (k, v) in detail.as_object().cloned().unwrap_or_default() {
+        full[k] = v;
     }
+    serde_json::from_value(json!({
+        "id": id, "at": at(ms), "kind": kind, "resource_id": ResourceId(Uuid::from_u128(resource)),
+        "hold_id": HoldId(Uuid::from_u128(hold)), "owner_id": format!("ws-{hold}"), "fencing_token": hold as u64,
+        "detail": full, "principal": "clinic-north", "key_id": null, "request_id": null, "outcome": "ok",
+    }))
+    .unwrap()
 }
 
 #[test]
@@ -98,7 +95,7 @@ fn the_timeline_pairs_each_grant_with_its_end() {
         ev(1, "acquired", 1, 1, 0, json!({"hold_principal": "clinic-north"})),
         ev(2, "released", 1, 1, 5_000, json!({"held_ms": 5_000})),
         ev(3, "acquired", 1, 2, 6_000, json!({"hold_principal": "clinic-south"})),
-        ev(4, "expired", 1, 2, 99_000, json!({"held_ms": 30_000})),
+        ev(4, "expired", 1, 2, 99_000, json!({"held_ms": 30_000, "ended_at": at(36_000)})),
         ev(5, "acquired", 1, 3, 100_000, json!({"hold_principal": "hq"})),
         ev(6, "force_released", 1, 3, 101_000, json!({"reason": "drill"})),
         ev(7, "acquired", 1, 4, 102_000, json!({"hold_principal": "clinic-north"})),

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub use checks::Check;
 use checks::{LogEvent, Window};
@@ -168,20 +168,22 @@ pub(crate) fn read_log(endpoints: &[String], key: &str, after: i64) -> Vec<LogEv
     let mut failures = 0;
     loop {
         let base = &endpoints[failures % endpoints.len()];
-        match http::call(&agent, "GET", &format!("{base}/api/events?after={cursor}&limit=1000"), key, None) {
-            http::Answer::Status(200, Value::Array(page)) => {
-                let n = page.len();
-                for v in page {
-                    if let Some(e) = parse_event(v) {
-                        cursor = e.id;
-                        out.push(e);
-                    }
+        let answer = http::call(&agent, "GET", &format!("{base}/api/events?after={cursor}&limit=1000"), key, None);
+        let page = match answer {
+            http::Answer::Status(200, body) => serde_json::from_value::<hhs_core::wire::EventPage>(body).ok(),
+            _ => None,
+        };
+        match page {
+            Some(page) => {
+                for view in page.items {
+                    cursor = view.id;
+                    out.push(log_event(view));
                 }
-                if n < 1000 {
+                if page.next_after.is_none() {
                     return out;
                 }
             }
-            _ => {
+            None => {
                 failures += 1;
                 if failures > 50 {
                     return out;
@@ -192,18 +194,16 @@ pub(crate) fn read_log(endpoints: &[String], key: &str, after: i64) -> Vec<LogEv
     }
 }
 
-fn parse_event(v: Value) -> Option<LogEvent> {
-    let held_ms = v["detail"]["held_ms"].as_i64();
-    let view: hhs_core::api::EventView = serde_json::from_value(v).ok()?;
-    Some(LogEvent {
+fn log_event(view: hhs_core::wire::EventView) -> LogEvent {
+    LogEvent {
         id: view.id,
-        kind: view.kind,
+        kind: view.kind.as_str().to_owned(),
         resource_id: view.resource_id.map(|r| r.0.to_string()),
         hold_id: view.hold_id.map(|h| h.0.to_string()),
         token: view.fencing_token.map(|t| t as i64),
         at: hhs_core::Millis::from_utc(view.at).0,
-        held_ms,
-    })
+        held_ms: view.detail.hold().and_then(|d| d.held_ms),
+    }
 }
 
 /// Runs one chaos run and returns its checks (printed as a table).

@@ -309,7 +309,7 @@ impl TestApp {
     pub async fn event_kinds(&self, resource_id: &str) -> Vec<String> {
         let r = self.get(&format!("/api/events?resource_id={resource_id}&limit=1000")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.body.as_array().expect("array").iter().map(|e| e["kind"].as_str().unwrap_or("").to_owned()).collect()
+        r.body["items"].as_array().expect("a page of events").iter().map(|e| e["kind"].as_str().unwrap_or("").to_owned()).collect()
     }
 }
 

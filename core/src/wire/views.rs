@@ -1,150 +1,16 @@
-//! The JSON of the HTTP API: request bodies (with their validation) and response bodies.
-//!
-//! Request structs are the raw wire shape (`deny_unknown_fields`, plain strings and numbers); `validate` turns
-//! one into domain types or the precise error code. Parsing is two-step on purpose: malformed JSON is a 400
-//! `invalid_json`, a wrong shape a 422 `validation_failed`, a bad field its own 422 code.
+//! Response bodies: what the API answers.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ErrorCode};
 use crate::auth::Role;
-use crate::ids::{FencingToken, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType};
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::{HoldId, ResourceId};
 use crate::lease::{Denied, Lease, LockStatus};
 use crate::time::Millis;
-use crate::ttl::{Ttl, TtlBounds};
-
-/// Largest request body any tier accepts.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Parses a request body: syntax errors are `invalid_json` (400), shape errors `validation_failed` (422).
-pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body is not valid JSON: {e}")))?;
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("request body has the wrong shape: {e}")))
-}
-
-/// Whether a `Content-Type` header value means JSON (`application/json`, any parameters).
-pub fn is_json_content_type(value: &str) -> bool {
-    let mime = value.split(';').next().unwrap_or("").trim();
-    mime.eq_ignore_ascii_case("application/json")
-}
-
-fn parse_token(raw: Option<i64>) -> Result<Option<FencingToken>, ApiError> {
-    raw.map(|v| {
-        FencingToken::from_i64(v)
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidFencingToken, "fencing_token must be a non-negative integer"))
-    })
-    .transpose()
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateResourceRequest {
-    #[serde(rename = "type")]
-    pub resource_type: String,
-    pub identifier: String,
-}
-
-impl CreateResourceRequest {
-    pub fn validate(&self) -> Result<(ResourceType, Identifier), ApiError> {
-        Ok((ResourceType::parse(&self.resource_type)?, Identifier::parse(&self.identifier)?))
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcquireRequest {
-    pub resource_id: String,
-    pub owner_id: String,
-    /// Omitted: the TTL model's suggestion for this owner and resource type.
-    #[serde(default)]
-    pub ttl_seconds: Option<f64>,
-}
-
-/// A validated acquire.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidAcquire {
-    pub resource_id: ResourceId,
-    pub owner: OwnerId,
-    /// `None`: ask the TTL model.
-    pub ttl: Option<Ttl>,
-}
-
-impl AcquireRequest {
-    pub fn validate(&self, bounds: &TtlBounds) -> Result<ValidAcquire, ApiError> {
-        Ok(ValidAcquire {
-            resource_id: ResourceId::parse(&self.resource_id)?,
-            owner: OwnerId::parse(&self.owner_id)?,
-            ttl: self.ttl_seconds.map(|t| Ttl::from_seconds_f64(t, bounds)).transpose()?,
-        })
-    }
-}
-
-/// Body of heartbeat and release.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HolderRequest {
-    pub resource_id: String,
-    pub owner_id: String,
-    #[serde(default)]
-    pub fencing_token: Option<i64>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidHolder {
-    pub resource_id: ResourceId,
-    pub owner: OwnerId,
-    pub token: Option<FencingToken>,
-}
-
-impl HolderRequest {
-    pub fn validate(&self) -> Result<ValidHolder, ApiError> {
-        Ok(ValidHolder {
-            resource_id: ResourceId::parse(&self.resource_id)?,
-            owner: OwnerId::parse(&self.owner_id)?,
-            token: parse_token(self.fencing_token)?,
-        })
-    }
-}
-
-/// `POST /api/locks/force-release` (admin).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForceReleaseRequest {
-    pub resource_id: String,
-    pub reason: String,
-}
-
-impl ForceReleaseRequest {
-    /// The resource and the reason (1–500 characters, recorded in the audit trail).
-    pub fn validate(&self) -> Result<(ResourceId, String), ApiError> {
-        let reason = self.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-            return Err(ApiError::new(ErrorCode::ValidationFailed, "reason must be 1-500 characters without control characters"));
-        }
-        Ok((ResourceId::parse(&self.resource_id)?, reason.to_string()))
-    }
-}
-
-/// `POST /api/ml/suggest`: the TTL the model suggests for this owner on this resource.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SuggestRequest {
-    pub resource_id: String,
-    pub owner_id: String,
-}
-
-impl SuggestRequest {
-    pub fn validate(&self) -> Result<(ResourceId, OwnerId), ApiError> {
-        Ok((ResourceId::parse(&self.resource_id)?, OwnerId::parse(&self.owner_id)?))
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuggestionBasis {
@@ -187,22 +53,6 @@ pub struct UpdateResourceRequest {
     pub identifier: String,
 }
 
-/// `POST /api/keys` (admin).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateKeyRequest {
-    pub principal: String,
-    pub role: String,
-}
-
-impl CreateKeyRequest {
-    pub fn validate(&self) -> Result<(Principal, Role), ApiError> {
-        let role = Role::parse(&self.role)
-            .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client or admin"))?;
-        Ok((Principal::for_key(&self.principal)?, role))
-    }
-}
-
 /// A key as listed: never its secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyView {
@@ -233,12 +83,28 @@ pub struct ResourceView {
     pub created_at: DateTime<Utc>,
 }
 
+/// Every list of the API has this shape: the items of one page, and what to pass as `?after=` for the next one
+/// (`null` on the last page). `GET /api/locks` adds the server time and the event to stream from ([`LockList`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResourcePage {
-    pub items: Vec<ResourceView>,
-    /// Pass as `?after=` to get the next page; `null` on the last page.
-    pub next_after: Option<ResourceId>,
+pub struct Page<T, After = ResourceId> {
+    pub items: Vec<T>,
+    #[serde(default = "none")]
+    pub next_after: Option<After>,
 }
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// `GET /api/resources`, by resource id.
+pub type ResourcePage = Page<ResourceView>;
+/// `GET /api/ml/anomalies`: one page of live holds (by resource id, at most `limit` ≤ 1,000 holds examined),
+/// those scoring at least `min_score`, most unusual first within the page. Read every page for the overall top.
+pub type AnomalyList = Page<AnomalyView>;
+/// `GET /api/events`, in commit order; `next_after` is an event id.
+pub type EventPage = Page<crate::wire::events::EventView, i64>;
+/// `GET /api/keys` (one page: every key).
+pub type KeyPage = Page<KeyView, String>;
 
 /// The state of one resource's lease, as `GET /api/locks/{id}` and every lock operation return it.
 ///
@@ -317,6 +183,36 @@ impl LockView {
         (self.status == LockStatus::Held).then(|| Millis(exp.since(now).0.max(0)))
     }
 
+    /// The view of a lease whose hold was just renewed (a heartbeat, or a repeated acquire by its holder):
+    /// streamed as a transient `heartbeat` message so countdowns follow renewals. `None` unless it is held.
+    pub fn renewed(lease: &Lease) -> Option<LockView> {
+        let h = lease.hold.as_ref().filter(|h| h.state == crate::HoldState::Held)?;
+        Some(LockView::of(lease, h.last_heartbeat))
+    }
+
+    /// Whether this view of a resource's lock is strictly older than `other` (of the same resource): by the
+    /// grant (fencing token), then a hold's end after its life, then its last renewal. A dashboard keeps the
+    /// newer of the two and either of two equal ones (a repeat, or the same state with fresher resource details).
+    pub fn is_older_than(&self, other: &LockView) -> bool {
+        self.order() < other.order()
+    }
+
+    fn order(&self) -> (u64, bool, Option<DateTime<Utc>>) {
+        let ended = !matches!(self.status, LockStatus::Free | LockStatus::Held);
+        (self.fencing_token.unwrap_or(0), ended, self.last_heartbeat)
+    }
+
+    /// How long a running lock-delay has left at `now`; `None` when none runs.
+    pub fn lock_delay_remaining_at(&self, now: Millis) -> Option<Millis> {
+        let until = Millis::from_utc(self.lock_delay_until?);
+        (now < until).then(|| until.since(now))
+    }
+
+    /// How long ago the hold's last heartbeat (or grant) was, at `now`; `None` without a hold.
+    pub fn since_heartbeat_at(&self, now: Millis) -> Option<Millis> {
+        Some(Millis(now.since(Millis::from_utc(self.last_heartbeat?)).0.max(0)))
+    }
+
     /// Whether no grant is possible at `now` because of a lock-delay.
     pub fn in_lock_delay(&self, now: Millis) -> bool {
         self.lock_delay_until.is_some_and(|u| now < Millis::from_utc(u))
@@ -340,53 +236,9 @@ pub struct LockList {
     pub next_after: Option<ResourceId>,
 }
 
-/// `GET /api/ml/anomalies`: one page of live holds (by resource id, at most `limit` ≤ 1,000 holds examined),
-/// those scoring at least `min_score`, most unusual first within the page. Read every page for the overall top.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AnomalyList {
-    pub items: Vec<AnomalyView>,
-    /// Pass as `?after=` for the next page; `null` on the last page.
-    #[serde(default)]
-    pub next_after: Option<ResourceId>,
-}
-
-/// A hold renewed without a change of state (a heartbeat, or a repeated acquire by its holder). Streamed to
-/// dashboards as a transient `heartbeat` message so countdowns follow renewals; never stored in the event log
-/// (the hold's heartbeat summary is).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RenewalView {
-    pub resource_id: ResourceId,
-    pub hold_id: HoldId,
-    pub owner_id: String,
-    pub principal: String,
-    pub fencing_token: u64,
-    pub ttl_seconds: u32,
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub last_heartbeat: DateTime<Utc>,
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub expires_at: DateTime<Utc>,
-}
-
-impl RenewalView {
-    /// The renewal a lease's current hold represents; `None` unless it is stored as held.
-    pub fn of(lease: &Lease) -> Option<RenewalView> {
-        let h = lease.hold.as_ref().filter(|h| h.state == crate::HoldState::Held)?;
-        Some(RenewalView {
-            resource_id: lease.resource_id,
-            hold_id: h.id,
-            owner_id: h.owner.as_str().to_string(),
-            principal: h.principal.as_str().to_string(),
-            fencing_token: h.token.0,
-            ttl_seconds: h.ttl.seconds(),
-            last_heartbeat: h.last_heartbeat.to_utc(),
-            expires_at: h.expires_at().to_utc(),
-        })
-    }
-}
-
 /// `GET /api/whoami`: whose key this is and what it may do, so a dashboard offers only the allowed actions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WhoAmI {
+pub struct WhoAmIView {
     pub principal: String,
     pub role: Role,
     pub key_id: Option<String>,
@@ -397,26 +249,6 @@ pub struct Health {
     pub status: String,
     pub database: String,
     pub version: String,
-}
-
-/// One entry of the event log as the API returns it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventView {
-    pub id: i64,
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub at: DateTime<Utc>,
-    pub kind: String,
-    pub resource_id: Option<ResourceId>,
-    pub hold_id: Option<HoldId>,
-    pub owner_id: Option<String>,
-    pub fencing_token: Option<u64>,
-    pub detail: serde_json::Value,
-    /// Who did it: the principal of the key used, or `hhs:reaper`.
-    pub principal: Option<String>,
-    pub key_id: Option<String>,
-    pub request_id: Option<String>,
-    /// `ok` for changes; `unauthenticated` for recorded authentication failures.
-    pub outcome: String,
 }
 
 impl From<Denied> for ApiError {

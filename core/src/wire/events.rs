@@ -1,0 +1,209 @@
+//! The event log on the wire: every kind, each kind's detail as a type, and an entry as the API returns it.
+//! The origin writes details only through these types and every tier reads them through them, so a field is
+//! named in one place.
+
+use alloc::string::String;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Role;
+use crate::ids::{HoldId, ResourceId};
+use crate::lease::{self, LeaseEvent};
+use crate::time::Millis;
+use crate::wire::views::LockView;
+
+/// What happened. Lease kinds come from the rules (`lease::EventKind`); the others from resource, key and
+/// authentication handling. An unknown kind (a newer origin's) reads as `Unknown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogKind {
+    Acquired,
+    Released,
+    Expired,
+    ForceReleased,
+    LateHeartbeat,
+    LateRelease,
+    ResourceCreated,
+    ResourceUpdated,
+    ResourceDeleted,
+    KeyCreated,
+    KeyRevoked,
+    AuthFailed,
+    #[serde(other)]
+    Unknown,
+}
+
+impl LogKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Acquired => "acquired",
+            LogKind::Released => "released",
+            LogKind::Expired => "expired",
+            LogKind::ForceReleased => "force_released",
+            LogKind::LateHeartbeat => "late_heartbeat",
+            LogKind::LateRelease => "late_release",
+            LogKind::ResourceCreated => "resource_created",
+            LogKind::ResourceUpdated => "resource_updated",
+            LogKind::ResourceDeleted => "resource_deleted",
+            LogKind::KeyCreated => "key_created",
+            LogKind::KeyRevoked => "key_revoked",
+            LogKind::AuthFailed => "auth_failed",
+            LogKind::Unknown => "unknown",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(s: &str) -> LogKind {
+        serde_json::from_value(serde_json::Value::String(s.into())).unwrap_or(LogKind::Unknown)
+    }
+
+    /// Whether a hold ended with this event.
+    pub fn ends_hold(self) -> bool {
+        matches!(self, LogKind::Released | LogKind::Expired | LogKind::ForceReleased)
+    }
+}
+
+impl From<lease::EventKind> for LogKind {
+    fn from(k: lease::EventKind) -> LogKind {
+        match k {
+            lease::EventKind::Acquired => LogKind::Acquired,
+            lease::EventKind::Released => LogKind::Released,
+            lease::EventKind::Expired => LogKind::Expired,
+            lease::EventKind::ForceReleased => LogKind::ForceReleased,
+            lease::EventKind::LateHeartbeat => LogKind::LateHeartbeat,
+            lease::EventKind::LateRelease => LogKind::LateRelease,
+        }
+    }
+}
+
+/// The detail of a lease event: the hold's TTL and heartbeat summary (what the TTL model and the audit read
+/// instead of one row per heartbeat), how long it was held once it ended and when it ended (for an expiry, its
+/// last valid instant, not when the reaper noticed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldDetail {
+    pub ttl_seconds: u32,
+    pub heartbeats: u32,
+    pub max_heartbeat_gap_ms: i64,
+    pub held_ms: Option<i64>,
+    pub hold_principal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::rfc3339_millis::option")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// A force-release's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The lock-delay an expiry or force-release started.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::rfc3339_millis::option")]
+    pub lock_delay_until: Option<DateTime<Utc>>,
+}
+
+impl HoldDetail {
+    /// The detail of `event`; `delay_until` is the lease's lock-delay after it (kept for expiries and
+    /// force-releases only), `reason` a force-release's.
+    pub fn of(event: &LeaseEvent, delay_until: Option<Millis>, reason: Option<String>) -> HoldDetail {
+        let h = &event.hold;
+        let ends = LogKind::from(event.kind).ends_hold();
+        let delays = matches!(event.kind, lease::EventKind::Expired | lease::EventKind::ForceReleased);
+        HoldDetail {
+            ttl_seconds: h.ttl.seconds(),
+            heartbeats: h.heartbeats,
+            max_heartbeat_gap_ms: h.max_gap.0,
+            held_ms: event.held_for().map(|m| m.0),
+            hold_principal: h.principal.as_str().into(),
+            ended_at: h.ended_at(event.at).filter(|_| ends).map(Millis::to_utc),
+            reason,
+            lock_delay_until: delay_until.filter(|_| delays).map(Millis::to_utc),
+        }
+    }
+}
+
+impl HoldDetail {
+    /// The detail of a grant written before the grant is decided (PostgreSQL's one-statement acquire).
+    pub fn granted(ttl: crate::ttl::Ttl, holder: &crate::ids::Principal) -> HoldDetail {
+        HoldDetail {
+            ttl_seconds: ttl.seconds(),
+            heartbeats: 0,
+            max_heartbeat_gap_ms: 0,
+            held_ms: None,
+            hold_principal: holder.as_str().into(),
+            ended_at: None,
+            reason: None,
+            lock_delay_until: None,
+        }
+    }
+}
+
+/// `resource_created`, `resource_updated` (the new identifier), `resource_deleted`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceDetail {
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub identifier: String,
+}
+
+/// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDetail {
+    pub key_id: String,
+    pub key_principal: String,
+    pub role: Role,
+}
+
+/// `auth_failed`: why, and how many failures were folded into this one since the last recorded (so a flood of
+/// bad keys cannot flood the log).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthFailedDetail {
+    pub reason: String,
+    pub suppressed_before: u64,
+}
+
+/// An event's detail, by its shape (each kind has exactly one; `Other` for entries this version does not know).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Detail {
+    Hold(HoldDetail),
+    Resource(ResourceDetail),
+    Key(KeyDetail),
+    AuthFailed(AuthFailedDetail),
+    Other(serde_json::Value),
+}
+
+impl Detail {
+    pub fn hold(&self) -> Option<&HoldDetail> {
+        match self {
+            Detail::Hold(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn resource(&self) -> Option<&ResourceDetail> {
+        match self {
+            Detail::Resource(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the event log as the API returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub at: DateTime<Utc>,
+    pub kind: LogKind,
+    pub resource_id: Option<ResourceId>,
+    pub hold_id: Option<HoldId>,
+    pub owner_id: Option<String>,
+    pub fencing_token: Option<u64>,
+    pub detail: Detail,
+    /// Who did it: the principal of the key used, or `hhs:reaper`.
+    pub principal: Option<String>,
+    pub key_id: Option<String>,
+    pub request_id: Option<String>,
+    /// `ok` for changes; `unauthenticated` for recorded authentication failures.
+    pub outcome: String,
+    /// On the live stream, for events about a resource that still exists: its lock as the origin read it right
+    /// after the event (never older than the change), with the resource's type and identifier. A dashboard
+    /// replaces its row with it when it is newer ([`LockView::is_older_than`]) and derives nothing itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockView>,
+}

@@ -1,0 +1,18 @@
+//! The wire contract: everything that crosses between the tiers, apart from the lease rules (which know nothing
+//! of HTTP). The origin's routers, the edge's validation, the dashboard's client and the coming client library
+//! all use these types and the one endpoint table.
+//!
+//! * [`endpoints`] — every endpoint once: method, path, request body, response body, the role it needs; and the
+//!   edge's whole request check.
+//! * [`requests`] — request bodies and their validation.
+//! * [`views`] — response bodies.
+//! * [`events`] — the event log: every kind, each kind's detail as a type, an entry as the API returns it.
+
+pub mod endpoints;
+pub mod events;
+pub mod requests;
+pub mod views;
+
+pub use events::*;
+pub use requests::*;
+pub use views::*;
