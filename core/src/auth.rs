@@ -85,3 +85,10 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, rest) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
+
+impl TryFrom<String> for Role {
+    type Error = ApiError;
+    fn try_from(s: String) -> Result<Role, ApiError> {
+        Role::parse(&s).ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client or admin"))
+    }
+}

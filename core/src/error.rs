@@ -128,6 +128,15 @@ impl ApiError {
     }
 }
 
+impl core::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.as_str())
+    }
+}
+
+/// So a value that fails validation where it is read (a stored row) is an ordinary error there.
+impl core::error::Error for ApiError {}
+
 /// The envelope every error response uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -206,3 +206,23 @@ impl FencingToken {
         i64::try_from(self.0).unwrap_or(i64::MAX)
     }
 }
+
+/// Stored text read back into the validated types (a database row through sqlx's `try_from`): what fails
+/// `parse` there is a corrupt row, not a request error.
+macro_rules! try_from_string {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = ApiError;
+            fn try_from(s: String) -> Result<$t, ApiError> {
+                <$t>::parse(&s)
+            }
+        }
+    )*};
+}
+try_from_string!(OwnerId, Principal, ResourceType, Identifier);
+
+impl From<Uuid> for ResourceId {
+    fn from(u: Uuid) -> ResourceId {
+        ResourceId(u)
+    }
+}

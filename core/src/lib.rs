@@ -8,6 +8,7 @@
 //! * [`lease`] — the state of one resource's lease and the transitions `acquire`, `heartbeat`, `release`,
 //!   `expire`, `force_release`, each returning the next state plus the events to append.
 //! * [`policy`] — TTL bounds, the default TTL and per-type lock-delay.
+//! * [`stored`] — a lease as a flat record of plain values, as every store keeps it.
 //! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
 //! * [`wire`] — the wire contract: every endpoint, request and response body, event kind and event detail.
 //! * [`error`] — the stable error codes and their HTTP status.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod ids;
 pub mod lease;
 pub mod policy;
+pub mod stored;
 pub mod time;
 pub mod ttl;
 pub mod ttl_model;

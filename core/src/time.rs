@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Millis(pub i64);
 
+impl From<i64> for Millis {
+    fn from(ms: i64) -> Millis {
+        Millis(ms)
+    }
+}
+
 impl Millis {
     pub const ZERO: Millis = Millis(0);
 

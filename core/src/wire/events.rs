@@ -2,13 +2,14 @@
 //! The origin writes details only through these types and every tier reads them through them, so a field is
 //! named in one place.
 
+use alloc::format;
 use alloc::string::String;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
-use crate::ids::{HoldId, ResourceId};
-use crate::lease::{self, LeaseEvent};
+use crate::ids::{HoldId, Identifier, ResourceId, ResourceType};
+use crate::lease::{self, Lease, LeaseEvent};
 use crate::time::Millis;
 use crate::wire::views::LockView;
 
@@ -180,6 +181,69 @@ impl Detail {
             Detail::Resource(r) => Some(r),
             _ => None,
         }
+    }
+}
+
+/// Who caused a change, for the audit trail: the principal and key of the request (or a system actor such as
+/// the reaper), the request id, and for a force-release the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub principal: String,
+    pub key_id: Option<String>,
+    pub request_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Actor {
+    /// An actor inside HHS itself (`hhs:reaper`, `hhs:cli`).
+    pub fn system(name: &str) -> Actor {
+        Actor { principal: format!("hhs:{name}"), ..Actor::default() }
+    }
+}
+
+impl EventView {
+    /// A new entry by `actor` at `at`, `ok`; the log gives it its id when it is appended.
+    pub fn new(kind: LogKind, at: Millis, actor: &Actor, detail: Detail) -> EventView {
+        EventView {
+            id: 0,
+            at: at.to_utc(),
+            kind,
+            resource_id: None,
+            hold_id: None,
+            owner_id: None,
+            fencing_token: None,
+            detail,
+            principal: Some(actor.principal.clone()),
+            key_id: actor.key_id.clone(),
+            request_id: actor.request_id.clone(),
+            outcome: "ok".into(),
+            lock: None,
+        }
+    }
+
+    /// The entry of a lease event; `lease` is the lease after the transition (the lock-delay it started goes
+    /// into the detail, so a reader needs no second look).
+    pub fn of_lease(lease: &Lease, e: &LeaseEvent, actor: &Actor) -> EventView {
+        let (h, detail) = (&e.hold, Detail::Hold(HoldDetail::of(e, lease.delay_until, actor.reason.clone())));
+        EventView {
+            resource_id: Some(lease.resource_id),
+            hold_id: Some(h.id),
+            owner_id: Some(h.owner.as_str().into()),
+            fencing_token: Some(h.token.0),
+            ..EventView::new(e.kind.into(), e.at, actor, detail)
+        }
+    }
+
+    /// `resource_created`, `resource_updated` (with the new identifier), `resource_deleted`.
+    pub fn of_resource(kind: LogKind, id: ResourceId, ty: &ResourceType, ident: &Identifier, at: Millis, actor: &Actor) -> EventView {
+        let detail = Detail::Resource(ResourceDetail { resource_type: ty.as_str().into(), identifier: ident.as_str().into() });
+        EventView { resource_id: Some(id), ..EventView::new(kind, at, actor, detail) }
+    }
+
+    /// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.
+    pub fn of_key(kind: LogKind, key_id: &str, key_principal: &str, role: Role, at: Millis, actor: &Actor) -> EventView {
+        let detail = Detail::Key(KeyDetail { key_id: key_id.into(), key_principal: key_principal.into(), role });
+        EventView::new(kind, at, actor, detail)
     }
 }
 

@@ -4,15 +4,18 @@
 //!
 //! * [`endpoints`] — every endpoint once: method, path, request body, response body, the role it needs; and the
 //!   edge's whole request check.
-//! * [`requests`] — request bodies and their validation.
+//! * [`requests`] — request bodies and their validation; [`queries`] — list endpoints' query parameters and the
+//!   filters they validate into (what a store reads with).
 //! * [`views`] — response bodies.
 //! * [`events`] — the event log: every kind, each kind's detail as a type, an entry as the API returns it.
 
 pub mod endpoints;
 pub mod events;
+pub mod queries;
 pub mod requests;
 pub mod views;
 
 pub use events::*;
+pub use queries::*;
 pub use requests::*;
 pub use views::*;

@@ -190,6 +190,12 @@ impl LockView {
         Some(LockView::of(lease, h.last_heartbeat))
     }
 
+    /// The renewal a transition from `before` made, if it made one: the hold changed (a new heartbeat or TTL)
+    /// and no event says so — streamed as a transient `heartbeat` message.
+    pub fn renewal(before: &Lease, outcome: &crate::lease::Outcome) -> Option<LockView> {
+        (outcome.events.is_empty() && &outcome.lease != before).then(|| LockView::renewed(&outcome.lease)).flatten()
+    }
+
     /// Whether this view of a resource's lock is strictly older than `other` (of the same resource): by the
     /// grant (fencing token), then a hold's end after its life, then its last renewal. A dashboard keeps the
     /// newer of the two and either of two equal ones (a repeat, or the same state with fresher resource details).

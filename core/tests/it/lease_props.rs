@@ -3,6 +3,7 @@
 
 use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, retire, token_floor, AcquireCmd, Claim, Late};
 use hhs_core::{EventKind, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds};
+use hhs_core::stored::StoredLease;
 use hhs_core::wire::LockView;
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -93,6 +94,8 @@ proptest! {
             prop_assert!(!sent.is_older_than(&shown), "{:?} reads older than {:?}", sent, shown);
             prop_assert!(!sent.is_older_than(&LockView::of(&before, earlier)));
             prop_assert!(!sent.is_older_than(&sent));
+            // Every store keeps a lease as a flat record: the round trip changes nothing.
+            prop_assert_eq!(StoredLease::of(&after).into_lease(after.resource_id), Ok(after.clone()));
 
             // Tokens never go backwards; a new grant gets a strictly greater token than every earlier one.
             prop_assert!(after.last_token >= before.last_token);

@@ -5,11 +5,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
-use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::AppError;
-use super::events::parse_time;
+use hhs_core::wire::ExportQuery;
 use super::extract::QueryParams;
 use super::AppState;
 use crate::store::{DynStore, EventFilter};
@@ -17,22 +16,9 @@ use crate::store::{DynStore, EventFilter};
 const PAGE: u32 = 1000;
 
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ExportQuery {
-    since: Option<String>,
-    until: Option<String>,
-}
 
 pub(super) async fn export(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ExportQuery>) -> Result<Response, AppError> {
-    let filter = EventFilter {
-        resource_id: None,
-        // A cursor from the start: pages follow the log in commit order, so none skips a late committer.
-        after_id: Some(0),
-        since: parse_time("since", q.since.as_deref())?,
-        until: parse_time("until", q.until.as_deref())?,
-        limit: PAGE,
-    };
+    let filter = q.validate()?;
     tracing::info!(principal = %caller.principal, "audit export started");
     let pages = futures::stream::unfold(Some((state.store.clone(), filter)), next_page);
     Ok(([(CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(pages)).into_response())

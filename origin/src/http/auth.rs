@@ -16,7 +16,7 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::HeaderValue;
 use hhs_core::auth::parse_bearer;
-use hhs_core::wire::{AuthFailedDetail, Detail, LogKind};
+use hhs_core::wire::{AuthFailedDetail, Detail, EventView, LogKind};
 use hhs_core::{ApiError, ErrorCode, Principal, Role};
 
 use super::error::{api_error_response, AppError};
@@ -24,7 +24,7 @@ pub use super::key_cache::CACHE_TTL;
 use super::key_cache::KeyCache;
 use super::{AppState, REQUEST_ID};
 use crate::keys;
-use crate::store::{Actor, DynStore, EventRow, KeyRecord, StoreError};
+use crate::store::{Actor, DynStore, KeyRecord, StoreError};
 
 /// At most one `auth_failed` event per this interval per origin; the rest are counted into the next one.
 const FAILURE_EVENT_INTERVAL: Duration = Duration::from_secs(5);
@@ -165,9 +165,8 @@ impl Authenticator {
         };
         tracing::warn!(reason, key_id = key_id.as_deref().unwrap_or("-"), suppressed, "authentication failed");
         let actor = Actor { principal: "anonymous".into(), key_id: key_id.clone(), request_id, reason: None };
-        let mut event = EventRow::by(&actor, hhs_core::Millis::ZERO, LogKind::AuthFailed);
-        event.outcome = "unauthenticated";
-        event.detail = Detail::AuthFailed(AuthFailedDetail { reason: reason.into(), suppressed_before: suppressed });
+        let detail = Detail::AuthFailed(AuthFailedDetail { reason: reason.into(), suppressed_before: suppressed });
+        let event = EventView { outcome: "unauthenticated".into(), ..EventView::new(LogKind::AuthFailed, hhs_core::Millis::ZERO, &actor, detail) };
         if let Err(e) = self.store.append_event(event).await {
             tracing::warn!(error = %e, "could not record a failed authentication");
         }

@@ -9,9 +9,7 @@ use futures::stream::{self, Stream, StreamExt};
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use tokio::sync::broadcast::error::RecvError;
-use hhs_core::wire::{EventPage, EventView, LockView};
-use hhs_core::{ErrorCode, Millis, ResourceId};
-use serde::Deserialize;
+use hhs_core::wire::{EventPage, EventQuery, EventView, LockView, StreamQuery};
 
 use super::error::AppError;
 use super::extract::QueryParams;
@@ -20,12 +18,6 @@ use crate::store::{EventFilter, LogPos};
 use crate::stream::Item;
 
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StreamQuery {
-    /// Replay events with an id greater than this first (the `Last-Event-ID` header does the same).
-    after: Option<i64>,
-}
 
 /// The most events a reconnecting stream replays; a client further behind gets `resync`.
 const BACKLOG: usize = 1_000;
@@ -102,43 +94,11 @@ pub(super) async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EventQuery {
-    resource_id: Option<String>,
-    /// Only events with an id greater than this (resume where the last page ended).
-    after: Option<i64>,
-    /// Only events at or after this time (RFC 3339).
-    since: Option<String>,
-    limit: Option<u32>,
-}
-
-/// Parses an RFC 3339 query timestamp.
-pub fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Millis>, AppError> {
-    value
-        .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| Millis::from_utc(t.with_timezone(&chrono::Utc)))
-                .map_err(|_| AppError::new(ErrorCode::ValidationFailed, format!("{name} must be an RFC 3339 time such as 2026-01-31T08:00:00Z")))
-        })
-        .transpose()
-}
-
 /// `GET /api/events`: a page of the log in commit order; `next_after` (the last event's id, on a full page)
 /// continues it, and never skips an event that commits late (see "Reading the log in commit order").
 pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<EventQuery>) -> Result<Json<EventPage>, AppError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::new(ErrorCode::ValidationFailed, "limit must be between 1 and 1000"));
-    }
-    let filter = EventFilter {
-        resource_id: q.resource_id.as_deref().map(ResourceId::parse).transpose()?,
-        after_id: q.after,
-        since: parse_time("since", q.since.as_deref())?,
-        until: None,
-        limit,
-    };
+    let filter = q.validate()?;
     let items: Vec<EventView> = state.store.events(&filter).await?.into_iter().map(|l| l.event).collect();
-    let next_after = items.last().map(|e| e.id).filter(|_| items.len() == limit as usize);
+    let next_after = items.last().map(|e| e.id).filter(|_| items.len() == filter.limit as usize);
     Ok(Json(EventPage { items, next_after }))
 }

@@ -3,17 +3,17 @@
 
 use axum::extract::State;
 use axum::Json;
+use hhs_core::wire::LockQuery;
 use hhs_core::wire::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
 use hhs_core::lease::{self, AcquireCmd, Claim, Late};
-use hhs_core::{Denied, ErrorCode, HoldId, LockStatus, OwnerId, ResourceId, ResourceType};
-use serde::Deserialize;
+use hhs_core::{Denied, HoldId, ResourceId};
 use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
-use crate::store::{Actor, Applied, LockFilter, StoreError};
+use crate::store::{Actor, Applied, StoreError};
 
 
 fn answer(applied: &Applied) -> Json<LockView> {
@@ -30,7 +30,7 @@ pub(super) async fn acquire(
         Some(ttl) => (ttl, "requested"),
         None => {
             // No TTL asked for: the model's suggestion for this owner on this type of resource.
-            let resource = state.store.resource(valid.resource_id).await?;
+            let (resource, _, _) = state.store.lease(valid.resource_id).await?;
             let s = state.model.read(|m| m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), valid.owner.as_str(), &state.policy));
             (s.ttl, "suggested")
         }
@@ -133,58 +133,18 @@ pub(super) async fn show(State(state): State<AppState>, ResourcePath(id): Resour
     Ok(Json(LockView::of(&lease, now)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
-    status: Option<String>,
-    owner_id: Option<String>,
-    #[serde(rename = "type")]
-    resource_type: Option<String>,
-    limit: Option<u32>,
-    after: Option<String>,
-}
-
-/// Page sizes of the lists that page by resource id (`GET /api/locks`, `GET /api/ml/anomalies`).
-pub const DEFAULT_PAGE: u32 = 1_000;
-pub const MAX_PAGE: u32 = 1_000;
-
-/// `limit` within 1…1,000 (default 1,000) and `after` a resource id.
-pub fn page(limit: Option<u32>, after: Option<&str>) -> Result<(u32, Option<ResourceId>), AppError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::new(ErrorCode::ValidationFailed, format!("limit must be between 1 and {MAX_PAGE}")));
-    }
-    Ok((limit, after.map(ResourceId::parse).transpose()?))
-}
-
 /// The next page's cursor: the last row's resource id when the page came back full.
-pub fn next_after<T>(rows: &[(crate::store::Resource, T)], limit: u32) -> Option<ResourceId> {
-    (rows.len() == limit as usize).then(|| rows.last().map(|(r, _)| r.id)).flatten()
+pub fn next_after<T>(rows: &[(crate::store::Resource, T)], limit: Option<u32>) -> Option<ResourceId> {
+    (limit == Some(rows.len() as u32)).then(|| rows.last().map(|(r, _)| r.id)).flatten()
 }
 
-pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<LockList>, AppError> {
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            LockStatus::parse(s).ok_or_else(|| {
-                AppError::new(ErrorCode::ValidationFailed, "status must be one of FREE, HELD, RELEASED, EXPIRED, FORCE_RELEASED")
-            })
-        })
-        .transpose()?;
-    let (limit, after) = page(q.limit, q.after.as_deref())?;
-    let filter = LockFilter {
-        owner_id: q.owner_id.as_deref().map(OwnerId::parse).transpose()?,
-        resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?,
-        after,
-        limit: Some(limit),
-        ..LockFilter::default()
-    };
+pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<LockQuery>) -> Result<Json<LockList>, AppError> {
+    let (filter, status) = q.validate()?;
     // The newest event (below the commit horizon) is read first: every event after it may or may not be in the
     // snapshot, none before it is missing from it.
     let last_event_id = state.store.newest_event().await?.map_or(0, |p| p.id);
     let (leases, now) = state.store.leases(&filter).await?;
-    let next_after = next_after(&leases, limit);
+    let next_after = next_after(&leases, filter.limit);
     // Status depends on time (a lapsed, unreaped hold reads EXPIRED), so it is filtered here with hhs-core's rule.
     let items = leases
         .iter()

@@ -4,15 +4,13 @@ use axum::extract::State;
 use axum::Json;
 use hhs_core::wire::{AnomalyList, AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
 use hhs_core::ttl_model::Suggestion;
-use hhs_core::ErrorCode;
-use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams};
-use super::locks::{next_after, page};
+use super::locks::next_after;
+use hhs_core::wire::AnomalyQuery;
 use super::AppState;
-use crate::store::LockFilter;
 
 
 pub fn basis(s: &Suggestion) -> SuggestionBasis {
@@ -39,28 +37,15 @@ pub(super) async fn suggest(
     Ok(Json(SuggestResponse { suggested_ttl: suggestion.ttl.seconds(), anomaly_score: score, basis: basis(&suggestion) }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct AnomalyQuery {
-    min_score: Option<f64>,
-    limit: Option<u32>,
-    after: Option<String>,
-}
-
 /// Live holds scoring at least `min_score` (default 0.8), most unusual first within a page of up to `limit`
 /// held leases (by resource id; `after` for the next).
 pub(super) async fn anomalies(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<AnomalyQuery>,
 ) -> Result<Json<AnomalyList>, AppError> {
-    let min = q.min_score.unwrap_or(0.8);
-    if !(0.0..=1.0).contains(&min) {
-        return Err(AppError::new(ErrorCode::ValidationFailed, "min_score must be between 0 and 1"));
-    }
-    let (limit, after) = page(q.limit, q.after.as_deref())?;
-    let filter = LockFilter { held_only: true, after, limit: Some(limit), ..LockFilter::default() };
+    let (filter, min) = q.validate()?;
     let (leases, now) = state.store.leases(&filter).await?;
-    let next_after = next_after(&leases, limit);
+    let next_after = next_after(&leases, filter.limit);
     let mut items: Vec<AnomalyView> = state.model.read(|m| {
         leases
             .iter()

@@ -3,17 +3,15 @@
 use axum::extract::State;
 use axum::Json;
 use http::StatusCode;
-use hhs_core::wire::{CreateResourceRequest, ResourcePage, ResourceView, UpdateResourceRequest};
-use hhs_core::{ErrorCode, Identifier, ResourceId, ResourceType};
-use serde::Deserialize;
+use hhs_core::wire::{CreateResourceRequest, ResourcePage, ResourceQuery, ResourceView, UpdateResourceRequest};
+use hhs_core::{Identifier, ResourceId};
 use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
-use crate::store::{Resource, ResourceFilter};
-
+use crate::store::Resource;
 
 pub fn view(r: &Resource) -> ResourceView {
     ResourceView {
@@ -36,35 +34,16 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(view(&resource))))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
-    #[serde(rename = "type")]
-    resource_type: Option<String>,
-    limit: Option<u32>,
-    after: Option<String>,
-}
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
-
-pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<ResourcePage>, AppError> {
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::new(ErrorCode::ValidationFailed, format!("limit must be between 1 and {MAX_PAGE}")));
-    }
-    let filter = ResourceFilter {
-        resource_type: q.resource_type.as_deref().map(ResourceType::parse).transpose()?,
-        after: q.after.as_deref().map(ResourceId::parse).transpose()?,
-        limit,
-    };
+pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ResourceQuery>) -> Result<Json<ResourcePage>, AppError> {
+    let filter = q.validate()?;
+    let limit = filter.limit;
     let items: Vec<ResourceView> = state.store.resources(&filter).await?.iter().map(view).collect();
     let next_after = if items.len() == limit as usize { items.last().map(|r| r.id) } else { None };
     Ok(Json(ResourcePage { items, next_after }))
 }
 
 pub(super) async fn show(State(state): State<AppState>, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
-    Ok(Json(view(&state.store.resource(id).await?)))
+    Ok(Json(view(&state.store.lease(id).await?.0)))
 }
 
 /// Renames a resource (its type keys policy and never changes).

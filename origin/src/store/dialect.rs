@@ -38,14 +38,11 @@ pub trait Dialect: sqlx::Database {
     /// Whether `sql::FAST_GRANT`, PostgreSQL's one-statement acquire, runs here.
     const FAST_GRANT: bool;
 
-    fn migrator() -> &'static Migrator;
+    const MIGRATOR: &'static Migrator;
 
     /// A statement of `sql.rs` in this dialect's placeholders.
     fn sql(statement: &str) -> Cow<'_, str>;
 }
-
-static PG_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
-static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
 impl Dialect for Postgres {
     const KIND: &'static str = "postgres";
@@ -56,10 +53,7 @@ impl Dialect for Postgres {
     const HORIZON: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
     const NOTIFY_RENEWALS: bool = true;
     const FAST_GRANT: bool = true;
-
-    fn migrator() -> &'static Migrator {
-        &PG_MIGRATOR
-    }
+    const MIGRATOR: &'static Migrator = &sqlx::migrate!("../migrations/postgres");
 
     fn sql(statement: &str) -> Cow<'_, str> {
         Cow::Borrowed(statement)
@@ -75,10 +69,7 @@ impl Dialect for Sqlite {
     const HORIZON: &'static str = "1";
     const NOTIFY_RENEWALS: bool = false;
     const FAST_GRANT: bool = false;
-
-    fn migrator() -> &'static Migrator {
-        &SQLITE_MIGRATOR
-    }
+    const MIGRATOR: &'static Migrator = &sqlx::migrate!("../migrations/sqlite");
 
     /// `$1` as SQLite's positional `?1` (SQLite reads `$1` as a *named* parameter, numbered by first
     /// appearance). None of our statements contains a `$` elsewhere.
@@ -138,29 +129,6 @@ async fn listen(pool: Pool<Postgres>, changes: tokio::sync::broadcast::Sender<Ch
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys and token
-/// floors, but may only SELECT and INSERT events — it cannot rewrite the audit trail, and, not owning the table,
-/// cannot drop or disable the triggers that refuse UPDATE, DELETE and TRUNCATE. Run as the schema's owner (the
-/// role that ran the migrations).
-pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError> {
-    let valid = !role.is_empty() && role.len() <= 63 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
-        return Err(StoreError::Corrupt("the role name must be 1-63 characters of A-Z a-z 0-9 _".into()));
-    }
-    let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
-    for grant in [
-        format!("GRANT USAGE ON SCHEMA public TO {role}"),
-        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
-        format!("GRANT SELECT, INSERT ON events TO {role}"),
-        format!("GRANT USAGE ON SEQUENCE events_id_seq TO {role}"),
-        format!("GRANT SELECT ON _sqlx_migrations TO {role}"),
-    ] {
-        sqlx::query(&grant).execute(&pool).await?;
-    }
-    pool.close().await;
-    Ok(())
 }
 
 impl SqlStore<Sqlite> {

@@ -11,33 +11,18 @@ pub mod sql_store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hhs_core::wire::LockView;
+use hhs_core::wire::{EventView, LockView};
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
 
-pub use dialect::{grant_service_role, PgStore, SqliteStore};
-pub use rows::{EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged, Resource, ResourceFilter};
+pub use dialect::{PgStore, SqliteStore};
+pub use hhs_core::wire::Actor;
+pub use hhs_core::wire::{EventFilter, LockFilter, ResourceFilter};
+pub use rows::{FinishedHold, KeyRecord, LogPos, Logged, Resource};
 
 /// A lease transition from `hhs_core::lease`, closed over its request: given the resource, its current lease and
 /// the database's `now`, the next state or a refusal.
 pub type Transition = Box<dyn FnOnce(&Resource, &Lease, Millis) -> Result<Outcome, Denied> + Send>;
-
-/// Who causes a change, for the audit trail: the principal and key of the request (or a system actor such as
-/// the reaper), the request id, and for force-release the reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Actor {
-    pub principal: String,
-    pub key_id: Option<String>,
-    pub request_id: Option<String>,
-    pub reason: Option<String>,
-}
-
-impl Actor {
-    /// An actor inside HHS itself (`hhs:reaper`, `hhs:cli`).
-    pub fn system(name: &str) -> Actor {
-        Actor { principal: format!("hhs:{name}"), ..Actor::default() }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -126,12 +111,13 @@ pub trait Store: Send + Sync + 'static {
     /// recorded is recorded first (`expired`). The name's last token is kept as its floor.
     async fn delete_resource(&self, id: ResourceId, policy: &Policy, actor: &Actor) -> Result<Resource, StoreError>;
 
-    async fn resource(&self, id: ResourceId) -> Result<Resource, StoreError>;
-
     async fn resources(&self, filter: &ResourceFilter) -> Result<Vec<Resource>, StoreError>;
 
-    /// The lease of one resource, with the database time it was read at.
-    async fn lease(&self, id: ResourceId) -> Result<(Resource, Lease, Millis), StoreError>;
+    /// One resource and its lease, with the database time it was read at.
+    async fn lease(&self, id: ResourceId) -> Result<(Resource, Lease, Millis), StoreError> {
+        let (mut found, now) = self.leases(&LockFilter { resources: Some(vec![id]), ..LockFilter::default() }).await?;
+        found.pop().map(|(r, l)| (r, l, now)).ok_or(StoreError::NotFound)
+    }
 
     async fn leases(&self, filter: &LockFilter) -> Result<(Vec<(Resource, Lease)>, Millis), StoreError>;
 
@@ -169,7 +155,7 @@ pub trait Store: Send + Sync + 'static {
     async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError>;
 
     /// Appends one event on its own (failed authentications). Its `at_ms` is replaced by the database clock.
-    async fn append_event(&self, event: EventRow) -> Result<(), StoreError>;
+    async fn append_event(&self, event: EventView) -> Result<(), StoreError>;
 
     /// Stores a new key and its `key_created` event.
     async fn create_key(&self, key: &KeyRecord, actor: &Actor) -> Result<KeyRecord, StoreError>;
@@ -191,14 +177,6 @@ pub enum Change {
     Events,
     /// A hold was renewed (heartbeat, repeated acquire): no event, but its expiry moved.
     Renewed(LockView),
-}
-
-/// The renewal a committed transition announces: the hold changed (new heartbeat or TTL) and no event says so.
-pub fn renewal(before: &Lease, outcome: &Outcome) -> Option<LockView> {
-    if !outcome.events.is_empty() || &outcome.lease == before {
-        return None;
-    }
-    LockView::renewed(&outcome.lease)
 }
 
 /// The acquire rule, with the lock-delay of the resource's type from `policy`.

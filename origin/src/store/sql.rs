@@ -8,7 +8,7 @@ use super::{EventFilter, LockFilter, ResourceFilter};
 /// Every lease query selects the `leases` row joined with its resource: the columns of `rows::LeaseRecord`.
 macro_rules! lease_columns {
     () => {
-        "l.resource_id, r.type AS resource_type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, l.principal, \
+        "r.id, r.type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, l.principal, \
          l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
          l.max_gap_ms, l.delay_until_ms, l.late_reported"
     };
@@ -37,7 +37,6 @@ pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, ho
      principal, key_id, request_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 pub const RESOURCE_COLUMNS: &str = "id, type, identifier, created_at_ms";
-pub const SELECT_RESOURCE: &str = "SELECT id, type, identifier, created_at_ms FROM resources WHERE id = $1";
 pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms) VALUES ($1, $2, $3, $4)";
 pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";
 pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";

@@ -8,16 +8,16 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hhs_core::lease::{expire, retire, token_floor, AcquireCmd};
-use hhs_core::wire::{HoldDetail, LogKind};
+use hhs_core::wire::{EventView, HoldDetail, LockView, LogKind};
 use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
 use super::dialect::{Dialect, RENEWALS};
-use super::rows::{arguments, lease_args, Arg, EventRecord, KeyRow, LeaseRecord, ResourceRecord};
+use super::rows::{arguments, event_args, lease_args, Arg, EventRecord, LeaseRecord};
 use super::sql::{self, *};
 use super::{
-    acquire_transition, renewal, Actor, Applied, Change, EventFilter, EventRow, FinishedHold, KeyRecord, LockFilter, LogPos, Logged,
+    acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, KeyRecord, LockFilter, LogPos, Logged,
     Resource, ResourceFilter, Store, StoreError, Transition,
 };
 
@@ -102,8 +102,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn insert_event(tx: &mut Transaction<'static, $db>, event: EventRow) -> Result<(), StoreError> {
-                Self::exec(tx, INSERT_EVENT, event.args()).await.map(drop)
+            async fn insert_event(tx: &mut Transaction<'static, $db>, event: EventView) -> Result<(), StoreError> {
+                Self::exec(tx, INSERT_EVENT, event_args(&event)).await.map(drop)
             }
 
             /// Writes a transition's lease and events inside the caller's transaction; returns the renewal it
@@ -113,9 +113,9 @@ macro_rules! sql_store {
                     Self::exec(tx, UPDATE_LEASE, lease_args(&outcome.lease)).await?;
                 }
                 for event in &outcome.events {
-                    Self::insert_event(tx, EventRow::lease(&outcome.lease, event, actor)).await?;
+                    Self::insert_event(tx, EventView::of_lease(&outcome.lease, event, actor)).await?;
                 }
-                let Some(r) = renewal(before, outcome) else { return Ok(vec![]) };
+                let Some(r) = LockView::renewal(before, outcome) else { return Ok(vec![]) };
                 if <$db>::NOTIFY_RENEWALS {
                     // Small: well under NOTIFY's 8 kB.
                     let payload = serde_json::to_string(&r).unwrap_or_default();
@@ -158,11 +158,11 @@ macro_rules! sql_store {
                 let applied: Result<Vec<(i64,)>, _> =
                     sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&self.pool).await;
                 if let Ok(applied) = applied {
-                    if <$db>::migrator().iter().all(|m| applied.contains(&(m.version,))) {
+                    if <$db>::MIGRATOR.iter().all(|m| applied.contains(&(m.version,))) {
                         return Ok(());
                     }
                 }
-                <$db>::migrator().run(&self.pool).await?;
+                <$db>::MIGRATOR.run(&self.pool).await?;
                 Ok(())
             }
 
@@ -183,7 +183,7 @@ macro_rules! sql_store {
                 Self::exec(&mut tx, INSERT_RESOURCE, args).await?;
                 Self::exec(&mut tx, INSERT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?;
                 Self::take_name(&mut tx, &resource, FencingToken(0)).await?;
-                Self::insert_event(&mut tx, EventRow::resource(LogKind::ResourceCreated, &resource, now, actor)).await?;
+                Self::insert_event(&mut tx, resource.event(LogKind::ResourceCreated, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(resource)
             }
@@ -194,7 +194,7 @@ macro_rules! sql_store {
                 Self::exec(&mut tx, UPDATE_IDENTIFIER, vec![Arg::Uuid(Some(id.0)), Arg::text(ident.as_str())]).await?;
                 resource.identifier = ident.clone();
                 Self::take_name(&mut tx, &resource, lease.last_token).await?;
-                Self::insert_event(&mut tx, EventRow::resource(LogKind::ResourceUpdated, &resource, now, actor)).await?;
+                Self::insert_event(&mut tx, resource.event(LogKind::ResourceUpdated, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(resource)
             }
@@ -205,29 +205,14 @@ macro_rules! sql_store {
                 Self::write(&mut tx, &lease, &outcome, actor).await?;
                 Self::give_up_name(&mut tx, &resource, lease.last_token).await?;
                 Self::exec(&mut tx, DELETE_RESOURCE, vec![Arg::Uuid(Some(id.0))]).await?;
-                Self::insert_event(&mut tx, EventRow::resource(LogKind::ResourceDeleted, &resource, now, actor)).await?;
+                Self::insert_event(&mut tx, resource.event(LogKind::ResourceDeleted, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(resource)
             }
 
-            async fn resource(&self, id: ResourceId) -> Result<Resource, StoreError> {
-                let rec: Option<ResourceRecord> = Self::fetch(&self.pool, SELECT_RESOURCE, vec![Arg::Uuid(Some(id.0))]).await?.pop();
-                rec.ok_or(StoreError::NotFound)?.try_into()
-            }
-
             async fn resources(&self, filter: &ResourceFilter) -> Result<Vec<Resource>, StoreError> {
                 let (statement, args) = sql::resources(filter);
-                let recs: Vec<ResourceRecord> = Self::fetch(&self.pool, &statement, args).await?;
-                recs.into_iter().map(Resource::try_from).collect()
-            }
-
-            async fn lease(&self, id: ResourceId) -> Result<(Resource, Lease, Millis), StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, SELECT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?.pop();
-                let now = Self::db_now(&mut tx).await?;
-                tx.commit().await?;
-                let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
-                Ok((resource, lease, now))
+                Self::fetch(&self.pool, &statement, args).await
             }
 
             async fn leases(&self, filter: &LockFilter) -> Result<(Vec<(Resource, Lease)>, Millis), StoreError> {
@@ -252,16 +237,9 @@ macro_rules! sql_store {
                     return self.transact(id, actor, acquire_transition(cmd, policy)).await;
                 }
                 let detail = serde_json::to_string(&HoldDetail::granted(cmd.ttl, &cmd.principal)).unwrap_or_default();
-                let args = vec![
-                    Arg::Uuid(Some(id.0)),
-                    Arg::Uuid(Some(cmd.new_hold_id.0)),
-                    Arg::text(cmd.owner.as_str()),
-                    Arg::Int(Some(cmd.ttl.as_millis().0)),
-                    Arg::Text(Some(detail)),
-                    Arg::text(cmd.principal.as_str()),
-                    Arg::Text(actor.key_id.clone()),
-                    Arg::Text(actor.request_id.clone()),
-                ];
+                let (ids, ttl) = ([Arg::Uuid(Some(id.0)), Arg::Uuid(Some(cmd.new_hold_id.0))], Arg::Int(Some(cmd.ttl.as_millis().0)));
+                let who = [Arg::text(cmd.principal.as_str()), Arg::Text(actor.key_id.clone()), Arg::Text(actor.request_id.clone())];
+                let args = [&ids[..], &[Arg::text(cmd.owner.as_str()), ttl, Arg::Text(Some(detail))], &who].concat();
                 let granted: Option<LeaseRecord> = Self::fetch(&self.pool, FAST_GRANT, args).await?.pop();
                 let Some(rec) = granted else {
                     return self.transact(id, actor, acquire_transition(cmd, policy)).await;
@@ -319,9 +297,9 @@ macro_rules! sql_store {
                 Self::fetch(&self.pool, &sql::finished_holds(<$db>::HORIZON), args).await
             }
 
-            async fn append_event(&self, mut event: EventRow) -> Result<(), StoreError> {
+            async fn append_event(&self, mut event: EventView) -> Result<(), StoreError> {
                 let (mut tx, now) = self.begin().await?;
-                event.at_ms = now.0;
+                event.at = now.to_utc();
                 Self::insert_event(&mut tx, event).await?;
                 self.commit(tx, vec![]).await
             }
@@ -330,28 +308,25 @@ macro_rules! sql_store {
                 let (mut tx, now) = self.begin().await?;
                 let key = KeyRecord { created_at_ms: now.0, ..key.clone() };
                 Self::exec(&mut tx, INSERT_KEY, key.args()).await?;
-                Self::insert_event(&mut tx, EventRow::key(LogKind::KeyCreated, &key, now, actor)).await?;
+                Self::insert_event(&mut tx, key.event(LogKind::KeyCreated, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(key)
             }
 
             async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-                let row: Option<KeyRow> = Self::fetch(&self.pool, SELECT_KEY, vec![Arg::text(id)]).await?.pop();
-                row.map(KeyRecord::try_from).transpose()
+                Ok(Self::fetch(&self.pool, SELECT_KEY, vec![Arg::text(id)]).await?.pop())
             }
 
             async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-                let rows: Vec<KeyRow> = Self::fetch(&self.pool, &format!("{SELECT_KEYS} ORDER BY created_at_ms, id"), vec![]).await?;
-                rows.into_iter().map(KeyRecord::try_from).collect()
+                Self::fetch(&self.pool, &format!("{SELECT_KEYS} ORDER BY created_at_ms, id"), vec![]).await
             }
 
             async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<KeyRecord, StoreError> {
                 let (mut tx, now) = self.begin().await?;
                 let changed = Self::exec(&mut tx, REVOKE_KEY, vec![Arg::text(id), Arg::Int(Some(now.0))]).await?;
-                let row: Option<KeyRow> = Self::fetch(&mut *tx, SELECT_KEY, vec![Arg::text(id)]).await?.pop();
-                let key = KeyRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
+                let key: KeyRecord = Self::fetch(&mut *tx, SELECT_KEY, vec![Arg::text(id)]).await?.pop().ok_or(StoreError::NotFound)?;
                 if changed > 0 {
-                    Self::insert_event(&mut tx, EventRow::key(LogKind::KeyRevoked, &key, now, actor)).await?;
+                    Self::insert_event(&mut tx, key.event(LogKind::KeyRevoked, now, actor)).await?;
                 }
                 self.commit(tx, vec![]).await?;
                 Ok(key)

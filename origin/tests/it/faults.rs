@@ -365,7 +365,7 @@ async fn serve_runs_as_a_role_that_may_only_insert_and_select_events() {
     let role = format!("hhs_app_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut admin = PgConnection::connect(&owner_url).await.unwrap();
     admin.execute(format!("CREATE ROLE {role} LOGIN").as_str()).await.unwrap();
-    hhs_origin::store::grant_service_role(&owner_url, &role).await.unwrap();
+    hhs_origin::grant::grant_service_role(&owner_url, &role).await.unwrap();
     let app_url = owner_url.replacen("postgres@", &format!("{role}@"), 1);
     assert_ne!(app_url, owner_url);
 

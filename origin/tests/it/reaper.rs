@@ -106,12 +106,12 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap();
             let rows = sqlx::query(SELECT_EXPIRED).bind(now.0).bind(10_000i64).fetch_all(&pool).await.unwrap();
-            rows.iter().map(|r| r.get::<uuid::Uuid, _>("resource_id").to_string()).collect()
+            rows.iter().map(|r| r.get::<uuid::Uuid, _>("id").to_string()).collect()
         }
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
             let rows = sqlx::query(&sqlx::Sqlite::sql(SELECT_EXPIRED)).bind(now.0).bind(10_000i64).fetch_all(&pool).await.unwrap();
-            rows.iter().map(|r| r.get::<uuid::Uuid, _>("resource_id").to_string()).collect()
+            rows.iter().map(|r| r.get::<uuid::Uuid, _>("id").to_string()).collect()
         }
     };
 

@@ -1,0 +1,92 @@
+//! A lease as every store keeps it: one flat record of plain values (the columns of `leases`), and the two
+//! conversions. A round trip is the identity (property-tested); a record that does not make a lease is named.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use uuid::Uuid;
+
+use crate::ids::{FencingToken, HoldId, OwnerId, Principal, ResourceId};
+use crate::lease::{Hold, HoldState, Lease};
+use crate::time::Millis;
+use crate::ttl::Ttl;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct StoredLease {
+    pub last_token: i64,
+    pub hold_id: Option<Uuid>,
+    pub principal: Option<String>,
+    pub owner_id: Option<String>,
+    pub ttl_ms: Option<i64>,
+    pub token: Option<i64>,
+    pub acquired_at_ms: Option<i64>,
+    pub last_heartbeat_ms: Option<i64>,
+    /// `FREE`, `HELD`, `RELEASED`, `EXPIRED` or `FORCE_RELEASED`.
+    pub state: String,
+    pub ended_at_ms: Option<i64>,
+    pub heartbeats: i64,
+    pub max_gap_ms: i64,
+    pub delay_until_ms: Option<i64>,
+    pub late_reported: bool,
+}
+
+impl StoredLease {
+    pub fn of(l: &Lease) -> StoredLease {
+        let h = l.hold.as_ref();
+        let (state, ended) = match h.map(|h| h.state) {
+            None => ("FREE", None),
+            Some(HoldState::Held) => ("HELD", None),
+            Some(HoldState::Released { at }) => ("RELEASED", Some(at.0)),
+            Some(HoldState::Expired { at }) => ("EXPIRED", Some(at.0)),
+            Some(HoldState::ForceReleased { at }) => ("FORCE_RELEASED", Some(at.0)),
+        };
+        StoredLease {
+            last_token: l.last_token.to_i64(),
+            hold_id: h.map(|h| h.id.0),
+            principal: h.map(|h| h.principal.as_str().to_string()),
+            owner_id: h.map(|h| h.owner.as_str().to_string()),
+            ttl_ms: h.map(|h| h.ttl.as_millis().0),
+            token: h.map(|h| h.token.to_i64()),
+            acquired_at_ms: h.map(|h| h.acquired_at.0),
+            last_heartbeat_ms: h.map(|h| h.last_heartbeat.0),
+            state: state.to_string(),
+            ended_at_ms: ended,
+            heartbeats: h.map_or(0, |h| i64::from(h.heartbeats)),
+            max_gap_ms: h.map_or(0, |h| h.max_gap.0),
+            delay_until_ms: l.delay_until.map(|m| m.0),
+            late_reported: h.is_some_and(|h| h.late_reported),
+        }
+    }
+
+    /// The lease of resource `id` this record holds, or what is wrong with it.
+    pub fn into_lease(self, id: ResourceId) -> Result<Lease, String> {
+        let last_token = FencingToken::from_i64(self.last_token).ok_or("negative last_token")?;
+        let ended = || self.ended_at_ms.map(Millis).ok_or("an ended hold without ended_at_ms");
+        let state = match self.state.as_str() {
+            "FREE" => None,
+            "HELD" => Some(HoldState::Held),
+            "RELEASED" => Some(HoldState::Released { at: ended()? }),
+            "EXPIRED" => Some(HoldState::Expired { at: ended()? }),
+            "FORCE_RELEASED" => Some(HoldState::ForceReleased { at: ended()? }),
+            other => return Err(format!("unknown state {other}")),
+        };
+        let missing = |c: &str| format!("a hold without a valid {c}");
+        let hold = match state {
+            None => None,
+            Some(state) => Some(Hold {
+                id: HoldId(self.hold_id.ok_or_else(|| missing("hold_id"))?),
+                principal: self.principal.and_then(|p| Principal::parse(&p).ok()).ok_or_else(|| missing("principal"))?,
+                owner: self.owner_id.and_then(|o| OwnerId::parse(&o).ok()).ok_or_else(|| missing("owner_id"))?,
+                ttl: Ttl::from_stored_millis(self.ttl_ms.ok_or_else(|| missing("ttl_ms"))?),
+                token: self.token.and_then(FencingToken::from_i64).ok_or_else(|| missing("token"))?,
+                acquired_at: Millis(self.acquired_at_ms.ok_or_else(|| missing("acquired_at_ms"))?),
+                last_heartbeat: Millis(self.last_heartbeat_ms.ok_or_else(|| missing("last_heartbeat_ms"))?),
+                state,
+                heartbeats: u32::try_from(self.heartbeats).unwrap_or(u32::MAX),
+                max_gap: Millis(self.max_gap_ms),
+                late_reported: self.late_reported,
+            }),
+        };
+        Ok(Lease { resource_id: id, last_token, hold, delay_until: self.delay_until_ms.map(Millis) })
+    }
+}

@@ -1,0 +1,28 @@
+//! `hhs-origin migrate --grant-to ROLE`: least privilege for the service's PostgreSQL role.
+
+use sqlx::postgres::PgPoolOptions;
+
+use crate::store::StoreError;
+
+/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys and token
+/// floors, but may only SELECT and INSERT events — it cannot rewrite the audit trail, and, not owning the table,
+/// cannot drop or disable the triggers that refuse UPDATE, DELETE and TRUNCATE. Run as the schema's owner (the
+/// role that ran the migrations).
+pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError> {
+    let valid = !role.is_empty() && role.len() <= 63 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(StoreError::Corrupt("the role name must be 1-63 characters of A-Z a-z 0-9 _".into()));
+    }
+    let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+    for grant in [
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
+        format!("GRANT SELECT, INSERT ON events TO {role}"),
+        format!("GRANT USAGE ON SEQUENCE events_id_seq TO {role}"),
+        format!("GRANT SELECT ON _sqlx_migrations TO {role}"),
+    ] {
+        sqlx::query(&grant).execute(&pool).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
