@@ -12,6 +12,9 @@ const CHAOS_SECONDS: u64 = 60;
 
 pub fn run(extra: &[String]) -> Result<(), String> {
     tidy::run()?;
+    // The benchmarks are not built by `cargo test`; checking them here keeps them from rotting unseen.
+    step("cargo check --benches");
+    crate::run::status(cargo().args(["check", "-p", "hhs-origin", "--benches"]))?;
     wasm::build_core_no_std()?;
     edge::build(false)?;
     // The Worker serves ui/dist as its static assets; the browser tests load it from there.

@@ -2,6 +2,7 @@
 //! the signed-in key may take on it.
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use hhs_core::{LockStatus, Millis};
 use yew::prelude::*;
@@ -24,8 +25,17 @@ pub fn badge(shown: Shown) -> Html {
     html! { <span class={classes!("badge", shown.label())}>{ shown.label() }</span> }
 }
 
+/// How many times a row has rendered, for `cargo xtask bench ui` (a counter costs nothing; the dashboard
+/// publishes it only on a page opened with `?count-renders`).
+static RENDERS: AtomicU32 = AtomicU32::new(0);
+
+pub fn renders() -> u32 {
+    RENDERS.load(Ordering::Relaxed)
+}
+
 #[function_component(ResourceRow)]
 pub fn resource_row(props: &Props) -> Html {
+    RENDERS.fetch_add(1, Ordering::Relaxed);
     let ctx = use_context::<Ctx>().expect("inside the dashboard");
     let row = &props.row;
     let lock = &row.lock;
