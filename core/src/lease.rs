@@ -232,6 +232,8 @@ pub enum Denied {
     StaleToken,
     /// Nothing to force-release.
     NotHeld,
+    /// The TTL asked for is outside the resource type's bounds.
+    TtlOutOfBounds { min_seconds: u32, max_seconds: u32 },
 }
 
 /// A request for a grant.

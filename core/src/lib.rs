@@ -32,6 +32,6 @@ pub use error::{ApiError, ErrorCode};
 pub use auth::Role;
 pub use ids::{FencingToken, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType};
 pub use lease::{Denied, EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
-pub use policy::Policy;
+pub use policy::{Policy, TypeChange, TypePolicy};
 pub use time::Millis;
 pub use ttl::{Ttl, TtlBounds};

@@ -1,12 +1,23 @@
-//! Deployment policy: what TTLs are accepted and how long each resource type stays blocked after an
-//! involuntary loss.
+//! Policy: what TTLs a resource type accepts, its default TTL, and how long it stays blocked after an
+//! involuntary loss. Each type's policy is a row (`resource_types`) that every replica, the reaper and the
+//! dashboard read; a process's flags only seed rows nobody has set yet ([`Policy::for_type`]).
 
 use alloc::collections::BTreeMap;
+use alloc::format;
 use alloc::string::String;
+use serde::{Deserialize, Serialize};
 
+use crate::error::{ApiError, ErrorCode};
+use crate::lease::Denied;
 use crate::time::Millis;
-use crate::ttl::TtlBounds;
+use crate::ttl::{Ttl, TtlBounds};
 
+/// The longest lock-delay a type may have: one day.
+pub const MAX_LOCK_DELAY_SECONDS: u32 = 86_400;
+
+/// A process's policy flags (`--min-ttl`, `--max-ttl`, `--default-ttl`, `--lock-delay TYPE=SECONDS`): the values a
+/// resource type gets when its row is first made — by a resource of a new type, or by the first start after the
+/// migration that brought types. They never change a row that has been set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub ttl_bounds: TtlBounds,
@@ -14,8 +25,7 @@ pub struct Policy {
     pub default_ttl_seconds: u32,
     /// Lock-delay per resource type. After a hold on such a resource expires or is force-released, nobody can be
     /// granted it until the delay has passed, so a client that paused (GC, network partition) and still believes
-    /// it holds cannot overlap with the next holder during that window. Types not listed have no delay; a clean
-    /// release never has one.
+    /// it holds cannot overlap with the next holder during that window. A clean release never has one.
     pub lock_delays: BTreeMap<String, Millis>,
 }
 
@@ -26,7 +36,110 @@ impl Default for Policy {
 }
 
 impl Policy {
-    pub fn lock_delay(&self, resource_type: &str) -> Millis {
-        self.lock_delays.get(resource_type).copied().unwrap_or(Millis::ZERO)
+    /// The policy a new row for `resource_type` starts with.
+    pub fn for_type(&self, resource_type: &str) -> TypePolicy {
+        let b = self.ttl_bounds;
+        TypePolicy {
+            lock_delay_ms: self.lock_delays.get(resource_type).copied().unwrap_or(Millis::ZERO).0,
+            min_ttl_seconds: i64::from(b.min_seconds),
+            max_ttl_seconds: i64::from(b.max_seconds),
+            default_ttl_seconds: i64::from(self.default_ttl_seconds.clamp(b.min_seconds, b.max_seconds)),
+        }
+    }
+}
+
+/// One resource type's policy, as stored: what acquire, expiry, force-release and deletion decide with, read
+/// in the same transaction as the lease. Plain values, as in the row; [`TypePolicy::validate`] is the rule
+/// for what a row may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct TypePolicy {
+    pub lock_delay_ms: i64,
+    pub min_ttl_seconds: i64,
+    pub max_ttl_seconds: i64,
+    pub default_ttl_seconds: i64,
+}
+
+/// A change to a type's policy (`PUT /api/types/{name}`): each field optional, the rest unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeChange {
+    #[serde(default)]
+    pub lock_delay_seconds: Option<u32>,
+    #[serde(default)]
+    pub min_ttl_seconds: Option<u32>,
+    #[serde(default)]
+    pub max_ttl_seconds: Option<u32>,
+    #[serde(default)]
+    pub default_ttl_seconds: Option<u32>,
+}
+
+impl TypeChange {
+    /// Each given value on its own, against the hard limits (what the edge can check without the stored row;
+    /// how the values fit together is checked with it, by [`TypePolicy::apply`]).
+    pub fn check(&self) -> Result<(), ApiError> {
+        let hard = TtlBounds::HARD;
+        let ttls = [self.min_ttl_seconds, self.max_ttl_seconds, self.default_ttl_seconds];
+        if ttls.into_iter().flatten().any(|s| !(hard.min_seconds..=hard.max_seconds).contains(&s)) {
+            let m = format!("TTLs must be between {} and {} seconds", hard.min_seconds, hard.max_seconds);
+            return Err(ApiError::new(ErrorCode::ValidationFailed, m));
+        }
+        if self.lock_delay_seconds.is_some_and(|d| d > MAX_LOCK_DELAY_SECONDS) {
+            return Err(ApiError::new(ErrorCode::ValidationFailed, format!("lock_delay_seconds must be at most {MAX_LOCK_DELAY_SECONDS}")));
+        }
+        Ok(())
+    }
+}
+
+impl TypePolicy {
+    pub fn lock_delay(&self) -> Millis {
+        Millis(self.lock_delay_ms.max(0))
+    }
+
+    pub fn ttl_bounds(&self) -> TtlBounds {
+        let secs = |s: i64| u32::try_from(s.max(1)).unwrap_or(u32::MAX);
+        TtlBounds { min_seconds: secs(self.min_ttl_seconds), max_seconds: secs(self.max_ttl_seconds) }
+    }
+
+    pub fn default_ttl_seconds(&self) -> u32 {
+        u32::try_from(self.default_ttl_seconds.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Whether an acquire may ask for `ttl` on this type (checked inside the acquire's transaction, so a grant
+    /// follows the policy current when it is decided).
+    pub fn admit(&self, ttl: Ttl) -> Result<(), Denied> {
+        let b = self.ttl_bounds();
+        if (b.min_seconds..=b.max_seconds).contains(&ttl.seconds()) {
+            Ok(())
+        } else {
+            Err(Denied::TtlOutOfBounds { min_seconds: b.min_seconds, max_seconds: b.max_seconds })
+        }
+    }
+
+    /// What a row may hold: 1 ≤ min ≤ default ≤ max ≤ the hard limit; a lock-delay of 0 to one day.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let hard = TtlBounds::HARD.max_seconds;
+        let invalid = |m: String| Err(ApiError::new(ErrorCode::ValidationFailed, m));
+        if !(1 <= self.min_ttl_seconds && self.min_ttl_seconds <= self.default_ttl_seconds && self.default_ttl_seconds <= self.max_ttl_seconds)
+            || self.max_ttl_seconds > i64::from(hard)
+        {
+            return invalid(format!("the TTLs must satisfy 1 <= min_ttl_seconds <= default_ttl_seconds <= max_ttl_seconds <= {hard}"));
+        }
+        if !(0..=i64::from(MAX_LOCK_DELAY_SECONDS) * 1000).contains(&self.lock_delay_ms) {
+            return invalid(format!("lock_delay_seconds must be between 0 and {MAX_LOCK_DELAY_SECONDS}"));
+        }
+        Ok(())
+    }
+
+    /// This policy with `change` applied, if the result is valid.
+    pub fn apply(&self, change: &TypeChange) -> Result<TypePolicy, ApiError> {
+        let next = TypePolicy {
+            lock_delay_ms: change.lock_delay_seconds.map_or(self.lock_delay_ms, |s| i64::from(s) * 1000),
+            min_ttl_seconds: change.min_ttl_seconds.map_or(self.min_ttl_seconds, i64::from),
+            max_ttl_seconds: change.max_ttl_seconds.map_or(self.max_ttl_seconds, i64::from),
+            default_ttl_seconds: change.default_ttl_seconds.map_or(self.default_ttl_seconds, i64::from),
+        };
+        next.validate()?;
+        Ok(next)
     }
 }

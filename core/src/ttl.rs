@@ -13,6 +13,12 @@ pub struct TtlBounds {
     pub max_seconds: u32,
 }
 
+impl TtlBounds {
+    /// What any TTL must be, whatever a type's policy says: a whole number of seconds, 1 s to 7 days. The edge
+    /// checks this (it needs no policy); each type's own bounds lie within it and are checked by the origin.
+    pub const HARD: TtlBounds = TtlBounds { min_seconds: 1, max_seconds: 604_800 };
+}
+
 impl Default for TtlBounds {
     fn default() -> Self {
         TtlBounds { min_seconds: 5, max_seconds: 86_400 }

@@ -25,7 +25,7 @@ use libm::{erf, exp, log, sqrt};
 use serde::{Deserialize, Serialize};
 
 use crate::lease::Hold;
-use crate::policy::Policy;
+use crate::policy::TypePolicy;
 use crate::time::Millis;
 use crate::ttl::Ttl;
 
@@ -250,10 +250,10 @@ impl TtlModel {
     }
 
     /// The TTL to use for a new hold of this owner on a resource of this type.
-    pub fn suggest(&self, resource_type: &str, principal: &str, owner: &str, policy: &Policy) -> Suggestion {
-        let bounds = &policy.ttl_bounds;
+    pub fn suggest(&self, resource_type: &str, principal: &str, owner: &str, policy: &TypePolicy) -> Suggestion {
+        let bounds = &policy.ttl_bounds();
         let default = Suggestion {
-            ttl: Ttl::from_seconds(policy.default_ttl_seconds.clamp(bounds.min_seconds, bounds.max_seconds), bounds)
+            ttl: Ttl::from_seconds(policy.default_ttl_seconds().clamp(bounds.min_seconds, bounds.max_seconds), bounds)
                 .unwrap_or_else(|_| Ttl::from_stored_millis(i64::from(bounds.max_seconds) * 1000)),
             scope: Scope::Default,
             basis: Basis::PolicyDefault,
@@ -286,8 +286,8 @@ impl TtlModel {
         self.finish(fit, margin, scope, basis, samples, policy)
     }
 
-    fn finish(&self, fit: LogNormal, margin: f64, scope: Scope, basis: Basis, samples: u32, policy: &Policy) -> Suggestion {
-        let b = &policy.ttl_bounds;
+    fn finish(&self, fit: LogNormal, margin: f64, scope: Scope, basis: Basis, samples: u32, policy: &TypePolicy) -> Suggestion {
+        let b = &policy.ttl_bounds();
         let q = fit.quantile_ms(Z_QUANTILE);
         let secs = libm::ceil(q * margin / 1000.0);
         let secs = if secs.is_finite() { secs.clamp(f64::from(b.min_seconds), f64::from(b.max_seconds)) } else { f64::from(b.max_seconds) };

@@ -8,7 +8,8 @@ pub struct Config {
     pub origin_url: String,
     /// How long to wait for the origin before answering 504.
     pub origin_timeout_ms: u64,
-    /// Must equal the origin's --min-ttl/--max-ttl, or the edge and origin would disagree on `invalid_ttl`.
+    /// The hard TTL limits (1 s to 7 days): the edge holds no policy. A TTL within them but outside a resource
+    /// type's own bounds is the origin's to refuse, from the type's row.
     pub ttl_bounds: TtlBounds,
     /// The rate limiters' window, for `Retry-After` (the binding's `period`).
     pub rate_limit_period_s: u32,
@@ -24,14 +25,10 @@ fn num<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> T {
 
 impl Config {
     pub fn from_env(env: &Env) -> Config {
-        let defaults = TtlBounds::default();
         Config {
             origin_url: var(env, "ORIGIN_URL").unwrap_or_else(|| "http://127.0.0.1:8000".into()).trim_end_matches('/').to_owned(),
             origin_timeout_ms: num(env, "ORIGIN_TIMEOUT_MS", 10_000),
-            ttl_bounds: TtlBounds {
-                min_seconds: num(env, "MIN_TTL_SECONDS", defaults.min_seconds),
-                max_seconds: num(env, "MAX_TTL_SECONDS", defaults.max_seconds),
-            },
+            ttl_bounds: TtlBounds::HARD,
             rate_limit_period_s: num(env, "RATE_LIMIT_PERIOD_SECONDS", 60),
         }
     }

@@ -83,6 +83,9 @@ pub struct MigrateArgs {
     pub grant_to: Option<String>,
 }
 
+/// Seeds for resource types' policy rows: a type made by a resource of a new type, or left unset by the
+/// migration that brought types, starts with these. A row once set is the policy, whatever these say (change it
+/// with `PUT /api/types/{name}`); a replica whose flags differ says so at start-up.
 #[derive(Clone, Debug, Args)]
 pub struct PolicyArgs {
     /// Shortest TTL a client may ask for, in seconds.
@@ -175,8 +178,6 @@ pub struct ServeArgs {
 pub struct ReaperArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    #[command(flatten)]
-    pub policy: PolicyArgs,
     #[command(flatten)]
     pub reaper: ReaperTiming,
     /// One pass, then exit.

@@ -4,10 +4,10 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::store::StoreError;
 
-/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys and token
-/// floors, but may only SELECT and INSERT events — it cannot rewrite the audit trail, and, not owning the table,
-/// cannot drop or disable the triggers that refuse UPDATE, DELETE and TRUNCATE. Run as the schema's owner (the
-/// role that ran the migrations).
+/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys, token floors
+/// and resource types (never deleting a type), but may only SELECT and INSERT events — it cannot rewrite the
+/// audit trail, and, not owning the table, cannot drop or disable the triggers that refuse UPDATE, DELETE and
+/// TRUNCATE. Run as the schema's owner (the role that ran the migrations).
 pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError> {
     let valid = !role.is_empty() && role.len() <= 63 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
@@ -17,6 +17,7 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
     for grant in [
         format!("GRANT USAGE ON SCHEMA public TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE ON resource_types TO {role}"),
         format!("GRANT SELECT, INSERT ON events TO {role}"),
         format!("GRANT USAGE ON SEQUENCE events_id_seq TO {role}"),
         format!("GRANT SELECT ON _sqlx_migrations TO {role}"),

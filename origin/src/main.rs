@@ -31,16 +31,15 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Keys(args) => keys_command(args).await,
         Command::Reaper(args) => {
-            let policy = args.policy.policy()?;
             let store = server::open_store(&args.db).await?;
             store.migrate().await?;
             if args.once {
-                let n = reaper::reap_all(&store, &policy, args.reaper.batch).await?;
+                let n = reaper::reap_all(&store, args.reaper.batch).await?;
                 tracing::info!(expired = n, "reaper pass done");
                 return Ok(());
             }
             let shutdown = CancellationToken::new();
-            let task = tokio::spawn(reaper::run(store, policy, args.reaper.interval(), args.reaper.batch, shutdown.clone()));
+            let task = tokio::spawn(reaper::run(store, args.reaper.interval(), args.reaper.batch, shutdown.clone()));
             tracing::info!("reaper running");
             let _ = tokio::signal::ctrl_c().await;
             shutdown.cancel();

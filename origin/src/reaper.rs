@@ -1,19 +1,19 @@
 //! The reaper: records lapsed holds as expired, every few seconds. Correctness never depends on it — an acquire
 //! on a lapsed hold records the expiry itself — it exists so that the event log, the dashboard and `GET` answers
-//! learn about expiries promptly, and so the lock-delay clock is visible.
+//! learn about expiries promptly, and so the lock-delay clock is visible. It needs no policy of its own: each
+//! expiry's lock-delay comes from the resource type's row, read in the same transaction.
 
 use std::time::Duration;
 
-use hhs_core::Policy;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{DynStore, StoreError};
 
 /// Reaps until a pass finds fewer than `batch` lapsed holds. Returns how many it recorded.
-pub async fn reap_all(store: &DynStore, policy: &Policy, batch: u32) -> Result<usize, StoreError> {
+pub async fn reap_all(store: &DynStore, batch: u32) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
-        let n = store.reap(policy, batch).await?;
+        let n = store.reap(batch).await?;
         total += n;
         if n < batch as usize {
             return Ok(total);
@@ -22,13 +22,13 @@ pub async fn reap_all(store: &DynStore, policy: &Policy, batch: u32) -> Result<u
 }
 
 /// Runs passes every `interval` until `shutdown`. A failed pass is logged and retried at the next tick.
-pub async fn run(store: DynStore, policy: Policy, interval: Duration, batch: u32, shutdown: CancellationToken) {
+pub async fn run(store: DynStore, interval: Duration, batch: u32, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => match reap_all(&store, &policy, batch).await {
+            _ = ticker.tick() => match reap_all(&store, batch).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "reaper recorded expiries"),
                 Err(e) => tracing::warn!(error = %e, "reaper pass failed; retrying next tick"),

@@ -15,7 +15,7 @@ use crate::model::ModelCache;
 use crate::stream::EventHub;
 use crate::reaper;
 use crate::store::{PgStore, SqliteStore};
-use crate::store::{DynStore, StoreError};
+use crate::store::{Actor, DynStore, StoreError};
 
 /// PostgreSQL when a URL is given, else the embedded SQLite file. The URL is never logged (it may hold a password).
 pub async fn open_store(db: &DbArgs) -> Result<DynStore, StoreError> {
@@ -90,7 +90,7 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
     };
     let app = router(state, &settings.cors_origins, settings.dashboard_dir.as_deref());
     let reaper = settings.reaper.map(|(interval, batch)| {
-        tokio::spawn(reaper::run(store.clone(), settings.policy.clone(), interval, batch, shutdown.clone()))
+        tokio::spawn(reaper::run(store.clone(), interval, batch, shutdown.clone()))
     });
     let learner = {
         let (store, shutdown, interval) = (store.clone(), shutdown.clone(), settings.model_refresh);
@@ -115,6 +115,23 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
     Ok(Running { addr, shutdown, task })
 }
 
+/// Fills resource types nobody has set from this process's flags (the first start after an upgrade keeps the
+/// deployment's behaviour), and says where a stored type's policy differs from the flags: the row applies.
+pub async fn seed_types(store: &DynStore, policy: &Policy) -> Result<(), StoreError> {
+    for row in store.seed_types(policy, &Actor::system("seed")).await? {
+        tracing::info!(resource_type = row.name.as_str(), "resource type seeded from this process's flags");
+    }
+    for row in store.types().await? {
+        if policy.lock_delays.contains_key(row.name.as_str()) && row.policy != policy.for_type(row.name.as_str()) {
+            tracing::warn!(
+                resource_type = row.name.as_str(),
+                "the stored policy of this type differs from this process's flags; the stored one applies (PUT /api/types/{{name}} changes it)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `hhs-origin serve`.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let policy = args.policy.policy()?;
@@ -126,6 +143,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let store = open_store(&args.db).await?;
     store.migrate().await?;
+    seed_types(&store, &policy).await?;
     let listener = TcpListener::bind(args.bind).await?;
     let settings = Settings {
         policy,

@@ -227,7 +227,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let forgotten = holds.iter().filter(|h| h.forgotten).count();
     eprintln!("{} holds by {} owners over {} types; {crashes} crashes, {forgotten} forgotten holds", holds.len(), owners.len(), TYPES.len());
 
-    let policy = Policy { ttl_bounds: TtlBounds { min_seconds: 5, max_seconds: 86_400 }, ..Policy::default() };
+    let policy = Policy { ttl_bounds: TtlBounds { min_seconds: 5, max_seconds: 86_400 }, ..Policy::default() }.for_type("any");
     let mut model = TtlModel::default();
     let mut pending: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
     let mut model_score = Score::default();
@@ -266,7 +266,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             id: HoldId(uuid::Uuid::nil()),
             principal: Principal::parse(&o.principal).map_err(|e| e.message)?,
             owner: OwnerId::parse(&o.name).map_err(|e| e.message)?,
-            ttl: Ttl::from_seconds(ttl as u32, &policy.ttl_bounds).map_err(|e| e.message)?,
+            ttl: Ttl::from_seconds(ttl as u32, &policy.ttl_bounds()).map_err(|e| e.message)?,
             token: FencingToken(1),
             acquired_at: Millis(0),
             last_heartbeat: Millis((last_beat * 1000.0) as i64),

@@ -62,6 +62,7 @@ request_bodies! {
     HolderRequest => |r, _b| r.validate();
     ForceReleaseRequest => |r, _b| r.validate();
     CreateKeyRequest => |r, _b| r.validate();
+    crate::policy::TypeChange => |r, _b| r.check();
     SuggestRequest => |r, _b| r.validate();
 }
 
@@ -145,6 +146,11 @@ endpoints! {
     ListKeys: "GET" "/api/keys", NoBody => KeyPage, Admin;
     CreateKey: "POST" "/api/keys", CreateKeyRequest => CreatedKey, Admin;
     RevokeKey: "DELETE" "/api/keys/{key_id}", NoBody => KeyView, Admin;
+    /// Resource types and their policy.
+    ListTypes: "GET" "/api/types", NoBody => TypePage, Viewer;
+    GetType: "GET" "/api/types/{type_name}", NoBody => TypeView, Viewer;
+    /// Sets a type's policy (creating the type if new): each field optional, the rest unchanged.
+    PutType: "PUT" "/api/types/{type_name}", crate::policy::TypeChange => TypeView, Admin;
 }
 
 /// The kind of a `{…}` path segment.
@@ -152,6 +158,7 @@ endpoints! {
 pub enum Param {
     ResourceId,
     KeyId,
+    TypeName,
 }
 
 /// What the table says about a request.
@@ -175,6 +182,7 @@ fn matches<'a>(pattern: &str, path: &'a str) -> Option<Option<(Param, &'a str)>>
             (Some(pp), Some(ss)) => match pp {
                 "{resource_id}" if !ss.is_empty() => param = Some((Param::ResourceId, ss)),
                 "{key_id}" if !ss.is_empty() => param = Some((Param::KeyId, ss)),
+                "{type_name}" if !ss.is_empty() => param = Some((Param::TypeName, ss)),
                 lit if lit == ss => {}
                 _ => return None,
             },
@@ -214,8 +222,10 @@ pub fn check(
     body: &[u8],
     bounds: &TtlBounds,
 ) -> Result<(), ApiError> {
-    if let Some((Param::ResourceId, value)) = param {
-        crate::ids::ResourceId::parse(value)?;
+    match param {
+        Some((Param::ResourceId, value)) => drop(crate::ids::ResourceId::parse(value)?),
+        Some((Param::TypeName, value)) => drop(crate::ids::ResourceType::parse(value)?),
+        _ => {}
     }
     if !route.body {
         return Ok(());

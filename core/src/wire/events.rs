@@ -30,6 +30,8 @@ pub enum LogKind {
     KeyCreated,
     KeyRevoked,
     AuthFailed,
+    /// A resource type's policy set or changed (`PUT /api/types/{name}`, or seeded at start-up).
+    TypeUpdated,
     #[serde(other)]
     Unknown,
 }
@@ -49,6 +51,7 @@ impl LogKind {
             LogKind::KeyCreated => "key_created",
             LogKind::KeyRevoked => "key_revoked",
             LogKind::AuthFailed => "auth_failed",
+            LogKind::TypeUpdated => "type_updated",
             LogKind::Unknown => "unknown",
         }
     }
@@ -157,6 +160,14 @@ pub struct AuthFailedDetail {
     pub suppressed_before: u64,
 }
 
+/// `type_updated`: the type, its policy before (`null` for a new type) and after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeDetail {
+    pub name: String,
+    pub old: Option<crate::wire::views::TypeView>,
+    pub new: crate::wire::views::TypeView,
+}
+
 /// An event's detail, by its shape (each kind has exactly one; `Other` for entries this version does not know).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -165,6 +176,7 @@ pub enum Detail {
     Resource(ResourceDetail),
     Key(KeyDetail),
     AuthFailed(AuthFailedDetail),
+    Type(TypeDetail),
     Other(serde_json::Value),
 }
 

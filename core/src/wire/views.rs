@@ -103,6 +103,8 @@ pub type ResourcePage = Page<ResourceView>;
 pub type AnomalyList = Page<AnomalyView>;
 /// `GET /api/events`, in commit order; `next_after` is an event id.
 pub type EventPage = Page<crate::wire::events::EventView, i64>;
+/// `GET /api/types`, by name (one page: every type).
+pub type TypePage = Page<TypeView, String>;
 /// `GET /api/keys` (one page: every key).
 pub type KeyPage = Page<KeyView, String>;
 
@@ -242,6 +244,27 @@ pub struct LockList {
     pub next_after: Option<ResourceId>,
 }
 
+/// A resource type and its policy (`GET /api/types/{name}`): what every replica, the reaper and the dashboard
+/// decide with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeView {
+    pub name: String,
+    /// After an expiry or force-release, no grant for this long (0: none; a clean release never has one).
+    pub lock_delay_seconds: u32,
+    pub min_ttl_seconds: u32,
+    pub max_ttl_seconds: u32,
+    /// What an acquire without `ttl_seconds` gets while the TTL model has too little history.
+    pub default_ttl_seconds: u32,
+}
+
+impl TypeView {
+    pub fn of(name: &str, p: &crate::policy::TypePolicy) -> TypeView {
+        let b = p.ttl_bounds();
+        let delay = u32::try_from(p.lock_delay().0 / 1000).unwrap_or(u32::MAX);
+        TypeView { name: name.into(), lock_delay_seconds: delay, min_ttl_seconds: b.min_seconds, max_ttl_seconds: b.max_seconds, default_ttl_seconds: p.default_ttl_seconds() }
+    }
+}
+
 /// `GET /api/whoami`: whose key this is and what it may do, so a dashboard offers only the allowed actions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WhoAmIView {
@@ -287,6 +310,10 @@ impl From<Denied> for ApiError {
                 ApiError::new(ErrorCode::StaleToken, "the fencing token does not match the current grant of this resource")
             }
             Denied::NotHeld => ApiError::new(ErrorCode::LockNotHeld, "the resource is not held"),
+            Denied::TtlOutOfBounds { min_seconds, max_seconds } => ApiError::new(
+                ErrorCode::InvalidTtl,
+                format!("ttl_seconds must be between {min_seconds} and {max_seconds} for this resource type"),
+            ),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use hhs_core::lease::{acquire, AcquireCmd};
 use hhs_core::ttl_model::{Basis, LogSummary, Observation, Scope, TtlModel};
-use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds};
+use hhs_core::{TypePolicy, HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds};
 
 /// A deterministic standard-normal stream (SplitMix64 + Box-Muller).
 struct Normal(u64);
@@ -20,8 +20,8 @@ impl Normal {
     }
 }
 
-fn policy() -> Policy {
-    Policy { ttl_bounds: TtlBounds { min_seconds: 5, max_seconds: 86_400 }, ..Policy::default() }
+fn policy() -> TypePolicy {
+    Policy { ttl_bounds: TtlBounds { min_seconds: 5, max_seconds: 86_400 }, ..Policy::default() }.for_type("any")
 }
 
 #[test]

@@ -43,6 +43,7 @@ impl AppError {
                 ApiError::new(ErrorCode::ResourceExists, "a resource with this type and identifier already exists")
             }
             StoreError::Denied(d) => d.into(),
+            StoreError::Invalid(e) => e,
             StoreError::Unavailable(err) => {
                 tracing::error!(error = %err, "database unavailable");
                 ApiError::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; retry shortly")

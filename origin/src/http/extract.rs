@@ -64,6 +64,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourcePath {
     }
 }
 
+/// The `{type_name}` of a path, by the resource type rule (422 `invalid_resource_type`, as at the edge).
+pub struct TypePath(pub hhs_core::ResourceType);
+
+impl<S: Send + Sync> FromRequestParts<S> for TypePath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let raw = Path::<String>::from_request_parts(parts, state).await.map(|Path(p)| p).unwrap_or_default();
+        Ok(TypePath(hhs_core::ResourceType::parse(&raw)?))
+    }
+}
+
 /// The `{key_id}` of a path; one that does not decode names no key (404 `key_not_found`).
 pub struct KeyPath(pub String);
 

@@ -6,7 +6,7 @@ use axum::Json;
 use hhs_core::wire::LockQuery;
 use hhs_core::wire::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
 use hhs_core::lease::{self, AcquireCmd, Claim, Late};
-use hhs_core::{Denied, HoldId, ResourceId};
+use hhs_core::{TtlBounds, Denied, HoldId, ResourceId};
 use uuid::Uuid;
 
 use super::auth::Caller;
@@ -25,18 +25,19 @@ pub(super) async fn acquire(
     caller: Caller,
     JsonBody(req): JsonBody<AcquireRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    let valid = req.validate(&state.policy.ttl_bounds)?;
+    // The hard limits here (and at the edge); the type's own bounds inside the acquire's transaction.
+    let valid = req.validate(&TtlBounds::HARD)?;
     let (ttl, source) = match valid.ttl {
         Some(ttl) => (ttl, "requested"),
         None => {
             // No TTL asked for: the model's suggestion for this owner on this type of resource.
             let (resource, _, _) = state.store.lease(valid.resource_id).await?;
-            let s = state.model.read(|m| m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), valid.owner.as_str(), &state.policy));
+            let s = state.model.read(|m| m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), valid.owner.as_str(), &resource.policy));
             (s.ttl, "suggested")
         }
     };
     let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl, new_hold_id: HoldId(Uuid::now_v7()) };
-    let applied = state.store.acquire(valid.resource_id, cmd, state.policy.clone(), &caller.actor()).await?;
+    let applied = state.store.acquire(valid.resource_id, cmd, &caller.actor()).await?;
     if let Some(h) = applied.outcome.lease.hold.as_ref().filter(|_| !applied.outcome.events.is_empty()) {
         tracing::info!(resource_id = %valid.resource_id, owner_id = %h.owner, fencing_token = h.token.0, ttl_source = source, "hold granted");
     }
@@ -97,9 +98,8 @@ pub(super) async fn release(
 /// hearing of them — and a client that keeps calling cannot grow the log or skew the model. Best effort: the
 /// refusal stands whatever happens here.
 pub(super) async fn record_late(state: &AppState, caller: &Caller, id: ResourceId, claim: Claim, late: Late) {
-    let policy = state.policy.clone();
     let report = Box::new(move |resource: &crate::store::Resource, current: &hhs_core::Lease, now| {
-        Ok(lease::report_late(current, now, &claim, late, policy.lock_delay(resource.resource_type.as_str())))
+        Ok(lease::report_late(current, now, &claim, late, resource.policy.lock_delay()))
     });
     if let Err(e) = state.store.transact(id, &caller.actor(), report).await {
         tracing::warn!(error = %e, "could not record a late heartbeat or release");
@@ -115,15 +115,10 @@ pub(super) async fn force_release(
 ) -> Result<Json<LockView>, AppError> {
     let (resource_id, reason) = req.validate()?;
     let actor = Actor { reason: Some(reason), ..caller.actor() };
-    let policy = state.policy.clone();
-    let applied = state
-        .store
-        .transact(
-            resource_id,
-            &actor,
-            Box::new(move |resource, current, now| lease::force_release(current, now, policy.lock_delay(resource.resource_type.as_str()))),
-        )
-        .await?;
+    let release = Box::new(|resource: &crate::store::Resource, current: &hhs_core::Lease, now| {
+        lease::force_release(current, now, resource.policy.lock_delay())
+    });
+    let applied = state.store.transact(resource_id, &actor, release).await?;
     tracing::warn!(resource_id = %resource_id, principal = %caller.principal, "hold force-released");
     Ok(answer(&applied))
 }

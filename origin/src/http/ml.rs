@@ -30,7 +30,7 @@ pub(super) async fn suggest(
     let (resource_id, owner) = req.validate()?;
     let (resource, lease, now) = state.store.lease(resource_id).await?;
     let (suggestion, score) = state.model.read(|m| {
-        let s = m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), owner.as_str(), &state.policy);
+        let s = m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), owner.as_str(), &resource.policy);
         let score = lease.hold.as_ref().map_or(0.0, |h| m.anomaly(resource.resource_type.as_str(), h, now));
         (s, score)
     });

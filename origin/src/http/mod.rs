@@ -15,6 +15,7 @@ mod locks;
 pub mod metrics;
 mod ml;
 mod resources;
+mod types;
 
 use std::sync::Arc;
 
@@ -119,6 +120,9 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
         Api::ListKeys => on(m, keys::list),
         Api::CreateKey => on(m, keys::create),
         Api::RevokeKey => on(m, keys::revoke),
+        Api::ListTypes => on(m, types::list),
+        Api::GetType => on(m, types::show),
+        Api::PutType => on(m, types::put),
     }
 }
 
@@ -143,7 +147,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
             .allow_headers([AUTHORIZATION, CONTENT_TYPE, REQUEST_ID])
             .expose_headers([REQUEST_ID]),
     )

@@ -29,7 +29,8 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<ResourceView>), AppError> {
     let (ty, ident) = req.validate()?;
     // UUIDv7: time-ordered, so listing by id lists by creation and the id doubles as the page cursor.
-    let resource = state.store.create_resource(ResourceId(Uuid::now_v7()), &ty, &ident, &caller.actor()).await?;
+    let seed = state.policy.for_type(ty.as_str());
+    let resource = state.store.create_resource(ResourceId(Uuid::now_v7()), &ty, &ident, &seed, &caller.actor()).await?;
     tracing::info!(resource_id = %resource.id, resource_type = resource.resource_type.as_str(), "resource created");
     Ok((StatusCode::CREATED, Json(view(&resource))))
 }
@@ -61,7 +62,7 @@ pub(super) async fn update(
 /// `lock_delay`: the lapsed holder may still be acting). Its events stay in the log, and its name's tokens keep
 /// rising if it is created again.
 pub(super) async fn remove(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
-    let removed = state.store.delete_resource(id, &state.policy, &caller.actor()).await?;
+    let removed = state.store.delete_resource(id, &caller.actor()).await?;
     tracing::info!(resource_id = %id, "resource deleted");
     Ok(Json(view(&removed)))
 }

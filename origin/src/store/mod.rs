@@ -13,12 +13,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hhs_core::wire::{EventView, LockView};
 use hhs_core::lease::AcquireCmd;
-use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType};
+use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 
 pub use dialect::{PgStore, SqliteStore};
 pub use hhs_core::wire::Actor;
 pub use hhs_core::wire::{EventFilter, LockFilter, ResourceFilter};
-pub use rows::{FinishedHold, KeyRecord, LogPos, Logged, Resource};
+pub use rows::{FinishedHold, KeyRecord, LogPos, Logged, Resource, TypeRow};
 
 /// A lease transition from `hhs_core::lease`, closed over its request: given the resource, its current lease and
 /// the database's `now`, the next state or a refusal.
@@ -39,6 +39,9 @@ pub enum StoreError {
     Db(sqlx::Error),
     #[error("stored row is not valid: {0}")]
     Corrupt(String),
+    /// A change the policy rule refuses (a 422 with its code).
+    #[error("{0}")]
+    Invalid(hhs_core::ApiError),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -100,8 +103,9 @@ pub trait Store: Send + Sync + 'static {
     /// The database's clock.
     async fn now(&self) -> Result<Millis, StoreError>;
 
-    /// Creates the resource, its (free) lease row and a `resource_created` event in one transaction.
-    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError>;
+    /// Creates the resource, its (free) lease row and a `resource_created` event in one transaction; a type
+    /// without a row gets one with `seed` (the process's flags for new types).
+    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, seed: &TypePolicy, actor: &Actor) -> Result<Resource, StoreError>;
 
     /// Renames a resource (`resource_updated`).
     async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError>;
@@ -109,7 +113,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a resource and its lease (`resource_deleted`) by `hhs_core::lease::retire`: refused while a hold
     /// is live (`LockHeld`) or a lock-delay (of `lock_delay` for its type) runs (`LockDelay`); a lapse nobody
     /// recorded is recorded first (`expired`). The name's last token is kept as its floor.
-    async fn delete_resource(&self, id: ResourceId, policy: &Policy, actor: &Actor) -> Result<Resource, StoreError>;
+    async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError>;
 
     async fn resources(&self, filter: &ResourceFilter) -> Result<Vec<Resource>, StoreError>;
 
@@ -128,13 +132,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Acquire: `hhs_core::lease::acquire` through [`Store::transact`]. PostgreSQL overrides it with a
     /// one-statement fast path for the common case and falls back to this.
-    async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, policy: Arc<Policy>, actor: &Actor) -> Result<Applied, StoreError> {
-        self.transact(id, actor, acquire_transition(cmd, policy)).await
+    async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError> {
+        self.transact(id, actor, acquire_transition(cmd)).await
     }
 
     /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`). Safe to run on
     /// several replicas at once: each expiry is recorded exactly once. Returns how many it recorded.
-    async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError>;
+    async fn reap(&self, batch: u32) -> Result<usize, StoreError>;
+
+    /// Every resource type and its policy, by name.
+    async fn types(&self) -> Result<Vec<TypeRow>, StoreError>;
+
+    /// Applies `change` to a type's policy (a new type starts from `seed`) and records `type_updated` with the
+    /// old and new values, in one transaction. [`StoreError::Invalid`] if the result breaks the policy rule.
+    async fn put_type(&self, name: &ResourceType, change: &TypeChange, seed: &TypePolicy, actor: &Actor) -> Result<TypeRow, StoreError>;
+
+    /// Fills the rows nobody has set (made by the migration) and makes the ones `seed` names, from the process's
+    /// flags; never changes a set row. Each change is a `type_updated` event. Returns the rows it changed.
+    async fn seed_types(&self, seed: &Policy, actor: &Actor) -> Result<Vec<TypeRow>, StoreError>;
 
     /// Events in commit order; with `after_id`, a cursor that never skips a late committer (`queries::events`).
     async fn events(&self, filter: &EventFilter) -> Result<Vec<Logged>, StoreError>;
@@ -179,9 +194,12 @@ pub enum Change {
     Renewed(LockView),
 }
 
-/// The acquire rule, with the lock-delay of the resource's type from `policy`.
-pub fn acquire_transition(cmd: AcquireCmd, policy: Arc<Policy>) -> Transition {
-    Box::new(move |resource, current, now| hhs_core::lease::acquire(current, now, &cmd, policy.lock_delay(resource.resource_type.as_str())))
+/// The acquire rule under the resource type's policy as read in the transaction: its TTL bounds and lock-delay.
+pub fn acquire_transition(cmd: AcquireCmd) -> Transition {
+    Box::new(move |resource, current, now| {
+        resource.policy.admit(cmd.ttl)?;
+        hhs_core::lease::acquire(current, now, &cmd, resource.policy.lock_delay())
+    })
 }
 
 

@@ -1,9 +1,9 @@
 //! Rows ↔ domain types, for both databases (the columns are the same), and binding: every statement's
 //! arguments are a `Vec<Arg>`, turned into the driver's arguments by one function, [`arguments`].
 
-use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind};
+use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind, TypeView};
 use hhs_core::stored::StoredLease;
-use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, ResourceId, ResourceType, Role};
+use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, ResourceId, ResourceType, Role, TypePolicy};
 use sqlx::{Arguments, Database, Encode, Type};
 use uuid::Uuid;
 
@@ -21,6 +21,33 @@ pub struct Resource {
     pub identifier: Identifier,
     #[sqlx(rename = "created_at_ms", try_from = "i64")]
     pub created_at: Millis,
+    /// Its type's policy, read with it (in a transition, in the same transaction).
+    #[sqlx(flatten)]
+    pub policy: TypePolicy,
+}
+
+/// A resource type's row.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct TypeRow {
+    #[sqlx(try_from = "String")]
+    pub name: ResourceType,
+    #[sqlx(flatten)]
+    pub policy: TypePolicy,
+    /// 0: never set (made by the migration; the first start fills it from its flags).
+    pub updated_at_ms: i64,
+}
+
+impl TypeRow {
+    pub fn view(&self) -> TypeView {
+        TypeView::of(self.name.as_str(), &self.policy)
+    }
+
+    /// The arguments of `sql::ENSURE_TYPE` and `sql::PUT_TYPE`.
+    pub fn args(&self) -> Vec<Arg> {
+        let p = &self.policy;
+        let ints = [p.lock_delay_ms, p.min_ttl_seconds, p.max_ttl_seconds, p.default_ttl_seconds, self.updated_at_ms];
+        [vec![Arg::text(self.name.as_str())], ints.into_iter().map(|i| Arg::Int(Some(i))).collect()].concat()
+    }
 }
 
 impl Resource {

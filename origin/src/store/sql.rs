@@ -10,20 +10,28 @@ macro_rules! lease_columns {
     () => {
         "r.id, r.type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, l.principal, \
          l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
-         l.max_gap_ms, l.delay_until_ms, l.late_reported"
+         l.max_gap_ms, l.delay_until_ms, l.late_reported, t.lock_delay_ms, t.min_ttl_seconds, t.max_ttl_seconds, \
+         t.default_ttl_seconds"
     };
 }
-pub const SELECT_LEASES: &str = concat!("SELECT ", lease_columns!(), " FROM leases l JOIN resources r ON r.id = l.resource_id");
+
+/// Leases, their resources and the resources' types (every lease read carries the policy it is decided with).
+macro_rules! from_leases {
+    () => {
+        " FROM leases l JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
+    };
+}
+pub const SELECT_LEASES: &str = concat!("SELECT ", lease_columns!(), from_leases!());
 
 /// One lease; the dialect appends its row lock (`FOR UPDATE OF l` on PostgreSQL) when a transition follows.
-pub const SELECT_LEASE: &str = concat!("SELECT ", lease_columns!(), " FROM leases l JOIN resources r ON r.id = l.resource_id WHERE l.resource_id = $1");
+pub const SELECT_LEASE: &str = concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.resource_id = $1");
 
 /// The reaper's candidates: held leases whose expiry instant is before `$1` (now). This restates the rule
 /// `now - last_heartbeat > ttl` of `hhs_core::lease::Hold::is_expired` so an index can find them; every candidate
 /// is still decided by `hhs_core::lease::expire`, and a differential test checks the two agree. The dialect
 /// appends `FOR UPDATE OF l SKIP LOCKED` on PostgreSQL, so replicas' reapers share the work without waiting.
 pub const SELECT_EXPIRED: &str = concat!(
-    "SELECT ", lease_columns!(), " FROM leases l JOIN resources r ON r.id = l.resource_id \
+    "SELECT ", lease_columns!(), from_leases!(), " \
      WHERE l.state = 'HELD' AND l.last_heartbeat_ms + l.ttl_ms < $1 ORDER BY l.last_heartbeat_ms + l.ttl_ms LIMIT $2"
 );
 
@@ -36,7 +44,9 @@ pub const EVENT_COLUMNS: &str =
 pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, \
      principal, key_id, request_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-pub const RESOURCE_COLUMNS: &str = "id, type, identifier, created_at_ms";
+/// Resources with their types' policy.
+const SELECT_RESOURCES: &str = "SELECT r.id, r.type, r.identifier, r.created_at_ms, t.lock_delay_ms, t.min_ttl_seconds, \
+     t.max_ttl_seconds, t.default_ttl_seconds FROM resources r JOIN resource_types t ON t.name = r.type";
 pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms) VALUES ($1, $2, $3, $4)";
 pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";
 pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
@@ -88,7 +98,8 @@ pub const FAST_GRANT: &str = concat!(
      granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
         token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
         ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE \
-        FROM clock WHERE l.resource_id = $1 AND ",
+        FROM clock, resources r, resource_types t WHERE l.resource_id = $1 AND r.id = l.resource_id AND t.name = r.type \
+        AND $4 BETWEEN t.min_ttl_seconds * 1000 AND t.max_ttl_seconds * 1000 AND ",
     grantable!(),
     " RETURNING l.*), \
      logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
@@ -96,8 +107,22 @@ pub const FAST_GRANT: &str = concat!(
         SELECT acquired_at_ms, 'acquired', resource_id, hold_id, owner_id, token, $5, $6, $7, $8, 'ok' FROM granted) \
      SELECT ",
     lease_columns!(),
-    " FROM granted l JOIN resources r ON r.id = l.resource_id"
+    " FROM granted l JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
 );
+
+pub const SELECT_TYPES: &str = "SELECT name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, default_ttl_seconds, updated_at_ms \
+     FROM resource_types";
+/// A type's row, made with `$2`…`$6` if it is missing; an existing row is left as it is.
+pub const ENSURE_TYPE: &str = "INSERT INTO resource_types (name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, \
+     default_ttl_seconds, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING";
+/// A row nobody has set yet (`updated_at_ms` 0) takes the seed `$2`…`$6`; a set row is left as it is.
+pub const SEED_TYPE: &str = "UPDATE resource_types SET lock_delay_ms = $2, min_ttl_seconds = $3, max_ttl_seconds = $4, \
+     default_ttl_seconds = $5, updated_at_ms = $6 WHERE name = $1 AND updated_at_ms = 0";
+pub const PUT_TYPE: &str = "INSERT INTO resource_types (name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, \
+     default_ttl_seconds, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET \
+     lock_delay_ms = excluded.lock_delay_ms, min_ttl_seconds = excluded.min_ttl_seconds, \
+     max_ttl_seconds = excluded.max_ttl_seconds, default_ttl_seconds = excluded.default_ttl_seconds, \
+     updated_at_ms = excluded.updated_at_ms";
 
 /// Collects `WHERE` conditions and their arguments, numbering placeholders as it goes.
 #[derive(Default)]
@@ -135,12 +160,12 @@ impl Filter {
 pub fn resources(f: &ResourceFilter) -> (String, Vec<Arg>) {
     let mut q = Filter::default();
     if let Some(t) = &f.resource_type {
-        q.push("type = {}", Arg::text(t.as_str()));
+        q.push("r.type = {}", Arg::text(t.as_str()));
     }
     if let Some(after) = f.after {
-        q.push("id > {}", Arg::Uuid(Some(after.0)));
+        q.push("r.id > {}", Arg::Uuid(Some(after.0)));
     }
-    q.finish(&format!("SELECT {RESOURCE_COLUMNS} FROM resources"), "ORDER BY id", Some(f.limit))
+    q.finish(SELECT_RESOURCES, "ORDER BY r.id", Some(f.limit))
 }
 
 pub fn leases(f: &LockFilter) -> (String, Vec<Arg>) {

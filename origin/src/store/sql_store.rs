@@ -4,12 +4,12 @@
 //! `BEGIN IMMEDIATE`), reads the database clock after the lock is granted, runs the rule it is given and writes
 //! back the outcome and its events in the same transaction.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use hhs_core::lease::{expire, retire, token_floor, AcquireCmd};
-use hhs_core::wire::{EventView, HoldDetail, LockView, LogKind};
-use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType};
+use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, TypeDetail};
+use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
@@ -18,7 +18,7 @@ use super::rows::{arguments, event_args, lease_args, Arg, EventRecord, LeaseReco
 use super::sql::{self, *};
 use super::{
     acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, KeyRecord, LockFilter, LogPos, Logged,
-    Resource, ResourceFilter, Store, StoreError, Transition,
+    Resource, ResourceFilter, Store, StoreError, Transition, TypeRow,
 };
 
 pub struct SqlStore<D: Dialect> {
@@ -141,6 +141,17 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// A type's row (`lock`: this dialect's row lock, or "").
+            async fn type_row(tx: &mut Transaction<'static, $db>, name: &ResourceType, lock: &str) -> Result<Option<TypeRow>, StoreError> {
+                let statement = format!("{SELECT_TYPES} WHERE name = $1{lock}");
+                Ok(Self::fetch(&mut **tx, &statement, vec![Arg::text(name.as_str())]).await?.pop())
+            }
+
+            fn type_event(old: Option<&TypeRow>, new: &TypeRow, at: Millis, actor: &Actor) -> EventView {
+                let detail = TypeDetail { name: new.name.as_str().into(), old: old.map(TypeRow::view), new: new.view() };
+                EventView::new(LogKind::TypeUpdated, at, actor, Detail::Type(detail))
+            }
+
             async fn position(&self, statement: &str, args: Vec<Arg>) -> Result<Option<LogPos>, StoreError> {
                 Ok(Self::fetch(&self.pool, statement, args).await?.pop())
             }
@@ -176,9 +187,11 @@ macro_rules! sql_store {
                 Ok(Millis(ms))
             }
 
-            async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError> {
+            async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, seed: &TypePolicy, actor: &Actor) -> Result<Resource, StoreError> {
                 let (mut tx, now) = self.begin().await?;
-                let resource = Resource { id, resource_type: ty.clone(), identifier: ident.clone(), created_at: now };
+                Self::exec(&mut tx, ENSURE_TYPE, TypeRow { name: ty.clone(), policy: *seed, updated_at_ms: now.0 }.args()).await?;
+                let policy = Self::type_row(&mut tx, ty, "").await?.ok_or(StoreError::NotFound)?.policy;
+                let resource = Resource { id, resource_type: ty.clone(), identifier: ident.clone(), created_at: now, policy };
                 let args = vec![Arg::Uuid(Some(id.0)), Arg::text(ty.as_str()), Arg::text(ident.as_str()), Arg::Int(Some(now.0))];
                 Self::exec(&mut tx, INSERT_RESOURCE, args).await?;
                 Self::exec(&mut tx, INSERT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?;
@@ -199,9 +212,9 @@ macro_rules! sql_store {
                 Ok(resource)
             }
 
-            async fn delete_resource(&self, id: ResourceId, policy: &Policy, actor: &Actor) -> Result<Resource, StoreError> {
+            async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError> {
                 let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
-                let outcome = retire(&lease, now, policy.lock_delay(resource.resource_type.as_str())).map_err(StoreError::Denied)?;
+                let outcome = retire(&lease, now, resource.policy.lock_delay()).map_err(StoreError::Denied)?;
                 Self::write(&mut tx, &lease, &outcome, actor).await?;
                 Self::give_up_name(&mut tx, &resource, lease.last_token).await?;
                 Self::exec(&mut tx, DELETE_RESOURCE, vec![Arg::Uuid(Some(id.0))]).await?;
@@ -232,9 +245,9 @@ macro_rules! sql_store {
                 Ok(Applied { resource, outcome, now })
             }
 
-            async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, policy: Arc<Policy>, actor: &Actor) -> Result<Applied, StoreError> {
+            async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError> {
                 if !<$db>::FAST_GRANT {
-                    return self.transact(id, actor, acquire_transition(cmd, policy)).await;
+                    return self.transact(id, actor, acquire_transition(cmd)).await;
                 }
                 let detail = serde_json::to_string(&HoldDetail::granted(cmd.ttl, &cmd.principal)).unwrap_or_default();
                 let (ids, ttl) = ([Arg::Uuid(Some(id.0)), Arg::Uuid(Some(cmd.new_hold_id.0))], Arg::Int(Some(cmd.ttl.as_millis().0)));
@@ -242,7 +255,7 @@ macro_rules! sql_store {
                 let args = [&ids[..], &[Arg::text(cmd.owner.as_str()), ttl, Arg::Text(Some(detail))], &who].concat();
                 let granted: Option<LeaseRecord> = Self::fetch(&self.pool, FAST_GRANT, args).await?.pop();
                 let Some(rec) = granted else {
-                    return self.transact(id, actor, acquire_transition(cmd, policy)).await;
+                    return self.transact(id, actor, acquire_transition(cmd)).await;
                 };
                 self.written.notify_one();
                 let (resource, lease) = rec.into_parts()?;
@@ -252,7 +265,7 @@ macro_rules! sql_store {
                 Ok(Applied { resource, outcome: Outcome { lease, events }, now })
             }
 
-            async fn reap(&self, policy: &Policy, batch: u32) -> Result<usize, StoreError> {
+            async fn reap(&self, batch: u32) -> Result<usize, StoreError> {
                 let actor = Actor::system("reaper");
                 let (mut tx, now) = self.begin().await?;
                 let candidates = format!("{SELECT_EXPIRED}{}", <$db>::SKIP_LOCKED);
@@ -261,13 +274,47 @@ macro_rules! sql_store {
                 let mut expired = 0;
                 for rec in recs {
                     let (resource, lease) = rec.into_parts()?;
-                    if let Some(outcome) = expire(&lease, now, policy.lock_delay(resource.resource_type.as_str())) {
+                    if let Some(outcome) = expire(&lease, now, resource.policy.lock_delay()) {
                         Self::write(&mut tx, &lease, &outcome, &actor).await?;
                         expired += 1;
                     }
                 }
                 self.commit(tx, vec![]).await?;
                 Ok(expired)
+            }
+
+            async fn types(&self) -> Result<Vec<TypeRow>, StoreError> {
+                Self::fetch(&self.pool, &format!("{SELECT_TYPES} ORDER BY name"), vec![]).await
+            }
+
+            async fn put_type(&self, name: &ResourceType, change: &TypeChange, seed: &TypePolicy, actor: &Actor) -> Result<TypeRow, StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                // PostgreSQL holds the type's row (`FOR UPDATE`), so two changes to one type apply one after the other.
+                let old = Self::type_row(&mut tx, name, <$db>::LOCK_ROW.trim_end_matches(" OF l")).await?;
+                let policy = old.as_ref().map_or(seed, |o| &o.policy).apply(change).map_err(StoreError::Invalid)?;
+                let new = TypeRow { name: name.clone(), policy, updated_at_ms: now.0 };
+                Self::exec(&mut tx, PUT_TYPE, new.args()).await?;
+                Self::insert_event(&mut tx, Self::type_event(old.as_ref(), &new, now, actor)).await?;
+                self.commit(tx, vec![]).await?;
+                Ok(new)
+            }
+
+            async fn seed_types(&self, seed: &Policy, actor: &Actor) -> Result<Vec<TypeRow>, StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                let rows: Vec<TypeRow> = Self::fetch(&mut *tx, SELECT_TYPES, vec![]).await?;
+                let named = seed.lock_delays.keys().filter_map(|n| ResourceType::parse(n).ok());
+                let absent: Vec<ResourceType> = named.filter(|n| !rows.iter().any(|r| &r.name == n)).collect();
+                let mut changed = vec![];
+                for (old, name) in rows.iter().filter(|r| r.updated_at_ms == 0).map(|r| (Some(r), &r.name)).chain(absent.iter().map(|n| (None, n))) {
+                    let new = TypeRow { name: name.clone(), policy: seed.for_type(name.as_str()), updated_at_ms: now.0 };
+                    // Guarded: a replica starting at the same moment may have seeded it; then this changes nothing.
+                    if Self::exec(&mut tx, if old.is_some() { SEED_TYPE } else { ENSURE_TYPE }, new.args()).await? == 1 {
+                        Self::insert_event(&mut tx, Self::type_event(old, &new, now, actor)).await?;
+                        changed.push(new);
+                    }
+                }
+                self.commit(tx, vec![]).await?;
+                Ok(changed)
             }
 
             async fn events(&self, filter: &EventFilter) -> Result<Vec<Logged>, StoreError> {

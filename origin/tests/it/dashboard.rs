@@ -318,7 +318,7 @@ async fn a_board_larger_than_one_page_shows_every_resource() {
     for i in 0..1_005 {
         let id = hhs_core::ResourceId(uuid::Uuid::now_v7());
         let ident = hhs_core::Identifier::parse(&format!("Paged bed {i:04}")).unwrap();
-        app.store.create_resource(id, &bed, &ident, &actor).await.expect("create");
+        app.store.create_resource(id, &bed, &ident, &crate::support::test_policy().for_type("bed"), &actor).await.expect("create");
         last = Some(id);
     }
     let last = last.unwrap().to_string();

@@ -446,8 +446,8 @@ async fn only_a_resource_name_collision_is_reported_as_an_existing_resource() {
         assert!(matches!(again, Err(StoreError::Db(_))), "{backend:?}: {again:?}");
         let (ty, ident) = (hhs_core::ResourceType::parse("bed").unwrap(), hhs_core::Identifier::parse("Twice").unwrap());
         let new_id = || hhs_core::ResourceId(uuid::Uuid::now_v7());
-        store.create_resource(new_id(), &ty, &ident, &Actor::system("test")).await.expect("first resource");
-        let twice = store.create_resource(new_id(), &ty, &ident, &Actor::system("test")).await;
+        store.create_resource(new_id(), &ty, &ident, &hhs_core::Policy::default().for_type("bed"), &Actor::system("test")).await.expect("first resource");
+        let twice = store.create_resource(new_id(), &ty, &ident, &hhs_core::Policy::default().for_type("bed"), &Actor::system("test")).await;
         assert!(matches!(twice, Err(StoreError::Exists)), "{backend:?}: {twice:?}");
     }
 }

@@ -15,3 +15,4 @@ mod ml;
 mod reaper;
 mod security;
 mod stream;
+mod types;

@@ -11,7 +11,7 @@ use hhs_origin::store::dialect::Dialect;
 use hhs_origin::store::sql::SELECT_EXPIRED;
 use reqwest::StatusCode;
 use sqlx::Row;
-use crate::support::{test_policy, Backend, TestApp, TestDb};
+use crate::support::{Backend, TestApp, TestDb};
 
 both_stores!(three_reapers_record_each_expiry_exactly_once, reaper_sql_agrees_with_core_expiry_rule);
 
@@ -30,17 +30,13 @@ async fn three_reapers_record_each_expiry_exactly_once(b: Backend) {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     // Three reapers, each with its own connection pool as if on its own replica, small batches, racing.
-    let policy = test_policy();
     let stores = [db.store().await, db.store().await, db.store().await];
-    let counts = futures::future::join_all(stores.iter().map(|s| {
-        let policy = policy.clone();
-        async move {
-            let mut n = 0;
-            for _ in 0..5 {
-                n += reap_all(s, &policy, 3).await.expect("reap");
-            }
-            n
+    let counts = futures::future::join_all(stores.iter().map(|s| async move {
+        let mut n = 0;
+        for _ in 0..5 {
+            n += reap_all(s, 3).await.expect("reap");
         }
+        n
     }))
     .await;
     assert_eq!(counts.iter().sum::<usize>(), 40, "expiries recorded per reaper: {counts:?}");

@@ -83,6 +83,9 @@ fn routes() -> Vec<(&'static str, Role)> {
         ("GET /api/keys", Role::Admin),
         ("POST /api/keys", Role::Admin),
         ("DELETE /api/keys/{key}", Role::Admin),
+        ("GET /api/types", Role::Viewer),
+        ("GET /api/types/{type}", Role::Viewer),
+        ("PUT /api/types/{type}", Role::Admin),
     ]
 }
 
@@ -107,7 +110,7 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
     } else {
         String::new()
     };
-    let path = path.replace("{id}", &id).replace("{key}", &victim_key);
+    let path = path.replace("{id}", &id).replace("{key}", &victim_key).replace("{type}", "bed");
     let body: Option<Value> = match (method, path.as_str()) {
         ("POST", "/api/resources") => Some(json!({"type": "mri", "identifier": format!("M{n}")})),
         ("PATCH", _) => Some(json!({"identifier": format!("Renamed {n}")})),
@@ -116,6 +119,7 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
         ("POST", "/api/locks/force-release") => Some(json!({"resource_id": id, "reason": "matrix test"})),
         ("POST", "/api/keys") => Some(json!({"principal": format!("p{n}"), "role": "viewer"})),
         ("POST", "/api/ml/suggest") => Some(json!({"resource_id": id, "owner_id": owner})),
+        ("PUT", "/api/types/bed") => Some(json!({"default_ttl_seconds": 300})),
         _ => None,
     };
     let mut req = app.request_as(method.parse().unwrap(), &path, key);
@@ -133,7 +137,8 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
 }
 
 async fn role_endpoint_matrix(b: Backend) {
-    let covered: Vec<String> = routes().iter().map(|(r, _)| r.replace("{key}", "{key_id}").replace("{id}", "{resource_id}")).collect();
+    let covered: Vec<String> =
+        routes().iter().map(|(r, _)| r.replace("{key}", "{key_id}").replace("{id}", "{resource_id}").replace("{type}", "{type_name}")).collect();
     for route in hhs_core::wire::endpoints::ROUTES {
         let name = format!("{} {}", route.method, route.path);
         let i = covered.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name} is missing from the role matrix"));

@@ -27,6 +27,11 @@ async fn changes_arrive_live_and_a_reconnect_replays_what_was_missed(b: Backend)
     let acquired = live.until("acquired", &id, Duration::from_secs(2)).await.expect("the acquire arrives within 2 s");
     assert_eq!(acquired["owner_id"], "ws-1");
     assert_eq!(acquired["fencing_token"], 1);
+    // The event carries its resource's lock as the origin read it after the event: what a dashboard shows.
+    let lock = &acquired["lock"];
+    assert_eq!((lock["status"].as_str(), lock["fencing_token"].as_i64(), lock["owner_id"].as_str()), (Some("HELD"), Some(1), Some("ws-1")));
+    assert_eq!((lock["type"].as_str(), lock["identifier"].as_str()), (Some("bed"), Some("B1")));
+    assert!(lock["expires_at"].is_string());
     let seen = acquired["id"].as_i64().unwrap();
     drop(live);
 
@@ -38,6 +43,9 @@ async fn changes_arrive_live_and_a_reconnect_replays_what_was_missed(b: Backend)
     assert_eq!(released["owner_id"], "ws-1");
     let again = resumed.until("acquired", &id, Duration::from_secs(2)).await.expect("replayed acquire");
     assert_eq!(again["fencing_token"], 2);
+    // Replayed events carry the lock as it is now (never older than the event): the replayed release already
+    // shows the newer grant, which a dashboard keeps.
+    assert_eq!((released["lock"]["fencing_token"].as_i64(), released["lock"]["owner_id"].as_str()), (Some(2), Some("ws-2")));
 
     // Without a key: 401, like every /api route.
     let r = app.send(app.request_as(reqwest::Method::GET, "/api/events/stream", None)).await;
