@@ -303,6 +303,15 @@ async fn an_admin_adds_a_resource_force_releases_with_a_reason_and_reads_the_ana
         assert!(text.contains(label), "analytics shows {label:?}");
     }
     browser.screenshot("dashboard-analytics").await;
+
+    // The types page: an admin sets a type's lock-delay; the API (so every replica) has it.
+    browser.click("#tab-types").await;
+    browser.wait_for("tr[data-type=\"mri\"] input", Duration::from_secs(5)).await;
+    browser.eval("const i = document.querySelectorAll('tr[data-type=\"mri\"] input')[0]; i.value = '45'; return true;").await;
+    browser.click("button[aria-label=\"Save mri\"]").await;
+    browser.wait_until("return document.body.textContent.includes('mri: policy saved');", Duration::from_secs(5), "the saved notice").await;
+    assert_eq!(app.get("/api/types/mri").await.body["lock_delay_seconds"], 45);
+    browser.screenshot("dashboard-types").await;
     app.stop().await;
 }
 

@@ -50,8 +50,11 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
             r#"{"resource_id":"bed-12","owner_id":"a","ttl_seconds":30}"#.into(), 422, "invalid_resource_id"),
         ("bad UUID in path", Method::GET, "/api/locks/bed-12".into(), Some(&client), None, String::new(), 422, "invalid_resource_id"),
         ("path not UTF-8", Method::GET, "/api/resources/%00%ff".into(), Some(&client), None, String::new(), 422, "invalid_resource_id"),
-        ("TTL out of bounds", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
+        ("TTL past the hard limit", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
             format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":999999}}"#), 422, "invalid_ttl"),
+        ("bad type name in path", Method::GET, "/api/types/BED!".into(), Some(&client), None, String::new(), 422, "invalid_resource_type"),
+        ("type TTL past the hard limit", Method::PUT, "/api/types/bed".into(), Some(&admin), Some("application/json"),
+            r#"{"max_ttl_seconds":999999}"#.into(), 422, "validation_failed"),
         ("bad owner", Method::POST, "/api/locks/release".into(), Some(&client), Some("application/json"),
             format!(r#"{{"resource_id":"{id}","owner_id":"a b"}}"#), 422, "invalid_owner_id"),
         ("bad resource type", Method::POST, "/api/resources".into(), Some(&admin), Some("application/json"),
@@ -87,6 +90,27 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
         let r = app.send(req.body(body.clone())).await;
         assert_eq!((r.status, r.code()), (edge_reply.status, edge_reply.code()), "{what}: origin and edge disagree");
     }
+    app.stop().await;
+}
+
+/// The edge holds no policy: a TTL within the hard limits but outside a type's own bounds passes it, and the
+/// origin refuses it from the type's row — the same answer as asked directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ttl_outside_a_types_bounds_is_refused_by_the_origin_through_the_edge() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let id = app.create_resource("ventilator", "V1").await;
+    let set = to_edge(&app, &edge, Method::PUT, "/api/types/ventilator", Some(&app.keys.admin)).json(&json!({"min_ttl_seconds": 20, "default_ttl_seconds": 60, "max_ttl_seconds": 120}));
+    assert_eq!(app.send(set).await.status, StatusCode::OK);
+    let body = json!({"resource_id": id, "owner_id": "a", "ttl_seconds": 600});
+    let through = app.send(to_edge(&app, &edge, Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&body)).await;
+    assert_eq!(through.code(), "invalid_ttl", "{}", through.body);
+    assert!(through.body["error"]["message"].as_str().unwrap().contains("between 20 and 120"), "{}", through.body);
+    let direct = app.send(to_origin(&app, Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&body)).await;
+    assert_eq!((direct.status, direct.body["error"]["message"].clone()), (through.status, through.body["error"]["message"].clone()));
+    let ok = app.send(to_edge(&app, &edge, Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&json!({"resource_id": id, "owner_id": "a", "ttl_seconds": 60}))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     app.stop().await;
 }
 

@@ -13,6 +13,7 @@ use super::context::{Ctx, Op};
 use super::detail_panel::DetailPanel;
 use super::notice_banner::NoticeBanner;
 use super::status_bar::StatusBar;
+use super::types_view::TypesView;
 use crate::api::UiError;
 use crate::feed;
 use crate::session::Session;
@@ -29,6 +30,7 @@ pub struct Props {
 enum Tab {
     Board,
     Analytics,
+    Types,
 }
 
 /// This browser's clock, in ms since the epoch.
@@ -134,6 +136,7 @@ pub fn dashboard(props: &Props) -> Html {
                     <nav role="tablist" aria-label="Pages">
                         { tab_button(Tab::Board, "Board", "tab-board") }
                         { tab_button(Tab::Analytics, "Analytics", "tab-analytics") }
+                        { tab_button(Tab::Types, "Types", "tab-types") }
                     </nav>
                     <StatusBar link={board.link.clone()} offset_ms={board.offset_ms} principal={props.session.principal.clone()}
                         role={props.session.role} />
@@ -144,8 +147,10 @@ pub fn dashboard(props: &Props) -> Html {
                     <main id="main">
                         if *tab == Tab::Board {
                             <BoardView board={board.clone()} {now} />
-                        } else {
+                        } else if *tab == Tab::Analytics {
                             <AnalyticsView board={board.clone()} {now} />
+                        } else {
+                            <TypesView />
                         }
                     </main>
                     if let Some(id) = *selected {

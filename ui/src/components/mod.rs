@@ -17,3 +17,4 @@ pub mod resource_row;
 pub mod sign_in;
 pub mod status_bar;
 pub mod type_group;
+pub mod types_view;

@@ -1,0 +1,102 @@
+//! Resource types and their policy: the one copy every replica, the reaper and the edge's origin decide with.
+//! Anyone signed in sees it; an admin edits a type here (each change is recorded with who and the old and new
+//! values).
+
+use hhs_core::wire::endpoints::{self, NoBody};
+use hhs_core::wire::TypeView;
+use hhs_core::TypeChange;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use super::context::Ctx;
+use crate::state::{Action, Notice};
+
+#[function_component(TypesView)]
+pub fn types_view() -> Html {
+    let ctx = use_context::<Ctx>().expect("inside the dashboard");
+    let types = use_state(|| None::<Result<Vec<TypeView>, String>>);
+    let reload = use_state(|| 0u32);
+    {
+        let (api, types) = (ctx.session.api.clone(), types.clone());
+        use_effect_with(*reload, move |_| {
+            yew::platform::spawn_local(async move {
+                let page = api.call::<endpoints::ListTypes>(None, "", &NoBody).await;
+                types.set(Some(page.map(|p| p.items).map_err(|e| e.to_string())));
+            });
+        });
+    }
+    let body = match &*types {
+        None => html! { <p role="status">{ "Loading the resource types…" }</p> },
+        Some(Err(e)) => html! { <p class="error">{ format!("No data: {e}") }</p> },
+        Some(Ok(list)) if list.is_empty() => html! { <p>{ "No resource types yet: adding a resource makes its type." }</p> },
+        Some(Ok(list)) => html! {
+            <table class="types">
+                <thead><tr>
+                    <th scope="col">{ "Type" }</th><th scope="col">{ "Lock-delay (s)" }</th><th scope="col">{ "Shortest TTL (s)" }</th>
+                    <th scope="col">{ "Default TTL (s)" }</th><th scope="col">{ "Longest TTL (s)" }</th>
+                    if ctx.session.is_admin() { <th scope="col">{ "" }</th> }
+                </tr></thead>
+                <tbody>
+                    { for list.iter().map(|t| html! { <TypeRow key={t.name.clone()} ty={t.clone()} on_saved={
+                        let reload = reload.clone();
+                        Callback::from(move |_| reload.set(*reload + 1))
+                    } /> }) }
+                </tbody>
+            </table>
+        },
+    };
+    html! {
+        <section class="types-page" aria-labelledby="types-title">
+            <h2 id="types-title">{ "Resource types" }</h2>
+            <p class="sub">{ "Each type's policy applies on every replica and to the reaper from their next transaction on." }</p>
+            { body }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct RowProps {
+    ty: TypeView,
+    on_saved: Callback<()>,
+}
+
+/// One type: its values, and for an admin inputs and a Save button.
+#[function_component(TypeRow)]
+fn type_row(props: &RowProps) -> Html {
+    let ctx = use_context::<Ctx>().expect("inside the dashboard");
+    let t = &props.ty;
+    let refs: [NodeRef; 4] = Default::default();
+    let values = [t.lock_delay_seconds, t.min_ttl_seconds, t.default_ttl_seconds, t.max_ttl_seconds];
+    let labels = ["lock-delay", "shortest TTL", "default TTL", "longest TTL"];
+    if !ctx.session.is_admin() {
+        return html! {
+            <tr><th scope="row">{ t.name.clone() }</th>{ for values.iter().map(|v| html! { <td>{ v }</td> }) }</tr>
+        };
+    }
+    let save = {
+        let (refs, name, ctx, on_saved) = (refs.clone(), t.name.clone(), ctx.clone(), props.on_saved.clone());
+        Callback::from(move |_| {
+            let read = |i: usize| refs[i].cast::<HtmlInputElement>().and_then(|e| e.value().trim().parse::<u32>().ok());
+            let change = TypeChange { lock_delay_seconds: read(0), min_ttl_seconds: read(1), default_ttl_seconds: read(2), max_ttl_seconds: read(3) };
+            let (api, dispatch, name, on_saved) = (ctx.session.api.clone(), ctx.dispatch.clone(), name.clone(), on_saved.clone());
+            yew::platform::spawn_local(async move {
+                match api.call::<endpoints::PutType>(Some(&name), "", &change).await {
+                    Ok(_) => {
+                        dispatch.dispatch(Action::Notify(Notice::Info(format!("{name}: policy saved; every replica applies it now."))));
+                        on_saved.emit(());
+                    }
+                    Err(e) => dispatch.dispatch(Action::Notify(Notice::Error(format!("{name}: not saved: {e}")))),
+                }
+            });
+        })
+    };
+    html! {
+        <tr data-type={t.name.clone()}>
+            <th scope="row">{ t.name.clone() }</th>
+            { for values.iter().zip(refs.iter()).zip(labels).map(|((v, r), label)| html! {
+                <td><input ref={r.clone()} type="number" min="0" value={v.to_string()} aria-label={format!("{} {label} (seconds)", t.name)} /></td>
+            }) }
+            <td><button onclick={save} aria-label={format!("Save {}", t.name)}>{ "Save" }</button></td>
+        </tr>
+    }
+}
