@@ -3,4 +3,5 @@ mod lease_props;
 mod lease_rules;
 mod lock_view;
 mod ttl_model;
+mod type_policy;
 mod validation;
