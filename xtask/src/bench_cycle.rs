@@ -1,6 +1,8 @@
 //! `cargo xtask bench cycle [SECONDS]`: the origin's throughput on PostgreSQL with its durable defaults (`fsync`
 //! and `synchronous_commit` on). 32 workers, 1,000 resources; each cycle is acquire (TTL 30 s) → one heartbeat →
-//! release, over HTTP with keep-alive. Prints cycles/s and per-call p50/p99.
+//! release, over HTTP with keep-alive. Prints cycles/s and per-call p50/p99, the origin's CPU and PostgreSQL's
+//! commits/s during the run; then, in the same sitting on the same server, `pgbench` running the same cycle as
+//! SQL straight at the schema (`xtask/pgbench/cycle.sql`, 32 clients): the floor, and the origin's ratio to it.
 //!
 //! `HHS_ORIGIN_BIN=/path/to/hhs-origin` benches another build (e.g. the previous commit's) in the same way, so a
 //! change can be measured before and after in one sitting.
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::postgres::Cluster;
-use crate::run::{cargo, free_port, status, step, target_dir};
+use crate::run::{cargo, free_port, output, root, status, step, target_dir};
 
 const WORKERS: usize = 32;
 const RESOURCES: usize = 1_000;
@@ -128,11 +130,18 @@ pub fn run(seconds: u64) -> Result<(), String> {
         })
         .collect();
     thread::sleep(Duration::from_secs(2));
+    let commits = || -> Result<f64, String> {
+        let q = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()";
+        output(Command::new(cluster.bin().join("psql")).args(["-At", &url, "-c", q]))?.trim().parse::<f64>().map_err(|e| e.to_string())
+    };
+    let (cpu_before, commits_before) = (cpu_seconds(server.id()), commits()?);
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     thread::sleep(Duration::from_secs(seconds));
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(server.id()) - cpu_before) / elapsed * 100.0;
+    let commit_rate = (commits()? - commits_before) / elapsed;
     stop.store(true, Ordering::Relaxed);
     let (mut cycles, mut errors, mut lat): (u64, u64, [Vec<u64>; 3]) = (0, 0, Default::default());
     for w in workers {
@@ -145,7 +154,22 @@ pub fn run(seconds: u64) -> Result<(), String> {
     }
     let _ = server.kill();
     let _ = server.wait();
+    let origin_rate = cycles as f64 / elapsed;
+
+    // The floor, same server, same sitting: the cycle as SQL (every lease freed first).
+    step(&format!("pgbench: the same cycle as SQL, {WORKERS} clients, {seconds} s"));
+    let psql = |sql: &str| status(Command::new(cluster.bin().join("psql")).args(["-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]));
+    psql("UPDATE leases SET state = 'FREE', hold_id = NULL, owner_id = NULL")?;
+    psql("CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM resources")?;
+    let out = output(
+        Command::new(cluster.bin().join("pgbench"))
+            .args(["-n", "-c", &WORKERS.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+            .arg(root().join("xtask/pgbench/cycle.sql"))
+            .arg(&url),
+    )?;
+    let floor = out.lines().find(|l| l.starts_with("tps")).and_then(|l| l.split_whitespace().nth(2)).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN);
     drop(cluster);
+
     println!("\n| origin ({}) | cycles/s | errors | acquire p50 / p99 ms | heartbeat p50 / p99 | release p50 / p99 |", bin.display());
     println!("|---|---:|---:|---|---|---|");
     let mut cols = vec![];
@@ -153,6 +177,18 @@ pub fn run(seconds: u64) -> Result<(), String> {
         l.sort_unstable();
         cols.push(format!("{:.1} / {:.1}", percentile(l, 0.5), percentile(l, 0.99)));
     }
-    println!("| PostgreSQL, durable | {:.0} | {errors} | {} | {} | {} |", cycles as f64 / elapsed, cols[0], cols[1], cols[2]);
+    println!("| PostgreSQL, durable | {origin_rate:.0} | {errors} | {} | {} | {} |", cols[0], cols[1], cols[2]);
+    println!("\norigin CPU during the run: {cpu:.0}% of one core; PostgreSQL commits/s: {commit_rate:.0}");
+    println!("pgbench, the same cycle as SQL on the same server: {floor:.0} cycles/s; the origin is {:.2}x of it", origin_rate / floor);
     Ok(())
+}
+
+/// CPU seconds (user + system) a process has used, from /proc (0 where that cannot be read).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces, inside parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect(); // [0] is the state; utime and stime in clock ticks
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
