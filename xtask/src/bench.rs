@@ -14,9 +14,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("edge") => edge_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
         Some("ui") => ui_bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
-        Some("cycle") => crate::bench_cycle::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(15)),
+        Some("cycle") => {
+            let seconds = args.iter().skip(1).find_map(|a| a.parse().ok()).unwrap_or(15);
+            crate::bench_cycle::run(seconds, args.iter().any(|a| a == "--sqlite"))
+        }
         Some("keys") => crate::bench_keys::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50_000)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] | keys [UNKNOWN]".into()),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN]".into()),
     }
 }
 

@@ -3,6 +3,7 @@
 //! release, over HTTP with keep-alive. Prints cycles/s and per-call p50/p99, the origin's CPU and PostgreSQL's
 //! commits/s during the run; then, in the same sitting on the same server, `pgbench` running the same cycle as
 //! SQL straight at the schema (`xtask/pgbench/cycle.sql`, 32 clients): the floor, and the origin's ratio to it.
+//! With `--sqlite` the same load runs against the embedded store (a throwaway file; no floor to compare).
 //!
 //! `HHS_ORIGIN_BIN=/path/to/hhs-origin` benches another build (e.g. the previous commit's) in the same way, so a
 //! change can be measured before and after in one sitting.
@@ -62,13 +63,19 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
 }
 
-pub fn run(seconds: u64) -> Result<(), String> {
+pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
     let bin = origin_bin()?;
-    let cluster = Cluster::start_with(true)?;
-    let url = cluster.url();
+    let cluster = if sqlite { None } else { Some(Cluster::start_with(true)?) };
+    let url = cluster.as_ref().map(Cluster::url).unwrap_or_default();
+    let file = target_dir().join(format!("bench-cycle-{}.db", std::process::id()));
     let origin = |args: &[&str]| {
         let mut c = Command::new(&bin);
-        c.args(args).env("DATABASE_URL", &url).env("RUST_LOG", "warn");
+        c.args(args).env("RUST_LOG", "warn");
+        if sqlite {
+            c.env("HHS_SQLITE_PATH", &file);
+        } else {
+            c.env("DATABASE_URL", &url);
+        }
         c
     };
     status(&mut origin(&["migrate"]))?;
@@ -94,9 +101,11 @@ pub fn run(seconds: u64) -> Result<(), String> {
     step(&format!("{WORKERS} workers, {seconds} s of acquire → heartbeat → release (after 2 s of warm-up)"));
     let ids = Arc::new(ids);
     let (measuring, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let failures_shown = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
             let (ids, base, client, measuring, stop) = (ids.clone(), base.clone(), client.clone(), measuring.clone(), stop.clone());
+            let failures_shown = failures_shown.clone();
             thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
                 let mut lat: [Vec<u64>; 3] = Default::default();
@@ -116,7 +125,15 @@ pub fn run(seconds: u64) -> Result<(), String> {
                         if measuring.load(Ordering::Relaxed) {
                             lat[n].push(t.elapsed().as_micros() as u64);
                         }
-                        if r.is_err() {
+                        if let Err(e) = r {
+                            // The first few failures are shown: a benchmark must not hide what went wrong.
+                            if failures_shown.fetch_add(1, Ordering::Relaxed) < 3 {
+                                let what = match e {
+                                    ureq::Error::Status(code, resp) => format!("{code} {}", resp.into_string().unwrap_or_default()),
+                                    other => other.to_string(),
+                                };
+                                eprintln!("bench: {op} failed: {}", what.chars().take(300).collect::<String>());
+                            }
                             ok = false;
                             break;
                         }
@@ -131,6 +148,7 @@ pub fn run(seconds: u64) -> Result<(), String> {
         .collect();
     thread::sleep(Duration::from_secs(2));
     let commits = || -> Result<f64, String> {
+        let Some(cluster) = &cluster else { return Ok(0.0) };
         let q = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()";
         output(Command::new(cluster.bin().join("psql")).args(["-At", &url, "-c", q]))?.trim().parse::<f64>().map_err(|e| e.to_string())
     };
@@ -156,6 +174,23 @@ pub fn run(seconds: u64) -> Result<(), String> {
     let _ = server.wait();
     let origin_rate = cycles as f64 / elapsed;
 
+    let store = if sqlite { "SQLite (embedded, synchronous=FULL)" } else { "PostgreSQL, durable" };
+    let table = |lat: &mut [Vec<u64>; 3]| {
+        println!("\n| origin ({}) | cycles/s | errors | acquire p50 / p99 ms | heartbeat p50 / p99 | release p50 / p99 |", bin.display());
+        println!("|---|---:|---:|---|---|---|");
+        let mut cols = vec![];
+        for l in lat.iter_mut() {
+            l.sort_unstable();
+            cols.push(format!("{:.1} / {:.1}", percentile(l, 0.5), percentile(l, 0.99)));
+        }
+        println!("| {store} | {origin_rate:.0} | {errors} | {} | {} | {} |", cols[0], cols[1], cols[2]);
+        println!("\norigin CPU during the run: {cpu:.0}% of one core");
+    };
+    let Some(cluster) = cluster else {
+        table(&mut lat);
+        let _ = std::fs::remove_file(&file);
+        return Ok(());
+    };
     // The floor, same server, same sitting: the cycle as SQL (every lease freed first).
     step(&format!("pgbench: the same cycle as SQL, {WORKERS} clients, {seconds} s"));
     let psql = |sql: &str| status(Command::new(cluster.bin().join("psql")).args(["-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]));
@@ -169,16 +204,8 @@ pub fn run(seconds: u64) -> Result<(), String> {
     )?;
     let floor = out.lines().find(|l| l.starts_with("tps")).and_then(|l| l.split_whitespace().nth(2)).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN);
     drop(cluster);
-
-    println!("\n| origin ({}) | cycles/s | errors | acquire p50 / p99 ms | heartbeat p50 / p99 | release p50 / p99 |", bin.display());
-    println!("|---|---:|---:|---|---|---|");
-    let mut cols = vec![];
-    for l in &mut lat {
-        l.sort_unstable();
-        cols.push(format!("{:.1} / {:.1}", percentile(l, 0.5), percentile(l, 0.99)));
-    }
-    println!("| PostgreSQL, durable | {origin_rate:.0} | {errors} | {} | {} | {} |", cols[0], cols[1], cols[2]);
-    println!("\norigin CPU during the run: {cpu:.0}% of one core; PostgreSQL commits/s: {commit_rate:.0}");
+    table(&mut lat);
+    println!("PostgreSQL commits/s: {commit_rate:.0}");
     println!("pgbench, the same cycle as SQL on the same server: {floor:.0} cycles/s; the origin is {:.2}x of it", origin_rate / floor);
     Ok(())
 }
