@@ -120,6 +120,29 @@ async fn a_grant_that_waited_for_the_row_lock_is_not_born_expired() {
     assert_eq!(app.get(&format!("/api/locks/{bed}")).await.body["status"], "HELD");
 }
 
+/// Every other transition locks the row, then reads the clock; the clock must come after the lock. A heartbeat
+/// that waited for the row past its hold's expiry is refused — never applied as of a moment before the wait,
+/// which would renew a hold that had lapsed. (Checked: reading the clock before the lock fails this test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_heartbeat_that_waited_for_the_row_lock_past_expiry_is_refused() {
+    let Some(db) = TestDb::holding_the_horizon().await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    let bed = app.create_resource("bed", "Waited 2").await;
+    assert_eq!(app.acquire(&bed, "ws-1", 2).await.status, StatusCode::OK);
+    let mut locker = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
+    locker.execute("BEGIN").await.unwrap();
+    sqlx::query("SELECT 1 FROM leases WHERE resource_id = $1::uuid FOR UPDATE").bind(&bed).execute(&mut locker).await.unwrap();
+    let (url, client, key, bed2) = (app.url.clone(), app.client.clone(), app.keys.admin.clone(), bed.clone());
+    let waiting = tokio::spawn(async move {
+        client.post(format!("{url}/api/locks/heartbeat")).bearer_auth(key).json(&json!({"resource_id": bed2, "owner_id": "ws-1"})).send().await
+    });
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    locker.execute("COMMIT").await.unwrap();
+    let resp = waiting.await.unwrap().unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "lock_expired", "a heartbeat decided with a clock from before its wait: {body}");
+}
+
 // --- 3. SQLite durability ------------------------------------------------------------------------------------
 
 #[tokio::test]
