@@ -24,9 +24,10 @@ pub trait Dialect: sqlx::Database {
     /// How a writing transaction begins. SQLite's `BEGIN IMMEDIATE` takes the write lock up front, so a
     /// read-decide-write never races another writer.
     const BEGIN_WRITE: &'static str;
-    /// Appended to `sql::SELECT_LEASE` in a transition: every transition on a resource serializes on its row.
-    /// SQLite needs none (one writer at a time).
-    const LOCK_ROW: &'static str;
+    /// Appended to a `SELECT` of `table` (its name or alias) to hold its rows until commit: every transition on a
+    /// resource serializes on its lease row, every change to a type on the type's row. SQLite needs none (one
+    /// writer at a time, `BEGIN IMMEDIATE`).
+    fn lock(table: &str) -> String;
     /// Appended to `sql::SELECT_EXPIRED`: skip rows another transaction holds, so replicas' reapers share work.
     const SKIP_LOCKED: &'static str;
     /// The commit horizon (see `sql::events`). PostgreSQL: the oldest transaction still running when the
@@ -48,7 +49,6 @@ impl Dialect for Postgres {
     const KIND: &'static str = "postgres";
     const NOW: &'static str = "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
     const BEGIN_WRITE: &'static str = "BEGIN";
-    const LOCK_ROW: &'static str = " FOR UPDATE OF l";
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF l SKIP LOCKED";
     const HORIZON: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
     const NOTIFY_RENEWALS: bool = true;
@@ -58,13 +58,16 @@ impl Dialect for Postgres {
     fn sql(statement: &str) -> Cow<'_, str> {
         Cow::Borrowed(statement)
     }
+
+    fn lock(table: &str) -> String {
+        format!(" FOR UPDATE OF {table}")
+    }
 }
 
 impl Dialect for Sqlite {
     const KIND: &'static str = "sqlite";
     const NOW: &'static str = "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
-    const LOCK_ROW: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     const HORIZON: &'static str = "1";
     const NOTIFY_RENEWALS: bool = false;
@@ -75,6 +78,10 @@ impl Dialect for Sqlite {
     /// appearance). None of our statements contains a `$` elsewhere.
     fn sql(statement: &str) -> Cow<'_, str> {
         Cow::Owned(statement.replace('$', "?"))
+    }
+
+    fn lock(_table: &str) -> String {
+        String::new()
     }
 }
 

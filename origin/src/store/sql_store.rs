@@ -1,6 +1,6 @@
 //! The one store implementation. Its body is written once and expanded for each database (as vaultwarden's
 //! `db_run!` does): each expansion is plain, concretely typed sqlx code, and what differs between the two is
-//! only what [`Dialect`] says. A transition locks the resource's lease row (`Dialect::LOCK_ROW`, or SQLite's
+//! only what [`Dialect`] says. A transition locks the resource's lease row (`Dialect::lock`, or SQLite's
 //! `BEGIN IMMEDIATE`), reads the database clock after the lock is granted, runs the rule it is given and writes
 //! back the outcome and its events in the same transaction.
 
@@ -84,7 +84,7 @@ macro_rules! sql_store {
             /// Begins a transaction holding the resource's lease row; the clock is read after the lock is granted.
             async fn lock_lease(&self, id: ResourceId) -> Result<(Transaction<'static, $db>, Resource, Lease, Millis), StoreError> {
                 let mut tx = self.pool.begin_with(<$db>::BEGIN_WRITE).await?;
-                let locked = format!("{SELECT_LEASE}{}", <$db>::LOCK_ROW);
+                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
                 let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
                 let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
                 let now = Self::db_now(&mut tx).await?;
@@ -289,8 +289,8 @@ macro_rules! sql_store {
 
             async fn put_type(&self, name: &ResourceType, change: &TypeChange, seed: &TypePolicy, actor: &Actor) -> Result<TypeRow, StoreError> {
                 let (mut tx, now) = self.begin().await?;
-                // PostgreSQL holds the type's row (`FOR UPDATE`), so two changes to one type apply one after the other.
-                let old = Self::type_row(&mut tx, name, <$db>::LOCK_ROW.trim_end_matches(" OF l")).await?;
+                // The type's row is held, so two changes to one type apply one after the other.
+                let old = Self::type_row(&mut tx, name, &<$db>::lock("resource_types")).await?;
                 let policy = old.as_ref().map_or(seed, |o| &o.policy).apply(change).map_err(StoreError::Invalid)?;
                 let new = TypeRow { name: name.clone(), policy, updated_at_ms: now.0 };
                 Self::exec(&mut tx, PUT_TYPE, new.args()).await?;
