@@ -173,6 +173,8 @@ pub enum EventKind {
     LateHeartbeat,
     /// A release from the holder after its hold had lapsed (the first late report only).
     LateRelease,
+    /// Given back the time a database outage took from it ([`resume`]).
+    Extended,
 }
 
 impl EventKind {
@@ -184,6 +186,7 @@ impl EventKind {
             EventKind::ForceReleased => "force_released",
             EventKind::LateHeartbeat => "late_heartbeat",
             EventKind::LateRelease => "late_release",
+            EventKind::Extended => "extended",
         }
     }
 }
@@ -435,6 +438,29 @@ pub fn retire(lease: &Lease, now: Millis, lock_delay: Millis) -> Result<Outcome,
         return Err(Denied::LockDelay { until });
     }
     Ok(outcome)
+}
+
+/// After a database outage: nobody could renew a hold while no database server accepted writes, so a hold that
+/// was live when the outage began (`lost_at`, the last instant the origin saw the database working) and has not
+/// been renewed since gets back the time it had left then, counted from `now`: its expiry moves by the outage
+/// (`now - lost_at`). `None` for anything else — not held, lapsed before the outage, renewed since.
+///
+/// Safe because it only lengthens a hold that is still recorded as held: it grants nothing, changes no token
+/// and never shortens a hold, so no two holders can overlap. Its cost is liveness: a client that died during
+/// the outage keeps its resource for the outage's length more. Not idempotent by itself (a hold renewed long
+/// before the outage is still "not renewed since" after one resumption): the store applies it once per outage
+/// (the `outages` table), not once per replica that saw it.
+pub fn resume(lease: &Lease, lost_at: Millis, now: Millis) -> Option<Outcome> {
+    let hold = lease.hold.as_ref().filter(|h| h.state == HoldState::Held && h.last_heartbeat < lost_at && h.expires_at() >= lost_at)?;
+    let outage = now.since(lost_at);
+    if outage <= Millis::ZERO {
+        return None;
+    }
+    let mut resumed = hold.clone();
+    resumed.last_heartbeat = hold.last_heartbeat.plus(outage);
+    let mut next = lease.clone();
+    next.hold = Some(resumed.clone());
+    Some(Outcome { lease: next, events: vec![LeaseEvent { kind: EventKind::Extended, at: now, hold: resumed }] })
 }
 
 /// Fencing tokens rise per *name* (type and identifier) for ever, not only per resource row: a downstream system

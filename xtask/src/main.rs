@@ -13,6 +13,8 @@
 //! * `bench cycle` — the origin's acquire → heartbeat → release throughput on durable PostgreSQL.
 //! * `bench keys` — a valid key's latency idle and during a flood of 50,000 unknown key ids.
 //! * `tidy` — ARCHITECTURE.md's code map agrees with the files; no import cycles in the dashboard.
+//! * `ha` — a PostgreSQL formation with pg_auto_failover (monitor, primary, two standbys) on this machine:
+//!   `up` prints its multi-host `DATABASE_URL`; `switchover`, `kill-primary`, `kill-standby`, `revive`, `down`.
 //! * `chaos` — the fault harness: replicas killed, PostgreSQL crashed, clients frozen; six checks of the
 //!   promises (no overlap, rising tokens, nothing acknowledged lost, fencing, a complete stream, no 500).
 
@@ -23,6 +25,7 @@ mod chaos;
 mod dev;
 mod edge;
 mod eval_ttl;
+mod ha;
 mod pgbench;
 mod postgres;
 mod run;
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("chaos") => chaos::run(&args[1..]),
         Some("tidy") => tidy::run(),
+        Some("ha") => ha::run(&args[1..]),
         Some("build") => edge::build(true).and_then(|_| ui::build(true)).map(|dist| eprintln!("\nbuilt edge/build and {}", dist.display())),
         Some("help") | Some("--help") | Some("-h") | None => {
             eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos|tidy> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  tidy     the code map names every source file and only those; no import cycles in ui/src\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then six checks");

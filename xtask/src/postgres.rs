@@ -16,7 +16,7 @@ pub struct Cluster {
 }
 
 /// The newest installed server's bin directory (`HHS_PG_BIN` overrides).
-fn find_bin() -> Result<PathBuf, String> {
+pub fn find_bin() -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var("HHS_PG_BIN") {
         return Ok(PathBuf::from(dir));
     }
@@ -30,7 +30,7 @@ fn find_bin() -> Result<PathBuf, String> {
     versions.pop().map(|(_, b)| b).ok_or_else(|| "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin".into())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
 }
 

@@ -24,6 +24,8 @@ pub enum LogKind {
     ForceReleased,
     LateHeartbeat,
     LateRelease,
+    /// A hold given back the time a database outage took (`lease::resume`).
+    Extended,
     ResourceCreated,
     ResourceUpdated,
     ResourceDeleted,
@@ -45,6 +47,7 @@ impl LogKind {
             LogKind::ForceReleased => "force_released",
             LogKind::LateHeartbeat => "late_heartbeat",
             LogKind::LateRelease => "late_release",
+            LogKind::Extended => "extended",
             LogKind::ResourceCreated => "resource_created",
             LogKind::ResourceUpdated => "resource_updated",
             LogKind::ResourceDeleted => "resource_deleted",
@@ -76,6 +79,7 @@ impl From<lease::EventKind> for LogKind {
             lease::EventKind::ForceReleased => LogKind::ForceReleased,
             lease::EventKind::LateHeartbeat => LogKind::LateHeartbeat,
             lease::EventKind::LateRelease => LogKind::LateRelease,
+            lease::EventKind::Extended => LogKind::Extended,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Property tests: random sequences of operations by a few owners at random, non-decreasing times, checked
 //! against the invariants documented in `hhs_core::lease`.
 
-use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, retire, token_floor, AcquireCmd, Claim, Late};
+use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, resume, retire, token_floor, AcquireCmd, Claim, Late};
 use hhs_core::{EventKind, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds};
 use hhs_core::stored::StoredLease;
 use hhs_core::wire::LockView;
@@ -19,6 +19,8 @@ enum Op {
     Late { owner: u8, release: bool },
     /// Deleting the resource (the rule only; the simulated lease lives on).
     Retire,
+    /// The database came back after an outage that began `lost_ago` ms before now.
+    Resume { lost_ago: i64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ForceRelease),
         2 => (0u8..3, any::<bool>()).prop_map(|(owner, release)| Op::Late { owner, release }),
         1 => Just(Op::Retire),
+        2 => (0i64..20_000).prop_map(|lost_ago| Op::Resume { lost_ago }),
     ]
 }
 
@@ -84,6 +87,7 @@ proptest! {
                     Ok(report_late(&before, now, &claim(*owner, None), late, delay))
                 }
                 Op::Retire => retire(&before, now, delay).map_err(|_| ()),
+                Op::Resume { lost_ago } => resume(&before, Millis(now.0 - lost_ago), now).ok_or(()),
             };
             let Ok(out) = result else { continue };
             let after = out.lease;
@@ -158,6 +162,19 @@ proptest! {
                     prop_assert!(live_before.is_none());
                     prop_assert!(after.delay_until.is_none_or(|u| u <= now), "retired during lock-delay");
                     prop_assert!(out.events.iter().all(|e| e.kind == EventKind::Expired));
+                }
+                // Resuming after an outage lengthens a hold that was live when the outage began and was not renewed
+                // since, by exactly the outage, and touches nothing else: same hold, same token, same state.
+                Op::Resume { lost_ago } => {
+                    let lost_at = Millis(now.0 - lost_ago);
+                    let (prev, cur) = (before.hold.as_ref().unwrap(), after.hold.as_ref().unwrap());
+                    prop_assert!(prev.state == HoldState::Held && prev.last_heartbeat < lost_at && prev.expires_at() >= lost_at);
+                    prop_assert_eq!((cur.id, cur.token, cur.state, after.last_token), (prev.id, prev.token, prev.state, before.last_token));
+                    prop_assert_eq!(cur.expires_at().since(now), prev.expires_at().since(lost_at), "the time left at the outage's start is given back");
+                    prop_assert!(cur.expires_at() > prev.expires_at());
+                    prop_assert!(after.live_hold(now).is_some());
+                    prop_assert_eq!(out.events.len(), 1);
+                    prop_assert_eq!(out.events[0].kind, EventKind::Extended);
                 }
             }
             // Every event carries the hold as it stands after the change.
