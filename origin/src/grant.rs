@@ -7,7 +7,8 @@ use crate::store::StoreError;
 /// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys, token floors
 /// and resource types (never deleting a type), but may only SELECT and INSERT events — it cannot rewrite the
 /// audit trail, and, not owning the table, cannot drop or disable the triggers that refuse UPDATE, DELETE and
-/// TRUNCATE. Run as the schema's owner (the role that ran the migrations).
+/// TRUNCATE. It may read the server's statistics (`pg_monitor`: which standbys are synchronous). Run as the
+/// schema's owner (the role that ran the migrations).
 pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError> {
     let valid = !role.is_empty() && role.len() <= 63 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
@@ -18,8 +19,10 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
         format!("GRANT USAGE ON SCHEMA public TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE ON resource_types TO {role}"),
-        format!("GRANT SELECT, INSERT ON events TO {role}"),
-        format!("GRANT USAGE ON SEQUENCE events_id_seq TO {role}"),
+        format!("GRANT SELECT, INSERT ON events, outages TO {role}"),
+        format!("GRANT USAGE ON SEQUENCE events_id_seq, outages_id_seq TO {role}"),
+        // Reads replication statistics, so /healthz can count the synchronous standbys.
+        format!("GRANT pg_monitor TO {role}"),
         format!("GRANT SELECT ON _sqlx_migrations TO {role}"),
     ] {
         sqlx::query(&grant).execute(&pool).await?;

@@ -5,6 +5,7 @@ pub mod grant;
 pub mod http;
 pub mod keys;
 pub mod model;
+pub mod primary;
 pub mod reaper;
 pub mod server;
 pub mod store;

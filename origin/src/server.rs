@@ -24,6 +24,17 @@ pub async fn open_store(db: &DbArgs) -> Result<DynStore, StoreError> {
         None => Arc::new(SqliteStore::open(&db.sqlite_path, db.pool_max).await?),
     };
     tracing::info!(store = store.kind(), "database connected");
+    // Whether an acknowledged commit survives the loss of this server: said once at start, and on /healthz.
+    match store.replication().await {
+        Ok(Some(r)) if r.synchronous => tracing::info!(
+            server = r.server.as_deref().unwrap_or(""), synchronous_standby_names = %r.synchronous_standby_names, synchronous_commit = %r.synchronous_commit,
+            sync_standbys = ?r.sync_standbys, "PostgreSQL commits wait for a synchronous standby"),
+        Ok(Some(r)) => tracing::warn!(
+            server = r.server.as_deref().unwrap_or(""), synchronous_commit = %r.synchronous_commit,
+            "PostgreSQL runs without a synchronous standby: a grant acknowledged just before this server is lost may be lost with it (README, \"Running HHS in production\")"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the database's replication settings"),
+    }
     Ok(store)
 }
 

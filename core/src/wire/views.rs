@@ -280,6 +280,33 @@ pub struct Health {
     pub status: String,
     pub database: String,
     pub version: String,
+    /// PostgreSQL only: the server written to and whether it waits for a standby.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Replication>,
+}
+
+/// How the PostgreSQL server the origin writes to replicates: an acknowledged commit survives the loss of the
+/// server only if it waits for a standby (`synchronous`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replication {
+    /// `host:port` of the primary.
+    pub server: Option<String>,
+    pub synchronous_commit: String,
+    pub synchronous_standby_names: String,
+    /// Standbys streaming synchronously now; `None` where the role may not see them (grant it `pg_monitor`).
+    pub sync_standbys: Option<i64>,
+    /// Commits wait for at least one standby ([`Replication::waits_for_standby`]).
+    pub synchronous: bool,
+    /// How long the last database outage this process lived through lasted, in ms.
+    pub last_outage_ms: Option<i64>,
+}
+
+impl Replication {
+    /// Whether a commit is acknowledged only once a standby has it: some standby is named as synchronous and
+    /// `synchronous_commit` waits for it (`on`, `remote_write`, `remote_apply`; not `local` or `off`).
+    pub fn waits_for_standby(synchronous_commit: &str, synchronous_standby_names: &str) -> bool {
+        !synchronous_standby_names.trim().is_empty() && matches!(synchronous_commit, "on" | "remote_write" | "remote_apply")
+    }
 }
 
 impl From<Denied> for ApiError {

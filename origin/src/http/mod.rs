@@ -93,8 +93,11 @@ fn api() -> Router<AppState> {
     ROUTES.iter().fold(Router::new(), |router, route| {
         let method = Method::from_bytes(route.method.as_bytes()).ok().and_then(|m| MethodFilter::try_from(m).ok());
         let method = method.unwrap_or_else(|| panic!("the endpoint table has an unknown method {}", route.method));
-        let handler = handler(route.api, method).route_layer(axum::middleware::from_fn_with_state(route.role, auth::require_role));
-        router.route(route.path, handler)
+        let mut handler = handler(route.api, method);
+        if !matches!(route.api, Api::StreamEvents | Api::ExportAudit) {
+            handler = handler.route_layer(axum::middleware::from_fn(deadline));
+        }
+        router.route(route.path, handler.route_layer(axum::middleware::from_fn_with_state(route.role, auth::require_role)))
     })
 }
 
@@ -123,6 +126,19 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
         Api::ListTypes => on(m, types::list),
         Api::GetType => on(m, types::show),
         Api::PutType => on(m, types::put),
+    }
+}
+
+/// How long an API call may take (the event stream and the audit export excepted). A database that stops
+/// answering without closing its connections — a primary whose machine vanished — would otherwise hold the
+/// call until TCP gives up; instead it is answered 503 `database_unavailable` with `Retry-After`. Its outcome
+/// is then unknown to the caller, as after any lost answer: acquire, heartbeat and release are safe to repeat.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn deadline(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(AppError::new(ErrorCode::DatabaseUnavailable, "the database did not answer in time; retry shortly")),
     }
 }
 

@@ -1,5 +1,5 @@
-//! What differs between PostgreSQL and SQLite, and nothing else: a handful of constants, how a connection pool
-//! is opened, and how renewals reach other replicas. The store's body (`sql_store.rs`) is written once against
+//! What differs between PostgreSQL and SQLite, and nothing else: a handful of constants and how SQLite is
+//! opened (PostgreSQL's connections, which follow its primary, are `crate::primary`'s). The store's body (`sql_store.rs`) is written once against
 //! these.
 
 use std::borrow::Cow;
@@ -8,12 +8,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Postgres, Sqlite};
+use sqlx::{Postgres, Sqlite};
 
 use super::sql_store::SqlStore;
-use super::{Change, StoreError};
+use super::StoreError;
+use crate::primary::Source;
 
 pub trait Dialect: sqlx::Database {
     /// `"postgres"` or `"sqlite"`, for logs and health.
@@ -38,6 +38,10 @@ pub trait Dialect: sqlx::Database {
     const NOTIFY_RENEWALS: bool;
     /// Whether `sql::FAST_GRANT`, PostgreSQL's one-statement acquire, runs here.
     const FAST_GRANT: bool;
+    /// Serializes resumptions after an outage (`sql::LAST_RESUME`); SQLite's `BEGIN IMMEDIATE` already does.
+    const LOCK_OUTAGES: &'static str;
+    /// The server's replication settings (`sql_store`'s `replication`); `None`: a database without standbys.
+    const REPLICATION: Option<&'static str>;
 
     const MIGRATOR: &'static Migrator;
 
@@ -53,6 +57,12 @@ impl Dialect for Postgres {
     const HORIZON: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
     const NOTIFY_RENEWALS: bool = true;
     const FAST_GRANT: bool = true;
+    const LOCK_OUTAGES: &'static str = "LOCK TABLE outages IN SHARE ROW EXCLUSIVE MODE";
+    /// Synchronous standbys are counted where the role may see them (`pg_monitor`; else the count is NULL).
+    const REPLICATION: Option<&'static str> = Some(
+        "SELECT current_setting('synchronous_commit'), current_setting('synchronous_standby_names'), \
+         (SELECT count(*) FILTER (WHERE sync_state IN ('sync', 'quorum')) FROM pg_stat_replication WHERE sync_state IS NOT NULL)",
+    );
     const MIGRATOR: &'static Migrator = &sqlx::migrate!("../migrations/postgres");
 
     fn sql(statement: &str) -> Cow<'_, str> {
@@ -72,6 +82,8 @@ impl Dialect for Sqlite {
     const HORIZON: &'static str = "1";
     const NOTIFY_RENEWALS: bool = false;
     const FAST_GRANT: bool = false;
+    const LOCK_OUTAGES: &'static str = "SELECT 1";
+    const REPLICATION: Option<&'static str> = None;
     const MIGRATOR: &'static Migrator = &sqlx::migrate!("../migrations/sqlite");
 
     /// `$1` as SQLite's positional `?1` (SQLite reads `$1` as a *named* parameter, numbered by first
@@ -95,49 +107,6 @@ pub type SqliteStore = SqlStore<Sqlite>;
 /// How long a SQLite writer waits for the database lock before the request is answered 503 (`Retry-After`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl SqlStore<Postgres> {
-    pub async fn connect(url: &str, min: u32, max: u32) -> Result<PgStore, StoreError> {
-        let options: PgConnectOptions = url.parse().map_err(StoreError::Unavailable)?;
-        let pool = PgPoolOptions::new()
-            .min_connections(min)
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.application_name("hhs-origin"))
-            .await?;
-        let store = SqlStore::new(pool);
-        let (pool, changes) = (store.pool().clone(), store.changes.clone());
-        store.listener.lock().expect("fresh").replace(tokio::spawn(listen(pool, changes)));
-        Ok(store)
-    }
-}
-
-/// Forwards `hhs_renewals` to this store's waiters, reconnecting after any error. A lost connection is
-/// reported as `Change::Events`, so readers look at the log rather than wait for a renewal that may be lost.
-async fn listen(pool: Pool<Postgres>, changes: tokio::sync::broadcast::Sender<Change>) {
-    loop {
-        let listener = match PgListener::connect_with(&pool).await {
-            Ok(mut l) => l.listen(RENEWALS).await.map(|()| l),
-            Err(e) => Err(e),
-        };
-        match listener {
-            Ok(mut l) => loop {
-                match l.recv().await {
-                    Ok(n) => {
-                        let _ = changes.send(serde_json::from_str(n.payload()).map(Change::Renewed).unwrap_or(Change::Events));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                        let _ = changes.send(Change::Events);
-                        break;
-                    }
-                }
-            },
-            Err(e) => tracing::warn!(error = %e, "LISTEN hhs_renewals failed"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 impl SqlStore<Sqlite> {
     pub async fn open(path: &Path, max: u32) -> Result<SqliteStore, StoreError> {
         Self::open_with(path, max, BUSY_TIMEOUT).await
@@ -159,6 +128,6 @@ impl SqlStore<Sqlite> {
             .busy_timeout(busy_timeout);
         let pool =
             SqlitePoolOptions::new().max_connections(max.max(1)).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
-        Ok(SqlStore::new(pool))
+        Ok(SqlStore::new(Source::new(Some(pool), None)))
     }
 }

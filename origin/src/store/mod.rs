@@ -11,7 +11,7 @@ pub mod sql_store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hhs_core::wire::{EventView, LockView};
+use hhs_core::wire::{EventView, LockView, Replication};
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 
@@ -73,14 +73,15 @@ fn is_resource_name(db: &dyn sqlx::error::DatabaseError) -> bool {
 /// SQLite: the database stayed locked past the busy timeout (`SQLITE_BUSY`/`SQLITE_LOCKED` and their extended
 /// codes). PostgreSQL: the connection failed or the server is shutting down, starting or crashed (classes 08,
 /// 57), out of resources (53), an operator intervention or system error (58), or the transaction was rolled
-/// back for a serialization failure or deadlock (40) — all of them safe to retry, since nothing was committed.
+/// back for a serialization failure or deadlock (40), or a write reached a server that is now a standby (25006,
+/// after a failover; `crate::primary` finds the new primary) — all safe to retry, since nothing was committed.
 fn is_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
     if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
         return matches!(code & 0xff, 5 | 6);
     }
-    let class = db.code().map(|c| c.chars().take(2).collect::<String>()).unwrap_or_default();
-    matches!(class.as_str(), "08" | "40" | "53" | "57" | "58")
+    let code = db.code().unwrap_or_default();
+    code == "25006" || matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58"))
 }
 
 /// What a transition left behind: the resource, the outcome written, and the database time it was decided at.
@@ -102,6 +103,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The database's clock.
     async fn now(&self) -> Result<Millis, StoreError>;
+
+    /// After a database outage that began at `lost_at` (the last instant this process saw the database work):
+    /// gives every hold live then and not renewed since the outage's length back (`hhs_core::lease::resume`,
+    /// an `extended` event each, by `hhs:failover`), once per outage — a later call for the same outage, from
+    /// this replica or another, changes nothing. The store calls it itself before it uses a new primary.
+    /// Returns how many holds it extended.
+    async fn resume(&self, lost_at: Millis) -> Result<u64, StoreError>;
+
+    /// The PostgreSQL server written to and how it replicates; `None` for SQLite.
+    async fn replication(&self) -> Result<Option<Replication>, StoreError>;
 
     /// Creates the resource, its (free) lease row and a `resource_created` event in one transaction; a type
     /// without a row gets one with `seed` (the process's flags for new types).

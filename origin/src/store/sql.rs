@@ -110,6 +110,15 @@ pub const FAST_GRANT: &str = concat!(
     " FROM granted l JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
 );
 
+/// Holds a database outage may have taken time from: held, not renewed since the outage began at `$1`, and
+/// live then. Each is still decided by `hhs_core::lease::resume`.
+pub const SELECT_RESUMABLE: &str = concat!(
+    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND l.last_heartbeat_ms < $1 AND l.last_heartbeat_ms + l.ttl_ms >= $1"
+);
+/// When live holds were last resumed after an outage (0: never).
+pub const LAST_RESUME: &str = "SELECT COALESCE(MAX(resumed_at_ms), 0) FROM outages";
+pub const INSERT_OUTAGE: &str = "INSERT INTO outages (lost_at_ms, resumed_at_ms, holds_extended) VALUES ($1, $2, $3)";
+
 pub const SELECT_TYPES: &str = "SELECT name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, default_ttl_seconds, updated_at_ms \
      FROM resource_types";
 /// A type's row, made with `$2`…`$6` if it is missing; an existing row is left as it is.

@@ -4,16 +4,17 @@
 //! `BEGIN IMMEDIATE`), reads the database clock after the lock is granted, runs the rule it is given and writes
 //! back the outcome and its events in the same transaction.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hhs_core::lease::{expire, retire, token_floor, AcquireCmd};
-use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, TypeDetail};
+use hhs_core::lease::{expire, resume, retire, token_floor, AcquireCmd};
+use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
 use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
 use super::dialect::{Dialect, RENEWALS};
+use crate::primary::Source;
 use super::rows::{arguments, event_args, lease_args, Arg, EventRecord, LeaseRecord};
 use super::sql::{self, *};
 use super::{
@@ -22,30 +23,31 @@ use super::{
 };
 
 pub struct SqlStore<D: Dialect> {
-    pool: Pool<D>,
+    /// The current primary's pool (PostgreSQL follows failovers: `crate::primary`).
+    source: Arc<Source<D>>,
     /// Woken after this process commits events, so its own stream need not wait for the next poll.
     written: Notify,
     /// Renewals (and "look at the log" after a lost LISTEN connection), for the event pump.
-    pub(super) changes: broadcast::Sender<Change>,
+    pub(crate) changes: broadcast::Sender<Change>,
     changes_rx: tokio::sync::Mutex<broadcast::Receiver<Change>>,
-    /// PostgreSQL's LISTEN task, stopped with the store.
-    pub(super) listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// PostgreSQL's LISTEN and primary-following tasks, stopped with the store.
+    pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl<D: Dialect> SqlStore<D> {
-    pub(super) fn new(pool: Pool<D>) -> SqlStore<D> {
+    pub(crate) fn new(source: Arc<Source<D>>) -> SqlStore<D> {
         let (changes, rx) = broadcast::channel(1_024);
-        SqlStore { pool, written: Notify::new(), changes, changes_rx: tokio::sync::Mutex::new(rx), listener: Mutex::new(None) }
+        SqlStore { source, written: Notify::new(), changes, changes_rx: tokio::sync::Mutex::new(rx), tasks: Mutex::new(vec![]) }
     }
 
-    pub fn pool(&self) -> &Pool<D> {
-        &self.pool
+    pub fn source(&self) -> &Arc<Source<D>> {
+        &self.source
     }
 }
 
 impl<D: Dialect> Drop for SqlStore<D> {
     fn drop(&mut self) {
-        if let Some(task) = self.listener.lock().ok().and_then(|mut l| l.take()) {
+        for task in self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default() {
             task.abort();
         }
     }
@@ -54,6 +56,46 @@ impl<D: Dialect> Drop for SqlStore<D> {
 macro_rules! sql_store {
     ($db:ty) => {
         impl SqlStore<$db> {
+            /// The current primary's pool. After an outage, live holds are first given back the time it took
+            /// ([`resume`]), so nothing is decided on the new primary before that.
+            async fn pool(&self) -> Result<Pool<$db>, StoreError> {
+                let pool = self.source.current()?;
+                if self.source.pending_resume().is_some() {
+                    let _one = self.source.resuming.lock().await;
+                    if let Some(lost_at) = self.source.pending_resume() {
+                        let (now, _) = self.resume_holds(&pool, lost_at).await?;
+                        self.source.resumed(lost_at, now);
+                    }
+                }
+                Ok(pool)
+            }
+
+            /// Applies [`resume`] to every hold live when the outage began, once per outage whichever replica
+            /// comes first: the `outages` table, locked, says whether one resumed after `lost_at` already.
+            async fn resume_holds(&self, pool: &Pool<$db>, lost_at: Millis) -> Result<(Millis, u64), StoreError> {
+                let mut tx = pool.begin_with(<$db>::BEGIN_WRITE).await?;
+                sqlx::query(<$db>::LOCK_OUTAGES).execute(&mut *tx).await?;
+                let now = Self::db_now(&mut tx).await?;
+                let (last,): (i64,) = Self::fetch(&mut *tx, LAST_RESUME, vec![]).await?.pop().unwrap_or((0,));
+                let mut extended = 0;
+                if last < lost_at.0 {
+                    let actor = Actor::system("failover");
+                    let held = format!("{SELECT_RESUMABLE}{}", <$db>::lock("l"));
+                    let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &held, vec![Arg::Int(Some(lost_at.0))]).await?;
+                    for rec in recs {
+                        let (_, lease) = rec.into_parts()?;
+                        if let Some(outcome) = resume(&lease, lost_at, now) {
+                            Self::write(&mut tx, &lease, &outcome, &actor).await?;
+                            extended += 1;
+                        }
+                    }
+                    Self::exec(&mut tx, INSERT_OUTAGE, vec![Arg::Int(Some(lost_at.0)), Arg::Int(Some(now.0)), Arg::Int(Some(extended as i64))]).await?;
+                    tracing::warn!(outage_ms = now.since(lost_at).0, holds_extended = extended, "database outage: live holds given back its time");
+                }
+                self.commit(tx, vec![]).await?;
+                Ok((now, extended))
+            }
+
             /// Runs a statement of `sql.rs` with its arguments in this dialect.
             async fn fetch<'c, T, E>(ex: E, statement: &str, args: Vec<Arg>) -> Result<Vec<T>, StoreError>
             where
@@ -71,7 +113,7 @@ macro_rules! sql_store {
 
             /// Begins a writing transaction and reads the database clock in it.
             async fn begin(&self) -> Result<(Transaction<'static, $db>, Millis), StoreError> {
-                let mut tx = self.pool.begin_with(<$db>::BEGIN_WRITE).await?;
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
                 let now = Self::db_now(&mut tx).await?;
                 Ok((tx, now))
             }
@@ -83,7 +125,7 @@ macro_rules! sql_store {
 
             /// Begins a transaction holding the resource's lease row; the clock is read after the lock is granted.
             async fn lock_lease(&self, id: ResourceId) -> Result<(Transaction<'static, $db>, Resource, Lease, Millis), StoreError> {
-                let mut tx = self.pool.begin_with(<$db>::BEGIN_WRITE).await?;
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
                 let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
                 let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
                 let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
@@ -153,7 +195,7 @@ macro_rules! sql_store {
             }
 
             async fn position(&self, statement: &str, args: Vec<Arg>) -> Result<Option<LogPos>, StoreError> {
-                Ok(Self::fetch(&self.pool, statement, args).await?.pop())
+                Ok(Self::fetch(&self.pool().await?, statement, args).await?.pop())
             }
         }
 
@@ -167,24 +209,36 @@ macro_rules! sql_store {
                 // A service role that may not create tables (see `grant_service_role`) starts on an up-to-date
                 // schema without touching it; anything pending is applied (and needs the owner).
                 let applied: Result<Vec<(i64,)>, _> =
-                    sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&self.pool).await;
+                    sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&self.pool().await?).await;
                 if let Ok(applied) = applied {
                     if <$db>::MIGRATOR.iter().all(|m| applied.contains(&(m.version,))) {
                         return Ok(());
                     }
                 }
-                <$db>::MIGRATOR.run(&self.pool).await?;
+                <$db>::MIGRATOR.run(&self.pool().await?).await?;
                 Ok(())
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                sqlx::query("SELECT 1").execute(&self.pool().await?).await?;
                 Ok(())
             }
 
             async fn now(&self) -> Result<Millis, StoreError> {
-                let (ms,): (i64,) = sqlx::query_as(<$db>::NOW).fetch_one(&self.pool).await?;
+                let (ms,): (i64,) = sqlx::query_as(<$db>::NOW).fetch_one(&self.pool().await?).await?;
                 Ok(Millis(ms))
+            }
+
+            async fn resume(&self, lost_at: Millis) -> Result<u64, StoreError> {
+                Ok(self.resume_holds(&self.source.current()?, lost_at).await?.1)
+            }
+
+            async fn replication(&self) -> Result<Option<Replication>, StoreError> {
+                let Some(statement) = <$db>::REPLICATION else { return Ok(None) };
+                let (commit, names, standbys): (String, String, Option<i64>) = sqlx::query_as(statement).fetch_one(&self.pool().await?).await?;
+                let synchronous = Replication::waits_for_standby(&commit, &names);
+                let (server, last_outage_ms) = (self.source.server(), self.source.last_outage_ms());
+                Ok(Some(Replication { server, synchronous_commit: commit, synchronous_standby_names: names, sync_standbys: standbys, synchronous, last_outage_ms }))
             }
 
             async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, seed: &TypePolicy, actor: &Actor) -> Result<Resource, StoreError> {
@@ -225,12 +279,12 @@ macro_rules! sql_store {
 
             async fn resources(&self, filter: &ResourceFilter) -> Result<Vec<Resource>, StoreError> {
                 let (statement, args) = sql::resources(filter);
-                Self::fetch(&self.pool, &statement, args).await
+                Self::fetch(&self.pool().await?, &statement, args).await
             }
 
             async fn leases(&self, filter: &LockFilter) -> Result<(Vec<(Resource, Lease)>, Millis), StoreError> {
                 let (statement, args) = sql::leases(filter);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool().await?.begin().await?;
                 let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &statement, args).await?;
                 let now = Self::db_now(&mut tx).await?;
                 tx.commit().await?;
@@ -253,7 +307,7 @@ macro_rules! sql_store {
                 let (ids, ttl) = ([Arg::Uuid(Some(id.0)), Arg::Uuid(Some(cmd.new_hold_id.0))], Arg::Int(Some(cmd.ttl.as_millis().0)));
                 let who = [Arg::text(cmd.principal.as_str()), Arg::Text(actor.key_id.clone()), Arg::Text(actor.request_id.clone())];
                 let args = [&ids[..], &[Arg::text(cmd.owner.as_str()), ttl, Arg::Text(Some(detail))], &who].concat();
-                let granted: Option<LeaseRecord> = Self::fetch(&self.pool, FAST_GRANT, args).await?.pop();
+                let granted: Option<LeaseRecord> = Self::fetch(&self.pool().await?, FAST_GRANT, args).await?.pop();
                 let Some(rec) = granted else {
                     return self.transact(id, actor, acquire_transition(cmd)).await;
                 };
@@ -284,7 +338,7 @@ macro_rules! sql_store {
             }
 
             async fn types(&self) -> Result<Vec<TypeRow>, StoreError> {
-                Self::fetch(&self.pool, &format!("{SELECT_TYPES} ORDER BY name"), vec![]).await
+                Self::fetch(&self.pool().await?, &format!("{SELECT_TYPES} ORDER BY name"), vec![]).await
             }
 
             async fn put_type(&self, name: &ResourceType, change: &TypeChange, seed: &TypePolicy, actor: &Actor) -> Result<TypeRow, StoreError> {
@@ -319,7 +373,7 @@ macro_rules! sql_store {
 
             async fn events(&self, filter: &EventFilter) -> Result<Vec<Logged>, StoreError> {
                 let (statement, args) = sql::events(filter, <$db>::HORIZON);
-                let recs: Vec<EventRecord> = Self::fetch(&self.pool, &statement, args).await?;
+                let recs: Vec<EventRecord> = Self::fetch(&self.pool().await?, &statement, args).await?;
                 Ok(recs.into_iter().map(Logged::from).collect())
             }
 
@@ -341,7 +395,7 @@ macro_rules! sql_store {
 
             async fn finished_holds(&self, after: i64, limit: u32) -> Result<Vec<FinishedHold>, StoreError> {
                 let args = vec![Arg::Int(Some(after)), Arg::Int(Some(i64::from(limit)))];
-                Self::fetch(&self.pool, &sql::finished_holds(<$db>::HORIZON), args).await
+                Self::fetch(&self.pool().await?, &sql::finished_holds(<$db>::HORIZON), args).await
             }
 
             async fn append_event(&self, mut event: EventView) -> Result<(), StoreError> {
@@ -361,11 +415,11 @@ macro_rules! sql_store {
             }
 
             async fn key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-                Ok(Self::fetch(&self.pool, SELECT_KEY, vec![Arg::text(id)]).await?.pop())
+                Ok(Self::fetch(&self.pool().await?, SELECT_KEY, vec![Arg::text(id)]).await?.pop())
             }
 
             async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-                Self::fetch(&self.pool, &format!("{SELECT_KEYS} ORDER BY created_at_ms, id"), vec![]).await
+                Self::fetch(&self.pool().await?, &format!("{SELECT_KEYS} ORDER BY created_at_ms, id"), vec![]).await
             }
 
             async fn revoke_key(&self, id: &str, actor: &Actor) -> Result<KeyRecord, StoreError> {

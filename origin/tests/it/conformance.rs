@@ -36,6 +36,17 @@ async fn health_reports_database_and_version(b: Backend) {
         assert_eq!(r.body["status"], "ok");
         assert_eq!(r.body["database"], "ok");
         assert_eq!(r.body["version"], env!("CARGO_PKG_VERSION"));
+        // PostgreSQL: the server written to, and whether commits wait for a standby (the test cluster has
+        // none; the formation of `cargo xtask test` does).
+        let rep = &r.body["replication"];
+        match b {
+            Backend::Postgres => {
+                assert!(rep["server"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")), "{rep}");
+                let names = rep["synchronous_standby_names"].as_str().unwrap();
+                assert_eq!(rep["synchronous"], !names.is_empty() && rep["synchronous_commit"] == "on", "{rep}");
+            }
+            Backend::Sqlite => assert!(rep.is_null(), "{rep}"),
+        }
     }
     app.stop().await;
 }

@@ -9,6 +9,7 @@ mod contention;
 mod dashboard;
 mod dashboard_serving;
 mod edge;
+mod failover;
 mod fast_grant;
 mod faults;
 mod ml;

@@ -77,6 +77,26 @@ fn pg_admin_url() -> Option<String> {
     }
 }
 
+/// Creates database `name` on the writable server among `admin`'s hosts (a formation's multi-host URL names
+/// standbys too, which refuse).
+async fn create_database(admin: &str, name: &str) {
+    let mut last = None;
+    for host in hhs_origin::primary::targets(admin).expect("test database URL") {
+        match PgConnection::connect(&host).await {
+            Ok(mut conn) => {
+                let created = conn.execute(format!("CREATE DATABASE {name}").as_str()).await;
+                conn.close().await.ok();
+                match created {
+                    Ok(_) => return,
+                    Err(e) => last = Some(e.to_string()),
+                }
+            }
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    panic!("could not create a test database on any host: {last:?}");
+}
+
 /// `url` with its database name replaced.
 fn with_database(url: &str, db: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
@@ -113,9 +133,7 @@ impl TestDb {
                 };
                 let horizon = if alone { Horizon::Alone(HORIZON.write().await) } else { Horizon::Shared(HORIZON.read().await) };
                 let name = format!("hhs_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL cluster");
-                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-                conn.close().await.ok();
+                create_database(&admin, &name).await;
                 let pg_url = Some(with_database(&admin, &name));
                 Some(TestDb { backend, pg_url, sqlite: None, sqlite_busy_timeout: None, _horizon: Some(horizon) })
             }
