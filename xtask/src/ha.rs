@@ -148,6 +148,11 @@ impl Formation {
         Ok(primary)
     }
 
+    /// Waits until a node other than `old` is primary (writable).
+    pub fn new_primary(&self, old: usize, within: Duration) -> Result<(), String> {
+        self.wait_until(within, "a new primary", |nodes| nodes.iter().any(|n| n.index != old && n.reported == "primary" || n.index != old && n.reported == "wait_primary"))
+    }
+
     /// SIGKILLs one standby node.
     pub fn kill_standby(&self) -> Result<usize, String> {
         let node = self.nodes()?.into_iter().find(|n| n.reported == "secondary").ok_or("no standby to kill")?;

@@ -55,11 +55,22 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     let result = run_counting(&mut cmd);
     drop(wrangler);
     drop(cluster);
-    let (mut passed, mut failed, ignored) = result?;
-    // The fault harness, short: on PostgreSQL (three replicas, crashes) and on SQLite (one origin). Only in a full
-    // run (arguments narrow `cargo test` to a part). Each of its checks counts as a test.
+    let (mut passed, mut failed, mut ignored) = result?;
+    // The fault harness, short: on PostgreSQL (three replicas, crashes), on SQLite (one origin) and on the formation
+    // (primary killed, switchover, standby killed). Only in a full run (arguments narrow `cargo test` to a part).
+    // Each of its checks counts as a test.
     if extra.is_empty() {
-        for store in [&[][..], &["--sqlite".to_owned()][..]] {
+        // The formation (pg_auto_failover: a primary and two synchronous standbys): the conformance suite through
+        // its multi-host URL, whose first host need not be the primary.
+        let dir = std::env::temp_dir().join(format!("hhs-test-ha-{}", std::process::id()));
+        let formation = crate::ha::Owned(crate::ha::Formation::up(&dir)?);
+        step("cargo test: the conformance suite against the formation's multi-host URL");
+        let mut cmd = cargo();
+        cmd.args(["test", "--no-fail-fast", "-p", "hhs-origin", "--test", "it", "--", "conformance::postgres", "failover::"]).env("HHS_TEST_PG_URL", formation.0.url());
+        let (p, f, i) = run_counting(&mut cmd)?;
+        drop(formation);
+        (passed, failed, ignored) = (passed + p, failed + f, ignored + i);
+        for store in [&[][..], &["--sqlite".to_owned()][..], &["--ha".to_owned()][..]] {
             let mut args = vec!["--duration".to_owned(), CHAOS_SECONDS.to_string()];
             args.extend_from_slice(store);
             let checks = chaos::run_checks(&chaos::Options::parse(&args)?)?;

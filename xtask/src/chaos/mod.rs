@@ -9,6 +9,11 @@
 //! clients. A subscriber follows `GET /api/events/stream` across all of it. Afterwards it reads the event log
 //! back and runs the six checks of `checks.rs`; it prints a table and fails on any violation.
 //!
+//! With `--ha` the database is a pg_auto_failover formation (`cargo xtask ha`: a primary and two synchronous
+//! standbys) and the origins get its multi-host URL; the database faults are then a SIGKILL of the primary's
+//! node (an unplanned failover; the node is revived as a standby once a new primary is up), a planned
+//! switchover and a SIGKILL of a standby (which must cost nothing: the other standby acknowledges).
+//!
 //! Everything talks to 127.0.0.1 only and stops by itself after `--duration` seconds (plus recovery).
 
 mod checks;
@@ -41,11 +46,12 @@ pub struct Options {
     pub edge: bool,
     pub clients: usize,
     pub release: bool,
+    pub ha: bool,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
-        let mut o = Options { duration: Duration::from_secs(60), seed: 1, sqlite: false, edge: false, clients: 12, release: false };
+        let mut o = Options { duration: Duration::from_secs(60), seed: 1, sqlite: false, edge: false, clients: 12, release: false, ha: false };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut num = |name: &str| -> Result<u64, String> {
@@ -58,7 +64,8 @@ impl Options {
                 "--sqlite" => o.sqlite = true,
                 "--edge" => o.edge = true,
                 "--release" => o.release = true,
-                other => return Err(format!("unknown chaos option {other:?} (--duration S --seed N --clients N --sqlite --edge --release)")),
+                "--ha" => o.ha = true,
+                other => return Err(format!("unknown chaos option {other:?} (--duration S --seed N --clients N --sqlite --ha --edge --release)")),
             }
         }
         Ok(o)
@@ -86,6 +93,7 @@ struct World {
     db_env: (&'static str, String),
     replicas: Mutex<Vec<Replica>>,
     cluster: Option<Cluster>,
+    formation: Option<crate::ha::Owned>,
     logs: PathBuf,
 }
 
@@ -221,15 +229,22 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
 
-    let (cluster, db_env, sqlite_dir) = if o.sqlite {
+    let (mut formation, mut cluster) = (None, None);
+    let (db_env, sqlite_dir) = if o.sqlite {
         let dir = std::env::temp_dir().join(format!("hhs-chaos-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let file = dir.join("hhs.db").to_string_lossy().into_owned();
-        (None, ("HHS_SQLITE_PATH", file), Some(dir))
+        (("HHS_SQLITE_PATH", file), Some(dir))
+    } else if o.ha {
+        let f = crate::ha::Formation::up(&std::env::temp_dir().join(format!("hhs-chaos-ha-{}", std::process::id())))?;
+        let url = f.url();
+        formation = Some(crate::ha::Owned(f));
+        (("DATABASE_URL", url), None)
     } else {
         let c = Cluster::start_with(true)?;
         let url = c.url();
-        (Some(c), ("DATABASE_URL", url), None)
+        cluster = Some(c);
+        (("DATABASE_URL", url), None)
     };
     let replicas = if o.sqlite { 1 } else { 3 };
     let ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect::<Result<_, _>>()?;
@@ -238,9 +253,14 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         db_env,
         replicas: Mutex::new(ports.iter().map(|p| Replica { port: *p, child: None }).collect()),
         cluster,
+        formation,
         logs: logs.clone(),
     });
-    let store = if o.sqlite { "SQLite, 1 origin" } else { "PostgreSQL (durable), 3 replicas" };
+    let store = match (o.sqlite, o.ha) {
+        (true, _) => "SQLite, 1 origin",
+        (false, true) => "a PostgreSQL formation (primary + 2 synchronous standbys), 3 replicas",
+        (false, false) => "PostgreSQL (durable), 3 replicas",
+    };
     step(&format!("chaos: {store}, {} clients, {} s, seed {}; logs in {}", o.clients, o.duration.as_secs(), o.seed, logs.display()));
     crate::run::status(&mut world.origin(&["migrate"]))?;
     let key = |principal: &str, role: &str| output(&mut world.origin(&["keys", "create", "--principal", principal, "--role", role]));
@@ -292,6 +312,7 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     let mut rng = root.fork(0);
     let deadline = Instant::now() + o.duration;
     let (mut kills, mut crashes, mut freezes) = (0, 0, 0);
+    let mut ha_faults = HaFaults::default();
     let mut down: Vec<Window> = vec![];
     let mut round: Vec<u64> = vec![];
     loop {
@@ -300,14 +321,26 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
             break;
         }
         sleep(pause);
-        // Every kind of fault in each round of three, in an order drawn from the seed.
+        // Every kind of fault in each round, in an order drawn from the seed (a formation's primary is killed
+        // first, so even a short run has a failover).
         if round.is_empty() {
-            round = if world.cluster.is_some() { vec![0, 1, 2] } else { vec![0, 2] };
-            let swap = rng.range(0, round.len() as u64) as usize;
+            round = match (&world.cluster, &world.formation) {
+                (Some(_), _) => vec![0, 1, 2],
+                (None, Some(_)) => vec![0, 2, 4, 5, 3],
+                (None, None) => vec![0, 2],
+            };
+            let n = round.len() - usize::from(world.formation.is_some());
+            let swap = rng.range(0, n as u64) as usize;
             round.swap(0, swap);
         }
         let pick = round.pop().unwrap_or(0);
-        if pick == 0 {
+        if let (Some(f), true) = (&world.formation, pick >= 3) {
+            let start = sh.ms();
+            let window = ha_fault(&f.0, pick, &mut ha_faults, &|| sh.ms())?;
+            if window {
+                down.push(Window { start, end: sh.ms() });
+            }
+        } else if pick == 0 {
             let i = rng.range(0, replicas as u64) as usize;
             eprintln!("[{:>6} ms] fault: kill -9 replica {i}", sh.ms());
             world.kill(i);
@@ -360,7 +393,16 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         checks::stream_complete(&log, start_cursor, &received),
         checks::server_errors(&calls, &down, 5_000),
     ];
-    print_table(o, &calls, (kills, crashes, freezes), &checks, world.cluster.is_some());
+    print_table(o, &calls, (kills, crashes, freezes), &checks, world.cluster.is_some() || world.formation.is_some());
+    if world.formation.is_some() {
+        println!(
+            "formation faults: {} primary kills (failover {}), {} switchovers, {} standby kills",
+            ha_faults.primary_kills,
+            ha_faults.failovers_ms.iter().map(|ms| format!("{ms} ms")).collect::<Vec<_>>().join(", "),
+            ha_faults.switchovers,
+            ha_faults.standby_kills
+        );
+    }
     drop(world);
     if let Some(dir) = sqlite_dir {
         let _ = std::fs::remove_dir_all(dir);
@@ -391,4 +433,50 @@ fn print_table(o: &Options, calls: &[checks::Call], (kills, crashes, freezes): (
     }
     let passed = checks.iter().filter(|c| c.ok).count();
     println!("\nchaos: {passed} passed, {} failed", checks.len() - passed);
+}
+
+/// What the formation went through in a run.
+#[derive(Default)]
+struct HaFaults {
+    primary_kills: u32,
+    /// From the kill to the monitor reporting a new primary.
+    failovers_ms: Vec<u64>,
+    switchovers: u32,
+    standby_kills: u32,
+}
+
+/// One fault of the formation (3: kill the primary's node, 4: switchover, 5: kill a standby), returning with all
+/// three nodes back. Whether it was a window in which the database could not be written (503s are allowed).
+fn ha_fault(f: &crate::ha::Formation, pick: u64, seen: &mut HaFaults, ms: &dyn Fn() -> u64) -> Result<bool, String> {
+    let start = ms();
+    let window = match pick {
+        3 => {
+            let old = f.kill_primary()?;
+            eprintln!("[{start:>6} ms] fault: SIGKILL the primary (node{old}) and its keeper");
+            f.new_primary(old, Duration::from_secs(60))?;
+            let took = ms() - start;
+            eprintln!("[{:>6} ms]        a standby was promoted after {took} ms; reviving node{old} as a standby", ms());
+            seen.primary_kills += 1;
+            seen.failovers_ms.push(took);
+            f.revive()?;
+            true
+        }
+        4 => {
+            eprintln!("[{start:>6} ms] fault: planned switchover");
+            f.switchover()?;
+            seen.switchovers += 1;
+            true
+        }
+        _ => {
+            let node = f.kill_standby()?;
+            eprintln!("[{start:>6} ms] fault: SIGKILL a standby (node{node}); writes go on with the other");
+            sleep(Duration::from_secs(2));
+            f.revive()?;
+            seen.standby_kills += 1;
+            false
+        }
+    };
+    f.settled(Duration::from_secs(120), None)?;
+    eprintln!("[{:>6} ms]        formation settled", ms());
+    Ok(window)
 }
