@@ -19,7 +19,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             crate::bench_cycle::run(seconds, args.iter().any(|a| a == "--sqlite"))
         }
         Some("keys") => crate::bench_keys::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50_000)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN]".into()),
+        Some("failover") => crate::bench_failover::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN] | failover [KILLS]".into()),
     }
 }
 

@@ -11,6 +11,8 @@
 //! * `bench edge` — latency of acquire+release direct and through `wrangler dev`, and the Worker's size.
 //! * `bench ui` — the dashboard's wasm size and its first render of 1,000 resources in headless Chromium.
 //! * `bench cycle` — the origin's acquire → heartbeat → release throughput on durable PostgreSQL.
+//! * `bench failover` — the unavailability window when the formation's primary is killed (5 kills), and
+//!   throughput with synchronous replication beside a single server.
 //! * `bench keys` — a valid key's latency idle and during a flood of 50,000 unknown key ids.
 //! * `tidy` — ARCHITECTURE.md's code map agrees with the files; no import cycles in the dashboard.
 //! * `ha` — a PostgreSQL formation with pg_auto_failover (monitor, primary, two standbys) on this machine:
@@ -20,6 +22,7 @@
 
 mod bench;
 mod bench_cycle;
+mod bench_failover;
 mod bench_keys;
 mod chaos;
 mod dev;

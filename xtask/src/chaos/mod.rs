@@ -17,7 +17,7 @@
 //! Everything talks to 127.0.0.1 only and stops by itself after `--duration` seconds (plus recovery).
 
 mod checks;
-mod http;
+pub(crate) mod http;
 mod rng;
 mod workload;
 
