@@ -10,7 +10,9 @@ use crate::lease::{Hold, HoldState, Lease};
 use crate::time::Millis;
 use crate::ttl::Ttl;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Also the payload of PostgreSQL's renewal notification (`row_to_json` of the row a one-statement heartbeat
+/// wrote, with `resource_id`): hence `Deserialize`, with the column names as field names.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct StoredLease {
     pub last_token: i64,
@@ -56,6 +58,18 @@ impl StoredLease {
             delay_until_ms: l.delay_until.map(|m| m.0),
             late_reported: h.is_some_and(|h| h.late_reported),
         }
+    }
+
+    /// A renewal notification's payload (a `leases` row as JSON, with its `resource_id`) as the lease it stores.
+    pub fn parse_row(json: &str) -> Result<Lease, String> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            resource_id: Uuid,
+            #[serde(flatten)]
+            lease: StoredLease,
+        }
+        let row: Row = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        row.lease.into_lease(ResourceId(row.resource_id))
     }
 
     /// The lease of resource `id` this record holds, or what is wrong with it.

@@ -241,7 +241,7 @@ async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::
             Ok(mut l) => loop {
                 match l.recv().await {
                     Ok(n) => {
-                        let _ = changes.send(serde_json::from_str(n.payload()).map(Change::Renewed).unwrap_or(Change::Events));
+                        let _ = changes.send(renewal(n.payload()).map_or(Change::Events, Change::Renewed));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
@@ -255,4 +255,10 @@ async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// A renewal notification's hold: a `LockView` (written by the row-lock path) or the `leases` row a one-statement
+/// heartbeat wrote (`StoredLease::parse_row`), viewed as `LockView::renewed` would.
+fn renewal(payload: &str) -> Option<hhs_core::wire::LockView> {
+    serde_json::from_str(payload).ok().or_else(|| hhs_core::wire::LockView::renewed(&hhs_core::stored::StoredLease::parse_row(payload).ok()?))
 }

@@ -69,9 +69,10 @@ impl Loaded {
                     while !stop.load(Ordering::Relaxed) {
                         let id = &mine[i % mine.len()];
                         i += 1;
-                        let body = json!({"resource_id": id, "owner_id": format!("w{w}"), "ttl_seconds": 30});
+                        let acquire = json!({"resource_id": id, "owner_id": format!("w{w}"), "ttl_seconds": 30});
+                        let release = json!({"resource_id": id, "owner_id": format!("w{w}")});
                         let mut ok = true;
-                        for op in ["acquire", "release"] {
+                        for (op, body) in [("acquire", acquire), ("release", release)] {
                             let start = t0.elapsed().as_millis() as u64;
                             let got = http::call(&agent, "POST", &format!("{base}/api/locks/{op}"), &client, Some(&body));
                             let good = matches!(got, Answer::Status(200, _));

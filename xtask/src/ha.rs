@@ -80,11 +80,11 @@ impl Formation {
         }
         f.psql(0, "pg_auto_failover", "SELECT pg_reload_conf()")?;
         let monitor = format!("postgres://autoctl_node@127.0.0.1:{}/pg_auto_failover?sslmode=disable", f.ports[0]);
-        for i in 1..=3 {
-            step(&format!("ha: data node {i} on 127.0.0.1:{}", f.ports[i]));
+        for (i, port) in ports.iter().enumerate().skip(1) {
+            step(&format!("ha: data node {i} on 127.0.0.1:{port}"));
             let name = format!("node{i}");
             f.autoctl(&[
-                "create", "postgres", "--pgdata", &f.data(i), "--pgport", &ports[i], "--hostname", "127.0.0.1", "--listen", "127.0.0.1",
+                "create", "postgres", "--pgdata", &f.data(i), "--pgport", port, "--hostname", "127.0.0.1", "--listen", "127.0.0.1",
                 "--auth", "trust", "--no-ssl", "--monitor", &monitor, "--name", &name, "--dbname", "hhs",
             ])?;
             f.start(i)?;
@@ -150,7 +150,7 @@ impl Formation {
 
     /// Waits until a node other than `old` is primary (writable).
     pub fn new_primary(&self, old: usize, within: Duration) -> Result<(), String> {
-        self.wait_until(within, "a new primary", |nodes| nodes.iter().any(|n| n.index != old && n.reported == "primary" || n.index != old && n.reported == "wait_primary"))
+        self.wait_until(within, "a new primary", |nodes| nodes.iter().any(|n| n.index != old && matches!(n.reported.as_str(), "primary" | "wait_primary")))
     }
 
     /// SIGKILLs one standby node.
@@ -252,15 +252,20 @@ impl Formation {
         !pgid.trim().is_empty() && Command::new("kill").args(["-0", "--", &format!("-{}", pgid.trim())]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
     }
 
-    /// SIGKILL to node `i`'s keeper group and to its postmaster (which `pg_ctl` starts in a session of its own).
+    /// SIGKILL to everything of node `i`, as if its machine died: the postmaster and every process it forked,
+    /// then the keeper's process group. PostgreSQL puts each backend in a session of its own (`setsid`), so a backend
+    /// outlives a killed postmaster until it notices — and may answer a query meanwhile; hence the postmaster is
+    /// stopped first (no new forks), its children killed, then it.
     fn kill(&self, i: usize) {
+        let pid = std::fs::read_to_string(Path::new(&self.data(i)).join("postmaster.pid")).unwrap_or_default();
+        if let Some(pid) = pid.lines().next().filter(|p| !p.is_empty()) {
+            let _ = Command::new("kill").args(["-STOP", pid]).stderr(Stdio::null()).status();
+            let _ = Command::new("pkill").args(["-KILL", "-P", pid]).stderr(Stdio::null()).status();
+            let _ = Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
+        }
         if let Ok(pgid) = std::fs::read_to_string(self.dir.join(format!("node{i}.pgid"))) {
             let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", pgid.trim())]).stderr(Stdio::null()).status();
             let _ = std::fs::remove_file(self.dir.join(format!("node{i}.pgid")));
-        }
-        let pid = std::fs::read_to_string(Path::new(&self.data(i)).join("postmaster.pid")).unwrap_or_default();
-        if let Some(pid) = pid.lines().next().filter(|p| !p.is_empty()) {
-            let _ = Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
         }
     }
 

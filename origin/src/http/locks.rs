@@ -46,8 +46,8 @@ pub(super) async fn acquire(
     Ok(Json(view))
 }
 
-/// Heartbeat and release: the caller's principal with the owner id and token it names, through one transition.
-/// Returns the claim too, for what the caller does with a refusal.
+/// Release: the caller's principal with the owner id and token it names, through one transition. Returns the
+/// claim too, for what the caller does with a refusal.
 pub(super) async fn as_holder(
     state: &AppState,
     caller: &Caller,
@@ -66,9 +66,11 @@ pub(super) async fn heartbeat(
     caller: Caller,
     JsonBody(req): JsonBody<HolderRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    let (id, claim, result) = as_holder(&state, &caller, &req, lease::heartbeat).await?;
+    let valid = req.validate()?;
+    let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
+    let result = state.store.heartbeat(valid.resource_id, claim.clone(), &caller.actor()).await;
     if let Err(StoreError::Denied(Denied::LockExpired)) = result {
-        record_late(&state, &caller, id, claim, Late::Heartbeat).await;
+        record_late(&state, &caller, valid.resource_id, claim, Late::Heartbeat).await;
     }
     Ok(answer(&result?))
 }

@@ -36,8 +36,8 @@ pub trait Dialect: sqlx::Database {
     const HORIZON: &'static str;
     /// Renewals reach every replica by `NOTIFY` (PostgreSQL); otherwise only this process, after commit.
     const NOTIFY_RENEWALS: bool;
-    /// Whether `sql::FAST_GRANT`, PostgreSQL's one-statement acquire, runs here.
-    const FAST_GRANT: bool;
+    /// Whether PostgreSQL's one-statement paths run here: `sql::FAST_GRANT` (acquire) and `sql::FAST_HEARTBEAT`.
+    const FAST_PATHS: bool;
     /// Serializes resumptions after an outage (`sql::LAST_RESUME`); SQLite's `BEGIN IMMEDIATE` already does.
     const LOCK_OUTAGES: &'static str;
     /// The server's replication settings (`sql_store`'s `replication`); `None`: a database without standbys.
@@ -56,7 +56,7 @@ impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF l SKIP LOCKED";
     const HORIZON: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
     const NOTIFY_RENEWALS: bool = true;
-    const FAST_GRANT: bool = true;
+    const FAST_PATHS: bool = true;
     const LOCK_OUTAGES: &'static str = "LOCK TABLE outages IN SHARE ROW EXCLUSIVE MODE";
     /// Synchronous standbys are counted where the role may see them (`pg_monitor`; else the count is NULL).
     const REPLICATION: Option<&'static str> = Some(
@@ -81,7 +81,7 @@ impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const HORIZON: &'static str = "1";
     const NOTIFY_RENEWALS: bool = false;
-    const FAST_GRANT: bool = false;
+    const FAST_PATHS: bool = false;
     const LOCK_OUTAGES: &'static str = "SELECT 1";
     const REPLICATION: Option<&'static str> = None;
     const MIGRATOR: &'static Migrator = &sqlx::migrate!("../migrations/sqlite");

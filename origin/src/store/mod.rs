@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hhs_core::wire::{EventView, LockView, Replication};
-use hhs_core::lease::AcquireCmd;
+use hhs_core::lease::{AcquireCmd, Claim};
 use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 
 pub use dialect::{PgStore, SqliteStore};
@@ -145,6 +145,12 @@ pub trait Store: Send + Sync + 'static {
     /// one-statement fast path for the common case and falls back to this.
     async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError> {
         self.transact(id, actor, acquire_transition(cmd)).await
+    }
+
+    /// Heartbeat: `hhs_core::lease::heartbeat` for `claim` through [`Store::transact`]. PostgreSQL overrides it
+    /// with a one-statement fast path for the caller's live hold and falls back to this.
+    async fn heartbeat(&self, id: ResourceId, claim: Claim, actor: &Actor) -> Result<Applied, StoreError> {
+        self.transact(id, actor, Box::new(move |_, current, now| hhs_core::lease::heartbeat(current, now, &claim))).await
     }
 
     /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`). Safe to run on

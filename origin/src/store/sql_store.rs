@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hhs_core::lease::{expire, resume, retire, token_floor, AcquireCmd};
+use hhs_core::lease::{expire, heartbeat, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
 use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
@@ -300,7 +300,7 @@ macro_rules! sql_store {
             }
 
             async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError> {
-                if !<$db>::FAST_GRANT {
+                if !<$db>::FAST_PATHS {
                     return self.transact(id, actor, acquire_transition(cmd)).await;
                 }
                 let detail = serde_json::to_string(&HoldDetail::granted(cmd.ttl, &cmd.principal)).unwrap_or_default();
@@ -317,6 +317,20 @@ macro_rules! sql_store {
                 let now = hold.acquired_at;
                 let events = vec![LeaseEvent { kind: EventKind::Acquired, at: now, hold }];
                 Ok(Applied { resource, outcome: Outcome { lease, events }, now })
+            }
+
+            async fn heartbeat(&self, id: ResourceId, claim: Claim, actor: &Actor) -> Result<Applied, StoreError> {
+                if <$db>::FAST_PATHS {
+                    let (who, token) = ([Arg::text(claim.principal.as_str()), Arg::text(claim.owner.as_str())], Arg::Int(claim.token.map(|t| t.to_i64())));
+                    let args = [&[Arg::Uuid(Some(id.0))][..], &who, &[token]].concat();
+                    if let Some(rec) = Self::fetch::<LeaseRecord, _>(&self.pool().await?, FAST_HEARTBEAT, args).await?.pop() {
+                        let (resource, lease) = rec.into_parts()?;
+                        // The clock the renewal used, or the hold's own if that was later (it never moves back).
+                        let now = lease.hold.as_ref().map_or(Millis(0), |h| h.last_heartbeat);
+                        return Ok(Applied { resource, outcome: Outcome { lease, events: vec![] }, now });
+                    }
+                }
+                self.transact(id, actor, Box::new(move |_, current, now| heartbeat(current, now, &claim))).await
             }
 
             async fn reap(&self, batch: u32) -> Result<usize, StoreError> {
