@@ -1,6 +1,7 @@
 //! `cargo xtask bench edge [N]`: the edge's cost. Release builds of the origin (embedded SQLite) and the Worker
-//! (wasm-opt'd), `wrangler dev --env bench` in front; N acquire+release pairs straight to the origin and N
-//! through the edge, one after another on keep-alive connections; p50/p99 of each, and the Worker's size.
+//! (wasm-opt'd), `wrangler dev --env bench` in front; N acquire+release pairs straight to the origin, N through
+//! the edge and N through a bare pass-through Worker on the same wrangler (`edge/bench/`, the floor), one after
+//! another on keep-alive connections; p50/p99 of each, the edge's cost against the floor's, and the Worker's size.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -20,7 +21,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         Some("keys") => crate::bench_keys::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50_000)),
         Some("failover") => crate::bench_failover::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN] | failover [KILLS]".into()),
+        Some("contention") => crate::bench_contention::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(40)),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN] | failover [KILLS] | contention [ROUNDS]".into()),
     }
 }
 
@@ -151,13 +153,19 @@ fn edge_bench(pairs: usize) -> Result<(), String> {
         let direct = time_pairs(origin_port, &key, &resource, pairs)?;
         step(&format!("{pairs} acquire+release pairs through wrangler dev"));
         let through = time_pairs(edge_port, &key, &resource, pairs)?;
-        Ok((direct, through))
+        // The floor, on the same wrangler: a Worker that only forwards.
+        let floor_port = free_port()?;
+        let bare = edge::start_passthrough(floor_port, format!("http://127.0.0.1:{origin_port}"), &dir.join("passthrough.log"))?;
+        step(&format!("{pairs} acquire+release pairs through a bare pass-through Worker"));
+        let floor = time_pairs(floor_port, &key, &resource, pairs);
+        drop(bare);
+        Ok((direct, through, floor?))
     })();
     drop(wrangler);
     let _ = origin.kill();
     let _ = origin.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let (direct, through) = result?;
+    let (direct, through, floor) = result?;
 
     let wasm = build.join("index_bg.wasm");
     let raw = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
@@ -166,6 +174,9 @@ fn edge_bench(pairs: usize) -> Result<(), String> {
     println!("\n| acquire + release (ms) | p50 | p99 |\n|---|---|---|");
     println!("| origin direct | {:.2} | {:.2} |", percentile(&direct, 0.5), percentile(&direct, 0.99));
     println!("| through wrangler dev | {:.2} | {:.2} |", percentile(&through, 0.5), percentile(&through, 0.99));
+    println!("| through a bare pass-through Worker (the floor) | {:.2} | {:.2} |", percentile(&floor, 0.5), percentile(&floor, 0.99));
+    let (ours, bare) = (percentile(&through, 0.5) - percentile(&direct, 0.5), percentile(&floor, 0.5) - percentile(&direct, 0.5));
+    println!("\nthe edge adds {ours:.2} ms p50 to a pair, a bare pass-through {bare:.2} ms: {:.2}x the floor", ours / bare);
     println!("\nWorker bundle: wasm {:.0} KiB raw, {:.0} KiB gzipped; JS glue {:.0} KiB ({})", raw as f64 / 1024.0, gz as f64 / 1024.0, js as f64 / 1024.0, root().join("edge/build").display());
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! * `bench cycle` — the origin's acquire → heartbeat → release throughput on durable PostgreSQL.
 //! * `bench failover` — the unavailability window when the formation's primary is killed (5 kills), and
 //!   throughput with synchronous replication beside a single server.
+//! * `bench contention` — acquire latency when 50 clients race for one resource at once.
 //! * `bench keys` — a valid key's latency idle and during a flood of 50,000 unknown key ids.
 //! * `tidy` — ARCHITECTURE.md's code map agrees with the files; no import cycles in the dashboard.
 //! * `ha` — a PostgreSQL formation with pg_auto_failover (monitor, primary, two standbys) on this machine:
@@ -21,6 +22,7 @@
 //!   promises (no overlap, rising tokens, nothing acknowledged lost, fencing, a complete stream, no 500).
 
 mod bench;
+mod bench_contention;
 mod bench_cycle;
 mod bench_failover;
 mod bench_keys;

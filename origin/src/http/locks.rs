@@ -46,21 +46,6 @@ pub(super) async fn acquire(
     Ok(Json(view))
 }
 
-/// Release: the caller's principal with the owner id and token it names, through one transition. Returns the
-/// claim too, for what the caller does with a refusal.
-pub(super) async fn as_holder(
-    state: &AppState,
-    caller: &Caller,
-    req: &HolderRequest,
-    transition: fn(&hhs_core::Lease, hhs_core::Millis, &Claim) -> Result<hhs_core::Outcome, Denied>,
-) -> Result<(ResourceId, Claim, Result<Applied, StoreError>), AppError> {
-    let valid = req.validate()?;
-    let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
-    let moved = claim.clone();
-    let result = state.store.transact(valid.resource_id, &caller.actor(), Box::new(move |_, current, now| transition(current, now, &moved))).await;
-    Ok((valid.resource_id, claim, result))
-}
-
 pub(super) async fn heartbeat(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,7 +65,9 @@ pub(super) async fn release(
     caller: Caller,
     JsonBody(req): JsonBody<HolderRequest>,
 ) -> Result<Json<LockView>, AppError> {
-    let (id, claim, result) = as_holder(&state, &caller, &req, lease::release).await?;
+    let valid = req.validate()?;
+    let (id, claim) = (valid.resource_id, Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token });
+    let result = state.store.release(id, claim.clone(), &caller.actor()).await;
     let applied = match result {
         Err(StoreError::Denied(Denied::LockExpired)) => {
             record_late(&state, &caller, id, claim, Late::Release).await;

@@ -153,6 +153,12 @@ pub trait Store: Send + Sync + 'static {
         self.transact(id, actor, Box::new(move |_, current, now| hhs_core::lease::heartbeat(current, now, &claim))).await
     }
 
+    /// Release: `hhs_core::lease::release` for `claim` through [`Store::transact`]. PostgreSQL overrides it with
+    /// a one-statement fast path for the caller's live hold and falls back to this.
+    async fn release(&self, id: ResourceId, claim: Claim, actor: &Actor) -> Result<Applied, StoreError> {
+        self.transact(id, actor, Box::new(move |_, current, now| hhs_core::lease::release(current, now, &claim))).await
+    }
+
     /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`). Safe to run on
     /// several replicas at once: each expiry is recorded exactly once. Returns how many it recorded.
     async fn reap(&self, batch: u32) -> Result<usize, StoreError>;

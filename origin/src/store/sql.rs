@@ -119,37 +119,89 @@ pub const SELECT_RESUMABLE: &str = concat!(
 pub const LAST_RESUME: &str = "SELECT COALESCE(MAX(resumed_at_ms), 0) FROM outages";
 pub const INSERT_OUTAGE: &str = "INSERT INTO outages (lost_at_ms, resumed_at_ms, holds_extended) VALUES ($1, $2, $3)";
 
-/// The heartbeat rule for the common case, over `leases l` and a `clock` with the time in `ms`: the caller's
-/// (`$2` principal, `$3` owner, `$4` token or NULL) hold, held and not lapsed — restating
-/// `hhs_core::lease::heartbeat`'s success case (`check_holder`, then `Hold::is_expired`), and its renewal
-/// (`Hold::record_heartbeat`: the clock never moves back, the longest gap kept). Anything it does not renew
-/// falls back to the row-lock path, where hhs-core decides and names the refusal; `tests/it/fast_heartbeat.rs`
-/// checks SQL and hhs-core agree on every generated case, outcome and values.
+/// The caller's live hold, over `leases l` and a `clock` with the time in `ms`: `$2` principal, `$3` owner, `$4`
+/// token or NULL; held and not lapsed. Restates the success case of `hhs_core::lease::heartbeat` and `release`
+/// (`check_holder`, then `Hold::is_expired`); anything else falls back to the row-lock path, where hhs-core
+/// decides and names the refusal. `tests/it/fast_paths.rs` checks SQL and hhs-core agree on every generated
+/// case, outcome and values.
+macro_rules! live_hold_of_caller {
+    () => {
+        "l.resource_id = $1 AND l.state = 'HELD' AND l.principal = $2 AND l.owner_id = $3 \
+         AND ($4::bigint IS NULL OR l.token = $4) AND clock.ms - l.last_heartbeat_ms <= l.ttl_ms"
+    };
+}
+
+/// The renewal (`Hold::record_heartbeat`: the clock never moves back, the longest gap kept).
 macro_rules! renew {
     () => {
-        "UPDATE leases l SET heartbeats = LEAST(l.heartbeats + 1, 4294967295), \
-            max_gap_ms = GREATEST(l.max_gap_ms, GREATEST(clock.ms, l.last_heartbeat_ms) - l.last_heartbeat_ms), \
-            last_heartbeat_ms = GREATEST(clock.ms, l.last_heartbeat_ms) \
-         FROM clock WHERE l.resource_id = $1 AND l.state = 'HELD' AND l.principal = $2 AND l.owner_id = $3 \
-            AND ($4::bigint IS NULL OR l.token = $4) AND clock.ms - l.last_heartbeat_ms <= l.ttl_ms RETURNING l.*"
+        concat!(
+            "UPDATE leases l SET heartbeats = LEAST(l.heartbeats + 1, 4294967295), \
+                max_gap_ms = GREATEST(l.max_gap_ms, GREATEST(clock.ms, l.last_heartbeat_ms) - l.last_heartbeat_ms), \
+                last_heartbeat_ms = GREATEST(clock.ms, l.last_heartbeat_ms) FROM clock WHERE ",
+            live_hold_of_caller!(),
+            " RETURNING l.*"
+        )
+    };
+}
+
+/// The release (`hhs_core::lease::release`: ended at the later of the clock and the last heartbeat; no
+/// lock-delay) and its `released` event, whose detail is `HoldDetail` written in SQL (`$5` actor principal, `$6`
+/// key id, `$7` request id).
+macro_rules! release_and_log {
+    () => {
+        concat!(
+            "released AS (UPDATE leases l SET state = 'RELEASED', ended_at_ms = GREATEST(clock.ms, l.last_heartbeat_ms) \
+                FROM clock WHERE ",
+            live_hold_of_caller!(),
+            " RETURNING l.*, clock.ms AS now_ms), \
+             logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
+                key_id, request_id, outcome) \
+                SELECT now_ms, 'released', resource_id, hold_id, owner_id, token, json_build_object('ttl_seconds', ttl_ms / 1000, \
+                'heartbeats', heartbeats, 'max_heartbeat_gap_ms', max_gap_ms, 'held_ms', ended_at_ms - acquired_at_ms, \
+                'hold_principal', principal, 'ended_at', \
+                to_char(TIMESTAMP 'epoch' + ended_at_ms * INTERVAL '1 millisecond', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text, \
+                $5, $6, $7, 'ok' FROM released RETURNING detail)"
+        )
+    };
+}
+
+/// The statements' first two steps: lock the row, then read the clock — only once the lock is granted (as the
+/// fast grant does: a clock read before a lock wait would decide with a time from before it).
+macro_rules! locked_clock {
+    () => {
+        "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE), \
+         clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), "
     };
 }
 
 /// The renewal alone, with the clock given as `$5`: what the differential test runs.
 pub const RENEW_AT: &str = concat!("WITH clock AS (SELECT $5::bigint AS ms), renewed AS (", renew!(), ") SELECT * FROM renewed");
 
-/// PostgreSQL's one-statement heartbeat: lock the row, read the clock after the lock (as the fast grant does),
-/// renew, and notify the renewal (`hhs_renewals`, the written row as JSON: `StoredLease::parse_row`) — one
-/// round trip instead of six (begin, lock, clock, update, notify, commit). No row: not that simple (another's
-/// hold, lapsed, released, a stale token, unknown resource), and the caller falls back to the row-lock path.
+/// The release alone, with the clock given as `$8`; returns the row and the event's detail.
+pub const RELEASE_AT: &str =
+    concat!("WITH clock AS (SELECT $8::bigint AS ms), ", release_and_log!(), " SELECT released.*, logged.detail FROM released, logged");
+
+/// PostgreSQL's one-statement heartbeat: lock, clock, renew, and notify the renewal (`hhs_renewals`, the written
+/// row as JSON: `StoredLease::parse_row`) — one round trip instead of six (begin, lock, clock, update, notify,
+/// commit). No row: not that simple (another's hold, lapsed, released, a stale token, unknown resource), and the
+/// caller falls back to the row-lock path.
 pub const FAST_HEARTBEAT: &str = concat!(
-    "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE), \
-     clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), \
-     renewed AS (",
+    locked_clock!(),
+    "renewed AS (",
     renew!(),
     "), notified AS (SELECT pg_notify('hhs_renewals', row_to_json(renewed)::text) FROM renewed) SELECT ",
     lease_columns!(),
     " FROM renewed l JOIN notified ON TRUE JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
+);
+
+/// PostgreSQL's one-statement release of the caller's live hold, with its `released` event. No row: not that
+/// simple (an idempotent repeat, a stale token, lapsed, another's hold), and the caller falls back.
+pub const FAST_RELEASE: &str = concat!(
+    locked_clock!(),
+    release_and_log!(),
+    " SELECT ",
+    lease_columns!(),
+    " FROM released l JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
 );
 
 pub const SELECT_TYPES: &str = "SELECT name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, default_ttl_seconds, updated_at_ms \

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hhs_core::lease::{expire, heartbeat, resume, retire, token_floor, AcquireCmd, Claim};
+use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
 use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
@@ -51,6 +51,12 @@ impl<D: Dialect> Drop for SqlStore<D> {
             task.abort();
         }
     }
+}
+
+/// The arguments of the one-statement heartbeat and release: resource, then the caller's principal, owner, token.
+fn holder_args(id: ResourceId, claim: &Claim) -> Vec<Arg> {
+    let token = Arg::Int(claim.token.map(|t| t.to_i64()));
+    vec![Arg::Uuid(Some(id.0)), Arg::text(claim.principal.as_str()), Arg::text(claim.owner.as_str()), token]
 }
 
 macro_rules! sql_store {
@@ -321,9 +327,7 @@ macro_rules! sql_store {
 
             async fn heartbeat(&self, id: ResourceId, claim: Claim, actor: &Actor) -> Result<Applied, StoreError> {
                 if <$db>::FAST_PATHS {
-                    let (who, token) = ([Arg::text(claim.principal.as_str()), Arg::text(claim.owner.as_str())], Arg::Int(claim.token.map(|t| t.to_i64())));
-                    let args = [&[Arg::Uuid(Some(id.0))][..], &who, &[token]].concat();
-                    if let Some(rec) = Self::fetch::<LeaseRecord, _>(&self.pool().await?, FAST_HEARTBEAT, args).await?.pop() {
+                    if let Some(rec) = Self::fetch::<LeaseRecord, _>(&self.pool().await?, FAST_HEARTBEAT, holder_args(id, &claim)).await?.pop() {
                         let (resource, lease) = rec.into_parts()?;
                         // The clock the renewal used, or the hold's own if that was later (it never moves back).
                         let now = lease.hold.as_ref().map_or(Millis(0), |h| h.last_heartbeat);
@@ -331,6 +335,22 @@ macro_rules! sql_store {
                     }
                 }
                 self.transact(id, actor, Box::new(move |_, current, now| heartbeat(current, now, &claim))).await
+            }
+
+            async fn release(&self, id: ResourceId, claim: Claim, actor: &Actor) -> Result<Applied, StoreError> {
+                if <$db>::FAST_PATHS {
+                    let who = [Arg::text(&actor.principal), Arg::Text(actor.key_id.clone()), Arg::Text(actor.request_id.clone())];
+                    let args = [holder_args(id, &claim), who.to_vec()].concat();
+                    if let Some(rec) = Self::fetch::<LeaseRecord, _>(&self.pool().await?, FAST_RELEASE, args).await?.pop() {
+                        self.written.notify_one();
+                        let (resource, lease) = rec.into_parts()?;
+                        let hold = lease.hold.clone().ok_or_else(|| StoreError::Corrupt("fast release returned no hold".into()))?;
+                        let now = hold.ended_at(Millis(0)).unwrap_or(hold.last_heartbeat);
+                        let events = vec![LeaseEvent { kind: EventKind::Released, at: now, hold }];
+                        return Ok(Applied { resource, outcome: Outcome { lease, events }, now });
+                    }
+                }
+                self.transact(id, actor, Box::new(move |_, current, now| release(current, now, &claim))).await
             }
 
             async fn reap(&self, batch: u32) -> Result<usize, StoreError> {

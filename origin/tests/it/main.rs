@@ -11,7 +11,7 @@ mod dashboard_serving;
 mod edge;
 mod failover;
 mod fast_grant;
-mod fast_heartbeat;
+mod fast_paths;
 mod faults;
 mod ml;
 mod reaper;

@@ -1,18 +1,54 @@
-//! PostgreSQL's one-statement heartbeat restates the heartbeat rule's success case and its renewal in SQL
-//! (`sql::RENEW_AT`); here SQL and hhs-core decide every generated lease state and claim alike, and write the
-//! same values: SQL renews exactly when hhs-core's `heartbeat` succeeds, to the same `last_heartbeat`, count and
-//! longest gap. Everything else falls back to the row-lock path, where hhs-core decides.
+//! PostgreSQL's one-statement heartbeat and release restate the success case of the heartbeat and release rules
+//! in SQL (`sql::RENEW_AT`, `sql::RELEASE_AT`); here SQL and hhs-core decide every generated lease state and
+//! claim alike and write the same values: SQL renews exactly when hhs-core's `heartbeat` succeeds, to the same
+//! `last_heartbeat`, count and longest gap; SQL releases exactly when hhs-core's `release` ends the hold, with
+//! the same end and the same `released` detail. Everything else falls back to the row-lock path.
 
-use hhs_core::lease::{heartbeat, Claim};
+use hhs_core::lease::{heartbeat, release, Claim, Outcome};
 use hhs_core::stored::StoredLease;
-use hhs_core::{FencingToken, Millis, OwnerId, Principal, ResourceId};
-use hhs_origin::store::sql::RENEW_AT;
-use sqlx::{Connection, Row};
+use hhs_core::wire::HoldDetail;
+use hhs_core::{Denied, EventKind, FencingToken, Lease, Millis, OwnerId, Principal, ResourceId};
+use hhs_origin::store::sql::{RELEASE_AT, RENEW_AT};
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection, Row};
 
 use crate::support::{Backend, TestApp, TestDb};
 
+/// Which rule a case runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Rule {
+    Heartbeat,
+    Release,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_heartbeat_sql_agrees_with_core_heartbeat() {
+    differential(Rule::Heartbeat).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_release_sql_agrees_with_core_release() {
+    differential(Rule::Release).await;
+}
+
+async fn run_sql(rule: Rule, tx: &mut PgConnection, uuid: uuid::Uuid, principal: &str, owner: &str, token: Option<u64>, now: Millis) -> Option<PgRow> {
+    let q = sqlx::query(if rule == Rule::Heartbeat { RENEW_AT } else { RELEASE_AT }).bind(uuid).bind(principal).bind(owner).bind(token.map(|t| t as i64));
+    let q = match rule {
+        Rule::Heartbeat => q.bind(now.0),
+        Rule::Release => q.bind("clinic-north").bind(Some("key1")).bind(Some("req1")).bind(now.0),
+    };
+    q.fetch_optional(tx).await.unwrap()
+}
+
+fn run_core(rule: Rule, lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, Denied> {
+    match rule {
+        Rule::Heartbeat => heartbeat(lease, now, claim),
+        // The fast path is the release that ends a hold; idempotent repeats (no event) fall back.
+        Rule::Release => release(lease, now, claim).and_then(|o| if o.events.is_empty() { Err(Denied::NotHeld) } else { Ok(o) }),
+    }
+}
+
+async fn differential(rule: Rule) {
     let Some(db) = TestDb::new(Backend::Postgres).await else { return };
     let app = TestApp::spawn_with(&db, None).await;
     let id = app.create_resource("bed", "Heartbeat cases").await;
@@ -50,16 +86,8 @@ async fn fast_heartbeat_sql_agrees_with_core_heartbeat() {
                         let before: StoredLease = sqlx::query_as("SELECT * FROM leases WHERE resource_id = $1").bind(uuid).fetch_one(&mut *tx).await.unwrap();
                         let lease = before.clone().into_lease(ResourceId(uuid)).unwrap();
                         let claim = Claim { principal: Principal::parse(principal).unwrap(), owner: OwnerId::parse(owner).unwrap(), token: token.map(FencingToken) };
-                        let core = heartbeat(&lease, now, &claim);
-                        let sql = sqlx::query(RENEW_AT)
-                            .bind(uuid)
-                            .bind(principal)
-                            .bind(owner)
-                            .bind(token.map(|t| t as i64))
-                            .bind(now.0)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .unwrap();
+                        let core = run_core(rule, &lease, now, &claim);
+                        let sql = run_sql(rule, &mut tx, uuid, principal, owner, token, now).await;
                         let case = format!("{state}, heartbeat {age} ms ago, claim {principal}/{owner}/{token:?}, max gap {max_gap}");
                         assert_eq!(sql.is_some(), core.is_ok(), "{case}: core says {core:?}");
                         if let (Some(row), Ok(out)) = (sql, core) {
@@ -67,7 +95,17 @@ async fn fast_heartbeat_sql_agrees_with_core_heartbeat() {
                             let want = StoredLease::of(&out.lease);
                             let got = (row.get::<i64, _>("last_heartbeat_ms"), row.get::<i64, _>("heartbeats"), row.get::<i64, _>("max_gap_ms"));
                             assert_eq!(got, (want.last_heartbeat_ms.unwrap(), want.heartbeats, want.max_gap_ms), "{case}");
-                            assert!(out.events.is_empty());
+                            let ended = (row.get::<String, _>("state"), row.get::<Option<i64>, _>("ended_at_ms"));
+                            assert_eq!(ended, (want.state.clone(), want.ended_at_ms), "{case}");
+                            match rule {
+                                Rule::Heartbeat => assert!(out.events.is_empty()),
+                                Rule::Release => {
+                                    assert_eq!(out.events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Released]);
+                                    let detail: serde_json::Value = serde_json::from_str(&row.get::<String, _>("detail")).unwrap();
+                                    let want = serde_json::to_value(HoldDetail::of(&out.events[0], out.lease.delay_until, None)).unwrap();
+                                    assert_eq!(detail, want, "{case}");
+                                }
+                            }
                         }
                         tx.rollback().await.unwrap();
                     }
