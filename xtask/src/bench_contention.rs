@@ -54,14 +54,15 @@ pub fn run(rounds: usize) -> Result<(), String> {
                     let got = http::call(&agent, "POST", &format!("{base}/api/locks/acquire"), &key, Some(&body));
                     let micros = t.elapsed().as_micros() as u64;
                     let won = matches!(got, Answer::Status(200, _));
-                    if won {
-                        let release = json!({"resource_id": id, "owner_id": format!("c{c}")});
-                        http::call(&agent, "POST", &format!("{base}/api/locks/release"), &key, Some(&release));
-                    }
                     if round >= WARM_UP {
                         out.push((micros, won, matches!(got, Answer::Status(200 | 409, _))));
                     }
                     done.wait();
+                    // The winner lets go once every acquire of the round is answered (before the next burst).
+                    if won {
+                        let release = json!({"resource_id": id, "owner_id": format!("c{c}")});
+                        http::call(&agent, "POST", &format!("{base}/api/locks/release"), &key, Some(&release));
+                    }
                 }
                 out
             })

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
-use hhs_core::{EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
+use hhs_core::{Denied, EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
@@ -315,6 +315,13 @@ macro_rules! sql_store {
                 let args = [&ids[..], &[Arg::text(cmd.owner.as_str()), ttl, Arg::Text(Some(detail))], &who].concat();
                 let granted: Option<LeaseRecord> = Self::fetch(&self.pool().await?, FAST_GRANT, args).await?.pop();
                 let Some(rec) = granted else {
+                    // Held by another and live in a snapshot read: refused without the row lock. Safe: at the
+                    // instant of that read the hold was live, so the refusal is what the locked path would have
+                    // said then. Anything else (free after all, lapsed, ours, in lock-delay) takes the lock.
+                    let (resource, lease, now) = self.lease(id).await?;
+                    if let Err(held @ Denied::LockHeld { .. }) = acquire_transition(cmd.clone())(&resource, &lease, now) {
+                        return Err(StoreError::Denied(held));
+                    }
                     return self.transact(id, actor, acquire_transition(cmd)).await;
                 };
                 self.written.notify_one();
