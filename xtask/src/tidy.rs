@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::run::{root, step};
 
 /// The crates the code map covers, by their heading's folder.
-const CRATES: &[&str] = &["core", "edge", "origin", "ui", "xtask"];
+const CRATES: &[&str] = &["core", "edge", "origin", "ui", "xtask", "client"];
 
 pub fn run() -> Result<(), String> {
     step("tidy: the code map and the dashboard's module graph");

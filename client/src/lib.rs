@@ -1,0 +1,14 @@
+//! hhs-client: HHS from Rust. [`Client`] makes typed calls for every endpoint over the shared wire contract
+//! (`hhs_core::wire::endpoints`: a request and its answer cannot be mismatched), with request ids and retries
+//! (jittered backoff on 503 and 429, honouring `Retry-After`; never on 409 or any other refusal). [`Lease`]
+//! holds a resource: it heartbeats in the background at a third of the TTL, exposes the fencing token, and tells
+//! its owner the moment the hold may be lost (`LeaseGuard::lost`) — a paused or partitioned client must know
+//! it may no longer act. The `hhs` binary (`src/bin/hhs.rs`) is the CLI built on it.
+
+mod client;
+mod error;
+mod lease;
+
+pub use client::{Client, Retry};
+pub use error::ClientError;
+pub use lease::{Lease, LeaseGuard, Lost};

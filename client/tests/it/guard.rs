@@ -1,0 +1,113 @@
+//! The lease guard against a real origin.
+
+use std::time::Duration;
+
+use hhs_client::{Client, ClientError, Lease, Lost};
+use hhs_core::ErrorCode;
+use serde_json::json;
+
+use crate::support::Origin;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_keeps_a_hold_alive_past_several_ttls_and_releases() {
+    let origin = Origin::start().await;
+    let bed = origin.bed("Guard 1").await;
+    let client = Client::new(&origin.url, &origin.client);
+    let guard = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(1)).await.unwrap();
+    let token = guard.fencing_token();
+    assert!(token >= 1);
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let lock = origin.lock(&bed).await;
+    assert_eq!(lock["status"], "HELD", "three and a half TTLs later: {lock}");
+    assert_eq!(lock["fencing_token"], token);
+    assert!(guard.lost().borrow().is_none());
+    // Someone else is refused meanwhile, with the code (409 is an answer, not retried).
+    let other = Lease::acquire(&client, &bed, "ws-2", Duration::from_secs(5)).await.err().unwrap();
+    assert_eq!(other.code(), Some(ErrorCode::LockHeld));
+    let released = guard.release().await.unwrap();
+    assert_eq!(released.status, hhs_core::LockStatus::Released);
+    assert_eq!(origin.lock(&bed).await["status"], "RELEASED");
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_hold_fires_the_signal_within_one_heartbeat_period() {
+    let origin = Origin::start().await;
+    let bed = origin.bed("Guard 2").await;
+    let client = Client::new(&origin.url, &origin.client);
+    let guard = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(3)).await.unwrap();
+    let forced = std::time::Instant::now();
+    origin.send("POST", "/api/locks/force-release", &origin.admin, Some(json!({"resource_id": bed, "reason": "bed needed for an emergency"}))).await;
+    let lost = tokio::time::timeout(Duration::from_secs(3), guard.until_lost()).await.expect("lost within a heartbeat period (1 s) and some");
+    assert!(forced.elapsed() <= Duration::from_millis(1_500), "signalled after {:?}", forced.elapsed());
+    match lost {
+        Lost::Refused(e) => assert_eq!(e.code, ErrorCode::NotHolder, "{e:?}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_guard_releases() {
+    let origin = Origin::start().await;
+    let bed = origin.bed("Guard 3").await;
+    let client = Client::new(&origin.url, &origin.client);
+    let guard = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.unwrap();
+    drop(guard);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while origin.lock(&bed).await["status"] != "RELEASED" {
+        assert!(std::time::Instant::now() < deadline, "not released after drop: {}", origin.lock(&bed).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    origin.stop().await;
+}
+
+/// A proxy in front of the origin that answers the first `n` requests `503 database_unavailable` (as the origin
+/// does during a failover), then forwards.
+async fn flaky_proxy(origin: String, n: usize) -> String {
+    use axum::body::Bytes;
+    use axum::extract::Request;
+    use axum::response::{IntoResponse, Response};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let seen = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (seen, origin) = (seen.clone(), origin.clone());
+        async move {
+            if seen.fetch_add(1, Ordering::SeqCst) < n {
+                let body = r#"{"error":{"code":"database_unavailable","message":"the database is unavailable; retry shortly"}}"#;
+                return (http::StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "0")], body).into_response();
+            }
+            let (parts, body) = req.into_parts();
+            let bytes: Bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap_or_default();
+            let mut fwd = reqwest::Client::new().request(parts.method, format!("{origin}{}", parts.uri)).body(bytes);
+            for (k, v) in &parts.headers {
+                fwd = fwd.header(k, v);
+            }
+            let r = fwd.send().await.unwrap();
+            let status = r.status();
+            let body = r.bytes().await.unwrap_or_default();
+            Response::builder().status(status).header("content-type", "application/json").body(axum::body::Body::from(body)).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_503s_is_ridden_out_and_409_is_not_retried() {
+    let origin = Origin::start().await;
+    let bed = origin.bed("Guard 4").await;
+    let client = Client::new(&flaky_proxy(origin.url.clone(), 3).await, &origin.client);
+    let guard = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.expect("acquired after three 503s");
+    assert_eq!(origin.lock(&bed).await["status"], "HELD");
+    // A refusal comes back at once, not after the retries' backoff.
+    let started = std::time::Instant::now();
+    let err = Lease::acquire(&client, &bed, "ws-2", Duration::from_secs(30)).await.err().unwrap();
+    assert!(matches!(&err, ClientError::Api { status: 409, .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    guard.release().await.unwrap();
+    origin.stop().await;
+}
