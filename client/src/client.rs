@@ -92,6 +92,18 @@ impl Client {
         }
     }
 
+    /// A raw GET with the key, for what is not one JSON answer (the event stream, the audit export).
+    pub async fn get_raw(&self, path_and_query: &str) -> Result<reqwest::Response, ClientError> {
+        let resp = self.http.get(format!("{}{path_and_query}", self.base)).bearer_auth(&self.key).send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let error = serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.error).unwrap_or_else(|_| ApiError::new(ErrorCode::Internal, "no error body"));
+        Err(ClientError::Api { status, error })
+    }
+
     /// The delay before attempt `attempt + 1`: exponential, capped, jittered (so clients a failover turned away
     /// together do not come back together).
     fn backoff(&self, attempt: u32) -> Duration {

@@ -1,9 +1,12 @@
-//! `hhs`: HHS from the shell.
+//! `hhs`: HHS from the shell. `hhs resources ls|add|rm`, `hhs locks ls`, `hhs keys ls|create|revoke` (tables, or
+//! `--json`), `hhs watch` (the live event stream, a line per event), `hhs race --n 50 <resource>` (the seed's
+//! concurrency test: N parallel acquires, a table of the answers), and:
 //!
 //! `hhs lock <resource-id> [--ttl 30s] [--wait 10s] -- <command…>` holds the resource while the command runs
 //! (as `consul lock` does): the command gets `HHS_FENCING_TOKEN` and `HHS_RESOURCE_ID` in its environment; if the
 //! hold is lost it gets SIGTERM, then SIGKILL after `--grace`; when it exits the hold is released and `hhs` exits
-//! with its status. `HHS_URL` (the edge or an origin) and `HHS_KEY` say where and as whom.
+//! with its status. `HHS_URL` (the edge or an origin) and `HHS_KEY` say where and as whom; without `HHS_KEY`,
+//! `.hhs/dev.env` (written by `cargo xtask dev`) is read, and its admin key used.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,15 +20,35 @@ struct Cli {
     /// HHS's address: the edge (https://…) or an origin.
     #[arg(long, env = "HHS_URL", default_value = "http://127.0.0.1:8787")]
     url: String,
-    /// An API key (`hhs_<id>_<secret>`) of role client or admin.
+    /// An API key (`hhs_<id>_<secret>`); default: `.hhs/dev.env`'s admin key.
     #[arg(long, env = "HHS_KEY", hide_env_values = true)]
-    key: String,
+    key: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Resources: list, add, remove.
+    #[command(subcommand)]
+    Resources(Resources),
+    /// Locks: list every resource's lock.
+    #[command(subcommand)]
+    Locks(Locks),
+    /// API keys (admin): list, create, revoke.
+    #[command(subcommand)]
+    Keys(Keys),
+    /// Follows the live event stream, one line per event, until interrupted.
+    Watch,
+    /// N parallel acquires of one resource by N owners: exactly one should win.
+    Race {
+        resource: String,
+        #[arg(long, default_value_t = 50)]
+        n: usize,
+    },
     /// Runs a command while holding a resource; releases when it exits, stops it if the hold is lost.
     Lock {
         /// The resource's id.
@@ -48,6 +71,47 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum Resources {
+    Ls {
+        #[arg(long = "type")]
+        resource_type: Option<String>,
+    },
+    Add {
+        #[arg(value_name = "TYPE")]
+        resource_type: String,
+        identifier: String,
+    },
+    Rm {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Locks {
+    Ls,
+}
+
+#[derive(Subcommand)]
+enum Keys {
+    Ls,
+    Create {
+        #[arg(long)]
+        principal: String,
+        #[arg(long, default_value = "client")]
+        role: String,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+/// `KEY=VALUE` lines of `.hhs/dev.env`, if there is one here.
+fn dev_env(name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(".hhs/dev.env").ok()?;
+    text.lines().find_map(|l| l.trim().trim_start_matches("export ").strip_prefix(&format!("{name}=")).map(|v| v.trim_matches('"').to_owned()))
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| s.split_at(i));
     let n: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration (30s, 2m, 500ms)"))?;
@@ -67,14 +131,33 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client = Client::new(&cli.url, &cli.key);
-    match cli.command {
+    let Some(key) = cli.key.clone().or_else(|| dev_env("HHS_ADMIN_KEY")) else {
+        eprintln!("hhs: no key: set HHS_KEY (or run `cargo xtask dev`, which writes .hhs/dev.env)");
+        return ExitCode::from(2);
+    };
+    let client = Client::new(&cli.url, &key);
+    let result = match cli.command {
         Command::Lock { resource, ttl, wait, grace, owner, command } => {
             let owner = owner.unwrap_or_else(|| format!("hhs-cli-{}", std::process::id()));
-            lock(&client, &resource, &owner, ttl, wait, grace, &command).await
+            return lock(&client, &resource, &owner, ttl, wait, grace, &command).await;
+        }
+        Command::Resources(r) => commands::resources(&client, r, cli.json).await,
+        Command::Locks(Locks::Ls) => commands::locks(&client, cli.json).await,
+        Command::Keys(k) => commands::keys(&client, k, cli.json).await,
+        Command::Watch => commands::watch(&client).await,
+        Command::Race { resource, n } => commands::race(&client, &resource, n).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hhs: {e}");
+            ExitCode::from(1)
         }
     }
 }
+
+#[path = "hhs/commands.rs"]
+mod commands;
 
 async fn lock(client: &Client, resource: &str, owner: &str, ttl: Duration, wait: Duration, grace: Duration, command: &[String]) -> ExitCode {
     let guard = match Lease::acquire_waiting(client, resource, owner, ttl, wait).await {

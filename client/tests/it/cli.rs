@@ -48,3 +48,34 @@ async fn a_lost_hold_stops_the_command() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lost"), "{}", String::from_utf8_lossy(&out.stderr));
     origin.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hhs_lists_adds_and_races() {
+    let origin = Origin::start().await;
+    let admin = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hhs"));
+        c.args(args).env("HHS_URL", &origin.url).env("HHS_KEY", &origin.admin);
+        c
+    };
+    let out = admin(&["resources", "add", "bed", "CLI Ward 3"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let listed = admin(&["resources", "ls", "--json"]).output().await.unwrap();
+    let resources: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(resources.as_array().unwrap().iter().any(|r| r["id"] == id.as_str() && r["identifier"] == "CLI Ward 3"));
+
+    // The seed's race: 50 parallel acquires, exactly one winner.
+    let raced = hhs(&origin, &["race", "--n", "50", &id]).output().await.unwrap();
+    let table = String::from_utf8_lossy(&raced.stdout);
+    assert!(table.contains("| 200 granted | 1 |") && table.contains("| 409 lock_held | 49 |"), "{table}");
+    let locks = admin(&["locks", "ls", "--json"]).output().await.unwrap();
+    let locks: serde_json::Value = serde_json::from_slice(&locks.stdout).unwrap();
+    let lock = locks.as_array().unwrap().iter().find(|l| l["resource_id"] == id.as_str()).unwrap().clone();
+    assert_eq!(lock["status"], "RELEASED", "the race's winner released: {lock}");
+    assert_eq!(lock["fencing_token"], 1);
+    // A client key may not remove resources: the API's code comes through.
+    let refused = hhs(&origin, &["resources", "rm", &id]).output().await.unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("forbidden"), "{}", String::from_utf8_lossy(&refused.stderr));
+    origin.stop().await;
+}
