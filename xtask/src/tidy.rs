@@ -76,7 +76,8 @@ pub fn code_map(root: &Path) -> Result<Vec<String>, String> {
     let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).map_err(|e| format!("ARCHITECTURE.md: {e}"))?;
     let sections = sections(&map);
     let mut problems = vec![];
-    for krate in CRATES {
+    // A crate of the list that is not in this tree (the scratch trees of the tests) has nothing to map.
+    for krate in CRATES.iter().filter(|k| root.join(k).is_dir()) {
         let Some(text) = sections.get(krate) else {
             problems.push(format!("ARCHITECTURE.md has no section for `{krate}/`"));
             continue;

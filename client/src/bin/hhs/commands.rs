@@ -2,10 +2,28 @@
 //! with `--json`, as the API's JSON.
 
 use hhs_client::{Client, ClientError};
-use hhs_core::wire::endpoints::{Acquire, CreateKey, CreateResource, DeleteResource, ListKeys, ListLocks, ListResources, NoBody, Release, RevokeKey};
+use hhs_core::wire::endpoints::{Endpoint, Acquire, CreateKey, CreateResource, DeleteResource, ListKeys, ListLocks, ListResources, NoBody, Release, RevokeKey};
 use hhs_core::wire::{AcquireRequest, CreateKeyRequest, CreateResourceRequest, HolderRequest};
 
 use super::{Keys, Resources};
+
+/// Every page of a list endpoint (`?after=` from each page's `next_after`, which `split` takes out with the items).
+async fn every_page<E, T>(client: &Client, filter: Option<String>, split: fn(E::Response) -> (Vec<T>, Option<String>)) -> Result<Vec<T>, ClientError>
+where
+    E: Endpoint<Request = NoBody>,
+    E::Response: serde::de::DeserializeOwned,
+{
+    let (mut all, mut after) = (vec![], None::<String>);
+    loop {
+        let q: Vec<String> = ["limit=500".to_owned()].into_iter().chain(filter.clone()).chain(after.map(|a| format!("after={a}"))).collect();
+        let (items, next) = split(client.call::<E>(None, Some(&q.join("&")), &NoBody).await?);
+        all.extend(items);
+        match next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
 
 fn print_json<T: serde::Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
@@ -14,19 +32,8 @@ fn print_json<T: serde::Serialize>(value: &T) {
 pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<(), ClientError> {
     match cmd {
         Resources::Ls { resource_type } => {
-            let mut all = vec![];
-            let mut after: Option<String> = None;
-            loop {
-                let mut q: Vec<String> = vec!["limit=500".into()];
-                q.extend(resource_type.as_ref().map(|t| format!("type={t}")));
-                q.extend(after.as_ref().map(|a| format!("after={a}")));
-                let page = client.call::<ListResources>(None, Some(&q.join("&")), &NoBody).await?;
-                all.extend(page.items);
-                match page.next_after {
-                    Some(next) => after = Some(next.0.to_string()),
-                    None => break,
-                }
-            }
+            let filter = resource_type.map(|t| format!("type={t}"));
+            let all = every_page::<ListResources, _>(client, filter, |p| (p.items, p.next_after.map(|a| a.0.to_string()))).await?;
             if json {
                 print_json(&all);
             } else {
@@ -49,20 +56,7 @@ pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<()
 }
 
 pub async fn locks(client: &Client, json: bool) -> Result<(), ClientError> {
-    let mut all = vec![];
-    let mut after: Option<String> = None;
-    loop {
-        let q = match &after {
-            Some(a) => format!("limit=500&after={a}"),
-            None => "limit=500".into(),
-        };
-        let page = client.call::<ListLocks>(None, Some(&q), &NoBody).await?;
-        all.extend(page.items);
-        match page.next_after {
-            Some(next) => after = Some(next.0.to_string()),
-            None => break,
-        }
-    }
+    let all = every_page::<ListLocks, _>(client, None, |p| (p.items, p.next_after.map(|a| a.0.to_string()))).await?;
     if json {
         print_json(&all);
         return Ok(());
