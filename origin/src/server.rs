@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DbArgs, ServeArgs};
 use crate::http::auth::Authenticator;
+use crate::http::metrics::Metrics;
 use crate::http::{router, AppState};
 use crate::model::ModelCache;
 use crate::stream::EventHub;
@@ -88,12 +89,13 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
     let addr = listener.local_addr()?;
     let auth = Arc::new(Authenticator::new(store.clone(), settings.insecure_no_auth));
     let model = Arc::new(ModelCache::default());
-    let hub = Arc::new(EventHub::default());
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(EventHub::new(metrics.clone()));
     let state = AppState {
         store: store.clone(),
         policy: Arc::new(settings.policy.clone()),
         auth,
-        metrics: Arc::default(),
+        metrics,
         model: model.clone(),
         hub: hub.clone(),
         shutdown: shutdown.clone(),

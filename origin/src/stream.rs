@@ -12,6 +12,9 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::http::metrics::Metrics;
 
 use hhs_core::ResourceId;
 
@@ -52,17 +55,28 @@ const BUFFER: usize = 4_096;
 
 pub struct EventHub {
     tx: broadcast::Sender<Item>,
+    /// Fed with every entry the pump reads (hold lengths, expiries).
+    metrics: Arc<Metrics>,
 }
 
 impl Default for EventHub {
     fn default() -> Self {
-        EventHub { tx: broadcast::channel(BUFFER).0 }
+        EventHub::new(Arc::default())
     }
 }
 
 impl EventHub {
+    pub fn new(metrics: Arc<Metrics>) -> EventHub {
+        EventHub { tx: broadcast::channel(BUFFER).0, metrics }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Item> {
         self.tx.subscribe()
+    }
+
+    /// Open streams on this replica.
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
     }
 
     /// The newest event below the commit horizon (the start of the log if none).
@@ -79,6 +93,7 @@ impl EventHub {
             let page = if self.tx.receiver_count() > 0 { with_locks(store, page).await? } else { page };
             for logged in page {
                 cursor = logged.pos;
+                self.metrics.logged(&logged.event);
                 // No subscribers is not an error.
                 let _ = self.tx.send(Item::Event(logged.pos, logged.event));
             }

@@ -32,6 +32,18 @@ impl AppError {
         AppError::Api(ApiError::new(code, message))
     }
 
+    /// The code this error is answered with (for metrics), without logging it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::Api(e) | AppError::Store(StoreError::Invalid(e)) => e.code,
+            AppError::Store(StoreError::NotFound) => ErrorCode::ResourceNotFound,
+            AppError::Store(StoreError::Exists) => ErrorCode::ResourceExists,
+            AppError::Store(StoreError::Denied(d)) => ApiError::from(d.clone()).code,
+            AppError::Store(StoreError::Unavailable(_)) => ErrorCode::DatabaseUnavailable,
+            AppError::Store(_) => ErrorCode::Internal,
+        }
+    }
+
     fn into_api(self) -> ApiError {
         let e = match self {
             AppError::Api(e) => return e,

@@ -25,6 +25,19 @@ pub(super) async fn acquire(
     caller: Caller,
     JsonBody(req): JsonBody<AcquireRequest>,
 ) -> Result<Json<LockView>, AppError> {
+    let started = std::time::Instant::now();
+    let result = grant(&state, &caller, req).await;
+    let outcome = match &result {
+        Ok((_, true)) => "granted",
+        Ok((_, false)) => "renewed",
+        Err(e) => e.code().as_str(),
+    };
+    state.metrics.acquired(started, outcome);
+    result.map(|(view, _)| view)
+}
+
+/// The acquire itself; with whether it granted (or renewed the caller's own hold).
+async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result<(Json<LockView>, bool), AppError> {
     // The hard limits here (and at the edge); the type's own bounds inside the acquire's transaction.
     let valid = req.validate(&TtlBounds::HARD)?;
     let (ttl, source) = match valid.ttl {
@@ -43,7 +56,7 @@ pub(super) async fn acquire(
     }
     let mut view = LockView::of(&applied.outcome.lease, applied.now);
     view.ttl_source = Some(source.to_owned());
-    Ok(Json(view))
+    Ok((Json(view), !applied.outcome.events.is_empty()))
 }
 
 pub(super) async fn heartbeat(
@@ -57,7 +70,9 @@ pub(super) async fn heartbeat(
     if let Err(StoreError::Denied(Denied::LockExpired)) = result {
         record_late(&state, &caller, valid.resource_id, claim, Late::Heartbeat).await;
     }
-    Ok(answer(&result?))
+    let applied = result?;
+    state.metrics.heartbeat();
+    Ok(answer(&applied))
 }
 
 pub(super) async fn release(

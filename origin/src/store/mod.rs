@@ -101,6 +101,9 @@ pub trait Store: Send + Sync + 'static {
     /// A round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The connection pool's size and idle connections (`None` while no primary is known), for `/metrics`.
+    fn pool_use(&self) -> Option<(u32, usize)>;
+
     /// The database's clock.
     async fn now(&self) -> Result<Millis, StoreError>;
 

@@ -225,6 +225,10 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            fn pool_use(&self) -> Option<(u32, usize)> {
+                self.source.current().ok().map(|p| (p.size(), p.num_idle()))
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool().await?).await?;
                 Ok(())

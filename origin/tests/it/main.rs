@@ -13,6 +13,7 @@ mod failover;
 mod fast_grant;
 mod fast_paths;
 mod faults;
+mod metrics;
 mod ml;
 mod reaper;
 mod security;
