@@ -77,9 +77,7 @@ impl Client {
                     if (200..300).contains(&status) {
                         return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
                     }
-                    let error = serde_json::from_slice::<ErrorBody>(&bytes)
-                        .map(|b| b.error)
-                        .unwrap_or_else(|_| ApiError::new(if status == 503 { ErrorCode::DatabaseUnavailable } else { ErrorCode::Internal }, String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()));
+                    let error = api_error(status, &bytes);
                     if !(status == 503 || status == 429) || attempt >= self.retry.attempts {
                         return Err(ClientError::Api { status, error });
                     }
@@ -100,8 +98,7 @@ impl Client {
         }
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap_or_default();
-        let error = serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.error).unwrap_or_else(|_| ApiError::new(ErrorCode::Internal, "no error body"));
-        Err(ClientError::Api { status, error })
+        Err(ClientError::Api { status, error: api_error(status, &bytes) })
     }
 
     /// The delay before attempt `attempt + 1`: exponential, capped, jittered (so clients a failover turned away
@@ -113,4 +110,13 @@ impl Client {
         let jitter = 0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
         exp.mul_f64(jitter)
     }
+}
+
+/// The API's error of an answer with `status` and body `bytes`; a body that is not one (a proxy's page) becomes
+/// `database_unavailable` for a 503, else `internal`, with the body's start as the message.
+fn api_error(status: u16, bytes: &[u8]) -> ApiError {
+    serde_json::from_slice::<ErrorBody>(bytes).map(|b| b.error).unwrap_or_else(|_| {
+        let code = if status == 503 { ErrorCode::DatabaseUnavailable } else { ErrorCode::Internal };
+        ApiError::new(code, String::from_utf8_lossy(bytes).chars().take(200).collect::<String>())
+    })
 }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::bench_cycle::{origin_bin, serve};
+use crate::bench_cycle::{origin_bin, start_origin, Started};
 use crate::chaos::http::{self, Answer};
 use crate::postgres::Cluster;
-use crate::run::{status, step};
+use crate::run::step;
 
 const CLIENTS: usize = 50;
 const WARM_UP: usize = 5;
@@ -26,13 +26,7 @@ pub fn run(rounds: usize) -> Result<(), String> {
         c.args(args).env("DATABASE_URL", cluster.url()).env("RUST_LOG", "warn");
         c
     };
-    status(&mut origin(&["migrate"]))?;
-    let key = |principal: &str, role: &str| -> Result<String, String> {
-        let out = origin(&["keys", "create", "--principal", principal, "--role", role]).output().map_err(|e| e.to_string())?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
-    let (admin, client) = (key("bench-admin", "admin")?, key("bench", "client")?);
-    let (mut server, base) = serve(origin(&[]))?;
+    let Started { mut server, base, admin, client } = start_origin(origin)?;
     let agent = http::agent(Duration::from_secs(10));
     let id = match http::call(&agent, "POST", &format!("{base}/api/resources"), &admin, Some(&json!({"type": "or-room", "identifier": "Contended OR"}))) {
         Answer::Status(201, body) => body["id"].as_str().unwrap_or_default().to_owned(),

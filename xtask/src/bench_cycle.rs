@@ -56,6 +56,27 @@ pub fn serve(mut origin: Command) -> Result<(std::process::Child, String), Strin
     Ok((server, base))
 }
 
+/// A benched origin, running: migrated, with an admin and a client key, serving on a free port.
+pub struct Started {
+    pub server: std::process::Child,
+    pub base: String,
+    pub admin: String,
+    pub client: String,
+}
+
+/// Migrates, mints `bench-admin` (admin) and `bench` (client) keys, and starts `serve`; `origin` makes a command
+/// of the origin binary with its database set.
+pub fn start_origin(origin: impl Fn(&[&str]) -> Command) -> Result<Started, String> {
+    status(&mut origin(&["migrate"]))?;
+    let key = |principal: &str, role: &str| -> Result<String, String> {
+        let out = origin(&["keys", "create", "--principal", principal, "--role", role]).stderr(Stdio::null()).output().map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let (admin, client) = (key("bench-admin", "admin")?, key("bench", "client")?);
+    let (server, base) = serve(origin(&[]))?;
+    Ok(Started { server, base, admin, client })
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -78,13 +99,7 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
         }
         c
     };
-    status(&mut origin(&["migrate"]))?;
-    let key = |principal: &str, role: &str| -> Result<String, String> {
-        let out = origin(&["keys", "create", "--principal", principal, "--role", role]).stderr(Stdio::null()).output().map_err(|e| e.to_string())?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
-    let (admin, client) = (key("bench-admin", "admin")?, key("bench", "client")?);
-    let (mut server, base) = serve(origin(&[]))?;
+    let Started { mut server, base, admin, client } = start_origin(origin)?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     step(&format!("creating {RESOURCES} resources"));
     let mut ids = vec![];

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::bench_cycle::{origin_bin, serve};
+use crate::bench_cycle::{origin_bin, start_origin, Started};
 use crate::chaos::http::{self, Answer};
 use crate::ha::{Formation, Owned};
 use crate::postgres::Cluster;
-use crate::run::{status, step};
+use crate::run::step;
 
 const WORKERS: usize = 8;
 const LOAD_SECONDS: u64 = 10;
@@ -42,13 +42,7 @@ impl Loaded {
             c.args(args).env("DATABASE_URL", url).env("RUST_LOG", "warn");
             c
         };
-        status(&mut origin(&["migrate"]))?;
-        let key = |principal: &str, role: &str| -> Result<String, String> {
-            let out = origin(&["keys", "create", "--principal", principal, "--role", role]).output().map_err(|e| e.to_string())?;
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        };
-        let (admin, client) = (key("bench-admin", "admin")?, key("bench", "client")?);
-        let (server, base) = serve(origin(&[]))?;
+        let Started { server, base, admin, client } = start_origin(origin)?;
         let agent = http::agent(Duration::from_secs(10));
         let mut ids = vec![];
         for i in 0..WORKERS * 4 {

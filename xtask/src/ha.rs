@@ -272,8 +272,8 @@ impl Formation {
     /// Runs one statement with psql on node `i` and returns its unaligned output.
     pub fn psql(&self, i: usize, db: &str, sql: &str) -> Result<String, String> {
         let port = self.ports[i].to_string();
-        output(Command::new(self.bin.join("psql")).args(["-X", "-q", "-At", "-h", "127.0.0.1", "-U", "postgres", "-p", &port, "-d", db, "-c", sql]).stdin(Stdio::null()))
-            .or_else(|_| output(Command::new("psql").args(["-X", "-q", "-At", "-h", "127.0.0.1", "-U", "postgres", "-p", &port, "-d", db, "-c", sql]).stdin(Stdio::null())))
+        let psql = if self.bin.join("psql").is_file() { self.bin.join("psql") } else { PathBuf::from("psql") };
+        output(Command::new(psql).args(["-X", "-q", "-At", "-h", "127.0.0.1", "-U", "postgres", "-p", &port, "-d", db, "-c", sql]).stdin(Stdio::null()))
     }
 
     fn wait_sql(&self, i: usize, db: &str, within: Duration) -> Result<(), String> {
