@@ -9,6 +9,7 @@ use crate::error::{ApiError, ErrorCode};
 
 /// What a key may do. Each role includes the ones before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Every GET, the event stream, TTL suggestions.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     // Request shape (400/404/405/413/415/422).
@@ -109,14 +110,15 @@ impl ErrorCode {
 /// `holder`, `expires_at` and `retry_at` are filled only where they help the caller decide what to do next
 /// (`lock_held`, `lock_delay`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::rfc3339_millis::option")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::OptionalRfc3339Millis")]
     pub expires_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::rfc3339_millis::option")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::OptionalRfc3339Millis")]
     pub retry_at: Option<DateTime<Utc>>,
 }
 
@@ -141,6 +143,7 @@ impl core::error::Error for ApiError {}
 
 /// The envelope every error response uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ErrorBody {
     pub error: ApiError,
 }

@@ -10,11 +10,13 @@ use crate::error::{ApiError, ErrorCode};
 
 /// A resource (bed, room, scanner…): a UUID assigned by the origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct ResourceId(pub Uuid);
 
 /// One grant of a lease. A renewal by the same owner keeps the id; every new grant gets a new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct HoldId(pub Uuid);
 
@@ -50,8 +52,9 @@ impl FromStr for ResourceId {
 /// 1–128 characters of `[A-Za-z0-9._:@-]`: readable in logs and dashboards, safe in URLs, no whitespace to
 /// confuse "ward-3" with "ward-3 ".
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct OwnerId(String);
+pub struct OwnerId(#[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,128}$")))] String);
 
 /// 1–`max` characters of `[A-Za-z0-9._:@-]`: the charset of owner ids and principals.
 fn is_plain_name(s: &str, max: usize) -> bool {
@@ -94,8 +97,9 @@ impl fmt::Display for OwnerId {
 /// it: another principal cannot heartbeat or release them, whatever `owner_id` it names. 1–64 characters of
 /// `[A-Za-z0-9._:@-]`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct Principal(String);
+pub struct Principal(#[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,64}$")))] String);
 
 impl Principal {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
@@ -134,8 +138,9 @@ impl fmt::Display for Principal {
 
 /// The kind of a resource (`bed`, `or-room`, `mri`): 1–64 characters of `[a-z0-9_-]`, so it can key policies.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct ResourceType(String);
+pub struct ResourceType(#[cfg_attr(feature = "openapi", schemars(pattern(r"^[a-z0-9_-]{1,64}$")))] String);
 
 impl ResourceType {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
@@ -157,8 +162,9 @@ impl ResourceType {
 /// The human name of a resource within its type ("Ward 3, bed 12"): 1–256 characters, no control characters,
 /// no leading or trailing whitespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct Identifier(String);
+pub struct Identifier(#[cfg_attr(feature = "openapi", schemars(length(min = 1, max = 256)))] String);
 
 impl Identifier {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
@@ -187,8 +193,9 @@ impl Identifier {
 /// reject writes carrying a token lower than the highest it has seen; that is what makes a paused client whose
 /// hold expired harmless.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct FencingToken(pub u64);
+pub struct FencingToken(#[cfg_attr(feature = "openapi", schemars(range(max = i64::MAX)))] pub u64);
 
 impl FencingToken {
     /// The token of the next grant. Saturates rather than wraps: 2^64 grants will not happen, and wrapping

@@ -27,6 +27,7 @@ use crate::ttl::Ttl;
 
 /// How a hold stands, as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub enum HoldState {
     Held,
     /// Released by its holder at `at`.
@@ -40,6 +41,7 @@ pub enum HoldState {
 /// The status the API reports, with time applied: a stored `Held` past its expiry reads as `EXPIRED` even before
 /// the reaper has recorded it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LockStatus {
     Free,
@@ -163,6 +165,7 @@ impl Lease {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Acquired,

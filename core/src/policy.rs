@@ -52,6 +52,7 @@ impl Policy {
 /// in the same transaction as the lease. Plain values, as in the row; [`TypePolicy::validate`] is the rule
 /// for what a row may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct TypePolicy {
     pub lock_delay_ms: i64,
@@ -62,6 +63,7 @@ pub struct TypePolicy {
 
 /// A change to a type's policy (`PUT /api/types/{name}`): each field optional, the rest unchanged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TypeChange {
     #[serde(default)]

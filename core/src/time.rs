@@ -1,13 +1,16 @@
 //! Time as plain numbers: milliseconds since the Unix epoch, as read from the database's clock by the caller.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use alloc::string::String;
+use chrono::SecondsFormat;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time (or, where documented, a duration) in milliseconds since the Unix epoch.
 ///
 /// The lease rules only ever compare and subtract these, so integer milliseconds keep every decision exact and
 /// identical on every tier (no float rounding, no time zones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Millis(pub i64);
 
@@ -44,13 +47,12 @@ impl Millis {
     }
 }
 
-/// Serde for API timestamps: always RFC 3339 UTC with exactly three fractional digits
-/// (`2026-01-31T08:00:00.000Z`), so every timestamp has one width and sorts as text.
-pub mod rfc3339_millis {
-    use alloc::string::String;
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+/// Serde for API timestamps (`#[serde(with = "crate::time::Rfc3339Millis")]`): always RFC 3339 UTC with exactly
+/// three fractional digits (`2026-01-31T08:00:00.000Z`), so every timestamp has one width and sorts as text. A
+/// type rather than a module so the OpenAPI description reads the field's schema from it too.
+pub struct Rfc3339Millis;
 
+impl Rfc3339Millis {
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
@@ -59,22 +61,49 @@ pub mod rfc3339_millis {
         let s = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
     }
+}
 
-    /// The same for `Option<DateTime<Utc>>` (`null` when absent).
-    pub mod option {
-        use super::*;
+/// The same for `Option<DateTime<Utc>>` (`null` when absent).
+pub struct OptionalRfc3339Millis;
 
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => super::serialize(t, s),
-                None => s.serialize_none(),
-            }
+impl OptionalRfc3339Millis {
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => Rfc3339Millis::serialize(t, s),
+            None => s.serialize_none(),
         }
+    }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom))
-                .transpose()
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(feature = "openapi")]
+mod timestamp_schemas {
+    use alloc::borrow::Cow;
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+
+    impl JsonSchema for super::Rfc3339Millis {
+        fn schema_name() -> Cow<'static, str> {
+            "Timestamp".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "format": "date-time", "examples": ["2026-01-31T08:00:00.000Z"]})
+        }
+    }
+
+    impl JsonSchema for super::OptionalRfc3339Millis {
+        fn inline_schema() -> bool {
+            true
+        }
+        fn schema_name() -> Cow<'static, str> {
+            "OptionalTimestamp".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": ["string", "null"], "format": "date-time"})
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::time::Millis;
 
 /// The TTL bounds a deployment accepts. Defaults: 5 s … 86,400 s (one day).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TtlBounds {
     pub min_seconds: u32,
     pub max_seconds: u32,
@@ -27,6 +28,7 @@ impl Default for TtlBounds {
 
 /// A validated TTL in whole seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Ttl(u32);
 

@@ -49,6 +49,7 @@ const GAP_SHIFT: f64 = 4.5;
 
 /// Running log-normal summary of positive durations in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct LogSummary {
     pub n: u32,
     sum: f64,
@@ -131,6 +132,7 @@ pub struct Observation {
 
 /// The summaries of one scope.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ScopeStats {
     /// Longest gap per hold, for holds that heartbeat.
     pub gaps: LogSummary,
@@ -171,6 +173,7 @@ impl ScopeStats {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Owner,
@@ -179,6 +182,7 @@ pub enum Scope {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// Learned from the longest heartbeat gaps.

@@ -1,5 +1,6 @@
 //! `/api/*`: everything the edge can decide alone, in the order a client would want to hear it —
-//! route (404/405), rate limit (429), key format (401), body (415/413/400/422) — then forward.
+//! route (404/405), rate limit (429), key format (401), body (415/413/400/422) — then forward. The OpenAPI
+//! description (`/api/openapi.json`) is open: rate-limited, then forwarded.
 
 use hhs_core::auth::{bearer_token, parse_bearer};
 use hhs_core::wire::endpoints::{self, Match};
@@ -26,22 +27,23 @@ fn request_id(req: &Request) -> String {
 
 pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
     let id = request_id(&req);
-    let method = req.method().to_string();
+    // The method as sent: workers-rs reads a method it does not know (QUERY, PROPFIND…) as GET, which would
+    // pass a GET route's checks and be forwarded as a GET (found by `cargo xtask fuzz-api`).
+    let method = req.inner().method();
     let path = req.path();
+    if path == endpoints::OPENAPI_PATH {
+        return describe(req, env, config, &id, &method).await;
+    }
     let (route, param) = match endpoints::find(&method, &path) {
         Match::Found(route, param) => (route, param.map(|(kind, value)| (kind, value.to_owned()))),
-        Match::MethodNotAllowed => {
-            return reply::error(ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"), Some(&id))
-        }
+        Match::MethodNotAllowed => return method_not_allowed(&endpoints::allowed_methods(&path), &id),
         Match::NotFound => return reply::error(ApiError::new(ErrorCode::NotFound, "no such route"), Some(&id)),
     };
 
     let authorization = req.headers().get("authorization")?;
     let key_hash = authorization.as_deref().and_then(bearer_token).and_then(limit::key_hash);
     if let Verdict::Limited = limit::check(&req, env, key_hash.as_deref()).await {
-        let mut resp = reply::error(ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the Retry-After seconds"), Some(&id))?;
-        resp.headers_mut().set("retry-after", &config.rate_limit_period_s.to_string())?;
-        return Ok(resp);
+        return rate_limited(config, &id);
     }
     if let Err(e) = parse_bearer(authorization.as_deref()) {
         return reply::error(e, Some(&id));
@@ -67,5 +69,29 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     if let Some(hash) = key_hash.filter(|_| resp.status_code() < 500 && resp.status_code() != 401) {
         limit::accepted(hash);
     }
+    Ok(resp)
+}
+
+/// `GET /api/openapi.json`: open like `/healthz` (no key), rate-limited like everything else, from the origin.
+async fn describe(req: Request, env: &Env, config: &Config, id: &str, method: &str) -> Result<Response> {
+    if method != "GET" {
+        return method_not_allowed(&["GET"], id);
+    }
+    if let Verdict::Limited = limit::check(&req, env, None).await {
+        return rate_limited(config, id);
+    }
+    forward::send(config, &req, Vec::new(), id).await
+}
+
+fn rate_limited(config: &Config, id: &str) -> Result<Response> {
+    let mut resp = reply::error(ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the Retry-After seconds"), Some(id))?;
+    resp.headers_mut().set("retry-after", &config.rate_limit_period_s.to_string())?;
+    Ok(resp)
+}
+
+/// 405 with the `Allow` header RFC 9110 asks for (as the origin's router sends).
+fn method_not_allowed(allowed: &[&str], id: &str) -> Result<Response> {
+    let mut resp = reply::error(ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"), Some(id))?;
+    resp.headers_mut().set("allow", &allowed.join(", "))?;
     Ok(resp)
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::run::{cargo, free_port, step, target_dir};
-use crate::{chaos, edge, tidy, ui, wasm};
+use crate::{chaos, edge, fuzz_api, tidy, ui, wasm};
 
 /// How long each fault-harness run of `cargo xtask test` lasts (README has a ten-minute run's figures).
 const CHAOS_SECONDS: u64 = 60;
@@ -57,8 +57,8 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     drop(cluster);
     let (mut passed, mut failed, mut ignored) = result?;
     // The fault harness, short: on PostgreSQL (three replicas, crashes), on SQLite (one origin) and on the formation
-    // (primary killed, switchover, standby killed). Only in a full run (arguments narrow `cargo test` to a part).
-    // Each of its checks counts as a test.
+    // (primary killed, switchover, standby killed); then `fuzz-api`'s short run. Only in a full run (arguments
+    // narrow `cargo test` to a part). Each of the harness's checks counts as a test.
     if extra.is_empty() {
         // The formation (pg_auto_failover: a primary and two synchronous standbys): the conformance suite through
         // its multi-host URL, whose first host need not be the primary.
@@ -76,6 +76,14 @@ pub fn run(extra: &[String]) -> Result<(), String> {
             let checks = chaos::run_checks(&chaos::Options::parse(&args)?)?;
             passed += checks.iter().filter(|c| c.ok).count() as u64;
             failed += checks.iter().filter(|c| !c.ok).count() as u64;
+        }
+        // schemathesis from the OpenAPI description, through the origin and the edge, each role: one test.
+        match fuzz_api::run(&[]) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                eprintln!("fuzz-api: {e}");
+                failed += 1;
+            }
         }
     }
     // One closing line for the whole run (cargo's own last line is a doc-test binary's, often "0 passed").

@@ -12,6 +12,7 @@ use crate::auth::Role;
 use crate::error::{ApiError, ErrorCode};
 use crate::ttl::TtlBounds;
 use crate::wire::requests::*;
+use crate::wire::queries::*;
 use crate::wire::views::*;
 
 /// An endpoint: its place in the table and its typed request and response.
@@ -21,11 +22,12 @@ pub trait Endpoint {
     /// With `{resource_id}`/`{key_id}` placeholders.
     const PATH: &'static str;
     const ROLE: Role;
+    /// Its query parameters (`NoBody`: none).
+    type Query;
     type Request: RequestBody;
     type Response;
 }
 
-/// A request body: how the edge checks one before forwarding it (the origin decodes the same type).
 pub trait RequestBody: Serialize + DeserializeOwned {
     /// Whether requests carry this body (GET and DELETE send none).
     const PRESENT: bool = true;
@@ -83,6 +85,12 @@ pub struct Route {
     /// Whether the request carries a JSON body, and how the edge checks it.
     pub body: bool,
     pub check: fn(&[u8], &TtlBounds) -> Result<(), ApiError>,
+    /// Whether it reads query parameters.
+    pub query: bool,
+    /// The status of its success.
+    pub status: u16,
+    /// The errors its own rules can give; [`Route::errors`] adds those of its shape.
+    pub own_errors: &'static [ErrorCode],
 }
 
 impl PartialEq for Route {
@@ -91,8 +99,20 @@ impl PartialEq for Route {
     }
 }
 
+/// `$query` if given, else `NoBody`.
+macro_rules! or_none {
+    () => { NoBody };
+    ($t:ty) => { $t };
+}
+
+macro_rules! given {
+    () => { false };
+    ($t:ty) => { true };
+}
+
 macro_rules! endpoints {
-    ($($(#[$doc:meta])* $name:ident: $method:literal $path:literal, $req:ty => $resp:ty, $role:ident;)*) => {
+    ($($(#[$doc:meta])* $name:ident: $method:literal $path:literal $(? $query:ty)?, $req:ty => $status:literal $resp:ty, $role:ident,
+        [$($err:ident),*];)*) => {
         /// Names every endpoint (the origin matches on it exhaustively to pick a handler).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Api { $($name),* }
@@ -105,6 +125,7 @@ macro_rules! endpoints {
                 const METHOD: &'static str = $method;
                 const PATH: &'static str = $path;
                 const ROLE: Role = Role::$role;
+                type Query = or_none!($($query)?);
                 type Request = $req;
                 type Response = $resp;
             }
@@ -117,41 +138,97 @@ macro_rules! endpoints {
             role: Role::$role,
             body: <$req as RequestBody>::PRESENT,
             check: <$req as RequestBody>::check,
+            query: given!($($query)?),
+            status: $status,
+            own_errors: &[$(ErrorCode::$err),*],
         }),*];
+
+        /// The JSON Schemas of each endpoint's query, request and response, for the OpenAPI description.
+        #[cfg(feature = "openapi")]
+        pub(crate) fn documented(api: Api, g: &mut schemars::SchemaGenerator) -> crate::wire::openapi::Bodies {
+            match api {
+                $(Api::$name => crate::wire::openapi::Bodies::of::<or_none!($($query)?), $req, $resp>(g),)*
+            }
+        }
     };
 }
 
 endpoints! {
-    /// Resources, a page at a time (`?type=`, `?after=`, `?limit=`).
-    ListResources: "GET" "/api/resources", NoBody => ResourcePage, Viewer;
-    CreateResource: "POST" "/api/resources", CreateResourceRequest => ResourceView, Admin;
-    GetResource: "GET" "/api/resources/{resource_id}", NoBody => ResourceView, Viewer;
+    /// Resources, a page at a time.
+    ListResources: "GET" "/api/resources" ?ResourceQuery, NoBody => 200 ResourcePage, Viewer,
+        [InvalidResourceType, InvalidResourceId];
+    CreateResource: "POST" "/api/resources", CreateResourceRequest => 201 ResourceView, Admin,
+        [InvalidResourceType, InvalidIdentifier, ResourceExists];
+    GetResource: "GET" "/api/resources/{resource_id}", NoBody => 200 ResourceView, Viewer, [ResourceNotFound];
     /// Renames a resource.
-    UpdateResource: "PATCH" "/api/resources/{resource_id}", UpdateResourceRequest => ResourceView, Admin;
-    DeleteResource: "DELETE" "/api/resources/{resource_id}", NoBody => ResourceView, Admin;
+    UpdateResource: "PATCH" "/api/resources/{resource_id}", UpdateResourceRequest => 200 ResourceView, Admin,
+        [InvalidIdentifier, ResourceNotFound, ResourceExists];
+    /// Deletes a resource that nobody holds and that is not in lock-delay.
+    DeleteResource: "DELETE" "/api/resources/{resource_id}", NoBody => 200 ResourceView, Admin,
+        [ResourceNotFound, LockHeld, LockDelay];
     /// Leases, a page at a time, with the server time and the event to stream from.
-    ListLocks: "GET" "/api/locks", NoBody => LockList, Viewer;
-    Acquire: "POST" "/api/locks/acquire", AcquireRequest => LockView, Client;
-    Heartbeat: "POST" "/api/locks/heartbeat", HolderRequest => LockView, Client;
-    Release: "POST" "/api/locks/release", HolderRequest => LockView, Client;
-    ForceRelease: "POST" "/api/locks/force-release", ForceReleaseRequest => LockView, Admin;
-    GetLock: "GET" "/api/locks/{resource_id}", NoBody => LockView, Viewer;
-    /// The event log in commit order, a page at a time (`?after=`, `?resource_id=`, `?since=`, `?until=`).
-    ListEvents: "GET" "/api/events", NoBody => EventPage, Viewer;
-    StreamEvents: "GET" "/api/events/stream", NoBody => EventStream, Viewer;
-    ExportAudit: "GET" "/api/audit/export", NoBody => AuditExport, Admin;
-    Suggest: "POST" "/api/ml/suggest", SuggestRequest => SuggestResponse, Viewer;
-    Anomalies: "GET" "/api/ml/anomalies", NoBody => AnomalyList, Viewer;
-    WhoAmI: "GET" "/api/whoami", NoBody => WhoAmIView, Viewer;
-    ListKeys: "GET" "/api/keys", NoBody => KeyPage, Admin;
-    CreateKey: "POST" "/api/keys", CreateKeyRequest => CreatedKey, Admin;
-    RevokeKey: "DELETE" "/api/keys/{key_id}", NoBody => KeyView, Admin;
+    ListLocks: "GET" "/api/locks" ?LockQuery, NoBody => 200 LockList, Viewer,
+        [InvalidOwnerId, InvalidResourceType, InvalidResourceId];
+    Acquire: "POST" "/api/locks/acquire", AcquireRequest => 200 LockView, Client,
+        [InvalidResourceId, InvalidOwnerId, InvalidTtl, ResourceNotFound, LockHeld, LockDelay, NotYourHold];
+    Heartbeat: "POST" "/api/locks/heartbeat", HolderRequest => 200 LockView, Client,
+        [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
+    Release: "POST" "/api/locks/release", HolderRequest => 200 LockView, Client,
+        [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
+    ForceRelease: "POST" "/api/locks/force-release", ForceReleaseRequest => 200 LockView, Admin,
+        [InvalidResourceId, ResourceNotFound, LockNotHeld];
+    GetLock: "GET" "/api/locks/{resource_id}", NoBody => 200 LockView, Viewer, [ResourceNotFound];
+    /// The event log in commit order, a page at a time.
+    ListEvents: "GET" "/api/events" ?EventQuery, NoBody => 200 EventPage, Viewer, [InvalidResourceId];
+    StreamEvents: "GET" "/api/events/stream" ?StreamQuery, NoBody => 200 EventStream, Viewer, [];
+    ExportAudit: "GET" "/api/audit/export" ?ExportQuery, NoBody => 200 AuditExport, Admin, [];
+    Suggest: "POST" "/api/ml/suggest", SuggestRequest => 200 SuggestResponse, Viewer,
+        [InvalidResourceId, InvalidOwnerId, ResourceNotFound];
+    Anomalies: "GET" "/api/ml/anomalies" ?AnomalyQuery, NoBody => 200 AnomalyList, Viewer, [InvalidResourceId];
+    WhoAmI: "GET" "/api/whoami", NoBody => 200 WhoAmIView, Viewer, [];
+    ListKeys: "GET" "/api/keys", NoBody => 200 KeyPage, Admin, [];
+    CreateKey: "POST" "/api/keys", CreateKeyRequest => 201 CreatedKey, Admin, [];
+    RevokeKey: "DELETE" "/api/keys/{key_id}", NoBody => 200 KeyView, Admin, [KeyNotFound];
     /// Resource types and their policy.
-    ListTypes: "GET" "/api/types", NoBody => TypePage, Viewer;
-    GetType: "GET" "/api/types/{type_name}", NoBody => TypeView, Viewer;
+    ListTypes: "GET" "/api/types", NoBody => 200 TypePage, Viewer, [];
+    GetType: "GET" "/api/types/{type_name}", NoBody => 200 TypeView, Viewer, [TypeNotFound];
     /// Sets a type's policy (creating the type if new): each field optional, the rest unchanged.
-    PutType: "PUT" "/api/types/{type_name}", crate::policy::TypeChange => TypeView, Admin;
+    PutType: "PUT" "/api/types/{type_name}", crate::policy::TypeChange => 200 TypeView, Admin, [];
 }
+
+impl Route {
+    /// Every error this route can answer with: its own, and those of its shape — any request (authentication,
+    /// the edge's rate limit and upstream, the database, a bug), a role above viewer, a path parameter, a
+    /// query, a body.
+    pub fn errors(&self) -> Vec<ErrorCode> {
+        use ErrorCode::*;
+        let mut codes = alloc::vec![Unauthenticated, RateLimited, Internal, OriginUnavailable, DatabaseUnavailable];
+        if self.role != Role::Viewer {
+            codes.push(Forbidden);
+        }
+        if self.path.contains("{resource_id}") {
+            codes.push(InvalidResourceId);
+        }
+        if self.path.contains("{type_name}") {
+            codes.push(InvalidResourceType);
+        }
+        if self.query || self.body {
+            codes.push(ValidationFailed);
+        }
+        if self.body {
+            codes.extend([InvalidJson, UnsupportedMediaType, PayloadTooLarge]);
+        }
+        for code in self.own_errors {
+            if !codes.contains(code) {
+                codes.push(*code);
+            }
+        }
+        codes
+    }
+}
+
+/// The OpenAPI description of the table: open, like `/healthz`, and outside the table it describes.
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// The kind of a `{…}` path segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +287,16 @@ pub fn find<'a>(method: &str, path: &'a str) -> Match<'a> {
         }
     }
     Match::NotFound
+}
+
+/// The methods a path accepts (the `Allow` header of a 405), by the same precedence as [`find`].
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let literal: Vec<&'static str> =
+        ROUTES.iter().filter(|r| !r.path.contains('{') && matches(r.path, path).is_some()).map(|r| r.method).collect();
+    if !literal.is_empty() {
+        return literal;
+    }
+    ROUTES.iter().filter(|r| r.path.contains('{') && matches(r.path, path).is_some()).map(|r| r.method).collect()
 }
 
 /// Everything the edge checks about a matched request before forwarding it, with the origin's codes:

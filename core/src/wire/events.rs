@@ -16,6 +16,7 @@ use crate::wire::views::LockView;
 /// What happened. Lease kinds come from the rules (`lease::EventKind`); the others from resource, key and
 /// authentication handling. An unknown kind (a newer origin's) reads as `Unknown`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LogKind {
     Acquired,
@@ -88,19 +89,20 @@ impl From<lease::EventKind> for LogKind {
 /// instead of one row per heartbeat), how long it was held once it ended and when it ended (for an expiry, its
 /// last valid instant, not when the reaper noticed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct HoldDetail {
     pub ttl_seconds: u32,
     pub heartbeats: u32,
     pub max_heartbeat_gap_ms: i64,
     pub held_ms: Option<i64>,
     pub hold_principal: String,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::rfc3339_millis::option")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::OptionalRfc3339Millis")]
     pub ended_at: Option<DateTime<Utc>>,
     /// A force-release's reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The lock-delay an expiry or force-release started.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::rfc3339_millis::option")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::OptionalRfc3339Millis")]
     pub lock_delay_until: Option<DateTime<Utc>>,
 }
 
@@ -142,6 +144,7 @@ impl HoldDetail {
 
 /// `resource_created`, `resource_updated` (the new identifier), `resource_deleted`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ResourceDetail {
     #[serde(rename = "type")]
     pub resource_type: String,
@@ -150,6 +153,7 @@ pub struct ResourceDetail {
 
 /// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct KeyDetail {
     pub key_id: String,
     pub key_principal: String,
@@ -159,6 +163,7 @@ pub struct KeyDetail {
 /// `auth_failed`: why, and how many failures were folded into this one since the last recorded (so a flood of
 /// bad keys cannot flood the log).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AuthFailedDetail {
     pub reason: String,
     pub suppressed_before: u64,
@@ -166,6 +171,7 @@ pub struct AuthFailedDetail {
 
 /// `type_updated`: the type, its policy before (`null` for a new type) and after.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TypeDetail {
     pub name: String,
     pub old: Option<crate::wire::views::TypeView>,
@@ -174,6 +180,7 @@ pub struct TypeDetail {
 
 /// An event's detail, by its shape (each kind has exactly one; `Other` for entries this version does not know).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Detail {
     Hold(HoldDetail),
@@ -265,9 +272,10 @@ impl EventView {
 
 /// One entry of the event log as the API returns it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct EventView {
     pub id: i64,
-    #[serde(with = "crate::time::rfc3339_millis")]
+    #[serde(with = "crate::time::Rfc3339Millis")]
     pub at: DateTime<Utc>,
     pub kind: LogKind,
     pub resource_id: Option<ResourceId>,

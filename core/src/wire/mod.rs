@@ -8,9 +8,12 @@
 //!   filters they validate into (what a store reads with).
 //! * [`views`] — response bodies.
 //! * [`events`] — the event log: every kind, each kind's detail as a type, an entry as the API returns it.
+//! * `openapi` (feature `openapi`, the origin) — the OpenAPI description, from the table and the types.
 
 pub mod endpoints;
 pub mod events;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod queries;
 pub mod requests;
 pub mod views;

@@ -73,11 +73,15 @@ pub struct EventFilter {
 
 /// `GET /api/resources?type=&after=&limit=` (default 100).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceQuery {
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::ResourceType>"))]
     pub resource_type: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::ResourceId>"))]
     pub after: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(range(min = 1, max = MAX_PAGE)))]
     pub limit: Option<u32>,
 }
 
@@ -93,13 +97,19 @@ impl ResourceQuery {
 
 /// `GET /api/locks?status=&owner_id=&type=&after=&limit=` (default 1,000).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LockQuery {
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::lease::LockStatus>"))]
     pub status: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::OwnerId>"))]
     pub owner_id: Option<String>,
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::ResourceType>"))]
     pub resource_type: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::ResourceId>"))]
     pub after: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(range(min = 1, max = MAX_PAGE)))]
     pub limit: Option<u32>,
 }
 
@@ -124,10 +134,14 @@ impl LockQuery {
 
 /// `GET /api/ml/anomalies?min_score=&after=&limit=`: live holds scoring at least `min_score` (default 0.8).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyQuery {
+    #[cfg_attr(feature = "openapi", schemars(range(min = 0.0, max = 1.0)))]
     pub min_score: Option<f64>,
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::ResourceId>"))]
     pub after: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(range(min = 1, max = MAX_PAGE)))]
     pub limit: Option<u32>,
 }
 
@@ -144,13 +158,17 @@ impl AnomalyQuery {
 
 /// `GET /api/events?resource_id=&after=&since=&limit=` (default 100).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::ResourceId>"))]
     pub resource_id: Option<String>,
     /// Only events after this one in commit order (resume where the last page ended).
     pub after: Option<i64>,
     /// Only events at or after this time (RFC 3339).
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::time::OptionalRfc3339Millis"))]
     pub since: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(range(min = 1, max = MAX_PAGE)))]
     pub limit: Option<u32>,
 }
 
@@ -169,9 +187,12 @@ impl EventQuery {
 /// `GET /api/audit/export?since=&until=` (RFC 3339): the whole log in that window, from the start of commit
 /// order, so no page skips a late committer.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::time::OptionalRfc3339Millis"))]
     pub since: Option<String>,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::time::OptionalRfc3339Millis"))]
     pub until: Option<String>,
 }
 
@@ -184,6 +205,7 @@ impl ExportQuery {
 
 /// `GET /api/events/stream?after=`: replay events after this one first (`Last-Event-ID` does the same).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     pub after: Option<i64>,

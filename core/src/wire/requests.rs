@@ -17,9 +17,16 @@ use crate::ttl::{Ttl, TtlBounds};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Parses a request body: syntax errors are `invalid_json` (400), shape errors `validation_failed` (422).
+///
+/// Every body is a JSON object. Serde's derived structs also read a JSON array as their fields in order, so
+/// without this check `[null, null]` would pass for a `PUT /api/types/{name}` that changes nothing (found by
+/// `cargo xtask fuzz-api`).
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::new(ErrorCode::ValidationFailed, "the request body must be a JSON object"));
+    }
     serde_json::from_value(value)
         .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("request body has the wrong shape: {e}")))
 }
@@ -39,10 +46,13 @@ fn parse_token(raw: Option<i64>) -> Result<Option<FencingToken>, ApiError> {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateResourceRequest {
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceType"))]
     pub resource_type: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::Identifier"))]
     pub identifier: String,
 }
 
@@ -53,12 +63,17 @@ impl CreateResourceRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
     pub resource_id: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
     pub owner_id: String,
     /// Omitted: the TTL model's suggestion for this owner and resource type.
     #[serde(default)]
+    /// Whole seconds (a JSON number, so `30.0` too), within the resource type's bounds.
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<u32>", range(min = TtlBounds::HARD.min_seconds, max = TtlBounds::HARD.max_seconds)))]
     pub ttl_seconds: Option<f64>,
 }
 
@@ -83,11 +98,15 @@ impl AcquireRequest {
 
 /// Body of heartbeat and release.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HolderRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
     pub resource_id: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
     pub owner_id: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::FencingToken>"))]
     pub fencing_token: Option<i64>,
 }
 
@@ -110,9 +129,12 @@ impl HolderRequest {
 
 /// `POST /api/locks/force-release` (admin).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ForceReleaseRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
     pub resource_id: String,
+    #[cfg_attr(feature = "openapi", schemars(length(min = 1, max = 500)))]
     pub reason: String,
 }
 
@@ -129,9 +151,12 @@ impl ForceReleaseRequest {
 
 /// `POST /api/ml/suggest`: the TTL the model suggests for this owner on this resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SuggestRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
     pub resource_id: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
     pub owner_id: String,
 }
 
@@ -143,9 +168,12 @@ impl SuggestRequest {
 
 /// `POST /api/keys` (admin).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::Principal"))]
     pub principal: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::auth::Role"))]
     pub role: String,
 }
 

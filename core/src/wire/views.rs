@@ -13,6 +13,7 @@ use crate::lease::{Denied, Lease, LockStatus};
 use crate::time::Millis;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SuggestionBasis {
     /// `owner`, `type` or `default`.
     pub scope: crate::ttl_model::Scope,
@@ -24,6 +25,7 @@ pub struct SuggestionBasis {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SuggestResponse {
     pub suggested_ttl: u32,
     /// How unusual the resource's current hold is, in [0, 1]; 0 when it is free.
@@ -33,6 +35,7 @@ pub struct SuggestResponse {
 
 /// One entry of `GET /api/ml/anomalies`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AnomalyView {
     pub resource_id: ResourceId,
     #[serde(rename = "type")]
@@ -48,25 +51,29 @@ pub struct AnomalyView {
 
 /// `PATCH /api/resources/{id}` (admin): rename a resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateResourceRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::Identifier"))]
     pub identifier: String,
 }
 
 /// A key as listed: never its secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct KeyView {
     pub id: String,
     pub principal: String,
     pub role: Role,
-    #[serde(with = "crate::time::rfc3339_millis")]
+    #[serde(with = "crate::time::Rfc3339Millis")]
     pub created_at: DateTime<Utc>,
-    #[serde(with = "crate::time::rfc3339_millis::option")]
+    #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// The answer to a key creation: the only time the full key is shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct CreatedKey {
     pub key: String,
     #[serde(flatten)]
@@ -74,26 +81,25 @@ pub struct CreatedKey {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ResourceView {
     pub id: ResourceId,
     #[serde(rename = "type")]
     pub resource_type: String,
     pub identifier: String,
-    #[serde(with = "crate::time::rfc3339_millis")]
+    #[serde(with = "crate::time::Rfc3339Millis")]
     pub created_at: DateTime<Utc>,
 }
 
 /// Every list of the API has this shape: the items of one page, and what to pass as `?after=` for the next one
 /// (`null` on the last page). `GET /api/locks` adds the server time and the event to stream from ([`LockList`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "{T}Page"))]
 pub struct Page<T, After = ResourceId> {
     pub items: Vec<T>,
-    #[serde(default = "none")]
+    /// Absent reads as `null` (serde's rule for an `Option`; a `default` attribute would ask `After: Default`).
     pub next_after: Option<After>,
-}
-
-fn none<T>() -> Option<T> {
-    None
 }
 
 /// `GET /api/resources`, by resource id.
@@ -112,6 +118,7 @@ pub type KeyPage = Page<KeyView, String>;
 ///
 /// `id` is the hold's id; hold fields are `null` while the resource has never been held (`status: "FREE"`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct LockView {
     pub id: Option<HoldId>,
     pub resource_id: ResourceId,
@@ -121,16 +128,16 @@ pub struct LockView {
     pub status: LockStatus,
     pub ttl_seconds: Option<u32>,
     pub fencing_token: Option<u64>,
-    #[serde(with = "crate::time::rfc3339_millis::option")]
+    #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub created_at: Option<DateTime<Utc>>,
-    #[serde(with = "crate::time::rfc3339_millis::option")]
+    #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub last_heartbeat: Option<DateTime<Utc>>,
-    #[serde(with = "crate::time::rfc3339_millis::option")]
+    #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub expires_at: Option<DateTime<Utc>>,
-    #[serde(with = "crate::time::rfc3339_millis::option")]
+    #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub ended_at: Option<DateTime<Utc>>,
     /// Set while the resource is in lock-delay: no grant before this time.
-    #[serde(with = "crate::time::rfc3339_millis::option")]
+    #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub lock_delay_until: Option<DateTime<Utc>>,
     /// On acquire answers: `"requested"` or `"suggested"` (the TTL model chose it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,9 +241,10 @@ impl LockView {
 /// changes from there without a gap. A client reading several pages streams from the *first* page's
 /// `last_event_id`: every page read after it is at least as new.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct LockList {
     pub items: Vec<LockView>,
-    #[serde(with = "crate::time::rfc3339_millis")]
+    #[serde(with = "crate::time::Rfc3339Millis")]
     pub server_time: DateTime<Utc>,
     /// Events after this id may or may not be reflected in `items`; folding them again changes nothing.
     pub last_event_id: i64,
@@ -249,6 +257,7 @@ pub struct LockList {
 /// A resource type and its policy (`GET /api/types/{name}`): what every replica, the reaper and the dashboard
 /// decide with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TypeView {
     pub name: String,
     /// After an expiry or force-release, no grant for this long (0: none; a clean release never has one).
@@ -269,6 +278,7 @@ impl TypeView {
 
 /// `GET /api/whoami`: whose key this is and what it may do, so a dashboard offers only the allowed actions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct WhoAmIView {
     pub principal: String,
     pub role: Role,
@@ -276,6 +286,7 @@ pub struct WhoAmIView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Health {
     pub status: String,
     pub database: String,
@@ -288,6 +299,7 @@ pub struct Health {
 /// How the PostgreSQL server the origin writes to replicates: an acknowledged commit survives the loss of the
 /// server only if it waits for a standby (`synchronous`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Replication {
     /// `host:port` of the primary.
     pub server: Option<String>,

@@ -33,6 +33,10 @@ fn body_errors_are_classified() {
     assert_eq!(parse_body::<AcquireRequest>(b"{not json").unwrap_err().code, ErrorCode::InvalidJson);
     assert_eq!(parse_body::<AcquireRequest>(b"").unwrap_err().code, ErrorCode::InvalidJson);
     assert_eq!(parse_body::<AcquireRequest>(b"[]").unwrap_err().code, ErrorCode::ValidationFailed);
+    // Serde reads a struct from an array of its fields; a body is an object or nothing.
+    let array = parse_body::<hhs_core::TypeChange>(b"[null, null]").unwrap_err();
+    assert_eq!((array.code, array.message.as_str()), (ErrorCode::ValidationFailed, "the request body must be a JSON object"));
+    assert_eq!(parse_body::<HolderRequest>(br#"["x", "a", null]"#).unwrap_err().code, ErrorCode::ValidationFailed);
     assert_eq!(
         parse_body::<AcquireRequest>(br#"{"resource_id":"x","owner_id":"a","ttl_seconds":"30"}"#).unwrap_err().code,
         ErrorCode::ValidationFailed
@@ -99,4 +103,10 @@ fn route_table_matches_literals_before_parameters() {
     assert_eq!(find("GET", "/api/nothing"), Match::NotFound);
     assert_eq!(find("GET", "/api/locks/a/b"), Match::NotFound);
     assert!(matches!(find("DELETE", "/api/keys/0123456789ab"), Match::Found(_, Some((Param::KeyId, _)))));
+    // The Allow header of a 405, by the same precedence.
+    use hhs_core::wire::endpoints::allowed_methods;
+    assert_eq!(allowed_methods("/api/locks/acquire"), ["POST"]);
+    assert_eq!(allowed_methods("/api/resources"), ["GET", "POST"]);
+    assert_eq!(allowed_methods("/api/resources/abc"), ["GET", "PATCH", "DELETE"]);
+    assert!(allowed_methods("/api/nothing").is_empty());
 }

@@ -175,7 +175,7 @@ impl Authenticator {
 
 /// The middleware: `/api/*` needs a valid key; everything else passes.
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/api/") {
+    if !req.uri().path().starts_with("/api/") || req.uri().path() == hhs_core::wire::endpoints::OPENAPI_PATH {
         return next.run(req).await;
     }
     let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -1,6 +1,6 @@
-//! The HTTP API: the routes of the endpoint table (handlers in one module per group), health, metrics and the
-//! dashboard, under one middleware stack (request id → trace span → CORS → authentication of `/api/*` → body
-//! limit; then each API route's role).
+//! The HTTP API: the routes of the endpoint table (handlers in one module per group), its OpenAPI description,
+//! health, metrics and the dashboard, under one middleware stack (request id → trace span → CORS →
+//! authentication of `/api/*` but the description → body limit; then each API route's role).
 
 mod audit;
 pub mod auth;
@@ -14,6 +14,7 @@ mod keys;
 mod locks;
 pub mod metrics;
 mod ml;
+mod openapi;
 mod resources;
 mod types;
 
@@ -59,6 +60,7 @@ pub fn router(state: AppState, cors_origins: &[String], dashboard_dir: Option<&s
         .merge(dashboard::router(dashboard_dir))
         .merge(api())
         .merge(metrics::router())
+        .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -38,6 +38,9 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
     type Case<'a> = (&'a str, Method, String, Option<&'a str>, Option<&'a str>, String, u16, &'a str);
     let cases: Vec<Case> = vec![
         ("wrong method", Method::PUT, "/api/locks/acquire".into(), Some(&client), None, String::new(), 405, "method_not_allowed"),
+        // workers-rs reads methods it does not know as GET; the edge must not.
+        ("unknown method", Method::from_bytes(b"QUERY").unwrap(), "/api/locks".into(), Some(&client), None, String::new(), 405, "method_not_allowed"),
+        ("array body", Method::PUT, "/api/types/bed".into(), Some(&admin), Some("application/json"), "[null, null]".into(), 422, "validation_failed"),
         ("unknown route", Method::GET, "/api/lockz".into(), Some(&client), None, String::new(), 404, "not_found"),
         ("no key", Method::GET, "/api/locks".into(), None, None, String::new(), 401, "unauthenticated"),
         ("garbled key", Method::GET, "/api/locks".into(), Some("hhs_not_a_key"), None, String::new(), 401, "unauthenticated"),
@@ -76,6 +79,11 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
         assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
         if *code == "unauthenticated" {
             assert!(r.headers.get("www-authenticate").is_some(), "{what}: WWW-Authenticate");
+        }
+        if *status == 405 {
+            let allow = r.headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let path = path.as_str();
+            assert_eq!(allow, hhs_core::wire::endpoints::allowed_methods(path).join(", "), "{what}: Allow");
         }
         at_edge.push(r);
     }
@@ -313,4 +321,17 @@ async fn origin_down_or_silent_gives_origin_unavailable_never_a_hang() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "origin_unavailable");
     assert!(started.elapsed() >= Duration::from_millis(2_900) && started.elapsed() < Duration::from_secs(15));
     hold_open.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_openapi_description_is_served_through_the_edge_without_a_key() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let through = app.send(to_edge(&app, &edge, Method::GET, "/api/openapi.json", None)).await;
+    let direct = app.send(to_origin(&app, Method::GET, "/api/openapi.json", None)).await;
+    assert_eq!(through.status, StatusCode::OK, "{}", through.body);
+    assert_eq!(through.body, direct.body);
+    let wrong = app.send(to_edge(&app, &edge, Method::POST, "/api/openapi.json", None)).await;
+    assert_eq!((wrong.status, wrong.code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
 }

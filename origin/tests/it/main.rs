@@ -15,6 +15,7 @@ mod fast_paths;
 mod faults;
 mod metrics;
 mod ml;
+mod openapi;
 mod reaper;
 mod security;
 mod stream;

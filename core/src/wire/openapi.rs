@@ -1,0 +1,179 @@
+//! The OpenAPI 3.1 description of the API (`GET /api/openapi.json`), built from the endpoint table and the wire
+//! types' JSON Schemas, so it cannot drift from what the tiers serve: one path per row of
+//! [`ROUTES`](crate::wire::endpoints::ROUTES), its query, body and success from the row's types, and one response
+//! per status its errors can have, the `code` narrowed to exactly those ([`Route::errors`]).
+//!
+//! Requests and responses share one generator in the deserialize contract: a field the server fills by default
+//! is optional in a request, and a response read by a client is described as that client reads it.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::ids::{ResourceId, ResourceType};
+use crate::wire::endpoints::{documented, AuditExport, EventStream, NoBody, Route, OPENAPI_PATH, ROUTES};
+
+/// What an endpoint carries, as schemas.
+pub struct Bodies {
+    /// One `in: query` parameter per field of the endpoint's query type.
+    pub query: Vec<Value>,
+    /// The request body's media type and schema.
+    pub request: Option<(&'static str, Schema)>,
+    pub response: (&'static str, Schema),
+}
+
+impl Bodies {
+    pub(crate) fn of<Q: Described, Req: Described, Resp: Described>(g: &mut SchemaGenerator) -> Bodies {
+        let response = Resp::content(g).unwrap_or(("application/json", json_schema!({})));
+        Bodies { query: Q::parameters(g), request: Req::content(g), response }
+    }
+}
+
+/// A type as it appears in the description: a JSON body by its schema, or none, or a stream.
+pub trait Described {
+    fn content(g: &mut SchemaGenerator) -> Option<(&'static str, Schema)>;
+    /// As query parameters: one per property of its (object) schema, all optional.
+    fn parameters(g: &mut SchemaGenerator) -> Vec<Value>;
+}
+
+impl<T: JsonSchema> Described for T {
+    fn content(g: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        Some(("application/json", g.subschema_for::<T>()))
+    }
+
+    fn parameters(g: &mut SchemaGenerator) -> Vec<Value> {
+        let schema = T::json_schema(g);
+        let Some(Value::Object(props)) = schema.get("properties") else { return Vec::new() };
+        props
+            .iter()
+            .map(|(name, schema)| json!({"name": name, "in": "query", "required": false, "schema": schema}))
+            .collect()
+    }
+}
+
+impl Described for NoBody {
+    fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        None
+    }
+    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+impl Described for EventStream {
+    fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        let about = "Server-Sent Events: `EventView`s with their id, `heartbeat`s (a `LockView`), `resync` when behind";
+        Some(("text/event-stream", json_schema!({"type": "string", "description": about})))
+    }
+    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+impl Described for AuditExport {
+    fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        let about = "newline-delimited JSON: one `EventView` a line, oldest first";
+        Some(("application/x-ndjson", json_schema!({"type": "string", "description": about})))
+    }
+    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+fn generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+            s.contract = Contract::Deserialize;
+        })
+        .into_generator()
+}
+
+/// The description, for `version` of the API.
+pub fn document(version: &str) -> Value {
+    let mut g = generator();
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for route in ROUTES {
+        let op = operation(route, &mut g);
+        paths.entry(route.path.to_string()).or_default().insert(route.method.to_ascii_lowercase(), op);
+    }
+    // Every code (`ErrorCode`'s schema lists them all), though 404 `not_found` and 405 only answer paths and
+    // methods outside the table.
+    let _ = g.subschema_for::<ErrorBody>();
+    let schemas = g.take_definitions(true);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "HHS — the Hospital Hold System",
+            "version": version,
+            "description": "Short, exclusive holds on shared hospital resources. Every error is \
+                `{\"error\":{\"code\":…,\"message\":…}}`; its code is stable and always has the same status.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"key": {"type": "http", "scheme": "bearer", "description": "an API key: hhs_<id>_<secret>"}},
+        },
+        "security": [{"key": []}],
+        "x-served-outside-the-table": [OPENAPI_PATH, "/healthz", "/metrics"],
+    })
+}
+
+fn operation(route: &Route, g: &mut SchemaGenerator) -> Value {
+    let bodies = documented(route.api, g);
+    let mut parameters = bodies.query;
+    if let Some(param) = path_parameter(route.path, g) {
+        parameters.insert(0, param);
+    }
+    let mut responses = Map::new();
+    let (media, schema) = bodies.response;
+    responses.insert(route.status.to_string(), json!({"description": "success", "content": {media: {"schema": schema}}}));
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for code in route.errors() {
+        by_status.entry(code.http_status()).or_default().push(code);
+    }
+    for (status, codes) in by_status {
+        responses.insert(status.to_string(), error_response(&codes));
+    }
+    let mut op = json!({
+        "operationId": alloc::format!("{:?}", route.api),
+        "x-role": route.role.as_str(),
+        "description": alloc::format!("Needs a key of role {} or above.", route.role.as_str()),
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if let Some((media, schema)) = bodies.request {
+        op["requestBody"] = json!({"required": true, "content": {media: {"schema": schema}}});
+    }
+    op
+}
+
+fn path_parameter(path: &str, g: &mut SchemaGenerator) -> Option<Value> {
+    let (name, schema) = if path.contains("{resource_id}") {
+        ("resource_id", g.subschema_for::<ResourceId>())
+    } else if path.contains("{type_name}") {
+        ("type_name", g.subschema_for::<ResourceType>())
+    } else if path.contains("{key_id}") {
+        ("key_id", json_schema!({"type": "string", "minLength": 1}))
+    } else {
+        return None;
+    };
+    Some(json!({"name": name, "in": "path", "required": true, "schema": schema}))
+}
+
+/// An error response whose `code` is one of `codes` (all of one status).
+fn error_response(codes: &[ErrorCode]) -> Value {
+    let names: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    json!({
+        "description": names.join(", "),
+        "content": {"application/json": {"schema": {
+            "allOf": [{"$ref": "#/components/schemas/ErrorBody"}],
+            "properties": {"error": {"properties": {"code": {"enum": names}}}},
+        }}},
+    })
+}
