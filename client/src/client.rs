@@ -39,7 +39,11 @@ pub struct Client {
 impl Client {
     /// `base`: e.g. `https://hhs.example.org` (no trailing `/api`); `key`: `hhs_<id>_<secret>`.
     pub fn new(base: &str, key: &str) -> Client {
+        #[cfg(not(target_arch = "wasm32"))]
         let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
+        // In a browser the fetch API has no client-wide timeout; the page's own lifetime bounds a call.
+        #[cfg(target_arch = "wasm32")]
+        let http = reqwest::Client::new();
         Client { base: base.trim_end_matches('/').to_owned(), key: key.to_owned(), http, retry: Retry::default() }
     }
 
@@ -61,7 +65,7 @@ impl Client {
         let method = reqwest::Method::from_bytes(E::METHOD.as_bytes()).map_err(|e| ClientError::Decode(e.to_string()))?;
         let body = if <E::Request as RequestBody>::PRESENT { Some(serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?) } else { None };
         // One request id for every attempt: the server's logs tie the retries together.
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = crate::platform::request_id();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -86,7 +90,7 @@ impl Client {
                 Err(e) if attempt >= self.retry.attempts => return Err(ClientError::Transport(e.to_string())),
                 Err(_) => self.backoff(attempt),
             };
-            tokio::time::sleep(wait).await;
+            crate::platform::sleep(wait).await;
         }
     }
 
@@ -105,10 +109,7 @@ impl Client {
     /// together do not come back together).
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self.retry.base_delay.saturating_mul(1 << attempt.min(16).saturating_sub(1)).min(self.retry.max_delay);
-        let mut b = [0u8; 2];
-        let _ = getrandom::fill(&mut b);
-        let jitter = 0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
-        exp.mul_f64(jitter)
+        exp.mul_f64(0.5 + crate::platform::unit_random())
     }
 }
 

@@ -68,6 +68,15 @@ impl ErrorCode {
         }
     }
 
+    /// Every status this code is answered with: [`http_status`](Self::http_status), and for `origin_unavailable`
+    /// also 504, the edge's answer when the origin did not answer in time (502: it could not be reached).
+    pub fn statuses(self) -> alloc::vec::Vec<u16> {
+        match self {
+            ErrorCode::OriginUnavailable => alloc::vec![502, 504],
+            _ => alloc::vec![self.http_status()],
+        }
+    }
+
     /// The snake_case code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;

@@ -1,6 +1,6 @@
 //! `cargo xtask dev`: HHS on this machine with nothing configured — the origin on the embedded SQLite store,
 //! the edge Worker in `wrangler dev` in front of it, and an admin, a client and a viewer key made once and kept
-//! in `.hhs/dev.env` (git-ignored).
+//! in `.hhs/dev.env` (git-ignored; `HHS_DEV_DIR` moves `.hhs`, `HHS_BIND` and `HHS_EDGE_PORT` the ports).
 
 use std::path::Path;
 use std::process::Command;
@@ -20,7 +20,8 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     edge::build(false)?;
     ui::build(false)?;
 
-    let state = root().join(".hhs");
+    // `HHS_DEV_DIR`: somewhere else than `.hhs` (the CLI's end-to-end test runs a dev setup of its own there).
+    let state = std::env::var_os("HHS_DEV_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root().join(".hhs"));
     std::fs::create_dir_all(&state).map_err(|e| format!("create {}: {e}", state.display()))?;
     let bind = std::env::var("HHS_BIND").unwrap_or_else(|_| "127.0.0.1:8000".into());
     let edge_port: u16 = std::env::var("HHS_EDGE_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8787);

@@ -17,6 +17,7 @@
 //! * `bench keys` — a valid key's latency idle and during a flood of 50,000 unknown key ids.
 //! * `fuzz-api` — schemathesis against the origin and the edge from the OpenAPI description, a key of each
 //!   role; no refused request may change state.
+//! * `cli-e2e` — the `hhs` CLI against `xtask dev` on free ports in a scratch directory.
 //! * `tidy` — ARCHITECTURE.md's code map agrees with the files; no import cycles in the dashboard.
 //! * `ha` — a PostgreSQL formation with pg_auto_failover (monitor, primary, two standbys) on this machine:
 //!   `up` prints its multi-host `DATABASE_URL`; `switchover`, `kill-primary`, `kill-standby`, `revive`, `down`.
@@ -29,6 +30,7 @@ mod bench_cycle;
 mod bench_failover;
 mod bench_keys;
 mod chaos;
+mod cli_e2e;
 mod dev;
 mod edge;
 mod eval_ttl;
@@ -54,11 +56,12 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("chaos") => chaos::run(&args[1..]),
         Some("fuzz-api") => fuzz_api::run(&args[1..]),
+        Some("cli-e2e") => cli_e2e::run(),
         Some("tidy") => tidy::run(),
         Some("ha") => ha::run(&args[1..]),
         Some("build") => edge::build(true).and_then(|_| ui::build(true)).map(|dist| eprintln!("\nbuilt edge/build and {}", dist.display())),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos|tidy> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  fuzz-api [--examples N]  schemathesis against origin and edge, each role, from /api/openapi.json\n  tidy     the code map names every source file and only those; no import cycles in ui/src\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then six checks");
+            eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos|tidy> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  fuzz-api [--examples N]  schemathesis against origin and edge, each role, from /api/openapi.json\n  cli-e2e  the hhs CLI against a cargo xtask dev setup of its own\n  tidy     the code map names every source file and only those; no import cycles in ui/src\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then six checks");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),

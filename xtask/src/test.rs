@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::run::{cargo, free_port, step, target_dir};
-use crate::{chaos, edge, fuzz_api, tidy, ui, wasm};
+use crate::{chaos, cli_e2e, edge, fuzz_api, tidy, ui, wasm};
 
 /// How long each fault-harness run of `cargo xtask test` lasts (README has a ten-minute run's figures).
 const CHAOS_SECONDS: u64 = 60;
@@ -16,6 +16,7 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     step("cargo check --benches");
     crate::run::status(cargo().args(["check", "-p", "hhs-origin", "--benches"]))?;
     wasm::build_core_no_std()?;
+    wasm::build_client()?;
     edge::build(false)?;
     // The Worker serves ui/dist as its static assets; the browser tests load it from there.
     ui::build(false)?;
@@ -77,12 +78,15 @@ pub fn run(extra: &[String]) -> Result<(), String> {
             passed += checks.iter().filter(|c| c.ok).count() as u64;
             failed += checks.iter().filter(|c| !c.ok).count() as u64;
         }
-        // schemathesis from the OpenAPI description, through the origin and the edge, each role: one test.
-        match fuzz_api::run(&[]) {
-            Ok(()) => passed += 1,
-            Err(e) => {
-                eprintln!("fuzz-api: {e}");
-                failed += 1;
+        // schemathesis from the OpenAPI description, through the origin and the edge, each role; and the `hhs`
+        // CLI against `cargo xtask dev`: one test each.
+        for (name, outcome) in [("fuzz-api", fuzz_api::run(&[])), ("cli e2e", cli_e2e::run())] {
+            match outcome {
+                Ok(()) => passed += 1,
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    failed += 1;
+                }
             }
         }
     }

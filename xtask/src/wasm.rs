@@ -86,6 +86,14 @@ pub fn build_core_no_std() -> Result<(), String> {
     status(cargo_wasm(&tc, "build").args(["-p", "hhs-core", "--no-default-features"]))
 }
 
+/// hhs-client's library for wasm32: typed calls and retries over fetch (the lease guard and the CLI are
+/// native only), so a browser or a Worker can use it.
+pub fn build_client() -> Result<(), String> {
+    let tc = toolchain()?;
+    step("building hhs-client (the library) for wasm32-unknown-unknown");
+    status(cargo_wasm(&tc, "build").args(["-p", "hhs-client", "--lib"]))
+}
+
 /// Where cargo put a wasm artifact (`file`, e.g. `hhs_edge.wasm`) for `profile`.
 pub fn artifact(tc: &Toolchain, profile: &str, file: &str) -> std::path::PathBuf {
     let dir = match tc {

@@ -135,7 +135,9 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Value {
     responses.insert(route.status.to_string(), json!({"description": "success", "content": {media: {"schema": schema}}}));
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
     for code in route.errors() {
-        by_status.entry(code.http_status()).or_default().push(code);
+        for status in code.statuses() {
+            by_status.entry(status).or_default().push(code);
+        }
     }
     for (status, codes) in by_status {
         responses.insert(status.to_string(), error_response(&codes));

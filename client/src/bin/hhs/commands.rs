@@ -129,10 +129,19 @@ pub async fn watch(client: &Client) -> Result<(), ClientError> {
 pub async fn race(client: &Client, resource: &str, n: usize) -> Result<(), ClientError> {
     let mut no_retry = client.clone();
     no_retry.retry.attempts = 1;
+    // On stderr, and only on a terminal (indicatif hides it otherwise): the table on stdout stays clean.
+    let bar = indicatif::ProgressBar::new(n as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} answers ({elapsed})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             let (c, req) = (no_retry.clone(), AcquireRequest { resource_id: resource.to_owned(), owner_id: format!("racer-{i}"), ttl_seconds: Some(30.0) });
-            tokio::spawn(async move { (i, c.call::<Acquire>(None, None, &req).await) })
+            let bar = bar.clone();
+            tokio::spawn(async move {
+                let answer = c.call::<Acquire>(None, None, &req).await;
+                bar.inc(1);
+                (i, answer)
+            })
         })
         .collect();
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
@@ -149,6 +158,7 @@ pub async fn race(client: &Client, resource: &str, n: usize) -> Result<(), Clien
         };
         *counts.entry(label).or_default() += 1;
     }
+    bar.finish_and_clear();
     println!("| answer | count |\n|---|---:|");
     for (label, count) in &counts {
         println!("| {label} | {count} |");
