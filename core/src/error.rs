@@ -35,6 +35,9 @@ pub enum ErrorCode {
     LockExpired,
     StaleToken,
     LockNotHeld,
+    // The hold is renewed by its session: keep the session alive instead of heartbeating the hold. (A plain
+    // comment: a doc comment on one variant would turn the schema's plain `enum` of codes into a `oneOf`.)
+    RenewedBySession,
     // Access (the security issue fills these in; the codes are reserved now so no tier invents its own).
     Unauthenticated,
     Forbidden,
@@ -56,7 +59,7 @@ impl ErrorCode {
             Forbidden | NotYourHold => 403,
             NotFound | ResourceNotFound | KeyNotFound | TypeNotFound => 404,
             MethodNotAllowed => 405,
-            ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld => 409,
+            ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld | RenewedBySession => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | InvalidResourceId | InvalidOwnerId | InvalidTtl | InvalidResourceType
@@ -103,6 +106,7 @@ impl ErrorCode {
             LockExpired => "lock_expired",
             StaleToken => "stale_token",
             LockNotHeld => "lock_not_held",
+            RenewedBySession => "renewed_by_session",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
             NotYourHold => "not_your_hold",

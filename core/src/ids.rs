@@ -20,6 +20,18 @@ pub struct ResourceId(pub Uuid);
 #[serde(transparent)]
 pub struct HoldId(pub Uuid);
 
+/// A session: one keepalive renews every hold taken under it ([`crate::session`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(transparent)]
+pub struct SessionId(pub Uuid);
+
+/// A group of holds granted all together or not at all ([`crate::group`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(transparent)]
+pub struct GroupId(pub Uuid);
+
 macro_rules! uuid_display {
     ($t:ty) => {
         impl fmt::Display for $t {
@@ -31,6 +43,8 @@ macro_rules! uuid_display {
 }
 uuid_display!(ResourceId);
 uuid_display!(HoldId);
+uuid_display!(SessionId);
+uuid_display!(GroupId);
 
 impl ResourceId {
     pub fn parse(s: &str) -> Result<Self, ApiError> {

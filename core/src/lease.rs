@@ -21,7 +21,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{FencingToken, HoldId, OwnerId, Principal, ResourceId};
+use crate::ids::{FencingToken, GroupId, HoldId, OwnerId, Principal, ResourceId, SessionId};
 use crate::time::Millis;
 use crate::ttl::Ttl;
 
@@ -49,6 +49,10 @@ pub enum LockStatus {
     Released,
     Expired,
     ForceReleased,
+    /// A live booking: held until its `booked_until`, whatever the heartbeats.
+    Booked,
+    /// A booking that ran to its end.
+    Completed,
 }
 
 impl LockStatus {
@@ -59,11 +63,21 @@ impl LockStatus {
             LockStatus::Released => "RELEASED",
             LockStatus::Expired => "EXPIRED",
             LockStatus::ForceReleased => "FORCE_RELEASED",
+            LockStatus::Booked => "BOOKED",
+            LockStatus::Completed => "COMPLETED",
         }
     }
 
     pub fn parse(s: &str) -> Option<LockStatus> {
-        [LockStatus::Free, LockStatus::Held, LockStatus::Released, LockStatus::Expired, LockStatus::ForceReleased]
+        [
+            LockStatus::Free,
+            LockStatus::Held,
+            LockStatus::Released,
+            LockStatus::Expired,
+            LockStatus::ForceReleased,
+            LockStatus::Booked,
+            LockStatus::Completed,
+        ]
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
@@ -89,17 +103,25 @@ pub struct Hold {
     /// Whether a heartbeat or release that came after this hold lapsed has been recorded (at most one is: the
     /// first teaches the TTL model the gap; more would only grow the log and let one client skew the model).
     pub late_reported: bool,
+    /// The session it was taken under: renewed by the session's keepalives (its `last_heartbeat` and `ttl` are
+    /// the session's), so it lapses exactly when the session does ([`crate::session`]).
+    pub session: Option<SessionId>,
+    /// The all-or-nothing group it was granted in ([`crate::group`]).
+    pub group: Option<GroupId>,
+    /// A booking: valid until this instant whatever the heartbeats ([`crate::booking`]).
+    pub booked_until: Option<Millis>,
 }
 
 impl Hold {
-    /// The last instant at which the hold is still valid.
+    /// The last instant at which the hold is still valid: `last_heartbeat + ttl`, or a booking's end.
     pub fn expires_at(&self) -> Millis {
-        self.last_heartbeat.plus(self.ttl.as_millis())
+        self.booked_until.unwrap_or_else(|| self.last_heartbeat.plus(self.ttl.as_millis()))
     }
 
-    /// The expiry rule: stored as held, and `now - last_heartbeat > ttl`.
+    /// The expiry rule: stored as held, and past [`expires_at`](Self::expires_at) — for a hold that is not
+    /// booked, `now - last_heartbeat > ttl`.
     pub fn is_expired(&self, now: Millis) -> bool {
-        self.state == HoldState::Held && now.since(self.last_heartbeat) > self.ttl.as_millis()
+        self.state == HoldState::Held && now > self.expires_at()
     }
 
     /// Held and not expired at `now`.
@@ -109,9 +131,13 @@ impl Hold {
 
     pub fn status(&self, now: Millis) -> LockStatus {
         match self.state {
+            HoldState::Held if self.is_expired(now) && self.booked_until.is_some() => LockStatus::Completed,
             HoldState::Held if self.is_expired(now) => LockStatus::Expired,
+            HoldState::Held if self.booked_until.is_some() => LockStatus::Booked,
             HoldState::Held => LockStatus::Held,
             HoldState::Released { .. } => LockStatus::Released,
+            // A booking that reached its end is stored as expired at that end: it reads `COMPLETED`.
+            HoldState::Expired { .. } if self.booked_until.is_some() => LockStatus::Completed,
             HoldState::Expired { .. } => LockStatus::Expired,
             HoldState::ForceReleased { .. } => LockStatus::ForceReleased,
         }
@@ -178,6 +204,10 @@ pub enum EventKind {
     LateRelease,
     /// Given back the time a database outage took from it ([`resume`]).
     Extended,
+    /// Turned into a booking ([`crate::booking::book`]).
+    Booked,
+    /// A booking that reached its end (recorded like an expiry, without lock-delay: a planned end).
+    Completed,
 }
 
 impl EventKind {
@@ -190,6 +220,8 @@ impl EventKind {
             EventKind::LateHeartbeat => "late_heartbeat",
             EventKind::LateRelease => "late_release",
             EventKind::Extended => "extended",
+            EventKind::Booked => "booked",
+            EventKind::Completed => "completed",
         }
     }
 }
@@ -240,6 +272,11 @@ pub enum Denied {
     NotHeld,
     /// The TTL asked for is outside the resource type's bounds.
     TtlOutOfBounds { min_seconds: u32, max_seconds: u32 },
+    /// A booking's end is not after now, or past the latest the resource type allows.
+    BookingOutOfBounds { latest: Millis },
+    /// The hold is renewed by its session ([`crate::session`]): a heartbeat or a plain re-acquire of it would
+    /// part it from the session's expiry.
+    InSession,
 }
 
 /// A request for a grant.
@@ -263,6 +300,9 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
         if hold.is_live(now) {
             if hold.owner != cmd.owner || hold.principal != cmd.principal {
                 return Err(Denied::LockHeld { holder: hold.owner.clone(), expires_at: hold.expires_at() });
+            }
+            if hold.session.is_some() {
+                return Err(Denied::InSession);
             }
             hold.record_heartbeat(now);
             hold.ttl = cmd.ttl;
@@ -293,6 +333,9 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
         heartbeats: 0,
         max_gap: Millis::ZERO,
         late_reported: false,
+        session: None,
+        group: None,
+        booked_until: None,
     };
     events.push(LeaseEvent { kind: EventKind::Acquired, at: now, hold: hold.clone() });
     next.last_token = token;
@@ -334,6 +377,9 @@ pub fn heartbeat(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, D
         HoldState::Expired { .. } => return Err(Denied::LockExpired),
         HoldState::Released { .. } | HoldState::ForceReleased { .. } => return Err(Denied::NotHolder),
     }
+    if hold.session.is_some() {
+        return Err(Denied::InSession);
+    }
     let mut next = lease.clone();
     if let Some(h) = next.hold.as_mut() {
         h.record_heartbeat(now);
@@ -368,15 +414,20 @@ pub fn release(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, Den
 
 /// Expiry (the reaper, and lazily any acquire): records a lapsed hold as expired at its last valid instant and
 /// starts the lock-delay from there. `None` when there is nothing to expire.
+///
+/// A booking that reached its end is recorded as `completed` instead (stored as expired at its end, which with
+/// its `booked_until` reads `COMPLETED`), with no lock-delay: its end was planned, nobody lost anything.
 pub fn expire(lease: &Lease, now: Millis, lock_delay: Millis) -> Option<Outcome> {
     let hold = lease.hold.as_ref().filter(|h| h.is_expired(now))?;
     let at = hold.expires_at();
     let mut next = lease.clone();
     let mut ended = hold.clone();
+    let booked = hold.booked_until.is_some();
     ended.state = HoldState::Expired { at };
     next.hold = Some(ended.clone());
-    next.delay_until = (lock_delay > Millis::ZERO).then(|| at.plus(lock_delay));
-    Some(Outcome { lease: next, events: vec![LeaseEvent { kind: EventKind::Expired, at: now, hold: ended }] })
+    next.delay_until = (lock_delay > Millis::ZERO && !booked).then(|| at.plus(lock_delay));
+    let kind = if booked { EventKind::Completed } else { EventKind::Expired };
+    Some(Outcome { lease: next, events: vec![LeaseEvent { kind, at: now, hold: ended }] })
 }
 
 /// Force-release (an administrator): ends a live hold at `now`; an involuntary loss, so the lock-delay applies.
@@ -454,7 +505,15 @@ pub fn retire(lease: &Lease, now: Millis, lock_delay: Millis) -> Result<Outcome,
 /// before the outage is still "not renewed since" after one resumption): the store applies it once per outage
 /// (the `outages` table), not once per replica that saw it.
 pub fn resume(lease: &Lease, lost_at: Millis, now: Millis) -> Option<Outcome> {
-    let hold = lease.hold.as_ref().filter(|h| h.state == HoldState::Held && h.last_heartbeat < lost_at && h.expires_at() >= lost_at)?;
+    // A booking needs no renewals, so an outage took nothing from it. A session's hold is resumed with its
+    // session (which keeps the two expiries equal), not on its own.
+    let hold = lease.hold.as_ref().filter(|h| {
+        h.state == HoldState::Held
+            && h.booked_until.is_none()
+            && h.session.is_none()
+            && h.last_heartbeat < lost_at
+            && h.expires_at() >= lost_at
+    })?;
     let outage = now.since(lost_at);
     if outage <= Millis::ZERO {
         return None;

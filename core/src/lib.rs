@@ -7,6 +7,8 @@
 //! * [`ids`], [`ttl`], [`time`] — validated newtypes: an invalid id or TTL cannot be constructed.
 //! * [`lease`] — the state of one resource's lease and the transitions `acquire`, `heartbeat`, `release`,
 //!   `expire`, `force_release`, each returning the next state plus the events to append.
+//! * [`session`], [`group`], [`booking`] — the clinical holds on top of it: many holds renewed by one
+//!   keepalive, several resources all or nothing, a hold turned into a booking that needs no heartbeats.
 //! * [`policy`] — TTL bounds, the default TTL and per-type lock-delay.
 //! * [`stored`] — a lease as a flat record of plain values, as every store keeps it.
 //! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
@@ -18,10 +20,13 @@
 extern crate alloc;
 
 pub mod auth;
+pub mod booking;
 pub mod error;
+pub mod group;
 pub mod ids;
 pub mod lease;
 pub mod policy;
+pub mod session;
 pub mod stored;
 pub mod time;
 pub mod ttl;
@@ -30,7 +35,7 @@ pub mod wire;
 
 pub use error::{ApiError, ErrorCode};
 pub use auth::Role;
-pub use ids::{FencingToken, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType};
+pub use ids::{FencingToken, GroupId, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType, SessionId};
 pub use lease::{Denied, EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
 pub use policy::{Policy, TypeChange, TypePolicy};
 pub use time::Millis;

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use uuid::Uuid;
 
-use crate::ids::{FencingToken, HoldId, OwnerId, Principal, ResourceId};
+use crate::ids::{FencingToken, GroupId, HoldId, OwnerId, Principal, ResourceId, SessionId};
 use crate::lease::{Hold, HoldState, Lease};
 use crate::time::Millis;
 use crate::ttl::Ttl;
@@ -23,13 +23,25 @@ pub struct StoredLease {
     pub token: Option<i64>,
     pub acquired_at_ms: Option<i64>,
     pub last_heartbeat_ms: Option<i64>,
-    /// `FREE`, `HELD`, `RELEASED`, `EXPIRED` or `FORCE_RELEASED`.
+    /// `FREE`, `HELD`, `RELEASED`, `EXPIRED` or `FORCE_RELEASED` (a completed booking: `EXPIRED` with its
+    /// `booked_until_ms`).
     pub state: String,
     pub ended_at_ms: Option<i64>,
     pub heartbeats: i64,
     pub max_gap_ms: i64,
     pub delay_until_ms: Option<i64>,
     pub late_reported: bool,
+    /// The session, group and booking end of the hold (`NULL`: none; and absent from stores that do not keep
+    /// them yet, hence the defaults).
+    #[cfg_attr(feature = "sqlx", sqlx(default))]
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    #[cfg_attr(feature = "sqlx", sqlx(default))]
+    #[serde(default)]
+    pub group_id: Option<Uuid>,
+    #[cfg_attr(feature = "sqlx", sqlx(default))]
+    #[serde(default)]
+    pub booked_until_ms: Option<i64>,
 }
 
 impl StoredLease {
@@ -57,6 +69,9 @@ impl StoredLease {
             max_gap_ms: h.map_or(0, |h| h.max_gap.0),
             delay_until_ms: l.delay_until.map(|m| m.0),
             late_reported: h.is_some_and(|h| h.late_reported),
+            session_id: h.and_then(|h| h.session).map(|s| s.0),
+            group_id: h.and_then(|h| h.group).map(|g| g.0),
+            booked_until_ms: h.and_then(|h| h.booked_until).map(|m| m.0),
         }
     }
 
@@ -99,6 +114,9 @@ impl StoredLease {
                 heartbeats: u32::try_from(self.heartbeats).unwrap_or(u32::MAX),
                 max_gap: Millis(self.max_gap_ms),
                 late_reported: self.late_reported,
+                session: self.session_id.map(SessionId),
+                group: self.group_id.map(GroupId),
+                booked_until: self.booked_until_ms.map(Millis),
             }),
         };
         Ok(Lease { resource_id: id, last_token, hold, delay_until: self.delay_until_ms.map(Millis) })

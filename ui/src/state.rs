@@ -58,16 +58,17 @@ impl Shown {
 impl Row {
     /// Whether the row's look depends on the time (so it must re-render as the clock ticks).
     pub fn ticks(&self) -> bool {
-        self.lock.status == LockStatus::Held || self.lock.lock_delay_until.is_some()
+        matches!(self.lock.status, LockStatus::Held | LockStatus::Booked) || self.lock.lock_delay_until.is_some()
     }
 
     /// The state at `now` (server time), by hhs-core's expiry rule.
     pub fn shown(&self, now: Millis) -> Shown {
         match self.lock.status_at(now) {
-            LockStatus::Held => Shown::Held,
+            // A booking shows as held until the dashboard learns bookings (the clinical-holds issue).
+            LockStatus::Held | LockStatus::Booked => Shown::Held,
             _ if self.lock.in_lock_delay(now) => Shown::LockDelay,
             LockStatus::Expired => Shown::Expired,
-            LockStatus::Free | LockStatus::Released | LockStatus::ForceReleased => Shown::Free,
+            LockStatus::Free | LockStatus::Released | LockStatus::ForceReleased | LockStatus::Completed => Shown::Free,
         }
     }
 

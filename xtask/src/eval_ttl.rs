@@ -274,6 +274,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             heartbeats: h.beats.len() as u32,
             max_gap: Millis(0),
             late_reported: false,
+            session: None,
+            group: None,
+            booked_until: None,
         };
         let score = model.anomaly(ty, &hold, Millis((last_live * 1000.0) as i64));
         if score >= ANOMALY_THRESHOLD {

@@ -170,9 +170,10 @@ endpoints! {
     ListLocks: "GET" "/api/locks" ?LockQuery, NoBody => 200 LockList, Viewer,
         [InvalidOwnerId, InvalidResourceType, InvalidResourceId];
     Acquire: "POST" "/api/locks/acquire", AcquireRequest => 200 LockView, Client,
-        [InvalidResourceId, InvalidOwnerId, InvalidTtl, ResourceNotFound, LockHeld, LockDelay, NotYourHold];
+        [InvalidResourceId, InvalidOwnerId, InvalidTtl, ResourceNotFound, LockHeld, LockDelay, NotYourHold, RenewedBySession];
     Heartbeat: "POST" "/api/locks/heartbeat", HolderRequest => 200 LockView, Client,
-        [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
+        [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken,
+            RenewedBySession];
     Release: "POST" "/api/locks/release", HolderRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
     ForceRelease: "POST" "/api/locks/force-release", ForceReleaseRequest => 200 LockView, Admin,

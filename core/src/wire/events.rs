@@ -27,6 +27,10 @@ pub enum LogKind {
     LateRelease,
     /// A hold given back the time a database outage took (`lease::resume`).
     Extended,
+    /// A hold turned into a booking (`booking::book`).
+    Booked,
+    /// A booking that reached its end.
+    Completed,
     ResourceCreated,
     ResourceUpdated,
     ResourceDeleted,
@@ -49,6 +53,8 @@ impl LogKind {
             LogKind::LateHeartbeat => "late_heartbeat",
             LogKind::LateRelease => "late_release",
             LogKind::Extended => "extended",
+            LogKind::Booked => "booked",
+            LogKind::Completed => "completed",
             LogKind::ResourceCreated => "resource_created",
             LogKind::ResourceUpdated => "resource_updated",
             LogKind::ResourceDeleted => "resource_deleted",
@@ -81,6 +87,8 @@ impl From<lease::EventKind> for LogKind {
             lease::EventKind::LateHeartbeat => LogKind::LateHeartbeat,
             lease::EventKind::LateRelease => LogKind::LateRelease,
             lease::EventKind::Extended => LogKind::Extended,
+            lease::EventKind::Booked => LogKind::Booked,
+            lease::EventKind::Completed => LogKind::Completed,
         }
     }
 }

@@ -178,10 +178,12 @@ impl LockView {
     }
 
     /// The status at `now` by the expiry rule: a view read as `HELD` reads `EXPIRED` once `now` is past its
-    /// `expires_at` (the last valid instant), exactly as [`crate::Hold::status`] decides on the server.
+    /// `expires_at` (the last valid instant), `BOOKED` reads `COMPLETED` past its end, exactly as
+    /// [`crate::Hold::status`] decides on the server.
     pub fn status_at(&self, now: Millis) -> LockStatus {
         match (self.status, self.expires_at) {
             (LockStatus::Held, Some(exp)) if now > Millis::from_utc(exp) => LockStatus::Expired,
+            (LockStatus::Booked, Some(end)) if now > Millis::from_utc(end) => LockStatus::Completed,
             (status, _) => status,
         }
     }
@@ -189,7 +191,7 @@ impl LockView {
     /// How long a live hold has left at `now` (zero once it has lapsed); `None` when not held.
     pub fn remaining_at(&self, now: Millis) -> Option<Millis> {
         let exp = Millis::from_utc(self.expires_at?);
-        (self.status == LockStatus::Held).then(|| Millis(exp.since(now).0.max(0)))
+        matches!(self.status, LockStatus::Held | LockStatus::Booked).then(|| Millis(exp.since(now).0.max(0)))
     }
 
     /// The view of a lease whose hold was just renewed (a heartbeat, or a repeated acquire by its holder):
@@ -351,9 +353,20 @@ impl From<Denied> for ApiError {
                 ApiError::new(ErrorCode::StaleToken, "the fencing token does not match the current grant of this resource")
             }
             Denied::NotHeld => ApiError::new(ErrorCode::LockNotHeld, "the resource is not held"),
+            Denied::InSession => ApiError::new(
+                ErrorCode::RenewedBySession,
+                "this hold is renewed by its session: keep the session alive instead",
+            ),
             Denied::TtlOutOfBounds { min_seconds, max_seconds } => ApiError::new(
                 ErrorCode::InvalidTtl,
                 format!("ttl_seconds must be between {min_seconds} and {max_seconds} for this resource type"),
+            ),
+            Denied::BookingOutOfBounds { latest } => ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "until must be after now and no later than {}",
+                    latest.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ),
             ),
         }
     }

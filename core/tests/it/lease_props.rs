@@ -1,6 +1,7 @@
 //! Property tests: random sequences of operations by a few owners at random, non-decreasing times, checked
 //! against the invariants documented in `hhs_core::lease`.
 
+use hhs_core::booking::book;
 use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, resume, retire, token_floor, AcquireCmd, Claim, Late};
 use hhs_core::{EventKind, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds};
 use hhs_core::stored::StoredLease;
@@ -21,6 +22,8 @@ enum Op {
     Retire,
     /// The database came back after an outage that began `lost_ago` ms before now.
     Resume { lost_ago: i64 },
+    /// The holder books the hold until `ahead` ms from now (the longest booking: 30 s).
+    Book { owner: u8, ahead: i64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -35,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..3, any::<bool>()).prop_map(|(owner, release)| Op::Late { owner, release }),
         1 => Just(Op::Retire),
         2 => (0i64..20_000).prop_map(|lost_ago| Op::Resume { lost_ago }),
+        2 => (0u8..3, -1_000i64..40_000).prop_map(|(owner, ahead)| Op::Book { owner, ahead }),
     ]
 }
 
@@ -88,6 +92,7 @@ proptest! {
                 }
                 Op::Retire => retire(&before, now, delay).map_err(|_| ()),
                 Op::Resume { lost_ago } => resume(&before, Millis(now.0 - lost_ago), now).ok_or(()),
+                Op::Book { owner, ahead } => book(&before, now, &claim(*owner, None), now.plus(Millis(*ahead)), Millis(30_000)).map_err(|_| ()),
             };
             let Ok(out) = result else { continue };
             let after = out.lease;
@@ -110,6 +115,19 @@ proptest! {
                 }
             }
             highest_token = highest_token.max(after.last_token);
+
+            // A booking is never ended before its end but by its holder's release or an administrator.
+            if let (Some(b), Some(a)) = (&before.hold, &after.hold) {
+                if b.id == a.id && b.state == HoldState::Held && b.booked_until.is_some_and(|u| now <= u) {
+                    prop_assert!(!matches!(a.state, HoldState::Expired { .. }), "a booking ended early: {:?}", a);
+                }
+                // A booking that ran out is `completed`, and a planned end starts no lock-delay.
+                if b.state == HoldState::Held && b.booked_until.is_some() && matches!(a.state, HoldState::Expired { .. }) {
+                    prop_assert_eq!(after.status(now), hhs_core::LockStatus::Completed);
+                    prop_assert_eq!(after.delay_until, None);
+                    prop_assert!(out.events.iter().any(|e| e.kind == EventKind::Completed));
+                }
+            }
 
             // Never two holders: a live hold at `now` before the step can only be replaced by itself.
             if let (Some(prev), Some(cur)) = (&live_before, after.live_hold(now)) {
@@ -161,7 +179,7 @@ proptest! {
                 Op::Retire => {
                     prop_assert!(live_before.is_none());
                     prop_assert!(after.delay_until.is_none_or(|u| u <= now), "retired during lock-delay");
-                    prop_assert!(out.events.iter().all(|e| e.kind == EventKind::Expired));
+                    prop_assert!(out.events.iter().all(|e| matches!(e.kind, EventKind::Expired | EventKind::Completed)));
                 }
                 // Resuming after an outage lengthens a hold that was live when the outage began and was not renewed
                 // since, by exactly the outage, and touches nothing else: same hold, same token, same state.
@@ -175,6 +193,19 @@ proptest! {
                     prop_assert!(after.live_hold(now).is_some());
                     prop_assert_eq!(out.events.len(), 1);
                     prop_assert_eq!(out.events[0].kind, EventKind::Extended);
+                }
+                // Booking: only the live holder, within bounds; same grant and token, one `booked` event, and the
+                // hold now ends exactly at the booking's end.
+                Op::Book { owner, ahead } => {
+                    let prev = live_before.as_ref();
+                    prop_assert!(prev.is_some_and(|p| p.owner == owner_name(*owner) && p.principal == principal_of(*owner)));
+                    prop_assert!(*ahead > 0 && *ahead <= 30_000);
+                    let cur = after.hold.as_ref().unwrap();
+                    prop_assert_eq!((cur.id, cur.token), (prev.unwrap().id, prev.unwrap().token));
+                    prop_assert_eq!(cur.expires_at(), now.plus(Millis(*ahead)));
+                    prop_assert_eq!(after.status(now), hhs_core::LockStatus::Booked);
+                    prop_assert_eq!(out.events.len(), 1);
+                    prop_assert_eq!(out.events[0].kind, EventKind::Booked);
                 }
             }
             // Every event carries the hold as it stands after the change.

@@ -126,6 +126,9 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
             heartbeats: 0,
             max_gap: Millis::ZERO,
             late_reported: false,
+            session: None,
+            group: None,
+            booked_until: None,
         };
         let core_says = hold.is_expired(now);
         expected_count += usize::from(core_says);

@@ -1,0 +1,198 @@
+//! Property tests of the clinical holds: sessions (a lapse ends exactly the session's holds, together), groups
+//! (all or nothing; no resource in two live groups) and their lock order.
+
+use hhs_core::group::{acquire_group, lock_order, Member, MAX_MEMBERS, MIN_MEMBERS};
+use hhs_core::lease::{acquire, expire, release, AcquireCmd, Claim};
+use hhs_core::session::{acquire_in, close, end_hold, keepalive, lapse, open, renew_hold, Session};
+use hhs_core::{GroupId, HoldId, Lease, Millis, OwnerId, Principal, ResourceId, SessionId, Ttl, TtlBounds};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+const LEASES: usize = 4;
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// The session's owner acquires lease `i` under the session.
+    AcquireIn(usize),
+    /// Someone acquires lease `i` on their own (owner 0 is the session's owner, under no session).
+    AcquireAlone(usize, u8, u32),
+    Keepalive,
+    /// The holder of lease `i` releases it alone.
+    Release(usize),
+    Close,
+    /// The reaper: records the session's lapse and every lapsed hold.
+    Reap,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..LEASES).prop_map(Step::AcquireIn),
+        2 => (0..LEASES, 0u8..2, 1u32..30).prop_map(|(i, o, t)| Step::AcquireAlone(i, o, t)),
+        4 => Just(Step::Keepalive),
+        2 => (0..LEASES).prop_map(Step::Release),
+        1 => Just(Step::Close),
+        2 => Just(Step::Reap),
+    ]
+}
+
+fn principal() -> Principal {
+    Principal::parse("ward-7").unwrap()
+}
+
+fn owner(i: u8) -> OwnerId {
+    OwnerId::parse(["ws-1", "ws-2"][usize::from(i)]).unwrap()
+}
+
+fn cmd(o: u8, ttl: Ttl, id: u128) -> AcquireCmd {
+    AcquireCmd { principal: principal(), owner: owner(o), ttl, new_hold_id: HoldId(Uuid::from_u128(id)) }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    #[test]
+    fn a_sessions_holds_expire_with_it_and_only_they_do(
+        steps in proptest::collection::vec((step(), 0i64..12_000), 1..50),
+        session_ttl_s in 5u32..20,
+    ) {
+        let bounds = TtlBounds { min_seconds: 1, max_seconds: 60 };
+        let mut now = Millis(1_000_000);
+        let mut s: Session = open(SessionId(Uuid::from_u128(1)), principal(), owner(0), Ttl::from_seconds(session_ttl_s, &bounds).unwrap(), now);
+        let mut leases: Vec<Lease> = (0..LEASES).map(|i| Lease::new(ResourceId(Uuid::from_u128(100 + i as u128)))).collect();
+        let mut next_id = 1_000u128;
+        for (step, dt) in steps {
+            now = now.plus(Millis(dt));
+            let before = leases.clone();
+            match step {
+                Step::AcquireIn(i) => {
+                    next_id += 1;
+                    if let Ok(o) = acquire_in(&leases[i], now, &cmd(0, s.ttl, next_id), &s, Millis::ZERO) {
+                        prop_assert!(s.is_live(now), "granted under a session that is not live");
+                        leases[i] = o.lease;
+                    }
+                }
+                Step::AcquireAlone(i, o, ttl) => {
+                    next_id += 1;
+                    if let Ok(out) = acquire(&leases[i], now, &cmd(o, Ttl::from_seconds(ttl, &bounds).unwrap(), next_id), Millis::ZERO) {
+                        leases[i] = out.lease;
+                    }
+                }
+                Step::Keepalive => {
+                    if let Ok(renewed) = keepalive(&s, now, &principal()) {
+                        s = renewed;
+                        for l in &mut leases {
+                            let untouched = l.clone();
+                            match renew_hold(l, &s, now) {
+                                Some(o) => *l = o.lease,
+                                // Holds outside the session are untouched by its keepalive.
+                                None => prop_assert_eq!(&*l, &untouched),
+                            }
+                        }
+                    } else {
+                        prop_assert!(!s.is_live(now), "a live session refused a keepalive");
+                    }
+                }
+                Step::Release(i) => {
+                    if let Some(h) = leases[i].hold.clone() {
+                        let claim = Claim { principal: h.principal, owner: h.owner, token: None };
+                        if let Ok(o) = release(&leases[i], now, &claim) {
+                            leases[i] = o.lease;
+                        }
+                    }
+                }
+                Step::Close => {
+                    if let Ok(closed) = close(&s, now, &principal()) {
+                        for l in &mut leases {
+                            if let Some(o) = end_hold(l, &s, now) {
+                                *l = o.lease;
+                            }
+                        }
+                        s = closed;
+                    }
+                }
+                Step::Reap => {
+                    if let Some(lapsed) = lapse(&s, now) {
+                        s = lapsed;
+                    }
+                    for l in &mut leases {
+                        if let Some(o) = expire(l, now, Millis::ZERO) {
+                            *l = o.lease;
+                        }
+                    }
+                }
+            }
+            for (l, b) in leases.iter().zip(&before) {
+                // Exclusivity across the new paths too: a live hold is replaced only by itself.
+                if let (Some(prev), Some(cur)) = (b.live_hold(now), l.live_hold(now)) {
+                    prop_assert_eq!(prev.id, cur.id);
+                }
+                for h in l.hold.iter().filter(|h| h.session == Some(s.id) && h.is_live(now)) {
+                    // Every live hold of the session ends exactly when it does, so it is live only while it is.
+                    prop_assert_eq!(h.expires_at(), s.expires_at(), "a session hold and its session disagree");
+                    prop_assert!(s.is_live(now), "a hold outlived its session");
+                    prop_assert_eq!(&h.owner, &s.owner);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_is_all_or_nothing_and_no_resource_is_in_two(
+        // Each lease: free, held by another owner, held by our owner in another group, or in lock-delay.
+        states in proptest::collection::vec(0u8..4, MIN_MEMBERS..8),
+        ttl_s in 1u32..30,
+    ) {
+        let bounds = TtlBounds { min_seconds: 1, max_seconds: 60 };
+        let ttl = Ttl::from_seconds(ttl_s, &bounds).unwrap();
+        let now = Millis(5_000_000);
+        let (ours, other_group) = (GroupId(Uuid::from_u128(7)), GroupId(Uuid::from_u128(8)));
+        let leases: Vec<Lease> = states.iter().enumerate().map(|(i, st)| {
+            let mut l = Lease::new(ResourceId(Uuid::from_u128(500 + i as u128)));
+            let id = 9_000 + i as u128;
+            match st {
+                1 => l = acquire(&l, now, &cmd(1, ttl, id), Millis::ZERO).unwrap().lease,
+                2 => {
+                    l = acquire(&l, now, &cmd(0, ttl, id), Millis::ZERO).unwrap().lease;
+                    l.hold.as_mut().unwrap().group = Some(other_group);
+                }
+                3 => l.delay_until = Some(now.plus(Millis(1_000))),
+                _ => {}
+            }
+            l
+        }).collect();
+        let members: Vec<Member> = leases.iter().enumerate().map(|(i, l)| Member { lease: l, lock_delay: Millis::ZERO, new_hold_id: HoldId(Uuid::from_u128(20_000 + i as u128)) }).collect();
+        let blocked: Vec<ResourceId> = leases.iter().zip(&states).filter(|(_, st)| **st != 0).map(|(l, _)| l.resource_id).collect();
+        match acquire_group(&members, now, ours, &cmd(0, ttl, 0), None) {
+            Ok(outcomes) => {
+                prop_assert!(blocked.is_empty(), "granted although {:?} were blocked", blocked);
+                prop_assert_eq!(outcomes.len(), leases.len());
+                for (o, before) in outcomes.iter().zip(&leases) {
+                    let h = o.lease.live_hold(now).expect("every member held");
+                    prop_assert_eq!((h.group, &h.owner), (Some(ours), &owner(0)));
+                    prop_assert!(h.token > before.last_token);
+                }
+            }
+            Err(refused) => {
+                // Exactly the blocked members are named, each once, in the members' order.
+                let named: Vec<ResourceId> = refused.iter().map(|(r, _)| *r).collect();
+                prop_assert_eq!(named, blocked);
+            }
+        }
+    }
+
+    #[test]
+    fn groups_lock_in_one_order(ids in proptest::collection::vec(0u128..40, 0..40)) {
+        let ids: Vec<ResourceId> = ids.into_iter().map(|n| ResourceId(Uuid::from_u128(n))).collect();
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        match lock_order(&ids) {
+            Ok(order) => {
+                prop_assert_eq!(&order, &distinct, "ascending, each once");
+                prop_assert_eq!(order.len(), ids.len());
+                prop_assert!((MIN_MEMBERS..=MAX_MEMBERS).contains(&order.len()));
+            }
+            Err(e) => prop_assert!(distinct.len() != ids.len() || !(MIN_MEMBERS..=MAX_MEMBERS).contains(&ids.len()), "{e}"),
+        }
+    }
+}
