@@ -23,11 +23,13 @@ pub enum ErrorCode {
     InvalidResourceType,
     InvalidIdentifier,
     InvalidFencingToken,
+    InvalidSessionId,
     // Resources.
     ResourceNotFound,
     ResourceExists,
     KeyNotFound,
     TypeNotFound,
+    SessionNotFound,
     // Lease rules (409).
     LockHeld,
     LockDelay,
@@ -38,6 +40,7 @@ pub enum ErrorCode {
     // The hold is renewed by its session: keep the session alive instead of heartbeating the hold. (A plain
     // comment: a doc comment on one variant would turn the schema's plain `enum` of codes into a `oneOf`.)
     RenewedBySession,
+    SessionEnded,
     // Access (the security issue fills these in; the codes are reserved now so no tier invents its own).
     Unauthenticated,
     Forbidden,
@@ -57,13 +60,14 @@ impl ErrorCode {
             InvalidJson => 400,
             Unauthenticated => 401,
             Forbidden | NotYourHold => 403,
-            NotFound | ResourceNotFound | KeyNotFound | TypeNotFound => 404,
+            NotFound | ResourceNotFound | KeyNotFound | TypeNotFound | SessionNotFound => 404,
             MethodNotAllowed => 405,
-            ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld | RenewedBySession => 409,
+            ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld | RenewedBySession
+            | SessionEnded => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | InvalidResourceId | InvalidOwnerId | InvalidTtl | InvalidResourceType
-            | InvalidIdentifier | InvalidFencingToken => 422,
+            | InvalidIdentifier | InvalidFencingToken | InvalidSessionId => 422,
             RateLimited => 429,
             Internal => 500,
             OriginUnavailable => 502,
@@ -96,10 +100,12 @@ impl ErrorCode {
             InvalidResourceType => "invalid_resource_type",
             InvalidIdentifier => "invalid_identifier",
             InvalidFencingToken => "invalid_fencing_token",
+            InvalidSessionId => "invalid_session_id",
             ResourceNotFound => "resource_not_found",
             ResourceExists => "resource_exists",
             KeyNotFound => "key_not_found",
             TypeNotFound => "type_not_found",
+            SessionNotFound => "session_not_found",
             LockHeld => "lock_held",
             LockDelay => "lock_delay",
             NotHolder => "not_holder",
@@ -107,6 +113,7 @@ impl ErrorCode {
             StaleToken => "stale_token",
             LockNotHeld => "lock_not_held",
             RenewedBySession => "renewed_by_session",
+            SessionEnded => "session_ended",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
             NotYourHold => "not_your_hold",

@@ -54,6 +54,14 @@ impl ResourceId {
     }
 }
 
+impl SessionId {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Uuid::try_parse(s.trim()).map(SessionId).map_err(|_| {
+            ApiError::new(ErrorCode::InvalidSessionId, "session_id must be a UUID such as 0190a0c4-7a52-7000-8000-000000000001")
+        })
+    }
+}
+
 impl FromStr for ResourceId {
     type Err = ApiError;
     fn from_str(s: &str) -> Result<Self, ApiError> {

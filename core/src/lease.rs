@@ -277,6 +277,10 @@ pub enum Denied {
     /// The hold is renewed by its session ([`crate::session`]): a heartbeat or a plain re-acquire of it would
     /// part it from the session's expiry.
     InSession,
+    /// The session was closed or has lapsed.
+    SessionEnded,
+    /// An acquire under a session names another owner than the session's.
+    NotSessionOwner,
 }
 
 /// A request for a grant.
@@ -368,15 +372,20 @@ fn check_holder<'a>(lease: &'a Lease, claim: &Claim) -> Result<&'a Hold, Denied>
     Ok(hold)
 }
 
-/// Heartbeat: only the holder of an unexpired hold; renews `last_heartbeat`. Never grants, never revives.
-pub fn heartbeat(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, Denied> {
+/// The claimant's hold, if it is theirs and live at `now`; why not otherwise (the holder rules of a heartbeat).
+pub(crate) fn claimed_live_hold<'a>(lease: &'a Lease, now: Millis, claim: &Claim) -> Result<&'a Hold, Denied> {
     let hold = check_holder(lease, claim)?;
     match hold.state {
-        HoldState::Held if hold.is_expired(now) => return Err(Denied::LockExpired),
-        HoldState::Held => {}
-        HoldState::Expired { .. } => return Err(Denied::LockExpired),
-        HoldState::Released { .. } | HoldState::ForceReleased { .. } => return Err(Denied::NotHolder),
+        HoldState::Held if hold.is_expired(now) => Err(Denied::LockExpired),
+        HoldState::Held => Ok(hold),
+        HoldState::Expired { .. } => Err(Denied::LockExpired),
+        HoldState::Released { .. } | HoldState::ForceReleased { .. } => Err(Denied::NotHolder),
     }
+}
+
+/// Heartbeat: only the holder of an unexpired hold; renews `last_heartbeat`. Never grants, never revives.
+pub fn heartbeat(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, Denied> {
+    let hold = claimed_live_hold(lease, now, claim)?;
     if hold.session.is_some() {
         return Err(Denied::InSession);
     }

@@ -56,18 +56,16 @@ pub fn open(id: SessionId, principal: Principal, owner: OwnerId, ttl: Ttl, now: 
     Session { id, principal, owner, ttl, opened_at: now, last_keepalive: now, state: SessionState::Open }
 }
 
-/// Whether `principal` may use the session at `now`: its own (`NotYourHold`), open (`NotHolder` once closed) and
-/// live (`LockExpired` once lapsed).
+/// Whether `principal` may use the session at `now`: its own (`NotYourHold`), and open and live
+/// (`SessionEnded`).
 fn check(s: &Session, now: Millis, principal: &Principal) -> Result<(), Denied> {
     if &s.principal != principal {
         return Err(Denied::NotYourHold);
     }
-    match s.state {
-        SessionState::Closed { .. } => Err(Denied::NotHolder),
-        SessionState::Lapsed { .. } => Err(Denied::LockExpired),
-        SessionState::Open if !s.is_live(now) => Err(Denied::LockExpired),
-        SessionState::Open => Ok(()),
+    if !s.is_live(now) {
+        return Err(Denied::SessionEnded);
     }
+    Ok(())
 }
 
 /// Keepalive: renews a live session from `now` (never backwards: the database clock can step back a little
@@ -94,7 +92,7 @@ pub fn lapse(s: &Session, now: Millis) -> Option<Session> {
 pub fn acquire_in(lease: &Lease, now: Millis, cmd: &AcquireCmd, s: &Session, lock_delay: Millis) -> Result<Outcome, Denied> {
     check(s, now, &cmd.principal)?;
     if cmd.owner != s.owner {
-        return Err(Denied::NotHolder);
+        return Err(Denied::NotSessionOwner);
     }
     // The owner's live hold under this session already: nothing to grant, it already ends with the session.
     if lease.live_hold(now).is_some_and(|h| h.session == Some(s.id) && h.owner == cmd.owner && h.principal == cmd.principal) {

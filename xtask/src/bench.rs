@@ -22,7 +22,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("keys") => crate::bench_keys::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50_000)),
         Some("failover") => crate::bench_failover::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("contention") => crate::bench_contention::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(40)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN] | failover [KILLS] | contention [ROUNDS]".into()),
+        Some("heartbeats") => crate::bench_heartbeats::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10)),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN] | failover [KILLS] | contention [ROUNDS] | heartbeats [SECONDS]".into()),
     }
 }
 

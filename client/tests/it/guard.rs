@@ -111,3 +111,37 @@ async fn a_burst_of_503s_is_ridden_out_and_409_is_not_retried() {
     guard.release().await.unwrap();
     origin.stop().await;
 }
+
+/// A session guard keeps every hold taken under it alive with its keepalives alone, says so the moment the
+/// session is ended under it, and closing releases the holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_guard_keeps_its_holds_alive_and_closing_releases_them() {
+    let origin = Origin::start().await;
+    let (a, b) = (origin.bed("Session 1").await, origin.bed("Session 2").await);
+    let client = Client::new(&origin.url, &origin.client);
+    let session = hhs_client::SessionGuard::open(&client, "ward-7", Duration::from_secs(1)).await.unwrap();
+    for bed in [&a, &b] {
+        let held = session.acquire(bed).await.unwrap();
+        assert_eq!(held.session_id, Some(session.view().id));
+    }
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    for bed in [&a, &b] {
+        assert_eq!(origin.lock(bed).await["status"], "HELD", "three and a half TTLs later, by keepalives alone");
+    }
+    assert!(session.lost().borrow().is_none());
+    let closed = session.close().await.unwrap();
+    assert_eq!(closed.status, "CLOSED");
+    for bed in [&a, &b] {
+        assert_eq!(origin.lock(bed).await["status"], "RELEASED");
+    }
+
+    // Ended under the guard (here: closed through the API with the same key): lost within a keepalive period.
+    let session = hhs_client::SessionGuard::open(&client, "ward-7", Duration::from_secs(3)).await.unwrap();
+    let path = format!("/api/sessions/{}", session.view().id);
+    let ended = std::time::Instant::now();
+    origin.send("DELETE", &path, &origin.client, None).await;
+    let lost = tokio::time::timeout(Duration::from_secs(3), session.until_lost()).await.expect("lost within a keepalive period and some");
+    assert!(ended.elapsed() <= Duration::from_millis(1_500), "signalled after {:?}", ended.elapsed());
+    assert!(matches!(lost, Lost::Refused(ref e) if e.code == ErrorCode::SessionEnded), "{lost:?}");
+    origin.stop().await;
+}

@@ -66,6 +66,8 @@ request_bodies! {
     CreateKeyRequest => |r, _b| r.validate();
     crate::policy::TypeChange => |r, _b| r.check();
     SuggestRequest => |r, _b| r.validate();
+    OpenSessionRequest => |r, b| r.validate(b);
+    BookRequest => |r, _b| r.validate();
 }
 
 /// `GET /api/events/stream`: Server-Sent Events — `EventView`s with their id, `heartbeat`s (a `LockView`, no id),
@@ -170,11 +172,15 @@ endpoints! {
     ListLocks: "GET" "/api/locks" ?LockQuery, NoBody => 200 LockList, Viewer,
         [InvalidOwnerId, InvalidResourceType, InvalidResourceId];
     Acquire: "POST" "/api/locks/acquire", AcquireRequest => 200 LockView, Client,
-        [InvalidResourceId, InvalidOwnerId, InvalidTtl, ResourceNotFound, LockHeld, LockDelay, NotYourHold, RenewedBySession];
+        [InvalidResourceId, InvalidOwnerId, InvalidTtl, ResourceNotFound, LockHeld, LockDelay, NotYourHold, RenewedBySession,
+            InvalidSessionId, SessionNotFound, SessionEnded];
     Heartbeat: "POST" "/api/locks/heartbeat", HolderRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken,
             RenewedBySession];
     Release: "POST" "/api/locks/release", HolderRequest => 200 LockView, Client,
+        [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
+    /// Turns the caller's live hold into a booking until `until` (no heartbeats; ends `completed` then).
+    Book: "POST" "/api/locks/book", BookRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
     ForceRelease: "POST" "/api/locks/force-release", ForceReleaseRequest => 200 LockView, Admin,
         [InvalidResourceId, ResourceNotFound, LockNotHeld];
@@ -190,6 +196,16 @@ endpoints! {
     ListKeys: "GET" "/api/keys", NoBody => 200 KeyPage, Admin, [];
     CreateKey: "POST" "/api/keys", CreateKeyRequest => 201 CreatedKey, Admin, [];
     RevokeKey: "DELETE" "/api/keys/{key_id}", NoBody => 200 KeyView, Admin, [KeyNotFound];
+    /// Sessions: one keepalive renews every hold taken under it (`session_id` in an acquire).
+    ListSessions: "GET" "/api/sessions", NoBody => 200 SessionPage, Viewer, [];
+    OpenSession: "POST" "/api/sessions", OpenSessionRequest => 201 SessionView, Client, [InvalidOwnerId, InvalidTtl];
+    GetSession: "GET" "/api/sessions/{session_id}", NoBody => 200 SessionView, Viewer, [SessionNotFound];
+    /// Renews the session and every live hold under it, in one statement.
+    KeepAlive: "POST" "/api/sessions/{session_id}/keepalive", NoBody => 200 SessionView, Client,
+        [SessionNotFound, SessionEnded, NotYourHold];
+    /// Closes the session and releases every hold under it.
+    CloseSession: "DELETE" "/api/sessions/{session_id}", NoBody => 200 SessionView, Client,
+        [SessionNotFound, SessionEnded, NotYourHold];
     /// Resource types and their policy.
     ListTypes: "GET" "/api/types", NoBody => 200 TypePage, Viewer, [];
     GetType: "GET" "/api/types/{type_name}", NoBody => 200 TypeView, Viewer, [TypeNotFound];
@@ -212,6 +228,9 @@ impl Route {
         }
         if self.path.contains("{type_name}") {
             codes.push(InvalidResourceType);
+        }
+        if self.path.contains("{session_id}") {
+            codes.push(InvalidSessionId);
         }
         if self.query || self.body {
             codes.push(ValidationFailed);
@@ -237,6 +256,7 @@ pub enum Param {
     ResourceId,
     KeyId,
     TypeName,
+    SessionId,
 }
 
 /// What the table says about a request.
@@ -261,6 +281,7 @@ fn matches<'a>(pattern: &str, path: &'a str) -> Option<Option<(Param, &'a str)>>
                 "{resource_id}" if !ss.is_empty() => param = Some((Param::ResourceId, ss)),
                 "{key_id}" if !ss.is_empty() => param = Some((Param::KeyId, ss)),
                 "{type_name}" if !ss.is_empty() => param = Some((Param::TypeName, ss)),
+                "{session_id}" if !ss.is_empty() => param = Some((Param::SessionId, ss)),
                 lit if lit == ss => {}
                 _ => return None,
             },
@@ -313,6 +334,7 @@ pub fn check(
     match param {
         Some((Param::ResourceId, value)) => drop(crate::ids::ResourceId::parse(value)?),
         Some((Param::TypeName, value)) => drop(crate::ids::ResourceType::parse(value)?),
+        Some((Param::SessionId, value)) => drop(crate::ids::SessionId::parse(value)?),
         _ => {}
     }
     if !route.body {

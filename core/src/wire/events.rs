@@ -31,6 +31,10 @@ pub enum LogKind {
     Booked,
     /// A booking that reached its end.
     Completed,
+    /// A session opened, closed by its owner, or lapsed (`session`).
+    SessionOpened,
+    SessionClosed,
+    SessionLapsed,
     ResourceCreated,
     ResourceUpdated,
     ResourceDeleted,
@@ -55,6 +59,9 @@ impl LogKind {
             LogKind::Extended => "extended",
             LogKind::Booked => "booked",
             LogKind::Completed => "completed",
+            LogKind::SessionOpened => "session_opened",
+            LogKind::SessionClosed => "session_closed",
+            LogKind::SessionLapsed => "session_lapsed",
             LogKind::ResourceCreated => "resource_created",
             LogKind::ResourceUpdated => "resource_updated",
             LogKind::ResourceDeleted => "resource_deleted",
@@ -73,7 +80,7 @@ impl LogKind {
 
     /// Whether a hold ended with this event.
     pub fn ends_hold(self) -> bool {
-        matches!(self, LogKind::Released | LogKind::Expired | LogKind::ForceReleased)
+        matches!(self, LogKind::Released | LogKind::Expired | LogKind::ForceReleased | LogKind::Completed)
     }
 }
 
@@ -186,6 +193,15 @@ pub struct TypeDetail {
     pub new: crate::wire::views::TypeView,
 }
 
+/// `session_opened`, `session_closed`, `session_lapsed`: the session, its owner and TTL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct SessionDetail {
+    pub session_id: crate::ids::SessionId,
+    pub owner_id: String,
+    pub ttl_seconds: u32,
+}
+
 /// An event's detail, by its shape (each kind has exactly one; `Other` for entries this version does not know).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
@@ -196,6 +212,7 @@ pub enum Detail {
     Key(KeyDetail),
     AuthFailed(AuthFailedDetail),
     Type(TypeDetail),
+    Session(SessionDetail),
     Other(serde_json::Value),
 }
 
@@ -269,6 +286,12 @@ impl EventView {
     pub fn of_resource(kind: LogKind, id: ResourceId, ty: &ResourceType, ident: &Identifier, at: Millis, actor: &Actor) -> EventView {
         let detail = Detail::Resource(ResourceDetail { resource_type: ty.as_str().into(), identifier: ident.as_str().into() });
         EventView { resource_id: Some(id), ..EventView::new(kind, at, actor, detail) }
+    }
+
+    /// `session_opened`, `session_closed`, `session_lapsed`.
+    pub fn of_session(kind: LogKind, s: &crate::session::Session, at: Millis, actor: &Actor) -> EventView {
+        let detail = Detail::Session(SessionDetail { session_id: s.id, owner_id: s.owner.as_str().into(), ttl_seconds: s.ttl.seconds() });
+        EventView { owner_id: Some(s.owner.as_str().into()), ..EventView::new(kind, at, actor, detail) }
     }
 
     /// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.

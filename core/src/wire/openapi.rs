@@ -160,6 +160,8 @@ fn path_parameter(path: &str, g: &mut SchemaGenerator) -> Option<Value> {
         ("resource_id", g.subschema_for::<ResourceId>())
     } else if path.contains("{type_name}") {
         ("type_name", g.subschema_for::<ResourceType>())
+    } else if path.contains("{session_id}") {
+        ("session_id", g.subschema_for::<crate::ids::SessionId>())
     } else if path.contains("{key_id}") {
         ("key_id", json_schema!({"type": "string", "minLength": 1}))
     } else {

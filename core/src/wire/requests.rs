@@ -75,6 +75,11 @@ pub struct AcquireRequest {
     /// Whole seconds (a JSON number, so `30.0` too), within the resource type's bounds.
     #[cfg_attr(feature = "openapi", schemars(with = "Option<u32>", range(min = TtlBounds::HARD.min_seconds, max = TtlBounds::HARD.max_seconds)))]
     pub ttl_seconds: Option<f64>,
+    /// Hold under this session instead of a TTL of its own: the session's keepalives renew it, and it lapses
+    /// with the session. `owner_id` must be the session's owner.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::SessionId>"))]
+    pub session_id: Option<String>,
 }
 
 /// A validated acquire.
@@ -82,17 +87,43 @@ pub struct AcquireRequest {
 pub struct ValidAcquire {
     pub resource_id: ResourceId,
     pub owner: OwnerId,
-    /// `None`: ask the TTL model.
+    /// `None`: ask the TTL model (or the session's).
     pub ttl: Option<Ttl>,
+    pub session: Option<crate::ids::SessionId>,
 }
 
 impl AcquireRequest {
     pub fn validate(&self, bounds: &TtlBounds) -> Result<ValidAcquire, ApiError> {
+        let session = self.session_id.as_deref().map(crate::ids::SessionId::parse).transpose()?;
+        if session.is_some() && self.ttl_seconds.is_some() {
+            return Err(ApiError::new(ErrorCode::ValidationFailed, "give ttl_seconds or session_id, not both: a session's hold has the session's TTL"));
+        }
         Ok(ValidAcquire {
             resource_id: ResourceId::parse(&self.resource_id)?,
             owner: OwnerId::parse(&self.owner_id)?,
             ttl: self.ttl_seconds.map(|t| Ttl::from_seconds_f64(t, bounds)).transpose()?,
+            session,
         })
+    }
+}
+
+/// `POST /api/sessions`: a session for `owner_id`, renewed by keepalives, with its own TTL (omitted: the
+/// process's default TTL).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OpenSessionRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
+    pub owner_id: String,
+    /// Whole seconds, within the hard bounds (1 s to 7 days).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<u32>", range(min = TtlBounds::HARD.min_seconds, max = TtlBounds::HARD.max_seconds)))]
+    pub ttl_seconds: Option<f64>,
+}
+
+impl OpenSessionRequest {
+    pub fn validate(&self, bounds: &TtlBounds) -> Result<(OwnerId, Option<Ttl>), ApiError> {
+        Ok((OwnerId::parse(&self.owner_id)?, self.ttl_seconds.map(|t| Ttl::from_seconds_f64(t, bounds)).transpose()?))
     }
 }
 
@@ -124,6 +155,35 @@ impl HolderRequest {
             owner: OwnerId::parse(&self.owner_id)?,
             token: parse_token(self.fencing_token)?,
         })
+    }
+}
+
+/// `POST /api/locks/book`: the caller's live hold becomes a booking that needs no heartbeats and ends at `until`
+/// (at most 30 days ahead), with the same fencing token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BookRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
+    pub resource_id: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
+    pub owner_id: String,
+    /// RFC 3339.
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::time::Rfc3339Millis"))]
+    pub until: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::FencingToken>"))]
+    pub fencing_token: Option<i64>,
+}
+
+impl BookRequest {
+    /// The holder's claim and the booking's end.
+    pub fn validate(&self) -> Result<(ValidHolder, crate::time::Millis), ApiError> {
+        let holder = HolderRequest { resource_id: self.resource_id.clone(), owner_id: self.owner_id.clone(), fencing_token: self.fencing_token }.validate()?;
+        let until = chrono::DateTime::parse_from_rfc3339(&self.until)
+            .map(|t| crate::time::Millis::from_utc(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "until must be an RFC 3339 time such as 2026-01-31T18:00:00Z"))?;
+        Ok((holder, until))
     }
 }
 

@@ -114,6 +114,62 @@ pub type TypePage = Page<TypeView, String>;
 /// `GET /api/keys` (one page: every key).
 pub type KeyPage = Page<KeyView, String>;
 
+/// A session (`/api/sessions`): its owner, TTL and expiry, how it stands at the time of the read (`OPEN`,
+/// `CLOSED`, `LAPSED`: an open session past its expiry reads `LAPSED` before the reaper records it) and how many
+/// live holds it renews.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct SessionView {
+    pub id: crate::ids::SessionId,
+    pub principal: String,
+    pub owner_id: String,
+    pub ttl_seconds: u32,
+    pub status: String,
+    #[serde(with = "crate::time::Rfc3339Millis")]
+    pub opened_at: DateTime<Utc>,
+    #[serde(with = "crate::time::Rfc3339Millis")]
+    pub last_keepalive: DateTime<Utc>,
+    #[serde(with = "crate::time::Rfc3339Millis")]
+    pub expires_at: DateTime<Utc>,
+    #[serde(with = "crate::time::OptionalRfc3339Millis")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub holds: u64,
+}
+
+impl SessionView {
+    pub fn of(s: &crate::session::Session, holds: u64, now: Millis) -> SessionView {
+        use crate::session::SessionState;
+        let (status, ended) = match s.state {
+            SessionState::Open if s.is_live(now) => ("OPEN", None),
+            SessionState::Open => ("LAPSED", Some(s.expires_at())),
+            SessionState::Closed { at } => ("CLOSED", Some(at)),
+            SessionState::Lapsed { at } => ("LAPSED", Some(at)),
+        };
+        SessionView {
+            id: s.id,
+            principal: s.principal.as_str().into(),
+            owner_id: s.owner.as_str().into(),
+            ttl_seconds: s.ttl.seconds(),
+            status: status.into(),
+            opened_at: s.opened_at.to_utc(),
+            last_keepalive: s.last_keepalive.to_utc(),
+            expires_at: s.expires_at().to_utc(),
+            ended_at: ended.map(Millis::to_utc),
+            holds: if status == "OPEN" { holds } else { 0 },
+        }
+    }
+}
+
+impl SessionView {
+    /// How long the session (and every hold under it) has left at `now`; zero once it has lapsed.
+    pub fn remaining_at(&self, now: Millis) -> Millis {
+        Millis(Millis::from_utc(self.expires_at).since(now).0.max(0))
+    }
+}
+
+/// `GET /api/sessions`: the open sessions (one page).
+pub type SessionPage = Page<SessionView, String>;
+
 /// The state of one resource's lease, as `GET /api/locks/{id}` and every lock operation return it.
 ///
 /// `id` is the hold's id; hold fields are `null` while the resource has never been held (`status: "FREE"`).
@@ -140,6 +196,9 @@ pub struct LockView {
     #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub lock_delay_until: Option<DateTime<Utc>>,
     /// On acquire answers: `"requested"` or `"suggested"` (the TTL model chose it).
+    /// The session the hold is renewed by (its keepalives move `expires_at`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<crate::ids::SessionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_source: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +223,7 @@ impl LockView {
             expires_at: hold.map(|h| h.expires_at().to_utc()),
             ended_at: hold.and_then(|h| h.ended_at(now)).map(Millis::to_utc),
             lock_delay_until: lease.delay_until.filter(|u| *u > now).map(Millis::to_utc),
+            session_id: hold.and_then(|h| h.session),
             ttl_source: None,
             resource_type: None,
             identifier: None,
@@ -357,6 +417,8 @@ impl From<Denied> for ApiError {
                 ErrorCode::RenewedBySession,
                 "this hold is renewed by its session: keep the session alive instead",
             ),
+            Denied::SessionEnded => ApiError::new(ErrorCode::SessionEnded, "the session was closed or has lapsed; open a new one"),
+            Denied::NotSessionOwner => ApiError::new(ErrorCode::ValidationFailed, "owner_id must be the session's owner"),
             Denied::TtlOutOfBounds { min_seconds, max_seconds } => ApiError::new(
                 ErrorCode::InvalidTtl,
                 format!("ttl_seconds must be between {min_seconds} and {max_seconds} for this resource type"),

@@ -38,6 +38,7 @@ impl AppError {
             AppError::Api(e) | AppError::Store(StoreError::Invalid(e)) => e.code,
             AppError::Store(StoreError::NotFound) => ErrorCode::ResourceNotFound,
             AppError::Store(StoreError::Exists) => ErrorCode::ResourceExists,
+            AppError::Store(StoreError::NoSession) => ErrorCode::SessionNotFound,
             AppError::Store(StoreError::Denied(d)) => ApiError::from(d.clone()).code,
             AppError::Store(StoreError::Unavailable(_)) => ErrorCode::DatabaseUnavailable,
             AppError::Store(_) => ErrorCode::Internal,
@@ -54,6 +55,7 @@ impl AppError {
             StoreError::Exists => {
                 ApiError::new(ErrorCode::ResourceExists, "a resource with this type and identifier already exists")
             }
+            StoreError::NoSession => ApiError::new(ErrorCode::SessionNotFound, "no session with this id"),
             StoreError::Denied(d) => d.into(),
             StoreError::Invalid(e) => e,
             StoreError::Unavailable(err) => {

@@ -89,3 +89,15 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
             .map_err(|_| AppError::new(ErrorCode::KeyNotFound, "no key with this id"))
     }
 }
+
+/// The `{session_id}` of a path (422 `invalid_session_id`, as at the edge).
+pub struct SessionPath(pub hhs_core::SessionId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let raw = Path::<String>::from_request_parts(parts, state).await.map(|Path(p)| p).unwrap_or_default();
+        Ok(SessionPath(hhs_core::SessionId::parse(&raw)?))
+    }
+}

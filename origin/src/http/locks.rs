@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use hhs_core::wire::LockQuery;
-use hhs_core::wire::{AcquireRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
+use hhs_core::wire::{AcquireRequest, BookRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
 use hhs_core::lease::{self, AcquireCmd, Claim, Late};
 use hhs_core::{TtlBounds, Denied, HoldId, ResourceId};
 use uuid::Uuid;
@@ -40,6 +40,14 @@ pub(super) async fn acquire(
 async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result<(Json<LockView>, bool), AppError> {
     // The hard limits here (and at the edge); the type's own bounds inside the acquire's transaction.
     let valid = req.validate(&TtlBounds::HARD)?;
+    if let Some(session) = valid.session {
+        // Under a session: its TTL and renewal, decided with the session's row held.
+        let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl: hhs_core::Ttl::from_stored_millis(0), new_hold_id: HoldId(Uuid::now_v7()) };
+        let applied = state.store.acquire_in(valid.resource_id, session, cmd, &caller.actor()).await?;
+        let mut view = LockView::of(&applied.outcome.lease, applied.now);
+        view.ttl_source = Some("session".to_owned());
+        return Ok((Json(view), !applied.outcome.events.is_empty()));
+    }
     let (ttl, source) = match valid.ttl {
         Some(ttl) => (ttl, "requested"),
         None => {
@@ -57,6 +65,16 @@ async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result
     let mut view = LockView::of(&applied.outcome.lease, applied.now);
     view.ttl_source = Some(source.to_owned());
     Ok((Json(view), !applied.outcome.events.is_empty()))
+}
+
+/// Books the caller's live hold until `until` (`hhs_core::booking::book`): same token, no more heartbeats.
+pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<BookRequest>) -> Result<Json<LockView>, AppError> {
+    let (valid, until) = req.validate()?;
+    let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
+    let transition = Box::new(move |_: &crate::store::Resource, current: &hhs_core::Lease, now| hhs_core::booking::book(current, now, &claim, until, hhs_core::booking::MAX_BOOKING));
+    let applied = state.store.transact(valid.resource_id, &caller.actor(), transition).await?;
+    tracing::info!(resource_id = %valid.resource_id, until = %until.to_utc(), "hold booked");
+    Ok(answer(&applied))
 }
 
 pub(super) async fn heartbeat(

@@ -16,6 +16,7 @@ pub mod metrics;
 mod ml;
 mod openapi;
 mod resources;
+mod sessions;
 mod types;
 
 use std::sync::Arc;
@@ -114,11 +115,17 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
         Api::Acquire => on(m, locks::acquire),
         Api::Heartbeat => on(m, locks::heartbeat),
         Api::Release => on(m, locks::release),
+        Api::Book => on(m, locks::book),
         Api::ForceRelease => on(m, locks::force_release),
         Api::GetLock => on(m, locks::show),
         Api::ListEvents => on(m, events::list),
         Api::StreamEvents => on(m, events::stream),
         Api::ExportAudit => on(m, audit::export),
+        Api::ListSessions => on(m, sessions::list),
+        Api::OpenSession => on(m, sessions::open),
+        Api::GetSession => on(m, sessions::show),
+        Api::KeepAlive => on(m, sessions::keepalive),
+        Api::CloseSession => on(m, sessions::close),
         Api::Suggest => on(m, ml::suggest),
         Api::Anomalies => on(m, ml::anomalies),
         Api::WhoAmI => on(m, keys::whoami),

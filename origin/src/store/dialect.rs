@@ -30,6 +30,8 @@ pub trait Dialect: sqlx::Database {
     fn lock(table: &str) -> String;
     /// Appended to `sql::SELECT_EXPIRED`: skip rows another transaction holds, so replicas' reapers share work.
     const SKIP_LOCKED: &'static str;
+    /// The same for `sql::SELECT_LAPSED_SESSIONS`.
+    const SKIP_LOCKED_SESSIONS: &'static str;
     /// The commit horizon (see `sql::events`). PostgreSQL: the oldest transaction still running when the
     /// statement's snapshot was taken; every transaction below it has finished, so every event it wrote is
     /// visible now or never will be. SQLite: its writers take turns and `txid` is always 0, so everything is.
@@ -54,6 +56,7 @@ impl Dialect for Postgres {
     const NOW: &'static str = "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
     const BEGIN_WRITE: &'static str = "BEGIN";
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF l SKIP LOCKED";
+    const SKIP_LOCKED_SESSIONS: &'static str = " FOR UPDATE SKIP LOCKED";
     const HORIZON: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
     const NOTIFY_RENEWALS: bool = true;
     const FAST_PATHS: bool = true;
@@ -79,6 +82,7 @@ impl Dialect for Sqlite {
     const NOW: &'static str = "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SKIP_LOCKED: &'static str = "";
+    const SKIP_LOCKED_SESSIONS: &'static str = "";
     const HORIZON: &'static str = "1";
     const NOTIFY_RENEWALS: bool = false;
     const FAST_PATHS: bool = false;

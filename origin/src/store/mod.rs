@@ -13,7 +13,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hhs_core::wire::{EventView, LockView, Replication};
 use hhs_core::lease::{AcquireCmd, Claim};
-use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
+use hhs_core::session::Session;
+use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
 
 pub use dialect::{PgStore, SqliteStore};
 pub use hhs_core::wire::Actor;
@@ -44,6 +45,9 @@ pub enum StoreError {
     Invalid(hhs_core::ApiError),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// No session with this id.
+    #[error("no such session")]
+    NoSession,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -162,9 +166,32 @@ pub trait Store: Send + Sync + 'static {
         self.transact(id, actor, Box::new(move |_, current, now| hhs_core::lease::release(current, now, &claim))).await
     }
 
-    /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`). Safe to run on
-    /// several replicas at once: each expiry is recorded exactly once. Returns how many it recorded.
+    /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`; a booking that
+    /// ran out as `completed`) and up to `batch` lapsed sessions (`session_lapsed`; their holds lapse with them and
+    /// are among the expiries). Safe to run on several replicas at once: each is recorded exactly once. Returns
+    /// how many holds it recorded.
     async fn reap(&self, batch: u32) -> Result<usize, StoreError>;
+
+    /// Opens a session from the database's now (`session_opened`).
+    async fn open_session(&self, id: SessionId, principal: &Principal, owner: &OwnerId, ttl: Ttl, actor: &Actor) -> Result<Session, StoreError>;
+
+    /// One session (`Some(id)`; [`StoreError::NoSession`] if unknown) or every open one, each with how many live
+    /// holds it renews, and the database time of the read.
+    async fn sessions(&self, id: Option<SessionId>) -> Result<(Vec<(Session, u64)>, Millis), StoreError>;
+
+    /// Keepalive (`hhs_core::session::keepalive`): the session and every live hold under it renewed in one
+    /// transaction — the holds by one statement (`sql::RENEW_SESSION_HOLDS`), however many there are. Returns the
+    /// session, how many holds it renewed and the database time.
+    async fn keepalive(&self, id: SessionId, principal: &Principal) -> Result<(Session, u64, Millis), StoreError>;
+
+    /// Closes a session (`session_closed`) and releases every live hold under it (`released` each), in one
+    /// transaction that holds the session's row, then its leases' rows.
+    async fn close_session(&self, id: SessionId, principal: &Principal, actor: &Actor) -> Result<(Session, Millis), StoreError>;
+
+    /// Acquire under a session (`hhs_core::session::acquire_in`): the session's row, then the lease's row, are
+    /// held (every session operation takes them in this order, so none waits on another in a cycle); the
+    /// session's TTL must be within the resource type's bounds.
+    async fn acquire_in(&self, id: ResourceId, session: SessionId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError>;
 
     /// Every resource type and its policy, by name.
     async fn types(&self) -> Result<Vec<TypeRow>, StoreError>;

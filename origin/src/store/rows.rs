@@ -3,7 +3,8 @@
 
 use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind, TypeView};
 use hhs_core::stored::StoredLease;
-use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, ResourceId, ResourceType, Role, TypePolicy};
+use hhs_core::session::{Session, SessionState};
+use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId, Ttl, TypePolicy};
 use sqlx::{Arguments, Database, Encode, Type};
 use uuid::Uuid;
 
@@ -113,6 +114,21 @@ impl LeaseRecord {
     }
 }
 
+/// A `leases` row alone (what `RETURNING l.*` gives): its resource's id and the stored lease.
+#[derive(sqlx::FromRow)]
+pub struct LeaseRow {
+    resource_id: Uuid,
+    #[sqlx(flatten)]
+    lease: StoredLease,
+}
+
+impl LeaseRow {
+    pub fn into_lease(self) -> Result<Lease, StoreError> {
+        let id = ResourceId(self.resource_id);
+        self.lease.into_lease(id).map_err(|e| StoreError::Corrupt(format!("lease row of resource {id}: {e}")))
+    }
+}
+
 /// The arguments of `sql::UPDATE_LEASE`: the resource id, then the lease's columns.
 pub fn lease_args(l: &Lease) -> Vec<Arg> {
     let s = StoredLease::of(l);
@@ -132,6 +148,9 @@ pub fn lease_args(l: &Lease) -> Vec<Arg> {
         Arg::Int(s.delay_until_ms),
         Arg::Text(s.principal),
         Arg::Bool(s.late_reported),
+        Arg::Uuid(s.session_id),
+        Arg::Uuid(s.group_id),
+        Arg::Int(s.booked_until_ms),
     ]
 }
 
@@ -249,4 +268,68 @@ pub struct FinishedHold {
     pub resource_type: String,
     pub owner_id: Option<String>,
     pub detail: String,
+}
+
+/// A session as stored.
+#[derive(sqlx::FromRow)]
+pub struct SessionRecord {
+    id: Uuid,
+    principal: String,
+    owner_id: String,
+    ttl_ms: i64,
+    opened_at_ms: i64,
+    last_keepalive_ms: i64,
+    state: String,
+    ended_at_ms: Option<i64>,
+}
+
+impl SessionRecord {
+    pub fn into_session(self) -> Result<Session, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("session {}: {what}", self.id));
+        let ended = || self.ended_at_ms.map(Millis).ok_or_else(|| corrupt("ended without ended_at_ms"));
+        let state = match self.state.as_str() {
+            "OPEN" => SessionState::Open,
+            "CLOSED" => SessionState::Closed { at: ended()? },
+            "LAPSED" => SessionState::Lapsed { at: ended()? },
+            _ => return Err(corrupt("unknown state")),
+        };
+        Ok(Session {
+            id: SessionId(self.id),
+            principal: Principal::parse(&self.principal).map_err(|_| corrupt("principal"))?,
+            owner: OwnerId::parse(&self.owner_id).map_err(|_| corrupt("owner_id"))?,
+            ttl: Ttl::from_stored_millis(self.ttl_ms),
+            opened_at: Millis(self.opened_at_ms),
+            last_keepalive: Millis(self.last_keepalive_ms),
+            state,
+        })
+    }
+}
+
+/// The arguments of `sql::INSERT_SESSION`.
+pub fn session_args(s: &Session) -> Vec<Arg> {
+    let (state, ended) = session_state(s);
+    vec![
+        Arg::Uuid(Some(s.id.0)),
+        Arg::text(s.principal.as_str()),
+        Arg::text(s.owner.as_str()),
+        Arg::Int(Some(s.ttl.as_millis().0)),
+        Arg::Int(Some(s.opened_at.0)),
+        Arg::Int(Some(s.last_keepalive.0)),
+        Arg::text(state),
+        Arg::Int(ended),
+    ]
+}
+
+/// The arguments of `sql::UPDATE_SESSION`.
+pub fn session_update_args(s: &Session) -> Vec<Arg> {
+    let (state, ended) = session_state(s);
+    vec![Arg::Uuid(Some(s.id.0)), Arg::Int(Some(s.last_keepalive.0)), Arg::text(state), Arg::Int(ended)]
+}
+
+fn session_state(s: &Session) -> (&'static str, Option<i64>) {
+    match s.state {
+        SessionState::Open => ("OPEN", None),
+        SessionState::Closed { at } => ("CLOSED", Some(at.0)),
+        SessionState::Lapsed { at } => ("LAPSED", Some(at.0)),
+    }
 }

@@ -10,8 +10,8 @@ macro_rules! lease_columns {
     () => {
         "r.id, r.type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, l.principal, \
          l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
-         l.max_gap_ms, l.delay_until_ms, l.late_reported, t.lock_delay_ms, t.min_ttl_seconds, t.max_ttl_seconds, \
-         t.default_ttl_seconds"
+         l.max_gap_ms, l.delay_until_ms, l.late_reported, l.session_id, l.group_id, l.booked_until_ms, t.lock_delay_ms, \
+         t.min_ttl_seconds, t.max_ttl_seconds, t.default_ttl_seconds"
     };
 }
 
@@ -26,18 +26,26 @@ pub const SELECT_LEASES: &str = concat!("SELECT ", lease_columns!(), from_leases
 /// One lease; the dialect appends its row lock (`FOR UPDATE OF l` on PostgreSQL) when a transition follows.
 pub const SELECT_LEASE: &str = concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.resource_id = $1");
 
+/// A held lease's expiry instant (`hhs_core::Hold::expires_at`): a booking's end, else the last renewal plus
+/// the TTL.
+macro_rules! expiry {
+    () => {
+        "COALESCE(l.booked_until_ms, l.last_heartbeat_ms + l.ttl_ms)"
+    };
+}
+
 /// The reaper's candidates: held leases whose expiry instant is before `$1` (now). This restates the rule
-/// `now - last_heartbeat > ttl` of `hhs_core::lease::Hold::is_expired` so an index can find them; every candidate
-/// is still decided by `hhs_core::lease::expire`, and a differential test checks the two agree. The dialect
-/// appends `FOR UPDATE OF l SKIP LOCKED` on PostgreSQL, so replicas' reapers share the work without waiting.
+/// `now > expires_at` of `hhs_core::lease::Hold::is_expired` so an index can find them; every candidate is still
+/// decided by `hhs_core::lease::expire`, and a differential test checks the two agree. The dialect appends
+/// `FOR UPDATE OF l SKIP LOCKED` on PostgreSQL, so replicas' reapers share the work without waiting.
 pub const SELECT_EXPIRED: &str = concat!(
-    "SELECT ", lease_columns!(), from_leases!(), " \
-     WHERE l.state = 'HELD' AND l.last_heartbeat_ms + l.ttl_ms < $1 ORDER BY l.last_heartbeat_ms + l.ttl_ms LIMIT $2"
+    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND ", expiry!(), " < $1 ORDER BY ", expiry!(), " LIMIT $2"
 );
 
 pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
      acquired_at_ms = $7, last_heartbeat_ms = $8, state = $9, ended_at_ms = $10, heartbeats = $11, max_gap_ms = $12, \
-     delay_until_ms = $13, principal = $14, late_reported = $15 WHERE resource_id = $1";
+     delay_until_ms = $13, principal = $14, late_reported = $15, session_id = $16, group_id = $17, booked_until_ms = $18 \
+     WHERE resource_id = $1";
 
 pub const EVENT_COLUMNS: &str =
     "txid, id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
@@ -101,7 +109,8 @@ pub const FAST_GRANT: &str = concat!(
      clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), \
      granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
         token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
-        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE \
+        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE, \
+        session_id = NULL, group_id = NULL, booked_until_ms = NULL \
         FROM clock, resources r, resource_types t WHERE l.resource_id = $1 AND r.id = l.resource_id AND t.name = r.type \
         AND $4 BETWEEN t.min_ttl_seconds * 1000 AND t.max_ttl_seconds * 1000 AND ",
     grantable!(),
@@ -115,23 +124,26 @@ pub const FAST_GRANT: &str = concat!(
 );
 
 /// Holds a database outage may have taken time from: held, not renewed since the outage began at `$1`, and
-/// live then. Each is still decided by `hhs_core::lease::resume`.
+/// live then; not bookings (they need no renewals) nor sessions' holds (resumed with their session). Each is
+/// still decided by `hhs_core::lease::resume`.
 pub const SELECT_RESUMABLE: &str = concat!(
-    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND l.last_heartbeat_ms < $1 AND l.last_heartbeat_ms + l.ttl_ms >= $1"
+    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND l.booked_until_ms IS NULL AND l.session_id IS NULL \
+     AND l.last_heartbeat_ms < $1 AND l.last_heartbeat_ms + l.ttl_ms >= $1"
 );
 /// When live holds were last resumed after an outage (0: never).
 pub const LAST_RESUME: &str = "SELECT COALESCE(MAX(resumed_at_ms), 0) FROM outages";
 pub const INSERT_OUTAGE: &str = "INSERT INTO outages (lost_at_ms, resumed_at_ms, holds_extended) VALUES ($1, $2, $3)";
 
 /// The caller's live hold, over `leases l` and a `clock` with the time in `ms`: `$2` principal, `$3` owner, `$4`
-/// token or NULL; held and not lapsed. Restates the success case of `hhs_core::lease::heartbeat` and `release`
+/// token or NULL; held and not lapsed; a plain hold (a session's or a booking falls back to hhs-core). Restates the success case of `hhs_core::lease::heartbeat` and `release`
 /// (`check_holder`, then `Hold::is_expired`); anything else falls back to the row-lock path, where hhs-core
 /// decides and names the refusal. `tests/it/fast_paths.rs` checks SQL and hhs-core agree on every generated
 /// case, outcome and values.
 macro_rules! live_hold_of_caller {
     () => {
         "l.resource_id = $1 AND l.state = 'HELD' AND l.principal = $2 AND l.owner_id = $3 \
-         AND ($4::bigint IS NULL OR l.token = $4) AND clock.ms - l.last_heartbeat_ms <= l.ttl_ms"
+         AND ($4::bigint IS NULL OR l.token = $4) AND clock.ms - l.last_heartbeat_ms <= l.ttl_ms \
+         AND l.session_id IS NULL AND l.booked_until_ms IS NULL"
     };
 }
 
@@ -206,6 +218,45 @@ pub const FAST_RELEASE: &str = concat!(
     " SELECT ",
     lease_columns!(),
     " FROM released l JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
+);
+
+/// Sessions (`hhs_core::session`).
+pub const SESSION_COLUMNS: &str = "id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, ended_at_ms";
+pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
+     ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub const UPDATE_SESSION: &str = "UPDATE sessions SET last_keepalive_ms = $2, state = $3, ended_at_ms = $4 WHERE id = $1";
+/// Open sessions past their last valid instant `$1`, for the reaper (PostgreSQL appends `FOR UPDATE SKIP LOCKED`).
+pub const SELECT_LAPSED_SESSIONS: &str = "SELECT id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
+     ended_at_ms FROM sessions WHERE state = 'OPEN' AND last_keepalive_ms + ttl_ms < $1 ORDER BY id LIMIT $2";
+/// How many live holds each session has (a hold lapses with its session, so "held" is enough while it is open).
+pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL \
+     GROUP BY session_id";
+/// The leases of session `$1`'s held holds (to release them when it closes); the dialect appends its row lock.
+pub const SELECT_SESSION_LEASES: &str =
+    concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");
+
+/// A keepalive's renewal of every live hold of session `$1`, in one statement: each takes the session's renewal
+/// (`$2` its new `last_keepalive`, `$3` its TTL in ms), live at `$4` (now), not booked. Plain SQL both databases
+/// read (`CASE`, no `LEAST`/`GREATEST`, no alias). Restates
+/// `hhs_core::session::renew_hold`; `tests/it/sessions.rs` checks the two agree on generated leases.
+macro_rules! renew_session_holds {
+    () => {
+        "UPDATE leases SET heartbeats = CASE WHEN heartbeats < 4294967295 THEN heartbeats + 1 ELSE heartbeats END, \
+            max_gap_ms = CASE WHEN $2 - last_heartbeat_ms > max_gap_ms THEN $2 - last_heartbeat_ms ELSE max_gap_ms END, \
+            last_heartbeat_ms = $2, ttl_ms = $3 \
+         WHERE session_id = $1 AND state = 'HELD' AND booked_until_ms IS NULL AND $4 - last_heartbeat_ms <= ttl_ms \
+         RETURNING *"
+    };
+}
+/// SQLite: the renewed rows come back, and this process streams each renewal.
+pub const RENEW_SESSION_HOLDS: &str = renew_session_holds!();
+/// PostgreSQL: the same statement also notifies each renewed row (`hhs_renewals`, as a heartbeat does), so every
+/// replica's stream carries the new expiries; it returns how many it renewed.
+pub const RENEW_SESSION_HOLDS_NOTIFIED: &str = concat!(
+    "WITH renewed AS (",
+    renew_session_holds!(),
+    "), notified AS (SELECT pg_notify('hhs_renewals', row_to_json(renewed)::text) FROM renewed) \
+     SELECT COUNT(*) FROM notified"
 );
 
 pub const SELECT_TYPES: &str = "SELECT name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, default_ttl_seconds, updated_at_ms \

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
-use hhs_core::{Denied, EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, Policy, ResourceId, ResourceType, TypeChange, TypePolicy};
+use hhs_core::session::{self, Session};
+use hhs_core::{Denied, EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
 use super::dialect::{Dialect, RENEWALS};
 use crate::primary::Source;
-use super::rows::{arguments, event_args, lease_args, Arg, EventRecord, LeaseRecord};
+use super::rows::{arguments, event_args, lease_args, session_args, session_update_args, Arg, EventRecord, LeaseRecord, LeaseRow, SessionRecord};
 use super::sql::{self, *};
 use super::{
     acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, KeyRecord, LockFilter, LogPos, Logged,
@@ -137,6 +138,13 @@ macro_rules! sql_store {
                 let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
                 let now = Self::db_now(&mut tx).await?;
                 Ok((tx, resource, lease, now))
+            }
+
+            /// Holds session `id`'s row until commit.
+            async fn lock_session(tx: &mut Transaction<'static, $db>, id: SessionId) -> Result<Session, StoreError> {
+                let statement = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1{}", <$db>::lock("sessions"));
+                let rec: Option<SessionRecord> = Self::fetch(&mut **tx, &statement, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                rec.ok_or(StoreError::NoSession)?.into_session()
             }
 
             /// Commits, then wakes this process's event pump and, where renewals are not notified through the
@@ -378,8 +386,106 @@ macro_rules! sql_store {
                         expired += 1;
                     }
                 }
+                let lapsed = format!("{SELECT_LAPSED_SESSIONS}{}", <$db>::SKIP_LOCKED_SESSIONS);
+                let sessions: Vec<SessionRecord> =
+                    Self::fetch(&mut *tx, &lapsed, vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch)))]).await?;
+                for rec in sessions {
+                    if let Some(ended) = session::lapse(&rec.into_session()?, now) {
+                        Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&ended)).await?;
+                        Self::insert_event(&mut tx, EventView::of_session(LogKind::SessionLapsed, &ended, now, &actor)).await?;
+                    }
+                }
                 self.commit(tx, vec![]).await?;
                 Ok(expired)
+            }
+
+            async fn open_session(&self, id: SessionId, principal: &Principal, owner: &OwnerId, ttl: Ttl, actor: &Actor) -> Result<Session, StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                let opened = session::open(id, principal.clone(), owner.clone(), ttl, now);
+                Self::exec(&mut tx, INSERT_SESSION, session_args(&opened)).await?;
+                Self::insert_event(&mut tx, EventView::of_session(LogKind::SessionOpened, &opened, now, actor)).await?;
+                self.commit(tx, vec![]).await?;
+                Ok(opened)
+            }
+
+            async fn sessions(&self, id: Option<SessionId>) -> Result<(Vec<(Session, u64)>, Millis), StoreError> {
+                let (statement, args) = match id {
+                    Some(id) => (format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"), vec![Arg::Uuid(Some(id.0))]),
+                    None => (format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'OPEN' ORDER BY opened_at_ms, id"), vec![]),
+                };
+                let mut tx = self.pool().await?.begin().await?;
+                let recs: Vec<SessionRecord> = Self::fetch(&mut *tx, &statement, args).await?;
+                let counts: Vec<(uuid::Uuid, i64)> = Self::fetch(&mut *tx, COUNT_SESSION_HOLDS, vec![]).await?;
+                let now = Self::db_now(&mut tx).await?;
+                tx.commit().await?;
+                if id.is_some() && recs.is_empty() {
+                    return Err(StoreError::NoSession);
+                }
+                recs.into_iter()
+                    .map(|r| {
+                        let s = r.into_session()?;
+                        let holds = counts.iter().find(|(c, _)| *c == s.id.0).map_or(0, |(_, n)| *n as u64);
+                        Ok((s, holds))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+                    .map(|all| (all, now))
+            }
+
+            async fn keepalive(&self, id: SessionId, principal: &Principal) -> Result<(Session, u64, Millis), StoreError> {
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let current = Self::lock_session(&mut tx, id).await?;
+                let now = Self::db_now(&mut tx).await?;
+                let renewed = session::keepalive(&current, now, principal).map_err(StoreError::Denied)?;
+                Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&renewed)).await?;
+                let args = vec![
+                    Arg::Uuid(Some(id.0)),
+                    Arg::Int(Some(renewed.last_keepalive.0)),
+                    Arg::Int(Some(renewed.ttl.as_millis().0)),
+                    Arg::Int(Some(now.0)),
+                ];
+                let (count, renewals) = if <$db>::NOTIFY_RENEWALS {
+                    let (n,): (i64,) = Self::fetch(&mut *tx, RENEW_SESSION_HOLDS_NOTIFIED, args).await?.pop().unwrap_or((0,));
+                    (n as u64, vec![])
+                } else {
+                    let rows: Vec<LeaseRow> = Self::fetch(&mut *tx, RENEW_SESSION_HOLDS, args).await?;
+                    let leases = rows.into_iter().map(LeaseRow::into_lease).collect::<Result<Vec<_>, _>>()?;
+                    (leases.len() as u64, leases.iter().filter_map(LockView::renewed).map(Change::Renewed).collect())
+                };
+                self.commit(tx, renewals).await?;
+                Ok((renewed, count, now))
+            }
+
+            async fn close_session(&self, id: SessionId, principal: &Principal, actor: &Actor) -> Result<(Session, Millis), StoreError> {
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let current = Self::lock_session(&mut tx, id).await?;
+                let locked = format!("{SELECT_SESSION_LEASES}{}", <$db>::lock("l"));
+                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?;
+                let now = Self::db_now(&mut tx).await?;
+                let closed = session::close(&current, now, principal).map_err(StoreError::Denied)?;
+                Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&closed)).await?;
+                for rec in recs {
+                    let (_, lease) = rec.into_parts()?;
+                    if let Some(outcome) = session::end_hold(&lease, &current, now) {
+                        Self::write(&mut tx, &lease, &outcome, actor).await?;
+                    }
+                }
+                Self::insert_event(&mut tx, EventView::of_session(LogKind::SessionClosed, &closed, now, actor)).await?;
+                self.commit(tx, vec![]).await?;
+                Ok((closed, now))
+            }
+
+            async fn acquire_in(&self, id: ResourceId, session_id: SessionId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError> {
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let s = Self::lock_session(&mut tx, session_id).await?;
+                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
+                let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+                let now = Self::db_now(&mut tx).await?;
+                resource.policy.admit(s.ttl).map_err(StoreError::Denied)?;
+                let outcome = session::acquire_in(&lease, now, &cmd, &s, resource.policy.lock_delay()).map_err(StoreError::Denied)?;
+                let renewals = Self::write(&mut tx, &lease, &outcome, actor).await?;
+                self.commit(tx, renewals).await?;
+                Ok(Applied { resource, outcome, now })
             }
 
             async fn types(&self) -> Result<Vec<TypeRow>, StoreError> {

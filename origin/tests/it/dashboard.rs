@@ -340,3 +340,33 @@ async fn a_board_larger_than_one_page_shows_every_resource() {
     assert!(browser.text("#main").await.contains("1005 of 1005 resources shown"));
     app.stop().await;
 }
+
+/// Holds taken under a session say so on the board, and the sessions page lists the session with its holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sessions_holds_are_marked_on_the_board_and_the_session_is_listed_with_them() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let beds = [app.create_resource("bed", "Ward 7 Bed 1").await, app.create_resource("bed", "Ward 7 Bed 2").await];
+    let session = app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": "ward-7-desk", "ttl_seconds": 600})).await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
+    let sid = session.body["id"].as_str().unwrap().to_owned();
+    for bed in &beds {
+        let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ward-7-desk", "session_id": sid})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.viewer).await;
+    for bed in &beds {
+        browser.wait_until(&state_is(bed, "held"), Duration::from_secs(5), "the session's hold is held on the board").await;
+        assert!(browser.text(&row(bed)).await.contains("ward-7-desk · clinic-north (session)"), "the row says the hold is a session's");
+    }
+    browser.click("#tab-sessions").await;
+    let selector = format!("tr[data-session-id=\"{sid}\"]");
+    browser.wait_for(&selector, Duration::from_secs(5)).await;
+    let text = browser.text(&selector).await;
+    assert!(text.contains("ward-7-desk") && text.contains("OPEN"), "{text}");
+    assert_eq!(browser.text(&format!("{selector} td.holds")).await.trim(), "2");
+    browser.screenshot("dashboard-sessions").await;
+    app.stop().await;
+}

@@ -3,6 +3,7 @@
 //! `cargo xtask test` starts.
 #[macro_use]
 mod support;
+mod bookings;
 mod cli;
 mod conformance;
 mod contention;
@@ -18,5 +19,6 @@ mod ml;
 mod openapi;
 mod reaper;
 mod security;
+mod sessions;
 mod stream;
 mod types;

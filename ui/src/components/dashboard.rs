@@ -13,6 +13,7 @@ use super::context::{Ctx, Op};
 use super::detail_panel::DetailPanel;
 use super::notice_banner::NoticeBanner;
 use super::status_bar::StatusBar;
+use super::sessions_view::SessionsView;
 use super::types_view::TypesView;
 use crate::api::UiError;
 use crate::feed;
@@ -31,6 +32,7 @@ enum Tab {
     Board,
     Analytics,
     Types,
+    Sessions,
 }
 
 /// This browser's clock, in ms since the epoch.
@@ -137,6 +139,7 @@ pub fn dashboard(props: &Props) -> Html {
                         { tab_button(Tab::Board, "Board", "tab-board") }
                         { tab_button(Tab::Analytics, "Analytics", "tab-analytics") }
                         { tab_button(Tab::Types, "Types", "tab-types") }
+                        { tab_button(Tab::Sessions, "Sessions", "tab-sessions") }
                     </nav>
                     <StatusBar link={board.link.clone()} offset_ms={board.offset_ms} principal={props.session.principal.clone()}
                         role={props.session.role} />
@@ -149,8 +152,10 @@ pub fn dashboard(props: &Props) -> Html {
                             <BoardView board={board.clone()} {now} />
                         } else if *tab == Tab::Analytics {
                             <AnalyticsView board={board.clone()} {now} />
-                        } else {
+                        } else if *tab == Tab::Types {
                             <TypesView />
+                        } else {
+                            <SessionsView {now} />
                         }
                     </main>
                     if let Some(id) = *selected {

@@ -14,6 +14,7 @@ pub mod filters_bar;
 pub mod force_release_form;
 pub mod notice_banner;
 pub mod resource_row;
+pub mod sessions_view;
 pub mod sign_in;
 pub mod status_bar;
 pub mod type_group;

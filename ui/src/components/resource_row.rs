@@ -47,6 +47,12 @@ pub fn resource_row(props: &Props) -> Html {
     let lapsed = matches!(shown, Shown::Expired | Shown::LockDelay) && lock.status == LockStatus::Expired;
     let holder = match (live || lapsed, &lock.owner_id, &lock.principal) {
         (true, Some(o), Some(p)) if lapsed => format!("{o} · {p} (lapsed)"),
+        // Renewed by a session's keepalives, not its own heartbeats: said so where the holder is read.
+        (true, Some(o), Some(p)) if lock.session_id.is_some() => format!("{o} · {p} (session)"),
+        // A booking: no heartbeats, ends at its time.
+        (true, Some(o), Some(p)) if lock.status == LockStatus::Booked => {
+            format!("{o} · {p} (booked until {})", lock.expires_at.map(format::time).unwrap_or_default())
+        }
         (true, Some(o), Some(p)) => format!("{o} · {p}"),
         _ => "—".into(),
     };

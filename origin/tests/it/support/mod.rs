@@ -392,3 +392,34 @@ impl Sse {
     }
 }
 
+
+/// Writes `cases` as the leases of their resources, then runs the keepalive's one-statement renewal
+/// (`sql::RENEW_SESSION_HOLDS`) for session `s` at `now`, in this database's dialect; how many it renewed.
+pub async fn renew_session_holds(db: &TestDb, cases: &[(uuid::Uuid, hhs_core::stored::StoredLease)], s: &hhs_core::session::Session, now: Millis) -> u64 {
+    use hhs_origin::store::dialect::Dialect;
+    use hhs_origin::store::rows::{arguments, lease_args, Arg};
+    use hhs_origin::store::sql;
+    macro_rules! run {
+        ($pool:expr, $db:ty) => {{
+            let pool = $pool;
+            for (rid, rec) in cases {
+                let lease = rec.clone().into_lease(hhs_core::ResourceId(*rid)).expect("a valid case");
+                let st = <$db as Dialect>::sql(sql::UPDATE_LEASE);
+                sqlx::query_with(&st, arguments::<$db>(lease_args(&lease)).unwrap()).execute(&pool).await.expect("store a case");
+            }
+            let st = <$db as Dialect>::sql(sql::RENEW_SESSION_HOLDS);
+            let args = vec![Arg::Uuid(Some(s.id.0)), Arg::Int(Some(s.last_keepalive.0)), Arg::Int(Some(s.ttl.as_millis().0)), Arg::Int(Some(now.0))];
+            sqlx::query_with(&st, arguments::<$db>(args).unwrap()).execute(&pool).await.expect("renew").rows_affected()
+        }};
+    }
+    match db.backend {
+        Backend::Postgres => run!(sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap(), sqlx::Postgres),
+        Backend::Sqlite => run!(sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap(), sqlx::Sqlite),
+    }
+}
+
+/// A resource's lease as stored, read back through the store.
+pub async fn stored_lease(db: &TestDb, rid: uuid::Uuid) -> hhs_core::stored::StoredLease {
+    let (_, lease, _) = db.store().await.lease(hhs_core::ResourceId(rid)).await.expect("lease");
+    hhs_core::stored::StoredLease::of(&lease)
+}
