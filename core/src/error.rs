@@ -30,6 +30,7 @@ pub enum ErrorCode {
     KeyNotFound,
     TypeNotFound,
     SessionNotFound,
+    GroupNotFound,
     // Lease rules (409).
     LockHeld,
     LockDelay,
@@ -41,6 +42,7 @@ pub enum ErrorCode {
     // comment: a doc comment on one variant would turn the schema's plain `enum` of codes into a `oneOf`.)
     RenewedBySession,
     SessionEnded,
+    GroupBlocked,
     // Access (the security issue fills these in; the codes are reserved now so no tier invents its own).
     Unauthenticated,
     Forbidden,
@@ -60,10 +62,10 @@ impl ErrorCode {
             InvalidJson => 400,
             Unauthenticated => 401,
             Forbidden | NotYourHold => 403,
-            NotFound | ResourceNotFound | KeyNotFound | TypeNotFound | SessionNotFound => 404,
+            NotFound | ResourceNotFound | KeyNotFound | TypeNotFound | SessionNotFound | GroupNotFound => 404,
             MethodNotAllowed => 405,
             ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld | RenewedBySession
-            | SessionEnded => 409,
+            | SessionEnded | GroupBlocked => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | InvalidResourceId | InvalidOwnerId | InvalidTtl | InvalidResourceType
@@ -106,6 +108,7 @@ impl ErrorCode {
             KeyNotFound => "key_not_found",
             TypeNotFound => "type_not_found",
             SessionNotFound => "session_not_found",
+            GroupNotFound => "group_not_found",
             LockHeld => "lock_held",
             LockDelay => "lock_delay",
             NotHolder => "not_holder",
@@ -114,6 +117,7 @@ impl ErrorCode {
             LockNotHeld => "lock_not_held",
             RenewedBySession => "renewed_by_session",
             SessionEnded => "session_ended",
+            GroupBlocked => "group_blocked",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
             NotYourHold => "not_your_hold",
@@ -140,11 +144,24 @@ pub struct ApiError {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::OptionalRfc3339Millis")]
     pub retry_at: Option<DateTime<Utc>>,
+    /// `group_blocked`: each member that blocked the group, and why.
+    #[serde(default, skip_serializing_if = "alloc::vec::Vec::is_empty")]
+    pub blocked: alloc::vec::Vec<BlockedMember>,
+}
+
+/// One member of a refused group: the resource, and its own refusal (`lock_held` with `holder` and
+/// `expires_at`, `lock_delay` with `retry_at`, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct BlockedMember {
+    pub resource_id: crate::ids::ResourceId,
+    #[serde(flatten)]
+    pub error: ApiError,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), holder: None, expires_at: None, retry_at: None }
+        ApiError { code, message: message.into(), holder: None, expires_at: None, retry_at: None, blocked: alloc::vec::Vec::new() }
     }
 
     pub fn http_status(&self) -> u16 {

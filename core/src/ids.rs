@@ -62,6 +62,12 @@ impl SessionId {
     }
 }
 
+impl GroupId {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        Uuid::try_parse(s.trim()).map(GroupId).map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "group_id must be a UUID"))
+    }
+}
+
 impl FromStr for ResourceId {
     type Err = ApiError;
     fn from_str(s: &str) -> Result<Self, ApiError> {

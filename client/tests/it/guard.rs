@@ -145,3 +145,37 @@ async fn the_session_guard_keeps_its_holds_alive_and_closing_releases_them() {
     assert!(matches!(lost, Lost::Refused(ref e) if e.code == ErrorCode::SessionEnded), "{lost:?}");
     origin.stop().await;
 }
+
+/// A group guard holds all its resources or none, keeps them with one heartbeat each round, and releases them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_guard_holds_all_or_none_and_releases_them_together() {
+    let origin = Origin::start().await;
+    let (a, b, c) = (origin.bed("Group 1").await, origin.bed("Group 2").await, origin.bed("Group 3").await);
+    let client = Client::new(&origin.url, &origin.client);
+    // c is held elsewhere: refused, naming it; nothing held.
+    let other = Lease::acquire(&client, &c, "icu", Duration::from_secs(30)).await.unwrap();
+    let refused = hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(1)).await.err().unwrap();
+    match refused {
+        ClientError::Api { error, .. } => {
+            assert_eq!(error.code, ErrorCode::GroupBlocked);
+            assert_eq!(error.blocked.len(), 1);
+            assert_eq!(error.blocked[0].resource_id.to_string(), c);
+        }
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(origin.lock(&a).await["status"], "FREE");
+    other.release().await.unwrap();
+    let group = hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(1)).await.unwrap();
+    assert_eq!(group.view().holds.len(), 3);
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    for bed in [&a, &b, &c] {
+        assert_eq!(origin.lock(bed).await["status"], "HELD", "three and a half TTLs later");
+    }
+    assert!(group.lost().borrow().is_none());
+    let released = group.release().await.unwrap();
+    assert_eq!(released.holds.len(), 3);
+    for bed in [&a, &b, &c] {
+        assert_eq!(origin.lock(bed).await["status"], "RELEASED");
+    }
+    origin.stop().await;
+}

@@ -68,6 +68,8 @@ request_bodies! {
     SuggestRequest => |r, _b| r.validate();
     OpenSessionRequest => |r, b| r.validate(b);
     BookRequest => |r, _b| r.validate();
+    AcquireGroupRequest => |r, b| r.validate(b);
+    GroupHolderRequest => |r, _b| r.validate();
 }
 
 /// `GET /api/events/stream`: Server-Sent Events — `EventView`s with their id, `heartbeat`s (a `LockView`, no id),
@@ -179,6 +181,16 @@ endpoints! {
             RenewedBySession];
     Release: "POST" "/api/locks/release", HolderRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
+    /// Several resources for one owner, all or none (locked in one order; a refusal names every blocked member).
+    AcquireGroup: "POST" "/api/locks/acquire-group", AcquireGroupRequest => 200 GroupView, Client,
+        [InvalidResourceId, InvalidOwnerId, InvalidTtl, InvalidSessionId, ResourceNotFound, GroupBlocked, SessionNotFound, SessionEnded,
+            NotYourHold];
+    /// Renews every member of a group (all or none).
+    HeartbeatGroup: "POST" "/api/locks/heartbeat-group", GroupHolderRequest => 200 GroupView, Client,
+        [InvalidOwnerId, GroupNotFound, GroupBlocked];
+    /// Releases every live member of a group (all or none).
+    ReleaseGroup: "POST" "/api/locks/release-group", GroupHolderRequest => 200 GroupView, Client,
+        [InvalidOwnerId, GroupNotFound, GroupBlocked];
     /// Turns the caller's live hold into a booking until `until` (no heartbeats; ends `completed` then).
     Book: "POST" "/api/locks/book", BookRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];

@@ -187,6 +187,71 @@ impl BookRequest {
     }
 }
 
+/// One member of a group request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GroupMemberRef {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
+    pub resource_id: String,
+}
+
+/// `POST /api/locks/acquire-group`: 2–32 resources for one owner, all or none, with a TTL or under a session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AcquireGroupRequest {
+    #[cfg_attr(feature = "openapi", schemars(length(min = 2, max = 32)))]
+    pub resources: alloc::vec::Vec<GroupMemberRef>,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
+    pub owner_id: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<u32>", range(min = TtlBounds::HARD.min_seconds, max = TtlBounds::HARD.max_seconds)))]
+    pub ttl_seconds: Option<f64>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::SessionId>"))]
+    pub session_id: Option<String>,
+}
+
+/// A validated group acquire: the members in lock order, and a TTL or a session (exactly one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidGroup {
+    pub resources: alloc::vec::Vec<ResourceId>,
+    pub owner: OwnerId,
+    pub ttl: Option<Ttl>,
+    pub session: Option<crate::ids::SessionId>,
+}
+
+impl AcquireGroupRequest {
+    pub fn validate(&self, bounds: &TtlBounds) -> Result<ValidGroup, ApiError> {
+        let ids = self.resources.iter().map(|m| ResourceId::parse(&m.resource_id)).collect::<Result<alloc::vec::Vec<_>, _>>()?;
+        let resources = crate::group::lock_order(&ids)?;
+        let session = self.session_id.as_deref().map(crate::ids::SessionId::parse).transpose()?;
+        let ttl = self.ttl_seconds.map(|t| Ttl::from_seconds_f64(t, bounds)).transpose()?;
+        if session.is_some() == ttl.is_some() {
+            return Err(ApiError::new(ErrorCode::ValidationFailed, "give ttl_seconds or session_id (one of them)"));
+        }
+        Ok(ValidGroup { resources, owner: OwnerId::parse(&self.owner_id)?, ttl, session })
+    }
+}
+
+/// `POST /api/locks/heartbeat-group`, `/api/locks/release-group`: every member of a group, by its holder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GroupHolderRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::GroupId"))]
+    pub group_id: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
+    pub owner_id: String,
+}
+
+impl GroupHolderRequest {
+    pub fn validate(&self) -> Result<(crate::ids::GroupId, OwnerId), ApiError> {
+        Ok((crate::ids::GroupId::parse(&self.group_id)?, OwnerId::parse(&self.owner_id)?))
+    }
+}
+
 /// `POST /api/locks/force-release` (admin).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]

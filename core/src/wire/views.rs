@@ -167,6 +167,14 @@ impl SessionView {
     }
 }
 
+/// A group's holds (`/api/locks/acquire-group` and the group operations), in lock order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct GroupView {
+    pub group_id: crate::ids::GroupId,
+    pub holds: Vec<LockView>,
+}
+
 /// `GET /api/sessions`: the open sessions (one page).
 pub type SessionPage = Page<SessionView, String>;
 
@@ -199,6 +207,9 @@ pub struct LockView {
     /// The session the hold is renewed by (its keepalives move `expires_at`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<crate::ids::SessionId>,
+    /// The all-or-nothing group the hold was granted in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<crate::ids::GroupId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_source: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -224,6 +235,7 @@ impl LockView {
             ended_at: hold.and_then(|h| h.ended_at(now)).map(Millis::to_utc),
             lock_delay_until: lease.delay_until.filter(|u| *u > now).map(Millis::to_utc),
             session_id: hold.and_then(|h| h.session),
+            group_id: hold.and_then(|h| h.group),
             ttl_source: None,
             resource_type: None,
             identifier: None,

@@ -39,6 +39,8 @@ impl AppError {
             AppError::Store(StoreError::NotFound) => ErrorCode::ResourceNotFound,
             AppError::Store(StoreError::Exists) => ErrorCode::ResourceExists,
             AppError::Store(StoreError::NoSession) => ErrorCode::SessionNotFound,
+            AppError::Store(StoreError::NoGroup) => ErrorCode::GroupNotFound,
+            AppError::Store(StoreError::GroupDenied(_)) => ErrorCode::GroupBlocked,
             AppError::Store(StoreError::Denied(d)) => ApiError::from(d.clone()).code,
             AppError::Store(StoreError::Unavailable(_)) => ErrorCode::DatabaseUnavailable,
             AppError::Store(_) => ErrorCode::Internal,
@@ -56,6 +58,15 @@ impl AppError {
                 ApiError::new(ErrorCode::ResourceExists, "a resource with this type and identifier already exists")
             }
             StoreError::NoSession => ApiError::new(ErrorCode::SessionNotFound, "no session with this id"),
+            StoreError::NoGroup => ApiError::new(ErrorCode::GroupNotFound, "no held group with this id"),
+            StoreError::GroupDenied(refused) => {
+                let mut e = ApiError::new(ErrorCode::GroupBlocked, "the group was refused as a whole: nothing is held; see blocked");
+                e.blocked = refused
+                    .into_iter()
+                    .map(|(resource_id, d)| hhs_core::error::BlockedMember { resource_id, error: d.into() })
+                    .collect();
+                e
+            }
             StoreError::Denied(d) => d.into(),
             StoreError::Invalid(e) => e,
             StoreError::Unavailable(err) => {

@@ -8,6 +8,7 @@ mod dashboard;
 pub mod error;
 mod events;
 pub mod extract;
+mod groups;
 mod health;
 pub mod key_cache;
 mod keys;
@@ -116,6 +117,9 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
         Api::Heartbeat => on(m, locks::heartbeat),
         Api::Release => on(m, locks::release),
         Api::Book => on(m, locks::book),
+        Api::AcquireGroup => on(m, groups::acquire),
+        Api::HeartbeatGroup => on(m, groups::heartbeat),
+        Api::ReleaseGroup => on(m, groups::release),
         Api::ForceRelease => on(m, locks::force_release),
         Api::GetLock => on(m, locks::show),
         Api::ListEvents => on(m, events::list),

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use hhs_core::wire::{EventView, LockView, Replication};
 use hhs_core::lease::{AcquireCmd, Claim};
 use hhs_core::session::Session;
-use hhs_core::{Denied, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
+use hhs_core::{Denied, GroupId, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
 
 pub use dialect::{PgStore, SqliteStore};
 pub use hhs_core::wire::Actor;
@@ -48,6 +48,12 @@ pub enum StoreError {
     /// No session with this id.
     #[error("no such session")]
     NoSession,
+    /// No live hold in this group.
+    #[error("no such group")]
+    NoGroup,
+    /// A group refused as a whole: every member that blocked it, and why.
+    #[error("group refused: {0:?}")]
+    GroupDenied(Vec<(ResourceId, Denied)>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -192,6 +198,17 @@ pub trait Store: Send + Sync + 'static {
     /// held (every session operation takes them in this order, so none waits on another in a cycle); the
     /// session's TTL must be within the resource type's bounds.
     async fn acquire_in(&self, id: ResourceId, session: SessionId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError>;
+
+    /// A group acquire (`hhs_core::group::acquire_group`) in one transaction: the session's row if there is one,
+    /// then each member's lease row in `ids`' order (the caller passes `group::lock_order`, so two overlapping
+    /// groups never wait on each other in a cycle). All granted, or [`StoreError::GroupDenied`] with every
+    /// refusal (a TTL outside a member's type bounds among them) and nothing written.
+    async fn acquire_group(&self, ids: &[ResourceId], group: GroupId, cmd: AcquireCmd, session: Option<SessionId>, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
+
+    /// Heartbeat or release (`release`) of every live member of `group` by `claim`, all or none: any member
+    /// refused refuses the group ([`StoreError::GroupDenied`]); for a release, members already lapsed are
+    /// skipped. [`StoreError::NoGroup`] when no member is held.
+    async fn group_op(&self, group: GroupId, claim: Claim, release: bool, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
 
     /// Every resource type and its policy, by name.
     async fn types(&self) -> Result<Vec<TypeRow>, StoreError>;

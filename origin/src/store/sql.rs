@@ -235,6 +235,10 @@ pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases W
 pub const SELECT_SESSION_LEASES: &str =
     concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");
 
+/// The leases of group `$1`'s held holds, in lock order; the dialect appends its row lock.
+pub const SELECT_GROUP_LEASES: &str =
+    concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.group_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");
+
 /// A keepalive's renewal of every live hold of session `$1`, in one statement: each takes the session's renewal
 /// (`$2` its new `last_keepalive`, `$3` its TTL in ms), live at `$4` (now), not booked. Plain SQL both databases
 /// read (`CASE`, no `LEAST`/`GREATEST`, no alias). Restates

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
+use hhs_core::group;
 use hhs_core::session::{self, Session};
-use hhs_core::{Denied, EventKind, FencingToken, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
+use hhs_core::{Denied, EventKind, FencingToken, GroupId, HoldId, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
@@ -486,6 +487,76 @@ macro_rules! sql_store {
                 let renewals = Self::write(&mut tx, &lease, &outcome, actor).await?;
                 self.commit(tx, renewals).await?;
                 Ok(Applied { resource, outcome, now })
+            }
+
+            async fn acquire_group(&self, ids: &[ResourceId], group_id: GroupId, cmd: AcquireCmd, session_id: Option<SessionId>, actor: &Actor) -> Result<Vec<Applied>, StoreError> {
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let s = match session_id {
+                    Some(id) => Some(Self::lock_session(&mut tx, id).await?),
+                    None => None,
+                };
+                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
+                let mut members = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                    members.push(rec.ok_or(StoreError::NotFound)?.into_parts()?);
+                }
+                let now = Self::db_now(&mut tx).await?;
+                let ttl = s.as_ref().map_or(cmd.ttl, |s| s.ttl);
+                let mut refused: Vec<(ResourceId, Denied)> = members.iter().filter_map(|(r, _)| r.policy.admit(ttl).err().map(|d| (r.id, d))).collect();
+                if refused.is_empty() {
+                    let m: Vec<group::Member> = members
+                        .iter()
+                        .map(|(r, l)| group::Member { lease: l, lock_delay: r.policy.lock_delay(), new_hold_id: HoldId(uuid::Uuid::now_v7()) })
+                        .collect();
+                    match group::acquire_group(&m, now, group_id, &cmd, s.as_ref()) {
+                        Ok(outcomes) => {
+                            let mut applied = Vec::with_capacity(outcomes.len());
+                            let mut renewals = vec![];
+                            for ((resource, lease), outcome) in members.into_iter().zip(outcomes) {
+                                renewals.extend(Self::write(&mut tx, &lease, &outcome, actor).await?);
+                                applied.push(Applied { resource, outcome, now });
+                            }
+                            self.commit(tx, renewals).await?;
+                            return Ok(applied);
+                        }
+                        Err(r) => refused = r,
+                    }
+                }
+                tx.rollback().await?;
+                Err(StoreError::GroupDenied(refused))
+            }
+
+            async fn group_op(&self, group_id: GroupId, claim: Claim, release_all: bool, actor: &Actor) -> Result<Vec<Applied>, StoreError> {
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let locked = format!("{SELECT_GROUP_LEASES}{}", <$db>::lock("l"));
+                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(group_id.0))]).await?;
+                if recs.is_empty() {
+                    return Err(StoreError::NoGroup);
+                }
+                let now = Self::db_now(&mut tx).await?;
+                let (mut done, mut refused) = (vec![], vec![]);
+                for rec in recs {
+                    let (resource, lease) = rec.into_parts()?;
+                    let result = if release_all { release(&lease, now, &claim) } else { heartbeat(&lease, now, &claim) };
+                    match result {
+                        Ok(outcome) => done.push((resource, lease, outcome)),
+                        // A member that lapsed has ended already: nothing to release.
+                        Err(Denied::LockExpired) if release_all => {}
+                        Err(d) => refused.push((resource.id, d)),
+                    }
+                }
+                if !refused.is_empty() {
+                    tx.rollback().await?;
+                    return Err(StoreError::GroupDenied(refused));
+                }
+                let (mut applied, mut renewals) = (vec![], vec![]);
+                for (resource, lease, outcome) in done {
+                    renewals.extend(Self::write(&mut tx, &lease, &outcome, actor).await?);
+                    applied.push(Applied { resource, outcome, now });
+                }
+                self.commit(tx, renewals).await?;
+                Ok(applied)
             }
 
             async fn types(&self) -> Result<Vec<TypeRow>, StoreError> {

@@ -13,6 +13,7 @@ mod edge;
 mod failover;
 mod fast_grant;
 mod fast_paths;
+mod groups;
 mod faults;
 mod metrics;
 mod ml;

@@ -49,6 +49,12 @@ pub fn resource_row(props: &Props) -> Html {
         (true, Some(o), Some(p)) if lapsed => format!("{o} · {p} (lapsed)"),
         // Renewed by a session's keepalives, not its own heartbeats: said so where the holder is read.
         (true, Some(o), Some(p)) if lock.session_id.is_some() => format!("{o} · {p} (session)"),
+        // A member of an all-or-nothing group: its group's short id (the id's random tail; its head is a time),
+        // the same on every member's row.
+        (true, Some(o), Some(p)) if lock.group_id.is_some() && lock.status == LockStatus::Held => {
+            let id = lock.group_id.map(|g| g.to_string()).unwrap_or_default();
+            format!("{o} · {p} (group …{})", id.get(id.len().saturating_sub(6)..).unwrap_or_default())
+        }
         // A booking: no heartbeats, ends at its time.
         (true, Some(o), Some(p)) if lock.status == LockStatus::Booked => {
             format!("{o} · {p} (booked until {})", lock.expires_at.map(format::time).unwrap_or_default())
