@@ -70,6 +70,7 @@ request_bodies! {
     BookRequest => |r, _b| r.validate();
     AcquireGroupRequest => |r, b| r.validate(b);
     GroupHolderRequest => |r, _b| r.validate();
+    BookGroupRequest => |r, _b| r.validate();
 }
 
 /// `GET /api/events/stream`: Server-Sent Events — `EventView`s with their id, `heartbeat`s (a `LockView`, no id),
@@ -190,6 +191,9 @@ endpoints! {
         [InvalidOwnerId, GroupNotFound, GroupBlocked];
     /// Releases every live member of a group (all or none).
     ReleaseGroup: "POST" "/api/locks/release-group", GroupHolderRequest => 200 GroupView, Client,
+        [InvalidOwnerId, GroupNotFound, GroupBlocked];
+    /// Books every live member of a group until `until`, all or none.
+    BookGroup: "POST" "/api/locks/book-group", BookGroupRequest => 200 GroupView, Client,
         [InvalidOwnerId, GroupNotFound, GroupBlocked];
     /// Turns the caller's live hold into a booking until `until` (no heartbeats; ends `completed` then).
     Book: "POST" "/api/locks/book", BookRequest => 200 LockView, Client,

@@ -180,10 +180,7 @@ impl BookRequest {
     /// The holder's claim and the booking's end.
     pub fn validate(&self) -> Result<(ValidHolder, crate::time::Millis), ApiError> {
         let holder = HolderRequest { resource_id: self.resource_id.clone(), owner_id: self.owner_id.clone(), fencing_token: self.fencing_token }.validate()?;
-        let until = chrono::DateTime::parse_from_rfc3339(&self.until)
-            .map(|t| crate::time::Millis::from_utc(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "until must be an RFC 3339 time such as 2026-01-31T18:00:00Z"))?;
-        Ok((holder, until))
+        Ok((holder, parse_until(&self.until)?))
     }
 }
 
@@ -250,6 +247,34 @@ impl GroupHolderRequest {
     pub fn validate(&self) -> Result<(crate::ids::GroupId, OwnerId), ApiError> {
         Ok((crate::ids::GroupId::parse(&self.group_id)?, OwnerId::parse(&self.owner_id)?))
     }
+}
+
+/// `POST /api/locks/book-group`: every live member of a group booked until `until`, all or none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BookGroupRequest {
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::GroupId"))]
+    pub group_id: String,
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
+    pub owner_id: String,
+    /// RFC 3339.
+    #[cfg_attr(feature = "openapi", schemars(with = "crate::time::Rfc3339Millis"))]
+    pub until: String,
+}
+
+impl BookGroupRequest {
+    pub fn validate(&self) -> Result<(crate::ids::GroupId, OwnerId, crate::time::Millis), ApiError> {
+        let (group, owner) = GroupHolderRequest { group_id: self.group_id.clone(), owner_id: self.owner_id.clone() }.validate()?;
+        Ok((group, owner, parse_until(&self.until)?))
+    }
+}
+
+/// A booking's end, RFC 3339.
+fn parse_until(until: &str) -> Result<crate::time::Millis, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(until)
+        .map(|t| crate::time::Millis::from_utc(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "until must be an RFC 3339 time such as 2026-01-31T18:00:00Z"))
 }
 
 /// `POST /api/locks/force-release` (admin).

@@ -1,18 +1,18 @@
-//! `/api/locks/acquire-group`, `/heartbeat-group`, `/release-group`: several resources held together or not at
-//! all (`hhs_core::group`), and every member renewed or released by the group's id.
+//! `/api/locks/acquire-group`, `/heartbeat-group`, `/release-group`, `/book-group`: several resources held
+//! together or not at all (`hhs_core::group`), and every member renewed, released or booked by the group's id.
 
 use axum::extract::State;
 use axum::Json;
 use hhs_core::lease::{AcquireCmd, Claim};
-use hhs_core::wire::{AcquireGroupRequest, GroupHolderRequest, GroupView, LockView};
-use hhs_core::{GroupId, HoldId, Ttl, TtlBounds};
+use hhs_core::wire::{AcquireGroupRequest, BookGroupRequest, GroupHolderRequest, GroupView, LockView};
+use hhs_core::{GroupId, HoldId, OwnerId, Ttl, TtlBounds};
 use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::extract::JsonBody;
 use super::AppState;
-use crate::store::Applied;
+use crate::store::{Applied, GroupOp};
 
 fn view(group_id: GroupId, applied: &[Applied]) -> Json<GroupView> {
     Json(GroupView { group_id, holds: applied.iter().map(|a| LockView::of(&a.outcome.lease, a.now)).collect() })
@@ -29,17 +29,24 @@ pub(super) async fn acquire(State(state): State<AppState>, caller: Caller, JsonB
     Ok(view(group_id, &applied))
 }
 
-async fn by_group(state: &AppState, caller: &Caller, req: GroupHolderRequest, release: bool) -> Result<Json<GroupView>, AppError> {
-    let (group_id, owner) = req.validate()?;
+async fn by_group(state: &AppState, caller: &Caller, group_id: GroupId, owner: OwnerId, op: GroupOp) -> Result<Json<GroupView>, AppError> {
     let claim = Claim { principal: caller.principal.clone(), owner, token: None };
-    let applied = state.store.group_op(group_id, claim, release, &caller.actor()).await?;
+    let applied = state.store.group_op(group_id, claim, op, &caller.actor()).await?;
     Ok(view(group_id, &applied))
 }
 
 pub(super) async fn heartbeat(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<GroupHolderRequest>) -> Result<Json<GroupView>, AppError> {
-    by_group(&state, &caller, req, false).await
+    let (group_id, owner) = req.validate()?;
+    by_group(&state, &caller, group_id, owner, GroupOp::Heartbeat).await
 }
 
 pub(super) async fn release(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<GroupHolderRequest>) -> Result<Json<GroupView>, AppError> {
-    by_group(&state, &caller, req, true).await
+    let (group_id, owner) = req.validate()?;
+    by_group(&state, &caller, group_id, owner, GroupOp::Release).await
+}
+
+/// Books every live member until `until` (`hhs_core::booking::book` each), all or none.
+pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<BookGroupRequest>) -> Result<Json<GroupView>, AppError> {
+    let (group_id, owner, until) = req.validate()?;
+    by_group(&state, &caller, group_id, owner, GroupOp::Book { until }).await
 }

@@ -205,10 +205,10 @@ pub trait Store: Send + Sync + 'static {
     /// refusal (a TTL outside a member's type bounds among them) and nothing written.
     async fn acquire_group(&self, ids: &[ResourceId], group: GroupId, cmd: AcquireCmd, session: Option<SessionId>, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
 
-    /// Heartbeat or release (`release`) of every live member of `group` by `claim`, all or none: any member
-    /// refused refuses the group ([`StoreError::GroupDenied`]); for a release, members already lapsed are
-    /// skipped. [`StoreError::NoGroup`] when no member is held.
-    async fn group_op(&self, group: GroupId, claim: Claim, release: bool, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
+    /// `op` on every live member of `group` by `claim`, all or none: any member refused refuses the group
+    /// ([`StoreError::GroupDenied`]); a release skips members already lapsed. [`StoreError::NoGroup`] when no
+    /// member is held.
+    async fn group_op(&self, group: GroupId, claim: Claim, op: GroupOp, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
 
     /// Every resource type and its policy, by name.
     async fn types(&self) -> Result<Vec<TypeRow>, StoreError>;
@@ -254,6 +254,15 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// What a by-id group operation does to each member.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GroupOp {
+    Heartbeat,
+    Release,
+    /// `hhs_core::booking::book` until this instant.
+    Book { until: Millis },
+}
 
 /// What [`Store::changed`] saw.
 #[derive(Clone, Debug, PartialEq)]

@@ -20,7 +20,7 @@ use crate::primary::Source;
 use super::rows::{arguments, event_args, lease_args, session_args, session_update_args, Arg, EventRecord, LeaseRecord, LeaseRow, SessionRecord};
 use super::sql::{self, *};
 use super::{
-    acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, KeyRecord, LockFilter, LogPos, Logged,
+    acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, KeyRecord, LockFilter, LogPos, Logged,
     Resource, ResourceFilter, Store, StoreError, Transition, TypeRow,
 };
 
@@ -527,7 +527,7 @@ macro_rules! sql_store {
                 Err(StoreError::GroupDenied(refused))
             }
 
-            async fn group_op(&self, group_id: GroupId, claim: Claim, release_all: bool, actor: &Actor) -> Result<Vec<Applied>, StoreError> {
+            async fn group_op(&self, group_id: GroupId, claim: Claim, op: GroupOp, actor: &Actor) -> Result<Vec<Applied>, StoreError> {
                 let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
                 let locked = format!("{SELECT_GROUP_LEASES}{}", <$db>::lock("l"));
                 let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(group_id.0))]).await?;
@@ -538,11 +538,15 @@ macro_rules! sql_store {
                 let (mut done, mut refused) = (vec![], vec![]);
                 for rec in recs {
                     let (resource, lease) = rec.into_parts()?;
-                    let result = if release_all { release(&lease, now, &claim) } else { heartbeat(&lease, now, &claim) };
+                    let result = match op {
+                        GroupOp::Heartbeat => heartbeat(&lease, now, &claim),
+                        GroupOp::Release => release(&lease, now, &claim),
+                        GroupOp::Book { until } => hhs_core::booking::book(&lease, now, &claim, until, hhs_core::booking::MAX_BOOKING),
+                    };
                     match result {
                         Ok(outcome) => done.push((resource, lease, outcome)),
                         // A member that lapsed has ended already: nothing to release.
-                        Err(Denied::LockExpired) if release_all => {}
+                        Err(Denied::LockExpired) if op == GroupOp::Release => {}
                         Err(d) => refused.push((resource.id, d)),
                     }
                 }

@@ -370,3 +370,33 @@ async fn a_sessions_holds_are_marked_on_the_board_and_the_session_is_listed_with
     browser.screenshot("dashboard-sessions").await;
     app.stop().await;
 }
+
+/// A group's members and a booking say so on the board: the group's short id on each member's row, a booking's
+/// end in its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_members_and_bookings_are_marked_on_the_board() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let (or, machine, bed) = (app.create_resource("or-room", "OR 7").await, app.create_resource("anaesthesia", "Machine 7").await, app.create_resource("bed", "Ward 9 Bed 1").await);
+    let group = app.post_as(&app.keys.client, "/api/locks/acquire-group", json!({"resources": [{"resource_id": or}, {"resource_id": machine}], "owner_id": "theatre-7", "ttl_seconds": 600})).await;
+    assert_eq!(group.status, StatusCode::OK, "{}", group.body);
+    let gid = group.body["group_id"].as_str().unwrap().to_owned();
+    let held = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ward-9", "ttl_seconds": 60})).await;
+    let until: chrono::DateTime<chrono::Utc> = held.body["last_heartbeat"].as_str().unwrap().parse().unwrap();
+    let until = (until + chrono::Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let booked = app.post_as(&app.keys.client, "/api/locks/book", json!({"resource_id": bed, "owner_id": "ward-9", "until": until})).await;
+    assert_eq!(booked.body["status"], "BOOKED", "{}", booked.body);
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.viewer).await;
+    let short = &gid[gid.len() - 6..];
+    for id in [&or, &machine] {
+        browser.wait_until(&state_is(id, "held"), Duration::from_secs(5), "the group member is held on the board").await;
+        let text = browser.text(&row(id)).await;
+        assert!(text.contains(&format!("(group …{short})")), "{text}");
+    }
+    browser.wait_until(&state_is(&bed, "held"), Duration::from_secs(5), "the booking is held on the board").await;
+    assert!(browser.text(&row(&bed)).await.contains("(booked until"), "the booking's row names its end");
+    browser.screenshot("dashboard-groups-and-bookings").await;
+    app.stop().await;
+}

@@ -41,6 +41,16 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
         // workers-rs reads methods it does not know as GET; the edge must not.
         ("unknown method", Method::from_bytes(b"QUERY").unwrap(), "/api/locks".into(), Some(&client), None, String::new(), 405, "method_not_allowed"),
         ("array body", Method::PUT, "/api/types/bed".into(), Some(&admin), Some("application/json"), "[null, null]".into(), 422, "validation_failed"),
+        // The clinical holds' bodies and paths, from the same table.
+        ("group of one", Method::POST, "/api/locks/acquire-group".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resources":[{{"resource_id":"{id}"}}],"owner_id":"a","ttl_seconds":30}}"#), 422, "validation_failed"),
+        ("session TTL of 0", Method::POST, "/api/sessions".into(), Some(&client), Some("application/json"),
+            r#"{"owner_id":"a","ttl_seconds":0}"#.into(), 422, "invalid_ttl"),
+        ("bad session id in path", Method::POST, "/api/sessions/not-a-uuid/keepalive".into(), Some(&client), None, String::new(), 422, "invalid_session_id"),
+        ("booking without an end", Method::POST, "/api/locks/book".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resource_id":"{id}","owner_id":"a"}}"#), 422, "validation_failed"),
+        ("TTL and session both", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":30,"session_id":"{id}"}}"#), 422, "validation_failed"),
         ("unknown route", Method::GET, "/api/lockz".into(), Some(&client), None, String::new(), 404, "not_found"),
         ("no key", Method::GET, "/api/locks".into(), None, None, String::new(), 401, "unauthenticated"),
         ("garbled key", Method::GET, "/api/locks".into(), Some("hhs_not_a_key"), None, String::new(), 401, "unauthenticated"),

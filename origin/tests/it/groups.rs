@@ -1,5 +1,5 @@
-//! Group holds on both stores: all or nothing, every blocking member named; renewed and released by the group's
-//! id; no resource in two live groups; and 50 clients racing for random overlapping groups never deadlock and
+//! Group holds on both stores: all or nothing, every blocking member named; renewed, booked and released by the
+//! group's id; no resource in two live groups; and 50 clients racing for random overlapping groups never deadlock and
 //! never show a partial group in `GET /api/locks`.
 
 use std::collections::HashMap;
@@ -55,6 +55,17 @@ async fn a_group_is_held_all_or_nothing_and_acts_as_one(b: Backend) {
     // Heartbeat and release by the group's id act on every member; a member can still be released alone.
     let beat = by_group(&app, &key, "heartbeat", &gid, "theatre-3").await;
     assert_eq!((beat.status, beat.body["holds"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{}", beat.body);
+    // Booked together (hold → book): every member BOOKED until the same end, same tokens.
+    let until = {
+        let t: chrono::DateTime<chrono::Utc> = beat.body["holds"][0]["last_heartbeat"].as_str().unwrap().parse().unwrap();
+        (t + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let booked = app.send(app.request_as(Method::POST, "/api/locks/book-group", Some(&key)).json(&json!({"group_id": gid, "owner_id": "theatre-3", "until": until}))).await;
+    assert_eq!(booked.status, StatusCode::OK, "{}", booked.body);
+    for (h, before) in booked.body["holds"].as_array().unwrap().iter().zip(holds) {
+        assert_eq!((h["status"].as_str(), h["expires_at"].as_str()), (Some("BOOKED"), Some(until.as_str())));
+        assert_eq!(h["fencing_token"], before["fencing_token"]);
+    }
     assert_eq!(app.post_as(&key, "/api/locks/release", json!({"resource_id": surgeon, "owner_id": "theatre-3"})).await.status, StatusCode::OK);
     let released = by_group(&app, &key, "release", &gid, "theatre-3").await;
     assert_eq!(released.body["holds"].as_array().map(Vec::len), Some(2), "{}", released.body);

@@ -86,6 +86,16 @@ fn routes() -> Vec<(&'static str, Role)> {
         ("GET /api/types", Role::Viewer),
         ("GET /api/types/{type}", Role::Viewer),
         ("PUT /api/types/{type}", Role::Admin),
+        ("GET /api/sessions", Role::Viewer),
+        ("POST /api/sessions", Role::Client),
+        ("GET /api/sessions/{session}", Role::Viewer),
+        ("POST /api/sessions/{session}/keepalive", Role::Client),
+        ("DELETE /api/sessions/{session}", Role::Client),
+        ("POST /api/locks/book", Role::Client),
+        ("POST /api/locks/acquire-group", Role::Client),
+        ("POST /api/locks/heartbeat-group", Role::Client),
+        ("POST /api/locks/release-group", Role::Client),
+        ("POST /api/locks/book-group", Role::Client),
     ]
 }
 
@@ -104,22 +114,52 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
     if path == "/api/locks/force-release" {
         app.acquire(&id, "someone", 60).await;
     }
+    if path == "/api/locks/book" {
+        if let Some(k) = key {
+            app.post_as(k, "/api/locks/acquire", json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60})).await;
+        }
+    }
+    // A session of the caller's where it may open one (else one of the client's: the role check comes first).
+    let session = if path.contains("{session}") {
+        let opened = app.post_as(key.unwrap_or_default(), "/api/sessions", json!({"owner_id": owner, "ttl_seconds": 60})).await;
+        let opened = if opened.status.is_success() { opened } else { app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": owner})).await };
+        opened.body["id"].as_str().unwrap().to_owned()
+    } else {
+        String::new()
+    };
+    // Two more resources, held as a group by the caller where it may (else a group id nobody holds).
+    let (second, third) = (app.create_resource("bed", &format!("{route} #{n} b")).await, app.create_resource("bed", &format!("{route} #{n} c")).await);
+    let group = if path.ends_with("-group") && path != "/api/locks/acquire-group" {
+        let members = json!([{"resource_id": second}, {"resource_id": third}]);
+        let held = app.post_as(key.unwrap_or_default(), "/api/locks/acquire-group", json!({"resources": members, "owner_id": owner, "ttl_seconds": 60})).await;
+        held.body["group_id"].as_str().unwrap_or("0190a0c4-7a52-7000-8000-000000000001").to_owned()
+    } else {
+        String::new()
+    };
+    let until = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let victim_key = if path.contains("{key}") {
         let created = app.post("/api/keys", json!({"principal": "victim", "role": "viewer"})).await;
         created.body["id"].as_str().unwrap().to_owned()
     } else {
         String::new()
     };
-    let path = path.replace("{id}", &id).replace("{key}", &victim_key).replace("{type}", "bed");
+    let path = path.replace("{id}", &id).replace("{key}", &victim_key).replace("{type}", "bed").replace("{session}", &session);
     let body: Option<Value> = match (method, path.as_str()) {
         ("POST", "/api/resources") => Some(json!({"type": "mri", "identifier": format!("M{n}")})),
         ("PATCH", _) => Some(json!({"identifier": format!("Renamed {n}")})),
         ("POST", "/api/locks/acquire") => Some(json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60})),
+        ("POST", "/api/locks/book") => Some(json!({"resource_id": id, "owner_id": owner, "until": until})),
         ("POST", "/api/locks/heartbeat" | "/api/locks/release") => Some(json!({"resource_id": id, "owner_id": owner})),
         ("POST", "/api/locks/force-release") => Some(json!({"resource_id": id, "reason": "matrix test"})),
         ("POST", "/api/keys") => Some(json!({"principal": format!("p{n}"), "role": "viewer"})),
         ("POST", "/api/ml/suggest") => Some(json!({"resource_id": id, "owner_id": owner})),
         ("PUT", "/api/types/bed") => Some(json!({"default_ttl_seconds": 300})),
+        ("POST", "/api/sessions") => Some(json!({"owner_id": owner, "ttl_seconds": 60})),
+        ("POST", "/api/locks/acquire-group") => {
+            Some(json!({"resources": [{"resource_id": second}, {"resource_id": third}], "owner_id": owner, "ttl_seconds": 60}))
+        }
+        ("POST", "/api/locks/heartbeat-group" | "/api/locks/release-group") => Some(json!({"group_id": group, "owner_id": owner})),
+        ("POST", "/api/locks/book-group") => Some(json!({"group_id": group, "owner_id": owner, "until": until})),
         _ => None,
     };
     let mut req = app.request_as(method.parse().unwrap(), &path, key);
@@ -138,7 +178,10 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
 
 async fn role_endpoint_matrix(b: Backend) {
     let covered: Vec<String> =
-        routes().iter().map(|(r, _)| r.replace("{key}", "{key_id}").replace("{id}", "{resource_id}").replace("{type}", "{type_name}")).collect();
+        routes()
+            .iter()
+            .map(|(r, _)| r.replace("{key}", "{key_id}").replace("{id}", "{resource_id}").replace("{type}", "{type_name}").replace("{session}", "{session_id}"))
+            .collect();
     for route in hhs_core::wire::endpoints::ROUTES {
         let name = format!("{} {}", route.method, route.path);
         let i = covered.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name} is missing from the role matrix"));
