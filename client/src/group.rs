@@ -75,14 +75,9 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     /// Best effort: a release is sent if a runtime is there to send it; otherwise the members expire by their TTL.
     fn drop(&mut self) {
-        if !self.renewal.stop() {
-            return; // released
-        }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (client, req) = (self.client.clone(), self.holder());
-            rt.spawn(async move {
-                let _ = client.call::<ReleaseGroup>(None, None, &req).await;
-            });
-        }
+        let (client, req) = (self.client.clone(), self.holder());
+        self.renewal.end_on_drop(move || async move {
+            let _ = client.call::<ReleaseGroup>(None, None, &req).await;
+        });
     }
 }

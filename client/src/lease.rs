@@ -107,14 +107,9 @@ impl LeaseGuard {
 impl Drop for LeaseGuard {
     /// Best effort: a release is sent if a runtime is there to send it; otherwise the hold expires by its TTL.
     fn drop(&mut self) {
-        if !self.renewal.stop() {
-            return; // released
-        }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (client, req) = (self.client.clone(), self.holder());
-            rt.spawn(async move {
-                let _ = client.call::<Release>(None, None, &req).await;
-            });
-        }
+        let (client, req) = (self.client.clone(), self.holder());
+        self.renewal.end_on_drop(move || async move {
+            let _ = client.call::<Release>(None, None, &req).await;
+        });
     }
 }

@@ -71,6 +71,21 @@ impl Renewal {
     }
 }
 
+impl Renewal {
+    /// A guard's drop: if it was still renewing, stops, and sends `end` (its release or close) on the current
+    /// runtime, best effort; without a runtime what it guards lapses by its TTL.
+    pub(crate) fn end_on_drop<Fut>(&mut self, end: impl FnOnce() -> Fut)
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if self.stop() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(end());
+            }
+        }
+    }
+}
+
 impl Drop for Renewal {
     fn drop(&mut self) {
         self.stop();

@@ -74,14 +74,9 @@ impl SessionGuard {
 impl Drop for SessionGuard {
     /// Best effort: a close is sent if a runtime is there to send it; otherwise the session lapses by its TTL.
     fn drop(&mut self) {
-        if !self.renewal.stop() {
-            return; // closed
-        }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (client, id) = (self.client.clone(), self.view.id.to_string());
-            rt.spawn(async move {
-                let _ = client.call::<CloseSession>(Some(&id), None, &NoBody).await;
-            });
-        }
+        let (client, id) = (self.client.clone(), self.view.id.to_string());
+        self.renewal.end_on_drop(move || async move {
+            let _ = client.call::<CloseSession>(Some(&id), None, &NoBody).await;
+        });
     }
 }

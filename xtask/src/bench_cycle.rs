@@ -56,6 +56,18 @@ pub fn serve(mut origin: Command) -> Result<(std::process::Child, String), Strin
     Ok((server, base))
 }
 
+/// `bin args` on the embedded store in `file` (`sqlite`) or on PostgreSQL at `url`, logging warnings only.
+pub fn origin_command(bin: &std::path::Path, sqlite: bool, file: &std::path::Path, url: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(args).env("RUST_LOG", "warn");
+    if sqlite {
+        c.env("HHS_SQLITE_PATH", file);
+    } else {
+        c.env("DATABASE_URL", url);
+    }
+    c
+}
+
 /// A benched origin, running: migrated, with an admin and a client key, serving on a free port.
 pub struct Started {
     pub server: std::process::Child,
@@ -89,16 +101,7 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
     let cluster = if sqlite { None } else { Some(Cluster::start_with(true)?) };
     let url = cluster.as_ref().map(Cluster::url).unwrap_or_default();
     let file = target_dir().join(format!("bench-cycle-{}.db", std::process::id()));
-    let origin = |args: &[&str]| {
-        let mut c = Command::new(&bin);
-        c.args(args).env("RUST_LOG", "warn");
-        if sqlite {
-            c.env("HHS_SQLITE_PATH", &file);
-        } else {
-            c.env("DATABASE_URL", &url);
-        }
-        c
-    };
+    let origin = |args: &[&str]| origin_command(&bin, sqlite, &file, &url, args);
     let Started { mut server, base, admin, client } = start_origin(origin)?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     step(&format!("creating {RESOURCES} resources"));

@@ -3,7 +3,6 @@
 //! all 1,000 with each keepalive (one statement per keepalive), against a heartbeat per hold (8 workers over the
 //! 1,000 holds). Prints keepalives/s and holds renewed/s for each.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::bench_cycle::{origin_bin, start_origin, Started};
+use crate::bench_cycle::{origin_bin, origin_command, start_origin, Started};
 use crate::postgres::Cluster;
 use crate::run::{step, target_dir};
 
@@ -25,16 +24,7 @@ pub fn run(seconds: u64) -> Result<(), String> {
         let cluster = if sqlite { None } else { Some(Cluster::start_with(true)?) };
         let url = cluster.as_ref().map(Cluster::url).unwrap_or_default();
         let file = target_dir().join(format!("bench-heartbeats-{}.db", std::process::id()));
-        let origin = |args: &[&str]| {
-            let mut c = Command::new(&bin);
-            c.args(args).env("RUST_LOG", "warn");
-            if sqlite {
-                c.env("HHS_SQLITE_PATH", &file);
-            } else {
-                c.env("DATABASE_URL", &url);
-            }
-            c
-        };
+        let origin = |args: &[&str]| origin_command(&bin, sqlite, &file, &url, args);
         let store = if sqlite { "SQLite" } else { "PostgreSQL" };
         let Started { mut server, base, admin, client } = start_origin(origin)?;
         let result = measure(&base, &admin, &client, seconds, store);
