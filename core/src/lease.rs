@@ -514,12 +514,11 @@ pub fn retire(lease: &Lease, now: Millis, lock_delay: Millis) -> Result<Outcome,
 /// before the outage is still "not renewed since" after one resumption): the store applies it once per outage
 /// (the `outages` table), not once per replica that saw it.
 pub fn resume(lease: &Lease, lost_at: Millis, now: Millis) -> Option<Outcome> {
-    // A booking needs no renewals, so an outage took nothing from it. A session's hold is resumed with its
-    // session (which keeps the two expiries equal), not on its own.
+    // A booking needs no renewals, so an outage took nothing from it. A session's hold moves with its session
+    // (`session::resume`, same transaction): both were last renewed at the same instant, so both move alike.
     let hold = lease.hold.as_ref().filter(|h| {
         h.state == HoldState::Held
             && h.booked_until.is_none()
-            && h.session.is_none()
             && h.last_heartbeat < lost_at
             && h.expires_at() >= lost_at
     })?;

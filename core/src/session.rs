@@ -86,6 +86,17 @@ pub fn lapse(s: &Session, now: Millis) -> Option<Session> {
     (s.state == SessionState::Open && !s.is_live(now)).then(|| Session { state: SessionState::Lapsed { at: s.expires_at() }, ..s.clone() })
 }
 
+/// After a database outage (as [`crate::lease::resume`] for a hold): an open session that was live when the outage
+/// began (`lost_at`) and has not been kept alive since gets back the time it had left then — its last keepalive
+/// moves by the outage (`now - lost_at`). `None` for anything else. Its holds are resumed by `lease::resume`
+/// in the same transaction: their last renewal is the session's, so they move by the same outage and still
+/// expire at exactly the session's instant. Safe as `lease::resume` is: it lengthens, never grants.
+pub fn resume(s: &Session, lost_at: Millis, now: Millis) -> Option<Session> {
+    let outage = now.since(lost_at);
+    let taken = s.state == SessionState::Open && s.last_keepalive < lost_at && s.expires_at() >= lost_at;
+    (taken && outage > Millis::ZERO).then(|| Session { last_keepalive: s.last_keepalive.plus(outage), ..s.clone() })
+}
+
 /// Acquire under a live session of the caller's: the lease rule's acquire for the session's owner, then the hold
 /// takes the session's renewal (so it expires with it). Re-acquiring a hold the owner already has on its own
 /// attaches it; one already under this session is left as it is (another session's: `InSession`).

@@ -2,8 +2,8 @@
 //! (all or nothing; no resource in two live groups) and their lock order.
 
 use hhs_core::group::{acquire_group, lock_order, Member, MAX_MEMBERS, MIN_MEMBERS};
-use hhs_core::lease::{acquire, expire, release, AcquireCmd, Claim};
-use hhs_core::session::{acquire_in, close, end_hold, keepalive, lapse, open, renew_hold, Session};
+use hhs_core::lease::{acquire, expire, release, resume, AcquireCmd, Claim};
+use hhs_core::session::{self, acquire_in, close, end_hold, keepalive, lapse, open, renew_hold, Session};
 use hhs_core::{GroupId, HoldId, Lease, Millis, OwnerId, Principal, ResourceId, SessionId, Ttl, TtlBounds};
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -22,6 +22,8 @@ enum Step {
     Close,
     /// The reaper: records the session's lapse and every lapsed hold.
     Reap,
+    /// The store after a database outage that began `lost_ago` ms before now: the session, then every hold.
+    Resume(i64),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -32,6 +34,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0..LEASES).prop_map(Step::Release),
         1 => Just(Step::Close),
         2 => Just(Step::Reap),
+        2 => (0i64..30_000).prop_map(Step::Resume),
     ]
 }
 
@@ -108,6 +111,18 @@ proptest! {
                             }
                         }
                         s = closed;
+                    }
+                }
+                Step::Resume(lost_ago) => {
+                    let lost_at = Millis(now.0 - lost_ago);
+                    if let Some(resumed) = session::resume(&s, lost_at, now) {
+                        prop_assert!(resumed.expires_at() >= s.expires_at(), "a resumption shortened a session");
+                        s = resumed;
+                    }
+                    for l in &mut leases {
+                        if let Some(o) = resume(l, lost_at, now) {
+                            *l = o.lease;
+                        }
                     }
                 }
                 Step::Reap => {

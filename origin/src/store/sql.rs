@@ -124,10 +124,9 @@ pub const FAST_GRANT: &str = concat!(
 );
 
 /// Holds a database outage may have taken time from: held, not renewed since the outage began at `$1`, and
-/// live then; not bookings (they need no renewals) nor sessions' holds (resumed with their session). Each is
-/// still decided by `hhs_core::lease::resume`.
+/// live then; not bookings (they need no renewals). Each is still decided by `hhs_core::lease::resume`.
 pub const SELECT_RESUMABLE: &str = concat!(
-    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND l.booked_until_ms IS NULL AND l.session_id IS NULL \
+    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND l.booked_until_ms IS NULL \
      AND l.last_heartbeat_ms < $1 AND l.last_heartbeat_ms + l.ttl_ms >= $1"
 );
 /// When live holds were last resumed after an outage (0: never).
@@ -228,6 +227,10 @@ pub const UPDATE_SESSION: &str = "UPDATE sessions SET last_keepalive_ms = $2, st
 /// Open sessions past their last valid instant `$1`, for the reaper (PostgreSQL appends `FOR UPDATE SKIP LOCKED`).
 pub const SELECT_LAPSED_SESSIONS: &str = "SELECT id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
      ended_at_ms FROM sessions WHERE state = 'OPEN' AND last_keepalive_ms + ttl_ms < $1 ORDER BY id LIMIT $2";
+/// Sessions an outage beginning at `$1` may have taken time from (`hhs_core::session::resume` decides); the
+/// dialect appends its row lock.
+pub const SELECT_RESUMABLE_SESSIONS: &str = "SELECT id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
+     ended_at_ms FROM sessions WHERE state = 'OPEN' AND last_keepalive_ms < $1 AND last_keepalive_ms + ttl_ms >= $1 ORDER BY id";
 /// How many live holds each session has (a hold lapses with its session, so "held" is enough while it is open).
 pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL \
      GROUP BY session_id";

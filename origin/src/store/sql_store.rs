@@ -88,6 +88,14 @@ macro_rules! sql_store {
                 let mut extended = 0;
                 if last < lost_at.0 {
                     let actor = Actor::system("failover");
+                    // Sessions first (the lock order is session → leases), then every hold, its session's too.
+                    let sessions = format!("{SELECT_RESUMABLE_SESSIONS}{}", <$db>::lock("sessions"));
+                    let taken: Vec<SessionRecord> = Self::fetch(&mut *tx, &sessions, vec![Arg::Int(Some(lost_at.0))]).await?;
+                    for rec in taken {
+                        if let Some(resumed) = session::resume(&rec.into_session()?, lost_at, now) {
+                            Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&resumed)).await?;
+                        }
+                    }
                     let held = format!("{SELECT_RESUMABLE}{}", <$db>::lock("l"));
                     let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &held, vec![Arg::Int(Some(lost_at.0))]).await?;
                     for rec in recs {

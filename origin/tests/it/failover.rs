@@ -7,7 +7,7 @@ use std::time::Duration;
 use hhs_core::Millis;
 use hhs_origin::primary::targets;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::{Backend, TestApp, TestDb};
 
@@ -31,7 +31,7 @@ fn a_multi_host_url_becomes_one_url_per_host() {
     assert!(targets("h1:5432/hhs").is_err(), "not a URL");
 }
 
-both_stores!(an_outage_gives_live_holds_their_time_back_once,);
+both_stores!(an_outage_gives_live_holds_their_time_back_once, an_outage_gives_a_session_and_its_holds_the_same_time_back,);
 
 async fn an_outage_gives_live_holds_their_time_back_once(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
@@ -71,5 +71,40 @@ async fn an_outage_gives_live_holds_their_time_back_once(b: Backend) {
     assert_eq!(app.get(&format!("/api/locks/{kept}")).await.body["expires_at"], after["expires_at"]);
     // The holder carries on as if nothing happened.
     assert_eq!(app.heartbeat(&kept, "ws-1").await.status, StatusCode::OK);
+    app.stop().await;
+}
+
+/// A session's holds are renewed by its keepalive only, so an outage takes time from the session and its holds
+/// alike: both get it back together, and still end at one instant.
+async fn an_outage_gives_a_session_and_its_holds_the_same_time_back(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let store = db.store().await;
+    let beds = [app.create_resource("bed", "Outage ward 1").await, app.create_resource("bed", "Outage ward 2").await];
+    let opened = app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": "ward-7", "ttl_seconds": 30})).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    let sid = opened.body["id"].as_str().unwrap().to_owned();
+    for bed in &beds {
+        let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ward-7", "session_id": sid})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let lost_at = store.now().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    assert_eq!(store.resume(lost_at).await.unwrap(), 2, "both of the session's holds");
+    let session = app.get_as(&app.keys.client, &format!("/api/sessions/{sid}")).await.body;
+    let ms = |v: &Value, f: &str| Millis::from_utc(v[f].as_str().unwrap().parse().unwrap()).0;
+    let moved = ms(&session, "expires_at") - ms(&opened.body, "expires_at");
+    assert!(moved >= 400, "the session's expiry moved by the outage's length (≥ 400 ms), moved {moved} ms");
+    for bed in &beds {
+        let lock = app.get(&format!("/api/locks/{bed}")).await.body;
+        assert_eq!(lock["expires_at"], session["expires_at"], "a session's hold still ends when its session does");
+        assert_eq!(lock["session_id"], sid.as_str());
+    }
+    // Once per outage, and the session carries on: one keepalive renews both.
+    assert_eq!(store.resume(lost_at).await.unwrap(), 0);
+    let kept = app.send(app.request_as(reqwest::Method::POST, &format!("/api/sessions/{sid}/keepalive"), Some(&app.keys.client))).await;
+    assert_eq!((kept.status, kept.body["holds"].as_u64()), (StatusCode::OK, Some(2)), "{}", kept.body);
     app.stop().await;
 }
