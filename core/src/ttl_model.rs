@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::lease::Hold;
 use crate::policy::TypePolicy;
 use crate::time::Millis;
-use crate::ttl::Ttl;
+use crate::ttl::{Ttl, TtlBounds};
 
 /// z of the 99.5th percentile of a standard normal: the quantile a suggestion covers.
 const Z_QUANTILE: f64 = 2.575_829;
@@ -85,6 +85,13 @@ impl LogSummary {
         self.n = self.n.saturating_add(1);
         self.sum += x;
         self.sum_sq += x * x;
+    }
+
+    /// Both summaries' samples in one (the sums add).
+    pub fn merge(&mut self, other: &LogSummary) {
+        self.n = self.n.saturating_add(other.n);
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
     }
 
     fn mean(&self) -> Option<f64> {
@@ -278,7 +285,7 @@ impl TtlModel {
         let Some(type_fit) = type_summary.fit() else {
             // The type has history, but none of this kind: fall back on the owner's own, or the default.
             return match own_summary.and_then(|s| s.fit()) {
-                Some(fit) => self.finish(fit, margin, Scope::Owner, basis, own_summary.map_or(0, |s| s.n), policy),
+                Some(fit) => Self::finish(fit, margin, Scope::Owner, basis, own_summary.map_or(0, |s| s.n), bounds),
                 None => default,
             };
         };
@@ -287,11 +294,30 @@ impl TtlModel {
             Some(_) => (Scope::Owner, own_summary.map_or(0, |s| s.n)),
             None => (Scope::Type, type_summary.n),
         };
-        self.finish(fit, margin, scope, basis, samples, policy)
+        Self::finish(fit, margin, scope, basis, samples, bounds)
     }
 
-    fn finish(&self, fit: LogNormal, margin: f64, scope: Scope, basis: Basis, samples: u32, policy: &TypePolicy) -> Suggestion {
-        let b = &policy.ttl_bounds();
+    /// The TTL for a new session of this principal's owner. A session is kept alive as a heartbeating hold is,
+    /// and each keepalive renews its holds ([`crate::session::renew_hold`] records the gap on each), so what it
+    /// needs is a TTL above the owner's longest gaps between renewals: the owner's gap summaries on every type
+    /// are pooled (log-normal sums add) and read as a heartbeating hold's would be. With fewer than
+    /// `MIN_OWNER_SAMPLES` such gaps, `default` (clamped to `bounds`).
+    pub fn suggest_session(&self, principal: &str, owner: &str, default: Ttl, bounds: &TtlBounds) -> Suggestion {
+        let mut gaps = LogSummary::default();
+        for s in self.owners.iter().filter(|((_, p, o), _)| p == principal && o == owner).map(|(_, s)| s) {
+            gaps.merge(&s.gaps);
+        }
+        match gaps.fit().filter(|_| gaps.n >= MIN_OWNER_SAMPLES) {
+            Some(fit) => Self::finish(fit, GAP_MARGIN, Scope::Owner, Basis::HeartbeatGaps, gaps.n, bounds),
+            None => {
+                let secs = default.seconds().clamp(bounds.min_seconds, bounds.max_seconds);
+                let ttl = Ttl::from_seconds(secs, bounds).unwrap_or(default);
+                Suggestion { ttl, scope: Scope::Default, basis: Basis::PolicyDefault, samples: gaps.n, quantile: None }
+            }
+        }
+    }
+
+    fn finish(fit: LogNormal, margin: f64, scope: Scope, basis: Basis, samples: u32, b: &TtlBounds) -> Suggestion {
         let q = fit.quantile_ms(Z_QUANTILE);
         let secs = libm::ceil(q * margin / 1000.0);
         let secs = if secs.is_finite() { secs.clamp(f64::from(b.min_seconds), f64::from(b.max_seconds)) } else { f64::from(b.max_seconds) };

@@ -134,6 +134,10 @@ pub struct SessionView {
     #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub ended_at: Option<DateTime<Utc>>,
     pub holds: u64,
+    /// On the answer that opened it: `"requested"`, or `"suggested"` (no `ttl_seconds` given: the TTL model's
+    /// suggestion from the owner's past renewal gaps, else the default TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_source: Option<String>,
 }
 
 impl SessionView {
@@ -156,6 +160,7 @@ impl SessionView {
             expires_at: s.expires_at().to_utc(),
             ended_at: ended.map(Millis::to_utc),
             holds: if status == "OPEN" { holds } else { 0 },
+            ttl_source: None,
         }
     }
 }
@@ -203,13 +208,13 @@ pub struct LockView {
     /// Set while the resource is in lock-delay: no grant before this time.
     #[serde(with = "crate::time::OptionalRfc3339Millis")]
     pub lock_delay_until: Option<DateTime<Utc>>,
-    /// On acquire answers: `"requested"` or `"suggested"` (the TTL model chose it).
     /// The session the hold is renewed by (its keepalives move `expires_at`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<crate::ids::SessionId>,
     /// The all-or-nothing group the hold was granted in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<crate::ids::GroupId>,
+    /// On acquire answers: `"requested"`, `"suggested"` (the TTL model chose it) or `"session"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_source: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]

@@ -175,3 +175,46 @@ fn one_principals_late_reports_leave_another_principals_suggestion_alone() {
     // The owner that lapsed learns its lesson.
     assert!(model.suggest("bed", "north", "ws-1", &policy()).ttl.seconds() > before);
 }
+
+#[test]
+fn a_session_ttl_covers_the_owners_gaps_pooled_over_types() {
+    let bounds = TtlBounds::HARD;
+    let default = Ttl::from_seconds(300, &bounds).unwrap();
+    let mut model = TtlModel::default();
+    let none = model.suggest_session("ward-7", "ws-1", default, &bounds);
+    assert_eq!((none.ttl.seconds(), none.scope, none.basis), (300, Scope::Default, Basis::PolicyDefault));
+    // Renewed every ~20 s, on beds and on monitors (3 holds each: too few on one type, enough pooled); another
+    // owner's long gaps teach this one nothing.
+    let mut n = Normal(9);
+    for ty in ["bed", "monitor"] {
+        for _ in 0..3 {
+            let gap = 20_000.0 * (1.0 + 0.1 * n.next().abs());
+            model.observe(ty, "ward-7", "ws-1", &Observation { heartbeats: 30, max_gap: Millis(gap as i64), held: Millis(600_000) });
+            model.observe(ty, "ward-7", "ws-2", &Observation { heartbeats: 3, max_gap: Millis(900_000), held: Millis(3_600_000) });
+        }
+    }
+    let s = model.suggest_session("ward-7", "ws-1", default, &bounds);
+    assert_eq!((s.scope, s.basis, s.samples), (Scope::Owner, Basis::HeartbeatGaps, 6));
+    assert!((22..=40).contains(&s.ttl.seconds()), "{s:?}");
+    // Another principal's owner of the same name is someone else.
+    assert_eq!(model.suggest_session("ward-9", "ws-1", default, &bounds).basis, Basis::PolicyDefault);
+}
+
+proptest::proptest! {
+    /// Whatever the history, a session's suggestion is within the bounds, and above the learned quantile
+    /// unless a bound caps it.
+    #[test]
+    fn a_session_suggestion_stays_in_bounds(gaps in proptest::collection::vec(0i64..10_000_000, 0..40), min in 1u32..60, span in 0u32..3_600) {
+        let bounds = TtlBounds { min_seconds: min, max_seconds: min + span };
+        let mut model = TtlModel::default();
+        for (i, g) in gaps.iter().enumerate() {
+            let ty = ["bed", "or", "scanner"][i % 3];
+            model.observe(ty, "p", "o", &Observation { heartbeats: 1, max_gap: Millis(*g), held: Millis(g.saturating_mul(2)) });
+        }
+        let s = model.suggest_session("p", "o", Ttl::from_seconds(300, &TtlBounds::HARD).unwrap(), &bounds);
+        proptest::prop_assert!((bounds.min_seconds..=bounds.max_seconds).contains(&s.ttl.seconds()), "{:?}", s);
+        if let Some(q) = s.quantile {
+            proptest::prop_assert!(s.ttl.seconds() == bounds.max_seconds || i64::from(s.ttl.seconds()) * 1000 >= q.0);
+        }
+    }
+}

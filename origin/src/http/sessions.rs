@@ -19,11 +19,17 @@ pub(super) async fn open(
     JsonBody(req): JsonBody<OpenSessionRequest>,
 ) -> Result<(StatusCode, Json<SessionView>), AppError> {
     let (owner, ttl) = req.validate(&TtlBounds::HARD)?;
-    // No TTL asked for: the process's default hold TTL.
-    let ttl = ttl.unwrap_or_else(|| Ttl::from_stored_millis(i64::from(state.policy.default_ttl_seconds) * 1000));
+    let (ttl, source) = match ttl {
+        Some(ttl) => (ttl, "requested"),
+        // No TTL asked for: the TTL model's, from this owner's renewal gaps (else the process's default TTL).
+        None => {
+            let default = Ttl::from_stored_millis(i64::from(state.policy.default_ttl_seconds) * 1000);
+            (state.model.read(|m| m.suggest_session(caller.principal.as_str(), owner.as_str(), default, &TtlBounds::HARD)).ttl, "suggested")
+        }
+    };
     let s = state.store.open_session(SessionId(Uuid::now_v7()), &caller.principal, &owner, ttl, &caller.actor()).await?;
-    tracing::info!(session_id = %s.id, owner_id = %s.owner, ttl_seconds = s.ttl.seconds(), "session opened");
-    Ok((StatusCode::CREATED, Json(SessionView::of(&s, 0, s.opened_at))))
+    tracing::info!(session_id = %s.id, owner_id = %s.owner, ttl_seconds = s.ttl.seconds(), ttl_source = source, "session opened");
+    Ok((StatusCode::CREATED, Json(SessionView { ttl_source: Some(source.into()), ..SessionView::of(&s, 0, s.opened_at) })))
 }
 
 pub(super) async fn list(State(state): State<AppState>) -> Result<Json<SessionPage>, AppError> {

@@ -11,6 +11,7 @@ use crate::support::{Backend, TestApp, TestDb};
 both_stores!(
     suggestions_start_at_the_default_and_learn_from_released_holds,
     acquire_without_ttl_uses_the_suggestion,
+    a_session_without_ttl_gets_one_from_its_owners_renewal_gaps,
     a_hold_far_older_than_its_history_is_listed_as_an_anomaly,
     a_release_after_expiry_is_recorded_and_learned_from,
     a_heartbeat_after_expiry_is_recorded_with_its_gap,
@@ -33,6 +34,36 @@ async fn history(app: &TestApp, id: &str, owner: &str, n: usize) {
         assert_eq!(app.release(id, owner).await.status, StatusCode::OK);
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
+}
+
+/// A session's holds learn its keepalive gaps; the next session opened without `ttl_seconds` by the same owner
+/// gets a TTL that covers them (here: gaps of milliseconds, so the hard floor), not the default.
+async fn a_session_without_ttl_gets_one_from_its_owners_renewal_gaps(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let open = |body: serde_json::Value| app.post_as(&app.keys.client, "/api/sessions", body);
+    let first = open(json!({"owner_id": "ward-7"})).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!((first.body["ttl_seconds"].as_u64(), first.body["ttl_source"].as_str()), (Some(300), Some("suggested")), "no history: the default");
+    let sid = first.body["id"].as_str().unwrap().to_owned();
+    for i in 0..6 {
+        let bed = app.create_resource("bed", &format!("Learning bed {i}")).await;
+        let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ward-7", "session_id": sid})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let kept = app.send(app.request_as(reqwest::Method::POST, &format!("/api/sessions/{sid}/keepalive"), Some(&app.keys.client))).await;
+    assert_eq!(kept.body["holds"], 6);
+    let closed = app.send(app.request_as(reqwest::Method::DELETE, &format!("/api/sessions/{sid}"), Some(&app.keys.client))).await;
+    assert_eq!(closed.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let next = open(json!({"owner_id": "ward-7"})).await;
+    assert_eq!((next.body["ttl_seconds"].as_u64(), next.body["ttl_source"].as_str()), (Some(1), Some("suggested")), "{}", next.body);
+    let asked = open(json!({"owner_id": "ward-7", "ttl_seconds": 45})).await;
+    assert_eq!((asked.body["ttl_seconds"].as_u64(), asked.body["ttl_source"].as_str()), (Some(45), Some("requested")));
+    // Another owner has no history yet.
+    assert_eq!(open(json!({"owner_id": "ward-9"})).await.body["ttl_seconds"], 300);
+    app.stop().await;
 }
 
 async fn suggestions_start_at_the_default_and_learn_from_released_holds(b: Backend) {
