@@ -10,11 +10,8 @@
 use crate::lease::{Claim, Denied, EventKind, HoldState, Lease, LeaseEvent, Outcome};
 use crate::time::Millis;
 
-/// The longest booking: 30 days ahead.
-pub const MAX_BOOKING: Millis = Millis(30 * 24 * 3600 * 1000);
-
-/// Turns the claimant's live hold into a booking until `until`: after `now`, and no later than `now + max`
-/// ([`MAX_BOOKING`] through the API). Booking a booking again moves its end. The hold leaves its session (a
+/// Turns the claimant's live hold into a booking until `until`: after `now`, and no later than `now + max` (the
+/// resource type's `booking_max`, read in the same transaction). Booking a booking again moves its end. The hold leaves its session (a
 /// booking outlives it) and keeps its group and token.
 pub fn book(lease: &Lease, now: Millis, claim: &Claim, until: Millis, max: Millis) -> Result<Outcome, Denied> {
     // The holder rules of a heartbeat: the claimant's, unexpired, not ended (a session's hold may be booked).

@@ -14,6 +14,10 @@ use crate::ttl::{Ttl, TtlBounds};
 
 /// The longest lock-delay a type may have: one day.
 pub const MAX_LOCK_DELAY_SECONDS: u32 = 86_400;
+/// The longest booking a type gets unless it sets its own: 30 days.
+pub const DEFAULT_BOOKING_MAX_SECONDS: u32 = 30 * 86_400;
+/// What a type's booking maximum may be: one minute to 366 days (a year's operating-room plan).
+pub const BOOKING_MAX_RANGE: core::ops::RangeInclusive<u32> = 60..=366 * 86_400;
 
 /// A process's policy flags (`--min-ttl`, `--max-ttl`, `--default-ttl`, `--lock-delay TYPE=SECONDS`): the values a
 /// resource type gets when its row is first made — by a resource of a new type, or by the first start after the
@@ -44,6 +48,7 @@ impl Policy {
             min_ttl_seconds: i64::from(b.min_seconds),
             max_ttl_seconds: i64::from(b.max_seconds),
             default_ttl_seconds: i64::from(self.default_ttl_seconds.clamp(b.min_seconds, b.max_seconds)),
+            booking_max_seconds: None,
         }
     }
 }
@@ -59,6 +64,8 @@ pub struct TypePolicy {
     pub min_ttl_seconds: i64,
     pub max_ttl_seconds: i64,
     pub default_ttl_seconds: i64,
+    /// How far ahead a hold of this type may be booked (`booking::book`); `None`: [`DEFAULT_BOOKING_MAX_SECONDS`].
+    pub booking_max_seconds: Option<i64>,
 }
 
 /// A change to a type's policy (`PUT /api/types/{name}`): each field optional, the rest unchanged.
@@ -74,6 +81,8 @@ pub struct TypeChange {
     pub max_ttl_seconds: Option<u32>,
     #[serde(default)]
     pub default_ttl_seconds: Option<u32>,
+    #[serde(default)]
+    pub booking_max_seconds: Option<u32>,
 }
 
 impl TypeChange {
@@ -89,6 +98,9 @@ impl TypeChange {
         if self.lock_delay_seconds.is_some_and(|d| d > MAX_LOCK_DELAY_SECONDS) {
             return Err(ApiError::new(ErrorCode::ValidationFailed, format!("lock_delay_seconds must be at most {MAX_LOCK_DELAY_SECONDS}")));
         }
+        if self.booking_max_seconds.is_some_and(|b| !BOOKING_MAX_RANGE.contains(&b)) {
+            return Err(booking_max_invalid());
+        }
         Ok(())
     }
 }
@@ -101,6 +113,11 @@ impl TypePolicy {
     pub fn ttl_bounds(&self) -> TtlBounds {
         let secs = |s: i64| u32::try_from(s.max(1)).unwrap_or(u32::MAX);
         TtlBounds { min_seconds: secs(self.min_ttl_seconds), max_seconds: secs(self.max_ttl_seconds) }
+    }
+
+    /// The longest booking of this type, from its booking's start.
+    pub fn booking_max(&self) -> Millis {
+        Millis(self.booking_max_seconds.unwrap_or(i64::from(DEFAULT_BOOKING_MAX_SECONDS)).max(0).saturating_mul(1000))
     }
 
     pub fn default_ttl_seconds(&self) -> u32 {
@@ -130,6 +147,10 @@ impl TypePolicy {
         if !(0..=i64::from(MAX_LOCK_DELAY_SECONDS) * 1000).contains(&self.lock_delay_ms) {
             return invalid(format!("lock_delay_seconds must be between 0 and {MAX_LOCK_DELAY_SECONDS}"));
         }
+        let range = i64::from(*BOOKING_MAX_RANGE.start())..=i64::from(*BOOKING_MAX_RANGE.end());
+        if self.booking_max_seconds.is_some_and(|b| !range.contains(&b)) {
+            return Err(booking_max_invalid());
+        }
         Ok(())
     }
 
@@ -140,8 +161,14 @@ impl TypePolicy {
             min_ttl_seconds: change.min_ttl_seconds.map_or(self.min_ttl_seconds, i64::from),
             max_ttl_seconds: change.max_ttl_seconds.map_or(self.max_ttl_seconds, i64::from),
             default_ttl_seconds: change.default_ttl_seconds.map_or(self.default_ttl_seconds, i64::from),
+            booking_max_seconds: change.booking_max_seconds.map(i64::from).or(self.booking_max_seconds),
         };
         next.validate()?;
         Ok(next)
     }
+}
+
+fn booking_max_invalid() -> ApiError {
+    let (lo, hi) = (BOOKING_MAX_RANGE.start(), BOOKING_MAX_RANGE.end());
+    ApiError::new(ErrorCode::ValidationFailed, format!("booking_max_seconds must be between {lo} and {hi}"))
 }

@@ -345,13 +345,16 @@ pub struct TypeView {
     pub max_ttl_seconds: u32,
     /// What an acquire without `ttl_seconds` gets while the TTL model has too little history.
     pub default_ttl_seconds: u32,
+    /// How far ahead a hold of this type may be booked (`POST /api/locks/book`).
+    pub booking_max_seconds: u32,
 }
 
 impl TypeView {
     pub fn of(name: &str, p: &crate::policy::TypePolicy) -> TypeView {
         let b = p.ttl_bounds();
         let delay = u32::try_from(p.lock_delay().0 / 1000).unwrap_or(u32::MAX);
-        TypeView { name: name.into(), lock_delay_seconds: delay, min_ttl_seconds: b.min_seconds, max_ttl_seconds: b.max_seconds, default_ttl_seconds: p.default_ttl_seconds() }
+        let booking_max_seconds = u32::try_from(p.booking_max().0 / 1000).unwrap_or(u32::MAX);
+        TypeView { name: name.into(), lock_delay_seconds: delay, min_ttl_seconds: b.min_seconds, max_ttl_seconds: b.max_seconds, default_ttl_seconds: p.default_ttl_seconds(), booking_max_seconds }
     }
 }
 

@@ -71,7 +71,7 @@ async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result
 pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<BookRequest>) -> Result<Json<LockView>, AppError> {
     let (valid, until) = req.validate()?;
     let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
-    let transition = Box::new(move |_: &crate::store::Resource, current: &hhs_core::Lease, now| hhs_core::booking::book(current, now, &claim, until, hhs_core::booking::MAX_BOOKING));
+    let transition = Box::new(move |r: &crate::store::Resource, current: &hhs_core::Lease, now| hhs_core::booking::book(current, now, &claim, until, r.policy.booking_max()));
     let applied = state.store.transact(valid.resource_id, &caller.actor(), transition).await?;
     tracing::info!(resource_id = %valid.resource_id, until = %until.to_utc(), "hold booked");
     Ok(answer(&applied))

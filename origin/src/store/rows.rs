@@ -47,7 +47,8 @@ impl TypeRow {
     pub fn args(&self) -> Vec<Arg> {
         let p = &self.policy;
         let ints = [p.lock_delay_ms, p.min_ttl_seconds, p.max_ttl_seconds, p.default_ttl_seconds, self.updated_at_ms];
-        [vec![Arg::text(self.name.as_str())], ints.into_iter().map(|i| Arg::Int(Some(i))).collect()].concat()
+        let ints = ints.into_iter().map(Some).chain([p.booking_max_seconds]).map(Arg::Int);
+        [vec![Arg::text(self.name.as_str())], ints.collect()].concat()
     }
 }
 

@@ -549,7 +549,7 @@ macro_rules! sql_store {
                     let result = match op {
                         GroupOp::Heartbeat => heartbeat(&lease, now, &claim),
                         GroupOp::Release => release(&lease, now, &claim),
-                        GroupOp::Book { until } => hhs_core::booking::book(&lease, now, &claim, until, hhs_core::booking::MAX_BOOKING),
+                        GroupOp::Book { until } => hhs_core::booking::book(&lease, now, &claim, until, resource.policy.booking_max()),
                     };
                     match result {
                         Ok(outcome) => done.push((resource, lease, outcome)),

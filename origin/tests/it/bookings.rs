@@ -9,7 +9,11 @@ use serde_json::json;
 
 use crate::support::{Backend, Reply, TestApp, TestDb};
 
-both_stores!(a_booking_outlives_its_ttl_and_completes_at_its_end, bookings_refuse_bad_ends_and_lapsed_holds_and_cancel_by_release);
+both_stores!(
+    a_booking_outlives_its_ttl_and_completes_at_its_end,
+    bookings_refuse_bad_ends_and_lapsed_holds_and_cancel_by_release,
+    how_far_ahead_a_hold_is_booked_is_its_types_policy,
+);
 
 /// The server's time in a reply, plus `ms`, as RFC 3339.
 fn after(t: &serde_json::Value, ms: i64) -> String {
@@ -92,5 +96,32 @@ async fn bookings_refuse_bad_ends_and_lapsed_holds_and_cancel_by_release(b: Back
     let h = app.acquire(&short, "ws-3", 1).await;
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(book(&app, &short, "ws-3", &after(&h.body["last_heartbeat"], 60_000)).await.code(), "lock_expired");
+    app.stop().await;
+}
+
+/// The booking maximum is the type's (`booking_max_seconds`, 30 days unless set), read in the booking's
+/// transaction: an admin's change applies to the next booking on every replica.
+async fn how_far_ahead_a_hold_is_booked_is_its_types_policy(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let scanner = app.create_resource("scanner", "CT 2").await;
+    let ty = app.get("/api/types/scanner").await;
+    assert_eq!(ty.body["booking_max_seconds"], 30 * 86_400, "{}", ty.body);
+    let held = app.acquire(&scanner, "radiology", 30).await;
+    let now = held.body["last_heartbeat"].clone();
+    // Two hours at most for scanners from now on.
+    let set = app.send(app.request_as(Method::PUT, "/api/types/scanner", Some(&app.keys.admin)).json(&json!({"booking_max_seconds": 7_200}))).await;
+    assert_eq!((set.status, set.body["booking_max_seconds"].as_u64()), (StatusCode::OK, Some(7_200)), "{}", set.body);
+    let far = book(&app, &scanner, "radiology", &after(&now, 3 * 3_600_000)).await;
+    assert_eq!((far.status, far.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{}", far.body);
+    assert!(far.body["error"]["message"].as_str().unwrap().contains("no later than"), "{}", far.body);
+    let near = book(&app, &scanner, "radiology", &after(&now, 3_600_000)).await;
+    assert_eq!((near.status, near.body["status"].as_str()), (StatusCode::OK, Some("BOOKED")), "{}", near.body);
+    // Out of range: refused, the row unchanged.
+    let bad = app.send(app.request_as(Method::PUT, "/api/types/scanner", Some(&app.keys.admin)).json(&json!({"booking_max_seconds": 30}))).await;
+    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    assert_eq!(app.get("/api/types/scanner").await.body["booking_max_seconds"], 7_200);
+    // Another type keeps its own.
+    assert_eq!(app.get("/api/types/bed").await.body["booking_max_seconds"].as_u64().unwrap_or(30 * 86_400), 30 * 86_400);
     app.stop().await;
 }

@@ -34,6 +34,7 @@ pub fn types_view() -> Html {
                 <thead><tr>
                     <th scope="col">{ "Type" }</th><th scope="col">{ "Lock-delay (s)" }</th><th scope="col">{ "Shortest TTL (s)" }</th>
                     <th scope="col">{ "Default TTL (s)" }</th><th scope="col">{ "Longest TTL (s)" }</th>
+                    <th scope="col">{ "Longest booking (s)" }</th>
                     if ctx.session.is_admin() { <th scope="col">{ "" }</th> }
                 </tr></thead>
                 <tbody>
@@ -65,9 +66,9 @@ struct RowProps {
 fn type_row(props: &RowProps) -> Html {
     let ctx = use_context::<Ctx>().expect("inside the dashboard");
     let t = &props.ty;
-    let refs: [NodeRef; 4] = Default::default();
-    let values = [t.lock_delay_seconds, t.min_ttl_seconds, t.default_ttl_seconds, t.max_ttl_seconds];
-    let labels = ["lock-delay", "shortest TTL", "default TTL", "longest TTL"];
+    let refs: [NodeRef; 5] = Default::default();
+    let values = [t.lock_delay_seconds, t.min_ttl_seconds, t.default_ttl_seconds, t.max_ttl_seconds, t.booking_max_seconds];
+    let labels = ["lock-delay", "shortest TTL", "default TTL", "longest TTL", "longest booking"];
     if !ctx.session.is_admin() {
         return html! {
             <tr><th scope="row">{ t.name.clone() }</th>{ for values.iter().map(|v| html! { <td>{ v }</td> }) }</tr>
@@ -77,7 +78,13 @@ fn type_row(props: &RowProps) -> Html {
         let (refs, name, ctx, on_saved) = (refs.clone(), t.name.clone(), ctx.clone(), props.on_saved.clone());
         Callback::from(move |_| {
             let read = |i: usize| refs[i].cast::<HtmlInputElement>().and_then(|e| e.value().trim().parse::<u32>().ok());
-            let change = TypeChange { lock_delay_seconds: read(0), min_ttl_seconds: read(1), default_ttl_seconds: read(2), max_ttl_seconds: read(3) };
+            let change = TypeChange {
+                lock_delay_seconds: read(0),
+                min_ttl_seconds: read(1),
+                default_ttl_seconds: read(2),
+                max_ttl_seconds: read(3),
+                booking_max_seconds: read(4),
+            };
             let (api, dispatch, name, on_saved) = (ctx.session.api.clone(), ctx.dispatch.clone(), name.clone(), on_saved.clone());
             yew::platform::spawn_local(async move {
                 match api.call::<endpoints::PutType>(Some(&name), "", &change).await {
