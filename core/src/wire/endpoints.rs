@@ -70,7 +70,6 @@ request_bodies! {
     BookRequest => |r, _b| r.validate();
     AcquireGroupRequest => |r, b| r.validate(b);
     GroupHolderRequest => |r, _b| r.validate();
-    BookGroupRequest => |r, _b| r.validate();
 }
 
 /// `GET /api/events/stream`: Server-Sent Events — `EventView`s with their id, `heartbeat`s (a `LockView`, no id),
@@ -192,12 +191,11 @@ endpoints! {
     /// Releases every live member of a group (all or none).
     ReleaseGroup: "POST" "/api/locks/release-group", GroupHolderRequest => 200 GroupView, Client,
         [InvalidOwnerId, GroupNotFound, GroupBlocked];
-    /// Books every live member of a group until `until`, all or none.
-    BookGroup: "POST" "/api/locks/book-group", BookGroupRequest => 200 GroupView, Client,
-        [InvalidOwnerId, GroupNotFound, GroupBlocked];
-    /// Turns the caller's live hold into a booking until `until` (no heartbeats; ends `completed` then).
-    Book: "POST" "/api/locks/book", BookRequest => 200 LockView, Client,
-        [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
+    /// Turns the caller's live hold — or every live member of a group, all or none — into a booking until
+    /// `until` (no heartbeats; ends `completed` then).
+    Book: "POST" "/api/locks/book", BookRequest => 200 Booked, Client,
+        [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken,
+            GroupNotFound, GroupBlocked];
     ForceRelease: "POST" "/api/locks/force-release", ForceReleaseRequest => 200 LockView, Admin,
         [InvalidResourceId, ResourceNotFound, LockNotHeld];
     GetLock: "GET" "/api/locks/{resource_id}", NoBody => 200 LockView, Viewer, [ResourceNotFound];

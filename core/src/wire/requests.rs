@@ -158,29 +158,53 @@ impl HolderRequest {
     }
 }
 
-/// `POST /api/locks/book`: the caller's live hold becomes a booking that needs no heartbeats and ends at `until`
-/// (at most 30 days ahead), with the same fencing token.
+/// `POST /api/locks/book`: the caller's live hold on `resource_id` — or every live member of group `group_id`,
+/// all or none — becomes a booking that needs no heartbeats and ends at `until` (no later than the type's
+/// booking maximum), with the same fencing token(s). Exactly one of `resource_id` and `group_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BookRequest {
-    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
-    pub resource_id: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::ResourceId>"))]
+    pub resource_id: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::GroupId>"))]
+    pub group_id: Option<String>,
     #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
     pub owner_id: String,
     /// RFC 3339.
     #[cfg_attr(feature = "openapi", schemars(with = "crate::time::Rfc3339Millis"))]
     pub until: String,
+    /// With `resource_id` only (a group's members have a token each).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::FencingToken>"))]
     pub fencing_token: Option<i64>,
 }
 
+/// What a booking request books.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BookTarget {
+    Resource(ValidHolder),
+    Group(crate::ids::GroupId, OwnerId),
+}
+
 impl BookRequest {
-    /// The holder's claim and the booking's end.
-    pub fn validate(&self) -> Result<(ValidHolder, crate::time::Millis), ApiError> {
-        let holder = HolderRequest { resource_id: self.resource_id.clone(), owner_id: self.owner_id.clone(), fencing_token: self.fencing_token }.validate()?;
-        Ok((holder, parse_until(&self.until)?))
+    /// What to book, by whom, and the booking's end.
+    pub fn validate(&self) -> Result<(BookTarget, crate::time::Millis), ApiError> {
+        let invalid = |m: &str| Err(ApiError::new(ErrorCode::ValidationFailed, m));
+        let target = match (&self.resource_id, &self.group_id) {
+            (Some(resource_id), None) => BookTarget::Resource(
+                HolderRequest { resource_id: resource_id.clone(), owner_id: self.owner_id.clone(), fencing_token: self.fencing_token }.validate()?,
+            ),
+            (None, Some(group_id)) if self.fencing_token.is_none() => {
+                let (group, owner) = GroupHolderRequest { group_id: group_id.clone(), owner_id: self.owner_id.clone() }.validate()?;
+                BookTarget::Group(group, owner)
+            }
+            (None, Some(_)) => return invalid("fencing_token goes with resource_id: a group's members have a token each"),
+            _ => return invalid("give exactly one of resource_id and group_id"),
+        };
+        Ok((target, parse_until(&self.until)?))
     }
 }
 
@@ -246,27 +270,6 @@ pub struct GroupHolderRequest {
 impl GroupHolderRequest {
     pub fn validate(&self) -> Result<(crate::ids::GroupId, OwnerId), ApiError> {
         Ok((crate::ids::GroupId::parse(&self.group_id)?, OwnerId::parse(&self.owner_id)?))
-    }
-}
-
-/// `POST /api/locks/book-group`: every live member of a group booked until `until`, all or none.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct BookGroupRequest {
-    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::GroupId"))]
-    pub group_id: String,
-    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
-    pub owner_id: String,
-    /// RFC 3339.
-    #[cfg_attr(feature = "openapi", schemars(with = "crate::time::Rfc3339Millis"))]
-    pub until: String,
-}
-
-impl BookGroupRequest {
-    pub fn validate(&self) -> Result<(crate::ids::GroupId, OwnerId, crate::time::Millis), ApiError> {
-        let (group, owner) = GroupHolderRequest { group_id: self.group_id.clone(), owner_id: self.owner_id.clone() }.validate()?;
-        Ok((group, owner, parse_until(&self.until)?))
     }
 }
 

@@ -180,6 +180,16 @@ pub struct GroupView {
     pub holds: Vec<LockView>,
 }
 
+/// `POST /api/locks/book`'s answer: the booked hold's lock (booked by `resource_id`) or the group's (by
+/// `group_id`), as the other lock and group operations answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(untagged)]
+pub enum Booked {
+    Group(GroupView),
+    Lock(LockView),
+}
+
 /// `GET /api/sessions`: the open sessions (one page).
 pub type SessionPage = Page<SessionView, String>;
 

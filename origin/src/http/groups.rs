@@ -1,11 +1,12 @@
-//! `/api/locks/acquire-group`, `/heartbeat-group`, `/release-group`, `/book-group`: several resources held
-//! together or not at all (`hhs_core::group`), and every member renewed, released or booked by the group's id.
+//! `/api/locks/acquire-group`, `/heartbeat-group`, `/release-group`: several resources held together or not at
+//! all (`hhs_core::group`), and every member renewed, released or booked (`POST /api/locks/book` with
+//! `group_id`) by the group's id.
 
 use axum::extract::State;
 use axum::Json;
 use hhs_core::lease::{AcquireCmd, Claim};
-use hhs_core::wire::{AcquireGroupRequest, BookGroupRequest, GroupHolderRequest, GroupView, LockView};
-use hhs_core::{GroupId, HoldId, OwnerId, Ttl, TtlBounds};
+use hhs_core::wire::{AcquireGroupRequest, GroupHolderRequest, GroupView, LockView};
+use hhs_core::{GroupId, HoldId, Millis, OwnerId, Ttl, TtlBounds};
 use uuid::Uuid;
 
 use super::auth::Caller;
@@ -46,7 +47,6 @@ pub(super) async fn release(State(state): State<AppState>, caller: Caller, JsonB
 }
 
 /// Books every live member until `until` (`hhs_core::booking::book` each), all or none.
-pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<BookGroupRequest>) -> Result<Json<GroupView>, AppError> {
-    let (group_id, owner, until) = req.validate()?;
-    by_group(&state, &caller, group_id, owner, GroupOp::Book { until }).await
+pub(super) async fn book(state: &AppState, caller: &Caller, group_id: GroupId, owner: OwnerId, until: Millis) -> Result<Json<GroupView>, AppError> {
+    by_group(state, caller, group_id, owner, GroupOp::Book { until }).await
 }

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use hhs_core::wire::LockQuery;
-use hhs_core::wire::{AcquireRequest, BookRequest, ForceReleaseRequest, HolderRequest, LockList, LockView};
+use hhs_core::wire::{AcquireRequest, BookRequest, BookTarget, Booked, ForceReleaseRequest, HolderRequest, LockList, LockView};
 use hhs_core::lease::{self, AcquireCmd, Claim, Late};
 use hhs_core::{TtlBounds, Denied, HoldId, ResourceId};
 use uuid::Uuid;
@@ -67,14 +67,22 @@ async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result
     Ok((Json(view), !applied.outcome.events.is_empty()))
 }
 
-/// Books the caller's live hold until `until` (`hhs_core::booking::book`): same token, no more heartbeats.
-pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<BookRequest>) -> Result<Json<LockView>, AppError> {
-    let (valid, until) = req.validate()?;
+/// Books the caller's live hold until `until` (`hhs_core::booking::book`): same token, no more heartbeats. With
+/// `group_id`, every live member of the group, all or none.
+pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<BookRequest>) -> Result<Json<Booked>, AppError> {
+    let (valid, until) = match req.validate()? {
+        (BookTarget::Group(group_id, owner), until) => {
+            let Json(group) = super::groups::book(&state, &caller, group_id, owner, until).await?;
+            tracing::info!(group_id = %group_id, until = %until.to_utc(), "group booked");
+            return Ok(Json(Booked::Group(group)));
+        }
+        (BookTarget::Resource(valid), until) => (valid, until),
+    };
     let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
     let transition = Box::new(move |r: &crate::store::Resource, current: &hhs_core::Lease, now| hhs_core::booking::book(current, now, &claim, until, r.policy.booking_max()));
     let applied = state.store.transact(valid.resource_id, &caller.actor(), transition).await?;
     tracing::info!(resource_id = %valid.resource_id, until = %until.to_utc(), "hold booked");
-    Ok(answer(&applied))
+    Ok(Json(Booked::Lock(answer(&applied).0)))
 }
 
 pub(super) async fn heartbeat(

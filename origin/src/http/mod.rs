@@ -120,7 +120,6 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
         Api::AcquireGroup => on(m, groups::acquire),
         Api::HeartbeatGroup => on(m, groups::heartbeat),
         Api::ReleaseGroup => on(m, groups::release),
-        Api::BookGroup => on(m, groups::book),
         Api::ForceRelease => on(m, locks::force_release),
         Api::GetLock => on(m, locks::show),
         Api::ListEvents => on(m, events::list),

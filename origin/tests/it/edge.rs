@@ -49,6 +49,8 @@ async fn invalid_requests_are_answered_at_the_edge_exactly_as_the_origin_would()
         ("bad session id in path", Method::POST, "/api/sessions/not-a-uuid/keepalive".into(), Some(&client), None, String::new(), 422, "invalid_session_id"),
         ("booking without an end", Method::POST, "/api/locks/book".into(), Some(&client), Some("application/json"),
             format!(r#"{{"resource_id":"{id}","owner_id":"a"}}"#), 422, "validation_failed"),
+        ("booking a resource and a group at once", Method::POST, "/api/locks/book".into(), Some(&client), Some("application/json"),
+            format!(r#"{{"resource_id":"{id}","group_id":"{id}","owner_id":"a","until":"2030-01-01T00:00:00Z"}}"#), 422, "validation_failed"),
         ("TTL and session both", Method::POST, "/api/locks/acquire".into(), Some(&client), Some("application/json"),
             format!(r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":30,"session_id":"{id}"}}"#), 422, "validation_failed"),
         ("unknown route", Method::GET, "/api/lockz".into(), Some(&client), None, String::new(), 404, "not_found"),

@@ -60,8 +60,23 @@ async fn a_group_is_held_all_or_nothing_and_acts_as_one(b: Backend) {
         let t: chrono::DateTime<chrono::Utc> = beat.body["holds"][0]["last_heartbeat"].as_str().unwrap().parse().unwrap();
         (t + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     };
-    let booked = app.send(app.request_as(Method::POST, "/api/locks/book-group", Some(&key)).json(&json!({"group_id": gid, "owner_id": "theatre-3", "until": until}))).await;
+    let book = |body: serde_json::Value| app.send(app.request_as(Method::POST, "/api/locks/book", Some(&key)).json(&body));
+    // One of resource_id and group_id, and no fencing token with a group (each member has its own).
+    let both = book(json!({"group_id": gid, "resource_id": or, "owner_id": "theatre-3", "until": until})).await;
+    assert_eq!((both.status, both.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    let fenced = book(json!({"group_id": gid, "owner_id": "theatre-3", "until": until, "fencing_token": 1})).await;
+    assert_eq!((fenced.status, fenced.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    assert_eq!(book(json!({"group_id": uuid::Uuid::now_v7(), "owner_id": "theatre-3", "until": until})).await.code(), "group_not_found");
+    // Past the type's booking maximum for one member: none is booked.
+    let far = (chrono::Utc::now() + chrono::Duration::days(400)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let refused = book(json!({"group_id": gid, "owner_id": "theatre-3", "until": far})).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "group_blocked"), "{}", refused.body);
+    for id in [&or, &surgeon, &machine] {
+        assert_eq!(app.get(&format!("/api/locks/{id}")).await.body["status"], "HELD", "all or none");
+    }
+    let booked = book(json!({"group_id": gid, "owner_id": "theatre-3", "until": until})).await;
     assert_eq!(booked.status, StatusCode::OK, "{}", booked.body);
+    assert_eq!(booked.body["group_id"], gid.as_str());
     for (h, before) in booked.body["holds"].as_array().unwrap().iter().zip(holds) {
         assert_eq!((h["status"].as_str(), h["expires_at"].as_str()), (Some("BOOKED"), Some(until.as_str())));
         assert_eq!(h["fencing_token"], before["fencing_token"]);

@@ -95,7 +95,6 @@ fn routes() -> Vec<(&'static str, Role)> {
         ("POST /api/locks/acquire-group", Role::Client),
         ("POST /api/locks/heartbeat-group", Role::Client),
         ("POST /api/locks/release-group", Role::Client),
-        ("POST /api/locks/book-group", Role::Client),
     ]
 }
 
@@ -159,7 +158,6 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
             Some(json!({"resources": [{"resource_id": second}, {"resource_id": third}], "owner_id": owner, "ttl_seconds": 60}))
         }
         ("POST", "/api/locks/heartbeat-group" | "/api/locks/release-group") => Some(json!({"group_id": group, "owner_id": owner})),
-        ("POST", "/api/locks/book-group") => Some(json!({"group_id": group, "owner_id": owner, "until": until})),
         _ => None,
     };
     let mut req = app.request_as(method.parse().unwrap(), &path, key);
