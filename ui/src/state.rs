@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use hhs_core::wire::{EventView, LockList, LockView, LogKind};
-use hhs_core::{Lease, LockStatus, Millis, ResourceId};
+use hhs_core::{GroupId, Lease, LockStatus, Millis, ResourceId};
 use yew::Reducible;
 
 use crate::api::UiError;
@@ -176,6 +176,22 @@ impl Board {
     /// The server's time for a reading of this browser's clock.
     pub fn server_now(&self, local_ms: i64) -> Millis {
         Millis(local_ms.saturating_add(self.offset_ms))
+    }
+
+    /// The all-or-nothing groups with a live member at `now`, each with its live members (by identifier), in
+    /// group id order (the ids start with their grant time). Grouping only: whether a member is live is
+    /// [`Row::shown`], the core rule.
+    pub fn groups(&self, now: Millis) -> Vec<(GroupId, Vec<Rc<Row>>)> {
+        let mut groups: BTreeMap<GroupId, Vec<Rc<Row>>> = BTreeMap::new();
+        for row in self.rows.values().filter(|r| r.shown(now) == Shown::Held) {
+            if let Some(g) = row.lock.group_id {
+                groups.entry(g).or_default().push(row.clone());
+            }
+        }
+        for members in groups.values_mut() {
+            members.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+        }
+        groups.into_iter().collect()
     }
 
     /// The resource types on the board, sorted.

@@ -397,6 +397,19 @@ async fn group_members_and_bookings_are_marked_on_the_board() {
     }
     browser.wait_until(&state_is(&bed, "held"), Duration::from_secs(5), "the booking is held on the board").await;
     assert!(browser.text(&row(&bed)).await.contains("(booked until"), "the booking's row names its end");
+    // The group is also one row of its own, with both members and its holder; the plain booking is no group.
+    let group_row = format!("section.groups tr[data-group-id=\"{gid}\"]");
+    browser.wait_for(&group_row, Duration::from_secs(5)).await;
+    let text = browser.text(&group_row).await;
+    assert!(text.contains("OR 7 (or-room)") && text.contains("Machine 7 (anaesthesia)") && text.contains("theatre-7"), "{text}");
+    assert_eq!(browser.eval("return document.querySelectorAll('section.groups tbody tr').length").await, 1, "one row for the group");
+    // Booked together, the row says so; released together, it goes.
+    let booked = app.post_as(&app.keys.client, "/api/locks/book", json!({"group_id": gid, "owner_id": "theatre-7", "until": until})).await;
+    assert_eq!(booked.status, StatusCode::OK, "{}", booked.body);
+    browser.wait_until(&format!("return (document.querySelector('{}')?.textContent || '').includes('booked until')", group_row.replace('\'', "\\'")), Duration::from_secs(5), "the group row shows the booking").await;
     browser.screenshot("dashboard-groups-and-bookings").await;
+    let released = app.post_as(&app.keys.client, "/api/locks/release-group", json!({"group_id": gid, "owner_id": "theatre-7"})).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+    browser.wait_until("return document.querySelector('section.groups') === null", Duration::from_secs(5), "no live group, no group section").await;
     app.stop().await;
 }

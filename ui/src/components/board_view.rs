@@ -1,4 +1,4 @@
-//! The live board: filters, then one group per resource type.
+//! The live board: filters, the live all-or-nothing groups, then one table per resource type.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -9,6 +9,7 @@ use yew::prelude::*;
 use super::context::Ctx;
 use super::create_resource_form::CreateResourceForm;
 use super::filters_bar::FiltersBar;
+use super::group_holds::GroupHolds;
 use super::type_group::TypeGroup;
 use crate::state::{Board, Row};
 
@@ -60,6 +61,7 @@ pub fn board_view(props: &Props) -> Html {
             if board.rows.is_empty() {
                 <p class="empty">{ "No resources yet. An admin can add beds, rooms and scanners here or through the API." }</p>
             }
+            <GroupHolds groups={board.groups(now)} {now} />
             { for groups.into_iter().map(|(ty, mut rows)| {
                 rows.sort_by(|a, b| a.identifier.cmp(&b.identifier));
                 html! { <TypeGroup key={ty.to_owned()} resource_type={ty.to_owned()} total={totals[ty]} {rows} {now}

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod detail_panel;
 pub mod filters_bar;
 pub mod force_release_form;
+pub mod group_holds;
 pub mod notice_banner;
 pub mod resource_row;
 pub mod sessions_view;

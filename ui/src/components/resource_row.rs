@@ -52,8 +52,7 @@ pub fn resource_row(props: &Props) -> Html {
         // A member of an all-or-nothing group: its group's short id (the id's random tail; its head is a time),
         // the same on every member's row.
         (true, Some(o), Some(p)) if lock.group_id.is_some() && lock.status == LockStatus::Held => {
-            let id = lock.group_id.map(|g| g.to_string()).unwrap_or_default();
-            format!("{o} · {p} (group …{})", id.get(id.len().saturating_sub(6)..).unwrap_or_default())
+            format!("{o} · {p} (group …{})", lock.group_id.map(super::group_holds::short).unwrap_or_default())
         }
         // A booking: no heartbeats, ends at its time.
         (true, Some(o), Some(p)) if lock.status == LockStatus::Booked => {

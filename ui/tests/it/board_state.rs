@@ -245,3 +245,37 @@ fn filters_match_type_state_owner_and_identifier() {
     assert_eq!(names(Filters { owner: "ws-1".into(), ..Filters::default() }), ["Bed 2"]);
     assert_eq!(names(Filters { search: "or".into(), ..Filters::default() }), ["OR 1"]);
 }
+
+#[test]
+fn a_groups_live_members_are_listed_together_until_they_lapse() {
+    use hhs_core::group::{acquire_group, Member};
+    let cmd = AcquireCmd {
+        principal: Principal::parse("clinic-north").unwrap(),
+        owner: OwnerId::parse("theatre-3").unwrap(),
+        ttl: Ttl::from_seconds(30, &TtlBounds::default()).unwrap(),
+        new_hold_id: HoldId(Uuid::from_u128(1)),
+    };
+    let (or, bed) = (Lease::new(rid(3)), Lease::new(rid(2)));
+    let members = [
+        Member { lease: &bed, lock_delay: Millis::ZERO, new_hold_id: HoldId(Uuid::from_u128(2)) },
+        Member { lease: &or, lock_delay: Millis::ZERO, new_hold_id: HoldId(Uuid::from_u128(3)) },
+    ];
+    let gid = hhs_core::GroupId(Uuid::from_u128(77));
+    let out = acquire_group(&members, now(1_000), gid, &cmd, None).unwrap();
+    let b = fold(
+        board(),
+        [
+            Action::Event(event(11, "acquired", rid(2), Some(view(&out[0].lease, 1_000, "bed", "Bed 2")))),
+            Action::Event(event(12, "acquired", rid(3), Some(view(&out[1].lease, 1_000, "or-room", "OR 1")))),
+            // A plain hold is no group's.
+            Action::Event(event(13, "acquired", rid(1), Some(view(&granted(rid(1), 1_000, 30), 1_000, "bed", "Bed 1")))),
+        ],
+    );
+    let groups = b.groups(now(2_000));
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].0, gid);
+    let names: Vec<&str> = groups[0].1.iter().map(|r| r.identifier.as_str()).collect();
+    assert_eq!(names, ["Bed 2", "OR 1"], "one row with both members, by name");
+    // Past the members' expiry the group is no longer live: no row.
+    assert!(b.groups(now(31_001)).is_empty());
+}
