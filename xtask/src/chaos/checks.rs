@@ -15,7 +15,8 @@ pub struct Call {
     pub end: u64,
     /// The HTTP status, or `None` when the outcome is unknown (no answer).
     pub status: Option<u16>,
-    /// For a 200 acquire: the grant's token and hold id, and whether it was a new grant (not a renewal).
+    /// For a 200 acquire: the grant's token and hold id, and whether it was a new grant (not a renewal). A group's
+    /// grant is recorded once per member (op `group-member`, the group call's times and status).
     pub token: Option<i64>,
     pub hold_id: Option<String>,
     pub fresh: bool,
@@ -71,8 +72,9 @@ fn check(name: &'static str, violations: &[String], counts: String) -> Check {
 }
 
 /// (1) No two grants on one resource overlap in database time: each hold runs from its `acquired` event to the
-/// end of its validity (`acquired + held_ms` of the event that ended it: release, expiry, force-release, or a
-/// delete that recorded its expiry), or on to the end of the run if nothing ended it.
+/// end of its validity (`acquired + held_ms` of the event that ended it: release, expiry — a session's lapse
+/// too —, force-release, a booking's completion, or a delete that recorded its expiry), or on to the end of the
+/// run if nothing ended it.
 pub fn no_overlap(log: &[LogEvent]) -> Check {
     let mut start: HashMap<&str, (&str, i64)> = HashMap::new(); // hold -> (resource, acquired at)
     let mut end: HashMap<&str, i64> = HashMap::new();
@@ -82,7 +84,7 @@ pub fn no_overlap(log: &[LogEvent]) -> Check {
             "acquired" => {
                 start.insert(h, (r, e.at));
             }
-            "released" | "expired" | "force_released" => {
+            "released" | "expired" | "force_released" | "completed" => {
                 if let (Some((_, at)), Some(held)) = (start.get(h), e.held_ms) {
                     end.insert(h, at + held);
                 }
@@ -130,7 +132,7 @@ pub fn acknowledged_are_logged(calls: &[Call], log: &[LogEvent]) -> Check {
     let logged: HashMap<&str, Option<i64>> =
         log.iter().filter(|e| e.kind == "acquired").filter_map(|e| Some((e.hold_id.as_deref()?, e.token))).collect();
     let mut violations = vec![];
-    let acked: Vec<&Call> = calls.iter().filter(|c| c.op == "acquire" && c.status == Some(200) && c.fresh).collect();
+    let acked: Vec<&Call> = calls.iter().filter(|c| matches!(c.op, "acquire" | "acquire-in" | "group-member") && c.status == Some(200) && c.fresh).collect();
     for c in &acked {
         let hold = c.hold_id.as_deref().unwrap_or("?");
         match logged.get(hold) {
@@ -224,6 +226,10 @@ mod tests {
         assert!(!no_overlap(&expired_then_granted).ok, "b granted while a was valid until 5,000");
         let never_ended = [ev(1, "acquired", "r", "a", 1, 0, None), ev(3, "acquired", "r", "b", 2, 4_000, None)];
         assert!(!no_overlap(&never_ended).ok);
+        // A booking runs to its end (`completed`, held_ms to `until`): granting before that is an overlap.
+        let booked = |next_at| [ev(1, "acquired", "r", "a", 1, 0, None), ev(2, "completed", "r", "a", 1, 3_100, Some(3_000)), ev(3, "acquired", "r", "b", 2, next_at, None)];
+        assert!(no_overlap(&booked(3_000)).ok);
+        assert!(!no_overlap(&booked(2_999)).ok, "b granted during a's booking");
     }
 
     #[test]

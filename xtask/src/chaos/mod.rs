@@ -4,7 +4,9 @@
 //! with its reaper) — or, with `--sqlite`, one origin on the embedded store — and optionally the edge
 //! (`--edge`, in front of the first replica). Clients acquire short holds (1–5 s) on a few contended
 //! resources, write to a fenced register after each grant, heartbeat, release, sometimes vanish, and when told
-//! to, freeze past their TTL and then write with their old token. On a schedule drawn from `--seed` it kills a
+//! to, freeze past their TTL and then write with their old token; they also book holds for a moment (cancelled
+//! or left to complete), acquire groups of 2–3 all or nothing (renewed, released or booked by the group's id,
+//! or left to lapse) and hold under sessions (kept alive by keepalives, closed or left to lapse). On a schedule drawn from `--seed` it kills a
 //! replica with SIGKILL (restarted after a pause), crashes PostgreSQL (immediate stop, then start) and freezes
 //! clients. A subscriber follows `GET /api/events/stream` across all of it. Afterwards it reads the event log
 //! back and runs the six checks of `checks.rs`; it prints a table and fails on any violation.
@@ -283,7 +285,9 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
 
     let agent = http::agent(Duration::from_secs(10));
     let mut resources = vec![];
-    for (ty, ident) in [("bed", "Chaos 1"), ("bed", "Chaos 2"), ("bed", "Chaos 3"), ("bed", "Chaos 4"), ("bed", "Chaos 5"), ("or-room", "Chaos OR")] {
+    // Contended (12 clients, 1–3 holds each), yet with room for a group's 2–3 members to be free together.
+    let named = (1..=12).map(|i| ("bed", format!("Chaos {i}"))).chain([("scanner", "Chaos CT".to_owned()), ("or-room", "Chaos OR".to_owned())]);
+    for (ty, ident) in named {
         match http::call(&agent, "POST", &format!("{}/api/resources", endpoints[0]), &admin, Some(&json!({"type": ty, "identifier": ident}))) {
             http::Answer::Status(201, body) => resources.push(body["id"].as_str().unwrap_or_default().to_owned()),
             other => return Err(format!("could not create a resource: {other:?}")),
@@ -413,19 +417,22 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
 fn print_table(o: &Options, calls: &[checks::Call], (kills, crashes, freezes): (u32, u32, u32), checks: &[Check], pg: bool) {
     let count = |op: &str, f: &dyn Fn(Option<u16>) -> bool| calls.iter().filter(|c| c.op == op && f(c.status)).count();
     let grants = calls.iter().filter(|c| c.fresh).count();
+    let grants_of = |op: &str| calls.iter().filter(|c| c.fresh && c.op == op).count();
     println!("\nchaos run: {} s, seed {}, {} clients, {}", o.duration.as_secs(), o.seed, o.clients, if pg { "PostgreSQL, 3 replicas" } else { "SQLite, 1 origin" });
     println!("| | ok | refused (4xx) | 503 | unknown (no answer) |");
     println!("|---|---:|---:|---:|---:|");
-    for op in ["acquire", "heartbeat", "release"] {
+    let ops = ["acquire", "acquire-in", "heartbeat", "release", "book", "acquire-group", "heartbeat-group", "release-group", "open-session", "keepalive", "close-session"];
+    for op in ops {
         println!(
             "| {op} | {} | {} | {} | {} |",
-            count(op, &|s| s == Some(200)),
+            count(op, &|s| s.is_some_and(|s| (200..300).contains(&s))),
             count(op, &|s| s.is_some_and(|s| (400..500).contains(&s))),
             count(op, &|s| s == Some(503)),
             count(op, &|s| s.is_none()),
         );
     }
-    println!("\ngrants: {grants}; faults: {kills} replica kills (SIGKILL), {crashes} PostgreSQL crashes, {freezes} frozen clients\n");
+    let kinds = format!("{} plain, {} under sessions, {} group members", grants_of("acquire"), grants_of("acquire-in"), grants_of("group-member"));
+    println!("\ngrants: {grants} ({kinds}); faults: {kills} replica kills (SIGKILL), {crashes} PostgreSQL crashes, {freezes} frozen clients\n");
     println!("| check | result | detail |");
     println!("|---|---|---|");
     for c in checks {

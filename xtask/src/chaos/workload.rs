@@ -1,5 +1,6 @@
 //! What runs during a chaos run: the clients (acquire, write to the fenced register, heartbeat, release — or
-//! vanish, or freeze past their TTL and then try to write with their old token) and the stream subscriber.
+//! vanish, or freeze past their TTL and then try to write with their old token; also book, hold groups all or
+//! nothing, and hold under sessions) and the stream subscriber.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -67,71 +68,182 @@ impl Shared {
     }
 }
 
-/// One client until `stop`.
-pub fn client(sh: &Shared, id: usize, mut rng: Rng) {
-    let http = agent(Duration::from_secs(5));
-    let owner = format!("chaos-{id}");
-    let mut granted: HashSet<String> = HashSet::new();
-    let invoke = |op: &'static str, rng: &mut Rng, resource: &str, body: Value| -> (Answer, usize) {
-        let ep = rng.range(0, sh.endpoints.len() as u64) as usize;
-        let start = sh.ms();
-        let answer = call(&http, "POST", &format!("{}/api/locks/{op}", sh.endpoints[ep]), &sh.client_key, Some(&body));
+/// One client until `stop`: each round, a plain hold (most rounds; sometimes booked, sometimes frozen past its
+/// TTL), an all-or-nothing group, or a session with a few holds. Every grant writes to the fenced register.
+pub fn client(sh: &Shared, id: usize, rng: Rng) {
+    let mut c = Client { sh, id, http: agent(Duration::from_secs(5)), owner: format!("chaos-{id}"), rng, granted: HashSet::new() };
+    while !sh.stop.load(Ordering::Relaxed) {
+        match c.rng.range(0, 10) {
+            0 | 1 => c.group(),
+            2 | 3 => c.session(),
+            _ => c.single(),
+        }
+    }
+}
+
+struct Client<'a> {
+    sh: &'a Shared,
+    id: usize,
+    http: ureq::Agent,
+    owner: String,
+    rng: Rng,
+    /// Hold ids this client was granted (a 200 for one it has already is a renewal, not a grant).
+    granted: HashSet<String>,
+}
+
+impl Client<'_> {
+    /// One call to a random endpoint, recorded with `resource` (a resource, group or session id).
+    fn invoke(&mut self, method: &str, op: &'static str, path: &str, resource: &str, body: Option<Value>) -> Answer {
+        let ep = self.rng.range(0, self.sh.endpoints.len() as u64) as usize;
+        let start = self.sh.ms();
+        let answer = call(&self.http, method, &format!("{}{path}", self.sh.endpoints[ep]), &self.sh.client_key, body.as_ref());
         let status = match &answer {
             Answer::Status(s, _) => Some(*s),
             Answer::Unknown => None,
         };
-        let c = Call { client: id, op, resource: resource.to_owned(), start, end: sh.ms(), status, token: None, hold_id: None, fresh: false };
-        sh.calls.lock().unwrap_or_else(|p| p.into_inner()).push(c);
-        (answer, ep)
-    };
-    while !sh.stop.load(Ordering::Relaxed) {
-        let resource = &sh.resources[rng.range(0, sh.resources.len() as u64) as usize];
-        let ttl = rng.range(1, 6);
-        let (answer, _) = invoke("acquire", &mut rng, resource, json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": ttl}));
-        let (token, hold) = match &answer {
-            Answer::Status(200, body) => match (body["fencing_token"].as_i64(), body["id"].as_str()) {
-                (Some(t), Some(h)) => (t, h.to_owned()),
-                _ => continue,
-            },
-            Answer::Status(409, _) => {
-                sleep(Duration::from_millis(rng.range(10, 60)));
-                continue;
-            }
-            _ => {
-                sleep(Duration::from_millis(rng.range(100, 300)));
-                continue;
-            }
-        };
-        // Mark the call a new grant (or a renewal of one this client already had).
-        let fresh = granted.insert(hold.clone());
-        if let Some(c) = sh.calls.lock().unwrap_or_else(|p| p.into_inner()).iter_mut().rev().find(|c| c.client == id) {
-            (c.token, c.hold_id, c.fresh) = (Some(token), Some(hold), fresh);
+        let c = Call { client: self.id, op, resource: resource.to_owned(), start, end: self.sh.ms(), status, token: None, hold_id: None, fresh: false };
+        self.sh.calls.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        answer
+    }
+
+    fn lock_op(&mut self, op: &'static str, resource: &str, body: Value) -> Answer {
+        self.invoke("POST", op, &format!("/api/locks/{op}"), resource, Some(body))
+    }
+
+    /// Records a granted hold (a lock view) on the last call of this client — or, for a group's members, as a
+    /// record of its own (op `group-member`, a copy of the group's call) — and writes to the register with its
+    /// token.
+    fn granted(&mut self, op: &'static str, view: &Value, own_call: bool) -> Option<(String, i64)> {
+        let (resource, token, hold) = (view["resource_id"].as_str()?, view["fencing_token"].as_i64()?, view["id"].as_str()?);
+        let fresh = self.granted.insert(hold.to_owned());
+        let mut calls = self.sh.calls.lock().unwrap_or_else(|p| p.into_inner());
+        if own_call {
+            let mut c = calls.iter().rev().find(|c| c.client == self.id)?.clone();
+            (c.op, c.resource, c.token, c.hold_id, c.fresh) = (op, resource.to_owned(), Some(token), Some(hold.to_owned()), fresh);
+            calls.push(c);
+        } else if let Some(c) = calls.iter_mut().rev().find(|c| c.client == self.id) {
+            (c.token, c.hold_id, c.fresh) = (Some(token), Some(hold.to_owned()), fresh);
         }
-        sh.write(id, resource, token, false);
-        let release = json!({"resource_id": resource, "owner_id": owner, "fencing_token": token});
-        if sh.freeze[id].swap(false, Ordering::Relaxed) {
-            // Paused past the TTL (a GC pause, a stalled VM): then acts on the old token as if still holding.
-            sleep(Duration::from_millis(ttl * 1_000 + rng.range(1_000, 3_000)));
-            sh.write(id, resource, token, true);
-            invoke("release", &mut rng, resource, release);
-            continue;
-        }
-        if rng.chance(10) {
-            continue; // vanishes: the hold expires by itself
-        }
-        let keep = Duration::from_millis(rng.range(50, ttl * 1_000));
-        let until = Instant::now() + keep;
-        let mut lost = false;
-        while Instant::now() < until && !sh.stop.load(Ordering::Relaxed) {
+        drop(calls);
+        self.sh.write(self.id, resource, token, false);
+        Some((resource.to_owned(), token))
+    }
+
+    fn pick(&mut self) -> String {
+        self.sh.resources[self.rng.range(0, self.sh.resources.len() as u64) as usize].clone()
+    }
+
+    /// Keeps renewing with `renew` every third of `ttl` for a random part of it; false if a renewal was refused.
+    fn keep(&mut self, ttl: u64, mut renew: impl FnMut(&mut Self) -> Answer) -> bool {
+        let until = Instant::now() + Duration::from_millis(self.rng.range(50, ttl * 1_000));
+        while Instant::now() < until && !self.sh.stop.load(Ordering::Relaxed) {
             sleep((until - Instant::now()).min(Duration::from_millis(ttl * 1_000 / 3)));
-            let (answer, _) = invoke("heartbeat", &mut rng, resource, release.clone());
-            if !matches!(answer, Answer::Status(200, _) | Answer::Unknown) {
-                lost = true;
-                break;
+            if !matches!(renew(self), Answer::Status(200, _) | Answer::Unknown) {
+                return false;
             }
         }
-        if !lost {
-            invoke("release", &mut rng, resource, release);
+        true
+    }
+
+    /// A booking's end `ms` after the server time in a lock view.
+    fn booking_end(view: &Value, ms: i64) -> Option<String> {
+        let t: chrono::DateTime<chrono::Utc> = view["last_heartbeat"].as_str()?.parse().ok()?;
+        Some((t + chrono::Duration::milliseconds(ms)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+
+    fn backoff(&mut self, answer: &Answer) {
+        let ms = if matches!(answer, Answer::Status(409, _)) { self.rng.range(10, 60) } else { self.rng.range(100, 300) };
+        sleep(Duration::from_millis(ms));
+    }
+
+    /// Acquire, write, heartbeat, release — or vanish, freeze past the TTL and write with the old token, or book
+    /// the hold for a moment (then cancel it, or let it complete).
+    fn single(&mut self) {
+        let resource = self.pick();
+        let ttl = self.rng.range(1, 6);
+        let owner = self.owner.clone();
+        let answer = self.lock_op("acquire", &resource, json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": ttl}));
+        let Answer::Status(200, view) = &answer else { return self.backoff(&answer) };
+        let Some((_, token)) = self.granted("acquire", view, false) else { return };
+        let release = json!({"resource_id": resource, "owner_id": owner, "fencing_token": token});
+        if self.sh.freeze[self.id].swap(false, Ordering::Relaxed) {
+            // Paused past the TTL (a GC pause, a stalled VM): then acts on the old token as if still holding.
+            sleep(Duration::from_millis(ttl * 1_000 + self.rng.range(1_000, 3_000)));
+            self.sh.write(self.id, &resource, token, true);
+            self.lock_op("release", &resource, release);
+            return;
+        }
+        if self.rng.chance(10) {
+            return; // vanishes: the hold expires by itself
+        }
+        if self.rng.chance(10) {
+            // Hold → book for 0.5–2.5 s: no more heartbeats; cancelled by release half the time.
+            let Some(until) = Self::booking_end(view, self.rng.range(500, 2_500) as i64) else { return };
+            let booked = self.lock_op("book", &resource, json!({"resource_id": resource, "owner_id": owner, "until": until, "fencing_token": token}));
+            if matches!(booked, Answer::Status(200, _)) && self.rng.chance(50) {
+                sleep(Duration::from_millis(self.rng.range(100, 500)));
+                self.lock_op("release", &resource, release);
+            }
+            return;
+        }
+        let kept = self.keep(ttl, |c| c.lock_op("heartbeat", &resource, release.clone()));
+        if kept {
+            self.lock_op("release", &resource, release);
+        }
+    }
+
+    /// 2–3 resources all or nothing; renewed, released or booked by the group's id — or left to lapse.
+    fn group(&mut self) {
+        let mut members = vec![self.pick(), self.pick(), self.pick()];
+        members.truncate(self.rng.range(2, 4) as usize);
+        members.sort();
+        members.dedup();
+        if members.len() < 2 {
+            return;
+        }
+        let ttl = self.rng.range(1, 6);
+        let owner = self.owner.clone();
+        let refs: Vec<Value> = members.iter().map(|r| json!({"resource_id": r})).collect();
+        let answer = self.lock_op("acquire-group", &members.join(","), json!({"resources": refs, "owner_id": owner, "ttl_seconds": ttl}));
+        let Answer::Status(200, body) = &answer else { return self.backoff(&answer) };
+        let (Some(group), Some(holds)) = (body["group_id"].as_str().map(str::to_owned), body["holds"].as_array()) else { return };
+        for view in holds {
+            self.granted("group-member", view, true);
+        }
+        let by_id = json!({"group_id": group, "owner_id": owner});
+        if self.rng.chance(10) {
+            return; // vanishes: every member expires
+        }
+        if self.rng.chance(10) {
+            let Some(until) = holds.first().and_then(|v| Self::booking_end(v, self.rng.range(500, 2_500) as i64)) else { return };
+            self.lock_op("book", &group, json!({"group_id": group, "owner_id": owner, "until": until}));
+            return; // completes by itself
+        }
+        if self.keep(ttl, |c| c.lock_op("heartbeat-group", &group, by_id.clone())) {
+            self.lock_op("release-group", &group, by_id);
+        }
+    }
+
+    /// A session with 1–3 holds, kept alive by its keepalives only; closed — or left to lapse, taking its holds.
+    fn session(&mut self) {
+        let ttl = self.rng.range(2, 5);
+        let owner = self.owner.clone();
+        let answer = self.invoke("POST", "open-session", "/api/sessions", "-", Some(json!({"owner_id": owner, "ttl_seconds": ttl})));
+        let Answer::Status(201, body) = &answer else { return self.backoff(&answer) };
+        let Some(session) = body["id"].as_str().map(str::to_owned) else { return };
+        for _ in 0..self.rng.range(1, 4) {
+            let resource = self.pick();
+            let body = json!({"resource_id": resource, "owner_id": owner, "session_id": session});
+            if let Answer::Status(200, view) = self.invoke("POST", "acquire-in", "/api/locks/acquire", &resource, Some(body)) {
+                self.granted("acquire-in", &view, false);
+            }
+        }
+        if self.rng.chance(15) {
+            return; // vanishes: the session lapses and takes its holds with it
+        }
+        let path = format!("/api/sessions/{session}");
+        if self.keep(ttl, |c| c.invoke("POST", "keepalive", &format!("{path}/keepalive"), &session, None)) {
+            self.invoke("DELETE", "close-session", &path, &session, None);
         }
     }
 }
