@@ -22,7 +22,7 @@ impl Lease {
     /// Acquires `resource_id` for `owner` with `ttl`, once; a held resource is `ClientError::Api` 409.
     pub async fn acquire(client: &Client, resource_id: &str, owner: &str, ttl: Duration) -> Result<LeaseGuard, ClientError> {
         let sent = Instant::now();
-        let req = AcquireRequest { resource_id: resource_id.to_owned(), owner_id: owner.to_owned(), ttl_seconds: Some(ttl.as_secs_f64().ceil()), session_id: None };
+        let req = AcquireRequest { resource_id: resource_id.to_owned(), owner_id: owner.to_owned(), ttl_seconds: Some(ttl.as_secs_f64().ceil()), session_id: None, wait_seconds: None };
         let view = client.call::<Acquire>(None, None, &req).await?;
         Ok(LeaseGuard::start(client.clone(), view, owner, sent))
     }

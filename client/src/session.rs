@@ -50,6 +50,7 @@ impl SessionGuard {
             owner_id: self.view.owner_id.clone(),
             ttl_seconds: None,
             session_id: Some(self.view.id.to_string()),
+            wait_seconds: None,
         };
         self.client.call::<Acquire>(None, None, &req).await
     }

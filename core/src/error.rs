@@ -147,6 +147,9 @@ pub struct ApiError {
     /// `group_blocked`: each member that blocked the group, and why.
     #[serde(default, skip_serializing_if = "alloc::vec::Vec::is_empty")]
     pub blocked: alloc::vec::Vec<BlockedMember>,
+    /// `lock_held` after waiting (`wait_seconds`): the request's place in the queue when its wait ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
 }
 
 /// One member of a refused group: the resource, and its own refusal (`lock_held` with `holder` and
@@ -161,7 +164,7 @@ pub struct BlockedMember {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), holder: None, expires_at: None, retry_at: None, blocked: alloc::vec::Vec::new() }
+        ApiError { code, message: message.into(), holder: None, expires_at: None, retry_at: None, blocked: alloc::vec::Vec::new(), queue_position: None }
     }
 
     pub fn http_status(&self) -> u16 {

@@ -32,6 +32,12 @@ pub struct SessionId(pub Uuid);
 #[serde(transparent)]
 pub struct GroupId(pub Uuid);
 
+/// A request waiting in a resource's queue ([`crate::queue`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(transparent)]
+pub struct WaiterId(pub Uuid);
+
 macro_rules! uuid_display {
     ($t:ty) => {
         impl fmt::Display for $t {
@@ -45,6 +51,7 @@ uuid_display!(ResourceId);
 uuid_display!(HoldId);
 uuid_display!(SessionId);
 uuid_display!(GroupId);
+uuid_display!(WaiterId);
 
 impl ResourceId {
     pub fn parse(s: &str) -> Result<Self, ApiError> {

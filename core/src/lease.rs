@@ -173,11 +173,13 @@ pub struct Lease {
     pub hold: Option<Hold>,
     /// No grant before this instant (lock-delay after an involuntary loss).
     pub delay_until: Option<Millis>,
+    /// How many requests wait in its queue ([`crate::queue`]; changed only with the queue itself).
+    pub waiting: u32,
 }
 
 impl Lease {
     pub fn new(resource_id: ResourceId) -> Lease {
-        Lease { resource_id, last_token: FencingToken(0), hold: None, delay_until: None }
+        Lease { resource_id, last_token: FencingToken(0), hold: None, delay_until: None, waiting: 0 }
     }
 
     pub fn status(&self, now: Millis) -> LockStatus {
@@ -281,6 +283,8 @@ pub enum Denied {
     SessionEnded,
     /// An acquire under a session names another owner than the session's.
     NotSessionOwner,
+    /// Others wait for the resource ([`crate::queue`]): only the first of them may be granted it now.
+    Queued { waiting: u32 },
 }
 
 /// A request for a grant.

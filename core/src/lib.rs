@@ -26,6 +26,7 @@ pub mod group;
 pub mod ids;
 pub mod lease;
 pub mod policy;
+pub mod queue;
 pub mod session;
 pub mod stored;
 pub mod time;
@@ -35,7 +36,7 @@ pub mod wire;
 
 pub use error::{ApiError, ErrorCode};
 pub use auth::Role;
-pub use ids::{FencingToken, GroupId, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType, SessionId};
+pub use ids::{FencingToken, GroupId, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType, SessionId, WaiterId};
 pub use lease::{Denied, EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
 pub use policy::{Policy, TypeChange, TypePolicy};
 pub use time::Millis;

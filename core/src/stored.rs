@@ -42,6 +42,10 @@ pub struct StoredLease {
     #[cfg_attr(feature = "sqlx", sqlx(default))]
     #[serde(default)]
     pub booked_until_ms: Option<i64>,
+    /// How many requests wait in the resource's queue.
+    #[cfg_attr(feature = "sqlx", sqlx(default))]
+    #[serde(default)]
+    pub waiters: i64,
 }
 
 impl StoredLease {
@@ -72,6 +76,7 @@ impl StoredLease {
             session_id: h.and_then(|h| h.session).map(|s| s.0),
             group_id: h.and_then(|h| h.group).map(|g| g.0),
             booked_until_ms: h.and_then(|h| h.booked_until).map(|m| m.0),
+            waiters: i64::from(l.waiting),
         }
     }
 
@@ -119,6 +124,7 @@ impl StoredLease {
                 booked_until: self.booked_until_ms.map(Millis),
             }),
         };
-        Ok(Lease { resource_id: id, last_token, hold, delay_until: self.delay_until_ms.map(Millis) })
+        let waiting = u32::try_from(self.waiters).map_err(|_| "a negative waiters count")?;
+        Ok(Lease { resource_id: id, last_token, hold, delay_until: self.delay_until_ms.map(Millis), waiting })
     }
 }

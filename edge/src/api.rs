@@ -63,7 +63,9 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     if let Err(e) = endpoints::check(route, param, content_type.as_deref(), &body, &config.ttl_bounds) {
         return reply::error(e, Some(&id));
     }
-    let resp = forward::send(config, &req, body, &id).await?;
+    // An acquire that waits in the queue is answered up to its wait later: the timeout grows by it.
+    let held_open = endpoints::held_open(route, &body);
+    let resp = forward::send(config, &req, body, &id, held_open.0 as u64).await?;
     // The origin accepted the key (it authenticates first: any answer below 500 but 401 means the key is real);
     // from now on it has its own bucket here. A 5xx proves nothing (the origin or its database was away).
     if let Some(hash) = key_hash.filter(|_| resp.status_code() < 500 && resp.status_code() != 401) {
@@ -80,7 +82,7 @@ async fn describe(req: Request, env: &Env, config: &Config, id: &str, method: &s
     if let Verdict::Limited = limit::check(&req, env, None).await {
         return rate_limited(config, id);
     }
-    forward::send(config, &req, Vec::new(), id).await
+    forward::send(config, &req, Vec::new(), id, 0).await
 }
 
 fn rate_limited(config: &Config, id: &str) -> Result<Response> {

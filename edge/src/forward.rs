@@ -13,7 +13,9 @@ use crate::reply;
 /// Headers the origin needs from the client; everything else stays at the edge.
 const PASSED: [&str; 4] = ["authorization", "content-type", "accept", "last-event-id"];
 
-pub async fn send(config: &Config, req: &Request, body: Vec<u8>, request_id: &str) -> Result<Response> {
+/// `held_open_ms`: how long the origin may keep this request open on purpose (an acquire's wait), added to
+/// `ORIGIN_TIMEOUT_MS`.
+pub async fn send(config: &Config, req: &Request, body: Vec<u8>, request_id: &str, held_open_ms: u64) -> Result<Response> {
     let url = req.url()?;
     let target = match url.query() {
         Some(q) => format!("{}{}?{q}", config.origin_url, url.path()),
@@ -42,7 +44,8 @@ pub async fn send(config: &Config, req: &Request, body: Vec<u8>, request_id: &st
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Box::pin(async move { Fetch::Request(outgoing).send_with_signal(&signal).await });
-    let timeout = Box::pin(Delay::from(Duration::from_millis(config.origin_timeout_ms)));
+    let timeout_ms = config.origin_timeout_ms + held_open_ms;
+    let timeout = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
     match select(fetch, timeout).await {
         Either::Left((Ok(resp), _)) => Ok(resp),
         Either::Left((Err(e), _)) => {
@@ -52,7 +55,7 @@ pub async fn send(config: &Config, req: &Request, body: Vec<u8>, request_id: &st
         Either::Right((_, _)) => {
             controller.abort();
             let mut resp = reply::error(
-                ApiError::new(ErrorCode::OriginUnavailable, format!("the origin did not answer within {} ms", config.origin_timeout_ms)),
+                ApiError::new(ErrorCode::OriginUnavailable, format!("the origin did not answer within {timeout_ms} ms")),
                 Some(request_id),
             )?;
             resp = resp.with_status(504);

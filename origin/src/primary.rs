@@ -15,7 +15,8 @@ use hhs_core::Millis;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Database, Pool, Postgres};
 
-use crate::store::dialect::{Dialect, RENEWALS};
+use crate::store::dialect::{Dialect, QUEUE, RENEWALS};
+use hhs_core::ResourceId;
 use crate::store::sql_store::SqlStore;
 use crate::store::{Change, PgStore, StoreError};
 
@@ -218,21 +219,21 @@ impl SqlStore<Postgres> {
         };
         tracing::info!(server = %server, hosts = options.len(), "connected to the PostgreSQL primary");
         let store = SqlStore::new(Source::new(Some(pool), Some(server)));
-        let (source, changes) = (store.source().clone(), store.changes.clone());
-        let tasks = [tokio::spawn(follow(source.clone(), options, min, max, changes.clone())), tokio::spawn(listen(source, changes))];
+        let (source, changes, queue) = (store.source().clone(), store.changes.clone(), store.queue_wake.clone());
+        let tasks = [tokio::spawn(follow(source.clone(), options, min, max, changes.clone())), tokio::spawn(listen(source, changes, queue))];
         store.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
         Ok(store)
     }
 }
 
-/// Forwards `hhs_renewals` to this store's waiters, reconnecting (to the current primary) after any error. A lost
-/// connection is reported as `Change::Events`, so readers look at the log rather than wait for a renewal that
-/// may be lost.
-async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::Sender<Change>) {
+/// Forwards `hhs_renewals` to this store's readers and `hhs_queue` to its waiting requests, reconnecting (to the
+/// current primary) after any error. A lost connection is reported as `Change::Events`, so readers look at the
+/// log rather than wait for a renewal that may be lost (waiting requests poll on their own as well).
+async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::Sender<Change>, queue: tokio::sync::broadcast::Sender<ResourceId>) {
     loop {
         let listener = match source.current() {
             Ok(pool) => match PgListener::connect_with(&pool).await {
-                Ok(mut l) => l.listen(RENEWALS).await.map(|()| l),
+                Ok(mut l) => l.listen_all([RENEWALS, QUEUE]).await.map(|()| l),
                 Err(e) => Err(e),
             },
             Err(_) => Err(sqlx::Error::PoolClosed),
@@ -240,6 +241,11 @@ async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::
         match listener {
             Ok(mut l) => loop {
                 match l.recv().await {
+                    Ok(n) if n.channel() == QUEUE => {
+                        if let Ok(id) = n.payload().parse() {
+                            let _ = queue.send(ResourceId(id));
+                        }
+                    }
                     Ok(n) => {
                         let _ = changes.send(renewal(n.payload()).map_or(Change::Events, Change::Renewed));
                     }

@@ -184,7 +184,7 @@ fn read_hars(hars: &[PathBuf]) -> Result<(usize, HashSet<String>), String> {
     Ok((sent, refused))
 }
 
-/// The log entries (other than recorded lapses and refusals) made by a refused request.
+/// The log entries (other than recorded lapses, refusals and waits) made by a refused request.
 fn changes_by(base: &str, admin: &str, refused: &HashSet<String>) -> Result<Vec<String>, String> {
     let export = ureq::get(&format!("{base}/api/audit/export"))
         .set("Authorization", &format!("Bearer {admin}"))
@@ -196,7 +196,10 @@ fn changes_by(base: &str, admin: &str, refused: &HashSet<String>) -> Result<Vec<
     for line in export.lines().filter(|l| !l.trim().is_empty()) {
         let event: Value = serde_json::from_str(line).map_err(|e| format!("audit line: {e}"))?;
         let request = event["request_id"].as_str().unwrap_or_default();
-        if event["outcome"] == "ok" && event["kind"] != "expired" && refused.contains(request) {
+        // A refused acquire that waited first joined and left the queue: recorded (`queued`, `wait_ended`),
+        // with no hold granted. Anything else by a refused request is a change it should not have made.
+        let recorded_wait = event["kind"] == "queued" || event["kind"] == "wait_ended";
+        if event["outcome"] == "ok" && event["kind"] != "expired" && !recorded_wait && refused.contains(request) {
             changed.push(format!("{} by request {request}", event["kind"]));
         }
     }

@@ -335,6 +335,13 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     ROUTES.iter().filter(|r| r.path.contains('{') && matches(r.path, path).is_some()).map(|r| r.method).collect()
 }
 
+/// How long the origin may keep this (checked) request open on purpose: an acquire's `wait_seconds` in the
+/// queue. A proxy in front (the edge) waits that much longer before it calls the origin lost.
+pub fn held_open(route: &Route, body: &[u8]) -> crate::time::Millis {
+    let wait = (route.api == Api::Acquire).then(|| serde_json::from_slice::<AcquireRequest>(body).ok()).flatten().and_then(|r| r.wait_seconds);
+    crate::time::Millis(i64::from(wait.unwrap_or(0).min(crate::queue::MAX_WAIT_SECONDS)) * 1000)
+}
+
 /// Everything the edge checks about a matched request before forwarding it, with the origin's codes:
 /// the path parameter (422), and for routes with a body the content type (415), size (413), JSON syntax (400),
 /// shape (422 `validation_failed`) and fields (422 with the field's code).

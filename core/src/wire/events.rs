@@ -31,6 +31,9 @@ pub enum LogKind {
     Booked,
     /// A booking that reached its end.
     Completed,
+    /// A request joined a resource's wait queue, or its wait ended without a grant (`queue`).
+    Queued,
+    WaitEnded,
     /// A session opened, closed by its owner, or lapsed (`session`).
     SessionOpened,
     SessionClosed,
@@ -59,6 +62,8 @@ impl LogKind {
             LogKind::Extended => "extended",
             LogKind::Booked => "booked",
             LogKind::Completed => "completed",
+            LogKind::Queued => "queued",
+            LogKind::WaitEnded => "wait_ended",
             LogKind::SessionOpened => "session_opened",
             LogKind::SessionClosed => "session_closed",
             LogKind::SessionLapsed => "session_lapsed",
@@ -202,6 +207,18 @@ pub struct SessionDetail {
     pub ttl_seconds: u32,
 }
 
+/// `queued`, `wait_ended`: the waiting request, its place in the queue and, at its end, why (`timed_out`: its
+/// `wait_seconds` passed; `gone`: its request went away).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct QueueDetail {
+    pub waiter_id: crate::ids::WaiterId,
+    pub position: u32,
+    pub wait_seconds: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
 /// An event's detail, by its shape (each kind has exactly one; `Other` for entries this version does not know).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
@@ -213,6 +230,7 @@ pub enum Detail {
     AuthFailed(AuthFailedDetail),
     Type(TypeDetail),
     Session(SessionDetail),
+    Queue(QueueDetail),
     Other(serde_json::Value),
 }
 
@@ -292,6 +310,13 @@ impl EventView {
     pub fn of_session(kind: LogKind, s: &crate::session::Session, at: Millis, actor: &Actor) -> EventView {
         let detail = Detail::Session(SessionDetail { session_id: s.id, owner_id: s.owner.as_str().into(), ttl_seconds: s.ttl.seconds() });
         EventView { owner_id: Some(s.owner.as_str().into()), ..EventView::new(kind, at, actor, detail) }
+    }
+
+    /// `queued`, `wait_ended` of waiter `w` on its resource.
+    pub fn of_waiter(kind: LogKind, w: &crate::queue::Waiter, resource: ResourceId, position: u32, ended: Option<&str>, at: Millis, actor: &Actor) -> EventView {
+        let wait_seconds = u32::try_from(w.deadline.since(w.enqueued_at).0 / 1000).unwrap_or(u32::MAX);
+        let detail = Detail::Queue(QueueDetail { waiter_id: w.id, position, wait_seconds, ended: ended.map(Into::into) });
+        EventView { resource_id: Some(resource), owner_id: Some(w.owner.as_str().into()), ..EventView::new(kind, at, actor, detail) }
     }
 
     /// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.

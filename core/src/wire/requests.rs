@@ -80,6 +80,11 @@ pub struct AcquireRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::SessionId>"))]
     pub session_id: Option<String>,
+    /// If the resource is held, wait up to this many seconds (0–30) in its queue, first come first served,
+    /// instead of an immediate 409 (`hhs_core::queue`). 0 or omitted: no wait.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(range(max = crate::queue::MAX_WAIT_SECONDS)))]
+    pub wait_seconds: Option<u32>,
 }
 
 /// A validated acquire.
@@ -90,6 +95,8 @@ pub struct ValidAcquire {
     /// `None`: ask the TTL model (or the session's).
     pub ttl: Option<Ttl>,
     pub session: Option<crate::ids::SessionId>,
+    /// How long to wait in the queue (`None`: not at all).
+    pub wait: Option<crate::time::Millis>,
 }
 
 impl AcquireRequest {
@@ -98,11 +105,21 @@ impl AcquireRequest {
         if session.is_some() && self.ttl_seconds.is_some() {
             return Err(ApiError::new(ErrorCode::ValidationFailed, "give ttl_seconds or session_id, not both: a session's hold has the session's TTL"));
         }
+        let max = crate::queue::MAX_WAIT_SECONDS;
+        let wait = match self.wait_seconds {
+            Some(w) if w > max => return Err(ApiError::new(ErrorCode::ValidationFailed, format!("wait_seconds must be between 0 and {max}"))),
+            Some(_) if session.is_some() => {
+                return Err(ApiError::new(ErrorCode::ValidationFailed, "wait_seconds goes with a hold of its own; a session's holds do not queue"))
+            }
+            Some(0) | None => None,
+            Some(w) => Some(crate::time::Millis(i64::from(w) * 1000)),
+        };
         Ok(ValidAcquire {
             resource_id: ResourceId::parse(&self.resource_id)?,
             owner: OwnerId::parse(&self.owner_id)?,
             ttl: self.ttl_seconds.map(|t| Ttl::from_seconds_f64(t, bounds)).transpose()?,
             session,
+            wait,
         })
     }
 }

@@ -231,6 +231,13 @@ pub struct LockView {
     pub resource_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
+    /// How many requests wait for the resource (`wait_seconds`), first in first granted; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub queue_length: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl LockView {
@@ -254,6 +261,7 @@ impl LockView {
             ttl_source: None,
             resource_type: None,
             identifier: None,
+            queue_length: lease.waiting,
         }
     }
 
@@ -449,6 +457,10 @@ impl From<Denied> for ApiError {
             ),
             Denied::SessionEnded => ApiError::new(ErrorCode::SessionEnded, "the session was closed or has lapsed; open a new one"),
             Denied::NotSessionOwner => ApiError::new(ErrorCode::ValidationFailed, "owner_id must be the session's owner"),
+            Denied::Queued { waiting } => ApiError::new(
+                ErrorCode::LockHeld,
+                format!("{waiting} request(s) already wait for this resource; join the queue with wait_seconds"),
+            ),
             Denied::TtlOutOfBounds { min_seconds, max_seconds } => ApiError::new(
                 ErrorCode::InvalidTtl,
                 format!("ttl_seconds must be between {min_seconds} and {max_seconds} for this resource type"),

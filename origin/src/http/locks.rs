@@ -58,13 +58,20 @@ async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result
         }
     };
     let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl, new_hold_id: HoldId(Uuid::now_v7()) };
-    let applied = state.store.acquire(valid.resource_id, cmd, &caller.actor()).await?;
-    if let Some(h) = applied.outcome.lease.hold.as_ref().filter(|_| !applied.outcome.events.is_empty()) {
+    let (applied, granted) = match valid.wait {
+        Some(wait) => super::wait::acquire(state, caller, valid.resource_id, cmd, wait).await?,
+        None => {
+            let applied = state.store.acquire(valid.resource_id, cmd, &caller.actor()).await?;
+            let granted = !applied.outcome.events.is_empty();
+            (applied, granted)
+        }
+    };
+    if let Some(h) = applied.outcome.lease.hold.as_ref().filter(|_| granted) {
         tracing::info!(resource_id = %valid.resource_id, owner_id = %h.owner, fencing_token = h.token.0, ttl_source = source, "hold granted");
     }
     let mut view = LockView::of(&applied.outcome.lease, applied.now);
     view.ttl_source = Some(source.to_owned());
-    Ok((Json(view), !applied.outcome.events.is_empty()))
+    Ok((Json(view), granted))
 }
 
 /// Books the caller's live hold until `until` (`hhs_core::booking::book`): same token, no more heartbeats. With

@@ -19,6 +19,7 @@ mod openapi;
 mod resources;
 mod sessions;
 mod types;
+mod wait;
 
 use std::sync::Arc;
 

@@ -104,6 +104,9 @@ impl Dialect for Sqlite {
 /// The NOTIFY channel of renewals (payload the hold's `LockView`). Events are not notified: readers poll the commit
 /// horizon and wake at once on this replica's own commits.
 pub const RENEWALS: &str = "hhs_renewals";
+/// The NOTIFY channel of hand-overs to waiters (payload the resource id): wakes the waiting requests on every
+/// replica at once.
+pub const QUEUE: &str = "hhs_queue";
 
 pub type PgStore = SqlStore<Postgres>;
 pub type SqliteStore = SqlStore<Sqlite>;

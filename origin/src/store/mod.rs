@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use hhs_core::wire::{EventView, LockView, Replication};
 use hhs_core::lease::{AcquireCmd, Claim};
 use hhs_core::session::Session;
-use hhs_core::{Denied, GroupId, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
+use hhs_core::{Denied, GroupId, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy, WaiterId};
 
 pub use dialect::{PgStore, SqliteStore};
 pub use hhs_core::wire::Actor;
@@ -172,6 +172,25 @@ pub trait Store: Send + Sync + 'static {
         self.transact(id, actor, Box::new(move |_, current, now| hhs_core::lease::release(current, now, &claim))).await
     }
 
+    /// Acquire, waiting if asked (`hhs_core::queue`): granted now if the type's policy, the queue (only its first
+    /// live waiter passes a queue) and the acquire rule allow it; otherwise, with `wait` (the waiter's id and how
+    /// long it may wait), a refusal that waiting can end (held, lock-delay, others queued) puts the request in the
+    /// resource's queue (`queued`) and returns its place. Without `wait`, the refusal.
+    async fn acquire_or_wait(&self, id: ResourceId, cmd: AcquireCmd, wait: Option<(WaiterId, Millis)>, actor: &Actor) -> Result<Waited, StoreError>;
+
+    /// A waiting request's poll: it proves it is there, takes the resource if it is the first live waiter and
+    /// the resource is grantable (a lock-delay ended, a waiter ahead went away), and learns how it stands.
+    /// [`StoreError::NotFound`] if its resource was deleted.
+    async fn poll_wait(&self, waiter: WaiterId) -> Result<WaitStatus, StoreError>;
+
+    /// Ends a wait: its `wait_seconds` passed (`gone` false: `wait_ended`, `timed_out`), or its request went away
+    /// (`gone` true) — then a hold already granted to it is released, since nobody would heartbeat it.
+    async fn end_wait(&self, waiter: WaiterId, gone: bool, actor: &Actor) -> Result<WaitStatus, StoreError>;
+
+    /// Resources handed over to a waiter, as they commit (on this replica; on PostgreSQL, on any, by NOTIFY):
+    /// what wakes the waiting requests.
+    fn queue_wakeups(&self) -> tokio::sync::broadcast::Receiver<ResourceId>;
+
     /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`; a booking that
     /// ran out as `completed`) and up to `batch` lapsed sessions (`session_lapsed`; their holds lapse with them and
     /// are among the expiries). Safe to run on several replicas at once: each is recorded exactly once. Returns
@@ -264,6 +283,22 @@ pub enum GroupOp {
     Book { until: Millis },
 }
 
+/// What [`Store::acquire_or_wait`] did.
+pub enum Waited {
+    Granted(Applied),
+    /// In the queue at this place (1: next).
+    Queued { position: u32 },
+}
+
+/// How a wait stands.
+pub enum WaitStatus {
+    /// Granted: the lease as read then (its hold is the waiter's, unless it has already ended).
+    Granted(Applied),
+    Waiting { position: u32 },
+    /// Ended without a grant (timed out or gone), at this place.
+    Ended { position: Option<u32> },
+}
+
 /// What [`Store::changed`] saw.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
@@ -271,6 +306,8 @@ pub enum Change {
     Events,
     /// A hold was renewed (heartbeat, repeated acquire): no event, but its expiry moved.
     Renewed(LockView),
+    /// A resource was handed over to a waiter (for the waiting requests, not the stream).
+    HandedOver(ResourceId),
 }
 
 /// The acquire rule under the resource type's policy as read in the transaction: its TTL bounds and lock-delay.

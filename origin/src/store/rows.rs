@@ -4,7 +4,8 @@
 use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind, TypeView};
 use hhs_core::stored::StoredLease;
 use hhs_core::session::{Session, SessionState};
-use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId, Ttl, TypePolicy};
+use hhs_core::queue::Waiter;
+use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId, Ttl, TypePolicy, WaiterId};
 use sqlx::{Arguments, Database, Encode, Type};
 use uuid::Uuid;
 
@@ -152,6 +153,7 @@ pub fn lease_args(l: &Lease) -> Vec<Arg> {
         Arg::Uuid(s.session_id),
         Arg::Uuid(s.group_id),
         Arg::Int(s.booked_until_ms),
+        Arg::Int(Some(s.waiters)),
     ]
 }
 
@@ -333,4 +335,50 @@ fn session_state(s: &Session) -> (&'static str, Option<i64>) {
         SessionState::Closed { at } => ("CLOSED", Some(at.0)),
         SessionState::Lapsed { at } => ("LAPSED", Some(at.0)),
     }
+}
+
+/// A waiter as stored (`waiters`): the queue's columns, its resource, and how its wait stands.
+#[derive(sqlx::FromRow)]
+pub struct WaiterRecord {
+    id: Uuid,
+    pub resource_id: Uuid,
+    principal: String,
+    owner_id: String,
+    ttl_ms: i64,
+    enqueued_at_ms: i64,
+    alive_until_ms: i64,
+    deadline_ms: i64,
+    /// `WAITING`, `GRANTED`, `TIMED_OUT` or `GONE`.
+    pub state: String,
+    /// The hold it was granted.
+    pub hold_id: Option<Uuid>,
+}
+
+impl WaiterRecord {
+    pub fn into_waiter(&self) -> Result<Waiter, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("waiter {}: {what}", self.id));
+        Ok(Waiter {
+            id: WaiterId(self.id),
+            principal: Principal::parse(&self.principal).map_err(|_| corrupt("principal"))?,
+            owner: OwnerId::parse(&self.owner_id).map_err(|_| corrupt("owner_id"))?,
+            ttl: Ttl::from_stored_millis(self.ttl_ms),
+            enqueued_at: Millis(self.enqueued_at_ms),
+            alive_until: Millis(self.alive_until_ms),
+            deadline: Millis(self.deadline_ms),
+        })
+    }
+}
+
+/// The arguments of `sql::INSERT_WAITER`.
+pub fn waiter_args(w: &Waiter, resource: ResourceId) -> Vec<Arg> {
+    vec![
+        Arg::Uuid(Some(w.id.0)),
+        Arg::Uuid(Some(resource.0)),
+        Arg::text(w.principal.as_str()),
+        Arg::text(w.owner.as_str()),
+        Arg::Int(Some(w.ttl.as_millis().0)),
+        Arg::Int(Some(w.enqueued_at.0)),
+        Arg::Int(Some(w.alive_until.0)),
+        Arg::Int(Some(w.deadline.0)),
+    ]
 }

@@ -10,7 +10,7 @@ macro_rules! lease_columns {
     () => {
         "r.id, r.type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, l.principal, \
          l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
-         l.max_gap_ms, l.delay_until_ms, l.late_reported, l.session_id, l.group_id, l.booked_until_ms, t.lock_delay_ms, \
+         l.max_gap_ms, l.delay_until_ms, l.late_reported, l.session_id, l.group_id, l.booked_until_ms, l.waiters, t.lock_delay_ms, \
          t.min_ttl_seconds, t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds"
     };
 }
@@ -44,8 +44,8 @@ pub const SELECT_EXPIRED: &str = concat!(
 
 pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
      acquired_at_ms = $7, last_heartbeat_ms = $8, state = $9, ended_at_ms = $10, heartbeats = $11, max_gap_ms = $12, \
-     delay_until_ms = $13, principal = $14, late_reported = $15, session_id = $16, group_id = $17, booked_until_ms = $18 \
-     WHERE resource_id = $1";
+     delay_until_ms = $13, principal = $14, late_reported = $15, session_id = $16, group_id = $17, booked_until_ms = $18, \
+     waiters = $19 WHERE resource_id = $1";
 
 pub const EVENT_COLUMNS: &str =
     "txid, id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
@@ -114,7 +114,8 @@ pub const FAST_GRANT: &str = concat!(
         FROM clock, resources r, resource_types t WHERE l.resource_id = $1 AND r.id = l.resource_id AND t.name = r.type \
         AND $4 BETWEEN t.min_ttl_seconds * 1000 AND t.max_ttl_seconds * 1000 AND ",
     grantable!(),
-    " RETURNING l.*), \
+    // Nobody waits: a queue is served first, by the row-lock path (`hhs_core::queue::admit`).
+    " AND l.waiters = 0 RETURNING l.*), \
      logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
         key_id, request_id, outcome) \
         SELECT acquired_at_ms, 'acquired', resource_id, hold_id, owner_id, token, $5, $6, $7, $8, 'ok' FROM granted) \
@@ -168,7 +169,8 @@ macro_rules! release_and_log {
             "released AS (UPDATE leases l SET state = 'RELEASED', ended_at_ms = GREATEST(clock.ms, l.last_heartbeat_ms) \
                 FROM clock WHERE ",
             live_hold_of_caller!(),
-            " RETURNING l.*, clock.ms AS now_ms), \
+            // Nobody waits: a release with a queue hands over in its transaction (the row-lock path).
+            " AND l.waiters = 0 RETURNING l.*, clock.ms AS now_ms), \
              logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
                 key_id, request_id, outcome) \
                 SELECT now_ms, 'released', resource_id, hold_id, owner_id, token, json_build_object('ttl_seconds', ttl_ms / 1000, \
@@ -237,6 +239,30 @@ pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases W
 /// The leases of session `$1`'s held holds (to release them when it closes); the dialect appends its row lock.
 pub const SELECT_SESSION_LEASES: &str =
     concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");
+
+/// The wait queue (`hhs_core::queue`): a resource's waiting requests in arrival order (`seq`), read with its
+/// lease row held.
+pub const SELECT_QUEUE: &str = "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
+     state, hold_id FROM waiters WHERE resource_id = $1 AND state = 'WAITING' ORDER BY seq";
+/// One waiter, whatever its state: what its request polls.
+pub const SELECT_WAITER: &str = "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
+     state, hold_id FROM waiters WHERE id = $1";
+pub const INSERT_WAITER: &str = "INSERT INTO waiters (id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, \
+     deadline_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// A wait's end: `$2` the state (`GRANTED` with the hold `$3`, `TIMED_OUT`, `GONE`), at `$4`.
+pub const END_WAITER: &str = "UPDATE waiters SET state = $2, hold_id = $3, ended_at_ms = $4 WHERE id = $1 AND state = 'WAITING'";
+/// A waiting request proved it is there: live until `$2`.
+pub const SEEN_WAITER: &str = "UPDATE waiters SET alive_until_ms = $2 WHERE id = $1 AND state = 'WAITING'";
+/// For the reaper: leases with a queue that may be served now (no hold and no lock-delay at `$1`) or that has a
+/// waiter that is gone (`hhs_core::queue::Waiter::is_gone`: not seen, or its wait over for longer than `$3`, the
+/// presence timeout); the dialect appends `FOR UPDATE OF l SKIP LOCKED`.
+pub const SELECT_SERVABLE: &str = concat!(
+    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.waiters > 0 AND ((l.state <> 'HELD' AND (l.delay_until_ms IS NULL \
+     OR l.delay_until_ms <= $1)) OR EXISTS (SELECT 1 FROM waiters w WHERE w.resource_id = l.resource_id AND w.state = 'WAITING' \
+     AND (w.alive_until_ms < $1 OR w.deadline_ms + $3 < $1))) ORDER BY l.resource_id LIMIT $2"
+);
+/// Ended waits a minute old (`$1`): nobody polls them any more.
+pub const DELETE_ENDED_WAITERS: &str = "DELETE FROM waiters WHERE state <> 'WAITING' AND ended_at_ms < $1";
 
 /// The leases of group `$1`'s held holds, in lock order; the dialect appends its row lock.
 pub const SELECT_GROUP_LEASES: &str =

@@ -10,17 +10,18 @@ use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
 use hhs_core::group;
+use hhs_core::queue;
 use hhs_core::session::{self, Session};
-use hhs_core::{Denied, EventKind, FencingToken, GroupId, HoldId, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy};
+use hhs_core::{Denied, EventKind, FencingToken, GroupId, HoldId, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy, WaiterId};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
-use super::dialect::{Dialect, RENEWALS};
+use super::dialect::{Dialect, QUEUE, RENEWALS};
 use crate::primary::Source;
-use super::rows::{arguments, event_args, lease_args, session_args, session_update_args, Arg, EventRecord, LeaseRecord, LeaseRow, SessionRecord};
+use super::rows::{arguments, event_args, lease_args, session_args, session_update_args, waiter_args, Arg, EventRecord, LeaseRecord, LeaseRow, SessionRecord, WaiterRecord};
 use super::sql::{self, *};
 use super::{
-    acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, KeyRecord, LockFilter, LogPos, Logged,
+    acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, KeyRecord, LockFilter, LogPos, Logged, WaitStatus, Waited,
     Resource, ResourceFilter, Store, StoreError, Transition, TypeRow,
 };
 
@@ -31,6 +32,8 @@ pub struct SqlStore<D: Dialect> {
     written: Notify,
     /// Renewals (and "look at the log" after a lost LISTEN connection), for the event pump.
     pub(crate) changes: broadcast::Sender<Change>,
+    /// Resources handed over to a waiter ([`Store::queue_wakeups`]).
+    pub(crate) queue_wake: broadcast::Sender<ResourceId>,
     changes_rx: tokio::sync::Mutex<broadcast::Receiver<Change>>,
     /// PostgreSQL's LISTEN and primary-following tasks, stopped with the store.
     pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -39,7 +42,8 @@ pub struct SqlStore<D: Dialect> {
 impl<D: Dialect> SqlStore<D> {
     pub(crate) fn new(source: Arc<Source<D>>) -> SqlStore<D> {
         let (changes, rx) = broadcast::channel(1_024);
-        SqlStore { source, written: Notify::new(), changes, changes_rx: tokio::sync::Mutex::new(rx), tasks: Mutex::new(vec![]) }
+        let (queue_wake, _) = broadcast::channel(1_024);
+        SqlStore { source, written: Notify::new(), changes, queue_wake, changes_rx: tokio::sync::Mutex::new(rx), tasks: Mutex::new(vec![]) }
     }
 
     pub fn source(&self) -> &Arc<Source<D>> {
@@ -161,8 +165,11 @@ macro_rules! sql_store {
             async fn commit(&self, tx: Transaction<'static, $db>, renewals: Vec<Change>) -> Result<(), StoreError> {
                 tx.commit().await?;
                 self.written.notify_one();
-                for r in renewals.into_iter().filter(|_| !<$db>::NOTIFY_RENEWALS) {
-                    let _ = self.changes.send(r);
+                for change in renewals.into_iter().filter(|_| !<$db>::NOTIFY_RENEWALS) {
+                    let _ = match change {
+                        Change::HandedOver(id) => self.queue_wake.send(id).map(drop).map_err(drop),
+                        other => self.changes.send(other).map(drop).map_err(drop),
+                    };
                 }
                 Ok(())
             }
@@ -187,6 +194,69 @@ macro_rules! sql_store {
                     Self::exec(tx, "SELECT pg_notify($1, $2)", vec![Arg::text(RENEWALS), Arg::Text(Some(payload))]).await?;
                 }
                 Ok(vec![Change::Renewed(r)])
+            }
+
+            /// [`Self::write`], then the hand-over ([`Self::serve_queue`]): whatever a transition leaves grantable
+            /// goes to the first live waiter in the same transaction.
+            async fn write_and_serve(
+                tx: &mut Transaction<'static, $db>,
+                resource: &Resource,
+                before: &Lease,
+                outcome: &Outcome,
+                now: Millis,
+                actor: &Actor,
+            ) -> Result<Vec<Change>, StoreError> {
+                let mut changes = Self::write(tx, before, outcome, actor).await?;
+                changes.extend(Self::serve_queue(tx, resource, &outcome.lease, now).await?.1);
+                Ok(changes)
+            }
+
+            /// The resource's waiting requests, in arrival order (its lease row is held).
+            async fn queue(tx: &mut Transaction<'static, $db>, id: ResourceId) -> Result<Vec<queue::Waiter>, StoreError> {
+                let recs: Vec<WaiterRecord> = Self::fetch(&mut **tx, SELECT_QUEUE, vec![Arg::Uuid(Some(id.0))]).await?;
+                recs.iter().map(WaiterRecord::into_waiter).collect()
+            }
+
+            /// `hhs_core::queue::hand_over` on `lease` (held by the caller's transaction): the grant and its
+            /// `acquired` event (by `hhs:queue`), the waiters dropped as gone (`wait_ended`), and the wake-up —
+            /// PostgreSQL notifies `hhs_queue` at commit, SQLite's is sent by `commit`. Returns the lease after it.
+            async fn serve_queue(tx: &mut Transaction<'static, $db>, resource: &Resource, lease: &Lease, now: Millis) -> Result<(Lease, Vec<Change>), StoreError> {
+                if lease.waiting == 0 {
+                    return Ok((lease.clone(), vec![]));
+                }
+                let waiting = Self::queue(tx, resource.id).await?;
+                let Some(h) = queue::hand_over(lease, now, &waiting, resource.policy.lock_delay(), HoldId(uuid::Uuid::now_v7())) else {
+                    return Ok((lease.clone(), vec![]));
+                };
+                let actor = Actor::system("queue");
+                Self::exec(tx, UPDATE_LEASE, lease_args(&h.outcome.lease)).await?;
+                for e in &h.outcome.events {
+                    Self::insert_event(tx, EventView::of_lease(&h.outcome.lease, e, &actor)).await?;
+                }
+                for w in waiting.iter().filter(|w| h.gone.contains(&w.id)) {
+                    Self::exec(tx, END_WAITER, vec![Arg::Uuid(Some(w.id.0)), Arg::text("GONE"), Arg::Uuid(None), Arg::Int(Some(now.0))]).await?;
+                    Self::insert_event(tx, EventView::of_waiter(LogKind::WaitEnded, w, resource.id, 0, Some("gone"), now, &actor)).await?;
+                }
+                let mut changes = vec![];
+                if let Some(g) = h.granted {
+                    let hold = h.outcome.lease.hold.as_ref().map(|h| h.id.0);
+                    Self::exec(tx, END_WAITER, vec![Arg::Uuid(Some(g.0)), Arg::text("GRANTED"), Arg::Uuid(hold), Arg::Int(Some(now.0))]).await?;
+                    if <$db>::NOTIFY_RENEWALS {
+                        Self::exec(tx, "SELECT pg_notify($1, $2)", vec![Arg::text(QUEUE), Arg::Text(Some(resource.id.to_string()))]).await?;
+                    }
+                    changes.push(Change::HandedOver(resource.id));
+                }
+                Ok((h.outcome.lease, changes))
+            }
+
+            /// A waiter and the resource's lease, both as of now: the waiter read, its lease row locked, the
+            /// waiter read again under that lock (hand-overs write it holding the same lock).
+            async fn lock_waiter(&self, id: WaiterId) -> Result<(Transaction<'static, $db>, Resource, Lease, Millis, WaiterRecord), StoreError> {
+                let args = || vec![Arg::Uuid(Some(id.0))];
+                let first: Option<WaiterRecord> = Self::fetch(&self.pool().await?, SELECT_WAITER, args()).await?.pop();
+                let (mut tx, resource, lease, now) = self.lock_lease(ResourceId(first.ok_or(StoreError::NotFound)?.resource_id)).await?;
+                let rec: Option<WaiterRecord> = Self::fetch(&mut *tx, SELECT_WAITER, args()).await?.pop();
+                Ok((tx, resource, lease, now, rec.ok_or(StoreError::NotFound)?))
             }
 
             /// Gives up a resource's name: its last token becomes the name's floor.
@@ -296,6 +366,7 @@ macro_rules! sql_store {
             async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError> {
                 let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
                 let outcome = retire(&lease, now, resource.policy.lock_delay()).map_err(StoreError::Denied)?;
+                // No hand-over: the resource goes (its waiters with it).
                 Self::write(&mut tx, &lease, &outcome, actor).await?;
                 Self::give_up_name(&mut tx, &resource, lease.last_token).await?;
                 Self::exec(&mut tx, DELETE_RESOURCE, vec![Arg::Uuid(Some(id.0))]).await?;
@@ -321,14 +392,20 @@ macro_rules! sql_store {
             async fn transact(&self, id: ResourceId, actor: &Actor, transition: Transition) -> Result<Applied, StoreError> {
                 let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
                 let outcome = transition(&resource, &lease, now).map_err(StoreError::Denied)?;
-                let renewals = Self::write(&mut tx, &lease, &outcome, actor).await?;
+                let renewals = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?;
                 self.commit(tx, renewals).await?;
                 Ok(Applied { resource, outcome, now })
             }
 
             async fn acquire(&self, id: ResourceId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError> {
+                let locked = |cmd| async move {
+                    match self.acquire_or_wait(id, cmd, None, actor).await? {
+                        Waited::Granted(applied) => Ok(applied),
+                        Waited::Queued { .. } => Err(StoreError::Corrupt("queued without a wait".into())),
+                    }
+                };
                 if !<$db>::FAST_PATHS {
-                    return self.transact(id, actor, acquire_transition(cmd)).await;
+                    return locked(cmd).await;
                 }
                 let detail = serde_json::to_string(&HoldDetail::granted(cmd.ttl, &cmd.principal)).unwrap_or_default();
                 let (ids, ttl) = ([Arg::Uuid(Some(id.0)), Arg::Uuid(Some(cmd.new_hold_id.0))], Arg::Int(Some(cmd.ttl.as_millis().0)));
@@ -343,7 +420,7 @@ macro_rules! sql_store {
                     if let Err(held @ Denied::LockHeld { .. }) = acquire_transition(cmd.clone())(&resource, &lease, now) {
                         return Err(StoreError::Denied(held));
                     }
-                    return self.transact(id, actor, acquire_transition(cmd)).await;
+                    return locked(cmd).await;
                 };
                 self.written.notify_one();
                 let (resource, lease) = rec.into_parts()?;
@@ -381,20 +458,131 @@ macro_rules! sql_store {
                 self.transact(id, actor, Box::new(move |_, current, now| release(current, now, &claim))).await
             }
 
+            async fn acquire_or_wait(&self, id: ResourceId, cmd: AcquireCmd, wait: Option<(WaiterId, Millis)>, actor: &Actor) -> Result<Waited, StoreError> {
+                let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
+                let waiting = if lease.waiting > 0 { Self::queue(&mut tx, id).await? } else { vec![] };
+                let decided = resource
+                    .policy
+                    .admit(cmd.ttl)
+                    .and_then(|()| queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None))
+                    .and_then(|()| hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay()));
+                match (decided, wait) {
+                    (Ok(outcome), _) => {
+                        let changes = Self::write(&mut tx, &lease, &outcome, actor).await?;
+                        self.commit(tx, changes).await?;
+                        Ok(Waited::Granted(Applied { resource, outcome, now }))
+                    }
+                    (Err(Denied::LockHeld { .. } | Denied::LockDelay { .. } | Denied::Queued { .. }), Some((waiter_id, wait))) => {
+                        let w = queue::Waiter::new(waiter_id, cmd.principal, cmd.owner, cmd.ttl, now, wait);
+                        Self::exec(&mut tx, INSERT_WAITER, waiter_args(&w, id)).await?;
+                        Self::exec(&mut tx, UPDATE_LEASE, lease_args(&queue::enqueue(&lease))).await?;
+                        let position = queue::position(&[waiting, vec![w.clone()]].concat(), now, waiter_id).unwrap_or(1);
+                        Self::insert_event(&mut tx, EventView::of_waiter(LogKind::Queued, &w, id, position, None, now, actor)).await?;
+                        self.commit(tx, vec![]).await?;
+                        Ok(Waited::Queued { position })
+                    }
+                    (Err(d), _) => Err(StoreError::Denied(d)),
+                }
+            }
+
+            async fn poll_wait(&self, waiter: WaiterId) -> Result<WaitStatus, StoreError> {
+                let (mut tx, resource, lease, now, rec) = self.lock_waiter(waiter).await?;
+                match rec.state.as_str() {
+                    "GRANTED" => {
+                        tx.commit().await?;
+                        Ok(WaitStatus::Granted(Applied { resource, outcome: Outcome { lease, events: vec![] }, now }))
+                    }
+                    "WAITING" => {
+                        let me = rec.into_waiter()?;
+                        if me.is_live(now) {
+                            Self::exec(&mut tx, SEEN_WAITER, vec![Arg::Uuid(Some(waiter.0)), Arg::Int(Some(me.seen(now).alive_until.0))]).await?;
+                        }
+                        // Its own try: a lock-delay that ended, a waiter ahead that went away.
+                        let (after, changes) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
+                        let granted = changes.contains(&Change::HandedOver(resource.id))
+                            && Self::fetch::<WaiterRecord, _>(&mut *tx, SELECT_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?.pop().is_some_and(|r| r.state == "GRANTED");
+                        let position = queue::position(&Self::queue(&mut tx, resource.id).await?, now, waiter);
+                        self.commit(tx, changes).await?;
+                        Ok(match (granted, position) {
+                            (true, _) => WaitStatus::Granted(Applied { resource, outcome: Outcome { lease: after, events: vec![] }, now }),
+                            (false, Some(position)) => WaitStatus::Waiting { position },
+                            (false, None) => WaitStatus::Ended { position: None },
+                        })
+                    }
+                    _ => {
+                        tx.commit().await?;
+                        Ok(WaitStatus::Ended { position: None })
+                    }
+                }
+            }
+
+            async fn end_wait(&self, waiter: WaiterId, gone: bool, actor: &Actor) -> Result<WaitStatus, StoreError> {
+                let (mut tx, resource, lease, now, rec) = self.lock_waiter(waiter).await?;
+                match (rec.state.as_str(), gone) {
+                    ("WAITING", _) => {
+                        let me = rec.into_waiter()?;
+                        let position = queue::position(&Self::queue(&mut tx, resource.id).await?, now, waiter);
+                        let (state, why) = if gone { ("GONE", "gone") } else { ("TIMED_OUT", "timed_out") };
+                        Self::exec(&mut tx, END_WAITER, vec![Arg::Uuid(Some(waiter.0)), Arg::text(state), Arg::Uuid(None), Arg::Int(Some(now.0))]).await?;
+                        let left = queue::leave(&lease);
+                        Self::exec(&mut tx, UPDATE_LEASE, lease_args(&left)).await?;
+                        Self::insert_event(&mut tx, EventView::of_waiter(LogKind::WaitEnded, &me, resource.id, position.unwrap_or(0), Some(why), now, actor)).await?;
+                        // It may have been the one a free resource was waiting on.
+                        let (_, changes) = Self::serve_queue(&mut tx, &resource, &left, now).await?;
+                        self.commit(tx, changes).await?;
+                        Ok(WaitStatus::Ended { position })
+                    }
+                    ("GRANTED", true) => {
+                        // Granted, but its request left before the answer: nobody would heartbeat the hold.
+                        let mine = lease.hold.as_ref().filter(|h| Some(h.id.0) == rec.hold_id && h.state == hhs_core::HoldState::Held).cloned();
+                        let mut changes = vec![];
+                        if let Some(h) = mine {
+                            let claim = Claim { principal: h.principal, owner: h.owner, token: Some(h.token) };
+                            if let Ok(outcome) = release(&lease, now, &claim) {
+                                changes = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, &Actor::system("queue")).await?;
+                            }
+                        }
+                        self.commit(tx, changes).await?;
+                        Ok(WaitStatus::Ended { position: None })
+                    }
+                    ("GRANTED", false) => {
+                        tx.commit().await?;
+                        Ok(WaitStatus::Granted(Applied { resource, outcome: Outcome { lease, events: vec![] }, now }))
+                    }
+                    _ => {
+                        tx.commit().await?;
+                        Ok(WaitStatus::Ended { position: None })
+                    }
+                }
+            }
+
+            fn queue_wakeups(&self) -> broadcast::Receiver<ResourceId> {
+                self.queue_wake.subscribe()
+            }
+
             async fn reap(&self, batch: u32) -> Result<usize, StoreError> {
                 let actor = Actor::system("reaper");
                 let (mut tx, now) = self.begin().await?;
                 let candidates = format!("{SELECT_EXPIRED}{}", <$db>::SKIP_LOCKED);
                 let recs: Vec<LeaseRecord> =
                     Self::fetch(&mut *tx, &candidates, vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch)))]).await?;
-                let mut expired = 0;
+                let (mut expired, mut changes) = (0, vec![]);
                 for rec in recs {
                     let (resource, lease) = rec.into_parts()?;
                     if let Some(outcome) = expire(&lease, now, resource.policy.lock_delay()) {
-                        Self::write(&mut tx, &lease, &outcome, &actor).await?;
+                        changes.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, &actor).await?);
                         expired += 1;
                     }
                 }
+                // Queues that can be served now (a lock-delay ended) or hold waiters no longer there.
+                let servable = format!("{SELECT_SERVABLE}{}", <$db>::SKIP_LOCKED);
+                let args = vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch))), Arg::Int(Some(queue::PRESENCE_TIMEOUT.0))];
+                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &servable, args).await?;
+                for rec in recs {
+                    let (resource, lease) = rec.into_parts()?;
+                    changes.extend(Self::serve_queue(&mut tx, &resource, &lease, now).await?.1);
+                }
+                Self::exec(&mut tx, DELETE_ENDED_WAITERS, vec![Arg::Int(Some(now.0 - 60_000))]).await?;
                 let lapsed = format!("{SELECT_LAPSED_SESSIONS}{}", <$db>::SKIP_LOCKED_SESSIONS);
                 let sessions: Vec<SessionRecord> =
                     Self::fetch(&mut *tx, &lapsed, vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch)))]).await?;
@@ -404,7 +592,7 @@ macro_rules! sql_store {
                         Self::insert_event(&mut tx, EventView::of_session(LogKind::SessionLapsed, &ended, now, &actor)).await?;
                     }
                 }
-                self.commit(tx, vec![]).await?;
+                self.commit(tx, changes).await?;
                 Ok(expired)
             }
 
@@ -472,14 +660,15 @@ macro_rules! sql_store {
                 let now = Self::db_now(&mut tx).await?;
                 let closed = session::close(&current, now, principal).map_err(StoreError::Denied)?;
                 Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&closed)).await?;
+                let mut changes = vec![];
                 for rec in recs {
-                    let (_, lease) = rec.into_parts()?;
+                    let (resource, lease) = rec.into_parts()?;
                     if let Some(outcome) = session::end_hold(&lease, &current, now) {
-                        Self::write(&mut tx, &lease, &outcome, actor).await?;
+                        changes.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?);
                     }
                 }
                 Self::insert_event(&mut tx, EventView::of_session(LogKind::SessionClosed, &closed, now, actor)).await?;
-                self.commit(tx, vec![]).await?;
+                self.commit(tx, changes).await?;
                 Ok((closed, now))
             }
 
@@ -491,8 +680,10 @@ macro_rules! sql_store {
                 let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
                 let now = Self::db_now(&mut tx).await?;
                 resource.policy.admit(s.ttl).map_err(StoreError::Denied)?;
+                let waiting = if lease.waiting > 0 { Self::queue(&mut tx, id).await? } else { vec![] };
+                queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None).map_err(StoreError::Denied)?;
                 let outcome = session::acquire_in(&lease, now, &cmd, &s, resource.policy.lock_delay()).map_err(StoreError::Denied)?;
-                let renewals = Self::write(&mut tx, &lease, &outcome, actor).await?;
+                let renewals = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?;
                 self.commit(tx, renewals).await?;
                 Ok(Applied { resource, outcome, now })
             }
@@ -512,6 +703,13 @@ macro_rules! sql_store {
                 let now = Self::db_now(&mut tx).await?;
                 let ttl = s.as_ref().map_or(cmd.ttl, |s| s.ttl);
                 let mut refused: Vec<(ResourceId, Denied)> = members.iter().filter_map(|(r, _)| r.policy.admit(ttl).err().map(|d| (r.id, d))).collect();
+                // A member others queue for is theirs first.
+                for (r, l) in members.iter().filter(|(_, l)| l.waiting > 0) {
+                    let waiting = Self::queue(&mut tx, r.id).await?;
+                    if let Err(d) = queue::admit(l, now, &waiting, &cmd.principal, &cmd.owner, None) {
+                        refused.push((r.id, d));
+                    }
+                }
                 if refused.is_empty() {
                     let m: Vec<group::Member> = members
                         .iter()
@@ -522,7 +720,7 @@ macro_rules! sql_store {
                             let mut applied = Vec::with_capacity(outcomes.len());
                             let mut renewals = vec![];
                             for ((resource, lease), outcome) in members.into_iter().zip(outcomes) {
-                                renewals.extend(Self::write(&mut tx, &lease, &outcome, actor).await?);
+                                renewals.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?);
                                 applied.push(Applied { resource, outcome, now });
                             }
                             self.commit(tx, renewals).await?;
@@ -564,7 +762,7 @@ macro_rules! sql_store {
                 }
                 let (mut applied, mut renewals) = (vec![], vec![]);
                 for (resource, lease, outcome) in done {
-                    renewals.extend(Self::write(&mut tx, &lease, &outcome, actor).await?);
+                    renewals.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?);
                     applied.push(Applied { resource, outcome, now });
                 }
                 self.commit(tx, renewals).await?;

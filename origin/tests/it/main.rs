@@ -18,6 +18,7 @@ mod faults;
 mod metrics;
 mod ml;
 mod openapi;
+mod queue;
 mod reaper;
 mod security;
 mod sessions;

@@ -178,7 +178,7 @@ async fn keepalive_statement_agrees_with_core(b: Backend) {
                         owner_id: Some("ws".into()), ttl_ms: Some(30_000), token: Some(3), acquired_at_ms: Some(now.0 - 100_000),
                         last_heartbeat_ms: Some(now.0 - 20_000 - ago), state: state.into(), ended_at_ms: ended, heartbeats: 4,
                         max_gap_ms: 7_000, delay_until_ms: None, late_reported: false,
-                        session_id: session.map(|s| s.0), group_id: None, booked_until_ms: booked,
+                        session_id: session.map(|s| s.0), group_id: None, booked_until_ms: booked, waiters: 0,
                     }));
                 }
             }

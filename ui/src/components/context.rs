@@ -35,7 +35,7 @@ impl Op {
         };
         match self {
             Op::Acquire { owner_id, ttl_seconds } => {
-                let req = AcquireRequest { resource_id: resource_id.clone(), owner_id: owner_id.clone(), ttl_seconds: *ttl_seconds, session_id: None };
+                let req = AcquireRequest { resource_id: resource_id.clone(), owner_id: owner_id.clone(), ttl_seconds: *ttl_seconds, session_id: None, wait_seconds: None };
                 api.call::<endpoints::Acquire>(None, "", &req).await
             }
             Op::Heartbeat { owner_id, fencing_token } => api.call::<endpoints::Heartbeat>(None, "", &holder(owner_id, fencing_token)).await,

@@ -61,6 +61,11 @@ pub fn resource_row(props: &Props) -> Html {
         (true, Some(o), Some(p)) => format!("{o} · {p}"),
         _ => "—".into(),
     };
+    // Requests waiting in its queue (`wait_seconds`), first in first granted: said where the holder is read.
+    let holder = match lock.queue_length {
+        0 => holder,
+        n => format!("{holder} · {n} waiting"),
+    };
     let expires = match (shown, lock.remaining_at(props.now), lock.lock_delay_remaining_at(props.now)) {
         (Shown::Held, Some(left), _) => format::duration(left),
         (Shown::LockDelay, _, Some(left)) => format!("delay {}", format::duration(left)),

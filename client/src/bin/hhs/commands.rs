@@ -135,7 +135,7 @@ pub async fn race(client: &Client, resource: &str, n: usize) -> Result<(), Clien
     );
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let (c, req) = (no_retry.clone(), AcquireRequest { resource_id: resource.to_owned(), owner_id: format!("racer-{i}"), ttl_seconds: Some(30.0), session_id: None });
+            let (c, req) = (no_retry.clone(), AcquireRequest { resource_id: resource.to_owned(), owner_id: format!("racer-{i}"), ttl_seconds: Some(30.0), session_id: None, wait_seconds: None });
             let bar = bar.clone();
             tokio::spawn(async move {
                 let answer = c.call::<Acquire>(None, None, &req).await;

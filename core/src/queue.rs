@@ -1,0 +1,149 @@
+//! The wait queue: an acquire with `wait_seconds` that finds the resource held joins the resource's queue and
+//! is granted in arrival order — first in, first granted — instead of polling (python-redis-lock#104,
+//! node-redlock#218). The queue lives in the database beside the lease, so every replica serves it.
+//!
+//! The rules, each decided under the lease's row lock:
+//! * [`hand_over`]: whoever leaves the resource grantable (release, expiry, force-release, the end of a
+//!   lock-delay, a session's close or lapse) grants it in the same transaction to the first *live* waiter, by
+//!   the ordinary acquire rule — so with the next fencing token, and never while a hold is live or a lock-delay
+//!   runs. Waiters ahead of it that are not live are dropped on the way.
+//! * A waiter is live while its request is there: it proves it at least every [`PRESENCE`] and is taken for
+//!   gone [`PRESENCE_TIMEOUT`] after the last proof, or at its deadline. A waiter whose request went away is
+//!   never granted (redisson#1353's dead waiter that stalls a fair lock for 5 s stalls this one for at most
+//!   [`PRESENCE_TIMEOUT`]). The store also ends a waiter at once when the origin sees its request go, and gives
+//!   back a hold granted to a request that left before its answer.
+//! * [`admit`]: while live waiters queue, only the first of them may be granted (and the holder may still renew
+//!   its own hold); anyone else is refused ([`Denied::Queued`]).
+//!
+//! The lease counts its waiters ([`Lease::waiting`]) so that one-statement fast paths and group acquires can
+//! see a queue without reading it: every change to the queue changes the count in the same transaction.
+//!
+//! Invariants (property-tested in `tests/it/queue_props.rs`): grants go to live waiters in arrival order; a
+//! waiter that is not live is never granted; a hand-over never grants while a hold is live or a lock-delay runs;
+//! the count equals the waiters queued.
+
+use alloc::vec::Vec;
+
+use crate::ids::{HoldId, OwnerId, Principal, WaiterId};
+use crate::lease::{acquire, AcquireCmd, Denied, Lease, Outcome};
+use crate::time::Millis;
+use crate::ttl::Ttl;
+
+/// The longest wait an acquire may ask for (`wait_seconds`).
+pub const MAX_WAIT_SECONDS: u32 = 30;
+/// How often a waiting request proves it is still there.
+pub const PRESENCE: Millis = Millis(500);
+/// A waiter not heard from for this long is gone: its replica died, or its connection was lost unnoticed.
+pub const PRESENCE_TIMEOUT: Millis = Millis(2_000);
+
+/// One request in a resource's queue, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiter {
+    pub id: WaiterId,
+    pub principal: Principal,
+    pub owner: OwnerId,
+    /// The TTL its hold gets when granted.
+    pub ttl: Ttl,
+    pub enqueued_at: Millis,
+    /// Until when its request is known to be there ([`PRESENCE_TIMEOUT`] after its last proof).
+    pub alive_until: Millis,
+    /// When its `wait_seconds` end.
+    pub deadline: Millis,
+}
+
+impl Waiter {
+    /// A new waiter at `now`, waiting up to `wait`.
+    pub fn new(id: WaiterId, principal: Principal, owner: OwnerId, ttl: Ttl, now: Millis, wait: Millis) -> Waiter {
+        Waiter { id, principal, owner, ttl, enqueued_at: now, alive_until: now.plus(PRESENCE_TIMEOUT), deadline: now.plus(wait) }
+    }
+
+    /// Its request is there and its wait has not ended: it may be granted.
+    pub fn is_live(&self, now: Millis) -> bool {
+        now <= self.alive_until && now <= self.deadline
+    }
+
+    /// Its request is not there any more (not heard from), or its wait ended so long ago that its request
+    /// would have ended it: anyone may drop it. A waiter just past its deadline is not live but not gone
+    /// either — its own request ends it, saying at which place.
+    pub fn is_gone(&self, now: Millis) -> bool {
+        now > self.alive_until || now > self.deadline.plus(PRESENCE_TIMEOUT)
+    }
+
+    /// Its request proved it is there at `now`.
+    pub fn seen(&self, now: Millis) -> Waiter {
+        Waiter { alive_until: self.alive_until.max(now.plus(PRESENCE_TIMEOUT)), ..self.clone() }
+    }
+}
+
+/// Joining the queue: the lease counts one more waiter.
+pub fn enqueue(lease: &Lease) -> Lease {
+    Lease { waiting: lease.waiting.saturating_add(1), ..lease.clone() }
+}
+
+/// Leaving the queue without a grant (its wait ended, its request went away): one fewer.
+pub fn leave(lease: &Lease) -> Lease {
+    Lease { waiting: lease.waiting.saturating_sub(1), ..lease.clone() }
+}
+
+/// Whether an acquire by `principal`/`owner` (waiter `me`, if it is one) may go ahead while `queue` (the
+/// resource's waiters, in arrival order) waits: yes if nobody live waits, if it is the first live waiter, or if
+/// it holds the resource already (a renewal grants nothing). Otherwise [`Denied::Queued`].
+pub fn admit(lease: &Lease, now: Millis, queue: &[Waiter], principal: &Principal, owner: &OwnerId, me: Option<WaiterId>) -> Result<(), Denied> {
+    let mut live = queue.iter().filter(|w| w.is_live(now));
+    let Some(first) = live.next() else { return Ok(()) };
+    let own_hold = lease.live_hold(now).is_some_and(|h| &h.principal == principal && &h.owner == owner);
+    if own_hold || Some(first.id) == me {
+        return Ok(());
+    }
+    Err(Denied::Queued { waiting: u32::try_from(queue.iter().filter(|w| w.is_live(now)).count()).unwrap_or(u32::MAX) })
+}
+
+/// Where waiter `me` stands among the live waiters (1: next), if it is one.
+pub fn position(queue: &[Waiter], now: Millis, me: WaiterId) -> Option<u32> {
+    let mut live = queue.iter().filter(|w| w.is_live(now) || w.id == me);
+    live.position(|w| w.id == me).map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX))
+}
+
+/// What a hand-over did: the grant (the lease with the new hold and one waiter fewer, and its `acquired`
+/// event), to whom, and the waiters it dropped as gone on the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandOver {
+    pub outcome: Outcome,
+    pub granted: Option<WaiterId>,
+    pub gone: Vec<WaiterId>,
+}
+
+/// The hand-over, at `now`, of `lease` (as the freeing transition left it) to the first live waiter of `queue`
+/// (arrival order), with hold id `new_hold_id`: the acquire rule decides, so nothing is granted while a hold is
+/// live or a lock-delay runs. Every waiter that is gone ([`Waiter::is_gone`]) is dropped, wherever it stands.
+/// `None` if nothing changes.
+pub fn hand_over(lease: &Lease, now: Millis, queue: &[Waiter], lock_delay: Millis, new_hold_id: HoldId) -> Option<HandOver> {
+    let mut next = lease.clone();
+    let mut gone = Vec::new();
+    let mut events = Vec::new();
+    let mut granted = None;
+    let mut first = true;
+    for w in queue {
+        if w.is_gone(now) {
+            gone.push(w.id);
+            continue;
+        }
+        if !w.is_live(now) || !core::mem::take(&mut first) {
+            continue;
+        }
+        // Held or in lock-delay: the first live waiter keeps its place.
+        let cmd = AcquireCmd { principal: w.principal.clone(), owner: w.owner.clone(), ttl: w.ttl, new_hold_id };
+        if let Ok(o) = acquire(&next, now, &cmd, lock_delay) {
+            // A waiter that holds already (it re-acquired meanwhile) is served by a renewal: no new grant.
+            events = o.events;
+            next = o.lease;
+            granted = Some(w.id);
+        }
+    }
+    let left = gone.len() + usize::from(granted.is_some());
+    if left == 0 {
+        return None;
+    }
+    next.waiting = next.waiting.saturating_sub(u32::try_from(left).unwrap_or(u32::MAX));
+    Some(HandOver { outcome: Outcome { lease: next, events }, granted, gone })
+}

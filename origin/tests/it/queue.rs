@@ -1,0 +1,164 @@
+//! The wait queue on both stores (`wait_seconds`, `hhs_core::queue`): twenty waiters across two replicas are
+//! granted in arrival order, one at a time, each with the next token; a waiter whose request went away is
+//! skipped; a wait that ends says so with its place; a lock-delay's end hands over; bad waits are refused.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{Backend, Reply, TestApp, TestDb};
+
+both_stores!(
+    twenty_waiters_across_two_replicas_are_granted_in_arrival_order,
+    a_waiter_that_went_away_is_skipped,
+    a_wait_that_ends_is_refused_with_its_place_and_recorded,
+    the_end_of_a_lock_delay_hands_over_to_the_first_waiter,
+    bad_waits_are_refused,
+);
+
+fn acquire_body(resource: &str, owner: &str, wait: u32) -> Value {
+    json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": 30, "wait_seconds": wait})
+}
+
+/// An acquire that may wait, as the client key's principal, on its own connection.
+async fn waiting_acquire(url: String, key: String, resource: String, owner: String, wait: u32) -> (Reply, Instant) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let resp = http.post(format!("{url}/api/locks/acquire")).bearer_auth(key).json(&acquire_body(&resource, &owner, wait)).send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (Reply { status, body, headers }, Instant::now())
+}
+
+async fn queue_length(app: &TestApp, resource: &str) -> u64 {
+    app.get(&format!("/api/locks/{resource}")).await.body["queue_length"].as_u64().unwrap_or(0)
+}
+
+/// The resource's events of one kind, oldest first.
+async fn events_of(app: &TestApp, resource: &str, kind: &str) -> Vec<Value> {
+    let all = app.get(&format!("/api/events?resource_id={resource}&limit=1000")).await.body;
+    all["items"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).cloned().collect()
+}
+
+async fn until_queued(app: &TestApp, resource: &str, n: u64) {
+    let start = Instant::now();
+    while queue_length(app, resource).await != n {
+        assert!(start.elapsed() < Duration::from_secs(10), "the queue never reached {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn twenty_waiters_across_two_replicas_are_granted_in_arrival_order(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let (a, other) = (TestApp::spawn(&db).await, TestApp::spawn(&db).await);
+    let bed = a.create_resource("bed", "Queue bed").await;
+    let first = a.post_as(&a.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 30})).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let mut waiting = vec![];
+    for i in 0..20u64 {
+        // Alternate replicas; each joins only once the one before it is in the queue, so arrival order is known.
+        let app = if i % 2 == 0 { &a } else { &other };
+        waiting.push(tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), format!("waiter-{i:02}"), 30)));
+        until_queued(&a, &bed, i + 1).await;
+    }
+    let listed = a.get(&format!("/api/locks/{bed}")).await.body;
+    assert_eq!(listed["queue_length"], 20, "{listed}");
+    // Each waiter, once granted, holds for a moment and releases through the other replica.
+    assert_eq!(a.post_as(&a.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "holder"})).await.status, StatusCode::OK);
+    let mut token = first.body["fencing_token"].as_u64().unwrap();
+    for (i, w) in waiting.into_iter().enumerate() {
+        let (reply, _) = w.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "waiter {i}: {}", reply.body);
+        assert_eq!(reply.body["owner_id"], format!("waiter-{i:02}"), "granted in arrival order");
+        token += 1;
+        assert_eq!(reply.body["fencing_token"], token, "the next token, one grant at a time");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let releaser = if i % 2 == 0 { &other } else { &a };
+        let r = releaser.post_as(&releaser.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": format!("waiter-{i:02}")})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    assert_eq!(queue_length(&a, &bed).await, 0);
+    // The log: acquired and released alternate (never two holds at once), the grants by the queue.
+    let kinds: Vec<String> = a.event_kinds(&bed).await.into_iter().filter(|k| k == "acquired" || k == "released").collect();
+    assert_eq!(kinds.len(), 42);
+    assert!(kinds.chunks(2).all(|p| p == ["acquired", "released"]), "{kinds:?}");
+    assert_eq!(events_of(&a, &bed, "queued").await.len(), 20, "each join is in the audit trail");
+    a.stop().await;
+    other.stop().await;
+}
+
+async fn a_waiter_that_went_away_is_skipped(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let bed = app.create_resource("bed", "Skip bed").await;
+    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 30})).await.status, StatusCode::OK);
+    let gone = tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), "gone".into(), 30));
+    until_queued(&app, &bed, 1).await;
+    let stays = tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), "stays".into(), 30));
+    until_queued(&app, &bed, 2).await;
+    // The first waiter's client goes away (its connection closes): it leaves the queue.
+    gone.abort();
+    until_queued(&app, &bed, 1).await;
+    let released = app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "holder"})).await;
+    assert_eq!(released.status, StatusCode::OK);
+    let (reply, _) = stays.await.unwrap();
+    assert_eq!((reply.status, reply.body["owner_id"].as_str()), (StatusCode::OK, Some("stays")), "{}", reply.body);
+    let ended = &events_of(&app, &bed, "wait_ended").await[0];
+    assert_eq!((ended["owner_id"].as_str(), ended["detail"]["ended"].as_str()), (Some("gone"), Some("gone")), "{ended}");
+    app.stop().await;
+}
+
+async fn a_wait_that_ends_is_refused_with_its_place_and_recorded(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let bed = app.create_resource("bed", "Busy bed").await;
+    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 60})).await.status, StatusCode::OK);
+    let started = Instant::now();
+    let (reply, _) = waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), "patient".into(), 1).await;
+    assert!(started.elapsed() >= Duration::from_millis(900), "it waited its second");
+    assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("lock_held")), "{}", reply.body);
+    assert_eq!(reply.body["error"]["queue_position"], 1);
+    assert_eq!(reply.body["error"]["holder"], "holder");
+    assert_eq!(queue_length(&app, &bed).await, 0, "it left the queue");
+    let ended = &events_of(&app, &bed, "wait_ended").await[0];
+    assert_eq!(ended["detail"]["ended"], "timed_out", "{ended}");
+    // While others queue, a newcomer without a wait is refused even if the resource is free at that moment:
+    // here it is simply held.
+    let plain = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "newcomer", "ttl_seconds": 5})).await;
+    assert_eq!(plain.code(), "lock_held");
+    app.stop().await;
+}
+
+async fn the_end_of_a_lock_delay_hands_over_to_the_first_waiter(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    // or-room: a 2 s lock-delay in the tests. Its holder vanishes; the waiter gets it once the delay is over.
+    let room = app.create_resource("or-room", "Queue OR").await;
+    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": room, "owner_id": "vanished", "ttl_seconds": 1})).await.status, StatusCode::OK);
+    let (reply, granted_at) = waiting_acquire(app.url.clone(), app.keys.client.clone(), room.clone(), "next".into(), 10).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["owner_id"], "next");
+    let expired = events_of(&app, &room, "expired").await.pop().expect("the lapse was recorded");
+    let delay_until: chrono::DateTime<chrono::Utc> = expired["detail"]["lock_delay_until"].as_str().unwrap().parse().unwrap();
+    let acquired: chrono::DateTime<chrono::Utc> = reply.body["created_at"].as_str().unwrap().parse().unwrap();
+    assert!(acquired >= delay_until, "granted at {acquired}, before the lock-delay's end {delay_until}");
+    let _ = granted_at;
+    app.stop().await;
+}
+
+async fn bad_waits_are_refused(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let bed = app.create_resource("bed", "Wait rules").await;
+    let send = |body: Value| app.send(app.request_as(Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&body));
+    let long = send(acquire_body(&bed, "a", 31)).await;
+    assert_eq!((long.status, long.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    let s = app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": "a", "ttl_seconds": 30})).await;
+    let with_session = send(json!({"resource_id": bed, "owner_id": "a", "session_id": s.body["id"], "wait_seconds": 5})).await;
+    assert_eq!((with_session.status, with_session.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    // A free resource with a wait: granted at once, no queue.
+    let free = send(acquire_body(&bed, "a", 30)).await;
+    assert_eq!((free.status, free.body["queue_length"].as_u64()), (StatusCode::OK, None), "{}", free.body);
+    app.stop().await;
+}
