@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
 
-/// What a key may do. Each role includes the ones before it.
+/// What a key may do. Viewer, client and admin each include the ones before them; `integration` stands apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
@@ -18,6 +18,9 @@ pub enum Role {
     Client,
     /// Also create/update/delete resources, force-release, manage keys, export the audit.
     Admin,
+    /// A hospital system's feed: sets resources' operational status (`PATCH /api/resources/{id}` with `status`,
+    /// `POST /api/hl7/v2`) and nothing else — not even reads. Admins may do what it may.
+    Integration,
 }
 
 impl Role {
@@ -26,6 +29,7 @@ impl Role {
             "viewer" => Some(Role::Viewer),
             "client" => Some(Role::Client),
             "admin" => Some(Role::Admin),
+            "integration" => Some(Role::Integration),
             _ => None,
         }
     }
@@ -35,12 +39,18 @@ impl Role {
             Role::Viewer => "viewer",
             Role::Client => "client",
             Role::Admin => "admin",
+            Role::Integration => "integration",
         }
     }
 
-    /// Whether a key with this role may do what `needed` may.
+    /// Whether a key with this role may do what `needed` may: the chain viewer < client < admin, and
+    /// integration for itself (and admins).
     pub fn allows(self, needed: Role) -> bool {
-        self >= needed
+        match (self, needed) {
+            (Role::Integration, needed) => needed == Role::Integration,
+            (_, Role::Integration) => self == Role::Admin,
+            (role, needed) => role >= needed,
+        }
     }
 }
 

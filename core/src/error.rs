@@ -43,6 +43,7 @@ pub enum ErrorCode {
     RenewedBySession,
     SessionEnded,
     GroupBlocked,
+    ResourceUnavailable,
     // Access (the security issue fills these in; the codes are reserved now so no tier invents its own).
     Unauthenticated,
     Forbidden,
@@ -65,7 +66,7 @@ impl ErrorCode {
             NotFound | ResourceNotFound | KeyNotFound | TypeNotFound | SessionNotFound | GroupNotFound => 404,
             MethodNotAllowed => 405,
             ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld | RenewedBySession
-            | SessionEnded | GroupBlocked => 409,
+            | SessionEnded | GroupBlocked | ResourceUnavailable => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | InvalidResourceId | InvalidOwnerId | InvalidTtl | InvalidResourceType
@@ -118,6 +119,7 @@ impl ErrorCode {
             RenewedBySession => "renewed_by_session",
             SessionEnded => "session_ended",
             GroupBlocked => "group_blocked",
+            ResourceUnavailable => "resource_unavailable",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
             NotYourHold => "not_your_hold",

@@ -285,6 +285,8 @@ pub enum Denied {
     NotSessionOwner,
     /// Others wait for the resource ([`crate::queue`]): only the first of them may be granted it now.
     Queued { waiting: u32 },
+    /// The resource's operational status does not allow a grant ([`crate::status`]).
+    Unavailable { status: crate::status::Status },
 }
 
 /// A request for a grant.

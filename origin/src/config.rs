@@ -172,6 +172,16 @@ pub struct ServeArgs {
     /// The dashboard build served at /dashboard/ (if it holds an index.html).
     #[arg(long, env = "HHS_DASHBOARD_DIR", default_value = "ui/dist")]
     pub dashboard_dir: std::path::PathBuf,
+    /// Also take HL7 v2 messages over MLLP on this address (e.g. 127.0.0.1:2575).
+    #[arg(long, env = "HHS_MLLP")]
+    pub mllp: Option<SocketAddr>,
+    /// The resource type of beds that HL7 messages name.
+    #[arg(long, env = "HHS_HL7_BED_TYPE", default_value = "bed")]
+    pub hl7_bed_type: String,
+    /// How a bed's identifier is made of its HL7 location (`{1}` point of care, `{2}` room, `{3}` bed), e.g.
+    /// `{1}-{2}-{3}`; without it, the components as sent joined by `^` (`4W^401^A`).
+    #[arg(long, env = "HHS_HL7_BED_IDENTIFIER")]
+    pub hl7_bed_identifier: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]

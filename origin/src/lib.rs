@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod grant;
+pub mod hl7;
 pub mod http;
 pub mod keys;
 pub mod model;

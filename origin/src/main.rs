@@ -57,7 +57,7 @@ async fn keys_command(args: KeysArgs) -> Result<(), Box<dyn std::error::Error>> 
     match args.command {
         KeysCommand::Create { principal, role } => {
             let principal = hhs_core::Principal::for_key(&principal).map_err(|e| e.message)?;
-            let role = hhs_core::Role::parse(&role).ok_or("role must be viewer, client or admin")?;
+            let role = hhs_core::Role::parse(&role).ok_or("role must be viewer, client, admin or integration")?;
             let (key, record) = keys::create(&store, &principal, role, &actor).await?;
             eprintln!("created key {} for principal {} with role {} (shown once; store it now)", record.id, record.principal, record.role.as_str());
             println!("{key}");

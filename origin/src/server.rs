@@ -56,6 +56,8 @@ pub struct Settings {
     pub dashboard_dir: Option<std::path::PathBuf>,
     /// How often an open event stream re-checks its key; a revoked key's stream ends.
     pub stream_key_check: std::time::Duration,
+    /// Which resources HL7 messages' beds are.
+    pub hl7: hhs_core::hl7::BedMapping,
 }
 
 /// The dashboard directory if it holds a build; says so either way.
@@ -100,6 +102,7 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
         hub: hub.clone(),
         shutdown: shutdown.clone(),
         stream_key_check: settings.stream_key_check,
+        hl7: Arc::new(settings.hl7.clone()),
     };
     let app = router(state, &settings.cors_origins, settings.dashboard_dir.as_deref());
     let reaper = settings.reaper.map(|(interval, batch)| {
@@ -167,8 +170,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         event_poll: std::time::Duration::from_millis(250),
         dashboard_dir: dashboard_dir(&args.dashboard_dir),
         stream_key_check: std::time::Duration::from_secs(10),
+        hl7: hhs_core::hl7::BedMapping { resource_type: args.hl7_bed_type.clone(), template: args.hl7_bed_identifier.clone() },
     };
     let shutdown = CancellationToken::new();
+    if let Some(addr) = args.mllp {
+        let mllp = TcpListener::bind(addr).await?;
+        tracing::info!(addr = %addr, "taking HL7 v2 over MLLP");
+        tokio::spawn(crate::hl7::serve_mllp(mllp, store.clone(), settings.hl7.clone(), shutdown.clone()));
+    }
     let running = spawn(listener, store, settings, shutdown.clone())?;
     tracing::info!(url = %format!("http://{}", running.addr), "hhs-origin listening");
     shutdown_signal().await;

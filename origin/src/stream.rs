@@ -33,7 +33,7 @@ pub async fn with_locks(store: &DynStore, mut events: Vec<Logged>) -> Result<Vec
     let (leases, now) = store.leases(&LockFilter { resources: Some(ids), ..LockFilter::default() }).await?;
     let views: HashMap<ResourceId, LockView> = leases
         .iter()
-        .map(|(r, l)| (r.id, LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str())))
+        .map(|(r, l)| (r.id, LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str()).with_status(r.status)))
         .collect();
     for logged in &mut events {
         logged.event.lock = logged.event.resource_id.and_then(|id| views.get(&id).cloned());

@@ -31,6 +31,8 @@ pub trait Endpoint {
 pub trait RequestBody: Serialize + DeserializeOwned {
     /// Whether requests carry this body (GET and DELETE send none).
     const PRESENT: bool = true;
+    /// An HL7 v2 message (ER7 text) rather than JSON.
+    const ER7: bool = false;
     /// The shape (422 `validation_failed`) and the fields (422 with the field's code).
     fn check(body: &[u8], bounds: &TtlBounds) -> Result<(), ApiError>;
 }
@@ -46,6 +48,25 @@ impl RequestBody for NoBody {
     }
 }
 
+/// One HL7 v2 message in ER7 (`POST /api/hl7/v2`), as text: sent as `application/hl7-v2` (or
+/// `x-application/hl7-v2+er7`, `text/plain`), answered with its `ACK` the same way. Whatever it holds, the
+/// answer is an `ACK` (`AR` for what cannot be read), so the edge checks only its media type and size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Er7;
+
+impl RequestBody for Er7 {
+    const ER7: bool = true;
+    fn check(_: &[u8], _: &TtlBounds) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// The media types an ER7 body may be sent as.
+pub fn is_er7_content_type(value: &str) -> bool {
+    let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(media.as_str(), "application/hl7-v2" | "x-application/hl7-v2+er7" | "text/plain")
+}
+
 macro_rules! request_bodies {
     ($($ty:ty => |$r:ident, $b:ident| $validate:expr;)*) => {$(
         impl RequestBody for $ty {
@@ -59,7 +80,7 @@ macro_rules! request_bodies {
 
 request_bodies! {
     CreateResourceRequest => |r, _b| r.validate();
-    UpdateResourceRequest => |r, _b| crate::ids::Identifier::parse(&r.identifier);
+    UpdateResourceRequest => |r, _b| r.validate();
     AcquireRequest => |r, b| r.validate(b);
     HolderRequest => |r, _b| r.validate();
     ForceReleaseRequest => |r, _b| r.validate();
@@ -86,8 +107,9 @@ pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub role: Role,
-    /// Whether the request carries a JSON body, and how the edge checks it.
+    /// Whether the request carries a body (JSON unless `er7`), and how the edge checks it.
     pub body: bool,
+    pub er7: bool,
     pub check: fn(&[u8], &TtlBounds) -> Result<(), ApiError>,
     /// Whether it reads query parameters.
     pub query: bool,
@@ -141,6 +163,7 @@ macro_rules! endpoints {
             path: $path,
             role: Role::$role,
             body: <$req as RequestBody>::PRESENT,
+            er7: <$req as RequestBody>::ER7,
             check: <$req as RequestBody>::check,
             query: given!($($query)?),
             status: $status,
@@ -164,9 +187,11 @@ endpoints! {
     CreateResource: "POST" "/api/resources", CreateResourceRequest => 201 ResourceView, Admin,
         [InvalidResourceType, InvalidIdentifier, ResourceExists];
     GetResource: "GET" "/api/resources/{resource_id}", NoBody => 200 ResourceView, Viewer, [ResourceNotFound];
-    /// Renames a resource.
-    UpdateResource: "PATCH" "/api/resources/{resource_id}", UpdateResourceRequest => 200 ResourceView, Admin,
+    /// Renames a resource (admin) and/or sets its operational status (admin or integration).
+    UpdateResource: "PATCH" "/api/resources/{resource_id}", UpdateResourceRequest => 200 ResourceView, Integration,
         [InvalidIdentifier, ResourceNotFound, ResourceExists];
+    /// Sets bed statuses from an HL7 v2 message (`ADT^A20`, `A01`, `A02`, `A03`), answered with its `ACK`.
+    Hl7V2: "POST" "/api/hl7/v2", Er7 => 200 Er7, Integration, [];
     /// Deletes a resource that nobody holds and that is not in lock-delay.
     DeleteResource: "DELETE" "/api/resources/{resource_id}", NoBody => 200 ResourceView, Admin,
         [ResourceNotFound, LockHeld, LockDelay];
@@ -175,7 +200,7 @@ endpoints! {
         [InvalidOwnerId, InvalidResourceType, InvalidResourceId];
     Acquire: "POST" "/api/locks/acquire", AcquireRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidTtl, ResourceNotFound, LockHeld, LockDelay, NotYourHold, RenewedBySession,
-            InvalidSessionId, SessionNotFound, SessionEnded];
+            InvalidSessionId, SessionNotFound, SessionEnded, ResourceUnavailable];
     Heartbeat: "POST" "/api/locks/heartbeat", HolderRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken,
             RenewedBySession];
@@ -229,14 +254,13 @@ endpoints! {
 
 impl Route {
     /// Every error this route can answer with: its own, and those of its shape — any request (authentication,
-    /// the edge's rate limit and upstream, the database, a bug), a role above viewer, a path parameter, a
+    /// the edge's rate limit and upstream, the database, a bug), a role that may not, a path parameter, a
     /// query, a body.
     pub fn errors(&self) -> Vec<ErrorCode> {
         use ErrorCode::*;
-        let mut codes = alloc::vec![Unauthenticated, RateLimited, Internal, OriginUnavailable, DatabaseUnavailable];
-        if self.role != Role::Viewer {
-            codes.push(Forbidden);
-        }
+        // Every route refuses some role (an integration key reads nothing; the others need more than a viewer).
+        let codes = alloc::vec![Unauthenticated, RateLimited, Internal, OriginUnavailable, DatabaseUnavailable, Forbidden];
+        let mut codes = codes;
         if self.path.contains("{resource_id}") {
             codes.push(InvalidResourceId);
         }
@@ -361,7 +385,10 @@ pub fn check(
     if !route.body {
         return Ok(());
     }
-    if !content_type.is_some_and(is_json_content_type) {
+    if route.er7 && !content_type.is_some_and(is_er7_content_type) {
+        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the message as Content-Type: application/hl7-v2"));
+    }
+    if !route.er7 && !content_type.is_some_and(is_json_content_type) {
         return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json"));
     }
     if body.len() > MAX_BODY_BYTES {

@@ -4,6 +4,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,10 @@ pub enum LogKind {
     ResourceCreated,
     ResourceUpdated,
     ResourceDeleted,
+    /// A resource's operational status set (`PATCH /api/resources/{id}`, or an HL7 message).
+    StatusChanged,
+    /// An HL7 v2 message received (its control id, type and outcome; never its patient segments).
+    Hl7Received,
     KeyCreated,
     KeyRevoked,
     AuthFailed,
@@ -70,6 +75,8 @@ impl LogKind {
             LogKind::ResourceCreated => "resource_created",
             LogKind::ResourceUpdated => "resource_updated",
             LogKind::ResourceDeleted => "resource_deleted",
+            LogKind::StatusChanged => "status_changed",
+            LogKind::Hl7Received => "hl7_received",
             LogKind::KeyCreated => "key_created",
             LogKind::KeyRevoked => "key_revoked",
             LogKind::AuthFailed => "auth_failed",
@@ -207,6 +214,30 @@ pub struct SessionDetail {
     pub ttl_seconds: u32,
 }
 
+/// `status_changed`: the resource's operational status before and after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct StatusDetail {
+    pub from: crate::status::Status,
+    pub to: crate::status::Status,
+}
+
+/// `hl7_received`: which message (`MSH-10`, `MSH-9`, its sender), what it was answered with, and the beds it
+/// set — never a patient segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct Hl7Detail {
+    pub control_id: String,
+    pub message_type: String,
+    pub sender: String,
+    pub ack_code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub beds: Vec<String>,
+    /// A repeat of a control id already answered: answered the same, applied once.
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
 /// `queued`, `wait_ended`: the waiting request, its place in the queue and, at its end, why (`timed_out`: its
 /// `wait_seconds` passed; `gone`: its request went away).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +262,8 @@ pub enum Detail {
     Type(TypeDetail),
     Session(SessionDetail),
     Queue(QueueDetail),
+    Hl7(Hl7Detail),
+    Status(StatusDetail),
     Other(serde_json::Value),
 }
 

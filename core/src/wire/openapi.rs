@@ -74,6 +74,16 @@ impl Described for EventStream {
     }
 }
 
+impl Described for crate::wire::endpoints::Er7 {
+    fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        let about = "one HL7 v2 message in ER7 (segments ended by carriage returns); answered with its ACK";
+        Some(("application/hl7-v2", json_schema!({"type": "string", "description": about})))
+    }
+    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
 impl Described for AuditExport {
     fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
         let about = "newline-delimited JSON: one `EventView` a line, oldest first";

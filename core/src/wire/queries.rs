@@ -38,6 +38,8 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<Millis>, ApiError> {
 #[derive(Clone, Debug, Default)]
 pub struct ResourceFilter {
     pub resource_type: Option<ResourceType>,
+    /// Exactly this identifier (with a type: at most one resource).
+    pub identifier: Option<crate::ids::Identifier>,
     /// Keyset pagination: resources with an id greater than this (ids are UUIDv7, so: created later).
     pub after: Option<ResourceId>,
     pub limit: u32,
@@ -89,6 +91,7 @@ impl ResourceQuery {
     pub fn validate(&self) -> Result<ResourceFilter, ApiError> {
         Ok(ResourceFilter {
             resource_type: self.resource_type.as_deref().map(ResourceType::parse).transpose()?,
+            identifier: None,
             after: self.after.as_deref().map(ResourceId::parse).transpose()?,
             limit: limit(self.limit, 100)?,
         })

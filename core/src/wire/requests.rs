@@ -350,7 +350,7 @@ pub struct CreateKeyRequest {
 impl CreateKeyRequest {
     pub fn validate(&self) -> Result<(Principal, Role), ApiError> {
         let role = Role::parse(&self.role)
-            .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client or admin"))?;
+            .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client, admin or integration"))?;
         Ok((Principal::for_key(&self.principal)?, role))
     }
 }

@@ -49,13 +49,30 @@ pub struct AnomalyView {
     pub fencing_token: u64,
 }
 
-/// `PATCH /api/resources/{id}` (admin): rename a resource.
+/// `PATCH /api/resources/{id}`: rename a resource (admin), set its operational status (admin or integration),
+/// or both. At least one of the two.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateResourceRequest {
-    #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::Identifier"))]
-    pub identifier: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::ids::Identifier>"))]
+    pub identifier: Option<String>,
+    /// HL7 table 0116: C, H, I, K, O or U (only U can be held).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Option<crate::status::Status>"))]
+    pub status: Option<String>,
+}
+
+impl UpdateResourceRequest {
+    pub fn validate(&self) -> Result<(Option<crate::ids::Identifier>, Option<crate::status::Status>), ApiError> {
+        let identifier = self.identifier.as_deref().map(crate::ids::Identifier::parse).transpose()?;
+        let status = self.status.as_deref().map(crate::status::Status::parse).transpose()?;
+        if identifier.is_none() && status.is_none() {
+            return Err(ApiError::new(ErrorCode::ValidationFailed, "give identifier, status or both"));
+        }
+        Ok((identifier, status))
+    }
 }
 
 /// A key as listed: never its secret.
@@ -89,6 +106,9 @@ pub struct ResourceView {
     pub identifier: String,
     #[serde(with = "crate::time::Rfc3339Millis")]
     pub created_at: DateTime<Utc>,
+    /// Its operational status (HL7 table 0116; only U can be held).
+    #[serde(default)]
+    pub status: crate::status::Status,
 }
 
 /// Every list of the API has this shape: the items of one page, and what to pass as `?after=` for the next one
@@ -234,6 +254,9 @@ pub struct LockView {
     /// How many requests wait for the resource (`wait_seconds`), first in first granted; absent when none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub queue_length: u32,
+    /// The resource's operational status, where the view names its resource (lists, stream events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_status: Option<crate::status::Status>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -262,7 +285,14 @@ impl LockView {
             resource_type: None,
             identifier: None,
             queue_length: lease.waiting,
+            resource_status: None,
         }
+    }
+
+    /// Adds the resource's operational status (with its names, in lists and stream events).
+    pub fn with_status(mut self, status: crate::status::Status) -> LockView {
+        self.resource_status = Some(status);
+        self
     }
 
     /// Adds the resource's type and identifier (lists show them; single-lock answers keep the seed's shape).
@@ -457,6 +487,7 @@ impl From<Denied> for ApiError {
             ),
             Denied::SessionEnded => ApiError::new(ErrorCode::SessionEnded, "the session was closed or has lapsed; open a new one"),
             Denied::NotSessionOwner => ApiError::new(ErrorCode::ValidationFailed, "owner_id must be the session's owner"),
+            Denied::Unavailable { status } => ApiError::new(ErrorCode::ResourceUnavailable, crate::status::unavailable_message(status)),
             Denied::Queued { waiting } => ApiError::new(
                 ErrorCode::LockHeld,
                 format!("{waiting} request(s) already wait for this resource; join the queue with wait_seconds"),

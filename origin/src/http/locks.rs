@@ -181,7 +181,7 @@ pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryPar
     let items = leases
         .iter()
         .filter(|(_, l)| status.is_none_or(|s| l.status(now) == s))
-        .map(|(r, l)| LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str()))
+        .map(|(r, l)| LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str()).with_status(r.status))
         .collect();
     Ok(Json(LockList { items, server_time: now.to_utc(), last_event_id, next_after }))
 }

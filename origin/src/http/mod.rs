@@ -10,6 +10,7 @@ mod events;
 pub mod extract;
 mod groups;
 mod health;
+mod hl7;
 pub mod key_cache;
 mod keys;
 mod locks;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// How often an open event stream checks that its key is still valid (a revoked key's stream ends).
     pub stream_key_check: std::time::Duration,
+    /// Which resources HL7 messages' beds are.
+    pub hl7: Arc<hhs_core::hl7::BedMapping>,
 }
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -100,7 +103,10 @@ fn api() -> Router<AppState> {
         let method = method.unwrap_or_else(|| panic!("the endpoint table has an unknown method {}", route.method));
         let mut handler = handler(route.api, method);
         if !matches!(route.api, Api::StreamEvents | Api::ExportAudit) {
-            handler = handler.route_layer(axum::middleware::from_fn(deadline));
+            // An acquire may wait in the queue on purpose (`wait_seconds`), for at most the longest wait more.
+            let longest_wait = std::time::Duration::from_secs(u64::from(hhs_core::queue::MAX_WAIT_SECONDS));
+            let limit = if route.api == Api::Acquire { REQUEST_TIMEOUT + longest_wait } else { REQUEST_TIMEOUT };
+            handler = handler.route_layer(axum::middleware::from_fn_with_state(limit, deadline));
         }
         router.route(route.path, handler.route_layer(axum::middleware::from_fn_with_state(route.role, auth::require_role)))
     })
@@ -113,6 +119,7 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
         Api::GetResource => on(m, resources::show),
         Api::UpdateResource => on(m, resources::update),
         Api::DeleteResource => on(m, resources::remove),
+        Api::Hl7V2 => on(m, hl7::receive),
         Api::ListLocks => on(m, locks::list),
         Api::Acquire => on(m, locks::acquire),
         Api::Heartbeat => on(m, locks::heartbeat),
@@ -149,8 +156,8 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
 /// is then unknown to the caller, as after any lost answer: acquire, heartbeat and release are safe to repeat.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn deadline(req: Request, next: axum::middleware::Next) -> axum::response::Response {
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+async fn deadline(axum::extract::State(limit): axum::extract::State<std::time::Duration>, req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => axum::response::IntoResponse::into_response(AppError::new(ErrorCode::DatabaseUnavailable, "the database did not answer in time; retry shortly")),
     }

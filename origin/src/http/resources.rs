@@ -4,14 +4,14 @@ use axum::extract::State;
 use axum::Json;
 use http::StatusCode;
 use hhs_core::wire::{CreateResourceRequest, ResourcePage, ResourceQuery, ResourceView, UpdateResourceRequest};
-use hhs_core::{Identifier, ResourceId};
+use hhs_core::{ApiError, ErrorCode, ResourceId};
 use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
-use crate::store::Resource;
+use crate::store::{Resource, StoreError};
 
 pub fn view(r: &Resource) -> ResourceView {
     ResourceView {
@@ -19,6 +19,7 @@ pub fn view(r: &Resource) -> ResourceView {
         resource_type: r.resource_type.as_str().to_owned(),
         identifier: r.identifier.as_str().to_owned(),
         created_at: r.created_at.to_utc(),
+        status: r.status,
     }
 }
 
@@ -47,15 +48,27 @@ pub(super) async fn show(State(state): State<AppState>, ResourcePath(id): Resour
     Ok(Json(view(&state.store.lease(id).await?.0)))
 }
 
-/// Renames a resource (its type keys policy and never changes).
+/// Renames a resource (admin; its type keys policy and never changes) and/or sets its operational status
+/// (admin or integration). A status change never ends a live hold: the hold is shown next to it.
 pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ResourcePath(id): ResourcePath,
     JsonBody(req): JsonBody<UpdateResourceRequest>,
 ) -> Result<Json<ResourceView>, AppError> {
-    let ident = Identifier::parse(&req.identifier)?;
-    Ok(Json(view(&state.store.update_resource(id, &ident, &caller.actor()).await?)))
+    let (ident, status) = req.validate()?;
+    if ident.is_some() && !caller.role.allows(hhs_core::Role::Admin) {
+        return Err(ApiError::new(ErrorCode::Forbidden, "renaming a resource needs an admin key").into());
+    }
+    let mut resource = None;
+    if let Some(ident) = ident {
+        resource = Some(state.store.update_resource(id, &ident, &caller.actor()).await?);
+    }
+    if let Some(status) = status {
+        resource = Some(state.store.set_status(id, status, &caller.actor()).await?);
+        tracing::info!(resource_id = %id, status = status.code(), "resource status set");
+    }
+    resource.map(|r| Json(view(&r))).ok_or_else(|| StoreError::NotFound.into())
 }
 
 /// Deletes a resource that nobody holds (409 `lock_held` otherwise) and that is not in lock-delay (409

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use hhs_core::wire::{EventView, LockView, Replication};
 use hhs_core::lease::{AcquireCmd, Claim};
 use hhs_core::session::Session;
+use hhs_core::status::Status;
 use hhs_core::{Denied, GroupId, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy, WaiterId};
 
 pub use dialect::{PgStore, SqliteStore};
@@ -133,6 +134,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Renames a resource (`resource_updated`).
     async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError>;
+
+    /// Sets a resource's operational status (`status_changed`, with the old and new), holding its lease row: a
+    /// live hold goes on; a resource that becomes available is handed to its first waiter.
+    async fn set_status(&self, id: ResourceId, status: Status, actor: &Actor) -> Result<Resource, StoreError>;
+
+    /// The answer already given to HL7 message `control_id` from `sender`, if any: `(ack code, text)`.
+    async fn hl7_answered(&self, sender: &str, control_id: &str) -> Result<Option<(String, String)>, StoreError>;
+
+    /// Records HL7 message `control_id` from `sender` as answered, and its `hl7_received` audit entry.
+    async fn hl7_record(&self, sender: &str, control_id: &str, message_type: &str, ack: (&str, &str), detail: EventView) -> Result<(), StoreError>;
 
     /// Deletes a resource and its lease (`resource_deleted`) by `hhs_core::lease::retire`: refused while a hold
     /// is live (`LockHeld`) or a lock-delay (of `lock_delay` for its type) runs (`LockDelay`); a lapse nobody

@@ -5,6 +5,7 @@ use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind, TypeView};
 use hhs_core::stored::StoredLease;
 use hhs_core::session::{Session, SessionState};
 use hhs_core::queue::Waiter;
+use hhs_core::status::Status;
 use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId, Ttl, TypePolicy, WaiterId};
 use sqlx::{Arguments, Database, Encode, Type};
 use uuid::Uuid;
@@ -23,6 +24,9 @@ pub struct Resource {
     pub identifier: Identifier,
     #[sqlx(rename = "created_at_ms", try_from = "i64")]
     pub created_at: Millis,
+    /// Its operational status (`hhs_core::status`), read with it: an acquire decides with it.
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     /// Its type's policy, read with it (in a transition, in the same transaction).
     #[sqlx(flatten)]
     pub policy: TypePolicy,

@@ -8,7 +8,7 @@ use super::{EventFilter, LockFilter, ResourceFilter};
 /// Every lease query selects the `leases` row joined with its resource: the columns of `rows::LeaseRecord`.
 macro_rules! lease_columns {
     () => {
-        "r.id, r.type, r.identifier, r.created_at_ms, l.last_token, l.hold_id, l.principal, \
+        "r.id, r.type, r.identifier, r.created_at_ms, r.status, l.last_token, l.hold_id, l.principal, \
          l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
          l.max_gap_ms, l.delay_until_ms, l.late_reported, l.session_id, l.group_id, l.booked_until_ms, l.waiters, t.lock_delay_ms, \
          t.min_ttl_seconds, t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds"
@@ -53,11 +53,17 @@ pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, ho
      principal, key_id, request_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// Resources with their types' policy.
-const SELECT_RESOURCES: &str = "SELECT r.id, r.type, r.identifier, r.created_at_ms, t.lock_delay_ms, t.min_ttl_seconds, \
+const SELECT_RESOURCES: &str = "SELECT r.id, r.type, r.identifier, r.created_at_ms, r.status, t.lock_delay_ms, t.min_ttl_seconds, \
      t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds FROM resources r JOIN resource_types t ON t.name = r.type";
 pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms) VALUES ($1, $2, $3, $4)";
 pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";
 pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
+pub const UPDATE_STATUS: &str = "UPDATE resources SET status = $2 WHERE id = $1";
+/// An HL7 message already answered: by sender (`MSH-3^MSH-4`) and control id.
+pub const SELECT_HL7: &str = "SELECT ack_code, ack_text FROM hl7_messages WHERE sender = $1 AND control_id = $2";
+/// A message answered; a repeat that raced in first keeps its row.
+pub const INSERT_HL7: &str = "INSERT INTO hl7_messages (sender, control_id, received_at_ms, message_type, ack_code, ack_text) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sender, control_id) DO NOTHING";
 pub const DELETE_RESOURCE: &str = "DELETE FROM resources WHERE id = $1";
 
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, principal, role, secret_sha256, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
@@ -112,7 +118,7 @@ pub const FAST_GRANT: &str = concat!(
         ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE, \
         session_id = NULL, group_id = NULL, booked_until_ms = NULL \
         FROM clock, resources r, resource_types t WHERE l.resource_id = $1 AND r.id = l.resource_id AND t.name = r.type \
-        AND $4 BETWEEN t.min_ttl_seconds * 1000 AND t.max_ttl_seconds * 1000 AND ",
+        AND r.status = 'U' AND $4 BETWEEN t.min_ttl_seconds * 1000 AND t.max_ttl_seconds * 1000 AND ",
     grantable!(),
     // Nobody waits: a queue is served first, by the row-lock path (`hhs_core::queue::admit`).
     " AND l.waiters = 0 RETURNING l.*), \
@@ -343,6 +349,9 @@ pub fn resources(f: &ResourceFilter) -> (String, Vec<Arg>) {
     let mut q = Filter::default();
     if let Some(t) = &f.resource_type {
         q.push("r.type = {}", Arg::text(t.as_str()));
+    }
+    if let Some(i) = &f.identifier {
+        q.push("r.identifier = {}", Arg::text(i.as_str()));
     }
     if let Some(after) = f.after {
         q.push("r.id > {}", Arg::Uuid(Some(after.0)));

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
-use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, TypeDetail};
+use hhs_core::status::Status;
+use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, StatusDetail, TypeDetail};
 use hhs_core::group;
 use hhs_core::queue;
 use hhs_core::session::{self, Session};
@@ -221,7 +222,8 @@ macro_rules! sql_store {
             /// `acquired` event (by `hhs:queue`), the waiters dropped as gone (`wait_ended`), and the wake-up —
             /// PostgreSQL notifies `hhs_queue` at commit, SQLite's is sent by `commit`. Returns the lease after it.
             async fn serve_queue(tx: &mut Transaction<'static, $db>, resource: &Resource, lease: &Lease, now: Millis) -> Result<(Lease, Vec<Change>), StoreError> {
-                if lease.waiting == 0 {
+                // Nobody waits, or nothing may be granted (an operational status such as housekeeping).
+                if lease.waiting == 0 || !resource.status.available() {
                     return Ok((lease.clone(), vec![]));
                 }
                 let waiting = Self::queue(tx, resource.id).await?;
@@ -342,7 +344,7 @@ macro_rules! sql_store {
                 let (mut tx, now) = self.begin().await?;
                 Self::exec(&mut tx, ENSURE_TYPE, TypeRow { name: ty.clone(), policy: *seed, updated_at_ms: now.0 }.args()).await?;
                 let policy = Self::type_row(&mut tx, ty, "").await?.ok_or(StoreError::NotFound)?.policy;
-                let resource = Resource { id, resource_type: ty.clone(), identifier: ident.clone(), created_at: now, policy };
+                let resource = Resource { id, resource_type: ty.clone(), identifier: ident.clone(), created_at: now, status: hhs_core::status::Status::default(), policy };
                 let args = vec![Arg::Uuid(Some(id.0)), Arg::text(ty.as_str()), Arg::text(ident.as_str()), Arg::Int(Some(now.0))];
                 Self::exec(&mut tx, INSERT_RESOURCE, args).await?;
                 Self::exec(&mut tx, INSERT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?;
@@ -361,6 +363,35 @@ macro_rules! sql_store {
                 Self::insert_event(&mut tx, resource.event(LogKind::ResourceUpdated, now, actor)).await?;
                 self.commit(tx, vec![]).await?;
                 Ok(resource)
+            }
+
+            async fn set_status(&self, id: ResourceId, status: Status, actor: &Actor) -> Result<Resource, StoreError> {
+                let (mut tx, mut resource, lease, now) = self.lock_lease(id).await?;
+                let from = resource.status;
+                if from == status {
+                    tx.commit().await?;
+                    return Ok(resource);
+                }
+                Self::exec(&mut tx, UPDATE_STATUS, vec![Arg::Uuid(Some(id.0)), Arg::text(status.code())]).await?;
+                resource.status = status;
+                let detail = Detail::Status(StatusDetail { from, to: status });
+                Self::insert_event(&mut tx, EventView { resource_id: Some(id), ..EventView::new(LogKind::StatusChanged, now, actor, detail) }).await?;
+                let (_, changes) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
+                self.commit(tx, changes).await?;
+                Ok(resource)
+            }
+
+            async fn hl7_answered(&self, sender: &str, control_id: &str) -> Result<Option<(String, String)>, StoreError> {
+                let args = vec![Arg::text(sender), Arg::text(control_id)];
+                Ok(Self::fetch::<(String, String), _>(&self.pool().await?, SELECT_HL7, args).await?.pop())
+            }
+
+            async fn hl7_record(&self, sender: &str, control_id: &str, message_type: &str, ack: (&str, &str), detail: EventView) -> Result<(), StoreError> {
+                let (mut tx, now) = self.begin().await?;
+                let args = vec![Arg::text(sender), Arg::text(control_id), Arg::Int(Some(now.0)), Arg::text(message_type), Arg::text(ack.0), Arg::text(ack.1)];
+                Self::exec(&mut tx, INSERT_HL7, args).await?;
+                Self::insert_event(&mut tx, EventView { at: now.to_utc(), ..detail }).await?;
+                self.commit(tx, vec![]).await
             }
 
             async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError> {
@@ -464,6 +495,7 @@ macro_rules! sql_store {
                 let decided = resource
                     .policy
                     .admit(cmd.ttl)
+                    .and_then(|()| hhs_core::status::admit(resource.status))
                     .and_then(|()| queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None))
                     .and_then(|()| hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay()));
                 match (decided, wait) {
@@ -472,7 +504,8 @@ macro_rules! sql_store {
                         self.commit(tx, changes).await?;
                         Ok(Waited::Granted(Applied { resource, outcome, now }))
                     }
-                    (Err(Denied::LockHeld { .. } | Denied::LockDelay { .. } | Denied::Queued { .. }), Some((waiter_id, wait))) => {
+                    // What waiting can end: a hold, a lock-delay, a queue, a status such as housekeeping.
+                    (Err(Denied::LockHeld { .. } | Denied::LockDelay { .. } | Denied::Queued { .. } | Denied::Unavailable { .. }), Some((waiter_id, wait))) => {
                         let w = queue::Waiter::new(waiter_id, cmd.principal, cmd.owner, cmd.ttl, now, wait);
                         Self::exec(&mut tx, INSERT_WAITER, waiter_args(&w, id)).await?;
                         Self::exec(&mut tx, UPDATE_LEASE, lease_args(&queue::enqueue(&lease))).await?;
@@ -679,7 +712,7 @@ macro_rules! sql_store {
                 let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
                 let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
                 let now = Self::db_now(&mut tx).await?;
-                resource.policy.admit(s.ttl).map_err(StoreError::Denied)?;
+                resource.policy.admit(s.ttl).and_then(|()| hhs_core::status::admit(resource.status)).map_err(StoreError::Denied)?;
                 let waiting = if lease.waiting > 0 { Self::queue(&mut tx, id).await? } else { vec![] };
                 queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None).map_err(StoreError::Denied)?;
                 let outcome = session::acquire_in(&lease, now, &cmd, &s, resource.policy.lock_delay()).map_err(StoreError::Denied)?;
@@ -702,7 +735,10 @@ macro_rules! sql_store {
                 }
                 let now = Self::db_now(&mut tx).await?;
                 let ttl = s.as_ref().map_or(cmd.ttl, |s| s.ttl);
-                let mut refused: Vec<(ResourceId, Denied)> = members.iter().filter_map(|(r, _)| r.policy.admit(ttl).err().map(|d| (r.id, d))).collect();
+                let mut refused: Vec<(ResourceId, Denied)> = members
+                    .iter()
+                    .filter_map(|(r, _)| r.policy.admit(ttl).and_then(|()| hhs_core::status::admit(r.status)).err().map(|d| (r.id, d)))
+                    .collect();
                 // A member others queue for is theirs first.
                 for (r, l) in members.iter().filter(|(_, l)| l.waiting > 0) {
                     let waiting = Self::queue(&mut tx, r.id).await?;

@@ -14,6 +14,7 @@ mod failover;
 mod fast_grant;
 mod fast_paths;
 mod groups;
+mod hl7;
 mod faults;
 mod metrics;
 mod ml;

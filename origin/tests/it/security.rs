@@ -66,7 +66,8 @@ fn routes() -> Vec<(&'static str, Role)> {
         ("GET /api/resources", Role::Viewer),
         ("GET /api/resources/{id}", Role::Viewer),
         ("POST /api/resources", Role::Admin),
-        ("PATCH /api/resources/{id}", Role::Admin),
+        ("PATCH /api/resources/{id}", Role::Integration),
+        ("POST /api/hl7/v2", Role::Integration),
         ("DELETE /api/resources/{id}", Role::Admin),
         ("GET /api/locks", Role::Viewer),
         ("GET /api/locks/{id}", Role::Viewer),
@@ -145,7 +146,7 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
     let path = path.replace("{id}", &id).replace("{key}", &victim_key).replace("{type}", "bed").replace("{session}", &session);
     let body: Option<Value> = match (method, path.as_str()) {
         ("POST", "/api/resources") => Some(json!({"type": "mri", "identifier": format!("M{n}")})),
-        ("PATCH", _) => Some(json!({"identifier": format!("Renamed {n}")})),
+        ("PATCH", _) => Some(json!({"status": "H"})),
         ("POST", "/api/locks/acquire") => Some(json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60})),
         ("POST", "/api/locks/book") => Some(json!({"resource_id": id, "owner_id": owner, "until": until})),
         ("POST", "/api/locks/heartbeat" | "/api/locks/release") => Some(json!({"resource_id": id, "owner_id": owner})),
@@ -163,6 +164,10 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
     let mut req = app.request_as(method.parse().unwrap(), &path, key);
     if let Some(b) = body {
         req = req.json(&b);
+    }
+    if path == "/api/hl7/v2" {
+        let a20 = format!("MSH|^~\\&|ADT|WARD|HHS|HHS|20261127010000||ADT^A20|M{n}|P|2.5\rNPU|4W^401^A|H\r");
+        req = req.header("content-type", "application/hl7-v2").body(a20);
     }
     if path == "/api/events/stream" {
         // A granted stream never ends: judge it by its status and headers.
@@ -187,6 +192,7 @@ async fn role_endpoint_matrix(b: Backend) {
     }
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
+    let integration = mint(&app.store, "adt-feed", Role::Integration).await;
     let revoked = mint(&app.store, "clinic-gone", Role::Admin).await;
     let revoked_id = revoked.split('_').nth(1).unwrap().to_owned();
     assert_eq!(app.send(app.request_as(Method::DELETE, &format!("/api/keys/{revoked_id}"), Some(&app.keys.admin))).await.status, StatusCode::OK);
@@ -207,7 +213,7 @@ async fn role_endpoint_matrix(b: Backend) {
             assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{route} with {label} key");
             assert!(r.headers.get("www-authenticate").is_some_and(|v| v.to_str().unwrap().starts_with("Bearer")), "{route}");
         }
-        for (role, key) in [(Role::Viewer, &app.keys.viewer), (Role::Client, &app.keys.client), (Role::Admin, &app.keys.admin)] {
+        for (role, key) in [(Role::Viewer, &app.keys.viewer), (Role::Client, &app.keys.client), (Role::Admin, &app.keys.admin), (Role::Integration, &integration)] {
             n += 1;
             let r = call(&app, route, Some(key), n).await;
             if role.allows(needed) {

@@ -92,12 +92,16 @@ pub fn resource_row(props: &Props) -> Html {
     };
     let name = row.identifier.clone();
 
+    // Its operational status (HL7 table 0116): shown with its letter and word; one that cannot be held is greyed.
+    let status = lock.resource_status.unwrap_or_default();
+    let unavailable = !status.available();
     html! {
-        <tr class={classes!("row", shown.label())} data-resource-id={id.to_string()} data-state={shown.label()}>
+        <tr class={classes!("row", shown.label(), unavailable.then_some("unavailable"))} data-resource-id={id.to_string()}
+            data-state={shown.label()} data-status={status.code()}>
             <th scope="row">
                 <button class="link" onclick={open.clone()} title="Show this resource's history and actions">{ name.clone() }</button>
             </th>
-            <td>{ badge(shown) }</td>
+            <td>{ badge(shown) }<span class="opstatus" title="operational status (HL7 table 0116)">{ format!("{} {}", status.code(), status.word()) }</span></td>
             <td class={classes!("holder", lapsed.then_some("past"))} title={holder.clone()}>{ holder.clone() }</td>
             <td class="token">{ if live { token.map(|t| t.to_string()).unwrap_or_default() } else { "—".into() } }</td>
             <td class={classes!("countdown", urgent.then_some("urgent"))} title={expires_title}>{ expires }</td>

@@ -24,6 +24,7 @@ pub fn status_bar(props: &Props) -> Html {
         Role::Viewer => "viewer (read-only)",
         Role::Client => "client",
         Role::Admin => "admin",
+        Role::Integration => "integration",
     };
     html! {
         <div class="status" aria-live="polite">

@@ -183,6 +183,7 @@ pub fn test_settings() -> Settings {
         event_poll: Duration::from_millis(200),
         dashboard_dir: None,
         stream_key_check: Duration::from_millis(500),
+        hl7: hhs_core::hl7::BedMapping::default(),
     }
 }
 
