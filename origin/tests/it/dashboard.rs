@@ -413,3 +413,46 @@ async fn group_members_and_bookings_are_marked_on_the_board() {
     browser.wait_until("return document.querySelector('section.groups') === null", Duration::from_secs(5), "no live group, no group section").await;
     app.stop().await;
 }
+
+/// A bed's queue and its operational status on the board: "· N waiting" in its holder cell while requests wait,
+/// and its HL7 status (letter and word) beside its state, greyed when it cannot be held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queue_length_and_operational_status_are_on_the_board() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let (busy, cleaning) = (app.create_resource("bed", "Ward 5 Bed 1").await, app.create_resource("bed", "Ward 5 Bed 2").await);
+    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": busy, "owner_id": "ward-5", "ttl_seconds": 60})).await.status, StatusCode::OK);
+    let mut waiters = vec![];
+    for i in 0..2u64 {
+        let req = app.request_as(reqwest::Method::POST, "/api/locks/acquire", Some(&app.keys.client))
+            .json(&json!({"resource_id": busy, "owner_id": format!("waiting-{i}"), "ttl_seconds": 60, "wait_seconds": 20}));
+        waiters.push(tokio::spawn(async move { req.send().await }));
+        // In a known order: the next joins once this one is queued.
+        while app.get(&format!("/api/locks/{busy}")).await.body["queue_length"].as_u64().unwrap_or(0) < i + 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let set = app.send(app.request_as(reqwest::Method::PATCH, &format!("/api/resources/{cleaning}"), Some(&app.keys.admin)).json(&json!({"status": "H"}))).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.viewer).await;
+    // The row's text, as a JavaScript expression.
+    let cell = |id: &str| format!("(document.querySelector('{}')?.textContent || '')", row(id).replace('\'', "\\'"));
+    browser.wait_until(&format!("return {}.includes('2 waiting')", cell(&busy)), Duration::from_secs(10), "the queue's length on the held bed").await;
+    browser
+        .wait_until(&format!("return {}.includes('H housekeeping')", cell(&cleaning)), Duration::from_secs(10), "the status letter and word")
+        .await;
+    let greyed = format!("return document.querySelector('{}').classList.contains('unavailable')", row(&cleaning).replace('\'', "\\'"));
+    assert_eq!(browser.eval(&greyed).await, true, "a bed that cannot be held is greyed");
+    assert!(browser.text(&row(&busy)).await.contains("U unoccupied"));
+    browser.screenshot("dashboard-queue-and-status").await;
+    // The head of the queue is granted when the holder lets go; the board follows.
+    assert_eq!(app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": busy, "owner_id": "ward-5"})).await.status, StatusCode::OK);
+    let granted = format!("return {0}.includes('waiting-0') && {0}.includes('1 waiting')", cell(&busy));
+    browser.wait_until(&granted, Duration::from_secs(10), "granted to the first waiter, one still waiting").await;
+    for w in waiters {
+        w.abort();
+    }
+    app.stop().await;
+}

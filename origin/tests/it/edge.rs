@@ -134,6 +134,34 @@ async fn a_ttl_outside_a_types_bounds_is_refused_by_the_origin_through_the_edge(
     app.stop().await;
 }
 
+/// The test Worker gives the origin 3 s (`ORIGIN_TIMEOUT_MS`); an acquire waiting 8 s in the queue is answered
+/// after 4 s, when the holder lets go — the edge waited the wait more, and the grant came through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wait_in_the_queue_outlasts_the_edges_origin_timeout() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let id = app.create_resource("bed", "Queue through the edge").await;
+    let held = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "first", "ttl_seconds": 60})).await;
+    assert_eq!(held.status, StatusCode::OK);
+    let waiting = {
+        let req = to_edge(&app, &edge, Method::POST, "/api/locks/acquire", Some(&app.keys.client))
+            .json(&json!({"resource_id": id, "owner_id": "second", "ttl_seconds": 60, "wait_seconds": 8}));
+        tokio::spawn(async move { req.send().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(app.get(&format!("/api/locks/{id}")).await.body["queue_length"], 1, "still waiting, past the edge's 3 s");
+    assert_eq!(app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": "first"})).await.status, StatusCode::OK);
+    let resp = waiting.await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!((body["owner_id"].as_str(), body["fencing_token"].as_u64()), (Some("second"), Some(2)), "{body}");
+    // An HL7 message sent as JSON is refused at the edge as the origin would.
+    let wrong = to_edge(&app, &edge, Method::POST, "/api/hl7/v2", Some(&app.keys.admin)).json(&json!({"msh": 1}));
+    assert_eq!(app.send(wrong).await.code(), "unsupported_media_type");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_flow_through_the_edge_with_fencing_tokens_and_origin_errors() {
     let Some(edge) = edge() else { return };
