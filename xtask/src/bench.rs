@@ -23,7 +23,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some("failover") => crate::bench_failover::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5)),
         Some("contention") => crate::bench_contention::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(40)),
         Some("heartbeats") => crate::bench_heartbeats::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10)),
-        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN] | failover [KILLS] | contention [ROUNDS] | heartbeats [SECONDS]".into()),
+        Some("handover") => crate::bench_handover::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(200)),
+        _ => Err("usage: cargo xtask bench edge [PAIRS] | ui [LOADS] | cycle [SECONDS] [--sqlite] | keys [UNKNOWN] | failover [KILLS] | contention [ROUNDS] | heartbeats [SECONDS] | handover [ROUNDS]".into()),
     }
 }
 

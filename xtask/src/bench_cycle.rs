@@ -89,7 +89,7 @@ pub fn start_origin(origin: impl Fn(&[&str]) -> Command) -> Result<Started, Stri
     Ok(Started { server, base, admin, client })
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
