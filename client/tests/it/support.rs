@@ -37,6 +37,7 @@ impl Origin {
             event_poll: Duration::from_millis(200),
             dashboard_dir: None,
             stream_key_check: Duration::from_secs(10),
+            hl7: Default::default(),
         };
         hhs_origin::server::seed_types(&store, &settings.policy).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
