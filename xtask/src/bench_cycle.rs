@@ -68,6 +68,28 @@ pub fn origin_command(bin: &std::path::Path, sqlite: bool, file: &std::path::Pat
     c
 }
 
+/// Runs `measure` against a release origin on each store in turn — PostgreSQL (its durable defaults, a throwaway
+/// cluster), then SQLite — and returns each store's name with its result. `name` names the SQLite file.
+pub fn on_each_store<T>(name: &str, measure: impl Fn(&Started, &str) -> Result<T, String>) -> Result<Vec<(&'static str, T)>, String> {
+    let bin = origin_bin()?;
+    let mut rows = vec![];
+    for sqlite in [false, true] {
+        let cluster = if sqlite { None } else { Some(Cluster::start_with(true)?) };
+        let url = cluster.as_ref().map(Cluster::url).unwrap_or_default();
+        let file = target_dir().join(format!("bench-{name}-{}.db", std::process::id()));
+        let origin = |args: &[&str]| origin_command(&bin, sqlite, &file, &url, args);
+        let store = if sqlite { "SQLite" } else { "PostgreSQL" };
+        let mut started = start_origin(origin)?;
+        let result = measure(&started, store);
+        let _ = started.server.kill();
+        let _ = started.server.wait();
+        let _ = std::fs::remove_file(&file);
+        drop(cluster);
+        rows.push((store, result?));
+    }
+    Ok(rows)
+}
+
 /// A benched origin, running: migrated, with an admin and a client key, serving on a free port.
 pub struct Started {
     pub server: std::process::Child,

@@ -10,27 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::bench_cycle::{origin_bin, origin_command, percentile, start_origin, Started};
-use crate::postgres::Cluster;
-use crate::run::{step, target_dir};
+use crate::bench_cycle::{on_each_store, percentile, Started};
+use crate::run::step;
 
 pub fn run(rounds: usize) -> Result<(), String> {
-    let bin = origin_bin()?;
-    let mut rows = vec![];
-    for sqlite in [false, true] {
-        let cluster = if sqlite { None } else { Some(Cluster::start_with(true)?) };
-        let url = cluster.as_ref().map(Cluster::url).unwrap_or_default();
-        let file = target_dir().join(format!("bench-handover-{}.db", std::process::id()));
-        let origin = |args: &[&str]| origin_command(&bin, sqlite, &file, &url, args);
-        let store = if sqlite { "SQLite" } else { "PostgreSQL" };
-        let Started { mut server, base, admin, client } = start_origin(origin)?;
-        let result = measure(&base, &admin, &client, rounds, store);
-        let _ = server.kill();
-        let _ = server.wait();
-        let _ = std::fs::remove_file(&file);
-        drop(cluster);
-        rows.push((store, result?));
-    }
+    let rows = on_each_store("handover", |o: &Started, store| measure(&o.base, &o.admin, &o.client, rounds, store))?;
     println!("\n| store | hand-over p50 (ms) | p99 (ms) | rounds |");
     println!("|---|---|---|---|");
     for (store, mut micros) in rows {

@@ -61,6 +61,10 @@ impl RequestBody for Er7 {
     }
 }
 
+/// The answer to an ER7 message: its `ACK`, in ER7, as `application/hl7-v2`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Er7Ack;
+
 /// The media types an ER7 body may be sent as.
 pub fn is_er7_content_type(value: &str) -> bool {
     let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -191,7 +195,7 @@ endpoints! {
     UpdateResource: "PATCH" "/api/resources/{resource_id}", UpdateResourceRequest => 200 ResourceView, Integration,
         [InvalidIdentifier, ResourceNotFound, ResourceExists];
     /// Sets bed statuses from an HL7 v2 message (`ADT^A20`, `A01`, `A02`, `A03`), answered with its `ACK`.
-    Hl7V2: "POST" "/api/hl7/v2", Er7 => 200 Er7, Integration, [];
+    Hl7V2: "POST" "/api/hl7/v2", Er7 => 200 Er7Ack, Integration, [];
     /// Deletes a resource that nobody holds and that is not in lock-delay.
     DeleteResource: "DELETE" "/api/resources/{resource_id}", NoBody => 200 ResourceView, Admin,
         [ResourceNotFound, LockHeld, LockDelay];

@@ -76,7 +76,19 @@ impl Described for EventStream {
 
 impl Described for crate::wire::endpoints::Er7 {
     fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
-        let about = "one HL7 v2 message in ER7 (segments ended by carriage returns); answered with its ACK";
+        // Described as text/plain, which every HTTP tool sends; `application/hl7-v2` and
+        // `x-application/hl7-v2+er7` are taken the same.
+        let about = "one HL7 v2 message in ER7 (segments ended by carriage returns), also as application/hl7-v2";
+        Some(("text/plain", json_schema!({"type": "string", "description": about})))
+    }
+    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+impl Described for crate::wire::endpoints::Er7Ack {
+    fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        let about = "the message's ACK in ER7: MSA-1 is AA (applied), AE (not applied: unknown bed, bad status) or AR (rejected)";
         Some(("application/hl7-v2", json_schema!({"type": "string", "description": about})))
     }
     fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {

@@ -4,13 +4,24 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
+use hhs_core::{ApiError, ErrorCode};
 use http::header::CONTENT_TYPE;
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::AppState;
 
-pub(super) async fn receive(State(state): State<AppState>, caller: Caller, body: axum::body::Bytes) -> Result<impl IntoResponse, AppError> {
+pub(super) async fn receive(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, AppError> {
+    // The edge's check, made here too, so both answer alike.
+    let media = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !media.is_some_and(hhs_core::wire::endpoints::is_er7_content_type) {
+        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the message as Content-Type: application/hl7-v2").into());
+    }
     // Not UTF-8 is as unreadable as any other malformed message: answered `AR` by the rules.
     let text = String::from_utf8_lossy(&body);
     let answer = crate::hl7::ingest(&state.store, &state.hl7, &text, &caller.actor()).await?;

@@ -492,12 +492,14 @@ macro_rules! sql_store {
             async fn acquire_or_wait(&self, id: ResourceId, cmd: AcquireCmd, wait: Option<(WaiterId, Millis)>, actor: &Actor) -> Result<Waited, StoreError> {
                 let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
                 let waiting = if lease.waiting > 0 { Self::queue(&mut tx, id).await? } else { vec![] };
+                // The acquire rule's own refusal first (a holder named is more use than "others wait"); a grant it
+                // would make goes to a newcomer only if nobody live is queued ahead.
                 let decided = resource
                     .policy
                     .admit(cmd.ttl)
                     .and_then(|()| hhs_core::status::admit(resource.status))
-                    .and_then(|()| queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None))
-                    .and_then(|()| hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay()));
+                    .and_then(|()| hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay()))
+                    .and_then(|o| queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None).map(|()| o));
                 match (decided, wait) {
                     (Ok(outcome), _) => {
                         let changes = Self::write(&mut tx, &lease, &outcome, actor).await?;

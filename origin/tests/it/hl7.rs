@@ -128,6 +128,8 @@ async fn bad_messages_are_answered_and_change_nothing(b: Backend) {
     let resp = raw.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.text().await.unwrap().contains("MSA|AR|"));
+    let as_json = app.send(app.request_as(Method::POST, "/api/hl7/v2", Some(&feed)).json(&json!({"msh": 1}))).await;
+    assert_eq!((as_json.status, as_json.code()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
     app.stop().await;
 }
 

@@ -4,7 +4,8 @@
 //! with its reaper) — or, with `--sqlite`, one origin on the embedded store — and optionally the edge
 //! (`--edge`, in front of the first replica). Clients acquire short holds (1–5 s) on a few contended
 //! resources, write to a fenced register after each grant, heartbeat, release, sometimes vanish, and when told
-//! to, freeze past their TTL and then write with their old token; they also book holds for a moment (cancelled
+//! to, freeze past their TTL and then write with their old token; a third of their acquires wait in the queue
+//! (`wait_seconds` 1–3); they also book holds for a moment (cancelled
 //! or left to complete), acquire groups of 2–3 all or nothing (renewed, released or booked by the group's id,
 //! or left to lapse) and hold under sessions (kept alive by keepalives, closed or left to lapse). On a schedule drawn from `--seed` it kills a
 //! replica with SIGKILL (restarted after a pause), crashes PostgreSQL (immediate stop, then start) and freezes

@@ -156,13 +156,15 @@ impl Client<'_> {
         sleep(Duration::from_millis(ms));
     }
 
-    /// Acquire, write, heartbeat, release — or vanish, freeze past the TTL and write with the old token, or book
-    /// the hold for a moment (then cancel it, or let it complete).
+    /// Acquire (sometimes waiting in the queue), write, heartbeat, release — or vanish, freeze past the TTL and
+    /// write with the old token, or book the hold for a moment (then cancel it, or let it complete).
     fn single(&mut self) {
         let resource = self.pick();
         let ttl = self.rng.range(1, 6);
         let owner = self.owner.clone();
-        let answer = self.lock_op("acquire", &resource, json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": ttl}));
+        // A third of them wait their turn in the resource's queue for up to 1–3 s instead of a 409.
+        let wait = if self.rng.chance(33) { self.rng.range(1, 4) } else { 0 };
+        let answer = self.lock_op("acquire", &resource, json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": ttl, "wait_seconds": wait}));
         let Answer::Status(200, view) = &answer else { return self.backoff(&answer) };
         let Some((_, token)) = self.granted("acquire", view, false) else { return };
         let release = json!({"resource_id": resource, "owner_id": owner, "fencing_token": token});
