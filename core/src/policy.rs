@@ -49,6 +49,7 @@ impl Policy {
             max_ttl_seconds: i64::from(b.max_seconds),
             default_ttl_seconds: i64::from(self.default_ttl_seconds.clamp(b.min_seconds, b.max_seconds)),
             booking_max_seconds: None,
+            default_status: crate::status::Status::default(),
         }
     }
 }
@@ -66,6 +67,10 @@ pub struct TypePolicy {
     pub default_ttl_seconds: i64,
     /// How far ahead a hold of this type may be booked (`booking::book`); `None`: [`DEFAULT_BOOKING_MAX_SECONDS`].
     pub booking_max_seconds: Option<i64>,
+    /// The operational status a new resource of this type starts in ([`crate::status`]).
+    #[serde(default)]
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
+    pub default_status: crate::status::Status,
 }
 
 /// A change to a type's policy (`PUT /api/types/{name}`): each field optional, the rest unchanged.
@@ -83,6 +88,9 @@ pub struct TypeChange {
     pub default_ttl_seconds: Option<u32>,
     #[serde(default)]
     pub booking_max_seconds: Option<u32>,
+    /// HL7 table 0116: the status new resources of the type start in.
+    #[serde(default)]
+    pub default_status: Option<crate::status::Status>,
 }
 
 impl TypeChange {
@@ -162,6 +170,7 @@ impl TypePolicy {
             max_ttl_seconds: change.max_ttl_seconds.map_or(self.max_ttl_seconds, i64::from),
             default_ttl_seconds: change.default_ttl_seconds.map_or(self.default_ttl_seconds, i64::from),
             booking_max_seconds: change.booking_max_seconds.map(i64::from).or(self.booking_max_seconds),
+            default_status: change.default_status.unwrap_or(self.default_status),
         };
         next.validate()?;
         Ok(next)

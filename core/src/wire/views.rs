@@ -395,6 +395,9 @@ pub struct TypeView {
     pub default_ttl_seconds: u32,
     /// How far ahead a hold of this type may be booked (`POST /api/locks/book`).
     pub booking_max_seconds: u32,
+    /// The operational status its new resources start in.
+    #[serde(default)]
+    pub default_status: crate::status::Status,
 }
 
 impl TypeView {
@@ -402,7 +405,7 @@ impl TypeView {
         let b = p.ttl_bounds();
         let delay = u32::try_from(p.lock_delay().0 / 1000).unwrap_or(u32::MAX);
         let booking_max_seconds = u32::try_from(p.booking_max().0 / 1000).unwrap_or(u32::MAX);
-        TypeView { name: name.into(), lock_delay_seconds: delay, min_ttl_seconds: b.min_seconds, max_ttl_seconds: b.max_seconds, default_ttl_seconds: p.default_ttl_seconds(), booking_max_seconds }
+        TypeView { name: name.into(), lock_delay_seconds: delay, min_ttl_seconds: b.min_seconds, max_ttl_seconds: b.max_seconds, default_ttl_seconds: p.default_ttl_seconds(), booking_max_seconds, default_status: p.default_status }
     }
 }
 

@@ -13,6 +13,7 @@ fn change() -> impl Strategy<Value = TypeChange> {
         default_ttl_seconds: def,
         max_ttl_seconds: max,
         booking_max_seconds: booking,
+        default_status: None,
     })
 }
 
@@ -23,7 +24,7 @@ proptest! {
     /// and what the change leaves out stays as it was.
     #[test]
     fn a_change_keeps_the_row_valid_and_the_rest_unchanged(c in change(), min in 1i64..100, spread in 0i64..10_000) {
-        let row = TypePolicy { lock_delay_ms: 0, min_ttl_seconds: min, default_ttl_seconds: min + spread / 2, max_ttl_seconds: min + spread, booking_max_seconds: None };
+        let row = TypePolicy { lock_delay_ms: 0, min_ttl_seconds: min, default_ttl_seconds: min + spread / 2, max_ttl_seconds: min + spread, booking_max_seconds: None, default_status: Default::default() };
         prop_assert!(row.validate().is_ok());
         match row.apply(&c) {
             Ok(next) => {
@@ -45,7 +46,7 @@ proptest! {
     /// A row admits exactly the TTLs within its bounds, and says which bounds when it refuses.
     #[test]
     fn a_row_admits_exactly_its_bounds(min in 1u32..100, spread in 0u32..1_000, ttl in 1u32..2_000) {
-        let row = TypePolicy { lock_delay_ms: 0, min_ttl_seconds: i64::from(min), default_ttl_seconds: i64::from(min), max_ttl_seconds: i64::from(min + spread), booking_max_seconds: None };
+        let row = TypePolicy { lock_delay_ms: 0, min_ttl_seconds: i64::from(min), default_ttl_seconds: i64::from(min), max_ttl_seconds: i64::from(min + spread), booking_max_seconds: None, default_status: Default::default() };
         let ttl = Ttl::from_seconds(ttl, &TtlBounds::HARD).unwrap();
         let inside = (min..=min + spread).contains(&ttl.seconds());
         match row.admit(ttl) {
@@ -81,4 +82,16 @@ fn a_type_without_its_own_booking_maximum_books_up_to_30_days() {
         let change = TypeChange { booking_max_seconds: Some(bad), ..TypeChange::default() };
         assert!(change.check().is_err() && row.apply(&change).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_type_sets_the_status_its_new_resources_start_in() {
+    use hhs_core::status::Status;
+    let row = Policy::default().for_type("bed");
+    assert_eq!(row.default_status, Status::Unoccupied);
+    let cleaned_first = row.apply(&TypeChange { default_status: Some(Status::Housekeeping), ..TypeChange::default() }).unwrap();
+    assert_eq!(cleaned_first.default_status, Status::Housekeeping);
+    assert_eq!(cleaned_first.apply(&TypeChange::default()).unwrap().default_status, Status::Housekeeping, "unchanged when not given");
+    let bad: Result<TypeChange, _> = serde_json::from_str(r#"{"default_status":"X"}"#);
+    assert!(bad.is_err(), "only table 0116 codes");
 }

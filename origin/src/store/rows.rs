@@ -53,7 +53,7 @@ impl TypeRow {
         let p = &self.policy;
         let ints = [p.lock_delay_ms, p.min_ttl_seconds, p.max_ttl_seconds, p.default_ttl_seconds, self.updated_at_ms];
         let ints = ints.into_iter().map(Some).chain([p.booking_max_seconds]).map(Arg::Int);
-        [vec![Arg::text(self.name.as_str())], ints.collect()].concat()
+        [vec![Arg::text(self.name.as_str())], ints.collect(), vec![Arg::text(p.default_status.code())]].concat()
     }
 }
 

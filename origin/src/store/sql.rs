@@ -11,7 +11,7 @@ macro_rules! lease_columns {
         "r.id, r.type, r.identifier, r.created_at_ms, r.status, l.last_token, l.hold_id, l.principal, \
          l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
          l.max_gap_ms, l.delay_until_ms, l.late_reported, l.session_id, l.group_id, l.booked_until_ms, l.waiters, t.lock_delay_ms, \
-         t.min_ttl_seconds, t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds"
+         t.min_ttl_seconds, t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds, t.default_status"
     };
 }
 
@@ -54,8 +54,8 @@ pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, ho
 
 /// Resources with their types' policy.
 const SELECT_RESOURCES: &str = "SELECT r.id, r.type, r.identifier, r.created_at_ms, r.status, t.lock_delay_ms, t.min_ttl_seconds, \
-     t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds FROM resources r JOIN resource_types t ON t.name = r.type";
-pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms) VALUES ($1, $2, $3, $4)";
+     t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds, t.default_status FROM resources r JOIN resource_types t ON t.name = r.type";
+pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms, status) VALUES ($1, $2, $3, $4, $5)";
 pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";
 pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
 pub const UPDATE_STATUS: &str = "UPDATE resources SET status = $2 WHERE id = $1";
@@ -298,19 +298,20 @@ pub const RENEW_SESSION_HOLDS_NOTIFIED: &str = concat!(
      SELECT COUNT(*) FROM notified"
 );
 
-pub const SELECT_TYPES: &str = "SELECT name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, default_ttl_seconds, booking_max_seconds, updated_at_ms \
+pub const SELECT_TYPES: &str = "SELECT name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, default_ttl_seconds, booking_max_seconds, default_status, updated_at_ms \
      FROM resource_types";
-/// A type's row, made with `$2`…`$7` if it is missing; an existing row is left as it is.
+/// A type's row, made with `$2`…`$8` if it is missing; an existing row is left as it is.
 pub const ENSURE_TYPE: &str = "INSERT INTO resource_types (name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, \
-     default_ttl_seconds, updated_at_ms, booking_max_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING";
-/// A row nobody has set yet (`updated_at_ms` 0) takes the seed `$2`…`$7`; a set row is left as it is.
+     default_ttl_seconds, updated_at_ms, booking_max_seconds, default_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING";
+/// A row nobody has set yet (`updated_at_ms` 0) takes the seed `$2`…`$8`; a set row is left as it is.
 pub const SEED_TYPE: &str = "UPDATE resource_types SET lock_delay_ms = $2, min_ttl_seconds = $3, max_ttl_seconds = $4, \
-     default_ttl_seconds = $5, updated_at_ms = $6, booking_max_seconds = $7 WHERE name = $1 AND updated_at_ms = 0";
+     default_ttl_seconds = $5, updated_at_ms = $6, booking_max_seconds = $7, default_status = $8 WHERE name = $1 AND updated_at_ms = 0";
 pub const PUT_TYPE: &str = "INSERT INTO resource_types (name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, \
-     default_ttl_seconds, updated_at_ms, booking_max_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO UPDATE SET \
+     default_ttl_seconds, updated_at_ms, booking_max_seconds, default_status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO UPDATE SET \
      lock_delay_ms = excluded.lock_delay_ms, min_ttl_seconds = excluded.min_ttl_seconds, \
      max_ttl_seconds = excluded.max_ttl_seconds, default_ttl_seconds = excluded.default_ttl_seconds, \
-     updated_at_ms = excluded.updated_at_ms, booking_max_seconds = excluded.booking_max_seconds";
+     updated_at_ms = excluded.updated_at_ms, booking_max_seconds = excluded.booking_max_seconds, \
+     default_status = excluded.default_status";
 
 /// Collects `WHERE` conditions and their arguments, numbering placeholders as it goes.
 #[derive(Default)]

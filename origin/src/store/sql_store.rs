@@ -344,8 +344,10 @@ macro_rules! sql_store {
                 let (mut tx, now) = self.begin().await?;
                 Self::exec(&mut tx, ENSURE_TYPE, TypeRow { name: ty.clone(), policy: *seed, updated_at_ms: now.0 }.args()).await?;
                 let policy = Self::type_row(&mut tx, ty, "").await?.ok_or(StoreError::NotFound)?.policy;
-                let resource = Resource { id, resource_type: ty.clone(), identifier: ident.clone(), created_at: now, status: hhs_core::status::Status::default(), policy };
-                let args = vec![Arg::Uuid(Some(id.0)), Arg::text(ty.as_str()), Arg::text(ident.as_str()), Arg::Int(Some(now.0))];
+                // A new resource starts in its type's default status.
+                let resource = Resource { id, resource_type: ty.clone(), identifier: ident.clone(), created_at: now, status: policy.default_status, policy };
+                let status = Arg::text(resource.status.code());
+                let args = vec![Arg::Uuid(Some(id.0)), Arg::text(ty.as_str()), Arg::text(ident.as_str()), Arg::Int(Some(now.0)), status];
                 Self::exec(&mut tx, INSERT_RESOURCE, args).await?;
                 Self::exec(&mut tx, INSERT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?;
                 Self::take_name(&mut tx, &resource, FencingToken(0)).await?;

@@ -19,6 +19,7 @@ both_stores!(
     bad_messages_are_answered_and_change_nothing,
     a_repeated_control_id_is_applied_once,
     mllp_frames_in_and_acks_out,
+    a_type_sets_the_status_its_new_resources_start_in,
 );
 
 fn a20(control: &str, bed: &str, status: &str) -> String {
@@ -187,6 +188,22 @@ async fn mllp_frames_in_and_acks_out(b: Backend) {
     assert!(frames[1].contains("MSA|AE|M-2|"), "{text:?}");
     assert_eq!(status_of(&app, &bed).await, "I");
     stop.cancel();
+    app.stop().await;
+}
+
+/// New beds may start in housekeeping (a type's `default_status`); resources made before keep theirs.
+async fn a_type_sets_the_status_its_new_resources_start_in(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let before = app.create_resource("bed", "Before").await;
+    let set = app.send(app.request_as(Method::PUT, "/api/types/bed", Some(&app.keys.admin)).json(&json!({"default_status": "H"}))).await;
+    assert_eq!((set.status, set.body["default_status"].as_str()), (StatusCode::OK, Some("H")), "{}", set.body);
+    let after = app.create_resource("bed", "After").await;
+    assert_eq!((status_of(&app, &before).await, status_of(&app, &after).await), ("U".into(), "H".into()));
+    let refused = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": after, "owner_id": "ws", "ttl_seconds": 30})).await;
+    assert_eq!(refused.code(), "resource_unavailable");
+    let bad = app.send(app.request_as(Method::PUT, "/api/types/bed", Some(&app.keys.admin)).json(&json!({"default_status": "Z"}))).await;
+    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     app.stop().await;
 }
 

@@ -5,7 +5,8 @@
 use hhs_core::wire::endpoints::{self, NoBody};
 use hhs_core::wire::TypeView;
 use hhs_core::TypeChange;
-use web_sys::HtmlInputElement;
+use hhs_core::status::Status;
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::context::Ctx;
@@ -35,6 +36,7 @@ pub fn types_view() -> Html {
                     <th scope="col">{ "Type" }</th><th scope="col">{ "Lock-delay (s)" }</th><th scope="col">{ "Shortest TTL (s)" }</th>
                     <th scope="col">{ "Default TTL (s)" }</th><th scope="col">{ "Longest TTL (s)" }</th>
                     <th scope="col">{ "Longest booking (s)" }</th>
+                    <th scope="col" title="the operational status (HL7 table 0116) a new resource of the type starts in">{ "New resources start" }</th>
                     if ctx.session.is_admin() { <th scope="col">{ "" }</th> }
                 </tr></thead>
                 <tbody>
@@ -69,14 +71,17 @@ fn type_row(props: &RowProps) -> Html {
     let refs: [NodeRef; 5] = Default::default();
     let values = [t.lock_delay_seconds, t.min_ttl_seconds, t.default_ttl_seconds, t.max_ttl_seconds, t.booking_max_seconds];
     let labels = ["lock-delay", "shortest TTL", "default TTL", "longest TTL", "longest booking"];
+    let starts = format!("{} {}", t.default_status.code(), t.default_status.word());
     if !ctx.session.is_admin() {
         return html! {
-            <tr><th scope="row">{ t.name.clone() }</th>{ for values.iter().map(|v| html! { <td>{ v }</td> }) }</tr>
+            <tr><th scope="row">{ t.name.clone() }</th>{ for values.iter().map(|v| html! { <td>{ v }</td> }) }<td>{ starts }</td></tr>
         };
     }
+    let status_ref = NodeRef::default();
     let save = {
-        let (refs, name, ctx, on_saved) = (refs.clone(), t.name.clone(), ctx.clone(), props.on_saved.clone());
+        let (refs, name, ctx, on_saved, status_ref) = (refs.clone(), t.name.clone(), ctx.clone(), props.on_saved.clone(), status_ref.clone());
         Callback::from(move |_| {
+            let status = status_ref.cast::<HtmlSelectElement>().and_then(|e| Status::parse(&e.value()).ok());
             let read = |i: usize| refs[i].cast::<HtmlInputElement>().and_then(|e| e.value().trim().parse::<u32>().ok());
             let change = TypeChange {
                 lock_delay_seconds: read(0),
@@ -84,6 +89,7 @@ fn type_row(props: &RowProps) -> Html {
                 default_ttl_seconds: read(2),
                 max_ttl_seconds: read(3),
                 booking_max_seconds: read(4),
+                default_status: status,
             };
             let (api, dispatch, name, on_saved) = (ctx.session.api.clone(), ctx.dispatch.clone(), name.clone(), on_saved.clone());
             yew::platform::spawn_local(async move {
@@ -103,6 +109,13 @@ fn type_row(props: &RowProps) -> Html {
             { for values.iter().zip(refs.iter()).zip(labels).map(|((v, r), label)| html! {
                 <td><input ref={r.clone()} type="number" min="0" value={v.to_string()} aria-label={format!("{} {label} (seconds)", t.name)} /></td>
             }) }
+            <td>
+                <select ref={status_ref} aria-label={format!("{} new resources start", t.name)}>
+                    { for Status::ALL.iter().map(|s| html! {
+                        <option value={s.code()} selected={*s == t.default_status}>{ format!("{} {}", s.code(), s.word()) }</option>
+                    }) }
+                </select>
+            </td>
             <td><button onclick={save} aria-label={format!("Save {}", t.name)}>{ "Save" }</button></td>
         </tr>
     }
