@@ -33,11 +33,18 @@ impl Bodies {
     }
 }
 
-/// A type as it appears in the description: a JSON body by its schema, or none, or a stream.
+/// A type as it appears in the description: a JSON body by its schema, or none, or a stream or text.
 pub trait Described {
     fn content(g: &mut SchemaGenerator) -> Option<(&'static str, Schema)>;
-    /// As query parameters: one per property of its (object) schema, all optional.
-    fn parameters(g: &mut SchemaGenerator) -> Vec<Value>;
+    /// As query parameters: one per property of its (object) schema, all optional; none for what is not JSON.
+    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+/// A body that is text of `media`, described in words.
+fn text(media: &'static str, about: &str) -> Option<(&'static str, Schema)> {
+    Some((media, json_schema!({"type": "string", "description": about})))
 }
 
 impl<T: JsonSchema> Described for T {
@@ -59,18 +66,11 @@ impl Described for NoBody {
     fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
         None
     }
-    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
-        Vec::new()
-    }
 }
 
 impl Described for EventStream {
     fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
-        let about = "Server-Sent Events: `EventView`s with their id, `heartbeat`s (a `LockView`), `resync` when behind";
-        Some(("text/event-stream", json_schema!({"type": "string", "description": about})))
-    }
-    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
-        Vec::new()
+        text("text/event-stream", "Server-Sent Events: `EventView`s with their id, `heartbeat`s (a `LockView`), `resync` when behind")
     }
 }
 
@@ -78,31 +78,19 @@ impl Described for crate::wire::endpoints::Er7 {
     fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
         // Described as text/plain, which every HTTP tool sends; `application/hl7-v2` and
         // `x-application/hl7-v2+er7` are taken the same.
-        let about = "one HL7 v2 message in ER7 (segments ended by carriage returns), also as application/hl7-v2";
-        Some(("text/plain", json_schema!({"type": "string", "description": about})))
-    }
-    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
-        Vec::new()
+        text("text/plain", "one HL7 v2 message in ER7 (segments ended by carriage returns), also as application/hl7-v2")
     }
 }
 
 impl Described for crate::wire::endpoints::Er7Ack {
     fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
-        let about = "the message's ACK in ER7: MSA-1 is AA (applied), AE (not applied: unknown bed, bad status) or AR (rejected)";
-        Some(("application/hl7-v2", json_schema!({"type": "string", "description": about})))
-    }
-    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
-        Vec::new()
+        text("application/hl7-v2", "the message's ACK in ER7: MSA-1 is AA (applied), AE (not applied: unknown bed, bad status) or AR (rejected)")
     }
 }
 
 impl Described for AuditExport {
     fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
-        let about = "newline-delimited JSON: one `EventView` a line, oldest first";
-        Some(("application/x-ndjson", json_schema!({"type": "string", "description": about})))
-    }
-    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
-        Vec::new()
+        text("application/x-ndjson", "newline-delimited JSON: one `EventView` a line, oldest first")
     }
 }
 
