@@ -220,15 +220,21 @@ macro_rules! sql_store {
 
             /// `hhs_core::queue::hand_over` on `lease` (held by the caller's transaction): the grant and its
             /// `acquired` event (by `hhs:queue`), the waiters dropped as gone (`wait_ended`), and the wake-up —
-            /// PostgreSQL notifies `hhs_queue` at commit, SQLite's is sent by `commit`. Returns the lease after it.
-            async fn serve_queue(tx: &mut Transaction<'static, $db>, resource: &Resource, lease: &Lease, now: Millis) -> Result<(Lease, Vec<Change>), StoreError> {
+            /// PostgreSQL notifies `hhs_queue` at commit, SQLite's is sent by `commit`. Returns the lease after it,
+            /// the wake-up, and the waiter granted, if one was.
+            async fn serve_queue(
+                tx: &mut Transaction<'static, $db>,
+                resource: &Resource,
+                lease: &Lease,
+                now: Millis,
+            ) -> Result<(Lease, Vec<Change>, Option<WaiterId>), StoreError> {
                 // Nobody waits, or nothing may be granted (an operational status such as housekeeping).
                 if lease.waiting == 0 || !resource.status.available() {
-                    return Ok((lease.clone(), vec![]));
+                    return Ok((lease.clone(), vec![], None));
                 }
                 let waiting = Self::queue(tx, resource.id).await?;
                 let Some(h) = queue::hand_over(lease, now, &waiting, resource.policy.lock_delay(), HoldId(uuid::Uuid::now_v7())) else {
-                    return Ok((lease.clone(), vec![]));
+                    return Ok((lease.clone(), vec![], None));
                 };
                 let actor = Actor::system("queue");
                 Self::exec(tx, UPDATE_LEASE, lease_args(&h.outcome.lease)).await?;
@@ -248,7 +254,7 @@ macro_rules! sql_store {
                     }
                     changes.push(Change::HandedOver(resource.id));
                 }
-                Ok((h.outcome.lease, changes))
+                Ok((h.outcome.lease, changes, h.granted))
             }
 
             /// A waiter and the resource's lease, both as of now: the waiter read, its lease row locked, the
@@ -378,7 +384,7 @@ macro_rules! sql_store {
                 resource.status = status;
                 let detail = Detail::Status(StatusDetail { from, to: status });
                 Self::insert_event(&mut tx, EventView { resource_id: Some(id), ..EventView::new(LogKind::StatusChanged, now, actor, detail) }).await?;
-                let (_, changes) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
+                let (_, changes, _) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
                 self.commit(tx, changes).await?;
                 Ok(resource)
             }
@@ -535,9 +541,8 @@ macro_rules! sql_store {
                             Self::exec(&mut tx, SEEN_WAITER, vec![Arg::Uuid(Some(waiter.0)), Arg::Int(Some(me.seen(now).alive_until.0))]).await?;
                         }
                         // Its own try: a lock-delay that ended, a waiter ahead that went away.
-                        let (after, changes) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
-                        let granted = changes.contains(&Change::HandedOver(resource.id))
-                            && Self::fetch::<WaiterRecord, _>(&mut *tx, SELECT_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?.pop().is_some_and(|r| r.state == "GRANTED");
+                        let (after, changes, to) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
+                        let granted = to == Some(waiter);
                         let position = queue::position(&Self::queue(&mut tx, resource.id).await?, now, waiter);
                         self.commit(tx, changes).await?;
                         Ok(match (granted, position) {
@@ -565,7 +570,7 @@ macro_rules! sql_store {
                         Self::exec(&mut tx, UPDATE_LEASE, lease_args(&left)).await?;
                         Self::insert_event(&mut tx, EventView::of_waiter(LogKind::WaitEnded, &me, resource.id, position.unwrap_or(0), Some(why), now, actor)).await?;
                         // It may have been the one a free resource was waiting on.
-                        let (_, changes) = Self::serve_queue(&mut tx, &resource, &left, now).await?;
+                        let (_, changes, _) = Self::serve_queue(&mut tx, &resource, &left, now).await?;
                         self.commit(tx, changes).await?;
                         Ok(WaitStatus::Ended { position })
                     }

@@ -136,14 +136,13 @@ async fn the_end_of_a_lock_delay_hands_over_to_the_first_waiter(b: Backend) {
     // or-room: a 2 s lock-delay in the tests. Its holder vanishes; the waiter gets it once the delay is over.
     let room = app.create_resource("or-room", "Queue OR").await;
     assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": room, "owner_id": "vanished", "ttl_seconds": 1})).await.status, StatusCode::OK);
-    let (reply, granted_at) = waiting_acquire(app.url.clone(), app.keys.client.clone(), room.clone(), "next".into(), 10).await;
+    let (reply, _) = waiting_acquire(app.url.clone(), app.keys.client.clone(), room.clone(), "next".into(), 10).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["owner_id"], "next");
     let expired = events_of(&app, &room, "expired").await.pop().expect("the lapse was recorded");
     let delay_until: chrono::DateTime<chrono::Utc> = expired["detail"]["lock_delay_until"].as_str().unwrap().parse().unwrap();
     let acquired: chrono::DateTime<chrono::Utc> = reply.body["created_at"].as_str().unwrap().parse().unwrap();
     assert!(acquired >= delay_until, "granted at {acquired}, before the lock-delay's end {delay_until}");
-    let _ = granted_at;
     app.stop().await;
 }
 
