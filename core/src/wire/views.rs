@@ -333,17 +333,23 @@ impl LockView {
     }
 
     /// Whether this view of a resource's lock is strictly older than `other` (of the same resource): by the
-    /// grant (fencing token), then its last renewal, then a hold's end after its life (an end keeps the last
-    /// renewal). A hold read as lapsed and then given back its time after a database outage (`lease::resume`)
+    /// grant (fencing token), then its last renewal, then how far the hold has gone — held, then booked, then
+    /// ended (a booking and an end keep the last renewal). A hold read as lapsed and then given back its time after a database outage (`lease::resume`)
     /// has a later renewal, so the resumed view wins. A dashboard keeps the newer of the two and either of two
     /// equal ones (a repeat, or the same state with fresher resource details).
     pub fn is_older_than(&self, other: &LockView) -> bool {
         self.order() < other.order()
     }
 
-    fn order(&self) -> (u64, Option<DateTime<Utc>>, bool) {
-        let ended = !matches!(self.status, LockStatus::Free | LockStatus::Held);
-        (self.fencing_token.unwrap_or(0), self.last_heartbeat, ended)
+    fn order(&self) -> (u64, Option<DateTime<Utc>>, u8) {
+        // A hold only moves forward: held → booked → ended (a booking is cancelled, completes or is
+        // force-released), so a booking read late never hides the end that came after it.
+        let stage = match self.status {
+            LockStatus::Free | LockStatus::Held => 0,
+            LockStatus::Booked => 1,
+            LockStatus::Released | LockStatus::Expired | LockStatus::ForceReleased | LockStatus::Completed => 2,
+        };
+        (self.fencing_token.unwrap_or(0), self.last_heartbeat, stage)
     }
 
     /// How long a running lock-delay has left at `now`; `None` when none runs.

@@ -239,9 +239,9 @@ pub const SELECT_LAPSED_SESSIONS: &str = "SELECT id, principal, owner_id, ttl_ms
 /// dialect appends its row lock.
 pub const SELECT_RESUMABLE_SESSIONS: &str = "SELECT id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
      ended_at_ms FROM sessions WHERE state = 'OPEN' AND last_keepalive_ms < $1 AND last_keepalive_ms + ttl_ms >= $1 ORDER BY id";
-/// How many live holds each session has (a hold lapses with its session, so "held" is enough while it is open).
-pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL \
-     GROUP BY session_id";
+/// How many live holds each session has (a hold lapses with its session, so "held" is enough while it is open);
+/// the caller narrows it to one session or not, then appends `GROUP BY session_id`.
+pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL";
 /// The leases of session `$1`'s held holds (to release them when it closes); the dialect appends its row lock.
 pub const SELECT_SESSION_LEASES: &str =
     concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");

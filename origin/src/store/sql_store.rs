@@ -648,13 +648,22 @@ macro_rules! sql_store {
             }
 
             async fn sessions(&self, id: Option<SessionId>) -> Result<(Vec<(Session, u64)>, Millis), StoreError> {
-                let (statement, args) = match id {
-                    Some(id) => (format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"), vec![Arg::Uuid(Some(id.0))]),
-                    None => (format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'OPEN' ORDER BY opened_at_ms, id"), vec![]),
+                // One session's holds are counted for it alone, not for every open session.
+                let (statement, count, args) = match id {
+                    Some(id) => (
+                        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"),
+                        format!("{COUNT_SESSION_HOLDS} AND session_id = $1 GROUP BY session_id"),
+                        vec![Arg::Uuid(Some(id.0))],
+                    ),
+                    None => (
+                        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE state = 'OPEN' ORDER BY opened_at_ms, id"),
+                        format!("{COUNT_SESSION_HOLDS} GROUP BY session_id"),
+                        vec![],
+                    ),
                 };
                 let mut tx = self.pool().await?.begin().await?;
-                let recs: Vec<SessionRecord> = Self::fetch(&mut *tx, &statement, args).await?;
-                let counts: Vec<(uuid::Uuid, i64)> = Self::fetch(&mut *tx, COUNT_SESSION_HOLDS, vec![]).await?;
+                let recs: Vec<SessionRecord> = Self::fetch(&mut *tx, &statement, args.clone()).await?;
+                let counts: Vec<(uuid::Uuid, i64)> = Self::fetch(&mut *tx, &count, args).await?;
                 let now = Self::db_now(&mut tx).await?;
                 tx.commit().await?;
                 if id.is_some() && recs.is_empty() {

@@ -72,6 +72,10 @@ async fn a_session_renews_its_holds_with_one_keepalive_and_releases_them_when_cl
     // Listed and shown, with its holds.
     let listed = app.get_as(&app.keys.viewer, "/api/sessions").await;
     assert!(listed.body["items"].as_array().unwrap().iter().any(|x| x["id"] == sid.as_str() && x["holds"] == 3), "{}", listed.body);
+    assert_eq!(app.get(&format!("/api/sessions/{sid}")).await.body["holds"], 3);
+    // Another session counts its own holds only.
+    let other = open(&app, "ward-7", 30).await;
+    assert_eq!(app.get(&format!("/api/sessions/{}", other["id"].as_str().unwrap())).await.body["holds"], 0);
 
     // One hold released on its own; the others go when the session closes.
     let released = app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": beds[0], "owner_id": "ward-7"})).await;
