@@ -10,6 +10,7 @@
 
 use alloc::vec::Vec;
 
+use crate::admission::{grant, Gate};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{GroupId, HoldId, ResourceId};
 use crate::lease::{acquire, AcquireCmd, Denied, Lease, Outcome};
@@ -36,16 +37,18 @@ pub fn lock_order(ids: &[ResourceId]) -> Result<Vec<ResourceId>, ApiError> {
     Ok(sorted)
 }
 
-/// One member: its lease as read under its row lock, the type's lock-delay, and the id its hold gets if granted.
+/// One member: its lease as read under its row lock, what stands around its grant (its type's policy, its
+/// status, its queue), and the id its hold gets if granted.
 pub struct Member<'a> {
     pub lease: &'a Lease,
-    pub lock_delay: Millis,
+    pub gate: Gate<'a>,
     pub new_hold_id: HoldId,
 }
 
 /// All or nothing: every member's outcome (in the members' order), each hold marked with `group`; or, if any
-/// member is refused, every refusal with its resource — and then nothing is to be written. `cmd` gives the
-/// principal, owner and TTL (its hold id is each member's own); `session`, if given, replaces the TTL.
+/// member is refused, every refusal with its resource — and then nothing is to be written. Each member is
+/// decided as a single acquire would be ([`grant`]: its type's bounds, its status, the rule, its queue). `cmd`
+/// gives the principal, owner and TTL (its hold id is each member's own); `session`, if given, replaces the TTL.
 pub fn acquire_group(
     members: &[Member],
     now: Millis,
@@ -56,16 +59,18 @@ pub fn acquire_group(
     let mut granted = Vec::with_capacity(members.len());
     let mut refused = Vec::new();
     for m in members {
-        // A resource is in one group at a time: its owner's live hold in another group is not taken over.
-        if let Some(h) = m.lease.live_hold(now).filter(|h| h.group.is_some_and(|g| g != group)) {
-            refused.push((m.lease.resource_id, Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() }));
-            continue;
-        }
         let member_cmd = AcquireCmd { new_hold_id: m.new_hold_id, ..cmd.clone() };
-        let result = match session {
-            Some(s) => acquire_in(m.lease, now, &member_cmd, s, m.lock_delay),
-            None => acquire(m.lease, now, &member_cmd, m.lock_delay),
-        };
+        let (ttl, lock_delay) = (session.map_or(cmd.ttl, |s| s.ttl), m.gate.policy.lock_delay());
+        let result = grant(&m.gate, m.lease, now, ttl, (&cmd.principal, &cmd.owner), || {
+            // A resource is in one group at a time: its owner's live hold in another group is not taken over.
+            if let Some(h) = m.lease.live_hold(now).filter(|h| h.group.is_some_and(|g| g != group)) {
+                return Err(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() });
+            }
+            match session {
+                Some(s) => acquire_in(m.lease, now, &member_cmd, s, lock_delay),
+                None => acquire(m.lease, now, &member_cmd, lock_delay),
+            }
+        });
         match result {
             Ok(mut outcome) => {
                 if let Some(h) = outcome.lease.hold.as_mut() {

@@ -19,6 +19,7 @@
 
 extern crate alloc;
 
+pub mod admission;
 pub mod auth;
 pub mod booking;
 pub mod error;

@@ -1,10 +1,13 @@
 //! Property tests of the clinical holds: sessions (a lapse ends exactly the session's holds, together), groups
 //! (all or nothing; no resource in two live groups) and their lock order.
 
+use hhs_core::admission::Gate;
 use hhs_core::group::{acquire_group, lock_order, Member, MAX_MEMBERS, MIN_MEMBERS};
+use hhs_core::queue::Waiter;
+use hhs_core::status::Status;
 use hhs_core::lease::{acquire, expire, release, resume, AcquireCmd, Claim};
 use hhs_core::session::{self, acquire_in, close, end_hold, keepalive, lapse, open, renew_hold, Session};
-use hhs_core::{GroupId, HoldId, Lease, Millis, OwnerId, Principal, ResourceId, SessionId, Ttl, TtlBounds};
+use hhs_core::{Denied, GroupId, HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, SessionId, Ttl, TtlBounds, TypePolicy, WaiterId};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -153,9 +156,10 @@ proptest! {
 
     #[test]
     fn a_group_is_all_or_nothing_and_no_resource_is_in_two(
-        // Each lease: free, held by another owner, held by our owner in another group, or in lock-delay.
-        states in proptest::collection::vec(0u8..4, MIN_MEMBERS..8),
-        ttl_s in 1u32..30,
+        // Each lease: free, held by another owner, held by our owner in another group, in lock-delay, in a
+        // status other than U, queued for by a live waiter, or of a type whose longest TTL is below ours.
+        states in proptest::collection::vec(0u8..7, MIN_MEMBERS..8),
+        ttl_s in 2u32..30,
     ) {
         let bounds = TtlBounds { min_seconds: 1, max_seconds: 60 };
         let ttl = Ttl::from_seconds(ttl_s, &bounds).unwrap();
@@ -175,7 +179,19 @@ proptest! {
             }
             l
         }).collect();
-        let members: Vec<Member> = leases.iter().enumerate().map(|(i, l)| Member { lease: l, lock_delay: Millis::ZERO, new_hold_id: HoldId(Uuid::from_u128(20_000 + i as u128)) }).collect();
+        let open = TypePolicy { min_ttl_seconds: 1, max_ttl_seconds: 60, default_ttl_seconds: 30, ..Policy::default().for_type("bed") };
+        let short = TypePolicy { min_ttl_seconds: 1, max_ttl_seconds: i64::from(ttl_s) - 1, default_ttl_seconds: 1, ..open };
+        let waiter = Waiter::new(WaiterId(Uuid::from_u128(77)), principal(), owner(1), ttl, now, Millis(10_000));
+        let queued = [waiter];
+        let members: Vec<Member> = leases.iter().zip(&states).enumerate().map(|(i, (l, st))| {
+            let gate = match st {
+                4 => Gate { policy: &open, status: Status::Housekeeping, queue: &[] },
+                5 => Gate { policy: &open, status: Status::Unoccupied, queue: &queued },
+                6 => Gate { policy: &short, status: Status::Unoccupied, queue: &[] },
+                _ => Gate { policy: &open, status: Status::Unoccupied, queue: &[] },
+            };
+            Member { lease: l, gate, new_hold_id: HoldId(Uuid::from_u128(20_000 + i as u128)) }
+        }).collect();
         let blocked: Vec<ResourceId> = leases.iter().zip(&states).filter(|(_, st)| **st != 0).map(|(l, _)| l.resource_id).collect();
         match acquire_group(&members, now, ours, &cmd(0, ttl, 0), None) {
             Ok(outcomes) => {
@@ -191,6 +207,17 @@ proptest! {
                 // Exactly the blocked members are named, each once, in the members' order.
                 let named: Vec<ResourceId> = refused.iter().map(|(r, _)| *r).collect();
                 prop_assert_eq!(named, blocked);
+                // Each for the reason a single acquire of it would give.
+                for ((_, why), st) in refused.iter().zip(states.iter().filter(|st| **st != 0)) {
+                    let expected = match st {
+                        1 | 2 => matches!(why, Denied::LockHeld { .. }),
+                        3 => matches!(why, Denied::LockDelay { .. }),
+                        4 => matches!(why, Denied::Unavailable { .. }),
+                        5 => matches!(why, Denied::Queued { .. }),
+                        _ => matches!(why, Denied::TtlOutOfBounds { .. }),
+                    };
+                    prop_assert!(expected, "state {} refused with {:?}", st, why);
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 //! hhs-core's integration tests, one binary, a module per area.
+mod admission_props;
 mod bed_status;
 mod clinical_props;
 mod lease_props;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::status::Status;
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, StatusDetail, TypeDetail};
+use hhs_core::admission::{grant, Gate};
 use hhs_core::group;
 use hhs_core::queue;
 use hhs_core::session::{self, Session};
@@ -216,6 +217,14 @@ macro_rules! sql_store {
             async fn queue(tx: &mut Transaction<'static, $db>, id: ResourceId) -> Result<Vec<queue::Waiter>, StoreError> {
                 let recs: Vec<WaiterRecord> = Self::fetch(&mut **tx, SELECT_QUEUE, vec![Arg::Uuid(Some(id.0))]).await?;
                 recs.iter().map(WaiterRecord::into_waiter).collect()
+            }
+
+            /// The waiters `lease` counts (none read when it counts none: the common case costs no query).
+            async fn queue_of(tx: &mut Transaction<'static, $db>, lease: &Lease) -> Result<Vec<queue::Waiter>, StoreError> {
+                if lease.waiting == 0 {
+                    return Ok(vec![]);
+                }
+                Self::queue(tx, lease.resource_id).await
             }
 
             /// `hhs_core::queue::hand_over` on `lease` (held by the caller's transaction): the grant and its
@@ -499,16 +508,10 @@ macro_rules! sql_store {
 
             async fn acquire_or_wait(&self, id: ResourceId, cmd: AcquireCmd, wait: Option<(WaiterId, Millis)>, actor: &Actor) -> Result<Waited, StoreError> {
                 let (mut tx, resource, lease, now) = self.lock_lease(id).await?;
-                let waiting = if lease.waiting > 0 { Self::queue(&mut tx, id).await? } else { vec![] };
-                // The acquire rule's own refusal first (a holder named is more use than "others wait"); a grant it
-                // would make goes to a newcomer only if nobody live is queued ahead.
-                let decided = resource
-                    .policy
-                    .admit(cmd.ttl)
-                    .and_then(|()| hhs_core::status::admit(resource.status))
-                    .and_then(|()| hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay()))
-                    .and_then(|o| queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None).map(|()| o));
-                match (decided, wait) {
+                let waiting = Self::queue_of(&mut tx, &lease).await?;
+                let gate = Gate { policy: &resource.policy, status: resource.status, queue: &waiting };
+                let rule = || hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay());
+                match (grant(&gate, &lease, now, cmd.ttl, (&cmd.principal, &cmd.owner), rule), wait) {
                     (Ok(outcome), _) => {
                         let changes = Self::write(&mut tx, &lease, &outcome, actor).await?;
                         self.commit(tx, changes).await?;
@@ -730,10 +733,10 @@ macro_rules! sql_store {
                 let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
                 let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
                 let now = Self::db_now(&mut tx).await?;
-                resource.policy.admit(s.ttl).and_then(|()| hhs_core::status::admit(resource.status)).map_err(StoreError::Denied)?;
-                let waiting = if lease.waiting > 0 { Self::queue(&mut tx, id).await? } else { vec![] };
-                queue::admit(&lease, now, &waiting, &cmd.principal, &cmd.owner, None).map_err(StoreError::Denied)?;
-                let outcome = session::acquire_in(&lease, now, &cmd, &s, resource.policy.lock_delay()).map_err(StoreError::Denied)?;
+                let waiting = Self::queue_of(&mut tx, &lease).await?;
+                let gate = Gate { policy: &resource.policy, status: resource.status, queue: &waiting };
+                let rule = || session::acquire_in(&lease, now, &cmd, &s, resource.policy.lock_delay());
+                let outcome = grant(&gate, &lease, now, s.ttl, (&cmd.principal, &cmd.owner), rule).map_err(StoreError::Denied)?;
                 let renewals = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?;
                 self.commit(tx, renewals).await?;
                 Ok(Applied { resource, outcome, now })
@@ -752,39 +755,33 @@ macro_rules! sql_store {
                     members.push(rec.ok_or(StoreError::NotFound)?.into_parts()?);
                 }
                 let now = Self::db_now(&mut tx).await?;
-                let ttl = s.as_ref().map_or(cmd.ttl, |s| s.ttl);
-                let mut refused: Vec<(ResourceId, Denied)> = members
+                let mut queues = Vec::with_capacity(members.len());
+                for (_, lease) in &members {
+                    queues.push(Self::queue_of(&mut tx, lease).await?);
+                }
+                let m: Vec<group::Member> = members
                     .iter()
-                    .filter_map(|(r, _)| r.policy.admit(ttl).and_then(|()| hhs_core::status::admit(r.status)).err().map(|d| (r.id, d)))
+                    .zip(&queues)
+                    .map(|((r, l), queue)| group::Member {
+                        lease: l,
+                        gate: Gate { policy: &r.policy, status: r.status, queue },
+                        new_hold_id: HoldId(uuid::Uuid::now_v7()),
+                    })
                     .collect();
-                // A member others queue for is theirs first.
-                for (r, l) in members.iter().filter(|(_, l)| l.waiting > 0) {
-                    let waiting = Self::queue(&mut tx, r.id).await?;
-                    if let Err(d) = queue::admit(l, now, &waiting, &cmd.principal, &cmd.owner, None) {
-                        refused.push((r.id, d));
+                let outcomes = match group::acquire_group(&m, now, group_id, &cmd, s.as_ref()) {
+                    Ok(outcomes) => outcomes,
+                    Err(refused) => {
+                        tx.rollback().await?;
+                        return Err(StoreError::GroupDenied(refused));
                     }
+                };
+                let (mut applied, mut renewals) = (Vec::with_capacity(outcomes.len()), vec![]);
+                for ((resource, lease), outcome) in members.into_iter().zip(outcomes) {
+                    renewals.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?);
+                    applied.push(Applied { resource, outcome, now });
                 }
-                if refused.is_empty() {
-                    let m: Vec<group::Member> = members
-                        .iter()
-                        .map(|(r, l)| group::Member { lease: l, lock_delay: r.policy.lock_delay(), new_hold_id: HoldId(uuid::Uuid::now_v7()) })
-                        .collect();
-                    match group::acquire_group(&m, now, group_id, &cmd, s.as_ref()) {
-                        Ok(outcomes) => {
-                            let mut applied = Vec::with_capacity(outcomes.len());
-                            let mut renewals = vec![];
-                            for ((resource, lease), outcome) in members.into_iter().zip(outcomes) {
-                                renewals.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?);
-                                applied.push(Applied { resource, outcome, now });
-                            }
-                            self.commit(tx, renewals).await?;
-                            return Ok(applied);
-                        }
-                        Err(r) => refused = r,
-                    }
-                }
-                tx.rollback().await?;
-                Err(StoreError::GroupDenied(refused))
+                self.commit(tx, renewals).await?;
+                Ok(applied)
             }
 
             async fn group_op(&self, group_id: GroupId, claim: Claim, op: GroupOp, actor: &Actor) -> Result<Vec<Applied>, StoreError> {
