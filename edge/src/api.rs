@@ -1,9 +1,10 @@
 //! `/api/*`: everything the edge can decide alone, in the order a client would want to hear it —
-//! route (404/405), rate limit (429), key format (401), body (415/413/400/422) — then forward. The OpenAPI
+//! route (404/405), rate limit (429), key format (401), body (415/413/400/422), query (422) — then forward. The OpenAPI
 //! description (`/api/openapi.json`) is open: rate-limited, then forwarded.
 
 use hhs_core::auth::{bearer_token, parse_bearer};
 use hhs_core::wire::endpoints::{self, Match};
+use hhs_core::wire::queries::QueryParser;
 use hhs_core::{ApiError, ErrorCode};
 use worker::{Env, Request, Response, Result};
 
@@ -11,6 +12,15 @@ use crate::config::Config;
 use crate::limit::{self, Verdict};
 use crate::reply;
 use crate::forward;
+
+/// Query strings read as the origin reads them (axum's `Query` is `serde_urlencoded` too).
+struct UrlEncoded;
+
+impl QueryParser for UrlEncoded {
+    fn parse<T: serde::de::DeserializeOwned>(&self, query: &str) -> std::result::Result<T, ApiError> {
+        serde_urlencoded::from_str(query).map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("invalid query parameters: {e}")))
+    }
+}
 
 /// The client's `X-Request-Id` if it is short and plain (as the origin accepts it), else a fresh one.
 fn request_id(req: &Request) -> String {
@@ -61,6 +71,9 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     };
     let param = param.as_ref().map(|(kind, value)| (*kind, value.as_str()));
     if let Err(e) = endpoints::check(route, param, content_type.as_deref(), &body, &config.ttl_bounds) {
+        return reply::error(e, Some(&id));
+    }
+    if let Err(e) = endpoints::check_query(route.api, req.url()?.query().unwrap_or_default(), &UrlEncoded) {
         return reply::error(e, Some(&id));
     }
     // An acquire that waits in the queue is answered up to its wait later: the timeout grows by it.

@@ -140,6 +140,17 @@ macro_rules! given {
     ($t:ty) => { true };
 }
 
+/// A route's query check: none without a query type.
+macro_rules! query_check {
+    ($parser:ident, $q:ident) => {{
+        let _ = ($parser, $q);
+        Ok(())
+    }};
+    ($parser:ident, $q:ident, $t:ty) => {
+        crate::wire::queries::Query::check(&$parser.parse::<$t>($q)?)
+    };
+}
+
 macro_rules! endpoints {
     ($($(#[$doc:meta])* $name:ident: $method:literal $path:literal $(? $query:ty)?, $req:ty => $status:literal $resp:ty, $role:ident,
         [$($err:ident),*];)*) => {
@@ -173,6 +184,15 @@ macro_rules! endpoints {
             status: $status,
             own_errors: &[$(ErrorCode::$err),*],
         }),*];
+
+        /// The edge's check of a request's query string (`?` and after, without the `?`): parsed by `parser` into
+        /// the route's query type and validated as the origin does. A route without query parameters ignores
+        /// its query string, as the origin does.
+        pub fn check_query(api: Api, query: &str, parser: &impl crate::wire::queries::QueryParser) -> Result<(), ApiError> {
+            match api {
+                $(Api::$name => query_check!(parser, query $(, $query)?),)*
+            }
+        }
 
         /// The JSON Schemas of each endpoint's query, request and response, for the OpenAPI description.
         #[cfg(feature = "openapi")]

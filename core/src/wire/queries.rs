@@ -12,6 +12,37 @@ use crate::ids::{OwnerId, ResourceId, ResourceType};
 use crate::lease::LockStatus;
 use crate::time::Millis;
 
+/// A query type with its own rule: what the origin validates after parsing it, so the edge can refuse the same
+/// query before forwarding it (`endpoints::check_query`).
+pub trait Query: serde::de::DeserializeOwned {
+    fn check(&self) -> Result<(), ApiError>;
+}
+
+/// Parses a query string into a query type. Core has no URL-encoded deserializer (`serde_urlencoded` needs
+/// std): the edge passes one built on the same crate axum's `Query` uses, so both tiers read a query alike.
+pub trait QueryParser {
+    /// The query, or a 422 `validation_failed` (unknown parameter, wrong type).
+    fn parse<T: serde::de::DeserializeOwned>(&self, query: &str) -> Result<T, ApiError>;
+}
+
+macro_rules! checked_by_validate {
+    ($($t:ty),*) => {$(
+        impl Query for $t {
+            fn check(&self) -> Result<(), ApiError> {
+                self.validate().map(drop)
+            }
+        }
+    )*};
+}
+
+checked_by_validate!(ResourceQuery, LockQuery, AnomalyQuery, EventQuery, ExportQuery);
+
+impl Query for StreamQuery {
+    fn check(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
 /// The largest page any list gives.
 pub const MAX_PAGE: u32 = 1_000;
 
@@ -121,7 +152,7 @@ impl LockQuery {
     pub fn validate(&self) -> Result<(LockFilter, Option<LockStatus>), ApiError> {
         let status = self.status.as_deref().map(|s| {
             LockStatus::parse(s).ok_or_else(|| {
-                ApiError::new(ErrorCode::ValidationFailed, "status must be one of FREE, HELD, RELEASED, EXPIRED, FORCE_RELEASED")
+                ApiError::new(ErrorCode::ValidationFailed, "status must be one of FREE, HELD, RELEASED, EXPIRED, FORCE_RELEASED, BOOKED, COMPLETED")
             })
         });
         let filter = LockFilter {
