@@ -27,6 +27,10 @@ impl Default for Retry {
     }
 }
 
+/// How long a call may take (native builds), plus however long the server may hold it open on purpose.
+#[cfg(not(target_arch = "wasm32"))]
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// An HHS endpoint (the edge or an origin) and an API key.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -40,7 +44,7 @@ impl Client {
     /// `base`: e.g. `https://hhs.example.org` (no trailing `/api`); `key`: `hhs_<id>_<secret>`.
     pub fn new(base: &str, key: &str) -> Client {
         #[cfg(not(target_arch = "wasm32"))]
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
+        let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build().unwrap_or_default();
         // In a browser the fetch API has no client-wide timeout; the page's own lifetime bounds a call.
         #[cfg(target_arch = "wasm32")]
         let http = reqwest::Client::new();
@@ -64,12 +68,24 @@ impl Client {
         };
         let method = reqwest::Method::from_bytes(E::METHOD.as_bytes()).map_err(|e| ClientError::Decode(e.to_string()))?;
         let body = if <E::Request as RequestBody>::PRESENT { Some(serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?) } else { None };
+        // An acquire that waits in the queue is answered up to its wait later (the edge's rule, `held_open`).
+        #[cfg(not(target_arch = "wasm32"))]
+        let timeout = {
+            use hhs_core::wire::endpoints::{held_open, ROUTES};
+            let route = ROUTES.iter().find(|r| r.api == E::API);
+            let held_open = route.map_or(0, |r| held_open(r, body.as_deref().unwrap_or_default()).0);
+            CALL_TIMEOUT + Duration::from_millis(u64::try_from(held_open).unwrap_or(0))
+        };
         // One request id for every attempt: the server's logs tie the retries together.
         let request_id = crate::platform::request_id();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.key).header("x-request-id", &request_id);
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                req = req.timeout(timeout);
+            }
             if let Some(b) = &body {
                 req = req.header("content-type", "application/json").body(b.clone());
             }

@@ -21,31 +21,43 @@ pub struct Lease;
 impl Lease {
     /// Acquires `resource_id` for `owner` with `ttl`, once; a held resource is `ClientError::Api` 409.
     pub async fn acquire(client: &Client, resource_id: &str, owner: &str, ttl: Duration) -> Result<LeaseGuard, ClientError> {
-        let sent = Instant::now();
-        let req = AcquireRequest { resource_id: resource_id.to_owned(), owner_id: owner.to_owned(), ttl_seconds: Some(ttl.as_secs_f64().ceil()), session_id: None, wait_seconds: None };
-        let view = client.call::<Acquire>(None, None, &req).await?;
-        Ok(LeaseGuard::start(client.clone(), view, owner, sent))
+        Lease::acquire_in_queue(client, resource_id, owner, ttl, 0).await
     }
 
-    /// As [`Lease::acquire`], but while the resource is held or in lock-delay, tries again (at the refusal's
-    /// `retry_at` or `expires_at` if sooner than a second, else every second) until `wait` has passed.
+    /// As [`Lease::acquire`], but while the resource is held, in lock-delay or queued for, waits in the
+    /// resource's queue (`wait_seconds`): the server hands it over to waiters in arrival order, so a waiting
+    /// client is never overtaken by one that merely asks again. A request waits at most
+    /// [`MAX_WAIT_SECONDS`](hhs_core::queue::MAX_WAIT_SECONDS); a longer `wait` joins again at the back
+    /// for what is left, until `wait` has passed. Then the last refusal (409) is returned.
     pub async fn acquire_waiting(client: &Client, resource_id: &str, owner: &str, ttl: Duration, wait: Duration) -> Result<LeaseGuard, ClientError> {
         let deadline = Instant::now() + wait;
         loop {
-            match Lease::acquire(client, resource_id, owner, ttl).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let round = (left.as_secs_f64().ceil() as u32).min(hhs_core::queue::MAX_WAIT_SECONDS);
+            match Lease::acquire_in_queue(client, resource_id, owner, ttl, round).await {
                 Err(ClientError::Api { error, .. }) if matches!(error.code, ErrorCode::LockHeld | ErrorCode::LockDelay) && Instant::now() < deadline => {
-                    let hint = error.retry_at.or(error.expires_at).map(|t| (t - chrono_now()).to_std().unwrap_or_default());
-                    let pause = hint.unwrap_or(Duration::from_secs(1)).clamp(Duration::from_millis(100), Duration::from_secs(1));
-                    tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+                    // Answered before its wait was over (a lock-delay longer than the wait, say): not a spin.
+                    tokio::time::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()))).await;
                 }
                 other => return other,
             }
         }
     }
-}
 
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from(std::time::SystemTime::now())
+    async fn acquire_in_queue(client: &Client, resource_id: &str, owner: &str, ttl: Duration, wait_seconds: u32) -> Result<LeaseGuard, ClientError> {
+        let mut sent = Instant::now();
+        let wait_seconds = (wait_seconds > 0).then_some(wait_seconds);
+        let req = AcquireRequest { resource_id: resource_id.to_owned(), owner_id: owner.to_owned(), ttl_seconds: Some(ttl.as_secs_f64().ceil()), session_id: None, wait_seconds };
+        let view = client.call::<Acquire>(None, None, &req).await?;
+        if sent.elapsed() > ttl / 3 {
+            // Granted at some moment of a long answer (a wait in the queue): its TTL may have begun long after
+            // `sent` or just before the answer. Only a renewal sent now bounds when the hold can lapse.
+            sent = Instant::now();
+            let beat = HolderRequest { resource_id: view.resource_id.0.to_string(), owner_id: owner.to_owned(), fencing_token: view.fencing_token.map(|t| t as i64) };
+            client.call::<Heartbeat>(None, None, &beat).await?;
+        }
+        Ok(LeaseGuard::start(client.clone(), view, owner, sent))
+    }
 }
 
 /// A held resource, renewed in the background until released, dropped or lost.

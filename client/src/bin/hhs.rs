@@ -56,7 +56,7 @@ enum Command {
         /// The hold's TTL (`30s`, `2m`, `500ms`, or seconds).
         #[arg(long, default_value = "30s", value_parser = duration)]
         ttl: Duration,
-        /// How long to wait for a held resource (0: fail at once).
+        /// How long to wait in the resource's queue while it is held (0: fail at once); served in arrival order.
         #[arg(long, default_value = "0s", value_parser = duration)]
         wait: Duration,
         /// How long the command has between SIGTERM and SIGKILL once the hold is lost.

@@ -179,3 +179,45 @@ async fn the_group_guard_holds_all_or_none_and_releases_them_together() {
     }
     origin.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_client_is_served_in_turn_before_one_that_asks_again() {
+    let origin = Origin::start().await;
+    let bed = origin.bed("Guard 6").await;
+    let client = Client::new(&origin.url, &origin.client);
+    let holder = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.unwrap();
+    // ws-2 waits in the server's queue, with a TTL (1 s) far shorter than its wait.
+    let waiting = {
+        let (client, bed) = (client.clone(), bed.clone());
+        tokio::spawn(async move { Lease::acquire_waiting(&client, &bed, "ws-2", Duration::from_secs(1), Duration::from_secs(20)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ws-3 only asks again: it is told others wait, and never overtakes ws-2.
+    let asked = Lease::acquire(&client, &bed, "ws-3", Duration::from_secs(5)).await.err().unwrap();
+    assert_eq!(asked.code(), Some(ErrorCode::LockHeld));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    holder.release().await.unwrap();
+    let guard = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("granted once released").unwrap().unwrap();
+    assert_eq!(guard.view().owner_id.as_deref(), Some("ws-2"));
+    assert_eq!(guard.fencing_token(), 2);
+    // Three seconds of waiting did not count against its 1-second TTL: the guard keeps it, renewed.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(guard.lost().borrow().is_none(), "{:?}", guard.lost().borrow());
+    let lock = origin.lock(&bed).await;
+    assert_eq!((lock["status"].as_str(), lock["owner_id"].as_str()), (Some("HELD"), Some("ws-2")), "{lock}");
+    guard.release().await.unwrap();
+    origin.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_runs_out_returns_the_refusal() {
+    let origin = Origin::start().await;
+    let bed = origin.bed("Guard 7").await;
+    let client = Client::new(&origin.url, &origin.client);
+    let _holder = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.unwrap();
+    let started = std::time::Instant::now();
+    let refused = Lease::acquire_waiting(&client, &bed, "ws-2", Duration::from_secs(5), Duration::from_millis(1_500)).await.err().unwrap();
+    assert_eq!(refused.code(), Some(ErrorCode::LockHeld));
+    assert!((1_400..6_000).contains(&started.elapsed().as_millis()), "gave up after {:?}", started.elapsed());
+    origin.stop().await;
+}
