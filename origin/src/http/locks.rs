@@ -26,18 +26,20 @@ pub(super) async fn acquire(
     JsonBody(req): JsonBody<AcquireRequest>,
 ) -> Result<Json<LockView>, AppError> {
     let started = std::time::Instant::now();
-    let result = grant(&state, &caller, req).await;
+    let mut queued = None;
+    let result = grant(&state, &caller, req, &mut queued).await;
     let outcome = match &result {
         Ok((_, true)) => "granted",
         Ok((_, false)) => "renewed",
         Err(e) => e.code().as_str(),
     };
-    state.metrics.acquired(started, outcome);
+    state.metrics.acquired(started, queued, outcome);
     result.map(|(view, _)| view)
 }
 
-/// The acquire itself; with whether it granted (or renewed the caller's own hold).
-async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result<(Json<LockView>, bool), AppError> {
+/// The acquire itself; with whether it granted (or renewed the caller's own hold). `queued`: when it joined
+/// the resource's queue, if it did.
+async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest, queued: &mut Option<std::time::Instant>) -> Result<(Json<LockView>, bool), AppError> {
     // The hard limits here (and at the edge); the type's own bounds inside the acquire's transaction.
     let valid = req.validate(&TtlBounds::HARD)?;
     if let Some(session) = valid.session {
@@ -59,7 +61,7 @@ async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest) -> Result
     };
     let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl, new_hold_id: HoldId(Uuid::now_v7()) };
     let (applied, granted) = match valid.wait {
-        Some(wait) => super::wait::acquire(state, caller, valid.resource_id, cmd, wait).await?,
+        Some(wait) => super::wait::acquire(state, caller, valid.resource_id, cmd, wait, queued).await?,
         None => {
             let applied = state.store.acquire(valid.resource_id, cmd, &caller.actor()).await?;
             let granted = !applied.outcome.events.is_empty();

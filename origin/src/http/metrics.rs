@@ -58,6 +58,11 @@ fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
+/// 10 ms to ~41 s: a queue wait is at most `MAX_WAIT_SECONDS` (30 s).
+fn wait_length() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 13))
+}
+
 /// 1 s to ~9 days.
 fn hold_length() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 20))
@@ -68,6 +73,7 @@ pub struct Metrics {
     api_requests: AtomicU64,
     request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     acquire_seconds: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
+    wait_seconds: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
     heartbeats: Counter,
     hold_seconds: Family<EndedLabels, Histogram, fn() -> Histogram>,
     expired: Counter,
@@ -80,6 +86,7 @@ impl Default for Metrics {
             api_requests: AtomicU64::new(0),
             request_seconds: Family::new_with_constructor(latency),
             acquire_seconds: Family::new_with_constructor(latency),
+            wait_seconds: Family::new_with_constructor(wait_length),
             heartbeats: Counter::default(),
             hold_seconds: Family::new_with_constructor(hold_length),
             expired: Counter::default(),
@@ -89,9 +96,20 @@ impl Default for Metrics {
 
 impl Metrics {
     /// An acquire answered after `started`: `outcome` is `granted`, `renewed` (the holder's repeat) or the
-    /// refusal's error code.
-    pub fn acquired(&self, started: Instant, outcome: &str) {
-        self.acquire_seconds.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).observe(started.elapsed().as_secs_f64());
+    /// refusal's error code. One that joined the queue at `queued` counts as `queued` here, decided then, and
+    /// its wait (until granted, or the refusal's code) in `hhs_queue_wait_seconds`: a busy resource's queue
+    /// says nothing about how fast HHS decides.
+    pub fn acquired(&self, started: Instant, queued: Option<Instant>, outcome: &str) {
+        let observe = |f: &Family<OutcomeLabels, Histogram, fn() -> Histogram>, outcome: &str, secs: f64| {
+            f.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).observe(secs);
+        };
+        match queued {
+            None => observe(&self.acquire_seconds, outcome, started.elapsed().as_secs_f64()),
+            Some(at) => {
+                observe(&self.acquire_seconds, "queued", at.saturating_duration_since(started).as_secs_f64());
+                observe(&self.wait_seconds, outcome, at.elapsed().as_secs_f64());
+            }
+        }
     }
 
     pub fn heartbeat(&self) {
@@ -152,7 +170,8 @@ async fn render(State(state): State<AppState>) -> Response {
     r.register("hhs_http_requests", "HTTP requests received (excluding /metrics)", counter(m.requests.load(Ordering::Relaxed)));
     r.register("hhs_http_api_requests", "HTTP requests to /api/*", counter(m.api_requests.load(Ordering::Relaxed)));
     r.register("hhs_http_request_duration_seconds", "Request latency by route template, method and status", m.request_seconds.clone());
-    r.register("hhs_acquire_duration_seconds", "Acquire latency by outcome (granted, renewed, or the refusal's code)", m.acquire_seconds.clone());
+    r.register("hhs_acquire_duration_seconds", "Acquire latency by outcome (granted, renewed, queued, or the refusal's code)", m.acquire_seconds.clone());
+    r.register("hhs_queue_wait_duration_seconds", "Time acquires spent in a resource's queue, by outcome (granted, or the refusal's code)", m.wait_seconds.clone());
     r.register("hhs_heartbeats", "Heartbeats accepted by this replica", m.heartbeats.clone());
     r.register("hhs_hold_duration_seconds", "Length of holds that ended, by how (from the log: the whole cluster's)", m.hold_seconds.clone());
     r.register("hhs_holds_expired", "Holds recorded as expired (from the log: the whole cluster's)", m.expired.clone());

@@ -19,8 +19,15 @@ use super::AppState;
 use crate::store::{Actor, Applied, DynStore, StoreError, WaitStatus, Waited};
 
 /// Acquire `resource` for `cmd`, waiting up to `wait` in its queue if it is not grantable now; with whether it
-/// granted (or renewed the caller's own hold).
-pub(super) async fn acquire(state: &AppState, caller: &Caller, resource: ResourceId, cmd: AcquireCmd, wait: Millis) -> Result<(Applied, bool), AppError> {
+/// granted (or renewed the caller's own hold). `queued` says when it joined the queue, if it did (for metrics).
+pub(super) async fn acquire(
+    state: &AppState,
+    caller: &Caller,
+    resource: ResourceId,
+    cmd: AcquireCmd,
+    wait: Millis,
+    queued: &mut Option<std::time::Instant>,
+) -> Result<(Applied, bool), AppError> {
     // Subscribed before joining, so no hand-over between the two is missed.
     let mut wakeups = state.store.queue_wakeups();
     let id = WaiterId(Uuid::now_v7());
@@ -32,6 +39,7 @@ pub(super) async fn acquire(state: &AppState, caller: &Caller, resource: Resourc
         }
         Waited::Queued { position } => position,
     };
+    *queued = Some(std::time::Instant::now());
     tracing::info!(resource_id = %resource, waiter_id = %id, position, "waiting in the queue");
     let mut guard = Guard { store: state.store.clone(), id, actor: actor.clone(), armed: true };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::try_from(wait.0).unwrap_or(0));
