@@ -397,6 +397,8 @@ async fn group_members_and_bookings_are_marked_on_the_board() {
     }
     browser.wait_until(&state_is(&bed, "held"), Duration::from_secs(5), "the booking is held on the board").await;
     assert!(browser.text(&row(&bed)).await.contains("(booked until"), "the booking's row names its end");
+    let beat = browser.text(&format!("{} td.beat", row(&bed))).await;
+    assert_eq!(beat.trim(), "not needed", "a booking needs no heartbeats");
     // The group is also one row of its own, with both members and its holder; the plain booking is no group.
     let group_row = format!("section.groups tr[data-group-id=\"{gid}\"]");
     browser.wait_for(&group_row, Duration::from_secs(5)).await;

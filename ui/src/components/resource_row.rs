@@ -72,7 +72,10 @@ pub fn resource_row(props: &Props) -> Html {
         _ => "—".into(),
     };
     let expires_title = lock.expires_at.filter(|_| live).map(format::time).unwrap_or_default();
+    // A booking needs no heartbeats (it ends at its time): its age since the last one would only alarm.
+    let booked = live && lock.status == LockStatus::Booked;
     let beat = match (live, lock.since_heartbeat_at(props.now)) {
+        _ if booked => "not needed".into(),
         (true, Some(ago)) => format!("{} ago", format::duration(ago)),
         _ => "—".into(),
     };
@@ -111,9 +114,11 @@ pub fn resource_row(props: &Props) -> Html {
                 if grantable {
                     <button onclick={open.clone()} disabled={props.busy} aria-label={format!("Acquire {name}")}>{ "Acquire…" }</button>
                 }
-                if mine {
+                if mine && !booked {
                     <button onclick={act(Op::Heartbeat { owner_id: owner_id.clone(), fencing_token: token })} disabled={props.busy}
                         aria-label={format!("Heartbeat {name}")}>{ "Heartbeat" }</button>
+                }
+                if mine {
                     <button onclick={act(Op::Release { owner_id, fencing_token: token })} disabled={props.busy}
                         aria-label={format!("Release {name}")}>{ "Release" }</button>
                 }
