@@ -247,7 +247,7 @@ async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::
                         }
                     }
                     Ok(n) => {
-                        let _ = changes.send(renewal(n.payload()).map_or(Change::Events, Change::Renewed));
+                        let _ = changes.send(renewal(n.payload()).map_or(Change::Events, |r| Change::Renewed(Box::new(r))));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");

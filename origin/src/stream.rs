@@ -45,9 +45,9 @@ pub async fn with_locks(store: &DynStore, mut events: Vec<Logged>) -> Result<Vec
 #[derive(Clone, Debug)]
 pub enum Item {
     /// A committed event-log entry, with its place in commit order (subscribers skip what they replayed).
-    Event(LogPos, EventView),
+    Event(LogPos, Box<EventView>),
     /// A hold renewed without an event (transient: not replayed after a reconnect; the next resync has it).
-    Renewal(LockView),
+    Renewal(Box<LockView>),
 }
 
 /// How many events a slow subscriber may fall behind before it is told to resync.
@@ -95,7 +95,7 @@ impl EventHub {
                 cursor = logged.pos;
                 self.metrics.logged(&logged.event);
                 // No subscribers is not an error.
-                let _ = self.tx.send(Item::Event(logged.pos, logged.event));
+                let _ = self.tx.send(Item::Event(logged.pos, Box::new(logged.event)));
             }
             if !full {
                 return Ok(cursor);

@@ -145,6 +145,8 @@ pub struct Board {
     pub stale: bool,
 }
 
+/// What folds into the board. Dispatched one at a time and dropped once folded, never buffered: not boxed.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// A fresh `GET /api/locks` and the clock offset measured with it: replaces the board.
     Snapshot { list: LockList, offset_ms: i64 },

@@ -124,9 +124,9 @@ pub fn code_map(root: &Path) -> Result<Vec<String>, String> {
 /// The module a `use crate::a::b` or `use super::x` line points to, from the module `from` (path segments).
 fn target(from: &[String], path: &str) -> Option<Vec<String>> {
     let mut segs: Vec<&str> = path.split("::").map(str::trim).collect();
-    let mut base: Vec<String> = match segs.first()? {
-        &"crate" => vec![],
-        &"super" => from[..from.len().saturating_sub(1)].to_vec(),
+    let mut base: Vec<String> = match *segs.first()? {
+        "crate" => vec![],
+        "super" => from[..from.len().saturating_sub(1)].to_vec(),
         _ => return None,
     };
     segs.remove(0);

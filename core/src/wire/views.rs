@@ -207,7 +207,7 @@ pub struct GroupView {
 #[serde(untagged)]
 pub enum Booked {
     Group(GroupView),
-    Lock(LockView),
+    Lock(alloc::boxed::Box<LockView>),
 }
 
 /// `GET /api/sessions`: the open sessions (one page).

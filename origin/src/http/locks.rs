@@ -91,7 +91,7 @@ pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody
     let transition = Box::new(move |r: &crate::store::Resource, current: &hhs_core::Lease, now| hhs_core::booking::book(current, now, &claim, until, r.policy.booking_max()));
     let applied = state.store.transact(valid.resource_id, &caller.actor(), transition).await?;
     tracing::info!(resource_id = %valid.resource_id, until = %until.to_utc(), "hold booked");
-    Ok(Json(Booked::Lock(answer(&applied).0)))
+    Ok(Json(Booked::Lock(Box::new(answer(&applied).0))))
 }
 
 pub(super) async fn heartbeat(

@@ -294,14 +294,16 @@ pub enum GroupOp {
     Book { until: Millis },
 }
 
-/// What [`Store::acquire_or_wait`] did.
+/// What [`Store::acquire_or_wait`] did (returned once per request, never buffered: not boxed).
+#[allow(clippy::large_enum_variant)]
 pub enum Waited {
     Granted(Applied),
     /// In the queue at this place (1: next).
     Queued { position: u32 },
 }
 
-/// How a wait stands.
+/// How a wait stands (returned once per poll, never buffered: not boxed).
+#[allow(clippy::large_enum_variant)]
 pub enum WaitStatus {
     /// Granted: the lease as read then (its hold is the waiter's, unless it has already ended).
     Granted(Applied),
@@ -315,8 +317,9 @@ pub enum WaitStatus {
 pub enum Change {
     /// Events may have been committed: read the log.
     Events,
-    /// A hold was renewed (heartbeat, repeated acquire): no event, but its expiry moved.
-    Renewed(LockView),
+    /// A hold was renewed (heartbeat, repeated acquire): no event, but its expiry moved. Boxed: changes wait in
+    /// broadcast buffers, whose slots are as large as the largest variant.
+    Renewed(Box<LockView>),
     /// A resource was handed over to a waiter (for the waiting requests, not the stream).
     HandedOver(ResourceId),
 }

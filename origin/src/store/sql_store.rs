@@ -195,7 +195,7 @@ macro_rules! sql_store {
                     let payload = serde_json::to_string(&r).unwrap_or_default();
                     Self::exec(tx, "SELECT pg_notify($1, $2)", vec![Arg::text(RENEWALS), Arg::Text(Some(payload))]).await?;
                 }
-                Ok(vec![Change::Renewed(r)])
+                Ok(vec![Change::Renewed(Box::new(r))])
             }
 
             /// [`Self::write`], then the hand-over ([`Self::serve_queue`]): whatever a transition leaves grantable
@@ -700,7 +700,7 @@ macro_rules! sql_store {
                 } else {
                     let rows: Vec<LeaseRow> = Self::fetch(&mut *tx, RENEW_SESSION_HOLDS, args).await?;
                     let leases = rows.into_iter().map(LeaseRow::into_lease).collect::<Result<Vec<_>, _>>()?;
-                    (leases.len() as u64, leases.iter().filter_map(LockView::renewed).map(Change::Renewed).collect())
+                    (leases.len() as u64, leases.iter().filter_map(LockView::renewed).map(|r| Change::Renewed(Box::new(r))).collect())
                 };
                 self.commit(tx, renewals).await?;
                 Ok((renewed, count, now))

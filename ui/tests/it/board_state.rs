@@ -256,9 +256,11 @@ fn a_groups_live_members_are_listed_together_until_they_lapse() {
         new_hold_id: HoldId(Uuid::from_u128(1)),
     };
     let (or, bed) = (Lease::new(rid(3)), Lease::new(rid(2)));
+    let policy = hhs_core::Policy::default().for_type("bed");
+    let gate = hhs_core::admission::Gate { policy: &policy, status: hhs_core::status::Status::Unoccupied, queue: &[] };
     let members = [
-        Member { lease: &bed, lock_delay: Millis::ZERO, new_hold_id: HoldId(Uuid::from_u128(2)) },
-        Member { lease: &or, lock_delay: Millis::ZERO, new_hold_id: HoldId(Uuid::from_u128(3)) },
+        Member { lease: &bed, gate, new_hold_id: HoldId(Uuid::from_u128(2)) },
+        Member { lease: &or, gate, new_hold_id: HoldId(Uuid::from_u128(3)) },
     ];
     let gid = hhs_core::GroupId(Uuid::from_u128(77));
     let out = acquire_group(&members, now(1_000), gid, &cmd, None).unwrap();

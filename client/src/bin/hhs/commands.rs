@@ -7,8 +7,11 @@ use hhs_core::wire::{AcquireRequest, CreateKeyRequest, CreateResourceRequest, Ho
 
 use super::{Keys, Resources};
 
+/// A page's items and its `next_after`.
+type Split<R, T> = fn(R) -> (Vec<T>, Option<String>);
+
 /// Every page of a list endpoint (`?after=` from each page's `next_after`, which `split` takes out with the items).
-async fn every_page<E, T>(client: &Client, filter: Option<String>, split: fn(E::Response) -> (Vec<T>, Option<String>)) -> Result<Vec<T>, ClientError>
+async fn every_page<E, T>(client: &Client, filter: Option<String>, split: Split<E::Response, T>) -> Result<Vec<T>, ClientError>
 where
     E: Endpoint<Request = NoBody>,
     E::Response: serde::de::DeserializeOwned,
