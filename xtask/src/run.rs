@@ -77,3 +77,18 @@ pub fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
+
+/// A free port that stays free for a whole run: one below the kernel's ephemeral range, so no `:0` bind and
+/// no outgoing connection of anything else in the run can be given it in the meantime (as `free_port`'s
+/// can). For a port that a later process binds again and again, like the edge tests' origin.
+pub fn reserved_port() -> Result<u16, String> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32_768);
+    let (from, to) = (10_000u16, low.max(10_001));
+    // Start somewhere different each run (two runs at once should not race for one port).
+    let start = from + (std::process::id() % u32::from(to - from)) as u16;
+    (start..to)
+        .chain(from..start)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .ok_or_else(|| format!("no free port between {from} and {to}"))
+}

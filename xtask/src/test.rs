@@ -4,7 +4,7 @@ use crate::postgres::Cluster;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::run::{cargo, free_port, step, target_dir};
+use crate::run::{cargo, free_port, reserved_port, step, target_dir};
 use crate::{chaos, cli_e2e, edge, fuzz_api, tidy, ui, wasm};
 
 /// How long each fault-harness run of `cargo xtask test` lasts (README has a ten-minute run's figures).
@@ -34,8 +34,9 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         }
     };
 
-    // The edge tests start and stop their own origin on `origin_port`; the Worker is told to forward there.
-    let origin_port = free_port()?;
+    // The edge tests start and stop their own origin on `origin_port`; the Worker is told to forward there. Below
+    // the ephemeral range, so no other test's listener or connection takes it between two edge tests.
+    let origin_port = reserved_port()?;
     let log = target_dir().join("wrangler-test.log");
     let wrangler = edge::start_wrangler(
         free_port()?,
