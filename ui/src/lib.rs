@@ -5,7 +5,8 @@
 //! * [`state`] — the board as a `Reducible` store: snapshot + stream events + renewals fold into it.
 //! * [`feed`], [`sse`] — the live feed: `GET /api/locks`, then `GET /api/events/stream` read with `fetch`.
 //! * [`api`], [`session`] — calls with the signed-in key; the key lives in session storage.
-//! * [`analytics`], [`history`], [`format`] — pure helpers for what the pages show.
+//! * [`analytics`], [`history`], [`format`] — pure helpers for what the pages show; [`loaded`], a list read
+//!   from a list endpoint and its four states.
 //! * [`components`] — the views, one small component per file, named after what it shows.
 
 pub mod analytics;
@@ -14,6 +15,7 @@ pub mod components;
 pub mod feed;
 pub mod format;
 pub mod history;
+pub mod loaded;
 pub mod session;
 pub mod sse;
 pub mod state;

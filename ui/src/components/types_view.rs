@@ -2,7 +2,7 @@
 //! Anyone signed in sees it; an admin edits a type here (each change is recorded with who and the old and new
 //! values).
 
-use hhs_core::wire::endpoints::{self, NoBody};
+use hhs_core::wire::endpoints;
 use hhs_core::wire::TypeView;
 use hhs_core::TypeChange;
 use hhs_core::status::Status;
@@ -10,44 +10,31 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::context::Ctx;
+use crate::loaded::{self, use_list};
 use crate::state::{Action, Notice};
 
 #[function_component(TypesView)]
 pub fn types_view() -> Html {
     let ctx = use_context::<Ctx>().expect("inside the dashboard");
-    let types = use_state(|| None::<Result<Vec<TypeView>, String>>);
-    let reload = use_state(|| 0u32);
-    {
-        let (api, types) = (ctx.session.api.clone(), types.clone());
-        use_effect_with(*reload, move |_| {
-            yew::platform::spawn_local(async move {
-                let page = api.call::<endpoints::ListTypes>(None, "", &NoBody).await;
-                types.set(Some(page.map(|p| p.items).map_err(|e| e.to_string())));
-            });
-        });
-    }
-    let body = match &*types {
-        None => html! { <p role="status">{ "Loading the resource types…" }</p> },
-        Some(Err(e)) => html! { <p class="error">{ format!("No data: {e}") }</p> },
-        Some(Ok(list)) if list.is_empty() => html! { <p>{ "No resource types yet: adding a resource makes its type." }</p> },
-        Some(Ok(list)) => html! {
-            <table class="types">
-                <thead><tr>
-                    <th scope="col">{ "Type" }</th><th scope="col">{ "Lock-delay (s)" }</th><th scope="col">{ "Shortest TTL (s)" }</th>
-                    <th scope="col">{ "Default TTL (s)" }</th><th scope="col">{ "Longest TTL (s)" }</th>
-                    <th scope="col">{ "Longest booking (s)" }</th>
-                    <th scope="col" title="the operational status (HL7 table 0116) a new resource of the type starts in">{ "New resources start" }</th>
-                    if ctx.session.is_admin() { <th scope="col">{ "" }</th> }
-                </tr></thead>
-                <tbody>
-                    { for list.iter().map(|t| html! { <TypeRow key={t.name.clone()} ty={t.clone()} on_saved={
-                        let reload = reload.clone();
-                        Callback::from(move |_| reload.set(*reload + 1))
-                    } /> }) }
-                </tbody>
-            </table>
-        },
-    };
+    let (types, reload) = use_list::<endpoints::ListTypes, _, _>(&ctx.session.api);
+    let empty = "No resource types yet: adding a resource makes its type.";
+    let body = loaded::view(&types, "Loading the resource types…", empty, |list| html! {
+        <table class="types">
+            <thead><tr>
+                <th scope="col">{ "Type" }</th><th scope="col">{ "Lock-delay (s)" }</th><th scope="col">{ "Shortest TTL (s)" }</th>
+                <th scope="col">{ "Default TTL (s)" }</th><th scope="col">{ "Longest TTL (s)" }</th>
+                <th scope="col">{ "Longest booking (s)" }</th>
+                <th scope="col" title="the operational status (HL7 table 0116) a new resource of the type starts in">{ "New resources start" }</th>
+                if ctx.session.is_admin() { <th scope="col">{ "" }</th> }
+            </tr></thead>
+            <tbody>
+                { for list.iter().map(|t| html! { <TypeRow key={t.name.clone()} ty={t.clone()} on_saved={
+                    let reload = reload.clone();
+                    Callback::from(move |_| reload.emit(()))
+                } /> }) }
+            </tbody>
+        </table>
+    });
     html! {
         <section class="types-page" aria-labelledby="types-title">
             <h2 id="types-title">{ "Resource types" }</h2>
