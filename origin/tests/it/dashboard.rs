@@ -458,3 +458,41 @@ async fn queue_length_and_operational_status_are_on_the_board() {
     }
     app.stop().await;
 }
+
+/// A person waits for a held bed from the dashboard: the row offers "Wait…", the detail's form joins the queue,
+/// and the bed is theirs when its holder lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_waits_in_the_queue_from_the_dashboard_and_gets_the_bed() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let bed = app.create_resource("bed", "Ward 6 Bed 1").await;
+    // Held by another principal (the admin's), so the signed-in client is not its holder.
+    let held = app.post_as(&app.keys.admin, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ward-6", "ttl_seconds": 60})).await;
+    assert_eq!(held.status, StatusCode::OK, "{}", held.body);
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.client).await;
+    browser.wait_until(&state_is(&bed, "held"), Duration::from_secs(5), "the bed shows held").await;
+    browser.click("button[aria-label=\"Wait for Ward 6 Bed 1\"]").await;
+    browser.wait_for("#acquire-wait", Duration::from_secs(3)).await;
+    assert_eq!(browser.eval("return document.querySelector('#acquire-wait').value").await, "30", "the longest wait by default");
+    assert_eq!(browser.text("form.acquire button[type=submit]").await.trim(), "Wait for it");
+    browser.click("form.acquire button[type=submit]").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.get(&format!("/api/locks/{bed}")).await.body["queue_length"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "the dashboard's request never joined the queue");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(browser.text("form.acquire button[type=submit]").await.trim(), "Waiting in the queue…");
+    assert_eq!(app.post_as(&app.keys.admin, "/api/locks/release", json!({"resource_id": bed, "owner_id": "ward-6"})).await.status, StatusCode::OK);
+    browser.wait_until(&state_is(&bed, "held"), Duration::from_secs(5), "held again").await;
+    browser
+        .wait_until(&format!("return (document.querySelector('{}')?.textContent || '').includes('dashboard ·')", row(&bed).replace('\'', "\\'")),
+            Duration::from_secs(5), "held by the dashboard's owner")
+        .await;
+    let shown = app.get(&format!("/api/locks/{bed}")).await.body;
+    assert_eq!((shown["status"].as_str(), shown["owner_id"].as_str(), shown["fencing_token"].as_u64()), (Some("HELD"), Some("dashboard"), Some(2)));
+    browser.wait_for("#notice", Duration::from_secs(2)).await;
+    assert!(browser.text("#notice").await.contains("Ward 6 Bed 1 is now held"));
+    app.stop().await;
+}

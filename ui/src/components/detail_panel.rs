@@ -31,6 +31,10 @@ pub fn detail_panel(props: &Props) -> Html {
     let spans = use_state(|| None::<Result<Vec<Span>, String>>);
     let suggestion = use_state(|| None::<Result<SuggestResponse, String>>);
     let owner = row.lock.owner_id.clone().filter(|_| shown == Shown::Held).unwrap_or_else(|| DASHBOARD_OWNER.to_owned());
+    // The signed-in principal's own hold: renewed or released from its row, not acquired again.
+    let mine = shown == Shown::Held && row.lock.principal.as_deref() == Some(ctx.session.principal.as_str());
+    // What waiting can end: a hold, a lock-delay, a status other than U (housekeeping done, say).
+    let taken = matches!(shown, Shown::Held | Shown::LockDelay) || !row.lock.resource_status.unwrap_or_default().available();
 
     // Reload the timeline and suggestion when another resource is opened or this one changes hands.
     {
@@ -114,8 +118,9 @@ pub fn detail_panel(props: &Props) -> Html {
                     },
                 } }
             </section>
-            if ctx.session.can_hold() && matches!(shown, Shown::Free | Shown::Expired) {
-                <AcquireForm id={row.id} suggested_ttl={suggested_ttl} busy={props.busy} />
+            // Free: acquire; held by someone else or in lock-delay: wait in the queue for it.
+            if ctx.session.can_hold() && !mine {
+                <AcquireForm id={row.id} suggested_ttl={suggested_ttl} busy={props.busy} {taken} />
             }
             if ctx.session.is_admin() && shown == Shown::Held {
                 <ForceReleaseForm id={row.id} busy={props.busy} />

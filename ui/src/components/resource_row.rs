@@ -113,6 +113,9 @@ pub fn resource_row(props: &Props) -> Html {
             <td class="actions">
                 if grantable {
                     <button onclick={open.clone()} disabled={props.busy} aria-label={format!("Acquire {name}")}>{ "Acquire…" }</button>
+                } else if !mine {
+                    // Held by another or in lock-delay: its detail offers to wait in the queue.
+                    <button onclick={open.clone()} disabled={props.busy} aria-label={format!("Wait for {name}")}>{ "Wait…" }</button>
                 }
                 if mine && !booked {
                     <button onclick={act(Op::Heartbeat { owner_id: owner_id.clone(), fencing_token: token })} disabled={props.busy}
