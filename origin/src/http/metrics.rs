@@ -97,7 +97,7 @@ impl Default for Metrics {
 impl Metrics {
     /// An acquire answered after `started`: `outcome` is `granted`, `renewed` (the holder's repeat) or the
     /// refusal's error code. One that joined the queue at `queued` counts as `queued` here, decided then, and
-    /// its wait (until granted, or the refusal's code) in `hhs_queue_wait_seconds`: a busy resource's queue
+    /// its wait (until granted, or the refusal's code) in `hhs_queue_wait_duration_seconds`: a busy resource's queue
     /// says nothing about how fast HHS decides.
     pub fn acquired(&self, started: Instant, queued: Option<Instant>, outcome: &str) {
         let observe = |f: &Family<OutcomeLabels, Histogram, fn() -> Histogram>, outcome: &str, secs: f64| {
