@@ -85,6 +85,13 @@ enum Resources {
     Rm {
         id: String,
     },
+    /// Sets a resource's operational status (HL7 table 0116: C closed, H housekeeping, I isolated,
+    /// K contaminated, O occupied, U unoccupied — only U can be held). Admin or integration keys.
+    Status {
+        id: String,
+        #[arg(value_name = "C|H|I|K|O|U")]
+        status: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -73,6 +73,18 @@ async fn hhs_lists_adds_and_races() {
     let lock = locks.as_array().unwrap().iter().find(|l| l["resource_id"] == id.as_str()).unwrap().clone();
     assert_eq!(lock["status"], "RELEASED", "the race's winner released: {lock}");
     assert_eq!(lock["fencing_token"], 1);
+    // A bed goes to housekeeping and back (an admin may set statuses); the list shows it; a bad code is the API's 422.
+    let cleaning = admin(&["resources", "status", &id, "H"]).output().await.unwrap();
+    assert!(cleaning.status.success(), "{}", String::from_utf8_lossy(&cleaning.stderr));
+    assert_eq!(String::from_utf8_lossy(&cleaning.stdout).trim(), "CLI Ward 3 is housekeeping (H)");
+    let table = admin(&["resources", "ls"]).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).lines().any(|l| l.contains(&id) && l.contains("H housekeeping")), "{}", String::from_utf8_lossy(&table.stdout));
+    let held = hhs(&origin, &["lock", &id, "--", "true"]).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&held.stderr).contains("resource_unavailable"), "{}", String::from_utf8_lossy(&held.stderr));
+    let bad = admin(&["resources", "status", &id, "Z"]).output().await.unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("validation_failed"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(admin(&["resources", "status", &id, "U"]).output().await.unwrap().status.success());
     // A client key may not remove resources: the API's code comes through.
     let refused = hhs(&origin, &["resources", "rm", &id]).output().await.unwrap();
     assert_eq!(refused.status.code(), Some(1));

@@ -2,8 +2,8 @@
 //! with `--json`, as the API's JSON.
 
 use hhs_client::{Client, ClientError};
-use hhs_core::wire::endpoints::{Endpoint, Acquire, CreateKey, CreateResource, DeleteResource, ListKeys, ListLocks, ListResources, NoBody, Release, RevokeKey};
-use hhs_core::wire::{AcquireRequest, CreateKeyRequest, CreateResourceRequest, HolderRequest};
+use hhs_core::wire::endpoints::{Endpoint, Acquire, CreateKey, CreateResource, DeleteResource, ListKeys, ListLocks, ListResources, NoBody, Release, RevokeKey, UpdateResource};
+use hhs_core::wire::{AcquireRequest, CreateKeyRequest, CreateResourceRequest, HolderRequest, UpdateResourceRequest};
 
 use super::{Keys, Resources};
 
@@ -40,9 +40,10 @@ pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<()
             if json {
                 print_json(&all);
             } else {
-                println!("{:<36}  {:<12}  identifier", "id", "type");
+                println!("{:<36}  {:<12}  {:<15}  identifier", "id", "type", "status");
                 for r in &all {
-                    println!("{:<36}  {:<12}  {}", r.id.0, r.resource_type, r.identifier);
+                    let status = format!("{} {}", r.status.code(), r.status.word());
+                    println!("{:<36}  {:<12}  {status:<15}  {}", r.id.0, r.resource_type, r.identifier);
                 }
             }
         }
@@ -53,6 +54,12 @@ pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<()
         Resources::Rm { id } => {
             let r = client.call::<DeleteResource>(Some(&id), None, &NoBody).await?;
             if json { print_json(&r) } else { println!("deleted {} ({} {})", r.id.0, r.resource_type, r.identifier) }
+        }
+        Resources::Status { id, status } => {
+            // Sent as given: the API says which codes exist (422) and who may set them (403).
+            let req = UpdateResourceRequest { identifier: None, status: Some(status) };
+            let r = client.call::<UpdateResource>(Some(&id), None, &req).await?;
+            if json { print_json(&r) } else { println!("{} is {} ({})", r.identifier, r.status.word(), r.status.code()) }
         }
     }
     Ok(())
