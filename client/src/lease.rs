@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use hhs_core::wire::endpoints::{Acquire, Heartbeat, Release};
-use hhs_core::wire::{AcquireRequest, HolderRequest, LockView};
+use hhs_core::wire::endpoints::{Acquire, Book, Heartbeat, Release};
+use hhs_core::wire::{AcquireRequest, BookRequest, Booked, HolderRequest, LockView};
 use hhs_core::ErrorCode;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -107,6 +107,29 @@ impl LeaseGuard {
 
     fn holder(&self) -> HolderRequest {
         HolderRequest { resource_id: self.resource_id.clone(), owner_id: self.owner.clone(), fencing_token: Some(self.token as i64) }
+    }
+
+    /// Books the hold until `until` (`POST /api/locks/book`; no later than its type's booking maximum): the same
+    /// grant and fencing token, held until then without heartbeats, so the guard stops renewing. A booking is
+    /// meant to outlive this process: from then on dropping the guard leaves it be, and [`LeaseGuard::release`]
+    /// cancels it. A refused booking (`validation_failed` past the maximum, or the hold already lost) changes
+    /// nothing: the guard goes on renewing.
+    pub async fn book(&mut self, until: chrono::DateTime<chrono::Utc>) -> Result<LockView, ClientError> {
+        let req = BookRequest {
+            resource_id: Some(self.resource_id.clone()),
+            group_id: None,
+            owner_id: self.owner.clone(),
+            until: until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            fencing_token: Some(self.token as i64),
+        };
+        match self.client.call::<Book>(None, None, &req).await? {
+            Booked::Lock(view) => {
+                self.renewal.stop();
+                self.view = (*view).clone();
+                Ok(*view)
+            }
+            Booked::Group(_) => Err(ClientError::Decode("a booking by resource id was answered with a group".into())),
+        }
     }
 
     /// Stops renewing and releases the hold.

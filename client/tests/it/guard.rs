@@ -221,3 +221,29 @@ async fn a_wait_that_runs_out_returns_the_refusal() {
     assert!((1_400..6_000).contains(&started.elapsed().as_millis()), "gave up after {:?}", started.elapsed());
     origin.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booked_hold_needs_no_heartbeats_and_outlives_its_guard() {
+    let origin = Origin::start().await;
+    let bed = origin.bed("Guard 8").await;
+    let client = Client::new(&origin.url, &origin.client);
+    let mut guard = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(1)).await.unwrap();
+    // A booking's end must be ahead: refused, and the guard goes on renewing.
+    let past = guard.book(chrono::Utc::now() - chrono::Duration::seconds(5)).await.err().unwrap();
+    assert_eq!(past.code(), Some(ErrorCode::ValidationFailed), "{past:?}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(origin.lock(&bed).await["status"], "HELD", "still renewed after the refusal");
+    let booked = guard.book(chrono::Utc::now() + chrono::Duration::seconds(4)).await.unwrap();
+    assert_eq!((booked.status, booked.fencing_token), (hhs_core::LockStatus::Booked, Some(guard.fencing_token())));
+    // Past its 1-second TTL with no heartbeat, and its guard dropped: still booked.
+    drop(guard);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(origin.lock(&bed).await["status"], "BOOKED");
+    // It ends at its time, completed (no lock-delay: a planned end).
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while origin.lock(&bed).await["status"] != "COMPLETED" {
+        assert!(std::time::Instant::now() < deadline, "not completed: {}", origin.lock(&bed).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    origin.stop().await;
+}
