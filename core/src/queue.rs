@@ -24,6 +24,7 @@
 
 use alloc::vec::Vec;
 
+use crate::admission::Gate;
 use crate::ids::{HoldId, OwnerId, Principal, WaiterId};
 use crate::lease::{acquire, AcquireCmd, Denied, Lease, Outcome};
 use crate::time::Millis;
@@ -113,11 +114,13 @@ pub struct HandOver {
     pub gone: Vec<WaiterId>,
 }
 
-/// The hand-over, at `now`, of `lease` (as the freeing transition left it) to the first live waiter of `queue`
-/// (arrival order), with hold id `new_hold_id`: the acquire rule decides, so nothing is granted while a hold is
-/// live or a lock-delay runs. Every waiter that is gone ([`Waiter::is_gone`]) is dropped, wherever it stands.
-/// `None` if nothing changes.
-pub fn hand_over(lease: &Lease, now: Millis, queue: &[Waiter], lock_delay: Millis, new_hold_id: HoldId) -> Option<HandOver> {
+/// The hand-over, at `now`, of `lease` (as the freeing transition left it) to the first live waiter of the
+/// resource's queue (`gate.queue`, arrival order), with hold id `new_hold_id`: the gate before the rule (its type's
+/// TTL bounds, its status — a bed in housekeeping goes to nobody) and the acquire rule decide, so nothing is
+/// granted while a hold is live or a lock-delay runs. Every waiter that is gone ([`Waiter::is_gone`]) is dropped,
+/// wherever it stands and whatever the status. `None` if nothing changes.
+pub fn hand_over(lease: &Lease, now: Millis, gate: &Gate, new_hold_id: HoldId) -> Option<HandOver> {
+    let (queue, lock_delay) = (gate.queue, gate.policy.lock_delay());
     let mut next = lease.clone();
     let mut gone = Vec::new();
     let mut events = Vec::new();
@@ -131,9 +134,9 @@ pub fn hand_over(lease: &Lease, now: Millis, queue: &[Waiter], lock_delay: Milli
         if !w.is_live(now) || !core::mem::take(&mut first) {
             continue;
         }
-        // Held or in lock-delay: the first live waiter keeps its place.
+        // Held, in lock-delay or not grantable now: the first live waiter keeps its place.
         let cmd = AcquireCmd { principal: w.principal.clone(), owner: w.owner.clone(), ttl: w.ttl, new_hold_id };
-        if let Ok(o) = acquire(&next, now, &cmd, lock_delay) {
+        if let Ok(o) = gate.before(w.ttl).and_then(|()| acquire(&next, now, &cmd, lock_delay)) {
             // A waiter that holds already (it re-acquired meanwhile) is served by a renewal: no new grant.
             events = o.events;
             next = o.lease;

@@ -16,6 +16,31 @@ fn adt(trigger: &str) -> Inbound {
 }
 
 #[test]
+fn a_bed_not_available_is_handed_to_nobody_but_its_gone_waiters_still_leave() {
+    use hhs_core::admission::Gate;
+    use hhs_core::queue::{hand_over, Waiter};
+    use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, WaiterId};
+    let now = Millis(1_000_000);
+    let waiter = |n: u128, since: i64| {
+        let ttl = Ttl::from_seconds(30, &TtlBounds::HARD).unwrap();
+        let who = (Principal::parse("clinic-north").unwrap(), OwnerId::parse(&format!("ws-{n}")).unwrap());
+        Waiter::new(WaiterId(uuid::Uuid::from_u128(n)), who.0, who.1, ttl, Millis(now.0 - since), Millis(30_000))
+    };
+    // One waiter stopped answering 5 s ago (gone), one is here.
+    let queue = [waiter(1, 5_000), waiter(2, 100)];
+    let lease = Lease { waiting: 2, ..Lease::new(ResourceId(uuid::Uuid::from_u128(9))) };
+    let policy = Policy::default().for_type("bed");
+    let id = HoldId(uuid::Uuid::from_u128(77));
+    let cleaning = hand_over(&lease, now, &Gate { policy: &policy, status: Status::Housekeeping, queue: &queue }, id).unwrap();
+    assert_eq!((cleaning.granted, cleaning.gone.as_slice(), cleaning.outcome.lease.waiting), (None, &[queue[0].id][..], 1));
+    assert!(cleaning.outcome.events.is_empty() && cleaning.outcome.lease.hold.is_none(), "nothing granted in housekeeping");
+    // Clean again: the live waiter gets it.
+    let after = cleaning.outcome.lease;
+    let ready = hand_over(&after, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &queue[1..] }, id).unwrap();
+    assert_eq!((ready.granted, ready.outcome.lease.waiting), (Some(queue[1].id), 0));
+}
+
+#[test]
 fn only_an_unoccupied_resource_is_granted() {
     for s in Status::ALL {
         assert_eq!(admit(s).is_ok(), s == Status::Unoccupied, "{s:?}");

@@ -5,7 +5,9 @@
 
 use hhs_core::lease::{acquire, expire, release, AcquireCmd, Claim};
 use hhs_core::queue::{admit, enqueue, hand_over, leave, Waiter, PRESENCE_TIMEOUT};
-use hhs_core::{HoldId, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds, WaiterId};
+use hhs_core::admission::Gate;
+use hhs_core::status::Status;
+use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy, WaiterId};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -54,6 +56,8 @@ proptest! {
         delay_ms in prop_oneof![Just(0i64), 0i64..3_000],
     ) {
         let lock_delay = Millis(delay_ms);
+        // A type whose bounds admit every waiter's TTL, with this lock-delay; resources available.
+        let policy = TypePolicy { lock_delay_ms: delay_ms, min_ttl_seconds: 1, max_ttl_seconds: 3_600, default_ttl_seconds: 3, ..Policy::default().for_type("bed") };
         let mut now = Millis(1_000_000);
         let mut lease = Lease::new(ResourceId(Uuid::from_u128(1)));
         // The queue in arrival order; each with whether its request is still there (polls).
@@ -117,7 +121,7 @@ proptest! {
                         }
                         let waiters: Vec<Waiter> = queue.iter().map(|(w, _)| w.clone()).collect();
                         next_id += 1;
-                        if let Some(h) = hand_over(&lease, now, &waiters, lock_delay, HoldId(Uuid::from_u128(next_id))) {
+                        if let Some(h) = hand_over(&lease, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &waiters }, HoldId(Uuid::from_u128(next_id))) {
                             check(&h, &waiters)?;
                             apply(h, &mut queue, &mut lease, &mut granted_order);
                         }
@@ -141,7 +145,7 @@ proptest! {
                         let o = release(&lease, now, &claim).unwrap();
                         lease = o.lease;
                         next_id += 1;
-                        if let Some(h) = hand_over(&lease, now, &waiters, lock_delay, HoldId(Uuid::from_u128(next_id))) {
+                        if let Some(h) = hand_over(&lease, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &waiters }, HoldId(Uuid::from_u128(next_id))) {
                             let freed = lease.clone();
                             prop_assert!(freed.live_hold(now).is_none());
                             // Checked against the state the release left.
@@ -158,7 +162,7 @@ proptest! {
                     }
                     let expired = lease.clone();
                     next_id += 1;
-                    if let Some(h) = hand_over(&expired, now, &waiters, lock_delay, HoldId(Uuid::from_u128(next_id))) {
+                    if let Some(h) = hand_over(&expired, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &waiters }, HoldId(Uuid::from_u128(next_id))) {
                         if h.granted.is_some() && !h.outcome.events.is_empty() {
                             prop_assert!(expired.live_hold(now).is_none() && expired.delay_until.is_none_or(|u| now >= u));
                         }

@@ -237,12 +237,14 @@ macro_rules! sql_store {
                 lease: &Lease,
                 now: Millis,
             ) -> Result<(Lease, Vec<Change>, Option<WaiterId>), StoreError> {
-                // Nobody waits, or nothing may be granted (an operational status such as housekeeping).
-                if lease.waiting == 0 || !resource.status.available() {
+                if lease.waiting == 0 {
                     return Ok((lease.clone(), vec![], None));
                 }
                 let waiting = Self::queue(tx, resource.id).await?;
-                let Some(h) = queue::hand_over(lease, now, &waiting, resource.policy.lock_delay(), HoldId(uuid::Uuid::now_v7())) else {
+                // The gate decides as for any acquire: a status such as housekeeping grants nobody (gone waiters
+                // are still dropped, so the count stays true).
+                let gate = Gate { policy: &resource.policy, status: resource.status, queue: &waiting };
+                let Some(h) = queue::hand_over(lease, now, &gate, HoldId(uuid::Uuid::now_v7())) else {
                     return Ok((lease.clone(), vec![], None));
                 };
                 let actor = Actor::system("queue");
