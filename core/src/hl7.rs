@@ -35,6 +35,11 @@ impl AckCode {
             AckCode::AR => "AR",
         }
     }
+
+    /// The code as stored by [`AckCode::as_str`]; anything else reads as `AR`.
+    pub fn parse(code: &str) -> AckCode {
+        [AckCode::AA, AckCode::AE].into_iter().find(|c| c.as_str() == code).unwrap_or(AckCode::AR)
+    }
 }
 
 /// The fields of one message that HHS reads, as the parser found them (components of a field split on `^`).

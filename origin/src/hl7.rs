@@ -48,12 +48,10 @@ pub fn read(text: &str) -> Result<Inbound, String> {
 /// Takes one message and answers it: applies what it asks (all of it, or nothing when a bed is unknown), records
 /// it, and returns the `ACK`.
 pub async fn ingest(store: &DynStore, mapping: &BedMapping, text: &str, actor: &Actor) -> Result<String, StoreError> {
-    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    let ack_id = uuid::Uuid::now_v7().simple().to_string();
     let inbound = match read(text) {
         Ok(m) if !m.control_id.is_empty() => m,
-        Ok(m) => return Ok(ack(&m, AckCode::AR, "MSH-10 (message control id) is missing", &stamp, &ack_id)),
-        Err(why) => return Ok(ack(&Inbound::default(), AckCode::AR, &why, &stamp, &ack_id)),
+        Ok(m) => return Ok(answer(&m, AckCode::AR, "MSH-10 (message control id) is missing")),
+        Err(why) => return Ok(answer(&Inbound::default(), AckCode::AR, &why)),
     };
     let sender = format!("{}^{}", inbound.sending_application, inbound.sending_facility);
     let message_type = format!("{}^{}", inbound.code, inbound.trigger);
@@ -62,14 +60,10 @@ pub async fn ingest(store: &DynStore, mapping: &BedMapping, text: &str, actor: &
         EventView::new(LogKind::Hl7Received, hhs_core::Millis(0), actor, Detail::Hl7(d))
     };
     if let Some((code, why)) = store.hl7_answered(&sender, &inbound.control_id).await? {
-        let code = match code.as_str() {
-            "AA" => AckCode::AA,
-            "AE" => AckCode::AE,
-            _ => AckCode::AR,
-        };
+        let code = AckCode::parse(&code);
         store.hl7_record(&sender, &inbound.control_id, &message_type, (code.as_str(), &why), detail(code, vec![], true)).await?;
         tracing::info!(control_id = %inbound.control_id, "HL7 message repeated: answered as before");
-        return Ok(ack(&inbound, code, &why, &stamp, &ack_id));
+        return Ok(answer(&inbound, code, &why));
     }
     let (code, why, beds) = match plan(&inbound, mapping) {
         Err((code, why)) => (code, why, vec![]),
@@ -86,7 +80,13 @@ pub async fn ingest(store: &DynStore, mapping: &BedMapping, text: &str, actor: &
     };
     store.hl7_record(&sender, &inbound.control_id, &message_type, (code.as_str(), &why), detail(code, beds, false)).await?;
     tracing::info!(control_id = %inbound.control_id, message_type = %message_type, ack = code.as_str(), "HL7 message answered");
-    Ok(ack(&inbound, code, &why, &stamp, &ack_id))
+    Ok(answer(&inbound, code, &why))
+}
+
+/// The `ACK` to `m`, stamped now with a fresh control id of its own.
+fn answer(m: &Inbound, code: AckCode, why: &str) -> String {
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    ack(m, code, why, &stamp, &uuid::Uuid::now_v7().simple().to_string())
 }
 
 /// Each bed's resource id, or the first identifier that names no resource of the mapped type.
@@ -143,9 +143,7 @@ async fn connection(mut socket: tokio::net::TcpStream, store: &DynStore, mapping
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "HL7 message not taken: the database is unavailable");
-                    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-                    let m = read(&text).unwrap_or_default();
-                    ack(&m, AckCode::AE, "HHS cannot reach its database; send it again", &stamp, &uuid::Uuid::now_v7().simple().to_string())
+                    answer(&read(&text).unwrap_or_default(), AckCode::AE, "HHS cannot reach its database; send it again")
                 }
             };
             let mut out = vec![START];

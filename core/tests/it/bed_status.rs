@@ -102,3 +102,11 @@ proptest! {
         prop_assert_eq!(a.matches('\r').count(), 2);
     }
 }
+
+#[test]
+fn an_ack_code_reads_back_as_stored() {
+    for c in [AckCode::AA, AckCode::AE, AckCode::AR] {
+        assert_eq!(AckCode::parse(c.as_str()), c);
+    }
+    assert_eq!(AckCode::parse("CA"), AckCode::AR, "anything else is a rejection");
+}
