@@ -114,6 +114,10 @@ impl EventHub {
                 }
             }
         };
+        // One timer for the pump's whole life: renewals wake the loop many times a second, and a timer made anew
+        // on each pass would never fire while they flow, so other replicas' commits would wait for this one's.
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -123,7 +127,7 @@ impl EventHub {
                         continue;
                     }
                 }
-                _ = tokio::time::sleep(poll) => {}
+                _ = tick.tick() => {}
             }
             match self.drain(&store, cursor).await {
                 Ok(c) => cursor = c,

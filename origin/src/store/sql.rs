@@ -103,15 +103,15 @@ pub const GRANTABLE: &str = grantable!();
 /// faster than lock-then-decide for the common case. `$1` resource, `$2` hold id, `$3` owner, `$4` TTL in ms,
 /// `$5` the event detail, `$6` principal, `$7` key, `$8` request.
 ///
-/// The clock is read after the row lock: `locked` takes the row (`FOR UPDATE`, waiting for any transaction that
-/// holds it), and `clock` reads `clock_timestamp()` from `locked`'s row, so only once the lock is granted. Read
-/// before the wait, a grant that waited longer than its TTL would be born expired (backdated heartbeat).
-/// `locked` takes only a row that is not `HELD`: a held row cannot be granted here anyway, so it is not waited
-/// for — and when fifty clients race for a free row, the losers, after waiting for the winner's commit, find it
-/// held (PostgreSQL re-checks the condition on the newest version) and let go at once instead of taking the
-/// lock one after another.
+/// `locked` takes the row only if nobody holds its lock (`SKIP LOCKED`): this statement never waits. One
+/// statement has one snapshot, and after a lock wait PostgreSQL re-reads only the locked row — the resource's
+/// status and its type's policy joined below would be those from before the wait, so a bed that the transaction
+/// waited for had just set to K could be granted. A row another transaction holds therefore falls back to the
+/// row-lock path (`lock_lease`), which reads the resource and type after its lock is granted. `clock` reads
+/// `clock_timestamp()` from `locked`'s row, so only once the lock is taken. `locked` takes only a row that is
+/// not `HELD`: a held row cannot be granted here anyway.
 pub const FAST_GRANT: &str = concat!(
-    "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 AND state <> 'HELD' FOR UPDATE), \
+    "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 AND state <> 'HELD' FOR UPDATE SKIP LOCKED), \
      clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), \
      granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
         token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
@@ -382,19 +382,18 @@ pub fn leases(f: &LockFilter) -> (String, Vec<Arg>) {
     q.finish(SELECT_LEASES, "ORDER BY l.resource_id", f.limit)
 }
 
-/// The event log, in commit order (`txid`, then `id`). With `after_id` it is a cursor that follows the log: it
-/// reads only up to `horizon` (the dialect's commit horizon), so an event whose transaction commits later still
-/// sorts after everything this read returned, and the next page, a stream resuming with `Last-Event-ID` or the
-/// TTL model's next refresh gets it exactly once. Without a cursor (a listing by resource or time) every
-/// committed event is shown.
+/// The event log, in commit order (`txid`, then `id`), read only up to `horizon` (the dialect's commit horizon)
+/// — every read, the first page too: any page may be followed by a next one (`after_id`, a stream resuming
+/// with `Last-Event-ID`, the TTL model's next refresh), and an event whose transaction commits later must sort
+/// after everything a read returned, so that the next read gets it exactly once.
 pub fn events(f: &EventFilter, horizon: &str) -> (String, Vec<Arg>) {
     let mut q = Filter::default();
+    q.conditions.push(format!("txid < {horizon}"));
     if let Some(r) = f.resource_id {
         q.push("resource_id = {}", Arg::Uuid(Some(r.0)));
     }
     if let Some(after) = f.after_id {
         q.push(AFTER_EVENT, Arg::Int(Some(after)));
-        q.conditions.push(format!("txid < {horizon}"));
     }
     if let Some(since) = f.since {
         q.push("at_ms >= {}", Arg::Int(Some(since.0)));

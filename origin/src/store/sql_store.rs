@@ -148,11 +148,24 @@ macro_rules! sql_store {
             /// Begins a transaction holding the resource's lease row; the clock is read after the lock is granted.
             async fn lock_lease(&self, id: ResourceId) -> Result<(Transaction<'static, $db>, Resource, Lease, Millis), StoreError> {
                 let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
-                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
-                let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
-                let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+                let (resource, lease) = Self::locked_lease(&mut tx, id).await?;
                 let now = Self::db_now(&mut tx).await?;
                 Ok((tx, resource, lease, now))
+            }
+
+            /// Holds resource `id`'s lease row until commit, then reads it with its resource and type. Two
+            /// statements, not one `SELECT … FOR UPDATE`: under PostgreSQL's READ COMMITTED a locking read that
+            /// waited re-reads only the locked row, and the joined resource and type rows would still be those of
+            /// the statement's snapshot from before the wait — a bed set to K, or a type's policy changed, by the
+            /// transaction it waited for would not be seen. The second statement's snapshot is taken after the
+            /// lock is granted, so it sees everything that transaction committed.
+            async fn locked_lease(tx: &mut Transaction<'static, $db>, id: ResourceId) -> Result<(Resource, Lease), StoreError> {
+                let lock = <$db>::lock("leases");
+                if !lock.is_empty() {
+                    Self::exec(tx, &format!("SELECT resource_id FROM leases WHERE resource_id = $1{lock}"), vec![Arg::Uuid(Some(id.0))]).await?;
+                }
+                let rec: Option<LeaseRecord> = Self::fetch(&mut **tx, SELECT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                rec.ok_or(StoreError::NotFound)?.into_parts()
             }
 
             /// Holds session `id`'s row until commit.
@@ -731,9 +744,7 @@ macro_rules! sql_store {
             async fn acquire_in(&self, id: ResourceId, session_id: SessionId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError> {
                 let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
                 let s = Self::lock_session(&mut tx, session_id).await?;
-                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
-                let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
-                let (resource, lease) = rec.ok_or(StoreError::NotFound)?.into_parts()?;
+                let (resource, lease) = Self::locked_lease(&mut tx, id).await?;
                 let now = Self::db_now(&mut tx).await?;
                 let waiting = Self::queue_of(&mut tx, &lease).await?;
                 let gate = Gate { policy: &resource.policy, status: resource.status, queue: &waiting };
@@ -750,11 +761,9 @@ macro_rules! sql_store {
                     Some(id) => Some(Self::lock_session(&mut tx, id).await?),
                     None => None,
                 };
-                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
                 let mut members = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
-                    members.push(rec.ok_or(StoreError::NotFound)?.into_parts()?);
+                    members.push(Self::locked_lease(&mut tx, *id).await?);
                 }
                 let now = Self::db_now(&mut tx).await?;
                 let mut queues = Vec::with_capacity(members.len());

@@ -15,6 +15,7 @@ mod fast_grant;
 mod fast_paths;
 mod groups;
 mod hl7;
+mod lock_wait;
 mod faults;
 mod metrics;
 mod ml;

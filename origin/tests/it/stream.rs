@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use sqlx::{Connection, Executor, PgConnection};
+
 use crate::support::{Backend, Sse, TestApp, TestDb};
 
 both_stores!(
@@ -159,5 +161,82 @@ async fn a_stream_ends_when_its_key_is_revoked(b: Backend) {
     assert!(!other.closed_within(Duration::from_millis(500)).await, "other keys' streams go on");
     let again = app.send(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&key))).await;
     assert_eq!(again.code(), "unauthenticated", "and it cannot reconnect");
+    app.stop().await;
+}
+
+/// A replica reads the log on its poll timer whatever the rate of renewals reaching it: each renewal wakes its
+/// pump, and a timer made anew on every pass would never fire while they flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_another_replicas_change_arrives_within_a_second_while_heartbeats_flow() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    // Neither runs a reaper or refreshes its model meanwhile: their own commits would wake their pumps.
+    let quiet = |s: &mut hhs_origin::server::Settings| {
+        s.event_poll = Duration::from_millis(500);
+        s.reaper = None;
+        s.model_refresh = Duration::from_secs(3_600);
+    };
+    let writer = TestApp::spawn_custom(&db, 0, quiet).await;
+    let reader = TestApp::spawn_custom(&db, 0, quiet).await;
+    let bed = writer.create_resource("bed", "Quiet 1").await;
+    let mut stream = Sse::open(reader.request_as(reqwest::Method::GET, "/api/events/stream", Some(&reader.keys.viewer)), None).await;
+    // Renewals as fast as four clients can send them, each a NOTIFY that reaches the reader's pump.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut beats = vec![];
+    for n in 0..4 {
+        let id = writer.create_resource("bed", &format!("Beats {n}")).await;
+        assert_eq!(writer.acquire(&id, "ws-1", 60).await.status, StatusCode::OK);
+        let (url, client, stop) = (writer.url.clone(), writer.client.clone(), stop.clone());
+        beats.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::json!({"resource_id": id, "owner_id": "ws-1"});
+                let _ = client.post(format!("{url}/api/locks/heartbeat")).json(&body).send().await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    writer.acquire(&bed, "ws-2", 60).await;
+    let got = stream.until("acquired", &bed, Duration::from_millis(1_500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in beats {
+        let _ = b.await;
+    }
+    assert!(got.is_some(), "the other replica's acquire did not reach this replica's stream within 1.5 s while renewals flowed");
+    reader.stop().await;
+    writer.stop().await;
+}
+
+/// A first page read by resource (no `after`) stops at the commit horizon like every other read of the log: a
+/// reader that continues after the last event it was given never skips an event whose transaction committed late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_page_by_resource_stops_at_the_commit_horizon() {
+    let Some(db) = TestDb::holding_the_horizon().await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    let bed = app.create_resource("bed", "Horizon 1").await;
+    // A transaction takes an event id for the bed and stays open; meanwhile a grant commits with a higher id.
+    let mut slow = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
+    slow.execute("BEGIN").await.unwrap();
+    let late_id: i64 = sqlx::query_scalar(
+        "INSERT INTO events (at_ms, kind, resource_id, detail) VALUES (0, 'late_marker', $1::uuid, '{}') RETURNING id",
+    )
+    .bind(&bed)
+    .fetch_one(&mut slow)
+    .await
+    .unwrap();
+    assert_eq!(app.acquire(&bed, "ws-1", 30).await.status, StatusCode::OK);
+    let ids = |page: &serde_json::Value| -> Vec<i64> { page["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect() };
+    // Read while the late transaction is open (`get` would wait for the horizon to pass it).
+    let first = ids(&app.send(app.client.get(format!("{}/api/events?resource_id={bed}&limit=2", app.url))).await.body);
+    slow.execute("COMMIT").await.unwrap();
+    // Follow on from the last event given, as a dashboard's analytics or any cursor does.
+    let mut seen = first.clone();
+    loop {
+        let after = *seen.last().expect("the first page holds at least the resource's creation");
+        let next = ids(&app.get(&format!("/api/events?resource_id={bed}&after={after}&limit=2")).await.body);
+        if next.is_empty() {
+            break;
+        }
+        seen.extend(next);
+    }
+    assert!(seen.contains(&late_id), "the late committer was skipped: first page {first:?}, everything read {seen:?}");
     app.stop().await;
 }

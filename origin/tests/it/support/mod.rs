@@ -201,6 +201,7 @@ pub struct TestApp {
     pub store: DynStore,
     pub keys: Keys,
     running: Running,
+    pg_url: Option<String>,
 }
 
 /// Mints a key straight in the store, as `hhs-origin keys create` does.
@@ -253,7 +254,7 @@ impl TestApp {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", keys.admin).parse().expect("header"));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers).build().expect("client");
-        TestApp { url, client, store, keys, running }
+        TestApp { url, client, store, keys, running, pg_url: db.pg_url().map(str::to_owned) }
     }
 
     pub async fn stop(self) {
@@ -280,7 +281,24 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
+        self.settle_log(path).await;
         self.send(self.client.get(format!("{}{path}", self.url))).await
+    }
+
+    /// Before a read of the event log: on PostgreSQL, waits until the commit horizon has passed every event
+    /// committed so far. Every read of the log stops at the horizon, and other tests' transactions in the shared
+    /// cluster hold it back a moment, so a test reading its own events at once could miss them (delayed, never lost).
+    async fn settle_log(&self, path: &str) {
+        let (Some(url), true) = (&self.pg_url, path == "/api/events" || path.starts_with("/api/events?")) else { return };
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to settle the log");
+        let passed = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint > COALESCE((SELECT max(txid) FROM events), 0)";
+        for _ in 0..500 {
+            if sqlx::query_scalar::<_, bool>(passed).fetch_one(&mut conn).await.expect("horizon") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the commit horizon did not pass the log's newest event within 10 s");
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
@@ -299,6 +317,7 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> Reply {
+        self.settle_log(path).await;
         self.send(self.request_as(reqwest::Method::GET, path, Some(key))).await
     }
 
