@@ -198,7 +198,7 @@ fn bodies(fields: &[(&str, Vec<Option<Value>>)]) -> Vec<Value> {
 fn schema_says_what_validation_accepts(api: Api, method: &str, path: &str, fields: &[(&str, Vec<Option<Value>>)]) {
     let doc = document();
     let v = Validator { doc };
-    let schema = request_schema(&doc, method, path);
+    let schema = request_schema(doc, method, path);
     let mut disagree = Vec::new();
     let all = bodies(fields);
     for body in &all {
@@ -272,8 +272,11 @@ fn the_book_schema_says_what_validation_accepts() {
     );
 }
 
-/// Each of the text ids, by its schema's name: its parse function and its length limit.
-fn text_ids() -> [(&'static str, fn(&str) -> bool, usize); 4] {
+/// A text id: its schema's name, its parse function (whether it accepts) and its length limit.
+type TextId = (&'static str, fn(&str) -> bool, usize);
+
+/// Each of the text ids.
+fn text_ids() -> [TextId; 4] {
     [
         ("OwnerId", |s| OwnerId::parse(s).is_ok(), OwnerId::MAX_LEN),
         ("Principal", |s| Principal::parse(s).is_ok(), Principal::MAX_LEN),
