@@ -11,6 +11,7 @@ use regex_automata::meta::Regex;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::both_stores;
 use crate::support::{Backend, TestApp, TestDb};
 
 /// The codes a response of the description allows.
@@ -137,6 +138,7 @@ impl Validator<'_> {
                     && s.get("maxLength").is_none_or(|m| len <= m.as_u64().unwrap())
                     && s.get("pattern").is_none_or(|p| Regex::new(p.as_str().unwrap()).unwrap().is_match(text))
                     && (s.get("format") != Some(&json!("uuid")) || Regex::new(UUID).unwrap().is_match(text))
+                    && s.get("contentSchema").is_none_or(|c| serde_json::from_str(text).is_ok_and(|data: Value| self.valid(c, &data)))
             }
             Value::Array(items) => {
                 let unique = items.iter().enumerate().all(|(i, a)| items[..i].iter().all(|b| a != b));
@@ -386,4 +388,71 @@ fn the_event_stream_describes_each_event() {
 
     let export = &doc["paths"]["/api/audit/export"]["get"]["responses"]["200"]["content"]["application/x-ndjson"];
     assert_eq!(export["itemSchema"]["$ref"], "#/components/schemas/EventView", "{export}");
+}
+
+/// The events a real stream sends, parsed as an SSE client parses them (`id` carries over to the events after
+/// it), until `wait` passes without one.
+async fn parsed_events(resp: reqwest::Response, wait: std::time::Duration) -> Vec<Value> {
+    use futures::StreamExt;
+    let mut body = resp.bytes_stream();
+    let (mut buf, mut out, mut last_id) = (String::new(), Vec::new(), None::<String>);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(wait, body.next()).await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut event, mut data) = (None, Vec::new());
+            for line in block.lines() {
+                let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+                match field {
+                    "event" => event = Some(value.to_owned()),
+                    "data" => data.push(value.to_owned()),
+                    "id" => last_id = Some(value.to_owned()),
+                    _ => {} // comments (keep-alives)
+                }
+            }
+            if !data.is_empty() {
+                let mut e = json!({"event": event.unwrap_or_else(|| "message".into()), "data": data.join("\n")});
+                if let Some(id) = &last_id {
+                    e["id"] = json!(id);
+                }
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+both_stores!(what_a_stream_really_sends_fits_its_description);
+
+/// Each event of a real stream — log entries replayed and live, a renewal — is one the description allows, its
+/// data checked against its `contentSchema` (as schemathesis checks a stream).
+async fn what_a_stream_really_sends_fits_its_description(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let id = app.create_resource("bed", "B1").await;
+    assert_eq!(app.acquire(&id, "ws-1", 60).await.status, StatusCode::OK);
+    let stream = app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)).header("last-event-id", "0");
+    let resp = stream.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let reading = tokio::spawn(parsed_events(resp, std::time::Duration::from_millis(1_500)));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.heartbeat(&id, "ws-1").await.status, StatusCode::OK);
+    assert_eq!(app.release(&id, "ws-1").await.status, StatusCode::OK);
+    let events = reading.await.unwrap();
+    let kinds: BTreeSet<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    for kind in ["resource_created", "acquired", "heartbeat", "released"] {
+        assert!(kinds.contains(kind), "no {kind} event in {kinds:?}");
+    }
+    let doc = document();
+    let item = &doc["paths"]["/api/events/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]["itemSchema"];
+    assert!(item.is_object(), "the stream's events are described: {item}");
+    let v = Validator { doc };
+    for e in &events {
+        assert!(v.valid(item, e), "{b:?}: the description does not allow {e}");
+    }
+    // And the description is not a blank cheque: a log entry's data must be an `EventView`.
+    let logged = events.iter().find(|e| e["event"] == "acquired").unwrap();
+    assert!(!v.valid(item, &json!({"event": "acquired", "id": logged["id"], "data": "{}"})));
+    assert!(!v.valid(item, &json!({"event": "acquired", "data": logged["data"]})), "a log entry has its id");
+    app.stop().await;
 }
