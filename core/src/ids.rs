@@ -89,7 +89,9 @@ impl FromStr for ResourceId {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct OwnerId(#[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,128}$")))] String);
+pub struct OwnerId(
+    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,128}$"), length(min = 1, max = OwnerId::MAX_LEN)))] String,
+);
 
 /// 1–`max` characters of `[A-Za-z0-9._:@-]`: the charset of owner ids and principals.
 fn is_plain_name(s: &str, max: usize) -> bool {
@@ -134,11 +136,15 @@ impl fmt::Display for OwnerId {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct Principal(#[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,64}$")))] String);
+pub struct Principal(
+    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,64}$"), length(min = 1, max = Principal::MAX_LEN)))] String,
+);
 
 impl Principal {
+    pub const MAX_LEN: usize = 64;
+
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        if is_plain_name(s, 64) {
+        if is_plain_name(s, Self::MAX_LEN) {
             Ok(Principal(s.to_string()))
         } else {
             Err(ApiError::new(ErrorCode::ValidationFailed, "principal must be 1-64 characters of A-Z a-z 0-9 . _ : @ -"))
@@ -175,12 +181,16 @@ impl fmt::Display for Principal {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct ResourceType(#[cfg_attr(feature = "openapi", schemars(pattern(r"^[a-z0-9_-]{1,64}$")))] String);
+pub struct ResourceType(
+    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[a-z0-9_-]{1,64}$"), length(min = 1, max = ResourceType::MAX_LEN)))] String,
+);
 
 impl ResourceType {
+    pub const MAX_LEN: usize = 64;
+
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let ok = !s.is_empty()
-            && s.len() <= 64
+            && s.len() <= Self::MAX_LEN
             && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok {
             Ok(ResourceType(s.to_string()))
@@ -199,12 +209,26 @@ impl ResourceType {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
-pub struct Identifier(#[cfg_attr(feature = "openapi", schemars(length(min = 1, max = 256)))] String);
+pub struct Identifier(
+    #[cfg_attr(feature = "openapi", schemars(pattern(IDENTIFIER_PATTERN), length(min = 1, max = Identifier::MAX_LEN)))] String,
+);
+
+/// What [`Identifier::parse`] accepts, as a JSON Schema (ECMA-262) pattern, lengths apart: no control character
+/// (Unicode `Cc`, as `char::is_control`), and neither first nor last a white space character (Unicode
+/// `White_Space`, as `str::trim`). The classes are spelled out rather than `\s`, whose meaning differs between
+/// regex engines.
+pub const IDENTIFIER_PATTERN: &str = concat!(
+    r"^[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$",
+);
 
 impl Identifier {
+    /// In characters.
+    pub const MAX_LEN: usize = 256;
+
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let ok = !s.is_empty()
-            && s.chars().count() <= 256
+            && s.chars().count() <= Self::MAX_LEN
             && s.trim() == s
             && !s.chars().any(char::is_control);
         if ok {

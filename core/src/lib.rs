@@ -13,6 +13,7 @@
 //! * [`stored`] — a lease as a flat record of plain values, as every store keeps it.
 //! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
 //! * [`wire`] — the wire contract: every endpoint, request and response body, event kind and event detail.
+//! * [`rate`] — which rate-limit bucket a client address counts against (IPv6 by /64).
 //! * [`error`] — the stable error codes and their HTTP status.
 //! * [`auth`] — roles and the API key format.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod lease;
 pub mod policy;
 pub mod queue;
+pub mod rate;
 pub mod session;
 pub mod status;
 pub mod stored;

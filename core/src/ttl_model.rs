@@ -11,7 +11,9 @@
 //!
 //! Each distribution is summarised per resource type and per (type, principal, owner) as a log-normal (running
 //! sums of `ln x` and `ln² x`): robust to huge outliers, exact to update, tiny. An owner's parameters are shrunk
-//! toward its type's (weight `n / (n + SHRINK)`), and with too little data the policy default TTL is used.
+//! toward its type's (weight `n / (n + SHRINK)`), and with too little data the policy default TTL is used. Owner
+//! ids are the clients' choice, so owner summaries are bounded per principal ([`MAX_OWNERS_PER_PRINCIPAL`], the
+//! least recently updated forgotten first).
 //!
 //! The suggestion is the scope's 99.5th percentile times a safety margin, clamped to the policy's bounds. The
 //! anomaly score of a live hold is how far its age (against the scope's hold durations) or its current heartbeat
@@ -215,10 +217,36 @@ pub struct Suggestion {
 /// Who an owner is: within a resource type, a principal's owner id.
 pub type OwnerKey = (String, String, String);
 
-#[derive(Clone, Debug, Default)]
+/// Owner summaries kept per principal (an owner on each type it holds counts once per type). Owner ids are
+/// chosen by clients, so without a bound one key sending a fresh owner id with every hold would grow the model
+/// for ever; past the bound the principal's least recently updated summary is forgotten (that owner is
+/// estimated from its type again until it has history anew). Per principal, so one principal's churn never
+/// evicts another's owners. Far above what a clinic's workstations and services need.
+pub const MAX_OWNERS_PER_PRINCIPAL: usize = 10_000;
+
+#[derive(Clone, Debug)]
+struct OwnerEntry {
+    stats: ScopeStats,
+    /// When it was last updated, on the model's own update counter.
+    touched: u64,
+}
+
+#[derive(Clone, Debug)]
 pub struct TtlModel {
     types: BTreeMap<String, ScopeStats>,
-    owners: BTreeMap<OwnerKey, ScopeStats>,
+    owners: BTreeMap<OwnerKey, OwnerEntry>,
+    /// Each principal's owner summaries by when they were last updated, oldest first.
+    recency: BTreeMap<String, BTreeMap<u64, OwnerKey>>,
+    /// Counts updates: an order, not a time (the model reads no clock; replicas folding the same log in the same
+    /// order keep the same owners).
+    updates: u64,
+    owner_capacity: usize,
+}
+
+impl Default for TtlModel {
+    fn default() -> Self {
+        TtlModel::with_owner_capacity(MAX_OWNERS_PER_PRINCIPAL)
+    }
 }
 
 fn owner_key(resource_type: &str, principal: &str, owner: &str) -> OwnerKey {
@@ -231,15 +259,66 @@ fn phi(z: f64) -> f64 {
 }
 
 impl TtlModel {
+    /// An empty model keeping at most `capacity` owner summaries per principal (at least one).
+    pub fn with_owner_capacity(capacity: usize) -> TtlModel {
+        TtlModel {
+            types: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            recency: BTreeMap::new(),
+            updates: 0,
+            owner_capacity: capacity.max(1),
+        }
+    }
+
+    /// Owner summaries held, over every principal.
+    pub fn owner_summaries(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// Whether the model holds a summary of this owner on this type.
+    pub fn knows_owner(&self, resource_type: &str, principal: &str, owner: &str) -> bool {
+        self.owners.contains_key(&owner_key(resource_type, principal, owner))
+    }
+
+    /// The owner's summary to update, marked most recently updated; a new one may push out its principal's least
+    /// recently updated.
+    fn owner_mut(&mut self, resource_type: &str, principal: &str, owner: &str) -> &mut ScopeStats {
+        self.updates += 1;
+        let now = self.updates;
+        let key = owner_key(resource_type, principal, owner);
+        let recent = self.recency.entry(String::from(principal)).or_default();
+        match self.owners.get_mut(&key) {
+            Some(entry) => {
+                recent.remove(&entry.touched);
+                entry.touched = now;
+                recent.insert(now, key.clone());
+            }
+            None => {
+                recent.insert(now, key.clone());
+                self.owners.insert(key.clone(), OwnerEntry { stats: ScopeStats::default(), touched: now });
+                // The new entry is the newest, so it is never the one pushed out.
+                while recent.len() > self.owner_capacity {
+                    let Some((_, oldest)) = recent.pop_first() else { break };
+                    self.owners.remove(&oldest);
+                }
+            }
+        }
+        &mut self.owners.entry(key).or_insert(OwnerEntry { stats: ScopeStats::default(), touched: now }).stats
+    }
+
+    fn owner(&self, resource_type: &str, principal: &str, owner: &str) -> Option<&ScopeStats> {
+        self.owners.get(&owner_key(resource_type, principal, owner)).map(|e| &e.stats)
+    }
+
     pub fn observe(&mut self, resource_type: &str, principal: &str, owner: &str, o: &Observation) {
         self.types.entry(String::from(resource_type)).or_default().observe(o);
-        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().observe(o);
+        self.owner_mut(resource_type, principal, owner).observe(o);
     }
 
     /// A heartbeat gap seen without a finished hold: a heartbeat that arrived after its hold had lapsed (the gap
     /// that caused a false expiry). Teaches the owner's gap distribution only (see [`TtlModel::observe_late`]).
     pub fn observe_gap(&mut self, resource_type: &str, principal: &str, owner: &str, gap: Millis) {
-        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().gaps.add(gap.0 as f64);
+        self.owner_mut(resource_type, principal, owner).gaps.add(gap.0 as f64);
     }
 
     /// A hold whose client came back after it had lapsed (a late release): teaches that owner only. Late reports
@@ -247,7 +326,7 @@ impl TtlModel {
     /// on its type's summary; fed there, 300 lapses of one clinic would push every clinic's TTL toward the
     /// maximum. The owner learns its own lesson (its next suggestion covers the gap); the type does not.
     pub fn observe_late(&mut self, resource_type: &str, principal: &str, owner: &str, o: &Observation) {
-        self.owners.entry(owner_key(resource_type, principal, owner)).or_default().observe(o);
+        self.owner_mut(resource_type, principal, owner).observe(o);
     }
 
     pub fn type_samples(&self, resource_type: &str) -> u32 {
@@ -256,7 +335,7 @@ impl TtlModel {
 
     fn scopes(&self, resource_type: &str, principal: &str, owner: &str) -> (Option<&ScopeStats>, Option<&ScopeStats>) {
         let ty = self.types.get(resource_type).filter(|t| t.samples() >= MIN_TYPE_SAMPLES);
-        let own = self.owners.get(&owner_key(resource_type, principal, owner));
+        let own = self.owner(resource_type, principal, owner);
         (ty, own)
     }
 
@@ -304,8 +383,8 @@ impl TtlModel {
     /// `MIN_OWNER_SAMPLES` such gaps, `default` (clamped to `bounds`).
     pub fn suggest_session(&self, principal: &str, owner: &str, default: Ttl, bounds: &TtlBounds) -> Suggestion {
         let mut gaps = LogSummary::default();
-        for s in self.owners.iter().filter(|((_, p, o), _)| p == principal && o == owner).map(|(_, s)| s) {
-            gaps.merge(&s.gaps);
+        for e in self.owners.iter().filter(|((_, p, o), _)| p == principal && o == owner).map(|(_, e)| e) {
+            gaps.merge(&e.stats.gaps);
         }
         match gaps.fit().filter(|_| gaps.n >= MIN_OWNER_SAMPLES) {
             Some(fit) => Self::finish(fit, GAP_MARGIN, Scope::Owner, Basis::HeartbeatGaps, gaps.n, bounds),

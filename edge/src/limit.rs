@@ -1,5 +1,6 @@
 //! Rate limits through the Workers rate-limiting bindings (`[[ratelimits]]` in wrangler.toml): one bucket per
-//! API key the origin has accepted, and one per client IP for everything else.
+//! API key the origin has accepted, and one per client for everything else: per IPv4 address, per IPv6 /64
+//! (`hhs_core::rate::client_bucket`: a host given a /64 cannot earn a fresh bucket per address).
 //!
 //! Why not a bucket per well-formed key: the edge cannot tell a real key from a made-up one (keys are verified
 //! by the origin), so a client that sends a fresh random `hhs_<id>_<secret>` with every request would get a
@@ -13,6 +14,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
 use hhs_core::auth::parse_key;
+use hhs_core::rate::client_bucket;
 use sha2::{Digest, Sha256};
 use worker::{Env, Request};
 
@@ -66,13 +68,13 @@ pub fn accepted(hash: String) {
     });
 }
 
-/// The bucket of a request: its verified key's, else its IP's.
+/// The bucket of a request: its verified key's, else its client's (IPv4 address or IPv6 /64).
 fn bucket(req: &Request, key_hash: Option<&str>) -> (&'static str, String) {
     match key_hash.filter(|h| is_verified(h)) {
         Some(h) => ("KEY_LIMITER", format!("key:{h}")),
         None => {
-            let ip = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_else(|| "unknown".into());
-            ("IP_LIMITER", format!("ip:{ip}"))
+            let ip = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_default();
+            ("IP_LIMITER", format!("ip:{}", client_bucket(&ip)))
         }
     }
 }

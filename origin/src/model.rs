@@ -1,6 +1,8 @@
 //! The origin's copy of the TTL model (`hhs_core::ttl_model`), kept current from the event log: at start it
 //! reads every finished hold (and every late heartbeat), then every few seconds only the events after the last one it saw. Suggestions
 //! read memory, never scan history; every replica converges on the same model because all read the same log.
+//! Memory stays bounded whatever owner ids clients choose: the model keeps at most
+//! [`MAX_OWNERS_PER_PRINCIPAL`](hhs_core::ttl_model::MAX_OWNERS_PER_PRINCIPAL) owner summaries per principal.
 
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;

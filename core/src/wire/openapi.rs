@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 description of the API (`GET /api/openapi.json`), built from the endpoint table and the wire
+//! The OpenAPI 3.2 description of the API (`GET /api/openapi.json`), built from the endpoint table and the wire
 //! types' JSON Schemas, so it cannot drift from what the tiers serve: one path per row of
 //! [`ROUTES`](crate::wire::endpoints::ROUTES), its query, body and success from the row's types, and one response
 //! per status its errors can have, the `code` narrowed to exactly those ([`Route::errors`]).
@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::ids::{ResourceId, ResourceType};
 use crate::wire::endpoints::{documented, AuditExport, EventStream, NoBody, Route, OPENAPI_PATH, ROUTES};
+use crate::wire::{EventView, LockView, LogKind};
 
 /// What an endpoint carries, as schemas.
 pub struct Bodies {
@@ -68,9 +69,39 @@ impl Described for NoBody {
     }
 }
 
+/// A string of JSON whose value `schema` describes (an SSE event's `data`).
+fn json_text(schema: Schema) -> Value {
+    json!({"type": "string", "contentMediaType": "application/json", "contentSchema": schema})
+}
+
 impl Described for EventStream {
-    fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
-        text("text/event-stream", "Server-Sent Events: `EventView`s with their id, `heartbeat`s (a `LockView`), `resync` when behind")
+    /// One event of the stream (a sequential media type: the schema is the `itemSchema`), as an SSE client
+    /// parses it — `event`, `id` and `data` as text — with what its `data` carries, by `event`.
+    fn content(g: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        let (kind, event, lock) = (g.subschema_for::<LogKind>(), g.subschema_for::<EventView>(), g.subschema_for::<LockView>());
+        let item = json_schema!({
+            "description": "One server-sent event. An entry of the event log: `event` is its kind, `id` its id, `data` its \
+                `EventView` (as `GET /api/events` gives it). A renewal: `event: heartbeat`, `data` the hold's `LockView`, no \
+                `id` of its own. `event: resync`: the client is too far behind; reload the board.",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["event", "id", "data"],
+                    "properties": {"event": kind, "id": {"type": "string", "pattern": "^[0-9]+$"}, "data": json_text(event)},
+                },
+                {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {"event": {"const": "heartbeat"}, "data": json_text(lock)},
+                },
+                {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {"event": {"const": "resync"}, "data": {"const": "{}"}},
+                },
+            ],
+        });
+        Some(("text/event-stream", item))
     }
 }
 
@@ -89,9 +120,21 @@ impl Described for crate::wire::endpoints::Er7Ack {
 }
 
 impl Described for AuditExport {
-    fn content(_: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
-        text("application/x-ndjson", "newline-delimited JSON: one `EventView` a line, oldest first")
+    /// One line of the export (a sequential media type: the schema is the `itemSchema`).
+    fn content(g: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
+        let mut line = g.subschema_for::<EventView>();
+        line.insert("description".into(), json!("newline-delimited JSON: one `EventView` a line, oldest first"));
+        Some(("application/x-ndjson", line))
     }
+}
+
+/// Media types whose body is a sequence of items: their schema describes one item (OpenAPI 3.2's `itemSchema`).
+const SEQUENTIAL: [&str; 2] = ["text/event-stream", "application/x-ndjson"];
+
+/// A media type object: `{"schema": …}`, or `{"itemSchema": …}` for a sequence.
+fn media_type(media: &str, schema: Schema) -> Value {
+    let key = if SEQUENTIAL.contains(&media) { "itemSchema" } else { "schema" };
+    json!({key: schema})
 }
 
 fn generator() -> SchemaGenerator {
@@ -117,7 +160,7 @@ pub fn document(version: &str) -> Value {
     let _ = g.subschema_for::<ErrorBody>();
     let schemas = g.take_definitions(true);
     json!({
-        "openapi": "3.1.0",
+        "openapi": "3.2.0",
         "info": {
             "title": "HHS — the Hospital Hold System",
             "version": version,
@@ -142,7 +185,7 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Value {
     }
     let mut responses = Map::new();
     let (media, schema) = bodies.response;
-    responses.insert(route.status.to_string(), json!({"description": "success", "content": {media: {"schema": schema}}}));
+    responses.insert(route.status.to_string(), json!({"description": "success", "content": {media: media_type(media, schema)}}));
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
     for code in route.errors() {
         for status in code.statuses() {

@@ -37,6 +37,47 @@ pub fn is_json_content_type(value: &str) -> bool {
     mime.eq_ignore_ascii_case("application/json")
 }
 
+/// The rules between fields that `validate` checks, in the bodies' schemas, so that what a schema allows is
+/// what validation accepts. A field given as `null` is absent (serde reads both as `None`).
+#[cfg(feature = "openapi")]
+mod rules {
+    use alloc::string::ToString;
+    use schemars::Schema;
+    use serde_json::{json, Map, Value};
+
+    /// Each of `fields` present and not null.
+    fn given(fields: &[&str]) -> Value {
+        let not_null: Map<_, _> = fields.iter().map(|f| (f.to_string(), json!({"not": {"type": "null"}}))).collect();
+        json!({"required": fields, "properties": not_null})
+    }
+
+    /// `field` absent or null.
+    fn absent(field: &str) -> Value {
+        json!({"properties": {field: {"type": "null"}}})
+    }
+
+    /// A hold with a TTL of its own or under a session, not both; a session's hold does not queue.
+    pub fn acquire(schema: &mut Schema) {
+        schema.insert("not".into(), json!({"anyOf": [given(&["ttl_seconds", "session_id"]), given(&["wait_seconds", "session_id"])]}));
+    }
+
+    /// A TTL or a session: exactly one.
+    pub fn group(schema: &mut Schema) {
+        schema.insert("oneOf".into(), json!([given(&["ttl_seconds"]), given(&["session_id"])]));
+    }
+
+    /// A resource (with its token, if given) or a group (whose members have a token each): exactly one.
+    pub fn book(schema: &mut Schema) {
+        schema.insert(
+            "oneOf".into(),
+            json!([
+                {"allOf": [given(&["resource_id"]), absent("group_id")]},
+                {"allOf": [given(&["group_id"]), absent("resource_id"), absent("fencing_token")]},
+            ]),
+        );
+    }
+}
+
 fn parse_token(raw: Option<i64>) -> Result<Option<FencingToken>, ApiError> {
     raw.map(|v| {
         FencingToken::from_i64(v)
@@ -63,7 +104,7 @@ impl CreateResourceRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema), schemars(transform = rules::acquire))]
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
     #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::ResourceId"))]
@@ -179,7 +220,7 @@ impl HolderRequest {
 /// all or none — becomes a booking that needs no heartbeats and ends at `until` (no later than the type's
 /// booking maximum), with the same fencing token(s). Exactly one of `resource_id` and `group_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema), schemars(transform = rules::book))]
 #[serde(deny_unknown_fields)]
 pub struct BookRequest {
     #[serde(default)]
@@ -236,10 +277,11 @@ pub struct GroupMemberRef {
 
 /// `POST /api/locks/acquire-group`: 2–32 resources for one owner, all or none, with a TTL or under a session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema), schemars(transform = rules::group))]
 #[serde(deny_unknown_fields)]
 pub struct AcquireGroupRequest {
-    #[cfg_attr(feature = "openapi", schemars(length(min = 2, max = 32)))]
+    /// Each resource once.
+    #[cfg_attr(feature = "openapi", schemars(length(min = crate::group::MIN_MEMBERS, max = crate::group::MAX_MEMBERS), extend("uniqueItems" = true)))]
     pub resources: alloc::vec::Vec<GroupMemberRef>,
     #[cfg_attr(feature = "openapi", schemars(with = "crate::ids::OwnerId"))]
     pub owner_id: String,

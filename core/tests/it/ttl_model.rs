@@ -218,3 +218,77 @@ proptest::proptest! {
         }
     }
 }
+
+/// One principal sending a fresh owner id with every hold: its summaries stay bounded, a busy owner of its is
+/// kept with exactly the suggestion an unbounded model gives, and another principal's owners are untouched.
+#[test]
+fn owner_summaries_are_bounded_per_principal_and_a_kept_owners_suggestion_is_unchanged() {
+    use hhs_core::ttl_model::MAX_OWNERS_PER_PRINCIPAL;
+    let cap = 50;
+    let mut bounded = TtlModel::with_owner_capacity(cap);
+    let mut unbounded = TtlModel::with_owner_capacity(usize::MAX);
+    let mut n = Normal(5);
+    for i in 0..5_000u32 {
+        let held = Millis((1_200_000.0 * (0.3 * n.next()).exp()) as i64);
+        let gap = Millis((10_000.0 * (1.0 + 0.1 * n.next().abs())) as i64);
+        let steady = Observation { heartbeats: 30, max_gap: gap, held };
+        let fresh = Observation { heartbeats: 0, max_gap: held, held };
+        for m in [&mut bounded, &mut unbounded] {
+            m.observe("bed", "flooder", &format!("random-{i}"), &fresh);
+            // The flooder's own busy workstation, updated more often than `cap` new ids arrive.
+            if i % 10 == 0 {
+                m.observe("bed", "flooder", "ws-busy", &steady);
+            }
+            // Another principal's owner, updated rarely: the flood is not its problem.
+            if i % 1_000 == 0 {
+                m.observe("bed", "north", "ws-1", &steady);
+                m.observe_gap("bed", "north", "ws-1", Millis(25_000));
+            }
+        }
+    }
+    assert!(bounded.owner_summaries() <= 2 * cap, "{} summaries", bounded.owner_summaries());
+    assert!(unbounded.owner_summaries() > 5_000);
+    assert!(!bounded.knows_owner("bed", "flooder", "random-0"), "the least recently updated is forgotten");
+    assert!(bounded.knows_owner("bed", "flooder", "random-4999"));
+    let policy = policy();
+    for (p, o) in [("flooder", "ws-busy"), ("north", "ws-1"), ("flooder", "random-4999")] {
+        assert!(bounded.knows_owner("bed", p, o), "{p}/{o} was kept");
+        assert_eq!(bounded.suggest("bed", p, o, &policy), unbounded.suggest("bed", p, o, &policy), "{p}/{o}");
+        let default = Ttl::from_seconds(300, &TtlBounds::HARD).unwrap();
+        assert_eq!(
+            bounded.suggest_session(p, o, default, &TtlBounds::HARD),
+            unbounded.suggest_session(p, o, default, &TtlBounds::HARD),
+            "{p}/{o}"
+        );
+    }
+    assert!(TtlModel::default().owner_summaries() == 0 && MAX_OWNERS_PER_PRINCIPAL >= 1_000);
+}
+
+proptest::proptest! {
+    /// Whatever the order of updates, a principal keeps at most `cap` summaries: exactly its `cap` most recently
+    /// updated owners.
+    #[test]
+    fn each_principal_keeps_its_most_recently_updated_owners(
+        updates in proptest::collection::vec((0u8..3, 0u8..12, proptest::bool::ANY), 0..200),
+        cap in 1usize..6,
+    ) {
+        let mut model = TtlModel::with_owner_capacity(cap);
+        let o = Observation { heartbeats: 1, max_gap: Millis(5_000), held: Millis(60_000) };
+        for &(p, owner, gap_only) in &updates {
+            let (p, owner) = (format!("p{p}"), format!("o{owner}"));
+            if gap_only { model.observe_gap("bed", &p, &owner, Millis(7_000)) } else { model.observe("bed", &p, &owner, &o) }
+        }
+        for p in 0u8..3 {
+            // The principal's owners, most recently updated first, each once.
+            let mut recent: Vec<u8> = Vec::new();
+            for &(_, owner, _) in updates.iter().rev().filter(|(q, _, _)| *q == p) {
+                if !recent.contains(&owner) { recent.push(owner) }
+            }
+            for owner in 0u8..12 {
+                let kept = recent.iter().take(cap).any(|r| *r == owner);
+                proptest::prop_assert_eq!(model.knows_owner("bed", &format!("p{p}"), &format!("o{owner}")), kept, "p{} o{}", p, owner);
+            }
+        }
+        proptest::prop_assert!(model.owner_summaries() <= 3 * cap);
+    }
+}

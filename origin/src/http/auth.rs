@@ -111,11 +111,26 @@ impl Authenticator {
     }
 
     async fn lookup(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key_id, Instant::now()) {
-            return Ok(hit);
-        }
-        let key = self.store.key(key_id).await?;
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key_id, key.clone(), Instant::now());
+        self.lookup_with(key_id, self.store.key(key_id)).await
+    }
+
+    /// `lookup` with the store read given (a future not yet started): the cache's ticket is taken before the
+    /// read starts, so a revoke (and its `forget`) landing while the read is under way keeps its answer out of
+    /// the cache.
+    async fn lookup_with(
+        &self,
+        key_id: &str,
+        read: impl std::future::Future<Output = Result<Option<KeyRecord>, StoreError>>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let ticket = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(key_id, Instant::now()) {
+                return Ok(hit);
+            }
+            cache.ticket()
+        };
+        let key = read.await?;
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).fill(ticket, key_id, key.clone(), Instant::now());
         Ok(key)
     }
 
@@ -192,5 +207,61 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
             resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"hhs\""));
             resp
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hhs_core::{Principal, Role};
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn system() -> Actor {
+        Actor { principal: "hhs:test".into(), key_id: None, request_id: None, reason: None }
+    }
+
+    /// A lookup whose store read returned the unrevoked record, paused before it fills the cache; the key is
+    /// revoked and forgotten meanwhile; then the lookup finishes. The key must be refused from then on.
+    #[tokio::test]
+    async fn a_lookup_racing_a_revoke_does_not_put_the_key_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("hhs.db"), 2).await.unwrap());
+        store.migrate().await.unwrap();
+        let (key, record) = keys::create(&store, &Principal::parse("clinic").unwrap(), Role::Client, &system()).await.unwrap();
+        let auth = Arc::new(Authenticator::new(store.clone(), false));
+        let header = format!("Bearer {key}");
+        assert!(auth.authenticate(Some(&header)).await.is_ok());
+        // Let the cached entry lapse so the next lookup reads the store.
+        tokio::time::sleep(CACHE_TTL).await;
+
+        let (read_done, read_seen) = oneshot::channel();
+        let (resume, resumed) = oneshot::channel::<()>();
+        let racing = {
+            let (auth, store, id) = (auth.clone(), store.clone(), record.id.clone());
+            tokio::spawn(async move {
+                let read = async {
+                    let found = store.key(&id).await;
+                    let _ = read_done.send(());
+                    let _ = resumed.await;
+                    found
+                };
+                auth.lookup_with(&id, read).await.unwrap()
+            })
+        };
+        read_seen.await.unwrap();
+        store.revoke_key(&record.id, &system()).await.unwrap();
+        auth.forget(&record.id);
+        resume.send(()).unwrap();
+        let seen = racing.await.unwrap().unwrap();
+        assert!(seen.revoked_at_ms.is_none(), "the racing lookup read before the revoke");
+
+        assert!(
+            matches!(auth.authenticate(Some(&header)).await, Err(Failure::Rejected { reason: "revoked", .. })),
+            "the revoked key is accepted again: the racing lookup put it back in the cache"
+        );
     }
 }

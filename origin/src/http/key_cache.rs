@@ -56,7 +56,16 @@ impl<V: Clone> Bounded<V> {
 pub struct KeyCache {
     known: Bounded<KeyRecord>,
     unknown: Bounded<()>,
+    /// How many times a key was forgotten. A lookup notes it before reading the store and fills the cache only
+    /// if it is unchanged after: a read that began before a revoke may return the unrevoked record, and must not
+    /// put it back after `forget` (it would stay accepted here for a whole [`CACHE_TTL`]). One counter for all
+    /// keys: a revoke is rare, and a fill it drops costs one more database read, never a wrong answer.
+    forgets: u64,
 }
+
+/// What a lookup notes before it reads the store ([`KeyCache::ticket`]), to fill the cache with what it read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket(u64);
 
 impl Default for KeyCache {
     fn default() -> Self {
@@ -66,7 +75,7 @@ impl Default for KeyCache {
 
 impl KeyCache {
     pub fn with_capacity(known: usize, unknown: usize) -> Self {
-        KeyCache { known: Bounded::new(known), unknown: Bounded::new(unknown) }
+        KeyCache { known: Bounded::new(known), unknown: Bounded::new(unknown), forgets: 0 }
     }
 
     /// `Some(Some(key))`: cached and known; `Some(None)`: cached as unknown; `None`: ask the database.
@@ -77,7 +86,22 @@ impl KeyCache {
         self.unknown.get(id, now).map(|()| None)
     }
 
-    pub fn insert(&mut self, id: &str, key: Option<KeyRecord>, now: Instant) {
+    /// Taken before a lookup reads the store; [`KeyCache::fill`] with it stores what the read found.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.forgets)
+    }
+
+    /// Caches what a lookup read, unless a key was forgotten since its [`Ticket`] (the read may predate a
+    /// revoke). Whether it was cached.
+    pub fn fill(&mut self, ticket: Ticket, id: &str, key: Option<KeyRecord>, now: Instant) -> bool {
+        if ticket.0 != self.forgets {
+            return false;
+        }
+        self.insert(id, key, now);
+        true
+    }
+
+    fn insert(&mut self, id: &str, key: Option<KeyRecord>, now: Instant) {
         match key {
             Some(k) => {
                 self.unknown.remove(id);
@@ -91,6 +115,7 @@ impl KeyCache {
     }
 
     pub fn forget(&mut self, id: &str) {
+        self.forgets = self.forgets.wrapping_add(1);
         self.known.remove(id);
         self.unknown.remove(id);
     }
@@ -138,5 +163,18 @@ mod tests {
         assert_eq!(cache.len(), (1, 0));
         cache.forget("k");
         assert!(cache.get("k", t0).is_none());
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_forget_does_not_fill_the_cache() {
+        let mut cache = KeyCache::default();
+        let now = Instant::now();
+        let before = cache.ticket();
+        cache.forget("k");
+        assert!(!cache.fill(before, "k", Some(key("k")), now), "the read predates the revoke");
+        assert!(cache.get("k", now).is_none(), "ask the database again");
+        let after = cache.ticket();
+        assert!(cache.fill(after, "k", Some(key("k")), now));
+        assert!(matches!(cache.get("k", now), Some(Some(_))));
     }
 }

@@ -1,4 +1,4 @@
-//! `GET /api/openapi.json`: the API's OpenAPI 3.1 description, open like `/healthz` (it says what the API is,
+//! `GET /api/openapi.json`: the API's OpenAPI 3.2 description, open like `/healthz` (it says what the API is,
 //! nothing about what it holds). Built once from `hhs-core`'s endpoint table and wire types, so it describes
 //! exactly the routes this process serves.
 
