@@ -305,7 +305,8 @@ proptest! {
                         (GroupOp::Release, Some(o)) => {
                             prop_assert_eq!(*st, 0, "only a member still held is released");
                             let h = o.lease.hold.as_ref().unwrap();
-                            prop_assert!(matches!(h.state, HoldState::Released { .. }) && h.group == Some(g));
+                            let ended = matches!(h.state, HoldState::Released { .. });
+                            prop_assert!(ended && h.group == Some(g), "{:?}", h);
                         }
                         // Already ended: counts as released, nothing written (least of all another's hold).
                         (GroupOp::Release, None) => prop_assert!(*st != 0),
