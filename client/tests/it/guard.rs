@@ -266,7 +266,7 @@ async fn the_group_guard_is_lost_when_a_member_is_force_released() {
         Lost::Refused(e) => {
             assert_eq!(e.code, ErrorCode::GroupBlocked, "{e:?}");
             let named: Vec<String> = e.blocked.iter().map(|m| m.resource_id.to_string()).collect();
-            assert_eq!(named, [b.clone()], "{e:?}");
+            assert_eq!(named, std::slice::from_ref(&b), "{e:?}");
         }
         other => panic!("{other:?}"),
     }
