@@ -1,13 +1,17 @@
 //! Several resources held together: [`GroupGuard::acquire`] holds them all or none (a refusal is
 //! `ClientError::Api` 409 `group_blocked`, naming each blocking member in `error.blocked`), renews them all with
 //! one heartbeat by the group's id at a third of the TTL, and reports the moment the group may be lost
-//! ([`crate::renewal`]'s rule). `release().await` releases every member; dropping the guard does so on a
-//! best-effort basis.
+//! ([`crate::renewal`]'s rule). The group is lost as a whole when any member is: HHS refuses the heartbeat
+//! (`group_blocked`, naming each member it no longer holds, e.g. one an administrator force-released), and an
+//! answer that does not renew every member with its own token counts as that same refusal.
+//! `release().await` releases every member; dropping the guard does so on a best-effort basis.
 
 use std::time::Duration;
 
 use hhs_core::wire::endpoints::{AcquireGroup, HeartbeatGroup, ReleaseGroup};
-use hhs_core::wire::{AcquireGroupRequest, GroupHolderRequest, GroupMemberRef, GroupView};
+use hhs_core::error::BlockedMember;
+use hhs_core::wire::{AcquireGroupRequest, GroupHolderRequest, GroupMemberRef, GroupView, LockView};
+use hhs_core::{ApiError, ErrorCode};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -37,9 +41,13 @@ impl GroupGuard {
         let mut once = client.clone();
         once.retry = Retry { attempts: 1, ..Retry::default() };
         let holder = GroupHolderRequest { group_id: view.group_id.to_string(), owner_id: owner.to_owned() };
+        let members: Vec<LockView> = view.holds.clone();
         let beat = move || {
-            let (client, req) = (once.clone(), holder.clone());
-            async move { client.call::<HeartbeatGroup>(None, None, &req).await.map(drop) }
+            let (client, req, members) = (once.clone(), holder.clone(), members.clone());
+            async move {
+                let answer = client.call::<HeartbeatGroup>(None, None, &req).await?;
+                unrenewed(&members, &answer).map_or(Ok(()), |error| Err(ClientError::Api { status: error.http_status(), error }))
+            }
         };
         let ttl = Duration::from_secs(u64::from(view.holds.first().and_then(|h| h.ttl_seconds).unwrap_or(1)));
         let renewal = Renewal::start(beat, ttl, sent);
@@ -80,4 +88,19 @@ impl Drop for GroupGuard {
             let _ = client.call::<ReleaseGroup>(None, None, &req).await;
         });
     }
+}
+
+/// The refusal an answer to the group's heartbeat amounts to if it does not renew every member of `granted` with
+/// its own token (HHS refuses such a heartbeat itself; this guards against any answer that would not).
+fn unrenewed(granted: &[LockView], answer: &GroupView) -> Option<ApiError> {
+    let blocked: Vec<BlockedMember> = granted
+        .iter()
+        .filter(|g| !answer.holds.iter().any(|h| h.resource_id == g.resource_id && h.fencing_token == g.fencing_token && h.group_id == Some(answer.group_id)))
+        .map(|g| BlockedMember { resource_id: g.resource_id, error: ApiError::new(ErrorCode::NotHolder, "the group's heartbeat did not renew this member") })
+        .collect();
+    (!blocked.is_empty()).then(|| {
+        let mut e = ApiError::new(ErrorCode::GroupBlocked, "the group's heartbeat did not renew every member; see blocked");
+        e.blocked = blocked;
+        e
+    })
 }

@@ -1,12 +1,18 @@
 //! A session that keeps itself alive: [`SessionGuard::open`] opens one and keeps it alive in the background at a
 //! third of its TTL — one keepalive for every hold taken under it ([`SessionGuard::acquire`]) — and reports the
-//! moment the session (and so every hold under it) may be lost ([`crate::renewal`]'s rule). `close().await`
-//! closes it and releases its holds; dropping the guard does so on a best-effort basis.
+//! moment the session (and so every hold under it) may be lost ([`crate::renewal`]'s rule). A hold can also end
+//! alone while the session lives on (released, force-released by an administrator, booked): each keepalive's
+//! answer names the holds it renewed, and [`SessionGuard::lost_holds`] reports every hold taken through the
+//! guard that a keepalive sent after its grant no longer renewed. `close().await` closes it and releases its
+//! holds; dropping the guard does so on a best-effort basis.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hhs_core::wire::endpoints::{Acquire, CloseSession, KeepAlive, NoBody, OpenSession};
-use hhs_core::wire::{AcquireRequest, LockView, OpenSessionRequest, SessionView};
+use hhs_core::wire::{AcquireRequest, LockView, OpenSessionRequest, SessionHold, SessionView};
+use hhs_core::ResourceId;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -19,6 +25,41 @@ pub struct SessionGuard {
     client: Client,
     view: SessionView,
     renewal: Renewal,
+    holds: Arc<Holds>,
+}
+
+/// The holds taken through the guard, and those a keepalive no longer renewed.
+struct Holds {
+    /// Each hold still believed held: its token, and when its grant was answered (a keepalive sent before
+    /// that may not have seen it).
+    held: Mutex<BTreeMap<ResourceId, (u64, Instant)>>,
+    lost: watch::Sender<Vec<SessionHold>>,
+}
+
+impl Default for Holds {
+    fn default() -> Holds {
+        Holds { held: Mutex::default(), lost: watch::channel(Vec::new()).0 }
+    }
+}
+
+impl Holds {
+    /// A keepalive sent at `sent` renewed exactly `renewed`: every hold granted before `sent` and not among them
+    /// is lost.
+    fn renewed(&self, sent: Instant, renewed: &[SessionHold]) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<SessionHold> = held
+            .iter()
+            .filter(|(r, (token, granted))| *granted < sent && !renewed.contains(&SessionHold { resource_id: **r, fencing_token: *token }))
+            .map(|(r, (token, _))| SessionHold { resource_id: *r, fencing_token: *token })
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for g in &gone {
+            held.remove(&g.resource_id);
+        }
+        self.lost.send_modify(|lost| lost.extend(gone));
+    }
 }
 
 impl SessionGuard {
@@ -30,12 +71,21 @@ impl SessionGuard {
         let mut once = client.clone();
         once.retry = Retry { attempts: 1, ..Retry::default() };
         let id = view.id.to_string();
-        let keepalive = move || {
-            let (client, id) = (once.clone(), id.clone());
-            async move { client.call::<KeepAlive>(Some(&id), None, &NoBody).await.map(drop) }
+        let holds = Arc::new(Holds::default());
+        let keepalive = {
+            let holds = holds.clone();
+            move || {
+                let (client, id, holds) = (once.clone(), id.clone(), holds.clone());
+                async move {
+                    let sent = Instant::now();
+                    let kept = client.call::<KeepAlive>(Some(&id), None, &NoBody).await?;
+                    holds.renewed(sent, &kept.renewed);
+                    Ok(())
+                }
+            }
         };
         let renewal = Renewal::start(keepalive, Duration::from_secs(u64::from(view.ttl_seconds)), sent);
-        Ok(SessionGuard { client: client.clone(), view, renewal })
+        Ok(SessionGuard { client: client.clone(), view, renewal, holds })
     }
 
     /// The session as opened.
@@ -52,7 +102,18 @@ impl SessionGuard {
             session_id: Some(self.view.id.to_string()),
             wait_seconds: None,
         };
-        self.client.call::<Acquire>(None, None, &req).await
+        let lock = self.client.call::<Acquire>(None, None, &req).await?;
+        if let Some(token) = lock.fencing_token {
+            self.holds.held.lock().unwrap_or_else(|e| e.into_inner()).insert(lock.resource_id, (token, Instant::now()));
+        }
+        Ok(lock)
+    }
+
+    /// Every hold taken through [`SessionGuard::acquire`] that a keepalive no longer renewed (released,
+    /// force-released, booked, lapsed), by resource and token, in the order noticed; empty while all are kept.
+    /// Its holder must stop acting under that token. The session itself may still be good ([`SessionGuard::lost`]).
+    pub fn lost_holds(&self) -> watch::Receiver<Vec<SessionHold>> {
+        self.holds.lost.subscribe()
     }
 
     /// `None` while the session is good; `Some` from the moment it (and every hold under it) may be lost.

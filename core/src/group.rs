@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use crate::admission::{grant, Gate};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{GroupId, HoldId, ResourceId};
-use crate::lease::{acquire, AcquireCmd, Denied, Lease, Outcome};
+use crate::lease::{acquire, heartbeat, release, AcquireCmd, Claim, Denied, Lease, Outcome};
 use crate::session::{acquire_in, Session};
 use crate::time::Millis;
 
@@ -90,5 +90,69 @@ pub fn acquire_group(
         Ok(granted)
     } else {
         Err(refused)
+    }
+}
+
+/// An operation on every member of a group, by the group's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupOp {
+    Heartbeat,
+    Release,
+    /// [`crate::booking::book`] until this instant.
+    Book { until: Millis },
+}
+
+/// One member of a granted group as read under its row lock: its resource, its lease now (`None`: the resource
+/// has been deleted since) and its type's longest booking ([`crate::TypePolicy::booking_max`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Held<'a> {
+    pub resource_id: ResourceId,
+    pub lease: Option<&'a Lease>,
+    pub booking_max: Millis,
+}
+
+/// `op` on every member of `group` (all of them, as recorded when it was granted), all or none: each member's
+/// outcome in the members' order, or every refusal with its resource — and then nothing is to be written.
+///
+/// A member's hold is the group's while its lease's hold carries `group` (the id is new with each grant, so no
+/// later hold carries it). A heartbeat or booking needs every member held by the group and decides each by the
+/// lease rule ([`heartbeat`], [`crate::booking::book`]); a member whose group hold has ended and whose resource
+/// went on (granted to another, or deleted) is refused as [`Denied::NotHolder`] — so the caller learns, by
+/// name, each member it no longer has. A release ends each member still held ([`release`]); a member already
+/// ended (released, lapsed, force-released, granted on or deleted) counts as released: `None`, nothing to write.
+pub fn by_id(members: &[Held], group: GroupId, now: Millis, claim: &Claim, op: GroupOp) -> Result<Vec<Option<Outcome>>, Vec<(ResourceId, Denied)>> {
+    let mut done = Vec::with_capacity(members.len());
+    let mut refused = Vec::new();
+    for m in members {
+        match member(m, group, now, claim, op) {
+            Ok(outcome) => done.push(outcome),
+            Err(denied) => refused.push((m.resource_id, denied)),
+        }
+    }
+    if refused.is_empty() {
+        Ok(done)
+    } else {
+        Err(refused)
+    }
+}
+
+fn member(m: &Held, group: GroupId, now: Millis, claim: &Claim, op: GroupOp) -> Result<Option<Outcome>, Denied> {
+    let Some(lease) = m.lease.filter(|l| l.hold.as_ref().is_some_and(|h| h.group == Some(group))) else {
+        return match op {
+            GroupOp::Release => Ok(None),
+            GroupOp::Heartbeat | GroupOp::Book { .. } => Err(Denied::NotHolder),
+        };
+    };
+    match op {
+        GroupOp::Heartbeat => heartbeat(lease, now, claim).map(Some),
+        GroupOp::Book { until } => crate::booking::book(lease, now, claim, until, m.booking_max).map(Some),
+        GroupOp::Release => {
+            // The holder rules first (another principal's group is not released, nor counted as released).
+            let hold = crate::lease::check_holder(lease, claim)?;
+            if !hold.is_live(now) {
+                return Ok(None);
+            }
+            release(lease, now, claim).map(Some)
+        }
     }
 }

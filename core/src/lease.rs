@@ -364,7 +364,7 @@ pub struct Claim {
 
 /// Checks that the claim matches the holder of record; says why not otherwise. The principal is checked first:
 /// another principal learns nothing about owners or tokens.
-fn check_holder<'a>(lease: &'a Lease, claim: &Claim) -> Result<&'a Hold, Denied> {
+pub(crate) fn check_holder<'a>(lease: &'a Lease, claim: &Claim) -> Result<&'a Hold, Denied> {
     let hold = lease.hold.as_ref().ok_or(Denied::NotHolder)?;
     if hold.principal != claim.principal {
         return Err(Denied::NotYourHold);

@@ -20,6 +20,8 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE ON resource_types TO {role}"),
         format!("GRANT SELECT, INSERT ON events, outages TO {role}"),
+        // A group's membership is written once, when it is granted.
+        format!("GRANT SELECT, INSERT ON group_members TO {role}"),
         format!("GRANT USAGE ON SEQUENCE events_id_seq, outages_id_seq TO {role}"),
         // Reads replication statistics, so /healthz can count the synchronous standbys.
         format!("GRANT pg_monitor TO {role}"),

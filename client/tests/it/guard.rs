@@ -247,3 +247,55 @@ async fn a_booked_hold_needs_no_heartbeats_and_outlives_its_guard() {
     }
     origin.stop().await;
 }
+
+/// Issue 25: a member force-released by an administrator (and taken by another principal) must make the group
+/// guard lost — the heartbeat by the group's id used to renew the two left and answer 200, which the guard
+/// dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_guard_is_lost_when_a_member_is_force_released() {
+    let origin = Origin::start().await;
+    let (a, b, c) = (origin.bed("Group 4").await, origin.bed("Group 5").await, origin.bed("Group 6").await);
+    let client = Client::new(&origin.url, &origin.client);
+    let group = hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(2)).await.unwrap();
+    let forced = origin.send("POST", "/api/locks/force-release", &origin.admin, Some(json!({"resource_id": b, "reason": "needed elsewhere"}))).await;
+    assert_eq!(forced["status"], "FORCE_RELEASED", "{forced}");
+    let taken = origin.send("POST", "/api/locks/acquire", &origin.admin, Some(json!({"resource_id": b, "owner_id": "icu", "ttl_seconds": 60}))).await;
+    assert_eq!(taken["status"], "HELD", "{taken}");
+    let lost = tokio::time::timeout(Duration::from_millis(1_500), group.until_lost()).await.expect("lost within a heartbeat period and some");
+    match lost {
+        Lost::Refused(e) => {
+            assert_eq!(e.code, ErrorCode::GroupBlocked, "{e:?}");
+            let named: Vec<String> = e.blocked.iter().map(|m| m.resource_id.to_string()).collect();
+            assert_eq!(named, std::slice::from_ref(&b), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    origin.stop().await;
+}
+
+/// Issue 25: a hold of a session force-released under it, while the session lives on, is reported by the
+/// session guard (the keepalive's answer used to be a count, and the guard kept not even that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_guard_reports_a_hold_it_no_longer_has() {
+    let origin = Origin::start().await;
+    let (a, b) = (origin.bed("Session 3").await, origin.bed("Session 4").await);
+    let client = Client::new(&origin.url, &origin.client);
+    let session = hhs_client::SessionGuard::open(&client, "ward-7", Duration::from_secs(1)).await.unwrap();
+    let _kept = session.acquire(&a).await.unwrap();
+    let gone = session.acquire(&b).await.unwrap();
+    let mut lost_holds = session.lost_holds();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(lost_holds.borrow().is_empty(), "{:?}", lost_holds.borrow());
+    let forced = origin.send("POST", "/api/locks/force-release", &origin.admin, Some(json!({"resource_id": b, "reason": "bed needed"}))).await;
+    assert_eq!(forced["status"], "FORCE_RELEASED", "{forced}");
+    tokio::time::timeout(Duration::from_millis(1_500), lost_holds.wait_for(|l| !l.is_empty())).await.expect("reported within a keepalive period and some").unwrap();
+    let lost = lost_holds.borrow().clone();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!((lost[0].resource_id, Some(lost[0].fencing_token)), (gone.resource_id, gone.fencing_token));
+    // The session and its other hold are still good.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(session.lost().borrow().is_none());
+    assert_eq!(origin.lock(&a).await["status"], "HELD");
+    assert_eq!(session.lost_holds().borrow().len(), 1);
+    origin.stop().await;
+}

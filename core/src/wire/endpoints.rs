@@ -263,8 +263,8 @@ endpoints! {
     ListSessions: "GET" "/api/sessions", NoBody => 200 SessionPage, Viewer, [];
     OpenSession: "POST" "/api/sessions", OpenSessionRequest => 201 SessionView, Client, [InvalidOwnerId, InvalidTtl];
     GetSession: "GET" "/api/sessions/{session_id}", NoBody => 200 SessionView, Viewer, [SessionNotFound];
-    /// Renews the session and every live hold under it, in one statement.
-    KeepAlive: "POST" "/api/sessions/{session_id}/keepalive", NoBody => 200 SessionView, Client,
+    /// Renews the session and every live hold under it, in one statement; answers which holds it renewed.
+    KeepAlive: "POST" "/api/sessions/{session_id}/keepalive", NoBody => 200 KeepAliveView, Client,
         [SessionNotFound, SessionEnded, NotYourHold];
     /// Closes the session and releases every hold under it.
     CloseSession: "DELETE" "/api/sessions/{session_id}", NoBody => 200 SessionView, Client,

@@ -192,6 +192,26 @@ impl SessionView {
     }
 }
 
+/// `POST /api/sessions/{session_id}/keepalive`'s answer: the session as renewed, and exactly the holds the
+/// keepalive renewed. A hold taken under the session and absent here is no longer renewed by it (released,
+/// force-released, lapsed or booked): its holder must stop relying on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct KeepAliveView {
+    #[serde(flatten)]
+    pub session: SessionView,
+    /// Every hold renewed, by resource id (ascending) with its fencing token.
+    pub renewed: Vec<SessionHold>,
+}
+
+/// One hold a keepalive renewed: its resource and the fencing token of its grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct SessionHold {
+    pub resource_id: ResourceId,
+    pub fencing_token: u64,
+}
+
 /// A group's holds (`/api/locks/acquire-group` and the group operations), in lock order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]

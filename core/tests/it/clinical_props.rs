@@ -1,13 +1,13 @@
 //! Property tests of the clinical holds: sessions (a lapse ends exactly the session's holds, together), groups
-//! (all or nothing; no resource in two live groups) and their lock order.
+//! (all or nothing; no resource in two live groups; by the group's id every member or none) and their lock order.
 
 use hhs_core::admission::Gate;
-use hhs_core::group::{acquire_group, lock_order, Member, MAX_MEMBERS, MIN_MEMBERS};
+use hhs_core::group::{acquire_group, by_id, lock_order, GroupOp, Held, Member, MAX_MEMBERS, MIN_MEMBERS};
 use hhs_core::queue::Waiter;
 use hhs_core::status::Status;
-use hhs_core::lease::{acquire, expire, release, resume, AcquireCmd, Claim};
+use hhs_core::lease::{acquire, expire, force_release, release, resume, AcquireCmd, Claim};
 use hhs_core::session::{self, acquire_in, close, end_hold, keepalive, lapse, open, renew_hold, Session};
-use hhs_core::{Denied, GroupId, HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, SessionId, Ttl, TtlBounds, TypePolicy, WaiterId};
+use hhs_core::{Denied, GroupId, HoldId, HoldState, Lease, Millis, OwnerId, Policy, Principal, ResourceId, SessionId, Ttl, TtlBounds, TypePolicy, WaiterId};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -217,6 +217,115 @@ proptest! {
                         _ => matches!(why, Denied::TtlOutOfBounds { .. }),
                     };
                     prop_assert!(expected, "state {} refused with {:?}", st, why);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_operation_by_the_groups_id_acts_on_every_member_or_none(
+        // Each member, after the group was granted: still held by it (0), its hold lapsed unrecorded (1),
+        // force-released (2), force-released and then granted to another clinic (3), released alone (4), its
+        // resource deleted (5), or re-acquired by the group's own owner on its own after a force-release (6).
+        states in proptest::collection::vec(0u8..7, MIN_MEMBERS..8),
+        op in prop_oneof![Just(GroupOp::Heartbeat), Just(GroupOp::Release), (1i64..5_000).prop_map(|d| GroupOp::Book { until: Millis(d) })],
+        wrong_principal in proptest::bool::weighted(0.2),
+    ) {
+        let bounds = TtlBounds { min_seconds: 1, max_seconds: 60 };
+        let ttl = Ttl::from_seconds(10, &bounds).unwrap();
+        let granted_at = Millis(5_000_000);
+        let now = granted_at.plus(Millis(4_000));
+        let g = GroupId(Uuid::from_u128(7));
+        let open = TypePolicy { min_ttl_seconds: 1, max_ttl_seconds: 60, default_ttl_seconds: 30, ..Policy::default().for_type("bed") };
+        let fresh: Vec<Lease> = (0..states.len()).map(|i| Lease::new(ResourceId(Uuid::from_u128(500 + i as u128)))).collect();
+        let members: Vec<Member> = fresh.iter().enumerate().map(|(i, l)| Member {
+            lease: l,
+            gate: Gate { policy: &open, status: Status::Unoccupied, queue: &[] },
+            new_hold_id: HoldId(Uuid::from_u128(20_000 + i as u128)),
+        }).collect();
+        let granted = acquire_group(&members, granted_at, g, &cmd(0, ttl, 0), None).expect("a free group is granted");
+        let other = AcquireCmd { principal: Principal::parse("clinic-south").unwrap(), ..cmd(1, ttl, 0) };
+        let leases: Vec<Option<Lease>> = granted.into_iter().zip(&states).enumerate().map(|(i, (o, st))| {
+            let mut l = o.lease;
+            let id = HoldId(Uuid::from_u128(30_000 + i as u128));
+            let at = granted_at.plus(Millis(1_000));
+            match st {
+                // Renewed at the grant only: lapsed 10 s later, so not at `now` unless backdated.
+                1 => l.hold.as_mut().unwrap().last_heartbeat = Millis(now.0 - 11_000),
+                2 => l = force_release(&l, at, Millis::ZERO).unwrap().lease,
+                3 => {
+                    l = force_release(&l, at, Millis::ZERO).unwrap().lease;
+                    l = acquire(&l, at, &AcquireCmd { new_hold_id: id, ..other.clone() }, Millis::ZERO).unwrap().lease;
+                }
+                4 => {
+                    let h = l.hold.clone().unwrap();
+                    l = release(&l, at, &Claim { principal: h.principal, owner: h.owner, token: None }).unwrap().lease;
+                }
+                5 => return None,
+                6 => {
+                    l = force_release(&l, at, Millis::ZERO).unwrap().lease;
+                    l = acquire(&l, at, &cmd(0, ttl, id.0.as_u128()), Millis::ZERO).unwrap().lease;
+                }
+                _ => {}
+            }
+            Some(l)
+        }).collect();
+        let op = match op {
+            GroupOp::Book { until } => GroupOp::Book { until: now.plus(until) },
+            op => op,
+        };
+        let held: Vec<Held> = leases.iter().enumerate().map(|(i, l)| Held {
+            resource_id: ResourceId(Uuid::from_u128(500 + i as u128)),
+            lease: l.as_ref(),
+            booking_max: Millis(3_600_000),
+        }).collect();
+        let claim = Claim { principal: if wrong_principal { other.principal.clone() } else { principal() }, owner: owner(0), token: None };
+        // The group's hold is on the lease (live or ended) for 0, 1, 2 and 4; gone for 3, 5 and 6.
+        let groups_hold = |st: u8| matches!(st, 0 | 1 | 2 | 4);
+        let expected: Vec<(ResourceId, u8)> = held.iter().zip(&states).filter(|(_, st)| match op {
+            // A release refuses only another principal's group hold, whatever its state; the rest counts as released.
+            GroupOp::Release => wrong_principal && groups_hold(**st),
+            _ => wrong_principal || **st != 0,
+        }).map(|(h, st)| (h.resource_id, *st)).collect();
+        match by_id(&held, g, now, &claim, op) {
+            Ok(outcomes) => {
+                prop_assert!(expected.is_empty(), "{:?} done although {:?} should refuse", op, expected);
+                prop_assert_eq!(outcomes.len(), held.len(), "one answer per member");
+                for ((o, before), st) in outcomes.iter().zip(&leases).zip(&states) {
+                    match (op, o) {
+                        (GroupOp::Heartbeat | GroupOp::Book { .. }, Some(o)) => {
+                            let (h, b) = (o.lease.live_hold(now).expect("every member still held"), before.as_ref().unwrap().hold.as_ref().unwrap());
+                            prop_assert_eq!((h.group, h.id, h.token), (Some(g), b.id, b.token), "the group's own hold, renewed or booked");
+                            if let GroupOp::Book { until } = op {
+                                prop_assert_eq!(h.booked_until, Some(until));
+                            } else {
+                                prop_assert_eq!(h.last_heartbeat, now);
+                            }
+                        }
+                        (GroupOp::Release, Some(o)) => {
+                            prop_assert_eq!(*st, 0, "only a member still held is released");
+                            let h = o.lease.hold.as_ref().unwrap();
+                            let ended = matches!(h.state, HoldState::Released { .. });
+                            prop_assert!(ended && h.group == Some(g), "{:?}", h);
+                        }
+                        // Already ended: counts as released, nothing written (least of all another's hold).
+                        (GroupOp::Release, None) => prop_assert!(*st != 0),
+                        (_, None) => prop_assert!(false, "a heartbeat or booking skipped a member"),
+                    }
+                }
+            }
+            Err(refused) => {
+                // Exactly the members that block, in the members' order, each with its reason.
+                let named: Vec<ResourceId> = refused.iter().map(|(r, _)| *r).collect();
+                let want: Vec<ResourceId> = expected.iter().map(|(r, _)| *r).collect();
+                prop_assert_eq!(named, want);
+                for ((_, why), (_, st)) in refused.iter().zip(&expected) {
+                    let ok = match (wrong_principal && groups_hold(*st), st) {
+                        (true, _) => *why == Denied::NotYourHold,
+                        (false, 1) => *why == Denied::LockExpired,
+                        (false, _) => *why == Denied::NotHolder,
+                    };
+                    prop_assert!(ok, "member in state {} refused with {:?}", st, why);
                 }
             }
         }

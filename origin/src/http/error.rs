@@ -58,7 +58,7 @@ impl AppError {
                 ApiError::new(ErrorCode::ResourceExists, "a resource with this type and identifier already exists")
             }
             StoreError::NoSession => ApiError::new(ErrorCode::SessionNotFound, "no session with this id"),
-            StoreError::NoGroup => ApiError::new(ErrorCode::GroupNotFound, "no held group with this id"),
+            StoreError::NoGroup => ApiError::new(ErrorCode::GroupNotFound, "no group was granted with this id"),
             StoreError::GroupDenied(refused) => {
                 let mut e = ApiError::new(ErrorCode::GroupBlocked, "the group was refused as a whole: nothing is held; see blocked");
                 e.blocked = refused

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use http::StatusCode;
-use hhs_core::wire::{OpenSessionRequest, SessionPage, SessionView};
+use hhs_core::wire::{KeepAliveView, OpenSessionRequest, SessionPage, SessionView};
 use hhs_core::{SessionId, Ttl, TtlBounds};
 use uuid::Uuid;
 
@@ -44,10 +44,10 @@ pub(super) async fn show(State(state): State<AppState>, SessionPath(id): Session
     Ok(Json(SessionView::of(s, *holds, now)))
 }
 
-/// Renews the session and every live hold under it (one statement, however many).
-pub(super) async fn keepalive(State(state): State<AppState>, caller: Caller, SessionPath(id): SessionPath) -> Result<Json<SessionView>, AppError> {
+/// Renews the session and every live hold under it (one statement, however many), and names each it renewed.
+pub(super) async fn keepalive(State(state): State<AppState>, caller: Caller, SessionPath(id): SessionPath) -> Result<Json<KeepAliveView>, AppError> {
     let (s, renewed, now) = state.store.keepalive(id, &caller.principal).await?;
-    Ok(Json(SessionView::of(&s, renewed, now)))
+    Ok(Json(KeepAliveView { session: SessionView::of(&s, renewed.len() as u64, now), renewed }))
 }
 
 /// Closes the session and releases every hold under it.

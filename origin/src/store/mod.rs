@@ -11,7 +11,7 @@ pub mod sql_store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hhs_core::wire::{EventView, LockView, Replication};
+use hhs_core::wire::{EventView, LockView, Replication, SessionHold};
 use hhs_core::lease::{AcquireCmd, Claim};
 use hhs_core::session::Session;
 use hhs_core::status::Status;
@@ -49,7 +49,7 @@ pub enum StoreError {
     /// No session with this id.
     #[error("no such session")]
     NoSession,
-    /// No live hold in this group.
+    /// No group was granted with this id.
     #[error("no such group")]
     NoGroup,
     /// A group refused as a whole: every member that blocked it, and why.
@@ -216,9 +216,10 @@ pub trait Store: Send + Sync + 'static {
     async fn sessions(&self, id: Option<SessionId>) -> Result<(Vec<(Session, u64)>, Millis), StoreError>;
 
     /// Keepalive (`hhs_core::session::keepalive`): the session and every live hold under it renewed in one
-    /// transaction — the holds by one statement (`sql::RENEW_SESSION_HOLDS`), however many there are. Returns the
-    /// session, how many holds it renewed and the database time.
-    async fn keepalive(&self, id: SessionId, principal: &Principal) -> Result<(Session, u64, Millis), StoreError>;
+    /// transaction — the session's row, then its holds' lease rows in resource-id order are locked, then the
+    /// clock is read, then the holds are renewed by one statement (`sql::RENEW_SESSION_HOLDS`), however many
+    /// there are. Returns the session, each hold it renewed (by resource id) and the database time.
+    async fn keepalive(&self, id: SessionId, principal: &Principal) -> Result<(Session, Vec<SessionHold>, Millis), StoreError>;
 
     /// Closes a session (`session_closed`) and releases every live hold under it (`released` each), in one
     /// transaction that holds the session's row, then its leases' rows.
@@ -231,13 +232,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// A group acquire (`hhs_core::group::acquire_group`) in one transaction: the session's row if there is one,
     /// then each member's lease row in `ids`' order (the caller passes `group::lock_order`, so two overlapping
-    /// groups never wait on each other in a cycle). All granted, or [`StoreError::GroupDenied`] with every
-    /// refusal (a TTL outside a member's type bounds among them) and nothing written.
+    /// groups never wait on each other in a cycle). All granted, with the members recorded (`group_members`), or
+    /// [`StoreError::GroupDenied`] with every refusal (a TTL outside a member's type bounds among them) and
+    /// nothing written.
     async fn acquire_group(&self, ids: &[ResourceId], group: GroupId, cmd: AcquireCmd, session: Option<SessionId>, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
 
-    /// `op` on every live member of `group` by `claim`, all or none: any member refused refuses the group
-    /// ([`StoreError::GroupDenied`]); a release skips members already lapsed. [`StoreError::NoGroup`] when no
-    /// member is held.
+    /// `op` on every member of `group` (as recorded when it was granted) by `claim`, their lease rows locked in
+    /// `group::lock_order`, all or none (`hhs_core::group::by_id`): any member refused refuses the group
+    /// ([`StoreError::GroupDenied`]) — a heartbeat or booking every member the group no longer holds; a release
+    /// counts a member already ended as released and answers the holds it released. [`StoreError::NoGroup`]
+    /// for an id no group was granted with.
     async fn group_op(&self, group: GroupId, claim: Claim, op: GroupOp, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
 
     /// Every resource type and its policy, by name.
@@ -286,13 +290,7 @@ pub trait Store: Send + Sync + 'static {
 pub type DynStore = Arc<dyn Store>;
 
 /// What a by-id group operation does to each member.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum GroupOp {
-    Heartbeat,
-    Release,
-    /// `hhs_core::booking::book` until this instant.
-    Book { until: Millis },
-}
+pub use hhs_core::group::GroupOp;
 
 /// What [`Store::acquire_or_wait`] did (returned once per request, never buffered: not boxed).
 #[allow(clippy::large_enum_variant)]

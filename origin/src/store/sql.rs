@@ -243,8 +243,12 @@ pub const SELECT_RESUMABLE_SESSIONS: &str = "SELECT id, principal, owner_id, ttl
 /// the caller narrows it to one session or not, then appends `GROUP BY session_id`.
 pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL";
 /// The leases of session `$1`'s held holds (to release them when it closes); the dialect appends its row lock.
+/// In resource-id order, the order every multi-row lock takes (`hhs_core::group::lock_order`).
 pub const SELECT_SESSION_LEASES: &str =
     concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");
+/// The same rows' locks alone, taken before a keepalive's renewal: an `UPDATE` over many rows would lock them in
+/// whatever order it finds them, and the clock is read only once they are held. The dialect appends its row lock.
+pub const LOCK_SESSION_LEASES: &str = "SELECT l.resource_id FROM leases l WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id";
 
 /// The wait queue (`hhs_core::queue`): a resource's waiting requests in arrival order (`seq`), read with its
 /// lease row held.
@@ -270,9 +274,10 @@ pub const SELECT_SERVABLE: &str = concat!(
 /// Ended waits a minute old (`$1`): nobody polls them any more.
 pub const DELETE_ENDED_WAITERS: &str = "DELETE FROM waiters WHERE state <> 'WAITING' AND ended_at_ms < $1";
 
-/// The leases of group `$1`'s held holds, in lock order; the dialect appends its row lock.
-pub const SELECT_GROUP_LEASES: &str =
-    concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.group_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");
+/// Group `$1`'s members, as recorded when it was granted (whatever their leases hold now); the store locks their
+/// leases in `hhs_core::group::lock_order`.
+pub const SELECT_GROUP_MEMBERS: &str = "SELECT resource_id FROM group_members WHERE group_id = $1";
+pub const INSERT_GROUP_MEMBER: &str = "INSERT INTO group_members (group_id, resource_id) VALUES ($1, $2)";
 
 /// A keepalive's renewal of every live hold of session `$1`, in one statement: each takes the session's renewal
 /// (`$2` its new `last_keepalive`, `$3` its TTL in ms), live at `$4` (now), not booked. Plain SQL both databases
@@ -290,12 +295,12 @@ macro_rules! renew_session_holds {
 /// SQLite: the renewed rows come back, and this process streams each renewal.
 pub const RENEW_SESSION_HOLDS: &str = renew_session_holds!();
 /// PostgreSQL: the same statement also notifies each renewed row (`hhs_renewals`, as a heartbeat does), so every
-/// replica's stream carries the new expiries; it returns how many it renewed.
+/// replica's stream carries the new expiries; it returns each renewed hold's resource and token.
 pub const RENEW_SESSION_HOLDS_NOTIFIED: &str = concat!(
     "WITH renewed AS (",
     renew_session_holds!(),
-    "), notified AS (SELECT pg_notify('hhs_renewals', row_to_json(renewed)::text) FROM renewed) \
-     SELECT COUNT(*) FROM notified"
+    "), notified AS (SELECT resource_id, token, pg_notify('hhs_renewals', row_to_json(renewed)::text) FROM renewed) \
+     SELECT resource_id, token FROM notified ORDER BY resource_id"
 );
 
 pub const SELECT_TYPES: &str = "SELECT name, lock_delay_ms, min_ttl_seconds, max_ttl_seconds, default_ttl_seconds, booking_max_seconds, default_status, updated_at_ms \

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::status::Status;
-use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, StatusDetail, TypeDetail};
+use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, SessionHold, StatusDetail, TypeDetail};
 use hhs_core::admission::{grant, Gate};
 use hhs_core::group;
 use hhs_core::queue;
@@ -697,9 +697,13 @@ macro_rules! sql_store {
                     .map(|all| (all, now))
             }
 
-            async fn keepalive(&self, id: SessionId, principal: &Principal) -> Result<(Session, u64, Millis), StoreError> {
+            async fn keepalive(&self, id: SessionId, principal: &Principal) -> Result<(Session, Vec<SessionHold>, Millis), StoreError> {
                 let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                // The session's row, then its holds' rows in resource-id order (as every multi-row lock), then the
+                // clock: a renewal decided with a time read before a lock wait would be dated before it.
                 let current = Self::lock_session(&mut tx, id).await?;
+                let locks = format!("{LOCK_SESSION_LEASES}{}", <$db>::lock("l"));
+                let _: Vec<(uuid::Uuid,)> = Self::fetch(&mut *tx, &locks, vec![Arg::Uuid(Some(id.0))]).await?;
                 let now = Self::db_now(&mut tx).await?;
                 let renewed = session::keepalive(&current, now, principal).map_err(StoreError::Denied)?;
                 Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&renewed)).await?;
@@ -709,16 +713,28 @@ macro_rules! sql_store {
                     Arg::Int(Some(renewed.ttl.as_millis().0)),
                     Arg::Int(Some(now.0)),
                 ];
-                let (count, renewals) = if <$db>::NOTIFY_RENEWALS {
-                    let (n,): (i64,) = Self::fetch(&mut *tx, RENEW_SESSION_HOLDS_NOTIFIED, args).await?.pop().unwrap_or((0,));
-                    (n as u64, vec![])
+                let (mut holds, renewals) = if <$db>::NOTIFY_RENEWALS {
+                    let rows: Vec<(uuid::Uuid, Option<i64>)> = Self::fetch(&mut *tx, RENEW_SESSION_HOLDS_NOTIFIED, args).await?;
+                    let holds = rows
+                        .into_iter()
+                        .map(|(r, token)| {
+                            let token = token.and_then(FencingToken::from_i64).ok_or_else(|| StoreError::Corrupt(format!("held lease {r} has no valid token")))?;
+                            Ok(SessionHold { resource_id: ResourceId(r), fencing_token: token.0 })
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    (holds, vec![])
                 } else {
                     let rows: Vec<LeaseRow> = Self::fetch(&mut *tx, RENEW_SESSION_HOLDS, args).await?;
                     let leases = rows.into_iter().map(LeaseRow::into_lease).collect::<Result<Vec<_>, _>>()?;
-                    (leases.len() as u64, leases.iter().filter_map(LockView::renewed).map(|r| Change::Renewed(Box::new(r))).collect())
+                    let holds = leases
+                        .iter()
+                        .filter_map(|l| l.hold.as_ref().map(|h| SessionHold { resource_id: l.resource_id, fencing_token: h.token.0 }))
+                        .collect();
+                    (holds, leases.iter().filter_map(LockView::renewed).map(|r| Change::Renewed(Box::new(r))).collect())
                 };
+                holds.sort();
                 self.commit(tx, renewals).await?;
-                Ok((renewed, count, now))
+                Ok((renewed, holds, now))
             }
 
             async fn close_session(&self, id: SessionId, principal: &Principal, actor: &Actor) -> Result<(Session, Millis), StoreError> {
@@ -788,6 +804,8 @@ macro_rules! sql_store {
                 };
                 let (mut applied, mut renewals) = (Vec::with_capacity(outcomes.len()), vec![]);
                 for ((resource, lease), outcome) in members.into_iter().zip(outcomes) {
+                    // The group's membership, for its operations by id whatever later becomes of the leases.
+                    Self::exec(&mut tx, INSERT_GROUP_MEMBER, vec![Arg::Uuid(Some(group_id.0)), Arg::Uuid(Some(resource.id.0))]).await?;
                     renewals.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?);
                     applied.push(Applied { resource, outcome, now });
                 }
@@ -797,33 +815,43 @@ macro_rules! sql_store {
 
             async fn group_op(&self, group_id: GroupId, claim: Claim, op: GroupOp, actor: &Actor) -> Result<Vec<Applied>, StoreError> {
                 let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
-                let locked = format!("{SELECT_GROUP_LEASES}{}", <$db>::lock("l"));
-                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(group_id.0))]).await?;
-                if recs.is_empty() {
+                let rows: Vec<(uuid::Uuid,)> = Self::fetch(&mut *tx, SELECT_GROUP_MEMBERS, vec![Arg::Uuid(Some(group_id.0))]).await?;
+                if rows.is_empty() {
                     return Err(StoreError::NoGroup);
                 }
+                let mut ids: Vec<ResourceId> = rows.into_iter().map(|(r,)| ResourceId(r)).collect();
+                // The order the group was acquired in (`group::lock_order`): overlapping operations never wait in a cycle.
+                ids.sort();
+                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
+                let mut members = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                    members.push(rec.map(LeaseRecord::into_parts).transpose()?);
+                }
                 let now = Self::db_now(&mut tx).await?;
-                let (mut done, mut refused) = (vec![], vec![]);
-                for rec in recs {
-                    let (resource, lease) = rec.into_parts()?;
-                    let result = match op {
-                        GroupOp::Heartbeat => heartbeat(&lease, now, &claim),
-                        GroupOp::Release => release(&lease, now, &claim),
-                        GroupOp::Book { until } => hhs_core::booking::book(&lease, now, &claim, until, resource.policy.booking_max()),
-                    };
-                    match result {
-                        Ok(outcome) => done.push((resource, lease, outcome)),
-                        // A member that lapsed has ended already: nothing to release.
-                        Err(Denied::LockExpired) if op == GroupOp::Release => {}
-                        Err(d) => refused.push((resource.id, d)),
+                let held: Vec<group::Held> = ids
+                    .iter()
+                    .zip(&members)
+                    .map(|(id, m)| group::Held {
+                        resource_id: *id,
+                        lease: m.as_ref().map(|(_, l)| l),
+                        booking_max: m.as_ref().map_or(Millis::ZERO, |(r, _)| r.policy.booking_max()),
+                    })
+                    .collect();
+                let outcomes = match group::by_id(&held, group_id, now, &claim, op) {
+                    Ok(outcomes) => outcomes,
+                    Err(refused) => {
+                        tx.rollback().await?;
+                        return Err(StoreError::GroupDenied(refused));
                     }
-                }
-                if !refused.is_empty() {
-                    tx.rollback().await?;
-                    return Err(StoreError::GroupDenied(refused));
-                }
+                };
                 let (mut applied, mut renewals) = (vec![], vec![]);
-                for (resource, lease, outcome) in done {
+                for (member, outcome) in members.into_iter().zip(outcomes) {
+                    let (Some((resource, lease)), Some(outcome)) = (member, outcome) else { continue };
+                    // A release answers the holds it released (a repeat releases none).
+                    if op == GroupOp::Release && outcome.events.is_empty() {
+                        continue;
+                    }
                     renewals.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, actor).await?);
                     applied.push(Applied { resource, outcome, now });
                 }

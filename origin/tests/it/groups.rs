@@ -1,5 +1,6 @@
 //! Group holds on both stores: all or nothing, every blocking member named; renewed, booked and released by the
-//! group's id; no resource in two live groups; and 50 clients racing for random overlapping groups never deadlock and
+//! group's id — every member or none, a member force-released and taken by another clinic named as lost; no
+//! resource in two live groups; and 50 clients racing for random overlapping groups never deadlock and
 //! never show a partial group in `GET /api/locks`.
 
 use std::collections::HashMap;
@@ -11,7 +12,11 @@ use serde_json::{json, Value};
 
 use crate::support::{Backend, Reply, TestApp, TestDb};
 
-both_stores!(a_group_is_held_all_or_nothing_and_acts_as_one, overlapping_groups_race_without_deadlock_or_partial_groups);
+both_stores!(
+    a_group_is_held_all_or_nothing_and_acts_as_one,
+    a_group_with_a_member_force_released_is_renewed_and_booked_not_at_all,
+    overlapping_groups_race_without_deadlock_or_partial_groups,
+);
 
 async fn group(app: &TestApp, key: &str, ids: &[&String], owner: &str) -> Reply {
     let resources: Vec<Value> = ids.iter().map(|id| json!({"resource_id": id})).collect();
@@ -87,13 +92,79 @@ async fn a_group_is_held_all_or_nothing_and_acts_as_one(b: Backend) {
     for id in [&or, &surgeon, &machine] {
         assert_eq!(app.get(&format!("/api/locks/{id}")).await.body["status"], "RELEASED");
     }
-    assert_eq!(by_group(&app, &key, "heartbeat", &gid, "theatre-3").await.code(), "group_not_found");
+    // Its members ended: a heartbeat by its id refuses, naming each; an id no group had is not found.
+    let ended = by_group(&app, &key, "heartbeat", &gid, "theatre-3").await;
+    assert_eq!((ended.status, ended.code()), (StatusCode::CONFLICT, "group_blocked"), "{}", ended.body);
+    assert_eq!(ended.body["error"]["blocked"].as_array().map(Vec::len), Some(3), "{}", ended.body);
+    assert_eq!(by_group(&app, &key, "heartbeat", &uuid::Uuid::now_v7().to_string(), "theatre-3").await.code(), "group_not_found");
+    // Released again: nothing more to release, and nothing refused.
+    let again = by_group(&app, &key, "release", &gid, "theatre-3").await;
+    assert_eq!((again.status, again.body["holds"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{}", again.body);
     // Bad requests: one resource, a duplicate, no TTL nor session.
     let one = group(&app, &key, &[&or], "x").await;
     assert_eq!(one.code(), "validation_failed");
     assert_eq!(group(&app, &key, &[&or, &or], "x").await.code(), "validation_failed");
     let neither = json!({"resources": [{"resource_id": or}, {"resource_id": other}], "owner_id": "x"});
     assert_eq!(app.send(app.request_as(Method::POST, "/api/locks/acquire-group", Some(&key)).json(&neither)).await.code(), "validation_failed");
+    app.stop().await;
+}
+
+/// Issue 25's first defect: an admin force-releases one member of a three-member group and another clinic takes
+/// it. A heartbeat or a booking by the group's id must not renew the two left and answer 200: it refuses the
+/// group (`group_blocked`, naming the member and why) and leaves the other two as they were; a release by the
+/// group's id releases the two and leaves the other clinic's hold alone.
+async fn a_group_with_a_member_force_released_is_renewed_and_booked_not_at_all(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let key = app.keys.client.clone();
+    let south = crate::support::mint(&app.store, "clinic-south", hhs_core::Role::Client).await;
+    let (bed, surgeon, machine) = (app.create_resource("bed", "Recovery 1").await, app.create_resource("surgeon", "Dr Adeyemi").await, app.create_resource("anaesthesia", "Machine 7").await);
+    let granted = group(&app, &key, &[&bed, &surgeon, &machine], "theatre-3").await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    let gid = granted.body["group_id"].as_str().unwrap().to_owned();
+
+    let forced = app.post_as(&app.keys.admin, "/api/locks/force-release", json!({"resource_id": machine, "reason": "needed in theatre 1"})).await;
+    assert_eq!(forced.status, StatusCode::OK, "{}", forced.body);
+    let taken = app.post_as(&south, "/api/locks/acquire", json!({"resource_id": machine, "owner_id": "theatre-1", "ttl_seconds": 60})).await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    let mut before = vec![];
+    for id in [&bed, &surgeon] {
+        before.push(app.get(&format!("/api/locks/{id}")).await.body);
+    }
+    let theirs = app.get(&format!("/api/locks/{machine}")).await.body;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let expect_blocked = |r: &Reply, what: &str| {
+        assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "group_blocked"), "{what}: {}", r.body);
+        let blocked = r.body["error"]["blocked"].as_array().unwrap();
+        assert_eq!(blocked.len(), 1, "{what}: only the lost member is named: {}", r.body);
+        assert_eq!((blocked[0]["resource_id"].as_str(), blocked[0]["code"].as_str()), (Some(machine.as_str()), Some("not_holder")), "{what}: {}", r.body);
+        // Nothing about the clinic that holds it now.
+        assert!(blocked[0]["holder"].is_null(), "{}", r.body);
+    };
+    let beat = by_group(&app, &key, "heartbeat", &gid, "theatre-3").await;
+    expect_blocked(&beat, "heartbeat");
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let book = app.send(app.request_as(Method::POST, "/api/locks/book", Some(&key)).json(&json!({"group_id": gid, "owner_id": "theatre-3", "until": until}))).await;
+    expect_blocked(&book, "book");
+    // All or none: the two left neither renewed nor booked; the other clinic's hold untouched.
+    for (id, was) in [&bed, &surgeon].into_iter().zip(&before) {
+        assert_eq!(&app.get(&format!("/api/locks/{id}")).await.body, was, "member {id} changed by a refused group operation");
+    }
+    assert_eq!(app.get(&format!("/api/locks/{machine}")).await.body, theirs);
+
+    // A release by the group's id ends the two it still holds; the lost member counts as released.
+    let released = by_group(&app, &key, "release", &gid, "theatre-3").await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+    let ids: Vec<&str> = released.body["holds"].as_array().unwrap().iter().map(|h| h["resource_id"].as_str().unwrap()).collect();
+    let mut want = vec![bed.as_str(), surgeon.as_str()];
+    want.sort();
+    assert_eq!(ids, want, "{}", released.body);
+    for id in [&bed, &surgeon] {
+        assert_eq!(app.get(&format!("/api/locks/{id}")).await.body["status"], "RELEASED");
+    }
+    let still = app.get(&format!("/api/locks/{machine}")).await.body;
+    assert_eq!((still["status"].as_str(), still["owner_id"].as_str()), (Some("HELD"), Some("theatre-1")), "{still}");
     app.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! Sessions on both stores: holds taken under one are renewed by its keepalive (and only by it), released when
 //! it closes and expire with it when it lapses; the audit trail records each; another principal can do nothing
-//! with it. And the keepalive's one-statement renewal (`sql::RENEW_SESSION_HOLDS`) agrees with
+//! with it; a keepalive names each hold it renewed (so a force-released one is seen to be gone) and reads the
+//! clock only once it holds the rows. And the keepalive's one-statement renewal (`sql::RENEW_SESSION_HOLDS`) agrees with
 //! `hhs_core::session::renew_hold` on generated leases.
 
 use std::time::Duration;
@@ -15,6 +16,8 @@ both_stores!(
     a_lapsed_session_takes_exactly_its_holds_with_it,
     sessions_refuse_the_wrong_caller_and_bad_requests,
     keepalive_statement_agrees_with_core,
+    a_keepalive_names_the_holds_it_renewed_and_not_one_force_released,
+    a_keepalive_reads_the_clock_after_it_holds_the_rows,
 );
 
 async fn open(app: &TestApp, owner: &str, ttl: u32) -> Value {
@@ -205,5 +208,92 @@ async fn keepalive_statement_agrees_with_core(b: Backend) {
         let got = crate::support::stored_lease(&db, rid).await;
         assert_eq!(got, want, "lease {rid}");
     }
+    app.stop().await;
+}
+
+/// Issue 25: a keepalive silently skipped a hold force-released under it and answered only a count. It names
+/// each hold it renewed (resource and token), so the one force-released is missing from the answer.
+async fn a_keepalive_names_the_holds_it_renewed_and_not_one_force_released(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let mut beds = vec![];
+    for i in 0..3 {
+        beds.push(app.create_resource("bed", &format!("Ward 5, bed {i}")).await);
+    }
+    let s = open(&app, "ward-5", 30).await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    let mut tokens = vec![];
+    for bed in &beds {
+        let r = acquire_in(&app, bed, "ward-5", &sid).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        tokens.push(r.body["fencing_token"].as_u64().unwrap());
+    }
+    let path = format!("/api/sessions/{sid}/keepalive");
+    let kept = session_call(&app, Method::POST, &path, &app.keys.client).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let mut all: Vec<(String, u64)> = beds.iter().cloned().zip(tokens.iter().copied()).collect();
+    all.sort();
+    let named = |body: &Value| -> Vec<(String, u64)> {
+        body["renewed"].as_array().unwrap_or_else(|| panic!("no renewed holds in {body}")).iter()
+            .map(|h| (h["resource_id"].as_str().unwrap().to_owned(), h["fencing_token"].as_u64().unwrap())).collect()
+    };
+    assert_eq!(named(&kept.body), all, "{}", kept.body);
+
+    let forced = app.post_as(&app.keys.admin, "/api/locks/force-release", json!({"resource_id": beds[1], "reason": "bed needed"})).await;
+    assert_eq!(forced.status, StatusCode::OK, "{}", forced.body);
+    let kept = session_call(&app, Method::POST, &path, &app.keys.client).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let left: Vec<(String, u64)> = all.iter().filter(|(r, _)| *r != beds[1]).cloned().collect();
+    assert_eq!(named(&kept.body), left, "the force-released hold is not among those renewed: {}", kept.body);
+    assert_eq!(kept.body["holds"], 2);
+    app.stop().await;
+}
+
+/// The keepalive took the session's row, read the clock, then renewed the holds with one `UPDATE` that waited
+/// for their row locks: a wait longer than the hold's time left renewed it from before the wait. Here a side
+/// transaction holds one hold's lease row for 1.5 s; the keepalive must renew from after it let go.
+async fn a_keepalive_reads_the_clock_after_it_holds_the_rows(b: Backend) {
+    use hhs_origin::store::dialect::Dialect;
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let bed = app.create_resource("bed", "Ward 6, bed 1").await;
+    let s = open(&app, "ward-6", 30).await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    assert_eq!(acquire_in(&app, &bed, "ward-6", &sid).await.status, StatusCode::OK);
+    let rid: uuid::Uuid = bed.parse().unwrap();
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    macro_rules! side {
+        ($conn:expr, $db:ty, $begin:expr, $lock:expr) => {{
+            let mut conn = $conn;
+            sqlx::query($begin).execute(&mut conn).await.unwrap();
+            sqlx::query(&<$db as Dialect>::sql($lock)).bind(rid).execute(&mut conn).await.unwrap();
+            let _ = locked_tx.send(());
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            let (let_go,): (i64,) = sqlx::query_as(<$db as Dialect>::NOW).fetch_one(&mut conn).await.unwrap();
+            sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+            let_go
+        }};
+    }
+    let side = {
+        let (pg, lite) = (db.pg_url().map(str::to_owned), db.sqlite_path().map(|p| p.to_owned()));
+        tokio::spawn(async move {
+            use sqlx::Connection;
+            match (pg, lite) {
+                (Some(url), _) => side!(sqlx::PgConnection::connect(&url).await.unwrap(), sqlx::Postgres, "BEGIN",
+                    "SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE"),
+                (_, Some(path)) => side!(sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap(), sqlx::Sqlite,
+                    "BEGIN IMMEDIATE", "UPDATE leases SET waiters = waiters WHERE resource_id = $1"),
+                _ => unreachable!("a database"),
+            }
+        })
+    };
+    locked_rx.await.unwrap();
+    let kept = session_call(&app, Method::POST, &format!("/api/sessions/{sid}/keepalive"), &app.keys.client).await;
+    let let_go = side.await.unwrap();
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let renewed: chrono::DateTime<chrono::Utc> = kept.body["last_keepalive"].as_str().unwrap().parse().unwrap();
+    assert!(renewed.timestamp_millis() >= let_go, "renewed from {renewed}, before the row was let go at {let_go} ms");
+    let lock = app.get(&format!("/api/locks/{bed}")).await.body;
+    assert_eq!(lock["last_heartbeat"], kept.body["last_keepalive"], "{lock}");
     app.stop().await;
 }
