@@ -242,7 +242,7 @@ pub const SELECT_RESUMABLE_SESSIONS: &str = "SELECT id, principal, owner_id, ttl
 /// How many live holds each session has (a hold lapses with its session, so "held" is enough while it is open);
 /// the caller narrows it to one session or not, then appends `GROUP BY session_id`.
 pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL";
-/// The leases of session `$1`'s held holds (to release them when it closes); the dialect appends its row lock.
+/// The leases of session `$1`'s held holds (to release them when it closes), read once `LOCK_SESSION_LEASES` holds them.
 /// In resource-id order, the order every multi-row lock takes (`hhs_core::group::lock_order`).
 pub const SELECT_SESSION_LEASES: &str =
     concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");

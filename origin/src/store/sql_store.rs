@@ -160,12 +160,17 @@ macro_rules! sql_store {
             /// transaction it waited for would not be seen. The second statement's snapshot is taken after the
             /// lock is granted, so it sees everything that transaction committed.
             async fn locked_lease(tx: &mut Transaction<'static, $db>, id: ResourceId) -> Result<(Resource, Lease), StoreError> {
+                Self::locked_lease_if_any(tx, id).await?.ok_or(StoreError::NotFound)
+            }
+
+            /// [`Self::locked_lease`], `None` for a resource that is gone.
+            async fn locked_lease_if_any(tx: &mut Transaction<'static, $db>, id: ResourceId) -> Result<Option<(Resource, Lease)>, StoreError> {
                 let lock = <$db>::lock("leases");
                 if !lock.is_empty() {
                     Self::exec(tx, &format!("SELECT resource_id FROM leases WHERE resource_id = $1{lock}"), vec![Arg::Uuid(Some(id.0))]).await?;
                 }
                 let rec: Option<LeaseRecord> = Self::fetch(&mut **tx, SELECT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?.pop();
-                rec.ok_or(StoreError::NotFound)?.into_parts()
+                rec.map(LeaseRecord::into_parts).transpose()
             }
 
             /// Holds session `id`'s row until commit.
@@ -740,8 +745,10 @@ macro_rules! sql_store {
             async fn close_session(&self, id: SessionId, principal: &Principal, actor: &Actor) -> Result<(Session, Millis), StoreError> {
                 let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
                 let current = Self::lock_session(&mut tx, id).await?;
-                let locked = format!("{SELECT_SESSION_LEASES}{}", <$db>::lock("l"));
-                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?;
+                // The holds' rows locked first, then read with their resources and types (see `locked_lease`).
+                let locks = format!("{LOCK_SESSION_LEASES}{}", <$db>::lock("l"));
+                let _: Vec<(uuid::Uuid,)> = Self::fetch(&mut *tx, &locks, vec![Arg::Uuid(Some(id.0))]).await?;
+                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, SELECT_SESSION_LEASES, vec![Arg::Uuid(Some(id.0))]).await?;
                 let now = Self::db_now(&mut tx).await?;
                 let closed = session::close(&current, now, principal).map_err(StoreError::Denied)?;
                 Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&closed)).await?;
@@ -822,11 +829,9 @@ macro_rules! sql_store {
                 let mut ids: Vec<ResourceId> = rows.into_iter().map(|(r,)| ResourceId(r)).collect();
                 // The order the group was acquired in (`group::lock_order`): overlapping operations never wait in a cycle.
                 ids.sort();
-                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
                 let mut members = Vec::with_capacity(ids.len());
                 for id in &ids {
-                    let rec: Option<LeaseRecord> = Self::fetch(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
-                    members.push(rec.map(LeaseRecord::into_parts).transpose()?);
+                    members.push(Self::locked_lease_if_any(&mut tx, *id).await?);
                 }
                 let now = Self::db_now(&mut tx).await?;
                 let held: Vec<group::Held> = ids

@@ -11,7 +11,6 @@ use regex_automata::meta::Regex;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::both_stores;
 use crate::support::{Backend, TestApp, TestDb};
 
 /// The codes a response of the description allows.
