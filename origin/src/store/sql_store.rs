@@ -779,7 +779,8 @@ macro_rules! sql_store {
                 }
                 let (mut tx, now) = self.begin().await?;
                 Self::exec(&mut tx, DELETE_ENDED_WAITERS, vec![Arg::Int(Some(now.0 - 60_000))]).await?;
-                tx.commit().await?;
+                // Through `commit`, so each pass also wakes this replica's event pump, as a pass always has.
+                self.commit(tx, vec![]).await?;
                 let mut after = uuid::Uuid::nil();
                 loop {
                     let args = vec![Arg::Int(Some(start.0)), limit(), Arg::Uuid(Some(after))];
