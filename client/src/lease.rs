@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hhs_core::wire::endpoints::{Acquire, Book, Heartbeat, Release};
 use hhs_core::wire::{AcquireRequest, BookRequest, Booked, HolderRequest, LockView};
-use hhs_core::ErrorCode;
+use hhs_core::{ErrorCode, LockStatus};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -49,6 +49,7 @@ impl Lease {
         let wait_seconds = (wait_seconds > 0).then_some(wait_seconds);
         let req = AcquireRequest { resource_id: resource_id.to_owned(), owner_id: owner.to_owned(), ttl_seconds: Some(ttl.as_secs_f64().ceil()), session_id: None, wait_seconds };
         let view = client.call::<Acquire>(None, None, &req).await?;
+        own_hold(&view, owner)?;
         if sent.elapsed() > ttl / 3 {
             // Granted at some moment of a long answer (a wait in the queue): its TTL may have begun long after
             // `sent` or just before the answer. Only a renewal sent now bounds when the hold can lapse.
@@ -58,6 +59,16 @@ impl Lease {
         }
         Ok(LeaseGuard::start(client.clone(), view, owner, sent))
     }
+}
+
+/// An acquire's answer is taken only if it is this owner's live hold with a fencing token: a guard built on
+/// anyone else's (a server that answered a waiter with the bed's next holder, say) would renew and fence with a
+/// token that is not ours.
+fn own_hold(view: &LockView, owner: &str) -> Result<(), ClientError> {
+    if view.owner_id.as_deref() == Some(owner) && view.status == LockStatus::Held && view.fencing_token.is_some() {
+        return Ok(());
+    }
+    Err(ClientError::Decode(format!("the acquire was answered with a hold that is not this owner's live hold ({:?})", view.status)))
 }
 
 /// A held resource, renewed in the background until released, dropped or lost.
@@ -146,5 +157,29 @@ impl Drop for LeaseGuard {
         self.renewal.end_on_drop(move || async move {
             let _ = client.call::<Release>(None, None, &req).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hhs_core::ResourceId;
+
+    fn view(owner: &str, status: LockStatus, token: Option<u64>) -> LockView {
+        let json = serde_json::json!({
+            "id": null, "resource_id": ResourceId(uuid::Uuid::nil()), "owner_id": owner, "principal": "clinic-north",
+            "status": status, "ttl_seconds": 30, "fencing_token": token, "created_at": null, "last_heartbeat": null,
+            "expires_at": null, "ended_at": null, "lock_delay_until": null,
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn only_this_owners_live_hold_is_taken() {
+        assert!(own_hold(&view("ws-1", LockStatus::Held, Some(3)), "ws-1").is_ok());
+        // Another holder's token (the bed granted again after the hand-over ended), an ended hold, no token.
+        assert!(matches!(own_hold(&view("ws-2", LockStatus::Held, Some(4)), "ws-1"), Err(ClientError::Decode(_))));
+        assert!(own_hold(&view("ws-1", LockStatus::Released, Some(3)), "ws-1").is_err());
+        assert!(own_hold(&view("ws-1", LockStatus::Held, None), "ws-1").is_err());
     }
 }

@@ -12,6 +12,11 @@
 //!   never granted (redisson#1353's dead waiter that stalls a fair lock for 5 s stalls this one for at most
 //!   [`PRESENCE_TIMEOUT`]). The store also ends a waiter at once when the origin sees its request go, and gives
 //!   back a hold granted to a request that left before its answer.
+//! * A hand-over is not yet a delivery: the hold is the waiter's only once its request has been answered with it
+//!   ([`WaiterState::Delivered`]). A waiter is answered only with the hold it was handed ([`handed_hold`]),
+//!   never with whatever hold the resource has by then; and a hand-over its request never takes — its replica
+//!   died, its connection died unnoticed — is [`abandoned`] [`PICKUP_TIMEOUT`] after the grant, and the reaper
+//!   gives the bed back at once ([`reclaim`]: no lock-delay, the holder never used it) instead of after a TTL.
 //! * [`admit`]: while live waiters queue, only the first of them may be granted (and the holder may still renew
 //!   its own hold); anyone else is refused ([`Denied::Queued`]).
 //!
@@ -26,7 +31,7 @@ use alloc::vec::Vec;
 
 use crate::admission::Gate;
 use crate::ids::{HoldId, OwnerId, Principal, WaiterId};
-use crate::lease::{acquire, AcquireCmd, Denied, Lease, Outcome};
+use crate::lease::{acquire, expire, release, AcquireCmd, Claim, Denied, Hold, HoldState, Lease, Outcome};
 use crate::time::Millis;
 use crate::ttl::Ttl;
 
@@ -36,6 +41,74 @@ pub const MAX_WAIT_SECONDS: u32 = 30;
 pub const PRESENCE: Millis = Millis(500);
 /// A waiter not heard from for this long is gone: its replica died, or its connection was lost unnoticed.
 pub const PRESENCE_TIMEOUT: Millis = Millis(2_000);
+
+/// How long a hold handed over to a waiter waits for its request to take it (be answered with it). A woken
+/// request answers at once and one that missed its wake-up polls within [`PRESENCE`], so past this the request
+/// is not there to take it, nobody would ever heartbeat the hold, and it is given back ([`abandoned`]).
+pub const PICKUP_TIMEOUT: Millis = PRESENCE_TIMEOUT;
+
+/// What became of a waiter, as stored (`waiters.state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WaiterState {
+    /// In the queue.
+    Waiting,
+    /// Handed a hold that its request has not been answered with yet.
+    Granted,
+    /// Its request was answered with the hold it was handed.
+    Delivered,
+    /// Its wait ended without a grant.
+    TimedOut,
+    /// Its request went away (or never took the hold it was handed).
+    Gone,
+}
+
+impl WaiterState {
+    pub const ALL: [WaiterState; 5] = [WaiterState::Waiting, WaiterState::Granted, WaiterState::Delivered, WaiterState::TimedOut, WaiterState::Gone];
+
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaiterState::Waiting => "WAITING",
+            WaiterState::Granted => "GRANTED",
+            WaiterState::Delivered => "DELIVERED",
+            WaiterState::TimedOut => "TIMED_OUT",
+            WaiterState::Gone => "GONE",
+        }
+    }
+
+    /// The stored form read back; `None` for anything else (a corrupt row).
+    pub fn parse(s: &str) -> Option<WaiterState> {
+        WaiterState::ALL.into_iter().find(|w| w.as_str() == s)
+    }
+}
+
+/// The hold a waiter's request may be answered with at `now`: the one it was handed (`handed`), and only while
+/// the resource still holds it live. `None` if that hold ended (a later grant of the bed is someone else's
+/// hold, never this waiter's): the hand-over was lost and the request is refused.
+pub fn handed_hold(lease: &Lease, now: Millis, handed: HoldId) -> Option<&Hold> {
+    lease.live_hold(now).filter(|h| h.id == handed)
+}
+
+/// Whether a hand-over made at `granted_at` and not taken by its request by `now` is abandoned: past
+/// [`PICKUP_TIMEOUT`] after the grant.
+pub fn abandoned(granted_at: Millis, now: Millis) -> bool {
+    now > granted_at.plus(PICKUP_TIMEOUT)
+}
+
+/// The reaper's end, at `now`, of an abandoned hand-over (hold `handed`, granted at `granted_at`, never taken):
+/// the hold ends as released by its holder — or, if it has lapsed meanwhile, expired — and never with a
+/// lock-delay, since nobody used it. `None` if it is not abandoned yet or the resource no longer holds that hold.
+pub fn reclaim(lease: &Lease, now: Millis, handed: HoldId, granted_at: Millis) -> Option<Outcome> {
+    if !abandoned(granted_at, now) {
+        return None;
+    }
+    let hold = lease.hold.as_ref().filter(|h| h.id == handed && h.state == HoldState::Held)?;
+    if hold.is_expired(now) {
+        return expire(lease, now, Millis::ZERO);
+    }
+    let claim = Claim { principal: hold.principal.clone(), owner: hold.owner.clone(), token: Some(hold.token) };
+    release(lease, now, &claim).ok()
+}
 
 /// One request in a resource's queue, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

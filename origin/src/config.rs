@@ -131,7 +131,7 @@ pub struct ReaperTiming {
     /// Seconds between reaper passes (fractions allowed).
     #[arg(long = "reaper-interval", env = "HHS_REAPER_INTERVAL", default_value_t = 5.0, value_parser = parse_interval)]
     pub interval_secs: f64,
-    /// Most expiries recorded per transaction.
+    /// Candidates the reaper reads per page (each is decided in its own transaction).
     #[arg(long = "reaper-batch", env = "HHS_REAPER_BATCH", default_value_t = 500)]
     pub batch: u32,
 }

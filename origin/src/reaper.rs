@@ -1,6 +1,7 @@
 //! The reaper: records lapsed holds as expired, every few seconds. Correctness never depends on it — an acquire
 //! on a lapsed hold records the expiry itself — it exists so that the event log, the dashboard and `GET` answers
-//! learn about expiries promptly, and so the lock-delay clock is visible. It needs no policy of its own: each
+//! learn about expiries promptly, and so the lock-delay clock is visible; it also gives back hand-overs that their
+//! waiters never took (`hhs_core::queue::reclaim`). It needs no policy of its own: each
 //! expiry's lock-delay comes from the resource type's row, read in the same transaction.
 
 use std::time::Duration;
@@ -9,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{DynStore, StoreError};
 
-/// Reaps until a pass finds fewer than `batch` lapsed holds. Returns how many it recorded.
+/// Passes of [`crate::store::Store::reap`] (each covers everything due when it began, `batch` candidates a page, one
+/// short transaction each) until one records fewer than `batch` expiries. Returns how many it recorded.
 pub async fn reap_all(store: &DynStore, batch: u32) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {

@@ -239,7 +239,8 @@ pub struct Hl7Detail {
 }
 
 /// `queued`, `wait_ended`: the waiting request, its place in the queue and, at its end, why (`timed_out`: its
-/// `wait_seconds` passed; `gone`: its request went away).
+/// `wait_seconds` passed; `gone`: its request went away; `not_delivered`: it was handed a hold its request never
+/// took within `queue::PICKUP_TIMEOUT`, and the hold was given back).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct QueueDetail {

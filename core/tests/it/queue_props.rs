@@ -1,10 +1,12 @@
 //! Property tests of the wait queue (`hhs_core::queue`): requests join, prove they are there, vanish or leave;
 //! holders release and lapse; the reaper and the waiters' own polls hand the resource over. Checked: grants go
 //! to live waiters in arrival order, never to one that is not live, never over a live hold or a lock-delay; the
-//! lease's count is the queue's length; while live waiters queue, nobody else is admitted.
+//! lease's count is the queue's length; while live waiters queue, nobody else is admitted. A waiter is answered
+//! only with the hold it was handed, never a later holder's; a hand-over nobody takes is given back within the
+//! pickup window, without a lock-delay.
 
 use hhs_core::lease::{acquire, expire, release, AcquireCmd, Claim};
-use hhs_core::queue::{admit, enqueue, hand_over, leave, Waiter, PRESENCE_TIMEOUT};
+use hhs_core::queue::{abandoned, admit, enqueue, hand_over, handed_hold, leave, reclaim, Waiter, WaiterState, PICKUP_TIMEOUT, PRESENCE_TIMEOUT};
 use hhs_core::admission::Gate;
 use hhs_core::status::Status;
 use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy, WaiterId};
@@ -181,5 +183,130 @@ proptest! {
             // Arrival order: ids rise with arrival, so grants to waiters rise too.
             prop_assert!(granted_order.windows(2).all(|p| p[0] < p[1]), "{:?}", granted_order);
         }
+    }
+}
+
+/// What may happen to a resource after its hold was handed to a waiter.
+#[derive(Clone, Debug)]
+enum After {
+    /// Time passes.
+    Wait(i64),
+    /// The handed hold's holder releases it (the guard of a request that went away).
+    Release,
+    /// The reaper records a lapse.
+    Expire,
+    /// Anyone acquires (a later waiter, a plain acquire), if the rule allows it.
+    Acquire(u8),
+}
+
+fn after() -> impl Strategy<Value = After> {
+    prop_oneof![
+        3 => (0i64..4_000).prop_map(After::Wait),
+        1 => Just(After::Release),
+        1 => Just(After::Expire),
+        2 => (0u8..4).prop_map(After::Acquire),
+    ]
+}
+
+fn handed_over(now: Millis, ttl_s: u32) -> (Lease, HoldId) {
+    let hold = HoldId(Uuid::from_u128(7));
+    let cmd = AcquireCmd { principal: principal(), owner: owner(99), ttl: Ttl::from_seconds(ttl_s, &TtlBounds::HARD).unwrap(), new_hold_id: hold };
+    let lease = acquire(&Lease::new(ResourceId(Uuid::from_u128(1))), now, &cmd, Millis::ZERO).unwrap().lease;
+    (lease, hold)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Whatever becomes of the hold a waiter was handed, the waiter is answered with that hold or with nothing:
+    /// once it ended, a later grant of the bed (another holder's token) is never its answer.
+    #[test]
+    fn a_waiter_is_answered_only_with_the_hold_it_was_handed(
+        steps in proptest::collection::vec(after(), 1..30),
+        ttl_s in 1u32..5,
+        delay_ms in 0i64..3_000,
+    ) {
+        let mut now = Millis(5_000_000);
+        let (mut lease, handed) = handed_over(now, ttl_s);
+        let mut next = 100u128;
+        let mut ended = false;
+        for step in steps {
+            match step {
+                After::Wait(dt) => now = now.plus(Millis(dt)),
+                After::Release => {
+                    if let Some(h) = lease.live_hold(now).cloned() {
+                        let claim = Claim { principal: h.principal, owner: h.owner, token: Some(h.token) };
+                        lease = release(&lease, now, &claim).unwrap().lease;
+                    }
+                }
+                After::Expire => {
+                    if let Some(o) = expire(&lease, now, Millis(delay_ms)) {
+                        lease = o.lease;
+                    }
+                }
+                After::Acquire(c) => {
+                    next += 1;
+                    let cmd = AcquireCmd { principal: principal(), owner: owner(c), ttl: ttl(), new_hold_id: HoldId(Uuid::from_u128(next)) };
+                    if let Ok(o) = acquire(&lease, now, &cmd, Millis(delay_ms)) {
+                        lease = o.lease;
+                    }
+                }
+            }
+            let current = lease.hold.as_ref().expect("a hold was granted");
+            ended |= current.id != handed || !current.is_live(now);
+            match handed_hold(&lease, now, handed) {
+                Some(h) => {
+                    prop_assert_eq!(h.id, handed, "answered with another hold");
+                    prop_assert!(h.is_live(now) && !ended, "answered with a hold that had ended");
+                    prop_assert_eq!(&h.owner, &owner(99));
+                }
+                None => prop_assert!(ended, "the handed hold is live and held, yet not answered"),
+            }
+        }
+    }
+
+    /// A hand-over never taken is given back once the pickup window has passed, and not before: the bed is then
+    /// grantable at once (no lock-delay, whatever the type's), and only the handed hold is ever ended by it.
+    #[test]
+    fn an_untaken_hand_over_is_given_back_after_the_pickup_window_without_lock_delay(
+        since in 0i64..8_000,
+        ttl_s in 1u32..5,
+        delay_ms in 0i64..5_000,
+        other_holds in any::<bool>(),
+    ) {
+        let granted_at = Millis(9_000_000);
+        let (mut lease, handed) = handed_over(granted_at, ttl_s);
+        if other_holds {
+            // The handed hold ended and the bed went to someone else: that hold is not the reclaim's to end.
+            let h = lease.hold.clone().unwrap();
+            lease = release(&lease, granted_at, &Claim { principal: h.principal, owner: h.owner, token: Some(h.token) }).unwrap().lease;
+            let cmd = AcquireCmd { principal: principal(), owner: owner(1), ttl: ttl(), new_hold_id: HoldId(Uuid::from_u128(8)) };
+            lease = acquire(&lease, granted_at, &cmd, Millis(delay_ms)).unwrap().lease;
+        }
+        let now = granted_at.plus(Millis(since));
+        prop_assert_eq!(abandoned(granted_at, now), since > PICKUP_TIMEOUT.0);
+        // Once abandoned, abandoned for good.
+        prop_assert!(!abandoned(granted_at, now) || abandoned(granted_at, now.plus(Millis(1))));
+        match reclaim(&lease, now, handed, granted_at) {
+            None => prop_assert!(!abandoned(granted_at, now) || other_holds, "an abandoned hand-over kept its bed"),
+            Some(o) => {
+                prop_assert!(abandoned(granted_at, now) && !other_holds, "reclaimed too soon, or another's hold");
+                prop_assert!(o.lease.live_hold(now).is_none());
+                prop_assert_eq!(o.lease.delay_until, None, "a lock-delay after a hold nobody used");
+                prop_assert!(o.events.len() == 1 && o.events[0].hold.id == handed);
+                let cmd = AcquireCmd { principal: principal(), owner: owner(2), ttl: ttl(), new_hold_id: HoldId(Uuid::from_u128(9)) };
+                prop_assert!(acquire(&o.lease, now, &cmd, Millis(delay_ms)).is_ok(), "the bed is not grantable at once");
+            }
+        }
+    }
+}
+
+#[test]
+fn waiter_states_read_back_as_stored_and_nothing_else_parses() {
+    for s in WaiterState::ALL {
+        assert_eq!(WaiterState::parse(s.as_str()), Some(s));
+    }
+    for bad in ["", "waiting", "BOGUS", "GRANTED ", "DELIVERED\0"] {
+        assert_eq!(WaiterState::parse(bad), None, "{bad:?}");
     }
 }

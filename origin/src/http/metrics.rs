@@ -175,6 +175,7 @@ async fn render(State(state): State<AppState>) -> Response {
     r.register("hhs_heartbeats", "Heartbeats accepted by this replica", m.heartbeats.clone());
     r.register("hhs_hold_duration_seconds", "Length of holds that ended, by how (from the log: the whole cluster's)", m.hold_seconds.clone());
     r.register("hhs_holds_expired", "Holds recorded as expired (from the log: the whole cluster's)", m.expired.clone());
+    r.register("hhs_reaper_rows_skipped", "Stored rows this replica's reaper could not read and skipped (each logged by id)", counter(state.store.rows_skipped()));
 
     let keys: Family<KindLabels, Gauge> = Family::default();
     let (known, unknown) = state.auth.cached();

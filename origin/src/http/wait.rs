@@ -2,9 +2,12 @@
 //! the queue and stays open: it proves it is there every `PRESENCE` (its poll, which also takes the resource
 //! if it is first and the resource has become grantable) and is woken at once by a hand-over — this replica's
 //! commit, or PostgreSQL's `NOTIFY hhs_queue` from any replica. It ends granted (200) or, when its wait is
-//! over, with `409 lock_held` and its place in the queue. If the request goes away first (the client
-//! disconnects, the edge gives up), axum drops this future and the guard ends the wait — and gives back a hold
-//! granted in that instant, since nobody would heartbeat it.
+//! over, with `409 lock_held` and its place in the queue. It is answered only with the hold handed to it: if
+//! that hold ended before this request took it, the answer is `409 lock_held` too (a client waits again), never
+//! the bed's next holder. If the request goes away first (the client disconnects, the edge gives up), axum drops
+//! this future and the guard ends the wait — and gives back a hold granted in that instant, since nobody would
+//! heartbeat it; if this replica dies instead, the reaper gives back a hand-over not taken within
+//! `PICKUP_TIMEOUT`.
 
 use std::time::Duration;
 

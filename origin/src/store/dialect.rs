@@ -28,9 +28,10 @@ pub trait Dialect: sqlx::Database {
     /// resource serializes on its lease row, every change to a type on the type's row. SQLite needs none (one
     /// writer at a time, `BEGIN IMMEDIATE`).
     fn lock(table: &str) -> String;
-    /// Appended to `sql::SELECT_EXPIRED`: skip rows another transaction holds, so replicas' reapers share work.
+    /// Appended to the reaper's lock of one candidate lease (`sql::SELECT_LEASE`): skip a row another
+    /// transaction holds, so replicas' reapers share work (and a row a client holds is reaped next pass).
     const SKIP_LOCKED: &'static str;
-    /// The same for `sql::SELECT_LAPSED_SESSIONS`.
+    /// The same for its lock of one candidate session (`sql::LOCK_SESSION_SKIP`).
     const SKIP_LOCKED_SESSIONS: &'static str;
     /// The commit horizon (see `sql::events`). PostgreSQL: the oldest transaction still running when the
     /// statement's snapshot was taken; every transaction below it has finished, so every event it wrote is

@@ -202,11 +202,19 @@ pub trait Store: Send + Sync + 'static {
     /// what wakes the waiting requests.
     fn queue_wakeups(&self) -> tokio::sync::broadcast::Receiver<ResourceId>;
 
-    /// Records up to `batch` lapsed holds as expired (one `expired` event each, by `hhs:reaper`; a booking that
-    /// ran out as `completed`) and up to `batch` lapsed sessions (`session_lapsed`; their holds lapse with them and
-    /// are among the expiries). Safe to run on several replicas at once: each is recorded exactly once. Returns
-    /// how many holds it recorded.
+    /// A pass of the reaper over everything due when it begins, `batch` candidates a page: records lapsed holds
+    /// as expired (one `expired` event each, by `hhs:reaper`; a booking that ran out as `completed`), gives back
+    /// hand-overs their waiters never took (`hhs_core::queue::reclaim`), serves queues that can be served, and
+    /// lapses sessions (`session_lapsed`; their holds lapse with them and are among the expiries). Each is decided
+    /// in its own short transaction with the clock read after its row's lock; a row that cannot be read is
+    /// logged, counted ([`Store::rows_skipped`]) and skipped. Safe to run on several replicas at once: each is
+    /// recorded exactly once. Returns how many holds it recorded as expired.
     async fn reap(&self, batch: u32) -> Result<usize, StoreError>;
+
+    /// How many stored rows the reaper has skipped as unreadable since this store opened (`/metrics`).
+    fn rows_skipped(&self) -> u64 {
+        0
+    }
 
     /// Opens a session from the database's now (`session_opened`).
     async fn open_session(&self, id: SessionId, principal: &Principal, owner: &OwnerId, ttl: Ttl, actor: &Actor) -> Result<Session, StoreError>;
@@ -303,10 +311,11 @@ pub enum Waited {
 /// How a wait stands (returned once per poll, never buffered: not boxed).
 #[allow(clippy::large_enum_variant)]
 pub enum WaitStatus {
-    /// Granted: the lease as read then (its hold is the waiter's, unless it has already ended).
+    /// Granted: the lease as read then, whose live hold is the one handed to this waiter (now delivered).
     Granted(Applied),
     Waiting { position: u32 },
-    /// Ended without a grant (timed out or gone), at this place.
+    /// Ended without a grant (timed out or gone, or the hold it was handed ended before its request took it),
+    /// at this place.
     Ended { position: Option<u32> },
 }
 

@@ -4,7 +4,7 @@
 use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind, TypeView};
 use hhs_core::stored::StoredLease;
 use hhs_core::session::{Session, SessionState};
-use hhs_core::queue::Waiter;
+use hhs_core::queue::{Waiter, WaiterState};
 use hhs_core::status::Status;
 use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId, Ttl, TypePolicy, WaiterId};
 use sqlx::{Arguments, Database, Encode, Type};
@@ -352,13 +352,32 @@ pub struct WaiterRecord {
     enqueued_at_ms: i64,
     alive_until_ms: i64,
     deadline_ms: i64,
-    /// `WAITING`, `GRANTED`, `TIMED_OUT` or `GONE`.
-    pub state: String,
+    /// `hhs_core::queue::WaiterState`'s stored form ([`WaiterRecord::state`] reads it).
+    state: String,
     /// The hold it was granted.
     pub hold_id: Option<Uuid>,
+    /// When its wait ended: for a hand-over, when it was granted.
+    pub ended_at_ms: Option<i64>,
 }
 
 impl WaiterRecord {
+    pub fn id(&self) -> WaiterId {
+        WaiterId(self.id)
+    }
+
+    /// How its wait stands; an unknown state is a corrupt row.
+    pub fn state(&self) -> Result<WaiterState, StoreError> {
+        WaiterState::parse(&self.state).ok_or_else(|| StoreError::Corrupt(format!("waiter {}: unknown state", self.id)))
+    }
+
+    /// The hold it was handed and when, for a waiter that was granted one.
+    pub fn handed(&self) -> Result<(HoldId, Millis), StoreError> {
+        match (self.hold_id, self.ended_at_ms) {
+            (Some(hold), Some(at)) => Ok((HoldId(hold), Millis(at))),
+            _ => Err(StoreError::Corrupt(format!("waiter {}: a hand-over without its hold or time", self.id))),
+        }
+    }
+
     pub fn into_waiter(&self) -> Result<Waiter, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("waiter {}: {what}", self.id));
         Ok(Waiter {

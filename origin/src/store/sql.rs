@@ -34,12 +34,15 @@ macro_rules! expiry {
     };
 }
 
-/// The reaper's candidates: held leases whose expiry instant is before `$1` (now). This restates the rule
-/// `now > expires_at` of `hhs_core::lease::Hold::is_expired` so an index can find them; every candidate is still
-/// decided by `hhs_core::lease::expire`, and a differential test checks the two agree. The dialect appends
-/// `FOR UPDATE OF l SKIP LOCKED` on PostgreSQL, so replicas' reapers share the work without waiting.
+/// The reaper's candidates: held leases whose expiry instant is before `$1` (the clock when its pass began),
+/// in expiry order after the cursor `($3, $4)` (expiry instant, resource id), at most `$2`. This restates the
+/// rule `now > expires_at` of `hhs_core::lease::Hold::is_expired` so an index can find them; each candidate is
+/// then locked on its own (`SELECT_LEASE` with the dialect's `SKIP LOCKED`, so replicas' reapers share the work
+/// without waiting), the clock read after that lock, and decided by `hhs_core::lease::expire` — a lapse stays a
+/// lapse as time passes. A differential test checks the SQL and hhs-core agree.
 pub const SELECT_EXPIRED: &str = concat!(
-    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND ", expiry!(), " < $1 ORDER BY ", expiry!(), " LIMIT $2"
+    "SELECT l.resource_id AS id, ", expiry!(), " AS expires_at_ms FROM leases l WHERE l.state = 'HELD' AND ", expiry!(), " < $1 \
+     AND (", expiry!(), " > $3 OR (", expiry!(), " = $3 AND l.resource_id > $4)) ORDER BY ", expiry!(), ", l.resource_id LIMIT $2"
 );
 
 pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
@@ -232,9 +235,14 @@ pub const SESSION_COLUMNS: &str = "id, principal, owner_id, ttl_ms, opened_at_ms
 pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
      ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub const UPDATE_SESSION: &str = "UPDATE sessions SET last_keepalive_ms = $2, state = $3, ended_at_ms = $4 WHERE id = $1";
-/// Open sessions past their last valid instant `$1`, for the reaper (PostgreSQL appends `FOR UPDATE SKIP LOCKED`).
-pub const SELECT_LAPSED_SESSIONS: &str = "SELECT id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
-     ended_at_ms FROM sessions WHERE state = 'OPEN' AND last_keepalive_ms + ttl_ms < $1 ORDER BY id LIMIT $2";
+/// The reaper's candidate sessions: open past their last valid instant `$1`, after the cursor `$3` (id), at most
+/// `$2`. Each is then locked on its own (`LOCK_SESSION_SKIP` with the dialect's lock) and decided by
+/// `hhs_core::session::lapse` with the clock read after that lock.
+pub const SELECT_LAPSED_SESSIONS: &str =
+    "SELECT id FROM sessions WHERE state = 'OPEN' AND last_keepalive_ms + ttl_ms < $1 AND id > $3 ORDER BY id LIMIT $2";
+/// One session for the reaper; the dialect appends `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+pub const LOCK_SESSION_SKIP: &str = "SELECT id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
+     ended_at_ms FROM sessions WHERE id = $1 AND state = 'OPEN'";
 /// Sessions an outage beginning at `$1` may have taken time from (`hhs_core::session::resume` decides); the
 /// dialect appends its row lock.
 pub const SELECT_RESUMABLE_SESSIONS: &str = "SELECT id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
@@ -251,26 +259,35 @@ pub const SELECT_SESSION_LEASES: &str =
 pub const LOCK_SESSION_LEASES: &str = "SELECT l.resource_id FROM leases l WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id";
 
 /// The wait queue (`hhs_core::queue`): a resource's waiting requests in arrival order (`seq`), read with its
-/// lease row held.
+/// lease row held. `state` is `hhs_core::queue::WaiterState`'s stored form.
 pub const SELECT_QUEUE: &str = "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
-     state, hold_id FROM waiters WHERE resource_id = $1 AND state = 'WAITING' ORDER BY seq";
+     state, hold_id, ended_at_ms FROM waiters WHERE resource_id = $1 AND state = 'WAITING' ORDER BY seq";
 /// One waiter, whatever its state: what its request polls.
 pub const SELECT_WAITER: &str = "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
-     state, hold_id FROM waiters WHERE id = $1";
+     state, hold_id, ended_at_ms FROM waiters WHERE id = $1";
 pub const INSERT_WAITER: &str = "INSERT INTO waiters (id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, \
      deadline_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// A wait's end: `$2` the state (`GRANTED` with the hold `$3`, `TIMED_OUT`, `GONE`), at `$4`.
 pub const END_WAITER: &str = "UPDATE waiters SET state = $2, hold_id = $3, ended_at_ms = $4 WHERE id = $1 AND state = 'WAITING'";
+/// A hand-over's request was answered with its hold.
+pub const DELIVER_WAITER: &str = "UPDATE waiters SET state = 'DELIVERED' WHERE id = $1 AND state = 'GRANTED'";
+/// A hand-over that will never be delivered (its request went away, or never took it, or its hold ended first).
+pub const ABANDON_WAITER: &str = "UPDATE waiters SET state = 'GONE' WHERE id = $1 AND state = 'GRANTED'";
 /// A waiting request proved it is there: live until `$2`.
 pub const SEEN_WAITER: &str = "UPDATE waiters SET alive_until_ms = $2 WHERE id = $1 AND state = 'WAITING'";
 /// For the reaper: leases with a queue that may be served now (no hold and no lock-delay at `$1`) or that has a
 /// waiter that is gone (`hhs_core::queue::Waiter::is_gone`: not seen, or its wait over for longer than `$3`, the
-/// presence timeout); the dialect appends `FOR UPDATE OF l SKIP LOCKED`.
-pub const SELECT_SERVABLE: &str = concat!(
-    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.waiters > 0 AND ((l.state <> 'HELD' AND (l.delay_until_ms IS NULL \
-     OR l.delay_until_ms <= $1)) OR EXISTS (SELECT 1 FROM waiters w WHERE w.resource_id = l.resource_id AND w.state = 'WAITING' \
-     AND (w.alive_until_ms < $1 OR w.deadline_ms + $3 < $1))) ORDER BY l.resource_id LIMIT $2"
-);
+/// presence timeout), after resource `$4`, at most `$2`. Each is then locked on its own and served with the
+/// clock read after that lock.
+pub const SELECT_SERVABLE: &str = "SELECT l.resource_id AS id FROM leases l WHERE l.waiters > 0 AND l.resource_id > $4 \
+     AND ((l.state <> 'HELD' AND (l.delay_until_ms IS NULL OR l.delay_until_ms <= $1)) OR EXISTS (SELECT 1 FROM waiters w \
+     WHERE w.resource_id = l.resource_id AND w.state = 'WAITING' AND (w.alive_until_ms < $1 OR w.deadline_ms + $3 < $1))) \
+     ORDER BY l.resource_id LIMIT $2";
+/// For the reaper: hand-overs not delivered, granted before `$1` (the pass's clock less the pickup window:
+/// `hhs_core::queue::abandoned` restated for the index), after the cursor `($3, $4)` (grant time, waiter id), at
+/// most `$2`. Each is decided by `hhs_core::queue::reclaim` under its lease's lock, with the clock read after it.
+pub const SELECT_UNDELIVERED: &str = "SELECT id, resource_id, ended_at_ms FROM waiters WHERE state = 'GRANTED' AND ended_at_ms < $1 \
+     AND (ended_at_ms > $3 OR (ended_at_ms = $3 AND id > $4)) ORDER BY ended_at_ms, id LIMIT $2";
 /// Ended waits a minute old (`$1`): nobody polls them any more.
 pub const DELETE_ENDED_WAITERS: &str = "DELETE FROM waiters WHERE state <> 'WAITING' AND ended_at_ms < $1";
 

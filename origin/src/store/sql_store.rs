@@ -12,7 +12,7 @@ use hhs_core::status::Status;
 use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, SessionHold, StatusDetail, TypeDetail};
 use hhs_core::admission::{grant, Gate};
 use hhs_core::group;
-use hhs_core::queue;
+use hhs_core::queue::{self, WaiterState};
 use hhs_core::session::{self, Session};
 use hhs_core::{Denied, EventKind, FencingToken, GroupId, HoldId, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy, WaiterId};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
@@ -37,6 +37,8 @@ pub struct SqlStore<D: Dialect> {
     /// Resources handed over to a waiter ([`Store::queue_wakeups`]).
     pub(crate) queue_wake: broadcast::Sender<ResourceId>,
     changes_rx: tokio::sync::Mutex<broadcast::Receiver<Change>>,
+    /// Rows the reaper could not read and skipped (`/metrics`: `hhs_reaper_rows_skipped`).
+    rows_skipped: std::sync::atomic::AtomicU64,
     /// PostgreSQL's LISTEN and primary-following tasks, stopped with the store.
     pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -45,7 +47,7 @@ impl<D: Dialect> SqlStore<D> {
     pub(crate) fn new(source: Arc<Source<D>>) -> SqlStore<D> {
         let (changes, rx) = broadcast::channel(1_024);
         let (queue_wake, _) = broadcast::channel(1_024);
-        SqlStore { source, written: Notify::new(), changes, queue_wake, changes_rx: tokio::sync::Mutex::new(rx), tasks: Mutex::new(vec![]) }
+        SqlStore { source, written: Notify::new(), changes, queue_wake, changes_rx: tokio::sync::Mutex::new(rx), rows_skipped: Default::default(), tasks: Mutex::new(vec![]) }
     }
 
     pub fn source(&self) -> &Arc<Source<D>> {
@@ -271,13 +273,13 @@ macro_rules! sql_store {
                     Self::insert_event(tx, EventView::of_lease(&h.outcome.lease, e, &actor)).await?;
                 }
                 for w in waiting.iter().filter(|w| h.gone.contains(&w.id)) {
-                    Self::exec(tx, END_WAITER, vec![Arg::Uuid(Some(w.id.0)), Arg::text("GONE"), Arg::Uuid(None), Arg::Int(Some(now.0))]).await?;
+                    Self::exec(tx, END_WAITER, vec![Arg::Uuid(Some(w.id.0)), Arg::text(WaiterState::Gone.as_str()), Arg::Uuid(None), Arg::Int(Some(now.0))]).await?;
                     Self::insert_event(tx, EventView::of_waiter(LogKind::WaitEnded, w, resource.id, 0, Some("gone"), now, &actor)).await?;
                 }
                 let mut changes = vec![];
                 if let Some(g) = h.granted {
                     let hold = h.outcome.lease.hold.as_ref().map(|h| h.id.0);
-                    Self::exec(tx, END_WAITER, vec![Arg::Uuid(Some(g.0)), Arg::text("GRANTED"), Arg::Uuid(hold), Arg::Int(Some(now.0))]).await?;
+                    Self::exec(tx, END_WAITER, vec![Arg::Uuid(Some(g.0)), Arg::text(WaiterState::Granted.as_str()), Arg::Uuid(hold), Arg::Int(Some(now.0))]).await?;
                     if <$db>::NOTIFY_RENEWALS {
                         Self::exec(tx, "SELECT pg_notify($1, $2)", vec![Arg::text(QUEUE), Arg::Text(Some(resource.id.to_string()))]).await?;
                     }
@@ -294,6 +296,110 @@ macro_rules! sql_store {
                 let (mut tx, resource, lease, now) = self.lock_lease(ResourceId(first.ok_or(StoreError::NotFound)?.resource_id)).await?;
                 let rec: Option<WaiterRecord> = Self::fetch(&mut *tx, SELECT_WAITER, args()).await?.pop();
                 Ok((tx, resource, lease, now, rec.ok_or(StoreError::NotFound)?))
+            }
+
+            /// The answer to a waiter that was handed a hold (`rec`, its lease row held): that hold, if the resource
+            /// still holds it live — the waiter is then marked delivered, so the reaper leaves the hold be — and
+            /// otherwise an ended wait: the hold it was handed ended before its request took it, and whatever
+            /// hold the resource has now is someone else's.
+            async fn deliver(tx: &mut Transaction<'static, $db>, rec: &WaiterRecord, resource: &Resource, lease: &Lease, now: Millis) -> Result<WaitStatus, StoreError> {
+                let (hold, _) = rec.handed()?;
+                let id = Arg::Uuid(Some(rec.id().0));
+                if queue::handed_hold(lease, now, hold).is_none() {
+                    Self::exec(tx, ABANDON_WAITER, vec![id]).await?;
+                    tracing::info!(resource_id = %resource.id, waiter_id = %rec.id(), "a hand-over ended before its request took it");
+                    return Ok(WaitStatus::Ended { position: None });
+                }
+                Self::exec(tx, DELIVER_WAITER, vec![id]).await?;
+                Ok(WaitStatus::Granted(Applied { resource: resource.clone(), outcome: Outcome { lease: lease.clone(), events: vec![] }, now }))
+            }
+
+            /// For the reaper: a transaction holding lease `id`'s row, with the clock read after the lock; `None`
+            /// if another transaction holds it (PostgreSQL skips it: it is reaped next pass) or it is gone. The
+            /// lock is never waited for, so the rows read with it are as of this moment.
+            async fn lock_lease_for_reaper(&self, id: ResourceId) -> Result<Option<(Transaction<'static, $db>, Resource, Lease, Millis)>, StoreError> {
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let locked = format!("{SELECT_LEASE}{}", <$db>::SKIP_LOCKED);
+                let Some(rec) = Self::fetch::<LeaseRecord, _>(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop() else {
+                    return Ok(None);
+                };
+                let (resource, lease) = rec.into_parts()?;
+                let now = Self::db_now(&mut tx).await?;
+                Ok(Some((tx, resource, lease, now)))
+            }
+
+            /// One expiry in its own transaction (and the hand-over it frees); whether it recorded one.
+            async fn reap_expiry(&self, id: ResourceId) -> Result<bool, StoreError> {
+                let Some((mut tx, resource, lease, now)) = self.lock_lease_for_reaper(id).await? else { return Ok(false) };
+                // Renewed or ended since it was picked: nothing to do.
+                let Some(outcome) = expire(&lease, now, resource.policy.lock_delay()) else { return Ok(false) };
+                let changes = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, &Actor::system("reaper")).await?;
+                self.commit(tx, changes).await?;
+                Ok(true)
+            }
+
+            /// One queue served in its own transaction (a lock-delay ended, a waiter went away).
+            async fn reap_queue(&self, id: ResourceId) -> Result<(), StoreError> {
+                let Some((mut tx, resource, lease, now)) = self.lock_lease_for_reaper(id).await? else { return Ok(()) };
+                let (_, changes, _) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
+                self.commit(tx, changes).await
+            }
+
+            /// A hand-over its request never took (`hhs_core::queue::reclaim`): the hold is given back without a
+            /// lock-delay, the waiter recorded as gone (`wait_ended`, `not_delivered`) and the next one served.
+            async fn reap_undelivered(&self, waiter: WaiterId, resource_id: ResourceId) -> Result<(), StoreError> {
+                let Some((mut tx, resource, lease, now)) = self.lock_lease_for_reaper(resource_id).await? else { return Ok(()) };
+                let Some(rec) = Self::fetch::<WaiterRecord, _>(&mut *tx, SELECT_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?.pop() else {
+                    return Ok(());
+                };
+                let (hold, granted_at) = rec.handed()?;
+                // Delivered meanwhile (its request came after all), or not yet past the pickup window.
+                if rec.state()? != WaiterState::Granted || !queue::abandoned(granted_at, now) {
+                    return Ok(());
+                }
+                let actor = Actor::system("queue");
+                Self::exec(&mut tx, ABANDON_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?;
+                Self::insert_event(&mut tx, EventView::of_waiter(LogKind::WaitEnded, &rec.into_waiter()?, resource.id, 0, Some("not_delivered"), now, &actor)).await?;
+                let mut changes = vec![];
+                if let Some(outcome) = queue::reclaim(&lease, now, hold, granted_at) {
+                    tracing::info!(resource_id = %resource.id, waiter_id = %waiter, "a hand-over was never taken by its request; the hold is given back");
+                    changes = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, &actor).await?;
+                }
+                self.commit(tx, changes).await
+            }
+
+            /// A session's lapse in its own transaction (the lock order is session, then leases; a lapse touches
+            /// only the session's row: its holds lapse with it by the expiry rule).
+            async fn reap_session(&self, id: SessionId) -> Result<(), StoreError> {
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let locked = format!("{LOCK_SESSION_SKIP}{}", <$db>::SKIP_LOCKED_SESSIONS);
+                let Some(rec) = Self::fetch::<SessionRecord, _>(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop() else {
+                    return Ok(());
+                };
+                let current = rec.into_session()?;
+                let now = Self::db_now(&mut tx).await?;
+                if let Some(ended) = session::lapse(&current, now) {
+                    Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&ended)).await?;
+                    Self::insert_event(&mut tx, EventView::of_session(LogKind::SessionLapsed, &ended, now, &Actor::system("reaper"))).await?;
+                }
+                self.commit(tx, vec![]).await
+            }
+
+            /// A candidate the reaper could not handle: a row it cannot read is logged (by id: never its contents)
+            /// and counted, and the pass goes on; anything else (the database away) ends the pass.
+            fn skip_bad_row(&self, what: &'static str, id: uuid::Uuid, e: StoreError) -> Result<(), StoreError> {
+                let bad = matches!(e, StoreError::Corrupt(_) | StoreError::Db(sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)));
+                if !bad {
+                    return Err(e);
+                }
+                self.rows_skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Our own words about the row (which column), never its values.
+                let why = match &e {
+                    StoreError::Corrupt(m) => m.clone(),
+                    _ => "a column cannot be decoded".to_owned(),
+                };
+                tracing::error!(row = what, id = %id, why = %why, "reaper: a stored row cannot be read; skipped (the rest go on)");
+                Ok(())
             }
 
             /// Gives up a resource's name: its last token becomes the name's floor.
@@ -553,12 +659,13 @@ macro_rules! sql_store {
 
             async fn poll_wait(&self, waiter: WaiterId) -> Result<WaitStatus, StoreError> {
                 let (mut tx, resource, lease, now, rec) = self.lock_waiter(waiter).await?;
-                match rec.state.as_str() {
-                    "GRANTED" => {
+                match rec.state()? {
+                    WaiterState::Granted | WaiterState::Delivered => {
+                        let answer = Self::deliver(&mut tx, &rec, &resource, &lease, now).await?;
                         tx.commit().await?;
-                        Ok(WaitStatus::Granted(Applied { resource, outcome: Outcome { lease, events: vec![] }, now }))
+                        Ok(answer)
                     }
-                    "WAITING" => {
+                    WaiterState::Waiting => {
                         let me = rec.into_waiter()?;
                         if me.is_live(now) {
                             Self::exec(&mut tx, SEEN_WAITER, vec![Arg::Uuid(Some(waiter.0)), Arg::Int(Some(me.seen(now).alive_until.0))]).await?;
@@ -566,6 +673,10 @@ macro_rules! sql_store {
                         // Its own try: a lock-delay that ended, a waiter ahead that went away.
                         let (after, changes, to) = Self::serve_queue(&mut tx, &resource, &lease, now).await?;
                         let granted = to == Some(waiter);
+                        if granted {
+                            // Granted and answered in one transaction: delivered.
+                            Self::exec(&mut tx, DELIVER_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?;
+                        }
                         let position = queue::position(&Self::queue(&mut tx, resource.id).await?, now, waiter);
                         self.commit(tx, changes).await?;
                         Ok(match (granted, position) {
@@ -574,7 +685,7 @@ macro_rules! sql_store {
                             (false, None) => WaitStatus::Ended { position: None },
                         })
                     }
-                    _ => {
+                    WaiterState::TimedOut | WaiterState::Gone => {
                         tx.commit().await?;
                         Ok(WaitStatus::Ended { position: None })
                     }
@@ -583,12 +694,12 @@ macro_rules! sql_store {
 
             async fn end_wait(&self, waiter: WaiterId, gone: bool, actor: &Actor) -> Result<WaitStatus, StoreError> {
                 let (mut tx, resource, lease, now, rec) = self.lock_waiter(waiter).await?;
-                match (rec.state.as_str(), gone) {
-                    ("WAITING", _) => {
+                match (rec.state()?, gone) {
+                    (WaiterState::Waiting, _) => {
                         let me = rec.into_waiter()?;
                         let position = queue::position(&Self::queue(&mut tx, resource.id).await?, now, waiter);
-                        let (state, why) = if gone { ("GONE", "gone") } else { ("TIMED_OUT", "timed_out") };
-                        Self::exec(&mut tx, END_WAITER, vec![Arg::Uuid(Some(waiter.0)), Arg::text(state), Arg::Uuid(None), Arg::Int(Some(now.0))]).await?;
+                        let (state, why) = if gone { (WaiterState::Gone, "gone") } else { (WaiterState::TimedOut, "timed_out") };
+                        Self::exec(&mut tx, END_WAITER, vec![Arg::Uuid(Some(waiter.0)), Arg::text(state.as_str()), Arg::Uuid(None), Arg::Int(Some(now.0))]).await?;
                         let left = queue::leave(&lease);
                         Self::exec(&mut tx, UPDATE_LEASE, lease_args(&left)).await?;
                         Self::insert_event(&mut tx, EventView::of_waiter(LogKind::WaitEnded, &me, resource.id, position.unwrap_or(0), Some(why), now, actor)).await?;
@@ -597,9 +708,11 @@ macro_rules! sql_store {
                         self.commit(tx, changes).await?;
                         Ok(WaitStatus::Ended { position })
                     }
-                    ("GRANTED", true) => {
+                    (WaiterState::Granted, true) => {
                         // Granted, but its request left before the answer: nobody would heartbeat the hold.
-                        let mine = lease.hold.as_ref().filter(|h| Some(h.id.0) == rec.hold_id && h.state == hhs_core::HoldState::Held).cloned();
+                        let (hold, _) = rec.handed()?;
+                        Self::exec(&mut tx, ABANDON_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?;
+                        let mine = lease.hold.as_ref().filter(|h| h.id == hold && h.state == hhs_core::HoldState::Held).cloned();
                         let mut changes = vec![];
                         if let Some(h) = mine {
                             let claim = Claim { principal: h.principal, owner: h.owner, token: Some(h.token) };
@@ -610,11 +723,13 @@ macro_rules! sql_store {
                         self.commit(tx, changes).await?;
                         Ok(WaitStatus::Ended { position: None })
                     }
-                    ("GRANTED", false) => {
+                    (WaiterState::Granted | WaiterState::Delivered, false) => {
+                        let answer = Self::deliver(&mut tx, &rec, &resource, &lease, now).await?;
                         tx.commit().await?;
-                        Ok(WaitStatus::Granted(Applied { resource, outcome: Outcome { lease, events: vec![] }, now }))
+                        Ok(answer)
                     }
-                    _ => {
+                    // Delivered (its answer was given), or ended already.
+                    (WaiterState::Delivered | WaiterState::TimedOut | WaiterState::Gone, _) => {
                         tx.commit().await?;
                         Ok(WaitStatus::Ended { position: None })
                     }
@@ -626,39 +741,83 @@ macro_rules! sql_store {
             }
 
             async fn reap(&self, batch: u32) -> Result<usize, StoreError> {
-                let actor = Actor::system("reaper");
-                let (mut tx, now) = self.begin().await?;
-                let candidates = format!("{SELECT_EXPIRED}{}", <$db>::SKIP_LOCKED);
-                let recs: Vec<LeaseRecord> =
-                    Self::fetch(&mut *tx, &candidates, vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch)))]).await?;
-                let (mut expired, mut changes) = (0, vec![]);
-                for rec in recs {
-                    let (resource, lease) = rec.into_parts()?;
-                    if let Some(outcome) = expire(&lease, now, resource.policy.lock_delay()) {
-                        changes.extend(Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, &actor).await?);
-                        expired += 1;
+                // Candidates are picked with the clock as the pass begins; each is then decided in its own short
+                // transaction, locked first and the clock read after the lock (a lapse, an abandoned hand-over or
+                // a lapsed session stays so as time passes, so nothing picked is wrongly decided). Pages go on
+                // after the last candidate seen, so one that is skipped (locked elsewhere, or unreadable) never
+                // holds up those after it.
+                let start = Store::now(self).await?;
+                let limit = || Arg::Int(Some(i64::from(batch.max(1))));
+                let full = |n: usize| n >= batch.max(1) as usize;
+                let mut expired = 0;
+                let mut after = (i64::MIN, uuid::Uuid::nil());
+                loop {
+                    let args = vec![Arg::Int(Some(start.0)), limit(), Arg::Int(Some(after.0)), Arg::Uuid(Some(after.1))];
+                    let page: Vec<(uuid::Uuid, i64)> = Self::fetch(&self.pool().await?, SELECT_EXPIRED, args).await?;
+                    for &(id, at) in &page {
+                        after = (at, id);
+                        match self.reap_expiry(ResourceId(id)).await {
+                            Ok(done) => expired += usize::from(done),
+                            Err(e) => self.skip_bad_row("lease", id, e)?,
+                        }
+                    }
+                    if !full(page.len()) {
+                        break;
+                    }
+                }
+                // Hand-overs whose request never took them.
+                let mut after = (i64::MIN, uuid::Uuid::nil());
+                loop {
+                    let args = vec![Arg::Int(Some(start.0 - queue::PICKUP_TIMEOUT.0)), limit(), Arg::Int(Some(after.0)), Arg::Uuid(Some(after.1))];
+                    let page: Vec<(uuid::Uuid, uuid::Uuid, i64)> = Self::fetch(&self.pool().await?, SELECT_UNDELIVERED, args).await?;
+                    for &(waiter, resource, at) in &page {
+                        after = (at, waiter);
+                        if let Err(e) = self.reap_undelivered(WaiterId(waiter), ResourceId(resource)).await {
+                            self.skip_bad_row("waiter", waiter, e)?;
+                        }
+                    }
+                    if !full(page.len()) {
+                        break;
                     }
                 }
                 // Queues that can be served now (a lock-delay ended) or hold waiters no longer there.
-                let servable = format!("{SELECT_SERVABLE}{}", <$db>::SKIP_LOCKED);
-                let args = vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch))), Arg::Int(Some(queue::PRESENCE_TIMEOUT.0))];
-                let recs: Vec<LeaseRecord> = Self::fetch(&mut *tx, &servable, args).await?;
-                for rec in recs {
-                    let (resource, lease) = rec.into_parts()?;
-                    changes.extend(Self::serve_queue(&mut tx, &resource, &lease, now).await?.1);
-                }
-                Self::exec(&mut tx, DELETE_ENDED_WAITERS, vec![Arg::Int(Some(now.0 - 60_000))]).await?;
-                let lapsed = format!("{SELECT_LAPSED_SESSIONS}{}", <$db>::SKIP_LOCKED_SESSIONS);
-                let sessions: Vec<SessionRecord> =
-                    Self::fetch(&mut *tx, &lapsed, vec![Arg::Int(Some(now.0)), Arg::Int(Some(i64::from(batch)))]).await?;
-                for rec in sessions {
-                    if let Some(ended) = session::lapse(&rec.into_session()?, now) {
-                        Self::exec(&mut tx, UPDATE_SESSION, session_update_args(&ended)).await?;
-                        Self::insert_event(&mut tx, EventView::of_session(LogKind::SessionLapsed, &ended, now, &actor)).await?;
+                let mut after = uuid::Uuid::nil();
+                loop {
+                    let args = vec![Arg::Int(Some(start.0)), limit(), Arg::Int(Some(queue::PRESENCE_TIMEOUT.0)), Arg::Uuid(Some(after))];
+                    let page: Vec<(uuid::Uuid,)> = Self::fetch(&self.pool().await?, SELECT_SERVABLE, args).await?;
+                    for &(id,) in &page {
+                        after = id;
+                        if let Err(e) = self.reap_queue(ResourceId(id)).await {
+                            self.skip_bad_row("lease", id, e)?;
+                        }
+                    }
+                    if !full(page.len()) {
+                        break;
                     }
                 }
-                self.commit(tx, changes).await?;
+                let (mut tx, now) = self.begin().await?;
+                Self::exec(&mut tx, DELETE_ENDED_WAITERS, vec![Arg::Int(Some(now.0 - 60_000))]).await?;
+                // Through `commit`, so each pass also wakes this replica's event pump, as a pass always has.
+                self.commit(tx, vec![]).await?;
+                let mut after = uuid::Uuid::nil();
+                loop {
+                    let args = vec![Arg::Int(Some(start.0)), limit(), Arg::Uuid(Some(after))];
+                    let page: Vec<(uuid::Uuid,)> = Self::fetch(&self.pool().await?, SELECT_LAPSED_SESSIONS, args).await?;
+                    for &(id,) in &page {
+                        after = id;
+                        if let Err(e) = self.reap_session(SessionId(id)).await {
+                            self.skip_bad_row("session", id, e)?;
+                        }
+                    }
+                    if !full(page.len()) {
+                        break;
+                    }
+                }
                 Ok(expired)
+            }
+
+            fn rows_skipped(&self) -> u64 {
+                self.rows_skipped.load(std::sync::atomic::Ordering::Relaxed)
             }
 
             async fn open_session(&self, id: SessionId, principal: &Principal, owner: &OwnerId, ttl: Ttl, actor: &Actor) -> Result<Session, StoreError> {

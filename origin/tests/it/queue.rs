@@ -1,11 +1,18 @@
 //! The wait queue on both stores (`wait_seconds`, `hhs_core::queue`): twenty waiters across two replicas are
 //! granted in arrival order, one at a time, each with the next token; a waiter whose request went away is
-//! skipped; a wait that ends says so with its place; a lock-delay's end hands over; bad waits are refused.
+//! skipped; a wait that ends says so with its place; a lock-delay's end hands over; bad waits are refused. A
+//! waiter is answered only with the hold it was handed, and a hand-over its request never takes (its replica
+//! died) frees the bed within seconds.
 
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+
+use hhs_core::lease::AcquireCmd;
+use hhs_core::{HoldId, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds, WaiterId};
+use hhs_origin::store::rows::{arguments, Arg};
+use hhs_origin::store::{Actor, WaitStatus, Waited};
 
 use crate::support::{Backend, Reply, TestApp, TestDb};
 
@@ -15,7 +22,42 @@ both_stores!(
     a_wait_that_ends_is_refused_with_its_place_and_recorded,
     the_end_of_a_lock_delay_hands_over_to_the_first_waiter,
     bad_waits_are_refused,
+    a_waiter_whose_hold_ended_is_not_answered_with_the_next_holders,
+    a_hand_over_its_waiter_never_takes_frees_the_bed_within_seconds,
 );
+
+/// A waiter queued straight in the store, as the client key's principal (`clinic-north`): a request whose
+/// replica then dies — nothing polls for it, nothing ends it.
+async fn silent_waiter(app: &TestApp, resource: &str, owner: &str) -> WaiterId {
+    let id = WaiterId(uuid::Uuid::now_v7());
+    let cmd = AcquireCmd {
+        principal: Principal::parse("clinic-north").unwrap(),
+        owner: OwnerId::parse(owner).unwrap(),
+        ttl: Ttl::from_seconds(30, &TtlBounds::HARD).unwrap(),
+        new_hold_id: HoldId(uuid::Uuid::now_v7()),
+    };
+    let rid = ResourceId(resource.parse().unwrap());
+    let queued = app.store.acquire_or_wait(rid, cmd, Some((id, Millis(30_000))), &Actor::system("test")).await.unwrap();
+    assert!(matches!(queued, Waited::Queued { .. }), "the resource is held: the request queues");
+    id
+}
+
+/// Runs one statement on the test's database, `$1`... bound to `args`.
+async fn exec_sql(db: &TestDb, statement: &str, args: Vec<Arg>) {
+    use hhs_origin::store::dialect::Dialect;
+    match db.backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap();
+            sqlx::query_with(statement, arguments::<sqlx::Postgres>(args).unwrap()).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            sqlx::query_with(&sqlx::Sqlite::sql(statement), arguments::<sqlx::Sqlite>(args).unwrap()).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
 
 fn acquire_body(resource: &str, owner: &str, wait: u32) -> Value {
     json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": 30, "wait_seconds": wait})
@@ -159,5 +201,70 @@ async fn bad_waits_are_refused(b: Backend) {
     // A free resource with a wait: granted at once, no queue.
     let free = send(acquire_body(&bed, "a", 30)).await;
     assert_eq!((free.status, free.body["queue_length"].as_u64()), (StatusCode::OK, None), "{}", free.body);
+    app.stop().await;
+}
+
+/// The bed is handed to a waiter whose request has not taken it yet; that hold ends (released) and the bed goes to
+/// someone else. The waiter's poll — and its end at the deadline — must not answer with the other holder's hold.
+async fn a_waiter_whose_hold_ended_is_not_answered_with_the_next_holders(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    let bed = app.create_resource("bed", "Handed bed").await;
+    assert_eq!(app.acquire(&bed, "holder", 30).await.status, StatusCode::OK);
+    let waiter = silent_waiter(&app, &bed, "waiter").await;
+    assert_eq!(app.release(&bed, "holder").await.status, StatusCode::OK);
+    let handed = events_of(&app, &bed, "acquired").await.pop().unwrap();
+    assert_eq!(handed["owner_id"], "waiter", "handed over to the waiter: {handed}");
+    // Its hold ends before its request is answered, and the bed is granted again.
+    let ended = app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "waiter"})).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    let other = app.acquire(&bed, "other", 30).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+    let polled = app.store.poll_wait(waiter).await.unwrap();
+    let ended = app.store.end_wait(waiter, false, &Actor::system("test")).await.unwrap();
+    for (what, answer) in [("its poll", polled), ("its end", ended)] {
+        match answer {
+            WaitStatus::Ended { .. } => {}
+            WaitStatus::Granted(applied) => {
+                let hold = applied.outcome.lease.hold.unwrap();
+                panic!("{what} answered the waiter with {}'s hold, token {} (the other holder's is {})", hold.owner.as_str(), hold.token.0, other.body["fencing_token"]);
+            }
+            WaitStatus::Waiting { position } => panic!("{what}: still waiting at {position}"),
+        }
+    }
+    app.stop().await;
+}
+
+/// The bed is handed to a waiter whose replica died (nothing will ever poll for it or end it). Within a few
+/// seconds — not the hold's 30 s TTL — the hand-over is given back, with no lock-delay (or-room has 2 s: nobody
+/// used the hold), and the next waiter gets the bed; the log says why.
+async fn a_hand_over_its_waiter_never_takes_frees_the_bed_within_seconds(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let room = app.create_resource("or-room", "Dead replica OR").await;
+    assert_eq!(app.acquire(&room, "holder", 30).await.status, StatusCode::OK);
+    let dead = silent_waiter(&app, &room, "dead-replica").await;
+    let next = tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), room.clone(), "next".into(), 15));
+    until_queued(&app, &room, 2).await;
+    // It proved it was there until a moment ago (so the hand-over goes to it), then its replica died.
+    exec_sql(&db, "UPDATE waiters SET alive_until_ms = alive_until_ms + 10000 WHERE id = $1", vec![Arg::Uuid(Some(dead.0))]).await;
+    let released = Instant::now();
+    assert_eq!(app.release(&room, "holder").await.status, StatusCode::OK);
+    let handed = events_of(&app, &room, "acquired").await;
+    assert_eq!(handed.last().unwrap()["owner_id"], "dead-replica", "handed over to the first waiter");
+    let (reply, answered) = next.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "the next waiter never got the bed: {}", reply.body);
+    assert_eq!(reply.body["owner_id"], "next");
+    let took = answered.duration_since(released);
+    assert!(took < Duration::from_secs(6), "the abandoned hand-over kept the bed for {took:?}");
+    let ended = events_of(&app, &room, "wait_ended").await;
+    let why = ended.iter().find(|e| e["owner_id"] == "dead-replica").expect("the abandoned hand-over is in the log");
+    assert_eq!(why["detail"]["ended"], "not_delivered", "{why}");
+    let given_back = events_of(&app, &room, "released").await.into_iter().find(|e| e["owner_id"] == "dead-replica").expect("its hold was released");
+    let (back_at, granted): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        (given_back["at"].as_str().unwrap().parse().unwrap(), reply.body["created_at"].as_str().unwrap().parse().unwrap());
+    assert!(granted - back_at < chrono::Duration::milliseconds(1_500), "a lock-delay after a hold nobody used: given back {back_at}, granted {granted}");
+    // Its request, were it to come back after all, is told its wait ended.
+    assert!(matches!(app.store.poll_wait(dead).await.unwrap(), WaitStatus::Ended { .. }));
     app.stop().await;
 }

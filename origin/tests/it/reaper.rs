@@ -1,19 +1,45 @@
 //! The reaper: several at once record each expiry exactly once; the SQL that finds candidates agrees with
-//! hhs-core's expiry rule on every generated case; a database outage shows in health.
+//! hhs-core's expiry rule on every generated case; a hand-over it makes late in a long pass is granted at the
+//! clock read after that resource's lock, not the pass's start; a row it cannot read is skipped and the rest
+//! are reaped; a database outage shows in health.
 
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use hhs_core::{HoldId, HoldState, Millis, OwnerId, Ttl};
+use hhs_core::lease::AcquireCmd;
+use hhs_core::{HoldId, HoldState, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds, WaiterId};
 use hhs_origin::reaper::reap_all;
 use hhs_origin::store::dialect::Dialect;
+use hhs_origin::store::rows::{arguments, Arg};
 use hhs_origin::store::sql::SELECT_EXPIRED;
+use hhs_origin::store::{Actor, Waited};
 use reqwest::StatusCode;
 use sqlx::Row;
 use crate::support::{Backend, TestApp, TestDb};
 
-both_stores!(three_reapers_record_each_expiry_exactly_once, reaper_sql_agrees_with_core_expiry_rule);
+both_stores!(
+    three_reapers_record_each_expiry_exactly_once,
+    reaper_sql_agrees_with_core_expiry_rule,
+    a_hand_over_late_in_a_long_pass_is_not_backdated,
+    an_unreadable_row_does_not_stop_the_reaper,
+);
+
+/// Runs one statement on the test's database, `$1`... bound to `args`.
+async fn exec_sql(db: &TestDb, statement: &str, args: Vec<Arg>) {
+    match db.backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap();
+            sqlx::query_with(statement, arguments::<sqlx::Postgres>(args).unwrap()).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            sqlx::query_with(&sqlx::Sqlite::sql(statement), arguments::<sqlx::Sqlite>(args).unwrap()).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
 
 async fn three_reapers_record_each_expiry_exactly_once(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
@@ -101,12 +127,12 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
     let picked: HashSet<String> = match b {
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap();
-            let rows = sqlx::query(SELECT_EXPIRED).bind(now.0).bind(10_000i64).fetch_all(&pool).await.unwrap();
+            let rows = sqlx::query(SELECT_EXPIRED).bind(now.0).bind(10_000i64).bind(i64::MIN).bind(uuid::Uuid::nil()).fetch_all(&pool).await.unwrap();
             rows.iter().map(|r| r.get::<uuid::Uuid, _>("id").to_string()).collect()
         }
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-            let rows = sqlx::query(&sqlx::Sqlite::sql(SELECT_EXPIRED)).bind(now.0).bind(10_000i64).fetch_all(&pool).await.unwrap();
+            let rows = sqlx::query(&sqlx::Sqlite::sql(SELECT_EXPIRED)).bind(now.0).bind(10_000i64).bind(i64::MIN).bind(uuid::Uuid::nil()).fetch_all(&pool).await.unwrap();
             rows.iter().map(|r| r.get::<uuid::Uuid, _>("id").to_string()).collect()
         }
     };
@@ -135,6 +161,98 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
         assert_eq!(picked.contains(id), core_says, "ttl {ttl_s}s, heartbeat {} ms before now, {state}", now.0 - hb);
     }
     assert!(expected_count > 20 && expected_count < 180, "the cases cover both sides: {expected_count}");
+    app.stop().await;
+}
+
+/// Two hundred lapsed holds, then one more with a waiter: the pass that records them reaches the last late, and
+/// the hand-over it makes there must be granted at the clock read once that lease is locked — not at the pass's
+/// start (the hold would be born old by the length of the pass, and lapse that much early).
+async fn a_hand_over_late_in_a_long_pass_is_not_backdated(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    for i in 0..200 {
+        let id = app.create_resource("bed", &format!("Lapsed {i}")).await;
+        assert_eq!(app.acquire(&id, &format!("ws-{i}"), 30).await.status, StatusCode::OK);
+    }
+    let last = app.create_resource("bed", "Handed over last").await;
+    assert_eq!(app.acquire(&last, "holder", 30).await.status, StatusCode::OK);
+    let rid = ResourceId(last.parse().unwrap());
+    let cmd = AcquireCmd {
+        principal: Principal::parse("clinic-north").unwrap(),
+        owner: OwnerId::parse("next").unwrap(),
+        ttl: Ttl::from_seconds(30, &TtlBounds::HARD).unwrap(),
+        new_hold_id: HoldId(uuid::Uuid::now_v7()),
+    };
+    let waiter = WaiterId(uuid::Uuid::now_v7());
+    let queued = app.store.acquire_or_wait(rid, cmd, Some((waiter, Millis(30_000))), &Actor::system("test")).await.unwrap();
+    assert!(matches!(queued, Waited::Queued { .. }));
+    // Every hold lapsed long ago, the waited-for one last of all; the waiter stays there throughout.
+    let id = Arg::Uuid(Some(rid.0));
+    exec_sql(&db, "UPDATE leases SET last_heartbeat_ms = last_heartbeat_ms - 120000 WHERE state = 'HELD' AND resource_id <> $1", vec![id.clone()]).await;
+    exec_sql(&db, "UPDATE leases SET last_heartbeat_ms = last_heartbeat_ms - 60000 WHERE resource_id = $1", vec![id]).await;
+    exec_sql(&db, "UPDATE waiters SET alive_until_ms = alive_until_ms + 600000", vec![]).await;
+
+    let store = db.store().await;
+    let start = store.now().await.unwrap();
+    assert_eq!(reap_all(&store, 500).await.unwrap(), 201);
+    let end = store.now().await.unwrap();
+    let (_, lease, _) = store.lease(rid).await.unwrap();
+    let hold = lease.hold.expect("handed over");
+    assert_eq!(hold.owner.as_str(), "next");
+    let (into, pass) = (hold.acquired_at.since(start).0, end.since(start).0);
+    assert!(pass > 0 && into * 2 >= pass, "granted {into} ms into a {pass} ms pass that reached it last: backdated");
+    app.stop().await;
+}
+
+/// Stores lease `rid` as `state = 'BOGUS'` with one waiter counted, past the CHECK that would refuse it (as a
+/// restore from another version might leave it).
+async fn corrupt_state(db: &TestDb, rid: uuid::Uuid) {
+    use sqlx::Connection;
+    let update = "UPDATE leases SET state = 'BOGUS', waiters = 1 WHERE resource_id = $1";
+    match db.backend {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
+            sqlx::query("ALTER TABLE leases DROP CONSTRAINT leases_state_check").execute(&mut c).await.unwrap();
+            sqlx::query(update).bind(rid).execute(&mut c).await.unwrap();
+        }
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            sqlx::query("PRAGMA ignore_check_constraints = ON").execute(&mut c).await.unwrap();
+            sqlx::query(&sqlx::Sqlite::sql(update)).bind(rid).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+/// A lease row that cannot be read (an owner id no rule would admit, a state no version knows — as a bad restore
+/// or a hand edit leaves them) is logged and skipped: the other lapsed holds are still recorded, even with one
+/// candidate a page.
+async fn an_unreadable_row_does_not_stop_the_reaper(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    let bad = app.create_resource("bed", "Corrupt").await;
+    assert_eq!(app.acquire(&bad, "ws-bad", 1).await.status, StatusCode::OK);
+    let mut good = vec![];
+    for i in 0..3 {
+        let id = app.create_resource("bed", &format!("Fine {i}")).await;
+        assert_eq!(app.acquire(&id, &format!("ws-{i}"), 1).await.status, StatusCode::OK);
+        good.push(id);
+    }
+    exec_sql(&db, "UPDATE leases SET owner_id = 'not an owner id' WHERE resource_id = $1", vec![Arg::Uuid(Some(bad.parse().unwrap()))]).await;
+    // And a lease in a state no version knows, with a queue (so the pass that serves queues picks it).
+    let bogus = app.create_resource("bed", "Bogus state").await;
+    corrupt_state(&db, bogus.parse().unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // The app's own store, so its /metrics counts what this reaper skipped.
+    let expired = app.store.reap(1).await.expect("a bad row does not fail the pass");
+    assert_eq!(expired, 3);
+    assert_eq!(app.store.rows_skipped(), 2, "each bad row skipped once in the pass: the lapsed one, the queued one");
+    assert_eq!(reap_all(&app.store, 1).await.expect("nor the next"), 0);
+    for id in &good {
+        assert_eq!(app.get(&format!("/api/locks/{id}")).await.body["status"], "EXPIRED", "{id}");
+    }
+    let metrics = app.get("/metrics").await;
+    let skipped = metrics.body.as_str().unwrap().lines().find_map(|l| l.strip_prefix("hhs_reaper_rows_skipped_total ")).map(|n| n.trim().parse::<u64>().unwrap());
+    assert!(skipped.is_some_and(|n| n >= 1), "/metrics counts the skipped row: {skipped:?}");
     app.stop().await;
 }
 
