@@ -23,7 +23,7 @@ use crate::primary::Source;
 use super::rows::{arguments, event_args, lease_args, session_args, session_update_args, waiter_args, Arg, EventRecord, LeaseRecord, LeaseRow, SessionRecord, WaiterRecord};
 use super::sql::{self, *};
 use super::{
-    acquire_transition, Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, KeyRecord, LockFilter, LogPos, Logged, WaitStatus, Waited,
+    Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, KeyRecord, LockFilter, LogPos, Logged, WaitStatus, Waited,
     Resource, ResourceFilter, Store, StoreError, Transition, TypeRow,
 };
 
@@ -587,12 +587,18 @@ macro_rules! sql_store {
                 let args = [&ids[..], &[Arg::text(cmd.owner.as_str()), ttl, Arg::Text(Some(detail))], &who].concat();
                 let granted: Option<LeaseRecord> = Self::fetch(&self.pool().await?, FAST_GRANT, args).await?.pop();
                 let Some(rec) = granted else {
-                    // Held by another and live in a snapshot read: refused without the row lock. Safe: at the
-                    // instant of that read the hold was live, so the refusal is what the locked path would have
-                    // said then. Anything else (free after all, lapsed, ours, in lock-delay) takes the lock.
+                    // Refused in a snapshot read, in the one admission order, for a reason that held at the
+                    // instant of that read (outside the type's bounds, a status other than U, another's live
+                    // hold): refused without the row lock — what the locked path would have said then. The queue
+                    // comes after all of these, so the snapshot needs none. Anything else (free after all,
+                    // lapsed, ours, in lock-delay) takes the lock.
                     let (resource, lease, now) = self.lease(id).await?;
-                    if let Err(held @ Denied::LockHeld { .. }) = acquire_transition(cmd.clone())(&resource, &lease, now) {
-                        return Err(StoreError::Denied(held));
+                    let gate = Gate { policy: &resource.policy, status: resource.status, queue: &[] };
+                    let rule = || hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay());
+                    if let Err(d @ (Denied::TtlOutOfBounds { .. } | Denied::Unavailable { .. } | Denied::LockHeld { .. })) =
+                        grant(&gate, &lease, now, cmd.ttl, (&cmd.principal, &cmd.owner), rule)
+                    {
+                        return Err(StoreError::Denied(d));
                     }
                     return locked(cmd).await;
                 };
