@@ -13,6 +13,7 @@
 //! * [`stored`] — a lease as a flat record of plain values, as every store keeps it.
 //! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
 //! * [`wire`] — the wire contract: every endpoint, request and response body, event kind and event detail.
+//! * [`mllp`] — who may send HL7 over MLLP: the listener's transport and each client certificate's principal.
 //! * [`error`] — the stable error codes and their HTTP status.
 //! * [`auth`] — roles and the API key format.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -27,6 +28,7 @@ pub mod group;
 pub mod hl7;
 pub mod ids;
 pub mod lease;
+pub mod mllp;
 pub mod policy;
 pub mod queue;
 pub mod session;

@@ -19,6 +19,7 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
         format!("GRANT USAGE ON SCHEMA public TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE ON resource_types TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON hl7_messages TO {role}"),
         format!("GRANT SELECT, INSERT ON events, outages TO {role}"),
         format!("GRANT USAGE ON SEQUENCE events_id_seq, outages_id_seq TO {role}"),
         // Reads replication statistics, so /healthz can count the synchronous standbys.
