@@ -23,6 +23,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start: a large `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (applies migrations first, runs the reaper unless --no-reaper).
