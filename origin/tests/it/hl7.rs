@@ -24,6 +24,7 @@ both_stores!(
     a_reused_control_id_with_other_content_is_refused,
     the_repeat_record_expires_after_its_window,
     a_message_and_its_record_commit_together,
+    an_unknown_bed_changes_nothing_and_is_not_remembered,
     an_oversize_frame_is_refused,
     mllp_over_tls_serves_mapped_client_certificates_only,
     mllp_connections_are_bounded,
@@ -256,9 +257,26 @@ async fn the_repeat_record_expires_after_its_window(b: Backend) {
     app.stop().await;
 }
 
+/// A message naming one known and one unknown bed changes neither (`AE`) and leaves no record: its resend,
+/// once the bed exists, is judged afresh and applied.
+async fn an_unknown_bed_changes_nothing_and_is_not_remembered(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let feed = mint(&app.store, "adt-feed", Role::Integration).await;
+    let a = app.create_resource("bed", "4W^407^A").await;
+    send(&app, &feed, &a20("T-0", "4W^407^A", "O")).await;
+    // The prior bed known (to be freed), the new one not: nothing changes, nothing is recorded.
+    let transfer = adt("A02", "T-1", "4W^407^C", "4W^407^A");
+    assert_eq!(msa(&send(&app, &feed, &transfer).await).0, "AE");
+    assert_eq!(status_of(&app, &a).await, "O");
+    let c = app.create_resource("bed", "4W^407^C").await;
+    assert_eq!(msa(&send(&app, &feed, &transfer).await).0, "AA", "an AE is no record: the resend is judged afresh");
+    assert_eq!((status_of(&app, &a).await, status_of(&app, &c).await), ("U".into(), "O".into()));
+    app.stop().await;
+}
+
 /// A message's status changes and its record commit in one transaction: when the record cannot be written (a
-/// trigger refuses it), no bed changed either — and a message naming one known and one unknown bed changes
-/// neither (`AE`) and leaves no record, so its resend after the bed exists is applied.
+/// trigger refuses it), no bed changed either.
 async fn a_message_and_its_record_commit_together(b: Backend) {
     // The refused transaction stays open (aborted) on its pooled connection until that is used again, holding the
     // commit horizon: on PostgreSQL no other test reads the log meanwhile.
@@ -269,16 +287,7 @@ async fn a_message_and_its_record_commit_together(b: Backend) {
     let Some(db) = db else { return };
     let app = TestApp::spawn(&db).await;
     let feed = mint(&app.store, "adt-feed", Role::Integration).await;
-    let (a, bb) = (app.create_resource("bed", "4W^407^A").await, app.create_resource("bed", "4W^407^B").await);
-    // One known bed (the prior, freed) and one unknown (the new): nothing changes, nothing recorded.
-    send(&app, &feed, &a20("T-0", "4W^407^A", "O")).await;
-    let transfer = adt("A02", "T-1", "4W^407^C", "4W^407^A");
-    assert_eq!(msa(&send(&app, &feed, &transfer).await).0, "AE");
-    assert_eq!(status_of(&app, &a).await, "O");
-    let c = app.create_resource("bed", "4W^407^C").await;
-    assert_eq!(msa(&send(&app, &feed, &transfer).await).0, "AA", "an AE is no record: the resend is judged afresh");
-    assert_eq!((status_of(&app, &a).await, status_of(&app, &c).await), ("U".into(), "O".into()));
-    // The record refused by the database: the message fails as a whole.
+    let bed = app.create_resource("bed", "4W^410^A").await;
     match b {
         Backend::Postgres => {
             raw(&db, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$").await;
@@ -289,10 +298,10 @@ async fn a_message_and_its_record_commit_together(b: Backend) {
             raw(&db, "CREATE TRIGGER refuse_u BEFORE UPDATE ON hl7_messages BEGIN SELECT RAISE(ABORT, 'refused'); END").await;
         }
     }
-    let req = app.request_as(Method::POST, "/api/hl7/v2", Some(&feed)).header("content-type", "application/hl7-v2").body(a20("T-2", "4W^407^B", "K"));
+    let req = app.request_as(Method::POST, "/api/hl7/v2", Some(&feed)).header("content-type", "application/hl7-v2").body(a20("T-2", "4W^410^A", "K"));
     let resp = req.send().await.unwrap();
     assert!(resp.status().is_server_error(), "{}", resp.status());
-    assert_eq!(status_of(&app, &bb).await, "U", "the bed is not set without its record");
+    assert_eq!(status_of(&app, &bed).await, "U", "the bed is not set without its record");
     app.stop().await;
 }
 
