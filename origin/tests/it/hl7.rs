@@ -25,6 +25,7 @@ both_stores!(
     the_repeat_record_expires_after_its_window,
     a_message_and_its_record_commit_together,
     an_unknown_bed_changes_nothing_and_is_not_remembered,
+    copies_sent_at_once_are_applied_once,
     an_oversize_frame_is_refused,
     mllp_over_tls_serves_mapped_client_certificates_only,
     mllp_connections_are_bounded,
@@ -254,6 +255,24 @@ async fn the_repeat_record_expires_after_its_window(b: Backend) {
     assert_eq!(msa(&send(&app, &feed, &a20("E-2", "4W^406^A", "U")).await).0, "AA");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM hl7_messages WHERE principal = 'old'").await, 0, "expired records are deleted");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM hl7_messages").await, 2);
+    app.stop().await;
+}
+
+/// Copies of one message sent at once: the first to claim its record applies it; every other waits for that
+/// claim and gets the stored ACK — one application, one audit event, one answer.
+async fn copies_sent_at_once_are_applied_once(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let feed = mint(&app.store, "adt-feed", Role::Integration).await;
+    let bed = app.create_resource("bed", "4W^411^A").await;
+    let message = a20("P-1", "4W^411^A", "K");
+    let acks = futures::future::join_all((0..8).map(|_| send(&app, &feed, &message))).await;
+    assert!(acks.iter().all(|a| *a == acks[0]), "one answer: {acks:?}");
+    assert_eq!(msa(&acks[0]).0, "AA");
+    assert_eq!(status_of(&app, &bed).await, "K");
+    assert_eq!(hl7_events(&app).await.len(), 1);
+    let changes = app.get(&format!("/api/events?resource_id={bed}&limit=100")).await.body;
+    assert_eq!(changes["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "status_changed").count(), 1);
     app.stop().await;
 }
 
