@@ -201,7 +201,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HHS_MLLP_IDLE_TIMEOUT", default_value_t = 300)]
     pub mllp_idle_timeout: u64,
     /// Seconds an HL7 message applied is remembered, so its repeat gets the same ACK and is not applied again.
-    #[arg(long, env = "HHS_HL7_REPEAT_WINDOW", default_value_t = 604_800)]
+    #[arg(long, env = "HHS_HL7_REPEAT_WINDOW", default_value_t = 604_800, value_parser = clap::value_parser!(u32).range(1..))]
     pub hl7_repeat_window: u32,
     /// The resource type of beds that HL7 messages name.
     #[arg(long, env = "HHS_HL7_BED_TYPE", default_value = "bed")]
