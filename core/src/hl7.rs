@@ -165,3 +165,73 @@ pub fn ack(m: &Inbound, code: AckCode, text: &str, timestamp: &str, control_id: 
         escape(text),
     )
 }
+
+/// How long a message applied is remembered by default (its repeat answered from the record): seven days,
+/// longer than any interface engine's resend queue is kept, short enough that the records do not grow for ever.
+pub const DEFAULT_REPEAT_WINDOW: crate::Millis = crate::Millis(7 * 24 * 3_600_000);
+
+/// The text a message's repeat is judged by: its segments as sent, each ended by `\r` — a sender's `\n` or
+/// `\r\n` between segments (or none after the last) is the same message. Every field is kept, `MSH-7` (the
+/// message's time) too: an engine's resend after a lost ACK is the same message, byte for byte, and one stamped
+/// anew under an old control id is another message.
+pub fn canonical(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    for segment in text.split(['\r', '\n']).filter(|s| !s.is_empty()) {
+        out.push_str(segment);
+        out.push('\r');
+    }
+    out
+}
+
+/// What is kept of a message applied, under its key (the principal that sent it, its sender `MSH-3^MSH-4` and
+/// its control id `MSH-10`): the digest of its [`canonical`] text, the ACK it was answered with, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answered {
+    pub digest: String,
+    pub ack: String,
+    pub at: crate::Millis,
+}
+
+/// What a message is, against the record under its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    /// Never seen, or seen longer ago than the window: taken as new.
+    New,
+    /// The same content again (an ACK that went missing): answered with the stored ACK, applied once.
+    Same,
+    /// Other content under a control id already used: refused (`AR`, [`reused`]), nothing applied.
+    Reused,
+}
+
+/// Whether a message whose content has `digest` repeats `stored`, at `now`, with records kept for `window`.
+pub fn repeat(stored: Option<&Answered>, digest: &str, now: crate::Millis, window: crate::Millis) -> Repeat {
+    match stored {
+        Some(s) if s.at.0 > expired_before(now, window).0 => {
+            if s.digest == digest {
+                Repeat::Same
+            } else {
+                Repeat::Reused
+            }
+        }
+        _ => Repeat::New,
+    }
+}
+
+/// Records received before this instant are past the window: no longer a repeat's, and deleted.
+pub fn expired_before(now: crate::Millis, window: crate::Millis) -> crate::Millis {
+    crate::Millis(now.0.saturating_sub(window.0))
+}
+
+/// Whether a message answered `code` is recorded for its repeats: only one that was applied (`AA`). An `AE` or
+/// `AR` changed nothing, so its resend — after the bed was made, say — is judged afresh.
+pub fn recorded(code: AckCode) -> bool {
+    code == AckCode::AA
+}
+
+/// The `AR` text of a control id used again with other content.
+pub fn reused(m: &Inbound) -> String {
+    format!(
+        "MSH-10 control id {} was already used by another message from {}^{}: nothing applied; send it with a new control id",
+        m.control_id, m.sending_application, m.sending_facility
+    )
+}

@@ -14,6 +14,7 @@
 //! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
 //! * [`wire`] — the wire contract: every endpoint, request and response body, event kind and event detail.
 //! * [`rate`] — which rate-limit bucket a client address counts against (IPv6 by /64).
+//! * [`mllp`] — who may send HL7 over MLLP: the listener's transport and each client certificate's principal.
 //! * [`error`] — the stable error codes and their HTTP status.
 //! * [`auth`] — roles and the API key format.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -28,6 +29,7 @@ pub mod group;
 pub mod hl7;
 pub mod ids;
 pub mod lease;
+pub mod mllp;
 pub mod policy;
 pub mod queue;
 pub mod rate;

@@ -23,6 +23,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start: a large `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (applies migrations first, runs the reaper unless --no-reaper).
@@ -172,9 +174,35 @@ pub struct ServeArgs {
     /// The dashboard build served at /dashboard/ (if it holds an index.html).
     #[arg(long, env = "HHS_DASHBOARD_DIR", default_value = "ui/dist")]
     pub dashboard_dir: std::path::PathBuf,
-    /// Also take HL7 v2 messages over MLLP on this address (e.g. 127.0.0.1:2575).
+    /// Also take HL7 v2 messages over MLLP on this address (e.g. 127.0.0.1:2575). Off loopback it requires TLS
+    /// with client certificates (--mllp-tls-cert, --mllp-tls-key, --mllp-client-ca, --mllp-client).
     #[arg(long, env = "HHS_MLLP")]
     pub mllp: Option<SocketAddr>,
+    /// The MLLP listener's TLS certificate chain (PEM).
+    #[arg(long, env = "HHS_MLLP_TLS_CERT")]
+    pub mllp_tls_cert: Option<PathBuf>,
+    /// The MLLP listener's TLS private key (PEM).
+    #[arg(long, env = "HHS_MLLP_TLS_KEY")]
+    pub mllp_tls_key: Option<PathBuf>,
+    /// The CAs whose client certificates the MLLP listener trusts (PEM bundle); a client without one is refused.
+    #[arg(long, env = "HHS_MLLP_CLIENT_CA")]
+    pub mllp_client_ca: Option<PathBuf>,
+    /// A client certificate's principal, as NAME=PRINCIPAL: NAME its subject CN or a DNS/URI subject alternative
+    /// name (repeat, or comma-separate in HHS_MLLP_CLIENTS). A certificate mapped to none is refused.
+    #[arg(long = "mllp-client", env = "HHS_MLLP_CLIENTS", value_delimiter = ',')]
+    pub mllp_clients: Vec<String>,
+    /// The principal plain (loopback, no TLS) MLLP connections' messages are attributed to.
+    #[arg(long, env = "HHS_MLLP_PLAIN_PRINCIPAL", default_value = hhs_core::mllp::DEFAULT_PLAIN_PRINCIPAL)]
+    pub mllp_plain_principal: String,
+    /// Most MLLP connections served at once.
+    #[arg(long, env = "HHS_MLLP_MAX_CONNECTIONS", default_value_t = 32)]
+    pub mllp_max_connections: usize,
+    /// Seconds an MLLP connection may stay silent (or take for its TLS handshake) before it is closed.
+    #[arg(long, env = "HHS_MLLP_IDLE_TIMEOUT", default_value_t = 300)]
+    pub mllp_idle_timeout: u64,
+    /// Seconds an HL7 message applied is remembered, so its repeat gets the same ACK and is not applied again.
+    #[arg(long, env = "HHS_HL7_REPEAT_WINDOW", default_value_t = 604_800, value_parser = clap::value_parser!(u32).range(1..))]
+    pub hl7_repeat_window: u32,
     /// The resource type of beds that HL7 messages name.
     #[arg(long, env = "HHS_HL7_BED_TYPE", default_value = "bed")]
     pub hl7_bed_type: String,
@@ -193,4 +221,19 @@ pub struct ReaperArgs {
     /// One pass, then exit.
     #[arg(long)]
     pub once: bool,
+}
+
+impl ServeArgs {
+    /// The MLLP listener's flags.
+    pub fn mllp_args(&self) -> crate::hl7::MllpArgs {
+        crate::hl7::MllpArgs {
+            cert: self.mllp_tls_cert.clone(),
+            key: self.mllp_tls_key.clone(),
+            client_ca: self.mllp_client_ca.clone(),
+            clients: self.mllp_clients.clone(),
+            plain_principal: Some(self.mllp_plain_principal.clone()),
+            max_connections: self.mllp_max_connections,
+            idle: Duration::from_secs(self.mllp_idle_timeout.max(1)),
+        }
+    }
 }

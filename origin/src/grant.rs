@@ -19,6 +19,7 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
         format!("GRANT USAGE ON SCHEMA public TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE ON resource_types TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON hl7_messages TO {role}"),
         format!("GRANT SELECT, INSERT ON events, outages TO {role}"),
         // A group's membership is written once, when it is granted.
         format!("GRANT SELECT, INSERT ON group_members TO {role}"),

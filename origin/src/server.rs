@@ -58,6 +58,15 @@ pub struct Settings {
     pub stream_key_check: std::time::Duration,
     /// Which resources HL7 messages' beds are.
     pub hl7: hhs_core::hl7::BedMapping,
+    /// How long an HL7 message applied is remembered for its repeats.
+    pub hl7_repeat_window: hhs_core::Millis,
+}
+
+impl Settings {
+    /// What HL7 messages are read with.
+    pub fn hl7_config(&self) -> crate::hl7::Hl7Config {
+        crate::hl7::Hl7Config { mapping: self.hl7.clone(), window: self.hl7_repeat_window }
+    }
 }
 
 /// The dashboard directory if it holds a build; says so either way.
@@ -102,7 +111,7 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
         hub: hub.clone(),
         shutdown: shutdown.clone(),
         stream_key_check: settings.stream_key_check,
-        hl7: Arc::new(settings.hl7.clone()),
+        hl7: Arc::new(settings.hl7_config()),
     };
     let app = router(state, &settings.cors_origins, settings.dashboard_dir.as_deref());
     let reaper = settings.reaper.map(|(interval, batch)| {
@@ -151,6 +160,11 @@ pub async fn seed_types(store: &DynStore, policy: &Policy) -> Result<(), StoreEr
 /// `hhs-origin serve`.
 pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let policy = args.policy.policy()?;
+    // Before anything opens: a listener that may not start stops the process with how to fix it.
+    let mllp = match args.mllp {
+        Some(addr) => Some((addr, Arc::new(crate::hl7::MllpConfig::new(addr, &args.mllp_args())?))),
+        None => None,
+    };
     if args.insecure_no_auth {
         if !args.bind.ip().is_loopback() {
             return Err(format!("--insecure-no-auth refuses to listen on {}: bind a loopback address (127.0.0.1)", args.bind).into());
@@ -171,12 +185,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         dashboard_dir: dashboard_dir(&args.dashboard_dir),
         stream_key_check: std::time::Duration::from_secs(10),
         hl7: hhs_core::hl7::BedMapping { resource_type: args.hl7_bed_type.clone(), template: args.hl7_bed_identifier.clone() },
+        hl7_repeat_window: hhs_core::Millis::from_secs(i64::from(args.hl7_repeat_window)),
     };
     let shutdown = CancellationToken::new();
-    if let Some(addr) = args.mllp {
-        let mllp = TcpListener::bind(addr).await?;
-        tracing::info!(addr = %addr, "taking HL7 v2 over MLLP");
-        tokio::spawn(crate::hl7::serve_mllp(mllp, store.clone(), settings.hl7.clone(), shutdown.clone()));
+    if let Some((addr, config)) = mllp {
+        let listener = TcpListener::bind(addr).await?;
+        let tls = matches!(config.transport, crate::hl7::MllpTransport::Tls { .. });
+        tracing::info!(addr = %addr, tls, "taking HL7 v2 over MLLP");
+        tokio::spawn(crate::hl7::serve_mllp(listener, store.clone(), Arc::new(settings.hl7_config()), config, shutdown.clone()));
     }
     let running = spawn(listener, store, settings, shutdown.clone())?;
     tracing::info!(url = %format!("http://{}", running.addr), "hhs-origin listening");

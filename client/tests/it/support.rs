@@ -38,6 +38,7 @@ impl Origin {
             dashboard_dir: None,
             stream_key_check: Duration::from_secs(10),
             hl7: Default::default(),
+            hl7_repeat_window: hhs_core::hl7::DEFAULT_REPEAT_WINDOW,
         };
         hhs_origin::server::seed_types(&store, &settings.policy).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

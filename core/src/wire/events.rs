@@ -233,7 +233,8 @@ pub struct Hl7Detail {
     pub ack_code: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub beds: Vec<String>,
-    /// A repeat of a control id already answered: answered the same, applied once.
+    /// A control id already used with other content: refused (`AR`), nothing applied. (The same message again is
+    /// answered from its record and not logged again.)
     #[serde(default)]
     pub duplicate: bool,
 }

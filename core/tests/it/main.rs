@@ -5,6 +5,7 @@ mod clinical_props;
 mod lease_props;
 mod lease_rules;
 mod lock_view;
+mod mllp;
 mod queue_props;
 mod rate_buckets;
 mod ttl_model;

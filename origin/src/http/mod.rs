@@ -55,7 +55,7 @@ pub struct AppState {
     /// How often an open event stream checks that its key is still valid (a revoked key's stream ends).
     pub stream_key_check: std::time::Duration,
     /// Which resources HL7 messages' beds are.
-    pub hl7: Arc<hhs_core::hl7::BedMapping>,
+    pub hl7: Arc<crate::hl7::Hl7Config>,
 }
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -139,11 +139,13 @@ pub trait Store: Send + Sync + 'static {
     /// live hold goes on; a resource that becomes available is handed to its first waiter.
     async fn set_status(&self, id: ResourceId, status: Status, actor: &Actor) -> Result<Resource, StoreError>;
 
-    /// The answer already given to HL7 message `control_id` from `sender`, if any: `(ack code, text)`.
-    async fn hl7_answered(&self, sender: &str, control_id: &str) -> Result<Option<(String, String)>, StoreError>;
-
-    /// Records HL7 message `control_id` from `sender` as answered, and its `hl7_received` audit entry.
-    async fn hl7_record(&self, sender: &str, control_id: &str, message_type: &str, ack: (&str, &str), detail: EventView) -> Result<(), StoreError>;
+    /// One HL7 message, decided and recorded in one transaction: its record claimed under its key (the
+    /// principal, sender and control id: a concurrent copy waits for it), a repeat answered from the record
+    /// (`hhs_core::hl7::repeat`: the same content gets the stored ACK and writes nothing; other content `AR`), else
+    /// its beds' statuses set — each lease row locked in resource-id order, then `resources.status` updated and
+    /// the queue served, as [`Store::set_status`] does — with the record (an `AA` only: `hl7::recorded`) and its
+    /// `hl7_received` event. Records past the window are deleted after the commit.
+    async fn hl7_ingest(&self, message: &Hl7Message, actor: &Actor) -> Result<Hl7Answer, StoreError>;
 
     /// Deletes a resource and its lease (`resource_deleted`) by `hhs_core::lease::retire`: refused while a hold
     /// is live (`LockHeld`) or a lock-delay (of `lock_delay` for its type) runs (`LockDelay`); a lapse nobody
@@ -296,6 +298,27 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// An HL7 message as the store takes it ([`Store::hl7_ingest`]): its fields, the digest of its content, what
+/// the rules plan for it, and how long records are kept.
+pub struct Hl7Message {
+    pub inbound: hhs_core::hl7::Inbound,
+    /// SHA-256 (hex) of `hhs_core::hl7::canonical` of the message.
+    pub digest: String,
+    /// The beds and statuses (`hhs_core::hl7::plan`), or the refusal.
+    pub plan: Result<Vec<hhs_core::hl7::BedUpdate>, (hhs_core::hl7::AckCode, String)>,
+    /// The resource type beds are.
+    pub bed_type: ResourceType,
+    pub window: Millis,
+}
+
+/// What [`Store::hl7_ingest`] answered.
+#[derive(Clone, Debug)]
+pub struct Hl7Answer {
+    pub ack: String,
+    pub code: hhs_core::hl7::AckCode,
+    pub repeat: hhs_core::hl7::Repeat,
+}
 
 /// What a by-id group operation does to each member.
 pub use hhs_core::group::GroupOp;

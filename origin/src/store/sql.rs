@@ -62,11 +62,21 @@ pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, 
 pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";
 pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
 pub const UPDATE_STATUS: &str = "UPDATE resources SET status = $2 WHERE id = $1";
-/// An HL7 message already answered: by sender (`MSH-3^MSH-4`) and control id.
-pub const SELECT_HL7: &str = "SELECT ack_code, ack_text FROM hl7_messages WHERE sender = $1 AND control_id = $2";
-/// A message answered; a repeat that raced in first keeps its row.
-pub const INSERT_HL7: &str = "INSERT INTO hl7_messages (sender, control_id, received_at_ms, message_type, ack_code, ack_text) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sender, control_id) DO NOTHING";
+/// Claims an HL7 message's record by its key (principal, sender `MSH-3^MSH-4`, control id): a new row, or one past
+/// the window (`$9`: `hl7::expired_before`) taken over; 0 rows when a live record holds the key (on PostgreSQL a
+/// concurrent claim of the key waits for its transaction).
+pub const CLAIM_HL7: &str = "INSERT INTO hl7_messages (principal, sender, control_id, digest, received_at_ms, message_type, ack_code, ack_text, ack) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '') ON CONFLICT (principal, sender, control_id) DO UPDATE SET digest = excluded.digest, \
+     received_at_ms = excluded.received_at_ms, message_type = excluded.message_type, ack_code = excluded.ack_code, \
+     ack_text = excluded.ack_text, ack = excluded.ack WHERE hl7_messages.received_at_ms < $9";
+/// The record under a key: digest, stored ACK, its code, when.
+pub const SELECT_HL7: &str = "SELECT digest, ack, ack_code, received_at_ms FROM hl7_messages WHERE principal = $1 AND sender = $2 AND control_id = $3";
+/// A claimed record completed with its answer.
+pub const RECORD_HL7: &str = "UPDATE hl7_messages SET ack_code = $4, ack_text = $5, ack = $6 WHERE principal = $1 AND sender = $2 AND control_id = $3";
+/// A claim given up (the message was not applied: nothing to remember).
+pub const UNCLAIM_HL7: &str = "DELETE FROM hl7_messages WHERE principal = $1 AND sender = $2 AND control_id = $3";
+/// Records past the window.
+pub const EXPIRE_HL7: &str = "DELETE FROM hl7_messages WHERE received_at_ms < $1";
 pub const DELETE_RESOURCE: &str = "DELETE FROM resources WHERE id = $1";
 
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, principal, role, secret_sha256, created_at_ms) VALUES ($1, $2, $3, $4, $5)";

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::status::Status;
-use hhs_core::wire::{Detail, EventView, HoldDetail, LockView, LogKind, Replication, SessionHold, StatusDetail, TypeDetail};
+use hhs_core::wire::{Detail, EventView, Hl7Detail, HoldDetail, LockView, LogKind, Replication, SessionHold, StatusDetail, TypeDetail};
 use hhs_core::admission::{grant, Gate};
 use hhs_core::group;
 use hhs_core::queue::{self, WaiterState};
@@ -23,7 +23,7 @@ use crate::primary::Source;
 use super::rows::{arguments, event_args, lease_args, session_args, session_update_args, waiter_args, Arg, EventRecord, LeaseRecord, LeaseRow, SessionRecord, WaiterRecord};
 use super::sql::{self, *};
 use super::{
-    Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, KeyRecord, LockFilter, LogPos, Logged, WaitStatus, Waited,
+    Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, Hl7Answer, Hl7Message, KeyRecord, LockFilter, LogPos, Logged, WaitStatus, Waited,
     Resource, ResourceFilter, Store, StoreError, Transition, TypeRow,
 };
 
@@ -180,6 +180,65 @@ macro_rules! sql_store {
                 let statement = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1{}", <$db>::lock("sessions"));
                 let rec: Option<SessionRecord> = Self::fetch(&mut **tx, &statement, vec![Arg::Uuid(Some(id.0))]).await?.pop();
                 rec.ok_or(StoreError::NoSession)?.into_session()
+            }
+
+            /// The bed of type `ty` named `identifier`, read now.
+            async fn hl7_bed(tx: &mut Transaction<'static, $db>, ty: &ResourceType, identifier: &str) -> Result<Option<Resource>, StoreError> {
+                let Ok(identifier) = Identifier::parse(identifier) else { return Ok(None) };
+                let filter = ResourceFilter { resource_type: Some(ty.clone()), identifier: Some(identifier), after: None, limit: 1 };
+                let (statement, args) = sql::resources(&filter);
+                Ok(Self::fetch(&mut **tx, &statement, args).await?.pop())
+            }
+
+            /// An HL7 message's status changes inside its transaction: every bed resolved (`Err`: the first that
+            /// names no resource, and nothing is set), every lease row locked in resource-id order and the beds
+            /// read again under the locks (a bed changed meanwhile is seen as it is now), the clock read, then
+            /// each status set and each changed bed's queue served — per resource the order of `set_status`.
+            async fn hl7_apply(
+                tx: &mut Transaction<'static, $db>,
+                ty: &ResourceType,
+                updates: &[hhs_core::hl7::BedUpdate],
+                actor: &Actor,
+            ) -> Result<Result<Vec<Change>, String>, StoreError> {
+                let mut ids = Vec::with_capacity(updates.len());
+                for u in updates {
+                    match Self::hl7_bed(tx, ty, &u.identifier).await? {
+                        Some(r) => ids.push(r.id),
+                        None => return Ok(Err(u.identifier.clone())),
+                    }
+                }
+                let mut order: Vec<(ResourceId, &str)> = ids.iter().copied().zip(updates.iter().map(|u| u.identifier.as_str())).collect();
+                order.sort_by_key(|(id, _)| *id);
+                order.dedup_by_key(|(id, _)| *id);
+                let locked = format!("{SELECT_LEASE}{}", <$db>::lock("l"));
+                let mut held: Vec<(Resource, Lease, bool)> = Vec::with_capacity(order.len());
+                for (id, identifier) in &order {
+                    let rec: Option<LeaseRecord> = Self::fetch(&mut **tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop();
+                    let Some(rec) = rec else { return Ok(Err((*identifier).to_owned())) };
+                    let (_, lease) = rec.into_parts()?;
+                    match Self::hl7_bed(tx, ty, identifier).await? {
+                        Some(resource) if resource.id == *id => held.push((resource, lease, false)),
+                        _ => return Ok(Err((*identifier).to_owned())),
+                    }
+                }
+                let now = Self::db_now(tx).await?;
+                for (id, u) in ids.iter().zip(updates) {
+                    let Some((resource, _, changed)) = held.iter_mut().find(|(r, _, _)| r.id == *id) else { continue };
+                    let from = resource.status;
+                    if from == u.status {
+                        continue;
+                    }
+                    Self::exec(tx, UPDATE_STATUS, vec![Arg::Uuid(Some(id.0)), Arg::text(u.status.code())]).await?;
+                    resource.status = u.status;
+                    *changed = true;
+                    let detail = Detail::Status(StatusDetail { from, to: u.status });
+                    Self::insert_event(tx, EventView { resource_id: Some(*id), ..EventView::new(LogKind::StatusChanged, now, actor, detail) }).await?;
+                }
+                let mut changes = vec![];
+                for (resource, lease, _) in held.iter().filter(|(_, _, changed)| *changed) {
+                    changes.extend(Self::serve_queue(tx, resource, lease, now).await?.1);
+                }
+                Ok(Ok(changes))
             }
 
             /// Commits, then wakes this process's event pump and, where renewals are not notified through the
@@ -524,17 +583,78 @@ macro_rules! sql_store {
                 Ok(resource)
             }
 
-            async fn hl7_answered(&self, sender: &str, control_id: &str) -> Result<Option<(String, String)>, StoreError> {
-                let args = vec![Arg::text(sender), Arg::text(control_id)];
-                Ok(Self::fetch::<(String, String), _>(&self.pool().await?, SELECT_HL7, args).await?.pop())
-            }
-
-            async fn hl7_record(&self, sender: &str, control_id: &str, message_type: &str, ack: (&str, &str), detail: EventView) -> Result<(), StoreError> {
-                let (mut tx, now) = self.begin().await?;
-                let args = vec![Arg::text(sender), Arg::text(control_id), Arg::Int(Some(now.0)), Arg::text(message_type), Arg::text(ack.0), Arg::text(ack.1)];
-                Self::exec(&mut tx, INSERT_HL7, args).await?;
-                Self::insert_event(&mut tx, EventView { at: now.to_utc(), ..detail }).await?;
-                self.commit(tx, vec![]).await
+            async fn hl7_ingest(&self, m: &Hl7Message, actor: &Actor) -> Result<Hl7Answer, StoreError> {
+                use hhs_core::hl7::{self, AckCode, Repeat};
+                let i = &m.inbound;
+                let sender = format!("{}^{}", i.sending_application, i.sending_facility);
+                let message_type = format!("{}^{}", i.code, i.trigger);
+                let key = || vec![Arg::text(&actor.principal), Arg::text(&sender), Arg::text(&i.control_id)];
+                let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                let claim_at = Self::db_now(&mut tx).await?;
+                let mut args = key();
+                args.extend([Arg::text(&m.digest), Arg::Int(Some(claim_at.0)), Arg::text(&message_type), Arg::text(""), Arg::text("")]);
+                args.push(Arg::Int(Some(hl7::expired_before(claim_at, m.window).0)));
+                let claimed = Self::exec(&mut tx, CLAIM_HL7, args).await? == 1;
+                // After the claim (which may have waited for a concurrent copy's transaction).
+                let now = Self::db_now(&mut tx).await?;
+                let stamp = now.to_utc().format("%Y%m%d%H%M%S").to_string();
+                let answer = |code: AckCode, why: &str| hl7::ack(i, code, why, &stamp, &uuid::Uuid::now_v7().simple().to_string());
+                let event = |code: AckCode, beds: Vec<String>, duplicate: bool| {
+                    let d = Hl7Detail { control_id: i.control_id.clone(), message_type: message_type.clone(), sender: sender.clone(), ack_code: code.as_str().into(), beds, duplicate };
+                    EventView::new(LogKind::Hl7Received, now, actor, Detail::Hl7(d))
+                };
+                if !claimed {
+                    let (digest, ack, code, at): (String, String, String, i64) =
+                        Self::fetch(&mut *tx, SELECT_HL7, key()).await?.pop().ok_or_else(|| StoreError::Corrupt("an HL7 record vanished under its claim".into()))?;
+                    let stored = hl7::Answered { digest, ack, at: Millis(at) };
+                    return match hl7::repeat(Some(&stored), &m.digest, now, m.window) {
+                        // Nothing written: a resend storm adds nothing to the log.
+                        Repeat::Same | Repeat::New => {
+                            tx.rollback().await?;
+                            Ok(Hl7Answer { ack: stored.ack, code: AckCode::parse(&code), repeat: Repeat::Same })
+                        }
+                        Repeat::Reused => {
+                            let ack = answer(AckCode::AR, &hl7::reused(i));
+                            Self::insert_event(&mut tx, event(AckCode::AR, vec![], true)).await?;
+                            self.commit(tx, vec![]).await?;
+                            Ok(Hl7Answer { ack, code: AckCode::AR, repeat: Repeat::Reused })
+                        }
+                    };
+                }
+                let mut changes = vec![];
+                let (code, why, beds) = match &m.plan {
+                    Err((code, why)) => (*code, why.clone(), vec![]),
+                    Ok(updates) => match Self::hl7_apply(&mut tx, &m.bed_type, updates, actor).await? {
+                        Err(unknown) => (AckCode::AE, format!("unknown bed {unknown:?}: no resource of type {} with that identifier", m.bed_type.as_str()), vec![]),
+                        Ok(c) => {
+                            changes = c;
+                            let beds = updates.iter().map(|u| format!("{} {}", u.identifier, u.status.code())).collect();
+                            (AckCode::AA, format!("{} bed status(es) set", updates.len()), beds)
+                        }
+                    },
+                };
+                let ack = answer(code, &why);
+                if hl7::recorded(code) {
+                    let mut args = key();
+                    args.extend([Arg::text(code.as_str()), Arg::text(&why), Arg::text(&ack)]);
+                    Self::exec(&mut tx, RECORD_HL7, args).await?;
+                } else {
+                    Self::exec(&mut tx, UNCLAIM_HL7, key()).await?;
+                }
+                Self::insert_event(&mut tx, event(code, beds, false)).await?;
+                self.commit(tx, changes).await?;
+                // Outside the message's transaction: a failure here costs only a later retry.
+                let expired = vec![Arg::Int(Some(hl7::expired_before(now, m.window).0))];
+                let expire = async {
+                    let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
+                    Self::exec(&mut tx, EXPIRE_HL7, expired).await?;
+                    tx.commit().await?;
+                    Ok::<_, StoreError>(())
+                };
+                if let Err(e) = expire.await {
+                    tracing::warn!(error = %e, "could not delete expired HL7 records");
+                }
+                Ok(Hl7Answer { ack, code, repeat: Repeat::New })
             }
 
             async fn delete_resource(&self, id: ResourceId, actor: &Actor) -> Result<Resource, StoreError> {

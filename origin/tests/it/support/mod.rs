@@ -184,6 +184,7 @@ pub fn test_settings() -> Settings {
         dashboard_dir: None,
         stream_key_check: Duration::from_millis(500),
         hl7: hhs_core::hl7::BedMapping::default(),
+        hl7_repeat_window: hhs_core::hl7::DEFAULT_REPEAT_WINDOW,
     }
 }
 
