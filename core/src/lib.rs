@@ -14,6 +14,8 @@
 //! * [`ttl_model`] — learned hold behaviour: suggested TTLs and anomaly scores.
 //! * [`wire`] — the wire contract: every endpoint, request and response body, event kind and event detail.
 //! * [`error`] — the stable error codes and their HTTP status.
+//! * [`reference`] — the reference model the fault harness judges outcomes by: what a client may believe it
+//!   holds, and what an answer must be given what was observed.
 //! * [`auth`] — roles and the API key format.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -29,6 +31,7 @@ pub mod ids;
 pub mod lease;
 pub mod policy;
 pub mod queue;
+pub mod reference;
 pub mod session;
 pub mod status;
 pub mod stored;

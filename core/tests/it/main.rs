@@ -6,6 +6,7 @@ mod lease_props;
 mod lease_rules;
 mod lock_view;
 mod queue_props;
+mod reference;
 mod ttl_model;
 mod type_policy;
 mod validation;

@@ -214,6 +214,10 @@ fn log_event(view: hhs_core::wire::EventView) -> LogEvent {
         token: view.fencing_token.map(|t| t as i64),
         at: hhs_core::Millis::from_utc(view.at).0,
         held_ms: view.detail.hold().and_then(|d| d.held_ms),
+        status_to: match &view.detail {
+            hhs_core::wire::events::Detail::Status(s) => Some(s.to),
+            _ => None,
+        },
     }
 }
 
@@ -268,6 +272,7 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     crate::run::status(&mut world.origin(&["migrate"]))?;
     let key = |principal: &str, role: &str| output(&mut world.origin(&["keys", "create", "--principal", principal, "--role", role]));
     let (admin, client, viewer) = (key("chaos-admin", "admin")?, key("chaos", "client")?, key("chaos-watch", "viewer")?);
+    let integration = key("chaos-adt", "integration")?;
     for i in 0..replicas {
         world.revive(i)?;
     }
@@ -290,7 +295,7 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     let named = (1..=12).map(|i| ("bed", format!("Chaos {i}"))).chain([("scanner", "Chaos CT".to_owned()), ("or-room", "Chaos OR".to_owned())]);
     for (ty, ident) in named {
         match http::call(&agent, "POST", &format!("{}/api/resources", endpoints[0]), &admin, Some(&json!({"type": ty, "identifier": ident}))) {
-            http::Answer::Status(201, body) => resources.push(body["id"].as_str().unwrap_or_default().to_owned()),
+            http::Answer::Status(201, body) => resources.push((body["id"].as_str().unwrap_or_default().to_owned(), ty.to_owned(), ident)),
             other => return Err(format!("could not create a resource: {other:?}")),
         }
     }
@@ -300,6 +305,16 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     };
 
     let sh = Arc::new(Shared::new(endpoints.clone(), client, viewer.clone(), resources, o.clients));
+    for ty in ["bed", "scanner", "or-room"] {
+        match http::call(&agent, "GET", &format!("{}/api/types/{ty}", endpoints[0]), &viewer, None) {
+            http::Answer::Status(200, body) => {
+                let bound = |f: &str| body[f].as_u64().map(|v| v as u32);
+                let (Some(min), Some(max)) = (bound("min_ttl_seconds"), bound("max_ttl_seconds")) else { return Err(format!("type {ty}: {body}")) };
+                sh.facts.lock().unwrap_or_else(|p| p.into_inner()).initial_bounds.insert(ty.to_owned(), (min, max));
+            }
+            other => return Err(format!("could not read type {ty}: {other:?}")),
+        }
+    }
     let root = Rng::new(o.seed);
     let target = Arc::new(Mutex::new(None::<i64>));
     let subscriber = {
@@ -312,6 +327,11 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
             thread::spawn(move || workload::client(&sh, i, rng))
         })
         .collect();
+    let steward = {
+        let (sh, rng, id) = (sh.clone(), root.fork(o.clients as u64 + 1), o.clients);
+        let (admin, integration) = (admin.clone(), integration.clone());
+        thread::spawn(move || workload::steward(&sh, id, &admin, &integration, rng))
+    };
 
     // The fault schedule, on this thread.
     let mut rng = root.fork(0);
@@ -378,6 +398,7 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     for c in clients {
         let _ = c.join();
     }
+    let _ = steward.join();
     for url in &endpoints[..replicas] {
         healthy(url, Duration::from_secs(30))?;
     }
@@ -390,6 +411,9 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
 
     let calls = sh.calls.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let writes = sh.writes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let sightings = sh.sightings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let facts = sh.facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let views = checks::views(&sightings, &calls, &log);
     let checks = vec![
         checks::no_overlap(&log),
         checks::tokens_rise(&log),
@@ -397,6 +421,8 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         checks::register_fenced(&writes),
         checks::stream_complete(&log, start_cursor, &received),
         checks::server_errors(&calls, &down, 5_000),
+        checks::client_views(&views),
+        checks::model_outcomes(&calls, &facts, &log),
     ];
     print_table(o, &calls, (kills, crashes, freezes), &checks, world.cluster.is_some() || world.formation.is_some());
     if world.formation.is_some() {
@@ -422,7 +448,25 @@ fn print_table(o: &Options, calls: &[checks::Call], (kills, crashes, freezes): (
     println!("\nchaos run: {} s, seed {}, {} clients, {}", o.duration.as_secs(), o.seed, o.clients, if pg { "PostgreSQL, 3 replicas" } else { "SQLite, 1 origin" });
     println!("| | ok | refused (4xx) | 503 | unknown (no answer) |");
     println!("|---|---:|---:|---:|---:|");
-    let ops = ["acquire", "acquire-in", "heartbeat", "release", "book", "acquire-group", "heartbeat-group", "release-group", "open-session", "keepalive", "close-session"];
+    let ops = [
+        "acquire",
+        "acquire-in",
+        "heartbeat",
+        "release",
+        "book",
+        "acquire-group",
+        "heartbeat-group",
+        "release-group",
+        "open-session",
+        "keepalive",
+        "close-session",
+        "set-status",
+        "hl7",
+        "force-release",
+        "put-type",
+        "delete",
+        "create",
+    ];
     for op in ops {
         println!(
             "| {op} | {} | {} | {} | {} |",
