@@ -7,10 +7,14 @@
 //! to, freeze past their TTL and then write with their old token; a third of their acquires wait in the queue
 //! (`wait_seconds` 1–3); they also book holds for a moment (cancelled
 //! or left to complete), acquire groups of 2–3 all or nothing (renewed, released or booked by the group's id,
-//! or left to lapse) and hold under sessions (kept alive by keepalives, closed or left to lapse). On a schedule drawn from `--seed` it kills a
+//! or left to lapse) and hold under sessions (kept alive by keepalives, closed or left to lapse). An admin steward
+//! changes statuses (over HTTP and HL7), force-releases holds, narrows types' TTL bounds and deletes and
+//! re-creates beds, one call at a time. On a schedule drawn from `--seed` it kills a
 //! replica with SIGKILL (restarted after a pause), crashes PostgreSQL (immediate stop, then start) and freezes
 //! clients. A subscriber follows `GET /api/events/stream` across all of it. Afterwards it reads the event log
-//! back and runs the six checks of `checks.rs`; it prints a table and fails on any violation.
+//! back and runs the eight checks of `checks.rs` — the seventh on the clients' own views of their holds in real
+//! time, the eighth on the answers the reference model (`hhs_core::reference`) decides; it prints a table and
+//! fails on any violation.
 //!
 //! With `--ha` the database is a pg_auto_failover formation (`cargo xtask ha`: a primary and two synchronous
 //! standbys) and the origins get its multi-host URL; the database faults are then a SIGKILL of the primary's
