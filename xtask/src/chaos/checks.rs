@@ -103,6 +103,8 @@ pub struct Check {
     pub name: &'static str,
     pub ok: bool,
     pub detail: String,
+    /// Every violation found (the detail names the first), written to `target/chaos/violations.txt`.
+    pub violations: Vec<String>,
 }
 
 fn check(name: &'static str, violations: &[String], counts: String) -> Check {
@@ -110,7 +112,7 @@ fn check(name: &'static str, violations: &[String], counts: String) -> Check {
         None => counts,
         Some(first) => format!("{counts}; {} violation(s), first: {first}", violations.len()),
     };
-    Check { name, ok: violations.is_empty(), detail }
+    Check { name, ok: violations.is_empty(), detail, violations: violations.to_vec() }
 }
 
 /// (1) No two grants on one resource overlap in database time: each hold runs from its `acquired` event to the

@@ -429,6 +429,11 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         checks::model_outcomes(&calls, &facts, &log),
     ];
     print_table(o, &calls, (kills, crashes, freezes), &checks, world.cluster.is_some() || world.formation.is_some());
+    let all: Vec<String> = checks.iter().flat_map(|c| c.violations.iter().map(move |v| format!("{}: {v}", c.name))).collect();
+    let _ = std::fs::write(logs.join("violations.txt"), all.join("\n") + "\n");
+    // What the checks judged, for reading a violation back: every call, and what each client saw of its holds.
+    let trace: Vec<String> = calls.iter().map(|c| format!("{c:?}")).chain(sightings.iter().map(|s| format!("{s:?}"))).collect();
+    let _ = std::fs::write(logs.join("calls.txt"), trace.join("\n") + "\n");
     if world.formation.is_some() {
         println!(
             "formation faults: {} primary kills (failover {}), {} switchovers, {} standby kills",
