@@ -9,7 +9,7 @@
 //!
 //! * [`possible`] / [`known`]: the value of a register (a resource's status, whether it exists, a type's TTL
 //!   bounds) as an operation over `[sent, answered]` may have seen it, given every write and its times.
-//! * [`acquire`], [`holder_op`]: what an acquire, or a holder's heartbeat, booking or release, must be answered
+//! * [`acquire`], [`holder_op`]: what an acquire, or a holder's heartbeat or booking, must be answered
 //!   with, given what is known.
 //! * [`belief`]: the spans of time in which a client may believe it holds one hold — from its acquire's answer
 //!   to the send time of its last acknowledged renewal plus the TTL, cut at its release's send — which is what
@@ -120,8 +120,11 @@ pub struct Known {
 /// How the acquire was asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcquireKind {
-    /// Plain or waiting (`wait_seconds`): the requested TTL meets the type's bounds.
+    /// Plain: the requested TTL meets the type's bounds, then the status.
     Plain,
+    /// Waiting in the queue (`wait_seconds`): the TTL as a plain one's; a status other than U is waited out,
+    /// and a wait that ends without a grant names what it last met — so only "not granted" is certain.
+    Waiting,
     /// Under a session (its TTL is the session's; whether the type's bounds apply to it is not modelled).
     Session,
 }
@@ -138,12 +141,13 @@ pub fn acquire(k: &Known, ttl: u32, kind: AcquireKind) -> Verdict {
     let Some((min, max)) = k.bounds else { return Verdict::Any };
     if !(min..=max).contains(&ttl) {
         return match kind {
-            AcquireKind::Plain => Verdict::Refused(ErrorCode::InvalidTtl),
+            AcquireKind::Plain | AcquireKind::Waiting => Verdict::Refused(ErrorCode::InvalidTtl),
             AcquireKind::Session => Verdict::Any,
         };
     }
-    match k.status {
-        Some(s) if !s.available() => Verdict::Refused(ErrorCode::ResourceUnavailable),
+    match (k.status, kind) {
+        (Some(s), AcquireKind::Waiting) if !s.available() => Verdict::NotGranted,
+        (Some(s), _) if !s.available() => Verdict::Refused(ErrorCode::ResourceUnavailable),
         _ => Verdict::Any,
     }
 }
@@ -153,9 +157,10 @@ pub fn acquire_group(members: &[Known], ttl: u32) -> Verdict {
     if members.iter().any(|k| acquire(k, ttl, AcquireKind::Plain) != Verdict::Any) { Verdict::NotGranted } else { Verdict::Any }
 }
 
-/// A heartbeat, booking or release by a holder (or a group's heartbeat or booking by its id, for each member):
-/// if any of the holds it acts on certainly ended by someone else's hand before it was sent (an admin's
-/// force-release), it must be refused — all or none for a group.
+/// A heartbeat or booking by a holder (or a group's heartbeat or booking by its id, for each member): if any of
+/// the holds it acts on certainly ended by someone else's hand before it was sent (an admin's force-release), it
+/// must be refused — all or none for a group. (Not a release: one naming an older token than the current grant's
+/// is answered as the retry of a release that took effect, by design.)
 pub fn holder_op(ended_by_another: &[bool]) -> Verdict {
     if ended_by_another.iter().any(|e| *e) { Verdict::NotGranted } else { Verdict::Any }
 }

@@ -69,6 +69,7 @@ fn an_acquire_must_be_refused_where_the_model_knows() {
     let k = Known { status: Some(Status::Contaminated), ..up };
     assert_eq!(acquire(&k, 5, AcquireKind::Plain), Verdict::Refused(ErrorCode::ResourceUnavailable));
     assert_eq!(acquire(&k, 5, AcquireKind::Session), Verdict::Refused(ErrorCode::ResourceUnavailable));
+    assert_eq!(acquire(&k, 5, AcquireKind::Waiting), Verdict::NotGranted, "a wait may outlast the status: its timeout names the last reason");
     assert_eq!(acquire(&Known { status: None, ..k }, 5, AcquireKind::Plain), Verdict::Any, "status racing a change");
     let narrow = Known { bounds: Some((1, 2)), ..k };
     assert_eq!(acquire(&narrow, 5, AcquireKind::Plain), Verdict::Refused(ErrorCode::InvalidTtl), "bounds come before the status");

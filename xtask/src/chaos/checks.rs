@@ -37,6 +37,8 @@ pub struct Call {
     pub ttl: Option<u32>,
     pub holds: Vec<String>,
     pub renewed: Option<Vec<String>>,
+    /// An acquire that asked to wait in the queue (`wait_seconds` > 0).
+    pub waited: bool,
 }
 
 impl Call {
@@ -58,6 +60,7 @@ impl Call {
             ttl: None,
             holds: vec![],
             renewed: None,
+            waited: false,
         }
     }
 }
@@ -368,9 +371,9 @@ impl Facts {
 
 /// (8) Every answer the reference model decides is the one it allows: an acquire (plain, waiting, under a
 /// session, a group) of a resource that is gone, in a status other than U, or for a TTL outside its type's
-/// bounds — each known for certain from the steward's answered writes — is refused with the right code; a
-/// heartbeat, booking or release (a group's too) acting on a hold an admin force-released before it was sent
-/// is refused; a keepalive does not say it renewed such a hold; and in the log's commit order no grant follows
+/// bounds — each known for certain from the steward's answered writes — is refused with the right code (one
+/// that waits: refused); a heartbeat or booking (a group's too) acting on a hold an admin force-released before
+/// it was sent is refused; a keepalive does not say it renewed such a hold; and in the log's commit order no grant follows
 /// a status other than U or a delete of its resource.
 pub fn model_outcomes(calls: &[Call], facts: &Facts, log: &[LogEvent]) -> Check {
     let mut forced: HashMap<&str, Vec<reference::Write<()>>> = HashMap::new();
@@ -386,13 +389,16 @@ pub fn model_outcomes(calls: &[Call], facts: &Facts, log: &[LogEvent]) -> Check 
         let (Some(status), Some(answered)) = (c.status, c.answered_us) else { continue };
         let ttl = c.ttl.unwrap_or(0);
         let verdict = match c.op {
-            "acquire" => reference::acquire(&facts.known(&c.resource, c.sent_us, answered), ttl, AcquireKind::Plain),
+            "acquire" => {
+                let kind = if c.waited { AcquireKind::Waiting } else { AcquireKind::Plain };
+                reference::acquire(&facts.known(&c.resource, c.sent_us, answered), ttl, kind)
+            }
             "acquire-in" => reference::acquire(&facts.known(&c.resource, c.sent_us, answered), ttl, AcquireKind::Session),
             "acquire-group" => {
                 let members: Vec<Known> = c.resource.split(',').map(|r| facts.known(r, c.sent_us, answered)).collect();
                 reference::acquire_group(&members, ttl)
             }
-            "heartbeat" | "book" | "release" | "heartbeat-group" => {
+            "heartbeat" | "book" | "heartbeat-group" => {
                 reference::holder_op(&c.holds.iter().map(|h| ended(h, c.sent_us)).collect::<Vec<_>>())
             }
             "keepalive" => {

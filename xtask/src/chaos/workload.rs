@@ -254,6 +254,12 @@ impl Client<'_> {
         let wait = if self.rng.chance(33) { self.rng.range(1, 4) } else { 0 };
         let body = json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": ttl, "wait_seconds": wait});
         let (answer, (sent, answered)) = self.lock_op("acquire", &resource, body, Some(ttl as u32), &[]);
+        if wait > 0 {
+            let mut calls = self.sh.calls.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = calls.iter_mut().rev().find(|c| c.client == self.id) {
+                c.waited = true;
+            }
+        }
         let (Answer::Status(200, view), Some(answered)) = (&answer, answered) else { return self.backoff(&answer) };
         let Some((_, token, hold)) = self.granted("acquire", view, false, (sent, answered), None) else { return };
         let mine = [(resource.clone(), hold.clone())];
