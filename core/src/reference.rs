@@ -173,6 +173,9 @@ pub enum Seen {
     /// is good until `until` — the send time of the renewal (for a session hold, of the session's last
     /// acknowledged keepalive) plus the TTL.
     Ack { sent: u64, answered: u64, until: u64 },
+    /// A renewal that may have taken effect though its answer did not say (none came, or a 5xx): sent at
+    /// `sent`, and good until `until` if it did. A renewal may shorten a hold (an acquire adopts its TTL).
+    Renewing { sent: u64, until: u64 },
     /// An acknowledged booking, answered at `answered`, until its end `until`.
     Booked { sent: u64, answered: u64, until: u64 },
     /// The client let go (a release, a group's release or a session's close) at `sent`, whatever the answer.
@@ -184,7 +187,8 @@ pub enum Seen {
 
 /// The spans `[from, to)` in which a client may believe it holds one hold, from everything it saw of it.
 ///
-/// Each acknowledgement gives `[answered, until)`. It is cut at the client's release; a renewal sent before an
+/// Each acknowledgement gives `[answered, until)`. It is cut at the client's release; at a later renewal's send
+/// it gives way to that renewal's `until` (or the send, if later), answered or not, since a renewal may shorten; a renewal sent before an
 /// acknowledged booking is cut at the booking's end (a booking may end a hold sooner than its TTL); and an
 /// admin's force-release cuts every acknowledgement not sent after the force-release's answer at the
 /// force-release's send — the admin took the hold, and only a renewal that the server acknowledged afterwards
@@ -200,6 +204,9 @@ pub fn belief(seen: &[Seen]) -> Vec<(u64, u64)> {
         for (j, cut) in seen.iter().enumerate() {
             match *cut {
                 Seen::Released { sent: at } => to = to.min(at),
+                // A later renewal sets the hold's expiry anew (an acquire adopts its own TTL, shorter perhaps):
+                // from its send on, only at least its own `until` is certain.
+                Seen::Ack { sent: at, until: end, .. } | Seen::Renewing { sent: at, until: end } if j != i && at > sent => to = to.min(at.max(end)),
                 Seen::Booked { sent: at, until: end, .. } if !booking && j != i && at >= sent => to = to.min(end),
                 Seen::ForceReleased { sent: at, answered } if answered.is_none_or(|a| sent <= a) => to = to.min(at),
                 _ => {}

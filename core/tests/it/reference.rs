@@ -97,6 +97,10 @@ fn a_belief_runs_from_the_answer_to_the_last_acknowledged_send_plus_the_ttl() {
     assert_eq!(belief(&[ack(0, 10, 100), ack(50, 60, 100)]), vec![(10, 150)], "renewed from the renewal's send");
     assert_eq!(belief(&[ack(0, 10, 100), ack(50, 60, 100), Seen::Released { sent: 70 }]), vec![(10, 70)], "let go at the release's send");
     assert_eq!(belief(&[ack(0, 200, 100)]), vec![], "answered after its TTL from the send (a long wait): nothing to believe");
+    // A renewal with a shorter TTL (an acquire adopts its own): the earlier, longer promise no longer holds.
+    assert_eq!(belief(&[ack(0, 10, 2_000), ack(50, 60, 1_000)]), vec![(10, 1_050)]);
+    let unanswered = Seen::Renewing { sent: 50, until: 150 };
+    assert_eq!(belief(&[ack(0, 10, 2_000), unanswered]), vec![(10, 150)], "a renewal without an answer may have shortened it too");
     // A booking: the hold runs to the booked end, sooner than the TTL if that is what was booked.
     let booked = Seen::Booked { sent: 40, answered: 45, until: 500 };
     assert_eq!(belief(&[ack(0, 10, 100), booked]), vec![(10, 500)]);

@@ -276,7 +276,8 @@ pub struct View {
     pub to: u64,
 }
 
-/// Every client's views of its holds (`reference::belief`): what each client saw, cut by the admin's
+/// Every client's views of its holds (`reference::belief`): what each client saw (and its acquires that may
+/// have renewed a hold of its own without saying so), cut by the admin's
 /// force-releases — by the answer that named the hold, or, for one the log records without such an answer,
 /// from the earliest force-release of its resource that may have done it (its effect's time unknown).
 pub fn views(sightings: &[Sighting], calls: &[Call], log: &[LogEvent]) -> Vec<View> {
@@ -299,6 +300,22 @@ pub fn views(sightings: &[Sighting], calls: &[Call], log: &[LogEvent]) -> Vec<Vi
     let mut seen: BTreeMap<(usize, &str, &str), Vec<reference::Seen>> = BTreeMap::new();
     for s in sightings {
         seen.entry((s.client, s.resource.as_str(), s.hold.as_str())).or_default().push(s.seen);
+    }
+    // An acquire of a resource the client already holds renews that hold with the acquire's TTL; one whose
+    // answer does not say may have, and may have shortened it.
+    for c in calls.iter().filter(|c| !c.status.is_some_and(|s| s < 500)) {
+        let resources: Vec<&str> = match c.op {
+            "acquire" | "acquire-in" => vec![c.resource.as_str()],
+            "acquire-group" => c.resource.split(',').collect(),
+            _ => continue,
+        };
+        // Under a session the hold takes the session's renewal, which may be long past: certain only to its send.
+        let until = if c.op == "acquire-in" { c.sent_us } else { c.sent_us + u64::from(c.ttl.unwrap_or(0)) * 1_000_000 };
+        for ((client, resource, _), list) in seen.iter_mut() {
+            if *client == c.client && resources.contains(resource) {
+                list.push(reference::Seen::Renewing { sent: c.sent_us, until });
+            }
+        }
     }
     let mut out = vec![];
     for ((client, resource, hold), mut list) in seen {
