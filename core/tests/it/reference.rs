@@ -16,7 +16,7 @@ fn a_register_is_known_only_when_every_order_agrees() {
     let k = Status::Contaminated;
     assert_eq!(reference::known(&u, &[], 10, 20), Some(u), "never written: the initial value");
     let set_k = w(1, Some(5), Effect::Applied, k);
-    assert_eq!(reference::known(&u, &[set_k.clone()], 10, 20), Some(k), "written and answered before the send");
+    assert_eq!(reference::known(&u, std::slice::from_ref(&set_k), 10, 20), Some(k), "written and answered before the send");
     assert_eq!(reference::known(&u, &[w(1, Some(15), Effect::Applied, k)], 10, 20), None, "answered during the operation: either");
     assert_eq!(reference::known(&u, &[w(25, Some(30), Effect::Applied, k)], 10, 20), Some(u), "sent after the answer: after it");
     assert_eq!(reference::known(&u, &[w(1, Some(5), Effect::Refused, k)], 10, 20), Some(u), "refused: no effect");

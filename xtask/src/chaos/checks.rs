@@ -303,7 +303,7 @@ pub fn views(sightings: &[Sighting], calls: &[Call], log: &[LogEvent]) -> Vec<Vi
     }
     // An acquire of a resource the client already holds renews that hold with the acquire's TTL; one whose
     // answer does not say may have, and may have shortened it.
-    for c in calls.iter().filter(|c| !c.status.is_some_and(|s| s < 500)) {
+    for c in calls.iter().filter(|c| c.status.is_none_or(|s| s >= 500)) {
         let resources: Vec<&str> = match c.op {
             "acquire" | "acquire-in" => vec![c.resource.as_str()],
             "acquire-group" => c.resource.split(',').collect(),
@@ -546,7 +546,7 @@ mod tests {
         let ack = |sent, answered, until| reference::Seen::Ack { sent, answered, until };
         let force = Call { hold_id: Some("a".into()), ..Call::new(99, "force-release", "r", (0, 0), (50, Some(60)), Some(200)) };
         let seen = [sight(1, "a", ack(0, 10, 1_000)), sight(2, "b", ack(70, 80, 1_000))];
-        let v = views(&seen, &[force.clone()], &[]);
+        let v = views(&seen, std::slice::from_ref(&force), &[]);
         assert_eq!(v, vec![view(1, "a", 10, 50), view(2, "b", 80, 1_000)]);
         assert!(client_views(&v).ok);
         // A heartbeat the server (wrongly) acknowledged after the force-release: the client believes again.

@@ -166,6 +166,7 @@ fn recorded(client: usize, op: &'static str, resource: &str, ms: (u64, u64), sen
 }
 
 impl Client<'_> {
+    #[allow(clippy::too_many_arguments)]
     fn invoke(&mut self, method: &str, op: &'static str, path: &str, resource: &str, body: Option<Value>, ttl: Option<u32>, holds: &[String]) -> (Answer, Times) {
         invoke(self.sh, &self.http, &mut self.rng, self.id, &self.sh.client_key, method, op, path, resource, body, ttl, holds)
     }
@@ -369,7 +370,7 @@ impl Client<'_> {
             let body = json!({"resource_id": resource, "owner_id": owner, "session_id": session});
             let (answer, (sent, answered)) = self.invoke("POST", "acquire-in", "/api/locks/acquire", &resource, Some(body), Some(ttl as u32), &[]);
             if let (Answer::Status(200, view), Some(answered)) = (&answer, answered) {
-                if let Some((resource, token, hold)) = self.granted("acquire-in", &view, false, (sent, answered), Some(basis)) {
+                if let Some((resource, token, hold)) = self.granted("acquire-in", view, false, (sent, answered), Some(basis)) {
                     mine.push((resource, hold, token, answered));
                 }
             }
