@@ -267,13 +267,22 @@ pub struct Sighting {
 }
 
 /// A span `[from, to)` (µs since the run started) in which `client` may have believed it held `hold`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct View {
     pub client: usize,
     pub resource: String,
     pub hold: String,
     pub from: u64,
     pub to: u64,
+    /// What the span's end rests on (the last promise the client saw before it ends, and any force-release),
+    /// for reading a violation.
+    pub why: String,
+}
+
+impl PartialEq for View {
+    fn eq(&self, o: &View) -> bool {
+        (self.client, &self.resource, &self.hold, self.from, self.to) == (o.client, &o.resource, &o.hold, o.from, o.to)
+    }
 }
 
 /// Every client's views of its holds (`reference::belief`): what each client saw (and its acquires that may
@@ -321,7 +330,16 @@ pub fn views(sightings: &[Sighting], calls: &[Call], log: &[LogEvent]) -> Vec<Vi
     for ((client, resource, hold), mut list) in seen {
         list.extend(cuts.get(hold).into_iter().flatten().copied());
         for (from, to) in reference::belief(&list) {
-            out.push(View { client, resource: resource.to_owned(), hold: hold.to_owned(), from, to });
+            let promise = list.iter().filter(|s| matches!(s, reference::Seen::Ack { answered, .. } | reference::Seen::Booked { answered, .. } if *answered < to)).max_by_key(|s| match s {
+                reference::Seen::Ack { answered, .. } | reference::Seen::Booked { answered, .. } => *answered,
+                _ => 0,
+            });
+            let forced = list.iter().find(|s| matches!(s, reference::Seen::ForceReleased { .. }));
+            let why = match forced {
+                Some(f) => format!("last promise {promise:?}, after {f:?}"),
+                None => format!("last promise {promise:?}"),
+            };
+            out.push(View { client, resource: resource.to_owned(), hold: hold.to_owned(), from, to, why });
         }
     }
     out
@@ -343,13 +361,15 @@ pub fn client_views(views: &[View]) -> Check {
             if let Some(w) = widest {
                 if v.from < w.to && (w.client, &w.hold) != (v.client, &v.hold) {
                     violations.push(format!(
-                        "resource {r}: client {} believed it held hold {} from {} while client {} believed it held hold {} until {}",
+                        "resource {r}: client {} believed it held hold {} from {} ({}) while client {} believed it held hold {} until {} ({})",
                         v.client,
                         v.hold,
                         ms(v.from),
+                        v.why,
                         w.client,
                         w.hold,
-                        ms(w.to)
+                        ms(w.to),
+                        w.why
                     ));
                 }
             }
@@ -527,7 +547,7 @@ mod tests {
     }
 
     fn view(client: usize, hold: &str, from: u64, to: u64) -> View {
-        View { client, resource: "r".into(), hold: hold.into(), from, to }
+        View { client, resource: "r".into(), hold: hold.into(), from, to, why: String::new() }
     }
 
     #[test]
