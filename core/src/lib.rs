@@ -16,6 +16,8 @@
 //! * [`rate`] — which rate-limit bucket a client address counts against (IPv6 by /64).
 //! * [`mllp`] — who may send HL7 over MLLP: the listener's transport and each client certificate's principal.
 //! * [`error`] — the stable error codes and their HTTP status.
+//! * [`reference`] — the reference model the fault harness judges outcomes by: what a client may believe it
+//!   holds, and what an answer must be given what was observed.
 //! * [`auth`] — roles and the API key format.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -33,6 +35,7 @@ pub mod mllp;
 pub mod policy;
 pub mod queue;
 pub mod rate;
+pub mod reference;
 pub mod session;
 pub mod status;
 pub mod stored;

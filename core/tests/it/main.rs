@@ -8,6 +8,7 @@ mod lock_view;
 mod mllp;
 mod queue_props;
 mod rate_buckets;
+mod reference;
 mod ttl_model;
 mod type_policy;
 mod validation;

@@ -37,3 +37,18 @@ pub fn call(agent: &ureq::Agent, method: &str, url: &str, key: &str, body: Optio
         Err(_) => Answer::Unknown,
     }
 }
+
+/// Sends a text body of `content_type` (an HL7 v2 message); the answer's body as a JSON string.
+pub fn call_text(agent: &ureq::Agent, url: &str, key: &str, content_type: &str, body: &str) -> Answer {
+    let req = agent.post(url).set("Authorization", &format!("Bearer {key}")).set("Content-Type", content_type);
+    let resp = match req.send_string(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(_)) => return Answer::Unknown,
+    };
+    let status = resp.status();
+    match resp.into_string() {
+        Ok(text) => Answer::Status(status, serde_json::from_str(&text).unwrap_or(Value::String(text))),
+        Err(_) => Answer::Unknown,
+    }
+}

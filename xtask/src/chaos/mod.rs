@@ -7,10 +7,14 @@
 //! to, freeze past their TTL and then write with their old token; a third of their acquires wait in the queue
 //! (`wait_seconds` 1–3); they also book holds for a moment (cancelled
 //! or left to complete), acquire groups of 2–3 all or nothing (renewed, released or booked by the group's id,
-//! or left to lapse) and hold under sessions (kept alive by keepalives, closed or left to lapse). On a schedule drawn from `--seed` it kills a
+//! or left to lapse) and hold under sessions (kept alive by keepalives, closed or left to lapse). An admin steward
+//! changes statuses (over HTTP and HL7), force-releases holds, narrows types' TTL bounds and deletes and
+//! re-creates beds, one call at a time. On a schedule drawn from `--seed` it kills a
 //! replica with SIGKILL (restarted after a pause), crashes PostgreSQL (immediate stop, then start) and freezes
 //! clients. A subscriber follows `GET /api/events/stream` across all of it. Afterwards it reads the event log
-//! back and runs the six checks of `checks.rs`; it prints a table and fails on any violation.
+//! back and runs the eight checks of `checks.rs` — the seventh on the clients' own views of their holds in real
+//! time, the eighth on the answers the reference model (`hhs_core::reference`) decides; it prints a table and
+//! fails on any violation.
 //!
 //! With `--ha` the database is a pg_auto_failover formation (`cargo xtask ha`: a primary and two synchronous
 //! standbys) and the origins get its multi-host URL; the database faults are then a SIGKILL of the primary's
@@ -214,6 +218,10 @@ fn log_event(view: hhs_core::wire::EventView) -> LogEvent {
         token: view.fencing_token.map(|t| t as i64),
         at: hhs_core::Millis::from_utc(view.at).0,
         held_ms: view.detail.hold().and_then(|d| d.held_ms),
+        status_to: match &view.detail {
+            hhs_core::wire::events::Detail::Status(s) => Some(s.to),
+            _ => None,
+        },
     }
 }
 
@@ -268,6 +276,7 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     crate::run::status(&mut world.origin(&["migrate"]))?;
     let key = |principal: &str, role: &str| output(&mut world.origin(&["keys", "create", "--principal", principal, "--role", role]));
     let (admin, client, viewer) = (key("chaos-admin", "admin")?, key("chaos", "client")?, key("chaos-watch", "viewer")?);
+    let integration = key("chaos-adt", "integration")?;
     for i in 0..replicas {
         world.revive(i)?;
     }
@@ -290,7 +299,7 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     let named = (1..=12).map(|i| ("bed", format!("Chaos {i}"))).chain([("scanner", "Chaos CT".to_owned()), ("or-room", "Chaos OR".to_owned())]);
     for (ty, ident) in named {
         match http::call(&agent, "POST", &format!("{}/api/resources", endpoints[0]), &admin, Some(&json!({"type": ty, "identifier": ident}))) {
-            http::Answer::Status(201, body) => resources.push(body["id"].as_str().unwrap_or_default().to_owned()),
+            http::Answer::Status(201, body) => resources.push((body["id"].as_str().unwrap_or_default().to_owned(), ty.to_owned(), ident)),
             other => return Err(format!("could not create a resource: {other:?}")),
         }
     }
@@ -300,6 +309,16 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     };
 
     let sh = Arc::new(Shared::new(endpoints.clone(), client, viewer.clone(), resources, o.clients));
+    for ty in ["bed", "scanner", "or-room"] {
+        match http::call(&agent, "GET", &format!("{}/api/types/{ty}", endpoints[0]), &viewer, None) {
+            http::Answer::Status(200, body) => {
+                let bound = |f: &str| body[f].as_u64().map(|v| v as u32);
+                let (Some(min), Some(max)) = (bound("min_ttl_seconds"), bound("max_ttl_seconds")) else { return Err(format!("type {ty}: {body}")) };
+                sh.facts.lock().unwrap_or_else(|p| p.into_inner()).initial_bounds.insert(ty.to_owned(), (min, max));
+            }
+            other => return Err(format!("could not read type {ty}: {other:?}")),
+        }
+    }
     let root = Rng::new(o.seed);
     let target = Arc::new(Mutex::new(None::<i64>));
     let subscriber = {
@@ -312,6 +331,11 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
             thread::spawn(move || workload::client(&sh, i, rng))
         })
         .collect();
+    let steward = {
+        let (sh, rng, id) = (sh.clone(), root.fork(o.clients as u64 + 1), o.clients);
+        let (admin, integration) = (admin.clone(), integration.clone());
+        thread::spawn(move || workload::steward(&sh, id, &admin, &integration, rng))
+    };
 
     // The fault schedule, on this thread.
     let mut rng = root.fork(0);
@@ -378,6 +402,7 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     for c in clients {
         let _ = c.join();
     }
+    let _ = steward.join();
     for url in &endpoints[..replicas] {
         healthy(url, Duration::from_secs(30))?;
     }
@@ -390,6 +415,9 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
 
     let calls = sh.calls.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let writes = sh.writes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let sightings = sh.sightings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let facts = sh.facts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let views = checks::views(&sightings, &calls, &log);
     let checks = vec![
         checks::no_overlap(&log),
         checks::tokens_rise(&log),
@@ -397,8 +425,15 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         checks::register_fenced(&writes),
         checks::stream_complete(&log, start_cursor, &received),
         checks::server_errors(&calls, &down, 5_000),
+        checks::client_views(&views),
+        checks::model_outcomes(&calls, &facts, &log),
     ];
     print_table(o, &calls, (kills, crashes, freezes), &checks, world.cluster.is_some() || world.formation.is_some());
+    let all: Vec<String> = checks.iter().flat_map(|c| c.violations.iter().map(move |v| format!("{}: {v}", c.name))).collect();
+    let _ = std::fs::write(logs.join("violations.txt"), all.join("\n") + "\n");
+    // What the checks judged, for reading a violation back: every call, and what each client saw of its holds.
+    let trace: Vec<String> = calls.iter().map(|c| format!("{c:?}")).chain(sightings.iter().map(|s| format!("{s:?}"))).collect();
+    let _ = std::fs::write(logs.join("calls.txt"), trace.join("\n") + "\n");
     if world.formation.is_some() {
         println!(
             "formation faults: {} primary kills (failover {}), {} switchovers, {} standby kills",
@@ -422,7 +457,25 @@ fn print_table(o: &Options, calls: &[checks::Call], (kills, crashes, freezes): (
     println!("\nchaos run: {} s, seed {}, {} clients, {}", o.duration.as_secs(), o.seed, o.clients, if pg { "PostgreSQL, 3 replicas" } else { "SQLite, 1 origin" });
     println!("| | ok | refused (4xx) | 503 | unknown (no answer) |");
     println!("|---|---:|---:|---:|---:|");
-    let ops = ["acquire", "acquire-in", "heartbeat", "release", "book", "acquire-group", "heartbeat-group", "release-group", "open-session", "keepalive", "close-session"];
+    let ops = [
+        "acquire",
+        "acquire-in",
+        "heartbeat",
+        "release",
+        "book",
+        "acquire-group",
+        "heartbeat-group",
+        "release-group",
+        "open-session",
+        "keepalive",
+        "close-session",
+        "set-status",
+        "hl7",
+        "force-release",
+        "put-type",
+        "delete",
+        "create",
+    ];
     for op in ops {
         println!(
             "| {op} | {} | {} | {} | {} |",
