@@ -41,6 +41,8 @@ pub enum ErrorCode {
     // The hold is renewed by its session: keep the session alive instead of heartbeating the hold. (A plain
     // comment: a doc comment on one variant would turn the schema's plain `enum` of codes into a `oneOf`.)
     RenewedBySession,
+    // The hold is booked until its end: it needs no renewals and ends then, whatever they would promise.
+    HoldBooked,
     SessionEnded,
     GroupBlocked,
     ResourceUnavailable,
@@ -66,7 +68,7 @@ impl ErrorCode {
             NotFound | ResourceNotFound | KeyNotFound | TypeNotFound | SessionNotFound | GroupNotFound => 404,
             MethodNotAllowed => 405,
             ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld | RenewedBySession
-            | SessionEnded | GroupBlocked | ResourceUnavailable => 409,
+            | HoldBooked | SessionEnded | GroupBlocked | ResourceUnavailable => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | InvalidResourceId | InvalidOwnerId | InvalidTtl | InvalidResourceType
@@ -117,6 +119,7 @@ impl ErrorCode {
             StaleToken => "stale_token",
             LockNotHeld => "lock_not_held",
             RenewedBySession => "renewed_by_session",
+            HoldBooked => "hold_booked",
             SessionEnded => "session_ended",
             GroupBlocked => "group_blocked",
             ResourceUnavailable => "resource_unavailable",

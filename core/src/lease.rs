@@ -287,6 +287,9 @@ pub enum Denied {
     Queued { waiting: u32 },
     /// The resource's operational status does not allow a grant ([`crate::status`]).
     Unavailable { status: crate::status::Status },
+    /// The caller's hold is booked until `until` ([`crate::booking`]): a renewal would promise it for a TTL
+    /// from now, yet it ends at its booking's end.
+    Booked { until: Millis },
 }
 
 /// A request for a grant.
@@ -300,8 +303,9 @@ pub struct AcquireCmd {
 }
 
 /// Acquire: free, released or expired ⇒ grant a new hold with the next token (unless in lock-delay); held by the
-/// same owner ⇒ idempotent success that refreshes the heartbeat, adopts the requested TTL and keeps the token;
-/// held by another ⇒ [`Denied::LockHeld`].
+/// same owner ⇒ idempotent success that refreshes the heartbeat, adopts the requested TTL and keeps the token
+/// (unless the hold is booked: [`Denied::Booked`], since its booking's end would cut that TTL short); held by
+/// another ⇒ [`Denied::LockHeld`].
 pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis) -> Result<Outcome, Denied> {
     let mut next = lease.clone();
     let mut events = Vec::new();
@@ -313,6 +317,9 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
             }
             if hold.session.is_some() {
                 return Err(Denied::InSession);
+            }
+            if let Some(until) = hold.booked_until {
+                return Err(Denied::Booked { until });
             }
             hold.record_heartbeat(now);
             hold.ttl = cmd.ttl;
@@ -394,6 +401,9 @@ pub fn heartbeat(lease: &Lease, now: Millis, claim: &Claim) -> Result<Outcome, D
     let hold = claimed_live_hold(lease, now, claim)?;
     if hold.session.is_some() {
         return Err(Denied::InSession);
+    }
+    if let Some(until) = hold.booked_until {
+        return Err(Denied::Booked { until });
     }
     let mut next = lease.clone();
     if let Some(h) = next.hold.as_mut() {

@@ -224,10 +224,10 @@ endpoints! {
         [InvalidOwnerId, InvalidResourceType, InvalidResourceId];
     Acquire: "POST" "/api/locks/acquire", AcquireRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidTtl, ResourceNotFound, LockHeld, LockDelay, NotYourHold, RenewedBySession,
-            InvalidSessionId, SessionNotFound, SessionEnded, ResourceUnavailable];
+            HoldBooked, InvalidSessionId, SessionNotFound, SessionEnded, ResourceUnavailable];
     Heartbeat: "POST" "/api/locks/heartbeat", HolderRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken,
-            RenewedBySession];
+            RenewedBySession, HoldBooked];
     Release: "POST" "/api/locks/release", HolderRequest => 200 LockView, Client,
         [InvalidResourceId, InvalidOwnerId, InvalidFencingToken, ResourceNotFound, NotHolder, NotYourHold, LockExpired, StaleToken];
     /// Several resources for one owner, all or none (locked in one order; a refusal names every blocked member).

@@ -514,6 +514,14 @@ impl From<Denied> for ApiError {
                 ErrorCode::RenewedBySession,
                 "this hold is renewed by its session: keep the session alive instead",
             ),
+            Denied::Booked { until } => {
+                let mut e = ApiError::new(
+                    ErrorCode::HoldBooked,
+                    "this hold is booked until its end: it needs no renewals, and a renewal could not keep it longer",
+                );
+                e.expires_at = Some(until.to_utc());
+                e
+            }
             Denied::SessionEnded => ApiError::new(ErrorCode::SessionEnded, "the session was closed or has lapsed; open a new one"),
             Denied::NotSessionOwner => ApiError::new(ErrorCode::ValidationFailed, "owner_id must be the session's owner"),
             Denied::Unavailable { status } => ApiError::new(ErrorCode::ResourceUnavailable, crate::status::unavailable_message(status)),

@@ -137,9 +137,8 @@ fn in_commit_order_no_grant_follows_an_unavailable_status_or_a_delete() {
 /// Found by `cargo xtask chaos` (the client-view check): an acquire by the owner of a booked hold is answered as
 /// a renewal that adopts the requested TTL, yet the hold still ends at the booking's end — so the client (as
 /// `LeaseGuard` does: the send plus the answer's TTL) believes it past the moment the bed goes to the next
-/// holder. Either the acquire keeps its promise or it is refused. Ignored until the lease rule is fixed.
+/// holder. Either the acquire keeps its promise or it is refused (`hold_booked`).
 #[test]
-#[ignore = "defect: an acquire renewing a booked hold promises a TTL the booking's end cuts short"]
 fn an_acquire_by_a_booked_holder_keeps_the_promise_of_its_answer() {
     use hhs_core::lease::{acquire, AcquireCmd, Claim};
     use hhs_core::{booking, HoldId, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds};
@@ -154,8 +153,13 @@ fn an_acquire_by_a_booked_holder_keeps_the_promise_of_its_answer() {
     let held = acquire(&lease, Millis(0), &cmd(1, 10), Millis::ZERO).unwrap().lease;
     let claim = Claim { principal: Principal::parse("ward-7").unwrap(), owner: OwnerId::parse("ws-1").unwrap(), token: held.hold.as_ref().map(|h| h.token) };
     let booked = booking::book(&held, Millis(500), &claim, Millis(2_000), Millis(86_400_000)).unwrap().lease;
-    if let Ok(renewed) = acquire(&booked, Millis(1_500), &cmd(5, 11), Millis::ZERO) {
-        let hold = renewed.lease.hold.expect("a hold");
-        assert!(hold.expires_at() >= Millis(1_500 + 5_000), "answered as renewed for 5 s at 1,500 ms, yet it ends at {:?}", hold.expires_at());
+    match acquire(&booked, Millis(1_500), &cmd(5, 11), Millis::ZERO) {
+        Ok(renewed) => {
+            let hold = renewed.lease.hold.expect("a hold");
+            assert!(hold.expires_at() >= Millis(1_500 + 5_000), "answered as renewed for 5 s at 1,500 ms, yet it ends at {:?}", hold.expires_at());
+        }
+        Err(d) => assert_eq!(d, hhs_core::Denied::Booked { until: Millis(2_000) }, "refused, saying the booking's end"),
     }
+    // A heartbeat would promise the same: refused alike.
+    assert_eq!(hhs_core::lease::heartbeat(&booked, Millis(1_500), &claim).map(drop), Err(hhs_core::Denied::Booked { until: Millis(2_000) }));
 }

@@ -13,6 +13,7 @@ both_stores!(
     a_booking_outlives_its_ttl_and_completes_at_its_end,
     bookings_refuse_bad_ends_and_lapsed_holds_and_cancel_by_release,
     how_far_ahead_a_hold_is_booked_is_its_types_policy,
+    a_booked_hold_is_not_renewed_by_its_holders_acquire_or_heartbeat,
 );
 
 /// The server's time in a reply, plus `ms`, as RFC 3339.
@@ -123,5 +124,24 @@ async fn how_far_ahead_a_hold_is_booked_is_its_types_policy(b: Backend) {
     assert_eq!(app.get("/api/types/scanner").await.body["booking_max_seconds"], 7_200);
     // Another type keeps its own.
     assert_eq!(app.get("/api/types/bed").await.body["booking_max_seconds"].as_u64().unwrap_or(30 * 86_400), 30 * 86_400);
+    app.stop().await;
+}
+
+/// A renewal promises its caller the hold for a TTL from now; a booking ends at its end whatever renewals say.
+/// So the holder's acquire and heartbeat of a booked hold are refused (`hold_booked`, with the end), never
+/// answered as renewals that the booking's end cuts short.
+async fn a_booked_hold_is_not_renewed_by_its_holders_acquire_or_heartbeat(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let bed = app.create_resource("bed", "Booked 9").await;
+    let held = app.acquire(&bed, "ws-1", 30).await;
+    let until = after(&held.body["last_heartbeat"], 3_000);
+    assert_eq!(book(&app, &bed, "ws-1", &until).await.status, StatusCode::OK);
+    for r in [app.acquire(&bed, "ws-1", 60).await, app.heartbeat(&bed, "ws-1").await] {
+        assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "hold_booked"), "{}", r.body);
+        assert_eq!(r.body["error"]["expires_at"].as_str(), Some(until.as_str()), "the refusal names the booking's end");
+    }
+    let lock = app.get(&format!("/api/locks/{bed}")).await.body;
+    assert_eq!((lock["status"].as_str(), lock["expires_at"].as_str()), (Some("BOOKED"), Some(until.as_str())));
     app.stop().await;
 }
