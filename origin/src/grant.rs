@@ -4,8 +4,8 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::store::StoreError;
 
-/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys, token floors
-/// and resource types (never deleting a type), but may only SELECT and INSERT events — it cannot rewrite the
+/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys, token floors,
+/// sessions, the wait queue, HL7 repeat records and resource types (never deleting a type or a session), but may only SELECT and INSERT events — it cannot rewrite the
 /// audit trail, and, not owning the table, cannot drop or disable the triggers that refuse UPDATE, DELETE and
 /// TRUNCATE. It may read the server's statistics (`pg_monitor`: which standbys are synchronous). Run as the
 /// schema's owner (the role that ran the migrations).
@@ -20,10 +20,13 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE ON resource_types TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON hl7_messages TO {role}"),
+        // Sessions are ended, never deleted; ended waits are deleted a minute after they end.
+        format!("GRANT SELECT, INSERT, UPDATE ON sessions TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON waiters TO {role}"),
         format!("GRANT SELECT, INSERT ON events, outages TO {role}"),
         // A group's membership is written once, when it is granted.
         format!("GRANT SELECT, INSERT ON group_members TO {role}"),
-        format!("GRANT USAGE ON SEQUENCE events_id_seq, outages_id_seq TO {role}"),
+        format!("GRANT USAGE ON SEQUENCE events_id_seq, outages_id_seq, waiters_seq_seq TO {role}"),
         // Reads replication statistics, so /healthz can count the synchronous standbys.
         format!("GRANT pg_monitor TO {role}"),
         format!("GRANT SELECT ON _sqlx_migrations TO {role}"),

@@ -409,6 +409,18 @@ async fn serve_runs_as_a_role_that_may_only_insert_and_select_events() {
         let r = http.post(format!("{url}/api/locks/{path}")).bearer_auth(&key).json(&body).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
+    // Sessions and the wait queue run as the service role too.
+    let session: Value = http.post(format!("{url}/api/sessions")).bearer_auth(&key).json(&json!({"owner_id": "ws-1", "ttl_seconds": 30})).send().await.unwrap().json().await.unwrap();
+    let sid = session["id"].as_str().unwrap_or_else(|| panic!("no session: {session}"));
+    let r = http.post(format!("{url}/api/sessions/{sid}/keepalive")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "keepalive");
+    let hold = json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30});
+    assert_eq!(http.post(format!("{url}/api/locks/acquire")).bearer_auth(&key).json(&hold).send().await.unwrap().status(), StatusCode::OK);
+    let wait = json!({"resource_id": id, "owner_id": "ws-2", "ttl_seconds": 30, "wait_seconds": 1});
+    let waited: Value = http.post(format!("{url}/api/locks/acquire")).bearer_auth(&key).json(&wait).send().await.unwrap().json().await.unwrap();
+    assert_eq!(waited["error"]["code"], "lock_held", "a wait in the queue: {waited}");
+    let release = json!({"resource_id": id, "owner_id": "ws-1"});
+    assert_eq!(http.post(format!("{url}/api/locks/release")).bearer_auth(&key).json(&release).send().await.unwrap().status(), StatusCode::OK);
     let r = http.delete(format!("{url}/api/resources/{id}")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
