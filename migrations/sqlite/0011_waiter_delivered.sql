@@ -1,4 +1,4 @@
--- See migrations/postgres/0011_waiter_delivered.sql. SQLite cannot change a CHECK constraint: the table is
+-- See migrations/postgres/0012_waiter_delivered.sql. SQLite cannot change a CHECK constraint: the table is
 -- rebuilt with the new state, its rows and their arrival order (seq) kept.
 CREATE TABLE waiters_new (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,4 +1,4 @@
--- HL7 repeats by principal, sender, control id and content: see migrations/postgres/0011_hl7_repeats.sql.
+-- HL7 repeats by principal, sender, control id and content: see migrations/postgres/0013_hl7_repeats.sql.
 -- SQLite cannot change a primary key: the table is rebuilt with the same rows.
 CREATE TABLE hl7_messages_new (
     principal       TEXT NOT NULL DEFAULT '',

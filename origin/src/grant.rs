@@ -24,6 +24,9 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
         format!("GRANT SELECT, INSERT, UPDATE ON sessions TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON waiters TO {role}"),
         format!("GRANT SELECT, INSERT ON events, outages TO {role}"),
+        // Resumptions after an outage serialise on `LOCK TABLE outages IN SHARE ROW EXCLUSIVE MODE`, which
+        // PostgreSQL allows only with UPDATE (or DELETE, TRUNCATE) on the table; the service never updates a row.
+        format!("GRANT UPDATE ON outages TO {role}"),
         // A group's membership is written once, when it is granted.
         format!("GRANT SELECT, INSERT ON group_members TO {role}"),
         format!("GRANT USAGE ON SEQUENCE events_id_seq, outages_id_seq, waiters_seq_seq TO {role}"),

@@ -301,6 +301,27 @@ proptest! {
     }
 }
 
+/// A hand-over its request did not take on the replica that made it may still have reached its client another
+/// way (the client's retry on another replica is answered as the owner's renewal; or it heartbeats, or books):
+/// once touched, it is never given back, by the reaper's reclaim or by the request's own end.
+#[test]
+fn a_hand_over_renewed_by_its_owner_is_never_given_back() {
+    use hhs_core::lease::heartbeat;
+    use hhs_core::queue::give_back;
+    let granted_at = Millis(9_000_000);
+    let (lease, handed) = handed_over(granted_at, 30);
+    let later = granted_at.plus(Millis(500));
+    let h = lease.hold.clone().unwrap();
+    let claim = Claim { principal: h.principal.clone(), owner: h.owner.clone(), token: Some(h.token) };
+    let retried = AcquireCmd { principal: h.principal.clone(), owner: h.owner.clone(), ttl: h.ttl, new_hold_id: HoldId(Uuid::from_u128(77)) };
+    let past_window = granted_at.plus(PICKUP_TIMEOUT).plus(Millis(1));
+    assert!(reclaim(&lease, past_window, handed, granted_at).is_some(), "untouched: given back");
+    for touched in [heartbeat(&lease, later, &claim).unwrap().lease, acquire(&lease, later, &retried, Millis::ZERO).unwrap().lease] {
+        assert!(reclaim(&touched, past_window, handed, granted_at).is_none(), "a renewed hand-over was taken back");
+        assert!(give_back(&touched, past_window, handed).is_none());
+    }
+}
+
 #[test]
 fn waiter_states_read_back_as_stored_and_nothing_else_parses() {
     for s in WaiterState::ALL {

@@ -116,22 +116,26 @@ pub const GRANTABLE: &str = grantable!();
 /// faster than lock-then-decide for the common case. `$1` resource, `$2` hold id, `$3` owner, `$4` TTL in ms,
 /// `$5` the event detail, `$6` principal, `$7` key, `$8` request.
 ///
-/// `locked` takes the row only if nobody holds its lock (`SKIP LOCKED`): this statement never waits. One
-/// statement has one snapshot, and after a lock wait PostgreSQL re-reads only the locked row — the resource's
-/// status and its type's policy joined below would be those from before the wait, so a bed that the transaction
-/// waited for had just set to K could be granted. A row another transaction holds therefore falls back to the
-/// row-lock path (`lock_lease`), which reads the resource and type after its lock is granted. `clock` reads
-/// `clock_timestamp()` from `locked`'s row, so only once the lock is taken. `locked` takes only a row that is
+/// `locked` takes the lease row, and shares the resource's and its type's rows, only if nobody holds a
+/// conflicting lock on any of them (`SKIP LOCKED`): this statement never waits, and falls back to the row-lock
+/// path (`lock_lease`, which reads after its lock) instead. One statement has one snapshot: PostgreSQL re-reads
+/// a row after the snapshot only when the statement locks it and it has changed since. So the status and TTL
+/// bounds the grant is decided by are `locked`'s columns — the resource and type rows locked too, read as
+/// committed when locked — never a join read from the snapshot, which could predate a status change or a type
+/// change that committed before the lock was taken (and the grant would follow it in the log). `clock` reads
+/// `clock_timestamp()` from `locked`'s row, so only once the locks are taken. `locked` takes only a row that is
 /// not `HELD`: a held row cannot be granted here anyway.
 pub const FAST_GRANT: &str = concat!(
-    "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 AND state <> 'HELD' FOR UPDATE SKIP LOCKED), \
+    "WITH locked AS MATERIALIZED (SELECT l.resource_id, r.status, t.min_ttl_seconds, t.max_ttl_seconds FROM leases l \
+        JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type \
+        WHERE l.resource_id = $1 AND l.state <> 'HELD' FOR UPDATE OF l SKIP LOCKED FOR SHARE OF r, t SKIP LOCKED), \
      clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), \
      granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
         token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
         ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE, \
         session_id = NULL, group_id = NULL, booked_until_ms = NULL \
-        FROM clock, resources r, resource_types t WHERE l.resource_id = $1 AND r.id = l.resource_id AND t.name = r.type \
-        AND r.status = 'U' AND $4 BETWEEN t.min_ttl_seconds * 1000 AND t.max_ttl_seconds * 1000 AND ",
+        FROM clock, locked k WHERE l.resource_id = k.resource_id \
+        AND k.status = 'U' AND $4 BETWEEN k.min_ttl_seconds * 1000 AND k.max_ttl_seconds * 1000 AND ",
     grantable!(),
     // Nobody waits: a queue is served first, by the row-lock path (`hhs_core::queue::admit`).
     " AND l.waiters = 0 RETURNING l.*), \

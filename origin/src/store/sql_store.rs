@@ -374,12 +374,19 @@ macro_rules! sql_store {
             }
 
             /// For the reaper: a transaction holding lease `id`'s row, with the clock read after the lock; `None`
-            /// if another transaction holds it (PostgreSQL skips it: it is reaped next pass) or it is gone. The
-            /// lock is never waited for, so the rows read with it are as of this moment.
+            /// if another transaction holds it (PostgreSQL skips it: it is reaped next pass) or it is gone. The row
+            /// is read with its resource and type in a second statement, after the lock (see `locked_lease`): a
+            /// transaction that committed between this statement's snapshot and the lock is seen.
             async fn lock_lease_for_reaper(&self, id: ResourceId) -> Result<Option<(Transaction<'static, $db>, Resource, Lease, Millis)>, StoreError> {
                 let mut tx = self.pool().await?.begin_with(<$db>::BEGIN_WRITE).await?;
-                let locked = format!("{SELECT_LEASE}{}", <$db>::SKIP_LOCKED);
-                let Some(rec) = Self::fetch::<LeaseRecord, _>(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.pop() else {
+                let skip = <$db>::SKIP_LOCKED.replace(" OF l", "");
+                if !skip.is_empty() {
+                    let locked = format!("SELECT resource_id FROM leases WHERE resource_id = $1{skip}");
+                    if Self::fetch::<(uuid::Uuid,), _>(&mut *tx, &locked, vec![Arg::Uuid(Some(id.0))]).await?.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                let Some(rec) = Self::fetch::<LeaseRecord, _>(&mut *tx, SELECT_LEASE, vec![Arg::Uuid(Some(id.0))]).await?.pop() else {
                     return Ok(None);
                 };
                 let (resource, lease) = rec.into_parts()?;
@@ -834,17 +841,16 @@ macro_rules! sql_store {
                         self.commit(tx, changes).await?;
                         Ok(WaitStatus::Ended { position })
                     }
-                    (WaiterState::Granted, true) => {
-                        // Granted, but its request left before the answer: nobody would heartbeat the hold.
+                    // Granted (or marked delivered in a transaction whose answer never left): its request went
+                    // before the answer, so nobody would heartbeat the hold — given back unless it was touched.
+                    (WaiterState::Granted | WaiterState::Delivered, true) => {
                         let (hold, _) = rec.handed()?;
-                        Self::exec(&mut tx, ABANDON_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?;
-                        let mine = lease.hold.as_ref().filter(|h| h.id == hold && h.state == hhs_core::HoldState::Held).cloned();
+                        if rec.state()? == WaiterState::Granted {
+                            Self::exec(&mut tx, ABANDON_WAITER, vec![Arg::Uuid(Some(waiter.0))]).await?;
+                        }
                         let mut changes = vec![];
-                        if let Some(h) = mine {
-                            let claim = Claim { principal: h.principal, owner: h.owner, token: Some(h.token) };
-                            if let Ok(outcome) = release(&lease, now, &claim) {
-                                changes = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, &Actor::system("queue")).await?;
-                            }
+                        if let Some(outcome) = queue::give_back(&lease, now, hold) {
+                            changes = Self::write_and_serve(&mut tx, &resource, &lease, &outcome, now, &Actor::system("queue")).await?;
                         }
                         self.commit(tx, changes).await?;
                         Ok(WaitStatus::Ended { position: None })
@@ -854,8 +860,8 @@ macro_rules! sql_store {
                         tx.commit().await?;
                         Ok(answer)
                     }
-                    // Delivered (its answer was given), or ended already.
-                    (WaiterState::Delivered | WaiterState::TimedOut | WaiterState::Gone, _) => {
+                    // Ended already.
+                    (WaiterState::TimedOut | WaiterState::Gone, _) => {
                         tx.commit().await?;
                         Ok(WaitStatus::Ended { position: None })
                     }

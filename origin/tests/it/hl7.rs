@@ -139,6 +139,7 @@ async fn statuses_follow_the_adt_feed_and_acquire_follows_the_status(b: Backend)
     assert_eq!(app.send(app.request_as(Method::GET, "/api/locks", Some(&feed))).await.code(), "forbidden", "an integration key reads nothing");
     assert_eq!(patch(&app.keys.client, json!({"status": "U"})).await.code(), "forbidden");
     // Every message in the audit trail, and not the patient.
+    app.settle_log().await;
     let export = app.send(app.request_as(Method::GET, "/api/audit/export", Some(&app.keys.admin))).await.body;
     let export = export.as_str().unwrap_or_default().to_owned();
     assert_eq!(export.matches("\"hl7_received\"").count(), 5, "{export}");

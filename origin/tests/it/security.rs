@@ -368,6 +368,7 @@ async fn audit_export_streams_every_event_in_order(b: Backend) {
         app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60})).await;
         app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": owner})).await;
     }
+    app.settle_log().await;
     let resp = app.client.get(format!("{}/api/audit/export", app.url)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");

@@ -188,6 +188,10 @@ pub fn test_settings() -> Settings {
     }
 }
 
+fn reads_the_log(path: &str) -> bool {
+    ["/api/events", "/api/audit/export"].iter().any(|p| path == *p || path.strip_prefix(p).is_some_and(|q| q.starts_with('?')))
+}
+
 /// Keys minted for each test app: an admin (principal `hq`), a client (`clinic-north`), a viewer (`observer`).
 pub struct Keys {
     pub admin: String,
@@ -282,15 +286,18 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.settle_log(path).await;
+        if reads_the_log(path) {
+            self.settle_log().await;
+        }
         self.send(self.client.get(format!("{}{path}", self.url))).await
     }
 
-    /// Before a read of the event log: on PostgreSQL, waits until the commit horizon has passed every event
-    /// committed so far. Every read of the log stops at the horizon, and other tests' transactions in the shared
-    /// cluster hold it back a moment, so a test reading its own events at once could miss them (delayed, never lost).
-    async fn settle_log(&self, path: &str) {
-        let (Some(url), true) = (&self.pg_url, path == "/api/events" || path.starts_with("/api/events?")) else { return };
+    /// Before a read of the event log (`GET /api/events`, the audit export): on PostgreSQL, waits until the commit
+    /// horizon has passed every event committed so far. Every read of the log stops at the horizon, and other
+    /// tests' transactions in the shared cluster hold it back a moment, so a test reading its own events at once
+    /// could miss them (delayed, never lost).
+    pub async fn settle_log(&self) {
+        let Some(url) = &self.pg_url else { return };
         let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to settle the log");
         let passed = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint > COALESCE((SELECT max(txid) FROM events), 0)";
         for _ in 0..500 {
@@ -318,7 +325,9 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> Reply {
-        self.settle_log(path).await;
+        if reads_the_log(path) {
+            self.settle_log().await;
+        }
         self.send(self.request_as(reqwest::Method::GET, path, Some(key))).await
     }
 
