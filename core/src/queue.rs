@@ -107,10 +107,12 @@ pub fn reclaim(lease: &Lease, now: Millis, handed: HoldId, granted_at: Millis) -
 
 /// A handed-over hold given back at `now` because its request never took it: only while the resource holds it
 /// and nobody has touched it since the hand-over — no renewal (a heartbeat, or the owner's acquire answered on
-/// another replica after a retry) and no booking. A touched hold has reached its client, who believes in it.
+/// another replica after a retry), no booking, not taken into a session (the owner's acquire under a session
+/// adopts a hold it already has). A touched hold has reached its client, who believes in it.
 pub fn give_back(lease: &Lease, now: Millis, handed: HoldId) -> Option<Outcome> {
     let hold = lease.hold.as_ref().filter(|h| h.id == handed && h.state == HoldState::Held)?;
-    if hold.heartbeats > 0 || hold.booked_until.is_some() || hold.last_heartbeat != hold.acquired_at {
+    let touched = hold.heartbeats > 0 || hold.booked_until.is_some() || hold.session.is_some() || hold.last_heartbeat != hold.acquired_at;
+    if touched {
         return None;
     }
     if hold.is_expired(now) {

@@ -321,11 +321,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S, store: &Dy
                     answer(&read(&text).unwrap_or_default(), AckCode::AE, "HHS cannot reach its database; send it again")
                 }
             };
-            socket.write_all(&framed(&answer)).await?;
+            // A peer that stops reading keeps its slot no longer than one that stops sending.
+            tokio::time::timeout(mllp.idle, socket.write_all(&framed(&answer))).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
         }
         // A frame begun and not ended within the limit: never buffered further.
         if buf.len() > mllp.max_message + 1 {
-            return oversize(&mut socket, &buf[1..], mllp.max_message).await;
+            return tokio::time::timeout(mllp.idle, oversize(&mut socket, &buf[1..], mllp.max_message))
+                .await
+                .map_err(|_| std::io::ErrorKind::TimedOut)?;
         }
         let n = tokio::time::timeout(mllp.idle, socket.read(&mut chunk)).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
         if n == 0 {

@@ -316,7 +316,9 @@ fn a_hand_over_renewed_by_its_owner_is_never_given_back() {
     let retried = AcquireCmd { principal: h.principal.clone(), owner: h.owner.clone(), ttl: h.ttl, new_hold_id: HoldId(Uuid::from_u128(77)) };
     let past_window = granted_at.plus(PICKUP_TIMEOUT).plus(Millis(1));
     assert!(reclaim(&lease, past_window, handed, granted_at).is_some(), "untouched: given back");
-    for touched in [heartbeat(&lease, later, &claim).unwrap().lease, acquire(&lease, later, &retried, Millis::ZERO).unwrap().lease] {
+    let s = hhs_core::session::open(hhs_core::SessionId(Uuid::from_u128(5)), h.principal.clone(), h.owner.clone(), h.ttl, granted_at);
+    let in_session = hhs_core::session::acquire_in(&lease, granted_at, &retried, &s, Millis::ZERO).unwrap().lease;
+    for touched in [heartbeat(&lease, later, &claim).unwrap().lease, acquire(&lease, later, &retried, Millis::ZERO).unwrap().lease, in_session] {
         assert!(reclaim(&touched, past_window, handed, granted_at).is_none(), "a renewed hand-over was taken back");
         assert!(give_back(&touched, past_window, handed).is_none());
     }
