@@ -298,7 +298,17 @@ impl TestApp {
     /// could miss them (delayed, never lost).
     pub async fn settle_log(&self) {
         let Some(url) = &self.pg_url else { return };
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to settle the log");
+        // A formation's multi-host URL: its primary is the one that is not in recovery.
+        let mut conn = None;
+        for one in hhs_origin::primary::targets(url).expect("a PostgreSQL URL") {
+            if let Ok(mut c) = sqlx::PgConnection::connect(&one).await {
+                if !sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut c).await.unwrap_or(true) {
+                    conn = Some(c);
+                    break;
+                }
+            }
+        }
+        let mut conn = conn.expect("connect to the primary to settle the log");
         let passed = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint > COALESCE((SELECT max(txid) FROM events), 0)";
         for _ in 0..500 {
             if sqlx::query_scalar::<_, bool>(passed).fetch_one(&mut conn).await.expect("horizon") {
