@@ -52,7 +52,12 @@ impl Client {
     }
 
     /// Calls endpoint `E`: `param` fills the path's `{…}` placeholder, `query` is appended as is.
-    pub async fn call<E>(&self, param: Option<&str>, query: Option<&str>, body: &E::Request) -> Result<E::Response, ClientError>
+    pub async fn call<E>(
+        &self,
+        param: Option<&str>,
+        query: Option<&str>,
+        body: &E::Request,
+    ) -> Result<E::Response, ClientError>
     where
         E: Endpoint,
         E::Response: DeserializeOwned,
@@ -66,8 +71,13 @@ impl Client {
             Some(q) => format!("{}{path}?{q}", self.base),
             None => format!("{}{path}", self.base),
         };
-        let method = reqwest::Method::from_bytes(E::METHOD.as_bytes()).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let body = if <E::Request as RequestBody>::PRESENT { Some(serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?) } else { None };
+        let method =
+            reqwest::Method::from_bytes(E::METHOD.as_bytes()).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let body = if <E::Request as RequestBody>::PRESENT {
+            Some(serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?)
+        } else {
+            None
+        };
         // An acquire that waits in the queue is answered up to its wait later (the edge's rule, `held_open`).
         #[cfg(not(target_arch = "wasm32"))]
         let timeout = {
@@ -81,7 +91,8 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.key).header("x-request-id", &request_id);
+            let mut req =
+                self.http.request(method.clone(), &url).bearer_auth(&self.key).header("x-request-id", &request_id);
             #[cfg(not(target_arch = "wasm32"))]
             {
                 req = req.timeout(timeout);
@@ -92,7 +103,11 @@ impl Client {
             let wait = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).map(Duration::from_secs);
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                        .map(Duration::from_secs);
                     let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
                     if (200..300).contains(&status) {
                         return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
@@ -112,7 +127,13 @@ impl Client {
 
     /// A raw GET with the key, for what is not one JSON answer (the event stream, the audit export).
     pub async fn get_raw(&self, path_and_query: &str) -> Result<reqwest::Response, ClientError> {
-        let resp = self.http.get(format!("{}{path_and_query}", self.base)).bearer_auth(&self.key).send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -124,7 +145,8 @@ impl Client {
     /// The delay before attempt `attempt + 1`: exponential, capped, jittered (so clients a failover turned away
     /// together do not come back together).
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.retry.base_delay.saturating_mul(1 << attempt.min(16).saturating_sub(1)).min(self.retry.max_delay);
+        let exp =
+            self.retry.base_delay.saturating_mul(1 << attempt.min(16).saturating_sub(1)).min(self.retry.max_delay);
         exp.mul_f64(0.5 + crate::platform::unit_random())
     }
 }

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use hhs_core::wire::endpoints::{AcquireGroup, HeartbeatGroup, ReleaseGroup};
 use hhs_core::error::BlockedMember;
+use hhs_core::wire::endpoints::{AcquireGroup, HeartbeatGroup, ReleaseGroup};
 use hhs_core::wire::{AcquireGroupRequest, GroupHolderRequest, GroupMemberRef, GroupView, LockView};
 use hhs_core::{ApiError, ErrorCode};
 use tokio::sync::watch;
@@ -29,7 +29,12 @@ pub struct GroupGuard {
 
 impl GroupGuard {
     /// Holds every one of `resources` (2–32) for `owner` with `ttl`, or none.
-    pub async fn acquire(client: &Client, resources: &[&str], owner: &str, ttl: Duration) -> Result<GroupGuard, ClientError> {
+    pub async fn acquire(
+        client: &Client,
+        resources: &[&str],
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<GroupGuard, ClientError> {
         let sent = Instant::now();
         let req = AcquireGroupRequest {
             resources: resources.iter().map(|r| GroupMemberRef { resource_id: (*r).to_owned() }).collect(),
@@ -46,7 +51,8 @@ impl GroupGuard {
             let (client, req, members) = (once.clone(), holder.clone(), members.clone());
             async move {
                 let answer = client.call::<HeartbeatGroup>(None, None, &req).await?;
-                unrenewed(&members, &answer).map_or(Ok(()), |error| Err(ClientError::Api { status: error.http_status(), error }))
+                unrenewed(&members, &answer)
+                    .map_or(Ok(()), |error| Err(ClientError::Api { status: error.http_status(), error }))
             }
         };
         let ttl = Duration::from_secs(u64::from(view.holds.first().and_then(|h| h.ttl_seconds).unwrap_or(1)));
@@ -95,11 +101,21 @@ impl Drop for GroupGuard {
 fn unrenewed(granted: &[LockView], answer: &GroupView) -> Option<ApiError> {
     let blocked: Vec<BlockedMember> = granted
         .iter()
-        .filter(|g| !answer.holds.iter().any(|h| h.resource_id == g.resource_id && h.fencing_token == g.fencing_token && h.group_id == Some(answer.group_id)))
-        .map(|g| BlockedMember { resource_id: g.resource_id, error: ApiError::new(ErrorCode::NotHolder, "the group's heartbeat did not renew this member") })
+        .filter(|g| {
+            !answer.holds.iter().any(|h| {
+                h.resource_id == g.resource_id
+                    && h.fencing_token == g.fencing_token
+                    && h.group_id == Some(answer.group_id)
+            })
+        })
+        .map(|g| BlockedMember {
+            resource_id: g.resource_id,
+            error: ApiError::new(ErrorCode::NotHolder, "the group's heartbeat did not renew this member"),
+        })
         .collect();
     (!blocked.is_empty()).then(|| {
-        let mut e = ApiError::new(ErrorCode::GroupBlocked, "the group's heartbeat did not renew every member; see blocked");
+        let mut e =
+            ApiError::new(ErrorCode::GroupBlocked, "the group's heartbeat did not renew every member; see blocked");
         e.blocked = blocked;
         e
     })

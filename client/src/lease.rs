@@ -20,7 +20,12 @@ pub struct Lease;
 
 impl Lease {
     /// Acquires `resource_id` for `owner` with `ttl`, once; a held resource is `ClientError::Api` 409.
-    pub async fn acquire(client: &Client, resource_id: &str, owner: &str, ttl: Duration) -> Result<LeaseGuard, ClientError> {
+    pub async fn acquire(
+        client: &Client,
+        resource_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<LeaseGuard, ClientError> {
         Lease::acquire_in_queue(client, resource_id, owner, ttl, 0).await
     }
 
@@ -29,32 +34,60 @@ impl Lease {
     /// client is never overtaken by one that merely asks again. A request waits at most
     /// [`MAX_WAIT_SECONDS`](hhs_core::queue::MAX_WAIT_SECONDS); a longer `wait` joins again at the back
     /// for what is left, until `wait` has passed. Then the last refusal (409) is returned.
-    pub async fn acquire_waiting(client: &Client, resource_id: &str, owner: &str, ttl: Duration, wait: Duration) -> Result<LeaseGuard, ClientError> {
+    pub async fn acquire_waiting(
+        client: &Client,
+        resource_id: &str,
+        owner: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<LeaseGuard, ClientError> {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let round = (left.as_secs_f64().ceil() as u32).min(hhs_core::queue::MAX_WAIT_SECONDS);
             match Lease::acquire_in_queue(client, resource_id, owner, ttl, round).await {
-                Err(ClientError::Api { error, .. }) if matches!(error.code, ErrorCode::LockHeld | ErrorCode::LockDelay) && Instant::now() < deadline => {
+                Err(ClientError::Api { error, .. })
+                    if matches!(error.code, ErrorCode::LockHeld | ErrorCode::LockDelay)
+                        && Instant::now() < deadline =>
+                {
                     // Answered before its wait was over (a lock-delay longer than the wait, say): not a spin.
-                    tokio::time::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()))).await;
+                    tokio::time::sleep(
+                        Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
                 }
                 other => return other,
             }
         }
     }
 
-    async fn acquire_in_queue(client: &Client, resource_id: &str, owner: &str, ttl: Duration, wait_seconds: u32) -> Result<LeaseGuard, ClientError> {
+    async fn acquire_in_queue(
+        client: &Client,
+        resource_id: &str,
+        owner: &str,
+        ttl: Duration,
+        wait_seconds: u32,
+    ) -> Result<LeaseGuard, ClientError> {
         let mut sent = Instant::now();
         let wait_seconds = (wait_seconds > 0).then_some(wait_seconds);
-        let req = AcquireRequest { resource_id: resource_id.to_owned(), owner_id: owner.to_owned(), ttl_seconds: Some(ttl.as_secs_f64().ceil()), session_id: None, wait_seconds };
+        let req = AcquireRequest {
+            resource_id: resource_id.to_owned(),
+            owner_id: owner.to_owned(),
+            ttl_seconds: Some(ttl.as_secs_f64().ceil()),
+            session_id: None,
+            wait_seconds,
+        };
         let view = client.call::<Acquire>(None, None, &req).await?;
         own_hold(&view, owner)?;
         if sent.elapsed() > ttl / 3 {
             // Granted at some moment of a long answer (a wait in the queue): its TTL may have begun long after
             // `sent` or just before the answer. Only a renewal sent now bounds when the hold can lapse.
             sent = Instant::now();
-            let beat = HolderRequest { resource_id: view.resource_id.0.to_string(), owner_id: owner.to_owned(), fencing_token: view.fencing_token.map(|t| t as i64) };
+            let beat = HolderRequest {
+                resource_id: view.resource_id.0.to_string(),
+                owner_id: owner.to_owned(),
+                fencing_token: view.fencing_token.map(|t| t as i64),
+            };
             client.call::<Heartbeat>(None, None, &beat).await?;
         }
         Ok(LeaseGuard::start(client.clone(), view, owner, sent))
@@ -68,7 +101,10 @@ fn own_hold(view: &LockView, owner: &str) -> Result<(), ClientError> {
     if view.owner_id.as_deref() == Some(owner) && view.status == LockStatus::Held && view.fencing_token.is_some() {
         return Ok(());
     }
-    Err(ClientError::Decode(format!("the acquire was answered with a hold that is not this owner's live hold ({:?})", view.status)))
+    Err(ClientError::Decode(format!(
+        "the acquire was answered with a hold that is not this owner's live hold ({:?})",
+        view.status
+    )))
 }
 
 /// A held resource, renewed in the background until released, dropped or lost.
@@ -87,13 +123,24 @@ impl LeaseGuard {
         let ttl = Duration::from_secs(u64::from(view.ttl_seconds.unwrap_or(1)));
         let mut once = client.clone();
         once.retry = Retry { attempts: 1, ..Retry::default() };
-        let req = HolderRequest { resource_id: view.resource_id.0.to_string(), owner_id: owner.to_owned(), fencing_token: Some(token as i64) };
+        let req = HolderRequest {
+            resource_id: view.resource_id.0.to_string(),
+            owner_id: owner.to_owned(),
+            fencing_token: Some(token as i64),
+        };
         let beat = move || {
             let (client, req) = (once.clone(), req.clone());
             async move { client.call::<Heartbeat>(None, None, &req).await.map(drop) }
         };
         let renewal = Renewal::start(beat, ttl, sent);
-        LeaseGuard { client, resource_id: view.resource_id.0.to_string(), owner: owner.to_owned(), token, view, renewal }
+        LeaseGuard {
+            client,
+            resource_id: view.resource_id.0.to_string(),
+            owner: owner.to_owned(),
+            token,
+            view,
+            renewal,
+        }
     }
 
     /// The grant's fencing token: send it with every write the hold protects.
@@ -117,7 +164,11 @@ impl LeaseGuard {
     }
 
     fn holder(&self) -> HolderRequest {
-        HolderRequest { resource_id: self.resource_id.clone(), owner_id: self.owner.clone(), fencing_token: Some(self.token as i64) }
+        HolderRequest {
+            resource_id: self.resource_id.clone(),
+            owner_id: self.owner.clone(),
+            fencing_token: Some(self.token as i64),
+        }
     }
 
     /// Books the hold until `until` (`POST /api/locks/book`; no later than its type's booking maximum): the same

@@ -35,6 +35,8 @@ pub fn request_id() -> String {
 #[cfg(target_arch = "wasm32")]
 pub fn request_id() -> String {
     // Unique, not unguessable, is all a request id needs: Math.random, shaped as a v4 UUID.
-    let hex = |n: usize| (0..n).map(|_| char::from_digit((unit_random() * 16.0) as u32, 16).unwrap_or('0')).collect::<String>();
+    let hex = |n: usize| {
+        (0..n).map(|_| char::from_digit((unit_random() * 16.0) as u32, 16).unwrap_or('0')).collect::<String>()
+    };
     format!("{}-{}-4{}-a{}-{}", hex(8), hex(4), hex(3), hex(3), hex(12))
 }

@@ -95,8 +95,13 @@ impl Drop for Renewal {
 /// The loop: a renewal every third of the TTL; after a failed one, again every tenth. Counted lost at `last
 /// acknowledged renewal's sending + TTL` unless one is acknowledged before, and at once when HHS refuses one.
 /// Each renewal is tried once (the caller's client is set so): the loop paces its retries against its deadline.
-async fn renew<F, Fut>(call: F, ttl: Duration, acquired_sent: Instant, lost: watch::Sender<Option<Lost>>, mut stop: tokio::sync::oneshot::Receiver<()>)
-where
+async fn renew<F, Fut>(
+    call: F,
+    ttl: Duration,
+    acquired_sent: Instant,
+    lost: watch::Sender<Option<Lost>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), ClientError>>,
 {

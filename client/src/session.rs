@@ -49,7 +49,9 @@ impl Holds {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let gone: Vec<SessionHold> = held
             .iter()
-            .filter(|(r, (token, granted))| *granted < sent && !renewed.contains(&SessionHold { resource_id: **r, fencing_token: *token }))
+            .filter(|(r, (token, granted))| {
+                *granted < sent && !renewed.contains(&SessionHold { resource_id: **r, fencing_token: *token })
+            })
             .map(|(r, (token, _))| SessionHold { resource_id: *r, fencing_token: *token })
             .collect();
         if gone.is_empty() {

@@ -84,9 +84,11 @@ pub fn format_key(key_id: &str, secret: &str) -> String {
 /// Parses an `Authorization` header value: `Bearer <key>` with a well-formed key, else `unauthenticated`.
 /// The error never repeats what was sent.
 pub fn parse_bearer(header: Option<&str>) -> Result<KeyParts<'_>, ApiError> {
-    let value = header.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))?;
-    let key = bearer_token(value)
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the Authorization header must be: Bearer <api key>"))?;
+    let value =
+        header.ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))?;
+    let key = bearer_token(value).ok_or_else(|| {
+        ApiError::new(ErrorCode::Unauthenticated, "the Authorization header must be: Bearer <api key>")
+    })?;
     parse_key(key).ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "the API key is malformed"))
 }
 
@@ -100,6 +102,7 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 impl TryFrom<String> for Role {
     type Error = ApiError;
     fn try_from(s: String) -> Result<Role, ApiError> {
-        Role::parse(&s).ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client or admin"))
+        Role::parse(&s)
+            .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client or admin"))
     }
 }

@@ -67,8 +67,8 @@ impl ErrorCode {
             Forbidden | NotYourHold => 403,
             NotFound | ResourceNotFound | KeyNotFound | TypeNotFound | SessionNotFound | GroupNotFound => 404,
             MethodNotAllowed => 405,
-            ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld | RenewedBySession
-            | HoldBooked | SessionEnded | GroupBlocked | ResourceUnavailable => 409,
+            ResourceExists | LockHeld | LockDelay | NotHolder | LockExpired | StaleToken | LockNotHeld
+            | RenewedBySession | HoldBooked | SessionEnded | GroupBlocked | ResourceUnavailable => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             ValidationFailed | InvalidResourceId | InvalidOwnerId | InvalidTtl | InvalidResourceType
@@ -169,7 +169,15 @@ pub struct BlockedMember {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), holder: None, expires_at: None, retry_at: None, blocked: alloc::vec::Vec::new(), queue_position: None }
+        ApiError {
+            code,
+            message: message.into(),
+            holder: None,
+            expires_at: None,
+            retry_at: None,
+            blocked: alloc::vec::Vec::new(),
+            queue_position: None,
+        }
     }
 
     pub fn http_status(&self) -> u16 {

@@ -99,7 +99,9 @@ pub enum GroupOp {
     Heartbeat,
     Release,
     /// [`crate::booking::book`] until this instant.
-    Book { until: Millis },
+    Book {
+        until: Millis,
+    },
 }
 
 /// One member of a granted group as read under its row lock: its resource, its lease now (`None`: the resource
@@ -120,7 +122,13 @@ pub struct Held<'a> {
 /// went on (granted to another, or deleted) is refused as [`Denied::NotHolder`] — so the caller learns, by
 /// name, each member it no longer has. A release ends each member still held ([`release`]); a member already
 /// ended (released, lapsed, force-released, granted on or deleted) counts as released: `None`, nothing to write.
-pub fn by_id(members: &[Held], group: GroupId, now: Millis, claim: &Claim, op: GroupOp) -> Result<Vec<Option<Outcome>>, Vec<(ResourceId, Denied)>> {
+pub fn by_id(
+    members: &[Held],
+    group: GroupId,
+    now: Millis,
+    claim: &Claim,
+    op: GroupOp,
+) -> Result<Vec<Option<Outcome>>, Vec<(ResourceId, Denied)>> {
     let mut done = Vec::with_capacity(members.len());
     let mut refused = Vec::new();
     for m in members {

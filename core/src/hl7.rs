@@ -116,13 +116,16 @@ pub fn plan(m: &Inbound, mapping: &BedMapping) -> Result<Vec<BedUpdate>, (AckCod
     match m.trigger.as_str() {
         "A20" => {
             let code = m.npu_status.as_deref().unwrap_or("");
-            let status = Status::parse(code).map_err(|_| (AckCode::AE, format!("NPU-2 status {code:?} is not in HL7 table 0116 (C, H, I, K, O, U)")))?;
+            let status = Status::parse(code).map_err(|_| {
+                (AckCode::AE, format!("NPU-2 status {code:?} is not in HL7 table 0116 (C, H, I, K, O, U)"))
+            })?;
             Ok(alloc::vec![BedUpdate { identifier: bed(&m.npu_bed, "NPU-1")?, status }])
         }
         "A01" => Ok(alloc::vec![BedUpdate { identifier: bed(&m.pv1_bed, "PV1-3")?, status: Status::Occupied }]),
         "A03" => Ok(alloc::vec![BedUpdate { identifier: bed(&m.pv1_bed, "PV1-3")?, status: Status::Unoccupied }]),
         "A02" => {
-            let mut updates = alloc::vec![BedUpdate { identifier: bed(&m.pv1_bed, "PV1-3")?, status: Status::Occupied }];
+            let mut updates =
+                alloc::vec![BedUpdate { identifier: bed(&m.pv1_bed, "PV1-3")?, status: Status::Occupied }];
             if let Ok(prior) = bed(&m.pv1_prior_bed, "PV1-6") {
                 updates.insert(0, BedUpdate { identifier: prior, status: Status::Unoccupied });
             }

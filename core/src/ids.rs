@@ -56,7 +56,10 @@ uuid_display!(WaiterId);
 impl ResourceId {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         Uuid::try_parse(s.trim()).map(ResourceId).map_err(|_| {
-            ApiError::new(ErrorCode::InvalidResourceId, "resource_id must be a UUID such as 0190a0c4-7a52-7000-8000-000000000001")
+            ApiError::new(
+                ErrorCode::InvalidResourceId,
+                "resource_id must be a UUID such as 0190a0c4-7a52-7000-8000-000000000001",
+            )
         })
     }
 }
@@ -64,14 +67,19 @@ impl ResourceId {
 impl SessionId {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         Uuid::try_parse(s.trim()).map(SessionId).map_err(|_| {
-            ApiError::new(ErrorCode::InvalidSessionId, "session_id must be a UUID such as 0190a0c4-7a52-7000-8000-000000000001")
+            ApiError::new(
+                ErrorCode::InvalidSessionId,
+                "session_id must be a UUID such as 0190a0c4-7a52-7000-8000-000000000001",
+            )
         })
     }
 }
 
 impl GroupId {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        Uuid::try_parse(s.trim()).map(GroupId).map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "group_id must be a UUID"))
+        Uuid::try_parse(s.trim())
+            .map(GroupId)
+            .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "group_id must be a UUID"))
     }
 }
 
@@ -90,12 +98,15 @@ impl FromStr for ResourceId {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct OwnerId(
-    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,128}$"), length(min = 1, max = OwnerId::MAX_LEN)))] String,
+    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,128}$"), length(min = 1, max = OwnerId::MAX_LEN)))]
+     String,
 );
 
 /// 1–`max` characters of `[A-Za-z0-9._:@-]`: the charset of owner ids and principals.
 fn is_plain_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
 }
 
 impl OwnerId {
@@ -137,7 +148,8 @@ impl fmt::Display for OwnerId {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Principal(
-    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,64}$"), length(min = 1, max = Principal::MAX_LEN)))] String,
+    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[A-Za-z0-9._:@-]{1,64}$"), length(min = 1, max = Principal::MAX_LEN)))]
+     String,
 );
 
 impl Principal {
@@ -147,7 +159,10 @@ impl Principal {
         if is_plain_name(s, Self::MAX_LEN) {
             Ok(Principal(s.to_string()))
         } else {
-            Err(ApiError::new(ErrorCode::ValidationFailed, "principal must be 1-64 characters of A-Z a-z 0-9 . _ : @ -"))
+            Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "principal must be 1-64 characters of A-Z a-z 0-9 . _ : @ -",
+            ))
         }
     }
 
@@ -159,7 +174,10 @@ impl Principal {
     pub fn for_key(s: &str) -> Result<Self, ApiError> {
         let p = Principal::parse(s)?;
         if p.is_reserved() {
-            return Err(ApiError::new(ErrorCode::ValidationFailed, "principal names starting with hhs: and the name anonymous are reserved"));
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "principal names starting with hhs: and the name anonymous are reserved",
+            ));
         }
         Ok(p)
     }
@@ -182,7 +200,8 @@ impl fmt::Display for Principal {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct ResourceType(
-    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[a-z0-9_-]{1,64}$"), length(min = 1, max = ResourceType::MAX_LEN)))] String,
+    #[cfg_attr(feature = "openapi", schemars(pattern(r"^[a-z0-9_-]{1,64}$"), length(min = 1, max = ResourceType::MAX_LEN)))]
+     String,
 );
 
 impl ResourceType {
@@ -210,7 +229,8 @@ impl ResourceType {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Identifier(
-    #[cfg_attr(feature = "openapi", schemars(pattern(IDENTIFIER_PATTERN), length(min = 1, max = Identifier::MAX_LEN)))] String,
+    #[cfg_attr(feature = "openapi", schemars(pattern(IDENTIFIER_PATTERN), length(min = 1, max = Identifier::MAX_LEN)))]
+    String,
 );
 
 /// What [`Identifier::parse`] accepts, as a JSON Schema (ECMA-262) pattern, lengths apart: no control character
@@ -227,10 +247,8 @@ impl Identifier {
     pub const MAX_LEN: usize = 256;
 
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let ok = !s.is_empty()
-            && s.chars().count() <= Self::MAX_LEN
-            && s.trim() == s
-            && !s.chars().any(char::is_control);
+        let ok =
+            !s.is_empty() && s.chars().count() <= Self::MAX_LEN && s.trim() == s && !s.chars().any(char::is_control);
         if ok {
             Ok(Identifier(s.to_string()))
         } else {

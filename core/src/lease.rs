@@ -31,11 +31,17 @@ use crate::ttl::Ttl;
 pub enum HoldState {
     Held,
     /// Released by its holder at `at`.
-    Released { at: Millis },
+    Released {
+        at: Millis,
+    },
     /// Lapsed: `at` is the last instant it was valid (`last_heartbeat + ttl`).
-    Expired { at: Millis },
+    Expired {
+        at: Millis,
+    },
     /// Ended by an administrator at `at`.
-    ForceReleased { at: Millis },
+    ForceReleased {
+        at: Millis,
+    },
 }
 
 /// The status the API reports, with time applied: a stored `Held` past its expiry reads as `EXPIRED` even before
@@ -78,8 +84,8 @@ impl LockStatus {
             LockStatus::Booked,
             LockStatus::Completed,
         ]
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
 }
 

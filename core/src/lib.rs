@@ -44,9 +44,11 @@ pub mod ttl;
 pub mod ttl_model;
 pub mod wire;
 
-pub use error::{ApiError, ErrorCode};
 pub use auth::Role;
-pub use ids::{FencingToken, GroupId, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType, SessionId, WaiterId};
+pub use error::{ApiError, ErrorCode};
+pub use ids::{
+    FencingToken, GroupId, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType, SessionId, WaiterId,
+};
 pub use lease::{Denied, EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
 pub use policy::{Policy, TypeChange, TypePolicy};
 pub use time::Millis;

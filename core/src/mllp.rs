@@ -75,12 +75,14 @@ impl ClientMap {
     pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<ClientMap, String> {
         let mut map = ClientMap::default();
         for entry in entries {
-            let (name, principal) = entry.split_once('=').ok_or_else(|| format!("--mllp-client expects NAME=PRINCIPAL, got {entry:?}"))?;
+            let (name, principal) =
+                entry.split_once('=').ok_or_else(|| format!("--mllp-client expects NAME=PRINCIPAL, got {entry:?}"))?;
             let name = name.trim();
             if name.is_empty() {
                 return Err(format!("--mllp-client {entry:?}: the certificate name is empty"));
             }
-            let principal = Principal::for_key(principal.trim()).map_err(|e| format!("--mllp-client {entry:?}: {}", e.message))?;
+            let principal =
+                Principal::for_key(principal.trim()).map_err(|e| format!("--mllp-client {entry:?}: {}", e.message))?;
             if map.entries.iter().any(|(n, _)| n == name) {
                 return Err(format!("--mllp-client: {name:?} is mapped twice"));
             }

@@ -104,7 +104,10 @@ impl TypeChange {
             return Err(ApiError::new(ErrorCode::ValidationFailed, m));
         }
         if self.lock_delay_seconds.is_some_and(|d| d > MAX_LOCK_DELAY_SECONDS) {
-            return Err(ApiError::new(ErrorCode::ValidationFailed, format!("lock_delay_seconds must be at most {MAX_LOCK_DELAY_SECONDS}")));
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("lock_delay_seconds must be at most {MAX_LOCK_DELAY_SECONDS}"),
+            ));
         }
         if self.booking_max_seconds.is_some_and(|b| !BOOKING_MAX_RANGE.contains(&b)) {
             return Err(booking_max_invalid());
@@ -147,10 +150,14 @@ impl TypePolicy {
     pub fn validate(&self) -> Result<(), ApiError> {
         let hard = TtlBounds::HARD.max_seconds;
         let invalid = |m: String| Err(ApiError::new(ErrorCode::ValidationFailed, m));
-        if !(1 <= self.min_ttl_seconds && self.min_ttl_seconds <= self.default_ttl_seconds && self.default_ttl_seconds <= self.max_ttl_seconds)
+        if !(1 <= self.min_ttl_seconds
+            && self.min_ttl_seconds <= self.default_ttl_seconds
+            && self.default_ttl_seconds <= self.max_ttl_seconds)
             || self.max_ttl_seconds > i64::from(hard)
         {
-            return invalid(format!("the TTLs must satisfy 1 <= min_ttl_seconds <= default_ttl_seconds <= max_ttl_seconds <= {hard}"));
+            return invalid(format!(
+                "the TTLs must satisfy 1 <= min_ttl_seconds <= default_ttl_seconds <= max_ttl_seconds <= {hard}"
+            ));
         }
         if !(0..=i64::from(MAX_LOCK_DELAY_SECONDS) * 1000).contains(&self.lock_delay_ms) {
             return invalid(format!("lock_delay_seconds must be between 0 and {MAX_LOCK_DELAY_SECONDS}"));

@@ -63,7 +63,8 @@ pub enum WaiterState {
 }
 
 impl WaiterState {
-    pub const ALL: [WaiterState; 5] = [WaiterState::Waiting, WaiterState::Granted, WaiterState::Delivered, WaiterState::TimedOut, WaiterState::Gone];
+    pub const ALL: [WaiterState; 5] =
+        [WaiterState::Waiting, WaiterState::Granted, WaiterState::Delivered, WaiterState::TimedOut, WaiterState::Gone];
 
     /// The stored form.
     pub fn as_str(self) -> &'static str {
@@ -111,7 +112,10 @@ pub fn reclaim(lease: &Lease, now: Millis, handed: HoldId, granted_at: Millis) -
 /// adopts a hold it already has). A touched hold has reached its client, who believes in it.
 pub fn give_back(lease: &Lease, now: Millis, handed: HoldId) -> Option<Outcome> {
     let hold = lease.hold.as_ref().filter(|h| h.id == handed && h.state == HoldState::Held)?;
-    let touched = hold.heartbeats > 0 || hold.booked_until.is_some() || hold.session.is_some() || hold.last_heartbeat != hold.acquired_at;
+    let touched = hold.heartbeats > 0
+        || hold.booked_until.is_some()
+        || hold.session.is_some()
+        || hold.last_heartbeat != hold.acquired_at;
     if touched {
         return None;
     }
@@ -140,7 +144,15 @@ pub struct Waiter {
 impl Waiter {
     /// A new waiter at `now`, waiting up to `wait`.
     pub fn new(id: WaiterId, principal: Principal, owner: OwnerId, ttl: Ttl, now: Millis, wait: Millis) -> Waiter {
-        Waiter { id, principal, owner, ttl, enqueued_at: now, alive_until: now.plus(PRESENCE_TIMEOUT), deadline: now.plus(wait) }
+        Waiter {
+            id,
+            principal,
+            owner,
+            ttl,
+            enqueued_at: now,
+            alive_until: now.plus(PRESENCE_TIMEOUT),
+            deadline: now.plus(wait),
+        }
     }
 
     /// Its request is there and its wait has not ended: it may be granted.
@@ -174,7 +186,14 @@ pub fn leave(lease: &Lease) -> Lease {
 /// Whether an acquire by `principal`/`owner` (waiter `me`, if it is one) may go ahead while `queue` (the
 /// resource's waiters, in arrival order) waits: yes if nobody live waits, if it is the first live waiter, or if
 /// it holds the resource already (a renewal grants nothing). Otherwise [`Denied::Queued`].
-pub fn admit(lease: &Lease, now: Millis, queue: &[Waiter], principal: &Principal, owner: &OwnerId, me: Option<WaiterId>) -> Result<(), Denied> {
+pub fn admit(
+    lease: &Lease,
+    now: Millis,
+    queue: &[Waiter],
+    principal: &Principal,
+    owner: &OwnerId,
+    me: Option<WaiterId>,
+) -> Result<(), Denied> {
     let mut live = queue.iter().filter(|w| w.is_live(now));
     let Some(first) = live.next() else { return Ok(()) };
     let own_hold = lease.live_hold(now).is_some_and(|h| &h.principal == principal && &h.owner == owner);

@@ -74,7 +74,11 @@ pub fn possible<V: Clone + PartialEq>(initial: &V, writes: &[Write<V>], sent: u6
 /// The value an operation over `[sent, answered]` read, if every order consistent with the times gives the same.
 pub fn known<V: Clone + PartialEq>(initial: &V, writes: &[Write<V>], sent: u64, answered: u64) -> Option<V> {
     let mut values = possible(initial, writes, sent, answered);
-    if values.len() == 1 { values.pop() } else { None }
+    if values.len() == 1 {
+        values.pop()
+    } else {
+        None
+    }
 }
 
 /// Whether an event written by one of `ends` certainly happened before `sent` (e.g. a force-release of a hold
@@ -154,7 +158,11 @@ pub fn acquire(k: &Known, ttl: u32, kind: AcquireKind) -> Verdict {
 
 /// A group's acquire, all or none: refused if any member's own acquire would certainly be.
 pub fn acquire_group(members: &[Known], ttl: u32) -> Verdict {
-    if members.iter().any(|k| acquire(k, ttl, AcquireKind::Plain) != Verdict::Any) { Verdict::NotGranted } else { Verdict::Any }
+    if members.iter().any(|k| acquire(k, ttl, AcquireKind::Plain) != Verdict::Any) {
+        Verdict::NotGranted
+    } else {
+        Verdict::Any
+    }
 }
 
 /// A heartbeat or booking by a holder (or a group's heartbeat or booking by its id, for each member): if any of
@@ -162,7 +170,11 @@ pub fn acquire_group(members: &[Known], ttl: u32) -> Verdict {
 /// must be refused — all or none for a group. (Not a release: one naming an older token than the current grant's
 /// is answered as the retry of a release that took effect, by design.)
 pub fn holder_op(ended_by_another: &[bool]) -> Verdict {
-    if ended_by_another.iter().any(|e| *e) { Verdict::NotGranted } else { Verdict::Any }
+    if ended_by_another.iter().any(|e| *e) {
+        Verdict::NotGranted
+    } else {
+        Verdict::Any
+    }
 }
 
 /// One thing a client saw of one hold, for [`belief`].
@@ -206,7 +218,11 @@ pub fn belief(seen: &[Seen]) -> Vec<(u64, u64)> {
                 Seen::Released { sent: at } => to = to.min(at),
                 // A later renewal sets the hold's expiry anew (an acquire adopts its own TTL, shorter perhaps):
                 // from its send on, only at least its own `until` is certain.
-                Seen::Ack { sent: at, until: end, .. } | Seen::Renewing { sent: at, until: end } if j != i && at > sent => to = to.min(at.max(end)),
+                Seen::Ack { sent: at, until: end, .. } | Seen::Renewing { sent: at, until: end }
+                    if j != i && at > sent =>
+                {
+                    to = to.min(at.max(end))
+                }
                 Seen::Booked { sent: at, until: end, .. } if !booking && j != i && at >= sent => to = to.min(end),
                 Seen::ForceReleased { sent: at, answered } if answered.is_none_or(|a| sent <= a) => to = to.min(at),
                 _ => {}
@@ -255,9 +271,22 @@ pub fn grants_follow_status(log: &[Logged<'_>], initial: Status) -> Vec<(usize, 
                 if deleted.contains(resource) {
                     out.push((i, alloc::format!("hold {hold} granted on resource {resource} after it was deleted")));
                 } else if let Some(s) = status.get(resource).copied().filter(|s| !s.available()) {
-                    out.push((i, alloc::format!("hold {hold} granted on resource {resource} while it was {} ({})", s.code(), s.word())));
+                    out.push((
+                        i,
+                        alloc::format!(
+                            "hold {hold} granted on resource {resource} while it was {} ({})",
+                            s.code(),
+                            s.word()
+                        ),
+                    ));
                 } else if !initial.available() && !status.contains_key(resource) {
-                    out.push((i, alloc::format!("hold {hold} granted on resource {resource} in its initial status {}", initial.code())));
+                    out.push((
+                        i,
+                        alloc::format!(
+                            "hold {hold} granted on resource {resource} in its initial status {}",
+                            initial.code()
+                        ),
+                    ));
                 }
             }
         }

@@ -21,9 +21,13 @@ use crate::ttl::Ttl;
 pub enum SessionState {
     Open,
     /// Closed by its owner at `at` (its holds released).
-    Closed { at: Millis },
+    Closed {
+        at: Millis,
+    },
     /// Lapsed: `at` is its last valid instant.
-    Lapsed { at: Millis },
+    Lapsed {
+        at: Millis,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +87,8 @@ pub fn close(s: &Session, now: Millis, principal: &Principal) -> Result<Session,
 
 /// The reaper's record of a session past its last valid instant; `None` if it is live or already ended.
 pub fn lapse(s: &Session, now: Millis) -> Option<Session> {
-    (s.state == SessionState::Open && !s.is_live(now)).then(|| Session { state: SessionState::Lapsed { at: s.expires_at() }, ..s.clone() })
+    (s.state == SessionState::Open && !s.is_live(now))
+        .then(|| Session { state: SessionState::Lapsed { at: s.expires_at() }, ..s.clone() })
 }
 
 /// After a database outage (as [`crate::lease::resume`] for a hold): an open session that was live when the outage
@@ -100,13 +105,22 @@ pub fn resume(s: &Session, lost_at: Millis, now: Millis) -> Option<Session> {
 /// Acquire under a live session of the caller's: the lease rule's acquire for the session's owner, then the hold
 /// takes the session's renewal (so it expires with it). Re-acquiring a hold the owner already has on its own
 /// attaches it; one already under this session is left as it is (another session's: `InSession`).
-pub fn acquire_in(lease: &Lease, now: Millis, cmd: &AcquireCmd, s: &Session, lock_delay: Millis) -> Result<Outcome, Denied> {
+pub fn acquire_in(
+    lease: &Lease,
+    now: Millis,
+    cmd: &AcquireCmd,
+    s: &Session,
+    lock_delay: Millis,
+) -> Result<Outcome, Denied> {
     check(s, now, &cmd.principal)?;
     if cmd.owner != s.owner {
         return Err(Denied::NotSessionOwner);
     }
     // The owner's live hold under this session already: nothing to grant, it already ends with the session.
-    if lease.live_hold(now).is_some_and(|h| h.session == Some(s.id) && h.owner == cmd.owner && h.principal == cmd.principal) {
+    if lease
+        .live_hold(now)
+        .is_some_and(|h| h.session == Some(s.id) && h.owner == cmd.owner && h.principal == cmd.principal)
+    {
         return Ok(Outcome { lease: lease.clone(), events: alloc::vec![] });
     }
     let mut outcome = acquire(lease, now, &AcquireCmd { ttl: s.ttl, ..cmd.clone() }, lock_delay)?;
@@ -143,5 +157,7 @@ pub fn renew_hold(lease: &Lease, s: &Session, now: Millis) -> Option<Outcome> {
 pub fn end_hold(lease: &Lease, s: &Session, now: Millis) -> Option<Outcome> {
     let h = lease.hold.as_ref().filter(|h| h.session == Some(s.id) && h.is_live(now) && h.booked_until.is_none())?;
     let claim = crate::lease::Claim { principal: h.principal.clone(), owner: h.owner.clone(), token: Some(h.token) };
-    crate::lease::release(lease, now, &claim).ok().filter(|o| o.lease.hold.as_ref().is_some_and(|h| matches!(h.state, HoldState::Released { .. })))
+    crate::lease::release(lease, now, &claim)
+        .ok()
+        .filter(|o| o.lease.hold.as_ref().is_some_and(|h| matches!(h.state, HoldState::Released { .. })))
 }

@@ -33,7 +33,14 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [Status::Closed, Status::Housekeeping, Status::Isolated, Status::Contaminated, Status::Occupied, Status::Unoccupied];
+    pub const ALL: [Status; 6] = [
+        Status::Closed,
+        Status::Housekeeping,
+        Status::Isolated,
+        Status::Contaminated,
+        Status::Occupied,
+        Status::Unoccupied,
+    ];
 
     /// Its table 0116 code, as stored and sent.
     pub const fn code(self) -> &'static str {

@@ -109,7 +109,10 @@ impl StoredLease {
             None => None,
             Some(state) => Some(Hold {
                 id: HoldId(self.hold_id.ok_or_else(|| missing("hold_id"))?),
-                principal: self.principal.and_then(|p| Principal::parse(&p).ok()).ok_or_else(|| missing("principal"))?,
+                principal: self
+                    .principal
+                    .and_then(|p| Principal::parse(&p).ok())
+                    .ok_or_else(|| missing("principal"))?,
                 owner: self.owner_id.and_then(|o| OwnerId::parse(&o).ok()).ok_or_else(|| missing("owner_id"))?,
                 ttl: Ttl::from_stored_millis(self.ttl_ms.ok_or_else(|| missing("ttl_ms"))?),
                 token: self.token.and_then(FencingToken::from_i64).ok_or_else(|| missing("token"))?,

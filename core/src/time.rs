@@ -1,8 +1,8 @@
 //! Time as plain numbers: milliseconds since the Unix epoch, as read from the database's clock by the caller.
 
-use chrono::{DateTime, Utc};
 use alloc::string::String;
 use chrono::SecondsFormat;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time (or, where documented, a duration) in milliseconds since the Unix epoch.

@@ -57,7 +57,13 @@ impl Ttl {
     /// way in, possibly under other bounds.
     pub const fn from_stored_millis(ms: i64) -> Ttl {
         let secs = ms / 1000;
-        Ttl(if secs < 0 { 0 } else if secs > u32::MAX as i64 { u32::MAX } else { secs as u32 })
+        Ttl(if secs < 0 {
+            0
+        } else if secs > u32::MAX as i64 {
+            u32::MAX
+        } else {
+            secs as u32
+        })
     }
 
     pub const fn seconds(self) -> u32 {

@@ -160,7 +160,8 @@ const OUTLIER_MIN_SAMPLES: u32 = 20;
 impl ScopeStats {
     fn observe(&mut self, o: &Observation) {
         let held = o.held.0 as f64;
-        let outlier = self.durations.n >= OUTLIER_MIN_SAMPLES && self.durations.fit().is_some_and(|f| f.z(held) > OUTLIER_Z);
+        let outlier =
+            self.durations.n >= OUTLIER_MIN_SAMPLES && self.durations.fit().is_some_and(|f| f.z(held) > OUTLIER_Z);
         if !outlier {
             self.durations.add(held);
         }
@@ -399,9 +400,14 @@ impl TtlModel {
     fn finish(fit: LogNormal, margin: f64, scope: Scope, basis: Basis, samples: u32, b: &TtlBounds) -> Suggestion {
         let q = fit.quantile_ms(Z_QUANTILE);
         let secs = libm::ceil(q * margin / 1000.0);
-        let secs = if secs.is_finite() { secs.clamp(f64::from(b.min_seconds), f64::from(b.max_seconds)) } else { f64::from(b.max_seconds) };
+        let secs = if secs.is_finite() {
+            secs.clamp(f64::from(b.min_seconds), f64::from(b.max_seconds))
+        } else {
+            f64::from(b.max_seconds)
+        };
         Suggestion {
-            ttl: Ttl::from_seconds_f64(secs, b).unwrap_or_else(|_| Ttl::from_stored_millis(i64::from(b.max_seconds) * 1000)),
+            ttl: Ttl::from_seconds_f64(secs, b)
+                .unwrap_or_else(|_| Ttl::from_stored_millis(i64::from(b.max_seconds) * 1000)),
             scope,
             basis,
             samples,
@@ -426,6 +432,10 @@ impl TtlModel {
                 score = score.max(phi(g.z(gap) - GAP_SHIFT));
             }
         }
-        if score.is_finite() { score.clamp(0.0, 1.0) } else { 0.0 }
+        if score.is_finite() {
+            score.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }

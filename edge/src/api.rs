@@ -9,23 +9,26 @@ use hhs_core::{ApiError, ErrorCode};
 use worker::{Env, Request, Response, Result};
 
 use crate::config::Config;
+use crate::forward;
 use crate::limit::{self, Verdict};
 use crate::reply;
-use crate::forward;
 
 /// Query strings read as the origin reads them (axum's `Query` is `serde_urlencoded` too).
 struct UrlEncoded;
 
 impl QueryParser for UrlEncoded {
     fn parse<T: serde::de::DeserializeOwned>(&self, query: &str) -> std::result::Result<T, ApiError> {
-        serde_urlencoded::from_str(query).map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("invalid query parameters: {e}")))
+        serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("invalid query parameters: {e}")))
     }
 }
 
 /// The client's `X-Request-Id` if it is short and plain (as the origin accepts it), else a fresh one.
 fn request_id(req: &Request) -> String {
     let given = req.headers().get("x-request-id").ok().flatten().filter(|v| {
-        !v.is_empty() && v.len() <= 128 && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        !v.is_empty()
+            && v.len() <= 128
+            && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
     });
     given.unwrap_or_else(|| {
         // Request ids need to be unique, not unguessable: Math.random is enough.
@@ -65,7 +68,10 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         Vec::new()
     } else if declared_len.is_some_and(|n| n > hhs_core::wire::MAX_BODY_BYTES) {
         // Refuse before reading what we would refuse anyway.
-        return reply::error(ApiError::new(ErrorCode::PayloadTooLarge, "request bodies are limited to 65536 bytes"), Some(&id));
+        return reply::error(
+            ApiError::new(ErrorCode::PayloadTooLarge, "request bodies are limited to 65536 bytes"),
+            Some(&id),
+        );
     } else {
         req.bytes().await?
     };
@@ -99,14 +105,18 @@ async fn describe(req: Request, env: &Env, config: &Config, id: &str, method: &s
 }
 
 fn rate_limited(config: &Config, id: &str) -> Result<Response> {
-    let mut resp = reply::error(ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the Retry-After seconds"), Some(id))?;
+    let mut resp = reply::error(
+        ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the Retry-After seconds"),
+        Some(id),
+    )?;
     resp.headers_mut().set("retry-after", &config.rate_limit_period_s.to_string())?;
     Ok(resp)
 }
 
 /// 405 with the `Allow` header RFC 9110 asks for (as the origin's router sends).
 fn method_not_allowed(allowed: &[&str], id: &str) -> Result<Response> {
-    let mut resp = reply::error(ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"), Some(id))?;
+    let mut resp =
+        reply::error(ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method"), Some(id))?;
     resp.headers_mut().set("allow", &allowed.join(", "))?;
     Ok(resp)
 }

@@ -26,7 +26,10 @@ fn num<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> T {
 impl Config {
     pub fn from_env(env: &Env) -> Config {
         Config {
-            origin_url: var(env, "ORIGIN_URL").unwrap_or_else(|| "http://127.0.0.1:8000".into()).trim_end_matches('/').to_owned(),
+            origin_url: var(env, "ORIGIN_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8000".into())
+                .trim_end_matches('/')
+                .to_owned(),
             origin_timeout_ms: num(env, "ORIGIN_TIMEOUT_MS", 10_000),
             ttl_bounds: TtlBounds::HARD,
             rate_limit_period_s: num(env, "RATE_LIMIT_PERIOD_SECONDS", 60),

@@ -15,7 +15,13 @@ const PASSED: [&str; 4] = ["authorization", "content-type", "accept", "last-even
 
 /// `held_open_ms`: how long the origin may keep this request open on purpose (an acquire's wait), added to
 /// `ORIGIN_TIMEOUT_MS`.
-pub async fn send(config: &Config, req: &Request, body: Vec<u8>, request_id: &str, held_open_ms: u64) -> Result<Response> {
+pub async fn send(
+    config: &Config,
+    req: &Request,
+    body: Vec<u8>,
+    request_id: &str,
+    held_open_ms: u64,
+) -> Result<Response> {
     let url = req.url()?;
     let target = match url.query() {
         Some(q) => format!("{}{}?{q}", config.origin_url, url.path()),
@@ -50,12 +56,18 @@ pub async fn send(config: &Config, req: &Request, body: Vec<u8>, request_id: &st
         Either::Left((Ok(resp), _)) => Ok(resp),
         Either::Left((Err(e), _)) => {
             worker::console_error!("origin unreachable: {e}");
-            reply::error(ApiError::new(ErrorCode::OriginUnavailable, "the origin could not be reached; retry shortly"), Some(request_id))
+            reply::error(
+                ApiError::new(ErrorCode::OriginUnavailable, "the origin could not be reached; retry shortly"),
+                Some(request_id),
+            )
         }
         Either::Right((_, _)) => {
             controller.abort();
             let mut resp = reply::error(
-                ApiError::new(ErrorCode::OriginUnavailable, format!("the origin did not answer within {timeout_ms} ms")),
+                ApiError::new(
+                    ErrorCode::OriginUnavailable,
+                    format!("the origin did not answer within {timeout_ms} ms"),
+                ),
                 Some(request_id),
             )?;
             resp = resp.with_status(504);

@@ -34,7 +34,13 @@ async fn run() {
         for i in 1..=count {
             let id = app.create_resource(ty, &format!("{ty} {i:04}")).await;
             if n % 5 < 2 {
-                let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": format!("ws-{}", n % 37), "ttl_seconds": 3_600})).await;
+                let r = app
+                    .post_as(
+                        &app.keys.client,
+                        "/api/locks/acquire",
+                        json!({"resource_id": id, "owner_id": format!("ws-{}", n % 37), "ttl_seconds": 3_600}),
+                    )
+                    .await;
                 assert!(r.status.is_success(), "{}", r.body);
             }
             n += 1;
@@ -55,7 +61,11 @@ async fn run() {
                 "the board of 1,000 resources renders",
             )
             .await;
-        let ms = browser.eval("return performance.getEntriesByName('hhs-board-rendered')[0].startTime;").await.as_f64().unwrap_or(f64::NAN);
+        let ms = browser
+            .eval("return performance.getEntriesByName('hhs-board-rendered')[0].startTime;")
+            .await
+            .as_f64()
+            .unwrap_or(f64::NAN);
         eprintln!("run {}: first full render {ms:.0} ms after navigation start", run + 1);
         renders.push(ms);
     }
@@ -81,7 +91,10 @@ async fn run() {
     println!("| first full render, median of {runs} loads | {median:.0} ms (budget 1,000 ms) |");
     println!("| first full render, slowest load | {:.0} ms |", renders[renders.len() - 1]);
     println!("| long tasks (> 50 ms) in 5 s of live ticking | {} (longest {worst_tick:.0} ms) |", long.len());
-    println!("| rows re-rendered per one-second tick (400 held of 1,000) | {} (each tick: {per_tick:?}) |", per_tick.iter().max().unwrap_or(&0));
+    println!(
+        "| rows re-rendered per one-second tick (400 held of 1,000) | {} (each tick: {per_tick:?}) |",
+        per_tick.iter().max().unwrap_or(&0)
+    );
     println!("\nscreenshot: {}", shot.display());
     drop(browser);
     app.stop().await;

@@ -115,7 +115,10 @@ fn parse_lock_delay(s: &str) -> Result<(String, u32), String> {
 impl PolicyArgs {
     pub fn policy(&self) -> Result<Policy, String> {
         if self.min_ttl == 0 || self.min_ttl > self.max_ttl {
-            return Err(format!("--min-ttl ({}) must be at least 1 and at most --max-ttl ({})", self.min_ttl, self.max_ttl));
+            return Err(format!(
+                "--min-ttl ({}) must be at least 1 and at most --max-ttl ({})",
+                self.min_ttl, self.max_ttl
+            ));
         }
         if !(self.min_ttl..=self.max_ttl).contains(&self.default_ttl) {
             return Err(format!("--default-ttl ({}) must lie within --min-ttl and --max-ttl", self.default_ttl));

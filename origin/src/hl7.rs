@@ -88,8 +88,12 @@ pub async fn ingest(store: &DynStore, cfg: &Hl7Config, text: &str, actor: &Actor
     let answered = store.hl7_ingest(&message, actor).await?;
     let control_id = &message.inbound.control_id;
     match answered.repeat {
-        hhs_core::hl7::Repeat::Same => tracing::debug!(control_id = %control_id, "HL7 message repeated: the stored ACK again"),
-        _ => tracing::info!(control_id = %control_id, ack = answered.code.as_str(), repeat = ?answered.repeat, "HL7 message answered"),
+        hhs_core::hl7::Repeat::Same => {
+            tracing::debug!(control_id = %control_id, "HL7 message repeated: the stored ACK again")
+        }
+        _ => {
+            tracing::info!(control_id = %control_id, ack = answered.code.as_str(), repeat = ?answered.repeat, "HL7 message answered")
+        }
     }
     Ok(answered.ack)
 }
@@ -157,7 +161,11 @@ impl MllpConfig {
 }
 
 /// A TLS server that requires a client certificate signed by one of `client_ca`'s CAs (rustls, ring).
-pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path, client_ca: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -235,7 +243,13 @@ pub fn common_names(subject: &[u8]) -> Vec<String> {
 /// The MLLP listener: each connection (at most `max_connections` at once) sends framed messages and gets each
 /// `ACK` framed back, attributed to its principal. Bytes outside a frame are skipped; a frame over the limit is
 /// answered `AR` and its connection closed; an idle connection is closed.
-pub async fn serve_mllp(listener: TcpListener, store: DynStore, hl7: Arc<Hl7Config>, mllp: Arc<MllpConfig>, shutdown: CancellationToken) {
+pub async fn serve_mllp(
+    listener: TcpListener,
+    store: DynStore,
+    hl7: Arc<Hl7Config>,
+    mllp: Arc<MllpConfig>,
+    shutdown: CancellationToken,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(mllp.max_connections));
     loop {
         let (socket, peer) = tokio::select! {
@@ -267,7 +281,12 @@ pub async fn serve_mllp(listener: TcpListener, store: DynStore, hl7: Arc<Hl7Conf
 }
 
 /// One connection: its TLS handshake and principal (or plain, loopback), then its messages.
-async fn accept(socket: tokio::net::TcpStream, store: &DynStore, hl7: &Hl7Config, mllp: &MllpConfig) -> std::io::Result<()> {
+async fn accept(
+    socket: tokio::net::TcpStream,
+    store: &DynStore,
+    hl7: &Hl7Config,
+    mllp: &MllpConfig,
+) -> std::io::Result<()> {
     let refused = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
     match &mllp.transport {
         MllpTransport::Plain(principal) => {
@@ -275,8 +294,11 @@ async fn accept(socket: tokio::net::TcpStream, store: &DynStore, hl7: &Hl7Config
             connection(socket, store, hl7, mllp, &actor).await
         }
         MllpTransport::Tls { acceptor, clients } => {
-            let tls = tokio::time::timeout(mllp.idle, acceptor.accept(socket)).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
-            let names = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(certificate_names).unwrap_or_default();
+            let tls = tokio::time::timeout(mllp.idle, acceptor.accept(socket))
+                .await
+                .map_err(|_| std::io::ErrorKind::TimedOut)??;
+            let names =
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(certificate_names).unwrap_or_default();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             match clients.principal(&refs) {
                 Ok(principal) => {
@@ -285,13 +307,22 @@ async fn accept(socket: tokio::net::TcpStream, store: &DynStore, hl7: &Hl7Config
                 }
                 Err(r) => {
                     let reason = match r {
-                        Refused::Unmapped => format!("MLLP client certificate {names:?} is mapped to no principal (--mllp-client)"),
-                        Refused::Ambiguous => format!("MLLP client certificate {names:?} is mapped to more than one principal"),
+                        Refused::Unmapped => {
+                            format!("MLLP client certificate {names:?} is mapped to no principal (--mllp-client)")
+                        }
+                        Refused::Ambiguous => {
+                            format!("MLLP client certificate {names:?} is mapped to more than one principal")
+                        }
                     };
                     tracing::warn!(reason = %reason, "MLLP connection refused");
                     let event = EventView {
                         outcome: "denied".into(),
-                        ..EventView::new(LogKind::AuthFailed, Millis(0), &Actor { principal: "anonymous".into(), ..Actor::default() }, Detail::AuthFailed(AuthFailedDetail { reason: reason.clone(), suppressed_before: 0 }))
+                        ..EventView::new(
+                            LogKind::AuthFailed,
+                            Millis(0),
+                            &Actor { principal: "anonymous".into(), ..Actor::default() },
+                            Detail::AuthFailed(AuthFailedDetail { reason: reason.clone(), suppressed_before: 0 }),
+                        )
                     };
                     if let Err(e) = store.append_event(event).await {
                         tracing::warn!(error = %e, "could not record a refused MLLP client");
@@ -303,7 +334,13 @@ async fn accept(socket: tokio::net::TcpStream, store: &DynStore, hl7: &Hl7Config
     }
 }
 
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S, store: &DynStore, hl7: &Hl7Config, mllp: &MllpConfig, actor: &Actor) -> std::io::Result<()> {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: S,
+    store: &DynStore,
+    hl7: &Hl7Config,
+    mllp: &MllpConfig,
+    actor: &Actor,
+) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -318,11 +355,17 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S, store: &Dy
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, "HL7 message not taken: the database is unavailable");
-                    answer(&read(&text).unwrap_or_default(), AckCode::AE, "HHS cannot reach its database; send it again")
+                    answer(
+                        &read(&text).unwrap_or_default(),
+                        AckCode::AE,
+                        "HHS cannot reach its database; send it again",
+                    )
                 }
             };
             // A peer that stops reading keeps its slot no longer than one that stops sending.
-            tokio::time::timeout(mllp.idle, socket.write_all(&framed(&answer))).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
+            tokio::time::timeout(mllp.idle, socket.write_all(&framed(&answer)))
+                .await
+                .map_err(|_| std::io::ErrorKind::TimedOut)??;
         }
         // A frame begun and not ended within the limit: never buffered further.
         if buf.len() > mllp.max_message + 1 {
@@ -330,7 +373,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S, store: &Dy
                 .await
                 .map_err(|_| std::io::ErrorKind::TimedOut)?;
         }
-        let n = tokio::time::timeout(mllp.idle, socket.read(&mut chunk)).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
+        let n = tokio::time::timeout(mllp.idle, socket.read(&mut chunk))
+            .await
+            .map_err(|_| std::io::ErrorKind::TimedOut)??;
         if n == 0 {
             return Ok(());
         }

@@ -25,7 +25,12 @@ pub fn verify(record: &KeyRecord, parts: &KeyParts<'_>) -> bool {
 
 /// Mints a key, stores its hash, records `key_created`. Returns the full key — the only time it exists in
 /// clear — and the stored record.
-pub async fn create(store: &DynStore, principal: &Principal, role: Role, actor: &Actor) -> Result<(String, KeyRecord), StoreError> {
+pub async fn create(
+    store: &DynStore,
+    principal: &Principal,
+    role: Role,
+    actor: &Actor,
+) -> Result<(String, KeyRecord), StoreError> {
     let id = random_hex(KEY_ID_LEN)?;
     let secret = random_hex(SECRET_LEN)?;
     let record = KeyRecord {

@@ -59,14 +59,26 @@ async fn keys_command(args: KeysArgs) -> Result<(), Box<dyn std::error::Error>> 
             let principal = hhs_core::Principal::for_key(&principal).map_err(|e| e.message)?;
             let role = hhs_core::Role::parse(&role).ok_or("role must be viewer, client, admin or integration")?;
             let (key, record) = keys::create(&store, &principal, role, &actor).await?;
-            eprintln!("created key {} for principal {} with role {} (shown once; store it now)", record.id, record.principal, record.role.as_str());
+            eprintln!(
+                "created key {} for principal {} with role {} (shown once; store it now)",
+                record.id,
+                record.principal,
+                record.role.as_str()
+            );
             println!("{key}");
         }
         KeysCommand::List => {
             println!("{:<14} {:<24} {:<8} {:<26} revoked", "id", "principal", "role", "created");
             for k in store.keys().await? {
                 let at = |ms: i64| hhs_core::Millis(ms).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                println!("{:<14} {:<24} {:<8} {:<26} {}", k.id, k.principal, k.role.as_str(), at(k.created_at_ms), k.revoked_at_ms.map(at).unwrap_or_else(|| "-".into()));
+                println!(
+                    "{:<14} {:<24} {:<8} {:<26} {}",
+                    k.id,
+                    k.principal,
+                    k.role.as_str(),
+                    at(k.created_at_ms),
+                    k.revoked_at_ms.map(at).unwrap_or_else(|| "-".into())
+                );
             }
         }
         KeysCommand::Revoke { key_id } => {

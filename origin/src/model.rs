@@ -39,14 +39,24 @@ impl ModelCache {
             {
                 let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
                 for row in &rows {
-                    let (Some(owner), Ok(d)) = (row.owner_id.as_deref(), serde_json::from_str::<HoldDetail>(&row.detail)) else {
+                    let (Some(owner), Ok(d)) =
+                        (row.owner_id.as_deref(), serde_json::from_str::<HoldDetail>(&row.detail))
+                    else {
                         continue;
                     };
                     let (ty, principal) = (row.resource_type.as_str(), d.hold_principal.as_str());
-                    let observation = |held| Observation { heartbeats: d.heartbeats, max_gap: Millis(d.max_heartbeat_gap_ms), held: Millis(held) };
+                    let observation = |held| Observation {
+                        heartbeats: d.heartbeats,
+                        max_gap: Millis(d.max_heartbeat_gap_ms),
+                        held: Millis(held),
+                    };
                     match (LogKind::parse(&row.kind), d.held_ms) {
-                        (LogKind::LateHeartbeat, _) => model.observe_gap(ty, principal, owner, Millis(d.max_heartbeat_gap_ms)),
-                        (LogKind::LateRelease, Some(held)) => model.observe_late(ty, principal, owner, &observation(held)),
+                        (LogKind::LateHeartbeat, _) => {
+                            model.observe_gap(ty, principal, owner, Millis(d.max_heartbeat_gap_ms))
+                        }
+                        (LogKind::LateRelease, Some(held)) => {
+                            model.observe_late(ty, principal, owner, &observation(held))
+                        }
                         (LogKind::Released, Some(held)) => model.observe(ty, principal, owner, &observation(held)),
                         _ => {}
                     }

@@ -16,9 +16,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Database, Pool, Postgres};
 
 use crate::store::dialect::{Dialect, QUEUE, RENEWALS};
-use hhs_core::ResourceId;
 use crate::store::sql_store::SqlStore;
 use crate::store::{Change, PgStore, StoreError};
+use hhs_core::ResourceId;
 
 /// How long the origin looks for a writable server at start-up (a failover may be under way).
 const CONNECT_WITHIN: Duration = Duration::from_secs(30);
@@ -59,7 +59,11 @@ impl<D: Database> Source<D> {
 
     /// The current pool, or `Unavailable` while no primary is known.
     pub fn current(&self) -> Result<Pool<D>, StoreError> {
-        self.pool.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(StoreError::Unavailable(sqlx::Error::PoolClosed))
+        self.pool
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Unavailable(sqlx::Error::PoolClosed))
     }
 
     pub fn server(&self) -> Option<String> {
@@ -93,7 +97,11 @@ impl<D: Database> Source<D> {
         let old = self.pool.write().unwrap_or_else(|p| p.into_inner()).take();
         let server = self.server.write().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(old) = old {
-            tracing::warn!(server = server.as_deref().unwrap_or(""), why, "lost the PostgreSQL primary; answering 503 until a primary is found");
+            tracing::warn!(
+                server = server.as_deref().unwrap_or(""),
+                why,
+                "lost the PostgreSQL primary; answering 503 until a primary is found"
+            );
             tokio::spawn(async move { old.close().await });
             let seen = *self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
             let mut lost_at = self.lost_at.lock().unwrap_or_else(|p| p.into_inner());
@@ -107,7 +115,9 @@ impl<D: Database> Source<D> {
     fn install(&self, pool: Pool<D>, server: String) {
         let away = self.lost_since.lock().unwrap_or_else(|p| p.into_inner()).take();
         match away {
-            Some(since) => tracing::warn!(server = %server, away_ms = since.elapsed().as_millis() as u64, "PostgreSQL primary found again"),
+            Some(since) => {
+                tracing::warn!(server = %server, away_ms = since.elapsed().as_millis() as u64, "PostgreSQL primary found again")
+            }
             None => tracing::info!(server = %server, "connected to the PostgreSQL primary"),
         }
         *self.server.write().unwrap_or_else(|p| p.into_inner()) = Some(server);
@@ -122,7 +132,8 @@ impl<D: Database> Source<D> {
 pub fn targets(url: &str) -> Result<Vec<String>, String> {
     let mut out = vec![];
     for one in url.split_whitespace() {
-        let (scheme, rest) = one.split_once("://").ok_or("DATABASE_URL must start with postgres:// or postgresql://")?;
+        let (scheme, rest) =
+            one.split_once("://").ok_or("DATABASE_URL must start with postgres:// or postgresql://")?;
         let (auth, rest) = match rest.split_once('@') {
             // An '@' after the host list belongs to the path or query, not to the user part.
             Some((auth, after)) if !auth.contains('/') && !auth.contains('?') => (Some(auth), after),
@@ -131,7 +142,11 @@ pub fn targets(url: &str) -> Result<Vec<String>, String> {
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (hosts, tail) = rest.split_at(end);
         let (path, query) = tail.split_once('?').map_or((tail, None), |(p, q)| (p, Some(q)));
-        let query: Vec<&str> = query.into_iter().flat_map(|q| q.split('&')).filter(|kv| !kv.is_empty() && !kv.starts_with("target_session_attrs=")).collect();
+        let query: Vec<&str> = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|kv| !kv.is_empty() && !kv.starts_with("target_session_attrs="))
+            .collect();
         let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
         let auth = auth.map(|a| format!("{a}@")).unwrap_or_default();
         let hosts: Vec<&str> = if hosts.is_empty() { vec![""] } else { hosts.split(',').collect() };
@@ -146,7 +161,12 @@ pub fn targets(url: &str) -> Result<Vec<String>, String> {
 }
 
 /// Connects to the first of `targets` that accepts writes, trying them all in turn until `within` has passed.
-pub async fn find_primary(targets: &[PgConnectOptions], min: u32, max: u32, within: Duration) -> Option<(Pool<Postgres>, String)> {
+pub async fn find_primary(
+    targets: &[PgConnectOptions],
+    min: u32,
+    max: u32,
+    within: Duration,
+) -> Option<(Pool<Postgres>, String)> {
     let deadline = Instant::now() + within;
     loop {
         for options in targets {
@@ -179,14 +199,21 @@ async fn try_primary(options: &PgConnectOptions, min: u32, max: u32) -> Option<(
 
 /// Whether the server is in recovery (a standby), and its clock.
 async fn probe(pool: &Pool<Postgres>) -> Result<(bool, Millis), sqlx::Error> {
-    let statement = format!("SELECT pg_is_in_recovery(), ({})", <Postgres as Dialect>::NOW.trim_start_matches("SELECT "));
+    let statement =
+        format!("SELECT pg_is_in_recovery(), ({})", <Postgres as Dialect>::NOW.trim_start_matches("SELECT "));
     let (standby, ms): (bool, i64) = sqlx::query_as(&statement).fetch_one(pool).await?;
     Ok((standby, Millis(ms)))
 }
 
 /// Probes the primary every [`PROBE_EVERY`]; when it is gone or read-only, drops its pool and looks for the new
 /// one. Runs until the store is dropped (the task is aborted).
-pub async fn follow(source: Arc<Source<Postgres>>, targets: Vec<PgConnectOptions>, min: u32, max: u32, changes: tokio::sync::broadcast::Sender<Change>) {
+pub async fn follow(
+    source: Arc<Source<Postgres>>,
+    targets: Vec<PgConnectOptions>,
+    min: u32,
+    max: u32,
+    changes: tokio::sync::broadcast::Sender<Change>,
+) {
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
         match source.current() {
@@ -212,15 +239,22 @@ impl SqlStore<Postgres> {
     /// renewals' LISTEN connection follows it too.
     pub async fn connect(url: &str, min: u32, max: u32) -> Result<PgStore, StoreError> {
         let hosts = targets(url).map_err(|e| StoreError::Unavailable(sqlx::Error::Configuration(e.into())))?;
-        let options: Vec<PgConnectOptions> = hosts.iter().map(|h| h.parse()).collect::<Result<_, _>>().map_err(StoreError::Unavailable)?;
+        let options: Vec<PgConnectOptions> =
+            hosts.iter().map(|h| h.parse()).collect::<Result<_, _>>().map_err(StoreError::Unavailable)?;
         let Some((pool, server)) = find_primary(&options, min, max, CONNECT_WITHIN).await else {
-            let why = format!("none of the {} host(s) of DATABASE_URL accepted writes within {CONNECT_WITHIN:?}", options.len());
+            let why = format!(
+                "none of the {} host(s) of DATABASE_URL accepted writes within {CONNECT_WITHIN:?}",
+                options.len()
+            );
             return Err(StoreError::Unavailable(sqlx::Error::Configuration(why.into())));
         };
         tracing::info!(server = %server, hosts = options.len(), "connected to the PostgreSQL primary");
         let store = SqlStore::new(Source::new(Some(pool), Some(server)));
         let (source, changes, queue) = (store.source().clone(), store.changes.clone(), store.queue_wake.clone());
-        let tasks = [tokio::spawn(follow(source.clone(), options, min, max, changes.clone())), tokio::spawn(listen(source, changes, queue))];
+        let tasks = [
+            tokio::spawn(follow(source.clone(), options, min, max, changes.clone())),
+            tokio::spawn(listen(source, changes, queue)),
+        ];
         store.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
         Ok(store)
     }
@@ -229,7 +263,11 @@ impl SqlStore<Postgres> {
 /// Forwards `hhs_renewals` to this store's readers and `hhs_queue` to its waiting requests, reconnecting (to the
 /// current primary) after any error. A lost connection is reported as `Change::Events`, so readers look at the
 /// log rather than wait for a renewal that may be lost (waiting requests poll on their own as well).
-async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::Sender<Change>, queue: tokio::sync::broadcast::Sender<ResourceId>) {
+async fn listen(
+    source: Arc<Source<Postgres>>,
+    changes: tokio::sync::broadcast::Sender<Change>,
+    queue: tokio::sync::broadcast::Sender<ResourceId>,
+) {
     loop {
         let listener = match source.current() {
             Ok(pool) => match PgListener::connect_with(&pool).await {
@@ -247,7 +285,8 @@ async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::
                         }
                     }
                     Ok(n) => {
-                        let _ = changes.send(renewal(n.payload()).map_or(Change::Events, |r| Change::Renewed(Box::new(r))));
+                        let _ =
+                            changes.send(renewal(n.payload()).map_or(Change::Events, |r| Change::Renewed(Box::new(r))));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
@@ -266,5 +305,7 @@ async fn listen(source: Arc<Source<Postgres>>, changes: tokio::sync::broadcast::
 /// A renewal notification's hold: a `LockView` (written by the row-lock path) or the `leases` row a one-statement
 /// heartbeat wrote (`StoredLease::parse_row`), viewed as `LockView::renewed` would.
 fn renewal(payload: &str) -> Option<hhs_core::wire::LockView> {
-    serde_json::from_str(payload).ok().or_else(|| hhs_core::wire::LockView::renewed(&hhs_core::stored::StoredLease::parse_row(payload).ok()?))
+    serde_json::from_str(payload)
+        .ok()
+        .or_else(|| hhs_core::wire::LockView::renewed(&hhs_core::stored::StoredLease::parse_row(payload).ok()?))
 }

@@ -13,10 +13,10 @@ use crate::http::auth::Authenticator;
 use crate::http::metrics::Metrics;
 use crate::http::{router, AppState};
 use crate::model::ModelCache;
-use crate::stream::EventHub;
 use crate::reaper;
-use crate::store::{PgStore, SqliteStore};
 use crate::store::{Actor, DynStore, StoreError};
+use crate::store::{PgStore, SqliteStore};
+use crate::stream::EventHub;
 
 /// PostgreSQL when a URL is given, else the embedded SQLite file. The URL is never logged (it may hold a password).
 pub async fn open_store(db: &DbArgs) -> Result<DynStore, StoreError> {
@@ -96,7 +96,12 @@ impl Running {
 }
 
 /// Starts the API (and the reaper) on `listener`; runs until `shutdown` is cancelled.
-pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdown: CancellationToken) -> std::io::Result<Running> {
+pub fn spawn(
+    listener: TcpListener,
+    store: DynStore,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let auth = Arc::new(Authenticator::new(store.clone(), settings.insecure_no_auth));
     let model = Arc::new(ModelCache::default());
@@ -114,9 +119,9 @@ pub fn spawn(listener: TcpListener, store: DynStore, settings: Settings, shutdow
         hl7: Arc::new(settings.hl7_config()),
     };
     let app = router(state, &settings.cors_origins, settings.dashboard_dir.as_deref());
-    let reaper = settings.reaper.map(|(interval, batch)| {
-        tokio::spawn(reaper::run(store.clone(), interval, batch, shutdown.clone()))
-    });
+    let reaper = settings
+        .reaper
+        .map(|(interval, batch)| tokio::spawn(reaper::run(store.clone(), interval, batch, shutdown.clone())));
     let learner = {
         let (store, shutdown, interval) = (store.clone(), shutdown.clone(), settings.model_refresh);
         tokio::spawn(async move { model.run(store, interval, shutdown).await })
@@ -167,9 +172,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     if args.insecure_no_auth {
         if !args.bind.ip().is_loopback() {
-            return Err(format!("--insecure-no-auth refuses to listen on {}: bind a loopback address (127.0.0.1)", args.bind).into());
+            return Err(format!(
+                "--insecure-no-auth refuses to listen on {}: bind a loopback address (127.0.0.1)",
+                args.bind
+            )
+            .into());
         }
-        tracing::warn!("!!! --insecure-no-auth: NO API KEYS ARE CHECKED; every caller is an admin. For local demos only. !!!");
+        tracing::warn!(
+            "!!! --insecure-no-auth: NO API KEYS ARE CHECKED; every caller is an admin. For local demos only. !!!"
+        );
     }
     let store = open_store(&args.db).await?;
     store.migrate().await?;
@@ -184,7 +195,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         event_poll: std::time::Duration::from_millis(250),
         dashboard_dir: dashboard_dir(&args.dashboard_dir),
         stream_key_check: std::time::Duration::from_secs(10),
-        hl7: hhs_core::hl7::BedMapping { resource_type: args.hl7_bed_type.clone(), template: args.hl7_bed_identifier.clone() },
+        hl7: hhs_core::hl7::BedMapping {
+            resource_type: args.hl7_bed_type.clone(),
+            template: args.hl7_bed_identifier.clone(),
+        },
         hl7_repeat_window: hhs_core::Millis::from_secs(i64::from(args.hl7_repeat_window)),
     };
     let shutdown = CancellationToken::new();
@@ -192,7 +206,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         let listener = TcpListener::bind(addr).await?;
         let tls = matches!(config.transport, crate::hl7::MllpTransport::Tls { .. });
         tracing::info!(addr = %addr, tls, "taking HL7 v2 over MLLP");
-        tokio::spawn(crate::hl7::serve_mllp(listener, store.clone(), Arc::new(settings.hl7_config()), config, shutdown.clone()));
+        tokio::spawn(crate::hl7::serve_mllp(
+            listener,
+            store.clone(),
+            Arc::new(settings.hl7_config()),
+            config,
+            shutdown.clone(),
+        ));
     }
     let running = spawn(listener, store, settings, shutdown.clone())?;
     tracing::info!(url = %format!("http://{}", running.addr), "hhs-origin listening");

@@ -33,7 +33,14 @@ pub async fn with_locks(store: &DynStore, mut events: Vec<Logged>) -> Result<Vec
     let (leases, now) = store.leases(&LockFilter { resources: Some(ids), ..LockFilter::default() }).await?;
     let views: HashMap<ResourceId, LockView> = leases
         .iter()
-        .map(|(r, l)| (r.id, LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str()).with_status(r.status)))
+        .map(|(r, l)| {
+            (
+                r.id,
+                LockView::of(l, now)
+                    .with_resource(r.resource_type.as_str(), r.identifier.as_str())
+                    .with_status(r.status),
+            )
+        })
         .collect();
     for logged in &mut events {
         logged.event.lock = logged.event.resource_id.and_then(|id| views.get(&id).cloned());
@@ -87,7 +94,9 @@ impl EventHub {
     /// Broadcasts every event after `cursor` up to the commit horizon; returns the new cursor.
     async fn drain(&self, store: &DynStore, mut cursor: LogPos) -> Result<LogPos, StoreError> {
         loop {
-            let page = store.events(&EventFilter { after_id: Some(cursor.id), limit: 1_000, ..EventFilter::default() }).await?;
+            let page = store
+                .events(&EventFilter { after_id: Some(cursor.id), limit: 1_000, ..EventFilter::default() })
+                .await?;
             let full = page.len() == 1_000;
             // Nobody listening: the cursor moves on, and the views (one more read) are not fetched.
             let page = if self.tx.receiver_count() > 0 { with_locks(store, page).await? } else { page };

@@ -8,8 +8,14 @@ use hhs_core::{Millis, ResourceId};
 use crate::state::{Board, Shown};
 
 /// Hold-duration buckets: upper bounds in seconds (the last is open).
-pub const DURATION_BUCKETS: [(&str, i64); 6] =
-    [("< 1 min", 60), ("1–5 min", 300), ("5–15 min", 900), ("15–60 min", 3_600), ("1–4 h", 14_400), ("≥ 4 h", i64::MAX)];
+pub const DURATION_BUCKETS: [(&str, i64); 6] = [
+    ("< 1 min", 60),
+    ("1–5 min", 300),
+    ("5–15 min", 900),
+    ("15–60 min", 3_600),
+    ("1–4 h", 14_400),
+    ("≥ 4 h", i64::MAX),
+];
 
 /// How many holds of each type ended in each duration bucket.
 pub fn duration_histogram(events: &[EventView], types: &BTreeMap<ResourceId, String>) -> BTreeMap<String, [u32; 6]> {
@@ -47,7 +53,9 @@ pub fn endings_per_hour(events: &[EventView], now: Millis, hours: usize) -> Vec<
     for e in events {
         // An event a moment "after" now (the page's clock ticks once a second) belongs to the current hour.
         let back = (current - Millis::from_utc(e.at).0.div_euclid(HOUR)).max(0);
-        let Some(slot) = usize::try_from(back).ok().filter(|b| *b < hours).map(|b| &mut out[hours - 1 - b]) else { continue };
+        let Some(slot) = usize::try_from(back).ok().filter(|b| *b < hours).map(|b| &mut out[hours - 1 - b]) else {
+            continue;
+        };
         match e.kind {
             LogKind::Released => slot.released += 1,
             LogKind::Expired => slot.expired += 1,

@@ -61,7 +61,13 @@ impl Api {
 
     /// `fetch` with the key; `body` is sent as JSON. Plain web-sys rather than a fetch crate: the wasm stays
     /// smaller, and the event stream needs the raw `Response` anyway.
-    pub async fn fetch(&self, method: &str, path: &str, body: Option<String>, signal: Option<&AbortSignal>) -> Result<Response, UiError> {
+    pub async fn fetch(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        signal: Option<&AbortSignal>,
+    ) -> Result<Response, UiError> {
         let failed = |e: JsValue| UiError::network(e.as_string().unwrap_or_else(|| format!("{e:?}")));
         let headers = Headers::new().map_err(failed)?;
         headers.set("Authorization", &self.authorization()).map_err(failed)?;
@@ -82,7 +88,12 @@ impl Api {
     /// Calls endpoint `E` with its method and path from the one endpoint table: `param` fills the path's
     /// `{…}`, `query` (without `?`) is appended, `body` is sent when the endpoint takes one. The answer decodes as
     /// the endpoint's response type, so a request and its answer cannot be mismatched.
-    pub async fn call<E: Endpoint>(&self, param: Option<&str>, query: &str, body: &E::Request) -> Result<E::Response, UiError>
+    pub async fn call<E: Endpoint>(
+        &self,
+        param: Option<&str>,
+        query: &str,
+        body: &E::Request,
+    ) -> Result<E::Response, UiError>
     where
         E::Response: DeserializeOwned,
     {
@@ -93,7 +104,10 @@ impl Api {
         if !query.is_empty() {
             path = format!("{path}?{query}");
         }
-        let json = <E::Request as RequestBody>::PRESENT.then(|| serde_json::to_string(body)).transpose().map_err(UiError::network)?;
+        let json = <E::Request as RequestBody>::PRESENT
+            .then(|| serde_json::to_string(body))
+            .transpose()
+            .map_err(UiError::network)?;
         read(self.fetch(E::METHOD, &path, json, None).await?).await
     }
 
@@ -149,7 +163,11 @@ pub fn error(status: u16, text: &str) -> UiError {
     let body: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
     match (body["error"]["code"].as_str(), body["error"]["message"].as_str()) {
         (Some(code), Some(message)) => UiError { status, code: code.to_owned(), message: message.to_owned() },
-        _ => UiError { status, code: format!("http_{status}"), message: format!("HHS answered {status} without an error body") },
+        _ => UiError {
+            status,
+            code: format!("http_{status}"),
+            message: format!("HHS answered {status} without an error body"),
+        },
     }
 }
 
@@ -158,8 +176,11 @@ async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, UiError> {
     let status = resp.status();
     let text = text(&resp).await?;
     if (200..300).contains(&status) {
-        return serde_json::from_str(&text)
-            .map_err(|e| UiError { status, code: "bad_response".into(), message: format!("unexpected answer from HHS: {e}") });
+        return serde_json::from_str(&text).map_err(|e| UiError {
+            status,
+            code: "bad_response".into(),
+            message: format!("unexpected answer from HHS: {e}"),
+        });
     }
     Err(error(status, &text))
 }

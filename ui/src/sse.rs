@@ -37,7 +37,8 @@ impl Parser {
             if line.starts_with(':') {
                 continue;
             }
-            let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+            let (field, value) =
+                line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
             match field {
                 "event" => self.current.event = value.to_owned(),
                 "id" => self.current.id = Some(value.to_owned()),

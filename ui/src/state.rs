@@ -110,7 +110,8 @@ pub struct Filters {
 
 impl Filters {
     pub fn matches(&self, row: &Row, now: Millis) -> bool {
-        let contains = |hay: Option<&str>, needle: &str| hay.is_some_and(|h| h.to_lowercase().contains(&needle.to_lowercase()));
+        let contains =
+            |hay: Option<&str>, needle: &str| hay.is_some_and(|h| h.to_lowercase().contains(&needle.to_lowercase()));
         (self.resource_type.is_empty() || row.resource_type == self.resource_type)
             && self.state.is_none_or(|s| row.shown(now) == s)
             && (self.owner.is_empty()
@@ -149,7 +150,10 @@ pub struct Board {
 #[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// A fresh `GET /api/locks` and the clock offset measured with it: replaces the board.
-    Snapshot { list: LockList, offset_ms: i64 },
+    Snapshot {
+        list: LockList,
+        offset_ms: i64,
+    },
     Event(EventView),
     Renewal(LockView),
     Link(Link),
@@ -159,7 +163,11 @@ pub enum Action {
     /// Its answer: the lock as the server now has it, or the error to show.
     Done(ResourceId, Result<LockView, UiError>),
     /// A resource was created through the dashboard (the stream brings it too; whichever is first wins).
-    Created { id: ResourceId, resource_type: String, identifier: String },
+    Created {
+        id: ResourceId,
+        resource_type: String,
+        identifier: String,
+    },
     Notify(Notice),
     Dismiss,
 }

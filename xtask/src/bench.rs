@@ -8,8 +8,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{edge, ui};
 use crate::run::{cargo, forget_cargo_run_env, free_port, output, root, status, step, target_dir};
+use crate::{edge, ui};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -52,7 +52,8 @@ impl Conn {
         self.reader.get_mut().write_all(req.as_bytes()).map_err(|e| e.to_string())?;
         let mut line = String::new();
         self.reader.read_line(&mut line).map_err(|e| e.to_string())?;
-        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(format!("bad status line {line:?}"))?;
+        let status =
+            line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(format!("bad status line {line:?}"))?;
         let (mut len, mut chunked) = (0usize, false);
         loop {
             line.clear();
@@ -128,7 +129,8 @@ fn edge_bench(pairs: usize) -> Result<(), String> {
         c.env_remove("DATABASE_URL").env("HHS_SQLITE_PATH", &db).env("RUST_LOG", "warn");
         c
     };
-    let key = output(origin_cmd().args(["keys", "create", "--principal", "bench", "--role", "admin"]))?.trim().to_owned();
+    let key =
+        output(origin_cmd().args(["keys", "create", "--principal", "bench", "--role", "admin"]))?.trim().to_owned();
     let origin_port = free_port()?;
     let mut origin = origin_cmd()
         .args(["serve", "--bind", &format!("127.0.0.1:{origin_port}"), "--min-ttl", "1"])
@@ -146,18 +148,24 @@ fn edge_bench(pairs: usize) -> Result<(), String> {
     let edge_port: u16 = wrangler.url.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or("edge port")?;
 
     let result = (|| {
-        let (st, body) = Conn::open(origin_port)?.call("POST", "/api/resources", &key, r#"{"type":"bed","identifier":"bench"}"#)?;
+        let (st, body) =
+            Conn::open(origin_port)?.call("POST", "/api/resources", &key, r#"{"type":"bed","identifier":"bench"}"#)?;
         if st != 201 {
             return Err(format!("create resource: {st} {body}"));
         }
-        let resource = body.split("\"id\":\"").nth(1).and_then(|r| r.split('"').next()).ok_or("resource id")?.to_owned();
+        let resource =
+            body.split("\"id\":\"").nth(1).and_then(|r| r.split('"').next()).ok_or("resource id")?.to_owned();
         step(&format!("{pairs} acquire+release pairs straight to the origin"));
         let direct = time_pairs(origin_port, &key, &resource, pairs)?;
         step(&format!("{pairs} acquire+release pairs through wrangler dev"));
         let through = time_pairs(edge_port, &key, &resource, pairs)?;
         // The floor, on the same wrangler: a Worker that only forwards.
         let floor_port = free_port()?;
-        let bare = edge::start_passthrough(floor_port, format!("http://127.0.0.1:{origin_port}"), &dir.join("passthrough.log"))?;
+        let bare = edge::start_passthrough(
+            floor_port,
+            format!("http://127.0.0.1:{origin_port}"),
+            &dir.join("passthrough.log"),
+        )?;
         step(&format!("{pairs} acquire+release pairs through a bare pass-through Worker"));
         let floor = time_pairs(floor_port, &key, &resource, pairs);
         drop(bare);
@@ -176,16 +184,33 @@ fn edge_bench(pairs: usize) -> Result<(), String> {
     println!("\n| acquire + release (ms) | p50 | p99 |\n|---|---|---|");
     println!("| origin direct | {:.2} | {:.2} |", percentile(&direct, 0.5), percentile(&direct, 0.99));
     println!("| through wrangler dev | {:.2} | {:.2} |", percentile(&through, 0.5), percentile(&through, 0.99));
-    println!("| through a bare pass-through Worker (the floor) | {:.2} | {:.2} |", percentile(&floor, 0.5), percentile(&floor, 0.99));
-    let (ours, bare) = (percentile(&through, 0.5) - percentile(&direct, 0.5), percentile(&floor, 0.5) - percentile(&direct, 0.5));
-    println!("\nthe edge adds {ours:.2} ms p50 to a pair, a bare pass-through {bare:.2} ms: {:.2}x the floor", ours / bare);
-    println!("\nWorker bundle: wasm {:.0} KiB raw, {:.0} KiB gzipped; JS glue {:.0} KiB ({})", raw as f64 / 1024.0, gz as f64 / 1024.0, js as f64 / 1024.0, root().join("edge/build").display());
+    println!(
+        "| through a bare pass-through Worker (the floor) | {:.2} | {:.2} |",
+        percentile(&floor, 0.5),
+        percentile(&floor, 0.99)
+    );
+    let (ours, bare) =
+        (percentile(&through, 0.5) - percentile(&direct, 0.5), percentile(&floor, 0.5) - percentile(&direct, 0.5));
+    println!(
+        "\nthe edge adds {ours:.2} ms p50 to a pair, a bare pass-through {bare:.2} ms: {:.2}x the floor",
+        ours / bare
+    );
+    println!(
+        "\nWorker bundle: wasm {:.0} KiB raw, {:.0} KiB gzipped; JS glue {:.0} KiB ({})",
+        raw as f64 / 1024.0,
+        gz as f64 / 1024.0,
+        js as f64 / 1024.0,
+        root().join("edge/build").display()
+    );
     Ok(())
 }
 
 /// A file's size after `gzip -9` (what a browser or Worker download costs).
 fn gzipped(file: &std::path::Path) -> Result<u64, String> {
-    Ok(output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", file.display())))?.trim().parse::<u64>().unwrap_or(0))
+    Ok(output(Command::new("sh").arg("-c").arg(format!("gzip -9 -c '{}' | wc -c", file.display())))?
+        .trim()
+        .parse::<u64>()
+        .unwrap_or(0))
 }
 
 /// The dashboard: its release wasm's size, and (origin/benches/dashboard_render.rs) the first full render of

@@ -28,11 +28,19 @@ pub fn run(rounds: usize) -> Result<(), String> {
     };
     let Started { mut server, base, admin, client } = start_origin(origin)?;
     let agent = http::agent(Duration::from_secs(10));
-    let id = match http::call(&agent, "POST", &format!("{base}/api/resources"), &admin, Some(&json!({"type": "or-room", "identifier": "Contended OR"}))) {
+    let id = match http::call(
+        &agent,
+        "POST",
+        &format!("{base}/api/resources"),
+        &admin,
+        Some(&json!({"type": "or-room", "identifier": "Contended OR"})),
+    ) {
         Answer::Status(201, body) => body["id"].as_str().unwrap_or_default().to_owned(),
         other => return Err(format!("could not create the resource: {other:?}")),
     };
-    step(&format!("bench contention: {CLIENTS} clients acquire one resource at once, {rounds} rounds after {WARM_UP} of warm-up"));
+    step(&format!(
+        "bench contention: {CLIENTS} clients acquire one resource at once, {rounds} rounds after {WARM_UP} of warm-up"
+    ));
     let (start, done) = (Arc::new(Barrier::new(CLIENTS + 1)), Arc::new(Barrier::new(CLIENTS + 1)));
     let total = rounds + WARM_UP;
     let clients: Vec<_> = (0..CLIENTS)
@@ -76,12 +84,22 @@ pub fn run(rounds: usize) -> Result<(), String> {
     let (wins, answered) = (all.iter().filter(|a| a.1).count(), all.iter().filter(|a| a.2).count());
     let mut lat: Vec<u64> = all.iter().map(|a| a.0).collect();
     lat.sort_unstable();
-    let pick = |p: f64| lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pick =
+        |p: f64| lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(0) as f64 / 1000.0;
     println!("\n| {CLIENTS}-way contention, {rounds} rounds | acquires | granted | acquire p50 | p99 | max |");
     println!("|---|---:|---:|---:|---:|---:|");
-    println!("| origin on durable PostgreSQL | {} | {wins} | {:.1} ms | {:.1} ms | {:.1} ms |", lat.len(), pick(0.5), pick(0.99), pick(1.0));
+    println!(
+        "| origin on durable PostgreSQL | {} | {wins} | {:.1} ms | {:.1} ms | {:.1} ms |",
+        lat.len(),
+        pick(0.5),
+        pick(0.99),
+        pick(1.0)
+    );
     if answered != all.len() || wins != rounds {
-        return Err(format!("{} acquires not answered 200/409, {wins} grants in {rounds} rounds", all.len() - answered));
+        return Err(format!(
+            "{} acquires not answered 200/409, {wins} grants in {rounds} rounds",
+            all.len() - answered
+        ));
     }
     Ok(())
 }

@@ -57,7 +57,13 @@ pub fn serve(mut origin: Command) -> Result<(std::process::Child, String), Strin
 }
 
 /// `bin args` on the embedded store in `file` (`sqlite`) or on PostgreSQL at `url`, logging warnings only.
-pub fn origin_command(bin: &std::path::Path, sqlite: bool, file: &std::path::Path, url: &str, args: &[&str]) -> Command {
+pub fn origin_command(
+    bin: &std::path::Path,
+    sqlite: bool,
+    file: &std::path::Path,
+    url: &str,
+    args: &[&str],
+) -> Command {
     let mut c = Command::new(bin);
     c.args(args).env("RUST_LOG", "warn");
     if sqlite {
@@ -70,7 +76,10 @@ pub fn origin_command(bin: &std::path::Path, sqlite: bool, file: &std::path::Pat
 
 /// Runs `measure` against a release origin on each store in turn — PostgreSQL (its durable defaults, a throwaway
 /// cluster), then SQLite — and returns each store's name with its result. `name` names the SQLite file.
-pub fn on_each_store<T>(name: &str, measure: impl Fn(&Started, &str) -> Result<T, String>) -> Result<Vec<(&'static str, T)>, String> {
+pub fn on_each_store<T>(
+    name: &str,
+    measure: impl Fn(&Started, &str) -> Result<T, String>,
+) -> Result<Vec<(&'static str, T)>, String> {
     let bin = origin_bin()?;
     let mut rows = vec![];
     for sqlite in [false, true] {
@@ -103,7 +112,10 @@ pub struct Started {
 pub fn start_origin(origin: impl Fn(&[&str]) -> Command) -> Result<Started, String> {
     status(&mut origin(&["migrate"]))?;
     let key = |principal: &str, role: &str| -> Result<String, String> {
-        let out = origin(&["keys", "create", "--principal", principal, "--role", role]).stderr(Stdio::null()).output().map_err(|e| e.to_string())?;
+        let out = origin(&["keys", "create", "--principal", principal, "--role", role])
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
     let (admin, client) = (key("bench-admin", "admin")?, key("bench", "client")?);
@@ -144,7 +156,8 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
     let failures_shown = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
-            let (ids, base, client, measuring, stop) = (ids.clone(), base.clone(), client.clone(), measuring.clone(), stop.clone());
+            let (ids, base, client, measuring, stop) =
+                (ids.clone(), base.clone(), client.clone(), measuring.clone(), stop.clone());
             let failures_shown = failures_shown.clone();
             thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
@@ -161,7 +174,10 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
                     let mut ok = true;
                     for (n, (op, body)) in steps.into_iter().enumerate() {
                         let t = Instant::now();
-                        let r = agent.post(&format!("{base}/api/locks/{op}")).set("Authorization", &format!("Bearer {client}")).send_json(body);
+                        let r = agent
+                            .post(&format!("{base}/api/locks/{op}"))
+                            .set("Authorization", &format!("Bearer {client}"))
+                            .send_json(body);
                         if measuring.load(Ordering::Relaxed) {
                             lat[n].push(t.elapsed().as_micros() as u64);
                         }
@@ -169,7 +185,9 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
                             // The first few failures are shown: a benchmark must not hide what went wrong.
                             if failures_shown.fetch_add(1, Ordering::Relaxed) < 3 {
                                 let what = match e {
-                                    ureq::Error::Status(code, resp) => format!("{code} {}", resp.into_string().unwrap_or_default()),
+                                    ureq::Error::Status(code, resp) => {
+                                        format!("{code} {}", resp.into_string().unwrap_or_default())
+                                    }
                                     other => other.to_string(),
                                 };
                                 eprintln!("bench: {op} failed: {}", what.chars().take(300).collect::<String>());
@@ -179,7 +197,11 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
                         }
                     }
                     if measuring.load(Ordering::Relaxed) {
-                        if ok { cycles += 1 } else { errors += 1 }
+                        if ok {
+                            cycles += 1
+                        } else {
+                            errors += 1
+                        }
                     }
                 }
                 (cycles, errors, lat)
@@ -190,7 +212,10 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
     let commits = || -> Result<f64, String> {
         let Some(cluster) = &cluster else { return Ok(0.0) };
         let q = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()";
-        output(Command::new(cluster.bin().join("psql")).args(["-At", &url, "-c", q]))?.trim().parse::<f64>().map_err(|e| e.to_string())
+        output(Command::new(cluster.bin().join("psql")).args(["-At", &url, "-c", q]))?
+            .trim()
+            .parse::<f64>()
+            .map_err(|e| e.to_string())
     };
     let (cpu_before, commits_before) = (cpu_seconds(server.id()), commits()?);
     measuring.store(true, Ordering::Relaxed);
@@ -216,7 +241,10 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
 
     let store = if sqlite { "SQLite (embedded, synchronous=FULL)" } else { "PostgreSQL, durable" };
     let table = |lat: &mut [Vec<u64>; 3]| {
-        println!("\n| origin ({}) | cycles/s | errors | acquire p50 / p99 ms | heartbeat p50 / p99 | release p50 / p99 |", bin.display());
+        println!(
+            "\n| origin ({}) | cycles/s | errors | acquire p50 / p99 ms | heartbeat p50 / p99 | release p50 / p99 |",
+            bin.display()
+        );
         println!("|---|---:|---:|---|---|---|");
         let mut cols = vec![];
         for l in lat.iter_mut() {
@@ -233,7 +261,9 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
     };
     // The floor, same server, same sitting: the cycle as SQL (every lease freed first).
     step(&format!("pgbench: the same cycle as SQL, {WORKERS} clients, {seconds} s"));
-    let psql = |sql: &str| status(Command::new(cluster.bin().join("psql")).args(["-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]));
+    let psql = |sql: &str| {
+        status(Command::new(cluster.bin().join("psql")).args(["-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]))
+    };
     psql("UPDATE leases SET state = 'FREE', hold_id = NULL, owner_id = NULL")?;
     psql("CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM resources")?;
     let out = output(
@@ -242,11 +272,19 @@ pub fn run(seconds: u64, sqlite: bool) -> Result<(), String> {
             .arg(root().join("xtask/pgbench/cycle.sql"))
             .arg(&url),
     )?;
-    let floor = out.lines().find(|l| l.starts_with("tps")).and_then(|l| l.split_whitespace().nth(2)).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let floor = out
+        .lines()
+        .find(|l| l.starts_with("tps"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
     drop(cluster);
     table(&mut lat);
     println!("PostgreSQL commits/s: {commit_rate:.0}");
-    println!("pgbench, the same cycle as SQL on the same server: {floor:.0} cycles/s; the origin is {:.2}x of it", origin_rate / floor);
+    println!(
+        "pgbench, the same cycle as SQL on the same server: {floor:.0} cycles/s; the origin is {:.2}x of it",
+        origin_rate / floor
+    );
     Ok(())
 }
 

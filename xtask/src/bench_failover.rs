@@ -47,7 +47,13 @@ impl Loaded {
         let mut ids = vec![];
         for i in 0..WORKERS * 4 {
             let ident = format!("Failover {i} {}", std::process::id());
-            match http::call(&agent, "POST", &format!("{base}/api/resources"), &admin, Some(&json!({"type": "bed", "identifier": ident}))) {
+            match http::call(
+                &agent,
+                "POST",
+                &format!("{base}/api/resources"),
+                &admin,
+                Some(&json!({"type": "bed", "identifier": ident})),
+            ) {
                 Answer::Status(201, body) => ids.push(body["id"].as_str().unwrap_or_default().to_owned()),
                 other => return Err(format!("could not create a resource: {other:?}")),
             }
@@ -68,9 +74,14 @@ impl Loaded {
                         let mut ok = true;
                         for (op, body) in [("acquire", acquire), ("release", release)] {
                             let start = t0.elapsed().as_millis() as u64;
-                            let got = http::call(&agent, "POST", &format!("{base}/api/locks/{op}"), &client, Some(&body));
+                            let got =
+                                http::call(&agent, "POST", &format!("{base}/api/locks/{op}"), &client, Some(&body));
                             let good = matches!(got, Answer::Status(200, _));
-                            seen.lock().unwrap_or_else(|p| p.into_inner()).push((start, t0.elapsed().as_millis() as u64, good));
+                            seen.lock().unwrap_or_else(|p| p.into_inner()).push((
+                                start,
+                                t0.elapsed().as_millis() as u64,
+                                good,
+                            ));
                             if !good {
                                 ok = false;
                                 thread::sleep(Duration::from_millis(20));
@@ -138,7 +149,9 @@ pub fn run(kills: usize) -> Result<(), String> {
             let seen = load.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let first_fail = seen.iter().filter(|(_, end, ok)| *end >= killed_at && !ok).map(|(_, end, _)| *end).min();
             if let Some(fail) = first_fail {
-                if let Some(back) = seen.iter().filter(|(start, _, ok)| *start > fail && *ok).map(|(_, end, _)| *end).min() {
+                if let Some(back) =
+                    seen.iter().filter(|(start, _, ok)| *start > fail && *ok).map(|(_, end, _)| *end).min()
+                {
                     break (fail, back);
                 }
             }
@@ -176,6 +189,9 @@ pub fn run(kills: usize) -> Result<(), String> {
     println!("|---|---:|");
     println!("| formation: primary + 2 standbys, synchronous_commit on, ANY 1 | {formation_rate:.0} |");
     println!("| one server, durable (fsync, synchronous_commit on) | {single_rate:.0} |");
-    println!("\nsynchronous replication costs {:.0}% of the single server's throughput", (1.0 - formation_rate / single_rate) * 100.0);
+    println!(
+        "\nsynchronous replication costs {:.0}% of the single server's throughput",
+        (1.0 - formation_rate / single_rate) * 100.0
+    );
     Ok(())
 }

@@ -19,7 +19,12 @@ pub fn run(rounds: usize) -> Result<(), String> {
     println!("|---|---|---|---|");
     for (store, mut micros) in rows {
         micros.sort_unstable();
-        println!("| {store} | {:.2} | {:.2} | {} |", percentile(&micros, 0.50), percentile(&micros, 0.99), micros.len());
+        println!(
+            "| {store} | {:.2} | {:.2} | {} |",
+            percentile(&micros, 0.50),
+            percentile(&micros, 0.99),
+            micros.len()
+        );
     }
     Ok(())
 }
@@ -35,7 +40,8 @@ fn call(agent: &ureq::Agent, url: &str, key: &str, body: Value) -> Result<Value,
 /// Each round's hand-over, in microseconds.
 fn measure(base: &str, admin: &str, client: &str, rounds: usize, store: &str) -> Result<Vec<u64>, String> {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let made = call(&agent, &format!("{base}/api/resources"), admin, json!({"type": "bed", "identifier": "Hand-over bed"}))?;
+    let made =
+        call(&agent, &format!("{base}/api/resources"), admin, json!({"type": "bed", "identifier": "Hand-over bed"}))?;
     let bed = made["id"].as_str().unwrap_or_default().to_owned();
     let acquire = format!("{base}/api/locks/acquire");
     let lock = format!("{base}/api/locks/{bed}");
@@ -47,13 +53,19 @@ fn measure(base: &str, admin: &str, client: &str, rounds: usize, store: &str) ->
         let (url, key, bed2) = (acquire.clone(), client.to_owned(), bed.clone());
         let waiter = thread::spawn(move || {
             let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-            let answer = call(&agent, &url, &key, json!({"resource_id": bed2, "owner_id": "waiter", "ttl_seconds": 60, "wait_seconds": 20}));
+            let answer = call(
+                &agent,
+                &url,
+                &key,
+                json!({"resource_id": bed2, "owner_id": "waiter", "ttl_seconds": 60, "wait_seconds": 20}),
+            );
             let _ = tx.send((Instant::now(), answer));
         });
         // Release only once the waiter is in the queue.
         let queued = Instant::now();
         loop {
-            let seen = agent.get(&lock).set("Authorization", &format!("Bearer {admin}")).call().map_err(|e| e.to_string())?;
+            let seen =
+                agent.get(&lock).set("Authorization", &format!("Bearer {admin}")).call().map_err(|e| e.to_string())?;
             let view: Value = seen.into_json().map_err(|e| e.to_string())?;
             if view["queue_length"].as_u64() == Some(1) {
                 break;
@@ -65,7 +77,8 @@ fn measure(base: &str, admin: &str, client: &str, rounds: usize, store: &str) ->
         }
         let released = Instant::now();
         call(&agent, &format!("{base}/api/locks/release"), client, json!({"resource_id": bed, "owner_id": "holder"}))?;
-        let (answered, granted) = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| format!("round {round}: no answer"))?;
+        let (answered, granted) =
+            rx.recv_timeout(Duration::from_secs(30)).map_err(|_| format!("round {round}: no answer"))?;
         let granted = granted?;
         if granted["owner_id"] != "waiter" {
             return Err(format!("round {round}: the queue granted {granted}"));

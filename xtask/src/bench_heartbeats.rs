@@ -34,7 +34,9 @@ fn call(agent: &ureq::Agent, method: &str, url: &str, key: &str, body: Option<Va
     };
     match resp {
         Ok(r) => r.into_json().map_err(|e| e.to_string()),
-        Err(ureq::Error::Status(code, r)) => Err(format!("{method} {url}: {code} {}", r.into_string().unwrap_or_default())),
+        Err(ureq::Error::Status(code, r)) => {
+            Err(format!("{method} {url}: {code} {}", r.into_string().unwrap_or_default()))
+        }
         Err(e) => Err(format!("{method} {url}: {e}")),
     }
 }
@@ -45,17 +47,41 @@ fn measure(base: &str, admin: &str, client: &str, seconds: u64, store: &str) -> 
     step(&format!("{store}: {HOLDS} resources, a session holding all of them, and {HOLDS} holds of their own"));
     let mut ids = vec![];
     for i in 0..2 * HOLDS {
-        let r = call(&agent, "POST", &format!("{base}/api/resources"), admin, Some(json!({"type": "bed", "identifier": format!("Bench {i}")})))?;
+        let r = call(
+            &agent,
+            "POST",
+            &format!("{base}/api/resources"),
+            admin,
+            Some(json!({"type": "bed", "identifier": format!("Bench {i}")})),
+        )?;
         ids.push(r["id"].as_str().unwrap_or_default().to_owned());
     }
     let (in_session, alone) = ids.split_at(HOLDS);
-    let session = call(&agent, "POST", &format!("{base}/api/sessions"), client, Some(json!({"owner_id": "ward", "ttl_seconds": 300})))?;
+    let session = call(
+        &agent,
+        "POST",
+        &format!("{base}/api/sessions"),
+        client,
+        Some(json!({"owner_id": "ward", "ttl_seconds": 300})),
+    )?;
     let sid = session["id"].as_str().unwrap_or_default().to_owned();
     for id in in_session {
-        call(&agent, "POST", &format!("{base}/api/locks/acquire"), client, Some(json!({"resource_id": id, "owner_id": "ward", "session_id": sid})))?;
+        call(
+            &agent,
+            "POST",
+            &format!("{base}/api/locks/acquire"),
+            client,
+            Some(json!({"resource_id": id, "owner_id": "ward", "session_id": sid})),
+        )?;
     }
     for (i, id) in alone.iter().enumerate() {
-        call(&agent, "POST", &format!("{base}/api/locks/acquire"), client, Some(json!({"resource_id": id, "owner_id": format!("w{}", i % WORKERS), "ttl_seconds": 300})))?;
+        call(
+            &agent,
+            "POST",
+            &format!("{base}/api/locks/acquire"),
+            client,
+            Some(json!({"resource_id": id, "owner_id": format!("w{}", i % WORKERS), "ttl_seconds": 300})),
+        )?;
     }
 
     step(&format!("{store}: keepalives for {seconds} s, one after another"));
@@ -75,7 +101,8 @@ fn measure(base: &str, admin: &str, client: &str, seconds: u64, store: &str) -> 
     let alone = Arc::new(alone.to_vec());
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
-            let (stop, count, alone, base, client) = (stop.clone(), count.clone(), alone.clone(), base.to_owned(), client.to_owned());
+            let (stop, count, alone, base, client) =
+                (stop.clone(), count.clone(), alone.clone(), base.to_owned(), client.to_owned());
             thread::spawn(move || -> Result<(), String> {
                 let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
                 let mut i = w;

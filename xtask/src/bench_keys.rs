@@ -44,7 +44,10 @@ pub fn run(unknown: u64) -> Result<(), String> {
         c.args(args).env("HHS_SQLITE_PATH", &db).env("RUST_LOG", "error");
         c
     };
-    let out = origin(&["keys", "create", "--principal", "bench", "--role", "viewer"]).stderr(Stdio::null()).output().map_err(|e| e.to_string())?;
+    let out = origin(&["keys", "create", "--principal", "bench", "--role", "viewer"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
     let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let (mut server, base) = crate::bench_cycle::serve(origin(&[]))?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
@@ -74,7 +77,8 @@ pub fn run(unknown: u64) -> Result<(), String> {
     for f in flooders {
         let _ = f.join();
     }
-    let metrics = agent.get(&format!("{base}/metrics")).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
+    let metrics =
+        agent.get(&format!("{base}/metrics")).call().ok().and_then(|r| r.into_string().ok()).unwrap_or_default();
     let cache: Vec<&str> = metrics.lines().filter(|l| l.starts_with("hhs_key_cache_entries{")).collect();
     let _ = server.kill();
     let _ = server.wait();
@@ -82,8 +86,18 @@ pub fn run(unknown: u64) -> Result<(), String> {
     println!("\n| valid key, GET /api/whoami | requests | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|");
     println!("| idle | {} | {:.2} | {:.2} |", idle.len(), pct(&idle, 0.5), pct(&idle, 0.99));
-    println!("| during {} unknown ids | {} | {:.2} | {:.2} |", sent.load(Ordering::Relaxed), during.len(), pct(&during, 0.5), pct(&during, 0.99));
+    println!(
+        "| during {} unknown ids | {} | {:.2} | {:.2} |",
+        sent.load(Ordering::Relaxed),
+        during.len(),
+        pct(&during, 0.5),
+        pct(&during, 0.99)
+    );
     println!("\norigin: {}", bin.display());
-    println!("p99 ratio {:.2} (target ≤ 2); key cache afterwards: {}", pct(&during, 0.99) / pct(&idle, 0.99).max(0.001), cache.join(", "));
+    println!(
+        "p99 ratio {:.2} (target ≤ 2); key cache afterwards: {}",
+        pct(&during, 0.99) / pct(&idle, 0.99).max(0.001),
+        cache.join(", ")
+    );
     Ok(())
 }

@@ -83,10 +83,13 @@ fn ok(what: &str, out: std::io::Result<Output>) -> Result<String, String> {
 }
 
 fn scenario(url: &str, dir: &Path) -> Result<(), String> {
-    let bed = ok("hhs resources add", hhs(url, dir, &["resources", "add", "bed", "E2E ward 1, bed 1"]).output())?.trim().to_owned();
+    let bed = ok("hhs resources add", hhs(url, dir, &["resources", "add", "bed", "E2E ward 1, bed 1"]).output())?
+        .trim()
+        .to_owned();
 
     // The stream, followed from before the race.
-    let mut watch = hhs(url, dir, &["watch"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+    let mut watch =
+        hhs(url, dir, &["watch"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_millis(500));
 
     let table = ok("hhs race", hhs(url, dir, &["race", "--n", "50", &bed]).output())?;
@@ -94,12 +97,17 @@ fn scenario(url: &str, dir: &Path) -> Result<(), String> {
         return Err(format!("hhs race: not one winner and 49 refusals:\n{table}"));
     }
     // The race's winner got token 1 and released; the next grant is token 2.
-    let token = ok("hhs lock", hhs(url, dir, &["lock", &bed, "--ttl", "10s", "--", "sh", "-c", "echo $HHS_FENCING_TOKEN"]).output())?;
+    let token = ok(
+        "hhs lock",
+        hhs(url, dir, &["lock", &bed, "--ttl", "10s", "--", "sh", "-c", "echo $HHS_FENCING_TOKEN"]).output(),
+    )?;
     if token.trim() != "2" {
         return Err(format!("hhs lock: the command saw token {token:?}, not 2"));
     }
-    let locks: Value = serde_json::from_str(&ok("hhs locks ls", hhs(url, dir, &["locks", "ls", "--json"]).output())?).map_err(|e| e.to_string())?;
-    let lock = locks.as_array().and_then(|l| l.iter().find(|l| l["resource_id"] == bed.as_str())).cloned().unwrap_or_default();
+    let locks: Value = serde_json::from_str(&ok("hhs locks ls", hhs(url, dir, &["locks", "ls", "--json"]).output())?)
+        .map_err(|e| e.to_string())?;
+    let lock =
+        locks.as_array().and_then(|l| l.iter().find(|l| l["resource_id"] == bed.as_str())).cloned().unwrap_or_default();
     if (lock["status"].as_str(), lock["fencing_token"].as_u64()) != (Some("RELEASED"), Some(2)) {
         return Err(format!("hhs locks ls: the bed is not released at token 2: {lock}"));
     }
@@ -125,6 +133,8 @@ fn scenario(url: &str, dir: &Path) -> Result<(), String> {
         return Err(format!("hhs keys ls does not list the dev admin key:\n{keys}"));
     }
     ok("hhs resources rm", hhs(url, dir, &["resources", "rm", &bed]).output())?;
-    println!("cli e2e: resources add, race (1 × 200, 49 × 409), lock (token 2), locks ls, watch, keys ls, resources rm — ok");
+    println!(
+        "cli e2e: resources add, race (1 × 200, 49 × 409), lock (token 2), locks ls, watch, keys ls, resources rm — ok"
+    );
     Ok(())
 }

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{edge, ui};
 use crate::run::{cargo, forget_cargo_run_env, output, root, status, step, target_dir};
+use crate::{edge, ui};
 
 const ROLES: [(&str, &str, &str); 3] = [
     ("HHS_ADMIN_KEY", "dev-admin", "admin"),
@@ -39,8 +39,20 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     let env_file = state.join("dev.env");
     let keys = ensure_keys(&env_file, &origin)?;
 
-    let mut child = origin().arg("serve").arg("--bind").arg(&bind).args(extra).spawn().map_err(|e| format!("could not start hhs-origin: {e}"))?;
-    let wrangler = edge::start_wrangler(edge_port, None, &[("ORIGIN_URL", format!("http://{bind}"))], &state.join("wrangler.log"), false)?;
+    let mut child = origin()
+        .arg("serve")
+        .arg("--bind")
+        .arg(&bind)
+        .args(extra)
+        .spawn()
+        .map_err(|e| format!("could not start hhs-origin: {e}"))?;
+    let wrangler = edge::start_wrangler(
+        edge_port,
+        None,
+        &[("ORIGIN_URL", format!("http://{bind}"))],
+        &state.join("wrangler.log"),
+        false,
+    )?;
     eprintln!();
     eprintln!("  HHS edge     {}   <- clinics and the dashboard use this", wrangler.url);
     eprintln!("  dashboard    {}/            <- open this; sign in with a key below", wrangler.url);
@@ -53,7 +65,10 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     for (var, value) in &keys {
         eprintln!("               {var}={value}");
     }
-    eprintln!("  try          source .hhs/dev.env && curl -H \"Authorization: Bearer $HHS_VIEWER_KEY\" {}/api/locks", wrangler.url);
+    eprintln!(
+        "  try          source .hhs/dev.env && curl -H \"Authorization: Bearer $HHS_VIEWER_KEY\" {}/api/locks",
+        wrangler.url
+    );
     eprintln!("  stop         Ctrl-C");
     eprintln!();
     let st = child.wait().map_err(|e| e.to_string())?;

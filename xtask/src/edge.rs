@@ -63,7 +63,13 @@ pub struct Wrangler {
 /// `vars`: `--var` overrides.
 /// `detached`: in its own process group, so drop can stop it and everything it started (tests); otherwise it
 /// shares the terminal's group and Ctrl-C reaches it (dev).
-pub fn start_wrangler(port: u16, env: Option<&str>, vars: &[(&str, String)], log: &Path, detached: bool) -> Result<Wrangler, String> {
+pub fn start_wrangler(
+    port: u16,
+    env: Option<&str>,
+    vars: &[(&str, String)],
+    log: &Path,
+    detached: bool,
+) -> Result<Wrangler, String> {
     let env: Vec<&str> = env.map(|e| vec!["--env", e]).unwrap_or_default();
     start_wrangler_with(port, &env, vars, log, detached)
 }
@@ -71,16 +77,37 @@ pub fn start_wrangler(port: u16, env: Option<&str>, vars: &[(&str, String)], log
 /// `wrangler dev` of the bare pass-through Worker (`edge/bench/`), the floor `bench edge` compares with.
 pub fn start_passthrough(port: u16, origin_url: String, log: &Path) -> Result<Wrangler, String> {
     let config = root().join("edge/bench/wrangler.toml");
-    start_wrangler_with(port, &["--config", config.to_str().unwrap_or_default()], &[("ORIGIN_URL", origin_url)], log, true)
+    start_wrangler_with(
+        port,
+        &["--config", config.to_str().unwrap_or_default()],
+        &[("ORIGIN_URL", origin_url)],
+        log,
+        true,
+    )
 }
 
-fn start_wrangler_with(port: u16, extra: &[&str], vars: &[(&str, String)], log: &Path, detached: bool) -> Result<Wrangler, String> {
+fn start_wrangler_with(
+    port: u16,
+    extra: &[&str],
+    vars: &[(&str, String)],
+    log: &Path,
+    detached: bool,
+) -> Result<Wrangler, String> {
     let bin = ensure_wrangler()?;
     // Fresh local state every time: rate-limit counters and caches from a previous run must not leak in.
     let _ = std::fs::remove_dir_all(root().join(".wrangler/state"));
     let mut cmd = Command::new(bin);
     cmd.current_dir(root())
-        .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--show-interactive-dev-session=false", "--log-level", "warn"])
+        .args([
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--show-interactive-dev-session=false",
+            "--log-level",
+            "warn",
+        ])
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
         .env("NO_COLOR", "1")

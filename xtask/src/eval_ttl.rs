@@ -48,8 +48,13 @@ impl Rng {
 }
 
 /// (type, median hold in seconds, σ of ln duration)
-const TYPES: [(&str, f64, f64); 5] =
-    [("bed", 4.0 * 3600.0, 0.6), ("or-room", 2.5 * 3600.0, 0.4), ("mri", 40.0 * 60.0, 0.35), ("ct", 20.0 * 60.0, 0.3), ("wheelchair", 25.0 * 60.0, 0.7)];
+const TYPES: [(&str, f64, f64); 5] = [
+    ("bed", 4.0 * 3600.0, 0.6),
+    ("or-room", 2.5 * 3600.0, 0.4),
+    ("mri", 40.0 * 60.0, 0.35),
+    ("ct", 20.0 * 60.0, 0.3),
+    ("wheelchair", 25.0 * 60.0, 0.7),
+];
 const HEARTBEAT_PERIODS: [f64; 4] = [10.0, 15.0, 30.0, 60.0];
 const CRASH_RATE: f64 = 0.03;
 const FORGOTTEN_RATE: f64 = 0.01;
@@ -217,7 +222,11 @@ fn fmt_secs(s: f64) -> String {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let arg = |name: &str, default: f64| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let seed = arg("--seed", 42.0) as u64;
     let days = arg("--days", 60.0);
@@ -225,9 +234,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (owners, holds) = generate(seed, days);
     let crashes = holds.iter().filter(|h| h.crash.is_some()).count();
     let forgotten = holds.iter().filter(|h| h.forgotten).count();
-    eprintln!("{} holds by {} owners over {} types; {crashes} crashes, {forgotten} forgotten holds", holds.len(), owners.len(), TYPES.len());
+    eprintln!(
+        "{} holds by {} owners over {} types; {crashes} crashes, {forgotten} forgotten holds",
+        holds.len(),
+        owners.len(),
+        TYPES.len()
+    );
 
-    let policy = Policy { ttl_bounds: TtlBounds { min_seconds: 5, max_seconds: 86_400 }, ..Policy::default() }.for_type("any");
+    let policy =
+        Policy { ttl_bounds: TtlBounds { min_seconds: 5, max_seconds: 86_400 }, ..Policy::default() }.for_type("any");
     let mut model = TtlModel::default();
     let mut pending: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
     let mut model_score = Score::default();
@@ -306,7 +321,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     // The targets, checked and reported as they are.
     let (_, model_fe, model_dead, _) = rows[0].clone();
-    let best_fixed = rows[1..=FIXED_TTLS.len()].iter().filter(|r| r.1 <= 0.01).min_by(|a, b| a.2.total_cmp(&b.2)).cloned();
+    let best_fixed =
+        rows[1..=FIXED_TTLS.len()].iter().filter(|r| r.1 <= 0.01).min_by(|a, b| a.2.total_cmp(&b.2)).cloned();
     println!();
     match best_fixed {
         Some((name, _, dead, _)) => {
@@ -320,7 +336,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         None => println!("MISS no fixed TTL keeps false expiry ≤ 1%, so there is no baseline to beat"),
     }
-    println!("{} model false-expiry rate {:.2}%; target ≤ 1%", if model_fe <= 0.01 { "PASS" } else { "MISS" }, model_fe * 100.0);
+    println!(
+        "{} model false-expiry rate {:.2}%; target ≤ 1%",
+        if model_fe <= 0.01 { "PASS" } else { "MISS" },
+        model_fe * 100.0
+    );
     println!(
         "{} forgotten holds: precision {precision:.3}, recall {recall:.3}; target ≥ 0.9 each",
         if precision >= 0.9 && recall >= 0.9 { "PASS" } else { "MISS" }

@@ -37,7 +37,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--examples" => examples = it.next().and_then(|v| v.parse().ok()).ok_or("--examples needs a number")?,
-            other => return Err(format!("fuzz-api: unknown argument {other:?} (usage: cargo xtask fuzz-api [--examples N])")),
+            other => {
+                return Err(format!(
+                    "fuzz-api: unknown argument {other:?} (usage: cargo xtask fuzz-api [--examples N])"
+                ))
+            }
         }
     }
     let st = schemathesis()?;
@@ -68,7 +72,11 @@ fn schemathesis() -> Result<PathBuf, String> {
     }
     step(&format!("creating a venv with schemathesis ({})", venv.display()));
     status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    status(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements))?;
+    status(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+    )?;
     std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
     Ok(st)
 }
@@ -98,7 +106,13 @@ fn fuzz(st: &Path, dir: &Path, examples: u32) -> Result<(), String> {
     let (mut server, base) = serve(origin(&[]))?;
     let result = (|| {
         seed(&base, &admin)?;
-        let wrangler = edge::start_wrangler(free_port()?, Some("bench"), &[("ORIGIN_URL", base.clone())], &dir.join("wrangler.log"), true)?;
+        let wrangler = edge::start_wrangler(
+            free_port()?,
+            Some("bench"),
+            &[("ORIGIN_URL", base.clone())],
+            &dir.join("wrangler.log"),
+            true,
+        )?;
         let mut failures = Vec::new();
         let mut hars = Vec::new();
         for (tier, url) in [("origin", base.clone()), ("edge", wrangler.url.clone())] {
@@ -130,7 +144,11 @@ fn fuzz(st: &Path, dir: &Path, examples: u32) -> Result<(), String> {
         // given, the admin's too: the log is read with a key minted now, which schemathesis never saw.
         let auditor = mint("fuzz-auditor", "admin")?;
         let changed = changes_by(&base, &auditor, &refused)?;
-        println!("\nfuzz-api: {sent} requests, {} refused (4xx/5xx), {} refused requests that changed state", refused.len(), changed.len());
+        println!(
+            "\nfuzz-api: {sent} requests, {} refused (4xx/5xx), {} refused requests that changed state",
+            refused.len(),
+            changed.len()
+        );
         if !failures.is_empty() {
             return Err(format!("schemathesis found failures: {}", failures.join(", ")));
         }
@@ -181,7 +199,8 @@ fn read_hars(hars: &[PathBuf]) -> Result<(usize, HashSet<String>), String> {
                 continue;
             }
             let headers = response["headers"].as_array().cloned().unwrap_or_default();
-            let id = headers.iter().find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("x-request-id")));
+            let id =
+                headers.iter().find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("x-request-id")));
             if let Some(id) = id.and_then(|h| h["value"].as_str()) {
                 refused.insert(id.to_owned());
             }

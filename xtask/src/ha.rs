@@ -50,8 +50,12 @@ pub struct Node {
 impl Formation {
     /// The formation in `dir` as recorded by `up` (ports in `dir/ports`).
     pub fn open(dir: &Path) -> Result<Formation, String> {
-        let ports = std::fs::read_to_string(dir.join("ports")).map_err(|_| format!("no formation in {} (cargo xtask ha up)", dir.display()))?;
-        let ports = ports.split_whitespace().map(|p| p.parse().map_err(|_| "bad ports file".to_string())).collect::<Result<_, _>>()?;
+        let ports = std::fs::read_to_string(dir.join("ports"))
+            .map_err(|_| format!("no formation in {} (cargo xtask ha up)", dir.display()))?;
+        let ports = ports
+            .split_whitespace()
+            .map(|p| p.parse().map_err(|_| "bad ports file".to_string()))
+            .collect::<Result<_, _>>()?;
         Ok(Formation { dir: dir.to_path_buf(), ports, bin: crate::postgres::find_bin()? })
     }
 
@@ -61,7 +65,8 @@ impl Formation {
         if dir.join("ports").exists() {
             return Err(format!("{} already holds a formation (cargo xtask ha down first)", dir.display()));
         }
-        which("pg_autoctl").ok_or("pg_autoctl not found: apt-get install postgresql-15-auto-failover pg-auto-failover-cli")?;
+        which("pg_autoctl")
+            .ok_or("pg_autoctl not found: apt-get install postgresql-15-auto-failover pg-auto-failover-cli")?;
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let ports: Vec<u16> = (0..4).map(|_| free_port()).collect::<Result<_, _>>()?;
         let f = Formation { dir: dir.to_path_buf(), ports, bin: crate::postgres::find_bin()? };
@@ -72,7 +77,21 @@ impl Formation {
         std::fs::write(dir.join("ports"), ports.join(" ")).map_err(|e| e.to_string())?;
 
         step(&format!("ha: monitor on 127.0.0.1:{}", f.ports[0]));
-        f.autoctl(&["create", "monitor", "--pgdata", &f.data(0), "--pgport", &ports[0], "--hostname", "127.0.0.1", "--listen", "127.0.0.1", "--auth", "trust", "--no-ssl"])?;
+        f.autoctl(&[
+            "create",
+            "monitor",
+            "--pgdata",
+            &f.data(0),
+            "--pgport",
+            &ports[0],
+            "--hostname",
+            "127.0.0.1",
+            "--listen",
+            "127.0.0.1",
+            "--auth",
+            "trust",
+            "--no-ssl",
+        ])?;
         f.start(0)?;
         f.wait_sql(0, "pg_auto_failover", Duration::from_secs(60))?;
         for (name, value) in MONITOR_SETTINGS {
@@ -84,13 +103,33 @@ impl Formation {
             step(&format!("ha: data node {i} on 127.0.0.1:{port}"));
             let name = format!("node{i}");
             f.autoctl(&[
-                "create", "postgres", "--pgdata", &f.data(i), "--pgport", port, "--hostname", "127.0.0.1", "--listen", "127.0.0.1",
-                "--auth", "trust", "--no-ssl", "--monitor", &monitor, "--name", &name, "--dbname", "hhs",
+                "create",
+                "postgres",
+                "--pgdata",
+                &f.data(i),
+                "--pgport",
+                port,
+                "--hostname",
+                "127.0.0.1",
+                "--listen",
+                "127.0.0.1",
+                "--auth",
+                "trust",
+                "--no-ssl",
+                "--monitor",
+                &monitor,
+                "--name",
+                &name,
+                "--dbname",
+                "hhs",
             ])?;
             f.start(i)?;
             // One at a time: a standby is cloned from the primary, which must be up first.
             f.wait_until(Duration::from_secs(120), &format!("node {i} to join"), |nodes| {
-                nodes.len() == i && nodes.iter().all(|n| n.reported == n.assigned && matches!(n.reported.as_str(), "single" | "primary" | "secondary"))
+                nodes.len() == i
+                    && nodes.iter().all(|n| {
+                        n.reported == n.assigned && matches!(n.reported.as_str(), "single" | "primary" | "secondary")
+                    })
             })?;
         }
         Ok(f)
@@ -130,7 +169,10 @@ impl Formation {
 
     /// The node that is primary now, by the monitor.
     pub fn primary(&self) -> Result<Node, String> {
-        self.nodes()?.into_iter().find(|n| n.reported == "primary" || n.reported == "wait_primary" || n.reported == "single").ok_or_else(|| "no primary".into())
+        self.nodes()?
+            .into_iter()
+            .find(|n| n.reported == "primary" || n.reported == "wait_primary" || n.reported == "single")
+            .ok_or_else(|| "no primary".into())
     }
 
     /// A planned failover: the monitor promotes a standby; returns when the formation is settled again.
@@ -150,7 +192,9 @@ impl Formation {
 
     /// Waits until a node other than `old` is primary (writable).
     pub fn new_primary(&self, old: usize, within: Duration) -> Result<(), String> {
-        self.wait_until(within, "a new primary", |nodes| nodes.iter().any(|n| n.index != old && matches!(n.reported.as_str(), "primary" | "wait_primary")))
+        self.wait_until(within, "a new primary", |nodes| {
+            nodes.iter().any(|n| n.index != old && matches!(n.reported.as_str(), "primary" | "wait_primary"))
+        })
     }
 
     /// SIGKILLs one standby node.
@@ -176,7 +220,8 @@ impl Formation {
     pub fn settled(&self, within: Duration, not: Option<usize>) -> Result<(), String> {
         let want = self.ports.len() - 1;
         self.wait_until(within, "the formation to settle", |nodes| {
-            let primaries: Vec<&Node> = nodes.iter().filter(|n| n.reported == "primary" && n.assigned == "primary").collect();
+            let primaries: Vec<&Node> =
+                nodes.iter().filter(|n| n.reported == "primary" && n.assigned == "primary").collect();
             nodes.len() == want
                 && primaries.len() == 1
                 && not.is_none_or(|old| primaries[0].index != old)
@@ -229,7 +274,11 @@ impl Formation {
     }
 
     fn log(&self, name: &str) -> Result<std::fs::File, String> {
-        std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .map_err(|e| e.to_string())
     }
 
     /// Starts `pg_autoctl run` for node `i` in its own process group, detached from this process.
@@ -249,7 +298,12 @@ impl Formation {
 
     fn running(&self, i: usize) -> bool {
         let pgid = std::fs::read_to_string(self.dir.join(format!("node{i}.pgid"))).unwrap_or_default();
-        !pgid.trim().is_empty() && Command::new("kill").args(["-0", "--", &format!("-{}", pgid.trim())]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        !pgid.trim().is_empty()
+            && Command::new("kill")
+                .args(["-0", "--", &format!("-{}", pgid.trim())])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
     }
 
     /// SIGKILL to everything of node `i`, as if its machine died: the postmaster and every process it forked,
@@ -264,7 +318,8 @@ impl Formation {
             let _ = Command::new("kill").args(["-KILL", pid]).stderr(Stdio::null()).status();
         }
         if let Ok(pgid) = std::fs::read_to_string(self.dir.join(format!("node{i}.pgid"))) {
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", pgid.trim())]).stderr(Stdio::null()).status();
+            let _ =
+                Command::new("kill").args(["-KILL", "--", &format!("-{}", pgid.trim())]).stderr(Stdio::null()).status();
             let _ = std::fs::remove_file(self.dir.join(format!("node{i}.pgid")));
         }
     }
@@ -273,7 +328,11 @@ impl Formation {
     pub fn psql(&self, i: usize, db: &str, sql: &str) -> Result<String, String> {
         let port = self.ports[i].to_string();
         let psql = if self.bin.join("psql").is_file() { self.bin.join("psql") } else { PathBuf::from("psql") };
-        output(Command::new(psql).args(["-X", "-q", "-At", "-h", "127.0.0.1", "-U", "postgres", "-p", &port, "-d", db, "-c", sql]).stdin(Stdio::null()))
+        output(
+            Command::new(psql)
+                .args(["-X", "-q", "-At", "-h", "127.0.0.1", "-U", "postgres", "-p", &port, "-d", db, "-c", sql])
+                .stdin(Stdio::null()),
+        )
     }
 
     fn wait_sql(&self, i: usize, db: &str, within: Duration) -> Result<(), String> {
@@ -316,7 +375,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         Some("switchover") => Formation::open(&dir)?.switchover().map(|()| eprintln!("switchover done")),
-        Some("kill-primary") => Formation::open(&dir)?.kill_primary().map(|i| eprintln!("killed node{i} (the primary); `cargo xtask ha revive` restarts it")),
+        Some("kill-primary") => Formation::open(&dir)?
+            .kill_primary()
+            .map(|i| eprintln!("killed node{i} (the primary); `cargo xtask ha revive` restarts it")),
         Some("kill-standby") => Formation::open(&dir)?.kill_standby().map(|i| eprintln!("killed node{i} (a standby)")),
         Some("revive") => Formation::open(&dir)?.revive(),
         _ => Err("usage: cargo xtask ha up|down|status|switchover|kill-primary|kill-standby|revive".into()),

@@ -30,7 +30,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .arg(&url),
         )?;
         let grab = |key: &str| {
-            out.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(if key == "tps" { 2 } else { 3 })).unwrap_or("?").to_owned()
+            out.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(if key == "tps" { 2 } else { 3 }))
+                .unwrap_or("?")
+                .to_owned()
         };
         rows.push((script, grab("tps"), grab("latency average")));
     }

@@ -21,7 +21,10 @@ pub fn find_bin() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(dir));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| "PostgreSQL server not found in /usr/lib/postgresql (apt-get install postgresql, or set DATABASE_URL)".to_string())?
+        .map_err(|_| {
+            "PostgreSQL server not found in /usr/lib/postgresql (apt-get install postgresql, or set DATABASE_URL)"
+                .to_string()
+        })?
         .filter_map(|e| e.ok())
         .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .filter(|(_, bin)| bin.join("initdb").exists())
@@ -33,7 +36,6 @@ pub fn find_bin() -> Result<PathBuf, String> {
 pub fn is_root() -> bool {
     output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
 }
-
 
 impl Cluster {
     /// A cluster for tests: fsync and synchronous commit off (fast; nothing here outlives the run).
@@ -60,10 +62,7 @@ impl Cluster {
         );
         let cluster = Cluster { dir, bin, port, as_postgres, opts };
         let data = cluster.dir.join("data");
-        cluster.pg(
-            "initdb",
-            &["-D", path(&data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
-        )?;
+        cluster.pg("initdb", &["-D", path(&data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])?;
         cluster.start_server()?;
         Ok(cluster)
     }

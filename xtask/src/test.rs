@@ -68,7 +68,18 @@ pub fn run(extra: &[String]) -> Result<(), String> {
         let formation = crate::ha::Owned(crate::ha::Formation::up(&dir)?);
         step("cargo test: the conformance suite against the formation's multi-host URL");
         let mut cmd = cargo();
-        cmd.args(["test", "--no-fail-fast", "-p", "hhs-origin", "--test", "it", "--", "conformance::postgres", "failover::"]).env("HHS_TEST_PG_URL", formation.0.url());
+        cmd.args([
+            "test",
+            "--no-fail-fast",
+            "-p",
+            "hhs-origin",
+            "--test",
+            "it",
+            "--",
+            "conformance::postgres",
+            "failover::",
+        ])
+        .env("HHS_TEST_PG_URL", formation.0.url());
         let (p, f, i) = run_counting(&mut cmd)?;
         drop(formation);
         (passed, failed, ignored) = (passed + p, failed + f, ignored + i);
@@ -108,7 +119,10 @@ fn run_counting(cmd: &mut Command) -> Result<(u64, u64, u64), String> {
             println!("{line}");
             if let Some(rest) = line.strip_prefix("test result: ") {
                 let count = |word: &str| {
-                    rest.split(';').find_map(|part| part.trim().strip_suffix(word)).and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+                    rest.split(';')
+                        .find_map(|part| part.trim().strip_suffix(word))
+                        .and_then(|n| n.trim().rsplit(' ').next()?.parse::<u64>().ok())
+                        .unwrap_or(0)
                 };
                 passed += count(" passed");
                 failed += count(" failed");

@@ -22,13 +22,13 @@ pub fn build(release: bool) -> Result<PathBuf, String> {
     let dist = root().join("ui/dist");
     let _ = std::fs::remove_dir_all(&dist);
     std::fs::create_dir_all(&dist).map_err(|e| format!("create ui/dist: {e}"))?;
-    status(
-        Command::new(wasm::bindgen_cli()?)
-            .arg(&wasm_file)
-            .arg("--out-dir")
-            .arg(&dist)
-            .args(["--target", "web", "--out-name", "hhs_ui", "--no-typescript"]),
-    )?;
+    status(Command::new(wasm::bindgen_cli()?).arg(&wasm_file).arg("--out-dir").arg(&dist).args([
+        "--target",
+        "web",
+        "--out-name",
+        "hhs_ui",
+        "--no-typescript",
+    ]))?;
     if release {
         wasm::opt(&dist.join("hhs_ui_bg.wasm"))?;
     }

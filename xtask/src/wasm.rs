@@ -17,7 +17,8 @@ pub enum Toolchain {
 }
 
 fn rustup_has_target() -> bool {
-    output(Command::new("rustup").args(["target", "list", "--installed"])).is_ok_and(|s| s.lines().any(|l| l.trim() == TARGET))
+    output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .is_ok_and(|s| s.lines().any(|l| l.trim() == TARGET))
 }
 
 fn debian_ready() -> bool {
@@ -138,7 +139,11 @@ pub fn opt(file: &Path) -> Result<(), String> {
     let bin = root().join("edge/node_modules/.bin/wasm-opt");
     if !bin.exists() {
         step("npm install binaryen (wasm-opt)");
-        status(Command::new("npm").args(["install", "--no-save", "--no-audit", "--no-fund", "binaryen@132"]).current_dir(root().join("edge")))?;
+        status(
+            Command::new("npm")
+                .args(["install", "--no-save", "--no-audit", "--no-fund", "binaryen@132"])
+                .current_dir(root().join("edge")),
+        )?;
     }
     step("wasm-opt -Oz");
     // The features the input already uses (wasm-bindgen's abort handler needs exception handling and reference
@@ -147,10 +152,14 @@ pub fn opt(file: &Path) -> Result<(), String> {
         Command::new(bin)
             .arg("-Oz")
             .args(["--enable-exception-handling", "--enable-reference-types", "--enable-bulk-memory"])
-            .args(["--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-multivalue"])
+            .args([
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "--enable-multivalue",
+            ])
             .arg(file)
             .arg("-o")
             .arg(file),
     )
 }
-

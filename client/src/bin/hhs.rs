@@ -116,7 +116,9 @@ enum Keys {
 /// `KEY=VALUE` lines of `.hhs/dev.env`, if there is one here.
 fn dev_env(name: &str) -> Option<String> {
     let text = std::fs::read_to_string(".hhs/dev.env").ok()?;
-    text.lines().find_map(|l| l.trim().trim_start_matches("export ").strip_prefix(&format!("{name}=")).map(|v| v.trim_matches('"').to_owned()))
+    text.lines().find_map(|l| {
+        l.trim().trim_start_matches("export ").strip_prefix(&format!("{name}=")).map(|v| v.trim_matches('"').to_owned())
+    })
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -166,7 +168,15 @@ async fn main() -> ExitCode {
 #[path = "hhs/commands.rs"]
 mod commands;
 
-async fn lock(client: &Client, resource: &str, owner: &str, ttl: Duration, wait: Duration, grace: Duration, command: &[String]) -> ExitCode {
+async fn lock(
+    client: &Client,
+    resource: &str,
+    owner: &str,
+    ttl: Duration,
+    wait: Duration,
+    grace: Duration,
+    command: &[String],
+) -> ExitCode {
     let guard = match Lease::acquire_waiting(client, resource, owner, ttl, wait).await {
         Ok(g) => g,
         Err(ClientError::Api { error, .. }) => {

@@ -17,13 +17,23 @@ fn hhs(origin: &Origin, args: &[&str]) -> tokio::process::Command {
 async fn hhs_lock_runs_the_command_with_the_token_and_releases() {
     let origin = Origin::start().await;
     let bed = origin.bed("CLI 1").await;
-    let out = hhs(&origin, &["lock", &bed, "--ttl", "5s", "--", "sh", "-c", "echo token=$HHS_FENCING_TOKEN; exit 3"]).output().await.unwrap();
+    let out = hhs(&origin, &["lock", &bed, "--ttl", "5s", "--", "sh", "-c", "echo token=$HHS_FENCING_TOKEN; exit 3"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(3), "hhs exits with the command's status");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "token=1");
     assert_eq!(origin.lock(&bed).await["status"], "RELEASED");
 
     // Held by someone else: refused at once, exit 2, the command never runs.
-    origin.send("POST", "/api/locks/acquire", &origin.client, Some(json!({"resource_id": bed, "owner_id": "ws-9", "ttl_seconds": 30}))).await;
+    origin
+        .send(
+            "POST",
+            "/api/locks/acquire",
+            &origin.client,
+            Some(json!({"resource_id": bed, "owner_id": "ws-9", "ttl_seconds": 30})),
+        )
+        .await;
     let out = hhs(&origin, &["lock", &bed, "--", "sh", "-c", "echo ran"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
@@ -35,15 +45,28 @@ async fn hhs_lock_runs_the_command_with_the_token_and_releases() {
 async fn a_lost_hold_stops_the_command() {
     let origin = Origin::start().await;
     let bed = origin.bed("CLI 2").await;
-    let child = hhs(&origin, &["lock", &bed, "--ttl", "3s", "--grace", "1s", "--", "sleep", "30"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = hhs(&origin, &["lock", &bed, "--ttl", "3s", "--grace", "1s", "--", "sleep", "30"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Once it holds, an administrator takes the bed.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while origin.lock(&bed).await["status"] != "HELD" {
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    origin.send("POST", "/api/locks/force-release", &origin.admin, Some(json!({"resource_id": bed, "reason": "emergency"}))).await;
-    let out = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output()).await.expect("the command was stopped").unwrap();
+    origin
+        .send(
+            "POST",
+            "/api/locks/force-release",
+            &origin.admin,
+            Some(json!({"resource_id": bed, "reason": "emergency"})),
+        )
+        .await;
+    let out = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
+        .await
+        .expect("the command was stopped")
+        .unwrap();
     assert_eq!(out.status.code(), Some(128 + 15), "sleep was terminated by SIGTERM");
     assert!(String::from_utf8_lossy(&out.stderr).contains("lost"), "{}", String::from_utf8_lossy(&out.stderr));
     origin.stop().await;
@@ -78,16 +101,32 @@ async fn hhs_lists_adds_and_races() {
     assert!(cleaning.status.success(), "{}", String::from_utf8_lossy(&cleaning.stderr));
     assert_eq!(String::from_utf8_lossy(&cleaning.stdout).trim(), "CLI Ward 3 is housekeeping (H)");
     let table = admin(&["resources", "ls"]).output().await.unwrap();
-    assert!(String::from_utf8_lossy(&table.stdout).lines().any(|l| l.contains(&id) && l.contains("H housekeeping")), "{}", String::from_utf8_lossy(&table.stdout));
+    assert!(
+        String::from_utf8_lossy(&table.stdout).lines().any(|l| l.contains(&id) && l.contains("H housekeeping")),
+        "{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
     let held = hhs(&origin, &["lock", &id, "--", "true"]).output().await.unwrap();
-    assert!(String::from_utf8_lossy(&held.stderr).contains("resource_unavailable"), "{}", String::from_utf8_lossy(&held.stderr));
+    assert!(
+        String::from_utf8_lossy(&held.stderr).contains("resource_unavailable"),
+        "{}",
+        String::from_utf8_lossy(&held.stderr)
+    );
     let bad = admin(&["resources", "status", &id, "Z"]).output().await.unwrap();
     assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("validation_failed"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("validation_failed"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     assert!(admin(&["resources", "status", &id, "U"]).output().await.unwrap().status.success());
     // A client key may not remove resources: the API's code comes through.
     let refused = hhs(&origin, &["resources", "rm", &id]).output().await.unwrap();
     assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("forbidden"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     origin.stop().await;
 }

@@ -37,8 +37,17 @@ async fn losing_the_hold_fires_the_signal_within_one_heartbeat_period() {
     let client = Client::new(&origin.url, &origin.client);
     let guard = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(3)).await.unwrap();
     let forced = std::time::Instant::now();
-    origin.send("POST", "/api/locks/force-release", &origin.admin, Some(json!({"resource_id": bed, "reason": "bed needed for an emergency"}))).await;
-    let lost = tokio::time::timeout(Duration::from_secs(3), guard.until_lost()).await.expect("lost within a heartbeat period (1 s) and some");
+    origin
+        .send(
+            "POST",
+            "/api/locks/force-release",
+            &origin.admin,
+            Some(json!({"resource_id": bed, "reason": "bed needed for an emergency"})),
+        )
+        .await;
+    let lost = tokio::time::timeout(Duration::from_secs(3), guard.until_lost())
+        .await
+        .expect("lost within a heartbeat period (1 s) and some");
     assert!(forced.elapsed() <= Duration::from_millis(1_500), "signalled after {:?}", forced.elapsed());
     match lost {
         Lost::Refused(e) => assert_eq!(e.code, ErrorCode::NotHolder, "{e:?}"),
@@ -101,7 +110,8 @@ async fn a_burst_of_503s_is_ridden_out_and_409_is_not_retried() {
     let origin = Origin::start().await;
     let bed = origin.bed("Guard 4").await;
     let client = Client::new(&flaky_proxy(origin.url.clone(), 3).await, &origin.client);
-    let guard = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.expect("acquired after three 503s");
+    let guard =
+        Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.expect("acquired after three 503s");
     assert_eq!(origin.lock(&bed).await["status"], "HELD");
     // A refusal comes back at once, not after the retries' backoff.
     let started = std::time::Instant::now();
@@ -140,7 +150,9 @@ async fn the_session_guard_keeps_its_holds_alive_and_closing_releases_them() {
     let path = format!("/api/sessions/{}", session.view().id);
     let ended = std::time::Instant::now();
     origin.send("DELETE", &path, &origin.client, None).await;
-    let lost = tokio::time::timeout(Duration::from_secs(3), session.until_lost()).await.expect("lost within a keepalive period and some");
+    let lost = tokio::time::timeout(Duration::from_secs(3), session.until_lost())
+        .await
+        .expect("lost within a keepalive period and some");
     assert!(ended.elapsed() <= Duration::from_millis(1_500), "signalled after {:?}", ended.elapsed());
     assert!(matches!(lost, Lost::Refused(ref e) if e.code == ErrorCode::SessionEnded), "{lost:?}");
     origin.stop().await;
@@ -154,7 +166,8 @@ async fn the_group_guard_holds_all_or_none_and_releases_them_together() {
     let client = Client::new(&origin.url, &origin.client);
     // c is held elsewhere: refused, naming it; nothing held.
     let other = Lease::acquire(&client, &c, "icu", Duration::from_secs(30)).await.unwrap();
-    let refused = hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(1)).await.err().unwrap();
+    let refused =
+        hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(1)).await.err().unwrap();
     match refused {
         ClientError::Api { error, .. } => {
             assert_eq!(error.code, ErrorCode::GroupBlocked);
@@ -165,7 +178,8 @@ async fn the_group_guard_holds_all_or_none_and_releases_them_together() {
     }
     assert_eq!(origin.lock(&a).await["status"], "FREE");
     other.release().await.unwrap();
-    let group = hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(1)).await.unwrap();
+    let group =
+        hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(1)).await.unwrap();
     assert_eq!(group.view().holds.len(), 3);
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     for bed in [&a, &b, &c] {
@@ -189,7 +203,9 @@ async fn a_waiting_client_is_served_in_turn_before_one_that_asks_again() {
     // ws-2 waits in the server's queue, with a TTL (1 s) far shorter than its wait.
     let waiting = {
         let (client, bed) = (client.clone(), bed.clone());
-        tokio::spawn(async move { Lease::acquire_waiting(&client, &bed, "ws-2", Duration::from_secs(1), Duration::from_secs(20)).await })
+        tokio::spawn(async move {
+            Lease::acquire_waiting(&client, &bed, "ws-2", Duration::from_secs(1), Duration::from_secs(20)).await
+        })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     // ws-3 only asks again: it is told others wait, and never overtakes ws-2.
@@ -197,7 +213,8 @@ async fn a_waiting_client_is_served_in_turn_before_one_that_asks_again() {
     assert_eq!(asked.code(), Some(ErrorCode::LockHeld));
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     holder.release().await.unwrap();
-    let guard = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("granted once released").unwrap().unwrap();
+    let guard =
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("granted once released").unwrap().unwrap();
     assert_eq!(guard.view().owner_id.as_deref(), Some("ws-2"));
     assert_eq!(guard.fencing_token(), 2);
     // Three seconds of waiting did not count against its 1-second TTL: the guard keeps it, renewed.
@@ -216,7 +233,10 @@ async fn a_wait_that_runs_out_returns_the_refusal() {
     let client = Client::new(&origin.url, &origin.client);
     let _holder = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.unwrap();
     let started = std::time::Instant::now();
-    let refused = Lease::acquire_waiting(&client, &bed, "ws-2", Duration::from_secs(5), Duration::from_millis(1_500)).await.err().unwrap();
+    let refused = Lease::acquire_waiting(&client, &bed, "ws-2", Duration::from_secs(5), Duration::from_millis(1_500))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(refused.code(), Some(ErrorCode::LockHeld));
     assert!((1_400..6_000).contains(&started.elapsed().as_millis()), "gave up after {:?}", started.elapsed());
     origin.stop().await;
@@ -256,12 +276,29 @@ async fn the_group_guard_is_lost_when_a_member_is_force_released() {
     let origin = Origin::start().await;
     let (a, b, c) = (origin.bed("Group 4").await, origin.bed("Group 5").await, origin.bed("Group 6").await);
     let client = Client::new(&origin.url, &origin.client);
-    let group = hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(2)).await.unwrap();
-    let forced = origin.send("POST", "/api/locks/force-release", &origin.admin, Some(json!({"resource_id": b, "reason": "needed elsewhere"}))).await;
+    let group =
+        hhs_client::GroupGuard::acquire(&client, &[&a, &b, &c], "theatre", Duration::from_secs(2)).await.unwrap();
+    let forced = origin
+        .send(
+            "POST",
+            "/api/locks/force-release",
+            &origin.admin,
+            Some(json!({"resource_id": b, "reason": "needed elsewhere"})),
+        )
+        .await;
     assert_eq!(forced["status"], "FORCE_RELEASED", "{forced}");
-    let taken = origin.send("POST", "/api/locks/acquire", &origin.admin, Some(json!({"resource_id": b, "owner_id": "icu", "ttl_seconds": 60}))).await;
+    let taken = origin
+        .send(
+            "POST",
+            "/api/locks/acquire",
+            &origin.admin,
+            Some(json!({"resource_id": b, "owner_id": "icu", "ttl_seconds": 60})),
+        )
+        .await;
     assert_eq!(taken["status"], "HELD", "{taken}");
-    let lost = tokio::time::timeout(Duration::from_millis(1_500), group.until_lost()).await.expect("lost within a heartbeat period and some");
+    let lost = tokio::time::timeout(Duration::from_millis(1_500), group.until_lost())
+        .await
+        .expect("lost within a heartbeat period and some");
     match lost {
         Lost::Refused(e) => {
             assert_eq!(e.code, ErrorCode::GroupBlocked, "{e:?}");
@@ -286,9 +323,19 @@ async fn the_session_guard_reports_a_hold_it_no_longer_has() {
     let mut lost_holds = session.lost_holds();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(lost_holds.borrow().is_empty(), "{:?}", lost_holds.borrow());
-    let forced = origin.send("POST", "/api/locks/force-release", &origin.admin, Some(json!({"resource_id": b, "reason": "bed needed"}))).await;
+    let forced = origin
+        .send(
+            "POST",
+            "/api/locks/force-release",
+            &origin.admin,
+            Some(json!({"resource_id": b, "reason": "bed needed"})),
+        )
+        .await;
     assert_eq!(forced["status"], "FORCE_RELEASED", "{forced}");
-    tokio::time::timeout(Duration::from_millis(1_500), lost_holds.wait_for(|l| !l.is_empty())).await.expect("reported within a keepalive period and some").unwrap();
+    tokio::time::timeout(Duration::from_millis(1_500), lost_holds.wait_for(|l| !l.is_empty()))
+        .await
+        .expect("reported within a keepalive period and some")
+        .unwrap();
     let lost = lost_holds.borrow().clone();
     assert_eq!(lost.len(), 1, "{lost:?}");
     assert_eq!((lost[0].resource_id, Some(lost[0].fencing_token)), (gone.resource_id, gone.fencing_token));

@@ -29,7 +29,11 @@ impl Origin {
         };
         let (admin, client) = (mint("hq", Role::Admin).await, mint("clinic-north", Role::Client).await);
         let settings = Settings {
-            policy: Policy { ttl_bounds: TtlBounds { min_seconds: 1, max_seconds: 3_600 }, default_ttl_seconds: 30, lock_delays: Default::default() },
+            policy: Policy {
+                ttl_bounds: TtlBounds { min_seconds: 1, max_seconds: 3_600 },
+                default_ttl_seconds: 30,
+                lock_delays: Default::default(),
+            },
             cors_origins: vec![],
             reaper: Some((Duration::from_millis(200), 100)),
             insecure_no_auth: false,
@@ -49,12 +53,14 @@ impl Origin {
 
     /// Creates a bed; its id.
     pub async fn bed(&self, name: &str) -> String {
-        let body = self.send("POST", "/api/resources", &self.admin, Some(json!({"type": "bed", "identifier": name}))).await;
+        let body =
+            self.send("POST", "/api/resources", &self.admin, Some(json!({"type": "bed", "identifier": name}))).await;
         body["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn send(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> Value {
-        let req = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.url)).bearer_auth(key);
+        let req =
+            reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.url)).bearer_auth(key);
         let req = match body {
             Some(b) => req.json(&b),
             None => req,

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Role;
 use crate::error::{ApiError, ErrorCode};
 use crate::ttl::TtlBounds;
-use crate::wire::requests::*;
 use crate::wire::queries::*;
+use crate::wire::requests::*;
 use crate::wire::views::*;
 
 /// An endpoint: its place in the table and its typed request and response.
@@ -131,13 +131,21 @@ impl PartialEq for Route {
 
 /// `$query` if given, else `NoBody`.
 macro_rules! or_none {
-    () => { NoBody };
-    ($t:ty) => { $t };
+    () => {
+        NoBody
+    };
+    ($t:ty) => {
+        $t
+    };
 }
 
 macro_rules! given {
-    () => { false };
-    ($t:ty) => { true };
+    () => {
+        false
+    };
+    ($t:ty) => {
+        true
+    };
 }
 
 /// A route's query check: none without a query type.
@@ -283,7 +291,8 @@ impl Route {
     pub fn errors(&self) -> Vec<ErrorCode> {
         use ErrorCode::*;
         // Every route refuses some role (an integration key reads nothing; the others need more than a viewer).
-        let codes = alloc::vec![Unauthenticated, RateLimited, Internal, OriginUnavailable, DatabaseUnavailable, Forbidden];
+        let codes =
+            alloc::vec![Unauthenticated, RateLimited, Internal, OriginUnavailable, DatabaseUnavailable, Forbidden];
         let mut codes = codes;
         if self.path.contains("{resource_id}") {
             codes.push(InvalidResourceId);
@@ -386,7 +395,10 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
 /// How long the origin may keep this (checked) request open on purpose: an acquire's `wait_seconds` in the
 /// queue. A proxy in front (the edge) waits that much longer before it calls the origin lost.
 pub fn held_open(route: &Route, body: &[u8]) -> crate::time::Millis {
-    let wait = (route.api == Api::Acquire).then(|| serde_json::from_slice::<AcquireRequest>(body).ok()).flatten().and_then(|r| r.wait_seconds);
+    let wait = (route.api == Api::Acquire)
+        .then(|| serde_json::from_slice::<AcquireRequest>(body).ok())
+        .flatten()
+        .and_then(|r| r.wait_seconds);
     crate::time::Millis(i64::from(wait.unwrap_or(0).min(crate::queue::MAX_WAIT_SECONDS)) * 1000)
 }
 
@@ -410,13 +422,19 @@ pub fn check(
         return Ok(());
     }
     if route.er7 && !content_type.is_some_and(is_er7_content_type) {
-        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the message as Content-Type: application/hl7-v2"));
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the message as Content-Type: application/hl7-v2",
+        ));
     }
     if !route.er7 && !content_type.is_some_and(is_json_content_type) {
         return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json"));
     }
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(ErrorCode::PayloadTooLarge, alloc::format!("request bodies are limited to {MAX_BODY_BYTES} bytes")));
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            alloc::format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+        ));
     }
     (route.check)(body, bounds)
 }

@@ -336,26 +336,58 @@ impl EventView {
     }
 
     /// `resource_created`, `resource_updated` (with the new identifier), `resource_deleted`.
-    pub fn of_resource(kind: LogKind, id: ResourceId, ty: &ResourceType, ident: &Identifier, at: Millis, actor: &Actor) -> EventView {
-        let detail = Detail::Resource(ResourceDetail { resource_type: ty.as_str().into(), identifier: ident.as_str().into() });
+    pub fn of_resource(
+        kind: LogKind,
+        id: ResourceId,
+        ty: &ResourceType,
+        ident: &Identifier,
+        at: Millis,
+        actor: &Actor,
+    ) -> EventView {
+        let detail =
+            Detail::Resource(ResourceDetail { resource_type: ty.as_str().into(), identifier: ident.as_str().into() });
         EventView { resource_id: Some(id), ..EventView::new(kind, at, actor, detail) }
     }
 
     /// `session_opened`, `session_closed`, `session_lapsed`.
     pub fn of_session(kind: LogKind, s: &crate::session::Session, at: Millis, actor: &Actor) -> EventView {
-        let detail = Detail::Session(SessionDetail { session_id: s.id, owner_id: s.owner.as_str().into(), ttl_seconds: s.ttl.seconds() });
+        let detail = Detail::Session(SessionDetail {
+            session_id: s.id,
+            owner_id: s.owner.as_str().into(),
+            ttl_seconds: s.ttl.seconds(),
+        });
         EventView { owner_id: Some(s.owner.as_str().into()), ..EventView::new(kind, at, actor, detail) }
     }
 
     /// `queued`, `wait_ended` of waiter `w` on its resource.
-    pub fn of_waiter(kind: LogKind, w: &crate::queue::Waiter, resource: ResourceId, position: u32, ended: Option<&str>, at: Millis, actor: &Actor) -> EventView {
+    pub fn of_waiter(
+        kind: LogKind,
+        w: &crate::queue::Waiter,
+        resource: ResourceId,
+        position: u32,
+        ended: Option<&str>,
+        at: Millis,
+        actor: &Actor,
+    ) -> EventView {
         let wait_seconds = u32::try_from(w.deadline.since(w.enqueued_at).0 / 1000).unwrap_or(u32::MAX);
-        let detail = Detail::Queue(QueueDetail { waiter_id: w.id, position, wait_seconds, ended: ended.map(Into::into) });
-        EventView { resource_id: Some(resource), owner_id: Some(w.owner.as_str().into()), ..EventView::new(kind, at, actor, detail) }
+        let detail =
+            Detail::Queue(QueueDetail { waiter_id: w.id, position, wait_seconds, ended: ended.map(Into::into) });
+        EventView {
+            resource_id: Some(resource),
+            owner_id: Some(w.owner.as_str().into()),
+            ..EventView::new(kind, at, actor, detail)
+        }
     }
 
     /// `key_created`, `key_revoked`: the key's id, principal and role, never its secret.
-    pub fn of_key(kind: LogKind, key_id: &str, key_principal: &str, role: Role, at: Millis, actor: &Actor) -> EventView {
+    pub fn of_key(
+        kind: LogKind,
+        key_id: &str,
+        key_principal: &str,
+        role: Role,
+        at: Millis,
+        actor: &Actor,
+    ) -> EventView {
         let detail = Detail::Key(KeyDetail { key_id: key_id.into(), key_principal: key_principal.into(), role });
         EventView::new(kind, at, actor, detail)
     }

@@ -78,7 +78,8 @@ impl Described for EventStream {
     /// One event of the stream (a sequential media type: the schema is the `itemSchema`), as an SSE client
     /// parses it — `event`, `id` and `data` as text — with what its `data` carries, by `event`.
     fn content(g: &mut SchemaGenerator) -> Option<(&'static str, Schema)> {
-        let (kind, event, lock) = (g.subschema_for::<LogKind>(), g.subschema_for::<EventView>(), g.subschema_for::<LockView>());
+        let (kind, event, lock) =
+            (g.subschema_for::<LogKind>(), g.subschema_for::<EventView>(), g.subschema_for::<LockView>());
         let item = json_schema!({
             "description": "One server-sent event. An entry of the event log: `event` is its kind, `id` its id, `data` its \
                 `EventView` (as `GET /api/events` gives it). A renewal: `event: heartbeat`, `data` the hold's `LockView`, no \
@@ -185,7 +186,10 @@ fn operation(route: &Route, g: &mut SchemaGenerator) -> Value {
     }
     let mut responses = Map::new();
     let (media, schema) = bodies.response;
-    responses.insert(route.status.to_string(), json!({"description": "success", "content": {media: media_type(media, schema)}}));
+    responses.insert(
+        route.status.to_string(),
+        json!({"description": "success", "content": {media: media_type(media, schema)}}),
+    );
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
     for code in route.errors() {
         for status in code.statuses() {

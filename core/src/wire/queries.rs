@@ -58,9 +58,14 @@ fn limit(given: Option<u32>, default: u32) -> Result<u32, ApiError> {
 fn time(name: &str, value: Option<&str>) -> Result<Option<Millis>, ApiError> {
     value
         .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(v).map(|t| Millis::from_utc(t.with_timezone(&chrono::Utc))).map_err(|_| {
-                ApiError::new(ErrorCode::ValidationFailed, format!("{name} must be an RFC 3339 time such as 2026-01-31T08:00:00Z"))
-            })
+            chrono::DateTime::parse_from_rfc3339(v).map(|t| Millis::from_utc(t.with_timezone(&chrono::Utc))).map_err(
+                |_| {
+                    ApiError::new(
+                        ErrorCode::ValidationFailed,
+                        format!("{name} must be an RFC 3339 time such as 2026-01-31T08:00:00Z"),
+                    )
+                },
+            )
         })
         .transpose()
 }
@@ -152,7 +157,10 @@ impl LockQuery {
     pub fn validate(&self) -> Result<(LockFilter, Option<LockStatus>), ApiError> {
         let status = self.status.as_deref().map(|s| {
             LockStatus::parse(s).ok_or_else(|| {
-                ApiError::new(ErrorCode::ValidationFailed, "status must be one of FREE, HELD, RELEASED, EXPIRED, FORCE_RELEASED, BOOKED, COMPLETED")
+                ApiError::new(
+                    ErrorCode::ValidationFailed,
+                    "status must be one of FREE, HELD, RELEASED, EXPIRED, FORCE_RELEASED, BOOKED, COMPLETED",
+                )
             })
         });
         let filter = LockFilter {
@@ -186,7 +194,10 @@ impl AnomalyQuery {
             return Err(ApiError::new(ErrorCode::ValidationFailed, "min_score must be between 0 and 1"));
         }
         let after = self.after.as_deref().map(ResourceId::parse).transpose()?;
-        Ok((LockFilter { held_only: true, after, limit: Some(limit(self.limit, MAX_PAGE)?), ..LockFilter::default() }, min))
+        Ok((
+            LockFilter { held_only: true, after, limit: Some(limit(self.limit, MAX_PAGE)?), ..LockFilter::default() },
+            min,
+        ))
     }
 }
 

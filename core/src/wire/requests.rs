@@ -58,7 +58,10 @@ mod rules {
 
     /// A hold with a TTL of its own or under a session, not both; a session's hold does not queue.
     pub fn acquire(schema: &mut Schema) {
-        schema.insert("not".into(), json!({"anyOf": [given(&["ttl_seconds", "session_id"]), given(&["wait_seconds", "session_id"])]}));
+        schema.insert(
+            "not".into(),
+            json!({"anyOf": [given(&["ttl_seconds", "session_id"]), given(&["wait_seconds", "session_id"])]}),
+        );
     }
 
     /// A TTL or a session: exactly one.
@@ -80,8 +83,9 @@ mod rules {
 
 fn parse_token(raw: Option<i64>) -> Result<Option<FencingToken>, ApiError> {
     raw.map(|v| {
-        FencingToken::from_i64(v)
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidFencingToken, "fencing_token must be a non-negative integer"))
+        FencingToken::from_i64(v).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidFencingToken, "fencing_token must be a non-negative integer")
+        })
     })
     .transpose()
 }
@@ -144,13 +148,24 @@ impl AcquireRequest {
     pub fn validate(&self, bounds: &TtlBounds) -> Result<ValidAcquire, ApiError> {
         let session = self.session_id.as_deref().map(crate::ids::SessionId::parse).transpose()?;
         if session.is_some() && self.ttl_seconds.is_some() {
-            return Err(ApiError::new(ErrorCode::ValidationFailed, "give ttl_seconds or session_id, not both: a session's hold has the session's TTL"));
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "give ttl_seconds or session_id, not both: a session's hold has the session's TTL",
+            ));
         }
         let max = crate::queue::MAX_WAIT_SECONDS;
         let wait = match self.wait_seconds {
-            Some(w) if w > max => return Err(ApiError::new(ErrorCode::ValidationFailed, format!("wait_seconds must be between 0 and {max}"))),
+            Some(w) if w > max => {
+                return Err(ApiError::new(
+                    ErrorCode::ValidationFailed,
+                    format!("wait_seconds must be between 0 and {max}"),
+                ))
+            }
             Some(_) if session.is_some() => {
-                return Err(ApiError::new(ErrorCode::ValidationFailed, "wait_seconds goes with a hold of its own; a session's holds do not queue"))
+                return Err(ApiError::new(
+                    ErrorCode::ValidationFailed,
+                    "wait_seconds goes with a hold of its own; a session's holds do not queue",
+                ))
             }
             Some(0) | None => None,
             Some(w) => Some(crate::time::Millis(i64::from(w) * 1000)),
@@ -253,13 +268,21 @@ impl BookRequest {
         let invalid = |m: &str| Err(ApiError::new(ErrorCode::ValidationFailed, m));
         let target = match (&self.resource_id, &self.group_id) {
             (Some(resource_id), None) => BookTarget::Resource(
-                HolderRequest { resource_id: resource_id.clone(), owner_id: self.owner_id.clone(), fencing_token: self.fencing_token }.validate()?,
+                HolderRequest {
+                    resource_id: resource_id.clone(),
+                    owner_id: self.owner_id.clone(),
+                    fencing_token: self.fencing_token,
+                }
+                .validate()?,
             ),
             (None, Some(group_id)) if self.fencing_token.is_none() => {
-                let (group, owner) = GroupHolderRequest { group_id: group_id.clone(), owner_id: self.owner_id.clone() }.validate()?;
+                let (group, owner) =
+                    GroupHolderRequest { group_id: group_id.clone(), owner_id: self.owner_id.clone() }.validate()?;
                 BookTarget::Group(group, owner)
             }
-            (None, Some(_)) => return invalid("fencing_token goes with resource_id: a group's members have a token each"),
+            (None, Some(_)) => {
+                return invalid("fencing_token goes with resource_id: a group's members have a token each")
+            }
             _ => return invalid("give exactly one of resource_id and group_id"),
         };
         Ok((target, parse_until(&self.until)?))
@@ -304,7 +327,11 @@ pub struct ValidGroup {
 
 impl AcquireGroupRequest {
     pub fn validate(&self, bounds: &TtlBounds) -> Result<ValidGroup, ApiError> {
-        let ids = self.resources.iter().map(|m| ResourceId::parse(&m.resource_id)).collect::<Result<alloc::vec::Vec<_>, _>>()?;
+        let ids = self
+            .resources
+            .iter()
+            .map(|m| ResourceId::parse(&m.resource_id))
+            .collect::<Result<alloc::vec::Vec<_>, _>>()?;
         let resources = crate::group::lock_order(&ids)?;
         let session = self.session_id.as_deref().map(crate::ids::SessionId::parse).transpose()?;
         let ttl = self.ttl_seconds.map(|t| Ttl::from_seconds_f64(t, bounds)).transpose()?;
@@ -336,7 +363,9 @@ impl GroupHolderRequest {
 fn parse_until(until: &str) -> Result<crate::time::Millis, ApiError> {
     chrono::DateTime::parse_from_rfc3339(until)
         .map(|t| crate::time::Millis::from_utc(t.with_timezone(&chrono::Utc)))
-        .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "until must be an RFC 3339 time such as 2026-01-31T18:00:00Z"))
+        .map_err(|_| {
+            ApiError::new(ErrorCode::ValidationFailed, "until must be an RFC 3339 time such as 2026-01-31T18:00:00Z")
+        })
 }
 
 /// `POST /api/locks/force-release` (admin).
@@ -355,7 +384,10 @@ impl ForceReleaseRequest {
     pub fn validate(&self) -> Result<(ResourceId, String), ApiError> {
         let reason = self.reason.trim();
         if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-            return Err(ApiError::new(ErrorCode::ValidationFailed, "reason must be 1-500 characters without control characters"));
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "reason must be 1-500 characters without control characters",
+            ));
         }
         Ok((ResourceId::parse(&self.resource_id)?, reason.to_string()))
     }
@@ -391,8 +423,9 @@ pub struct CreateKeyRequest {
 
 impl CreateKeyRequest {
     pub fn validate(&self) -> Result<(Principal, Role), ApiError> {
-        let role = Role::parse(&self.role)
-            .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client, admin or integration"))?;
+        let role = Role::parse(&self.role).ok_or_else(|| {
+            ApiError::new(ErrorCode::ValidationFailed, "role must be viewer, client, admin or integration")
+        })?;
         Ok((Principal::for_key(&self.principal)?, role))
     }
 }

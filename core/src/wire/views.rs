@@ -431,7 +431,15 @@ impl TypeView {
         let b = p.ttl_bounds();
         let delay = u32::try_from(p.lock_delay().0 / 1000).unwrap_or(u32::MAX);
         let booking_max_seconds = u32::try_from(p.booking_max().0 / 1000).unwrap_or(u32::MAX);
-        TypeView { name: name.into(), lock_delay_seconds: delay, min_ttl_seconds: b.min_seconds, max_ttl_seconds: b.max_seconds, default_ttl_seconds: p.default_ttl_seconds(), booking_max_seconds, default_status: p.default_status }
+        TypeView {
+            name: name.into(),
+            lock_delay_seconds: delay,
+            min_ttl_seconds: b.min_seconds,
+            max_ttl_seconds: b.max_seconds,
+            default_ttl_seconds: p.default_ttl_seconds(),
+            booking_max_seconds,
+            default_status: p.default_status,
+        }
     }
 }
 
@@ -476,7 +484,8 @@ impl Replication {
     /// Whether a commit is acknowledged only once a standby has it: some standby is named as synchronous and
     /// `synchronous_commit` waits for it (`on`, `remote_write`, `remote_apply`; not `local` or `off`).
     pub fn waits_for_standby(synchronous_commit: &str, synchronous_standby_names: &str) -> bool {
-        !synchronous_standby_names.trim().is_empty() && matches!(synchronous_commit, "on" | "remote_write" | "remote_apply")
+        !synchronous_standby_names.trim().is_empty()
+            && matches!(synchronous_commit, "on" | "remote_write" | "remote_apply")
     }
 }
 
@@ -486,7 +495,10 @@ impl From<Denied> for ApiError {
             Denied::LockHeld { holder, expires_at } => {
                 let mut e = ApiError::new(
                     ErrorCode::LockHeld,
-                    format!("the resource is held by {holder} until {} unless they renew", expires_at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    format!(
+                        "the resource is held by {holder} until {} unless they renew",
+                        expires_at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    ),
                 );
                 e.holder = Some(holder.as_str().to_string());
                 e.expires_at = Some(expires_at.to_utc());
@@ -501,14 +513,17 @@ impl From<Denied> for ApiError {
                 e
             }
             Denied::NotHolder => ApiError::new(ErrorCode::NotHolder, "this owner does not hold the resource"),
-            Denied::NotYourHold => ApiError::new(ErrorCode::NotYourHold, "the resource is held under another principal's key"),
+            Denied::NotYourHold => {
+                ApiError::new(ErrorCode::NotYourHold, "the resource is held under another principal's key")
+            }
             Denied::LockExpired => ApiError::new(
                 ErrorCode::LockExpired,
                 "this owner's hold expired; acquire again (and treat any work done under the old token as unprotected)",
             ),
-            Denied::StaleToken => {
-                ApiError::new(ErrorCode::StaleToken, "the fencing token does not match the current grant of this resource")
-            }
+            Denied::StaleToken => ApiError::new(
+                ErrorCode::StaleToken,
+                "the fencing token does not match the current grant of this resource",
+            ),
             Denied::NotHeld => ApiError::new(ErrorCode::LockNotHeld, "the resource is not held"),
             Denied::InSession => ApiError::new(
                 ErrorCode::RenewedBySession,
@@ -522,9 +537,15 @@ impl From<Denied> for ApiError {
                 e.expires_at = Some(until.to_utc());
                 e
             }
-            Denied::SessionEnded => ApiError::new(ErrorCode::SessionEnded, "the session was closed or has lapsed; open a new one"),
-            Denied::NotSessionOwner => ApiError::new(ErrorCode::ValidationFailed, "owner_id must be the session's owner"),
-            Denied::Unavailable { status } => ApiError::new(ErrorCode::ResourceUnavailable, crate::status::unavailable_message(status)),
+            Denied::SessionEnded => {
+                ApiError::new(ErrorCode::SessionEnded, "the session was closed or has lapsed; open a new one")
+            }
+            Denied::NotSessionOwner => {
+                ApiError::new(ErrorCode::ValidationFailed, "owner_id must be the session's owner")
+            }
+            Denied::Unavailable { status } => {
+                ApiError::new(ErrorCode::ResourceUnavailable, crate::status::unavailable_message(status))
+            }
             Denied::Queued { waiting } => ApiError::new(
                 ErrorCode::LockHeld,
                 format!("{waiting} request(s) already wait for this resource; join the queue with wait_seconds"),

@@ -5,7 +5,9 @@ use hhs_core::admission::{grant, Gate};
 use hhs_core::lease::{acquire, AcquireCmd};
 use hhs_core::queue::{self, Waiter};
 use hhs_core::status::{self, Status};
-use hhs_core::{Denied, HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy, WaiterId};
+use hhs_core::{
+    Denied, HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy, WaiterId,
+};
 use proptest::prelude::*;
 use uuid::Uuid;
 

@@ -12,7 +12,15 @@ fn loc(s: &str) -> Option<Vec<String>> {
 }
 
 fn adt(trigger: &str) -> Inbound {
-    Inbound { code: "ADT".into(), trigger: trigger.into(), control_id: "C1".into(), sending_application: "ADT".into(), sending_facility: "W".into(), version: "2.5".into(), ..Inbound::default() }
+    Inbound {
+        code: "ADT".into(),
+        trigger: trigger.into(),
+        control_id: "C1".into(),
+        sending_application: "ADT".into(),
+        sending_facility: "W".into(),
+        version: "2.5".into(),
+        ..Inbound::default()
+    }
 }
 
 #[test]
@@ -31,12 +39,20 @@ fn a_bed_not_available_is_handed_to_nobody_but_its_gone_waiters_still_leave() {
     let lease = Lease { waiting: 2, ..Lease::new(ResourceId(uuid::Uuid::from_u128(9))) };
     let policy = Policy::default().for_type("bed");
     let id = HoldId(uuid::Uuid::from_u128(77));
-    let cleaning = hand_over(&lease, now, &Gate { policy: &policy, status: Status::Housekeeping, queue: &queue }, id).unwrap();
-    assert_eq!((cleaning.granted, cleaning.gone.as_slice(), cleaning.outcome.lease.waiting), (None, &[queue[0].id][..], 1));
-    assert!(cleaning.outcome.events.is_empty() && cleaning.outcome.lease.hold.is_none(), "nothing granted in housekeeping");
+    let cleaning =
+        hand_over(&lease, now, &Gate { policy: &policy, status: Status::Housekeeping, queue: &queue }, id).unwrap();
+    assert_eq!(
+        (cleaning.granted, cleaning.gone.as_slice(), cleaning.outcome.lease.waiting),
+        (None, &[queue[0].id][..], 1)
+    );
+    assert!(
+        cleaning.outcome.events.is_empty() && cleaning.outcome.lease.hold.is_none(),
+        "nothing granted in housekeeping"
+    );
     // Clean again: the live waiter gets it.
     let after = cleaning.outcome.lease;
-    let ready = hand_over(&after, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &queue[1..] }, id).unwrap();
+    let ready =
+        hand_over(&after, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &queue[1..] }, id).unwrap();
     assert_eq!((ready.granted, ready.outcome.lease.waiting), (Some(queue[1].id), 0));
 }
 
@@ -65,7 +81,11 @@ fn each_adt_event_sets_its_beds() {
     assert_eq!(plan(&a03, &m).unwrap()[0].status, Status::Unoccupied);
     let a02 = Inbound { pv1_bed: loc("4W^402^B"), pv1_prior_bed: loc("4W^401^A"), ..adt("A02") };
     let moved: Vec<(String, Status)> = plan(&a02, &m).unwrap().into_iter().map(|u| (u.identifier, u.status)).collect();
-    assert_eq!(moved, [("4W^401^A".to_owned(), Status::Unoccupied), ("4W^402^B".to_owned(), Status::Occupied)], "the prior bed is freed first");
+    assert_eq!(
+        moved,
+        [("4W^401^A".to_owned(), Status::Unoccupied), ("4W^402^B".to_owned(), Status::Occupied)],
+        "the prior bed is freed first"
+    );
     // Refusals.
     assert_eq!(plan(&Inbound { npu_status: Some("X".into()), ..a20.clone() }, &m).unwrap_err().0, AckCode::AE);
     assert_eq!(plan(&Inbound { npu_bed: None, ..a20.clone() }, &m).unwrap_err().0, AckCode::AE);
@@ -77,7 +97,11 @@ fn each_adt_event_sets_its_beds() {
 fn a_bed_mapping_makes_identifiers_as_configured() {
     let parts = loc("4W^401^A").unwrap();
     assert_eq!(BedMapping::default().identifier(&parts).unwrap(), "4W^401^A");
-    assert_eq!(BedMapping::default().identifier(&loc("4W^401^").unwrap()).unwrap(), "4W^401", "trailing empty components left out");
+    assert_eq!(
+        BedMapping::default().identifier(&loc("4W^401^").unwrap()).unwrap(),
+        "4W^401",
+        "trailing empty components left out"
+    );
     assert_eq!(BedMapping::default().identifier(&loc("^^").unwrap()), None);
     let dashed = BedMapping { resource_type: "bed".into(), template: Some("{1}-{2}-{3}".into()) };
     assert_eq!(dashed.identifier(&parts).unwrap(), "4W-401-A");

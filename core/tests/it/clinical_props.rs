@@ -3,11 +3,14 @@
 
 use hhs_core::admission::Gate;
 use hhs_core::group::{acquire_group, by_id, lock_order, GroupOp, Held, Member, MAX_MEMBERS, MIN_MEMBERS};
-use hhs_core::queue::Waiter;
-use hhs_core::status::Status;
 use hhs_core::lease::{acquire, expire, force_release, release, resume, AcquireCmd, Claim};
+use hhs_core::queue::Waiter;
 use hhs_core::session::{self, acquire_in, close, end_hold, keepalive, lapse, open, renew_hold, Session};
-use hhs_core::{Denied, GroupId, HoldId, HoldState, Lease, Millis, OwnerId, Policy, Principal, ResourceId, SessionId, Ttl, TtlBounds, TypePolicy, WaiterId};
+use hhs_core::status::Status;
+use hhs_core::{
+    Denied, GroupId, HoldId, HoldState, Lease, Millis, OwnerId, Policy, Principal, ResourceId, SessionId, Ttl,
+    TtlBounds, TypePolicy, WaiterId,
+};
 use proptest::prelude::*;
 use uuid::Uuid;
 

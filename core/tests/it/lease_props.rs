@@ -2,28 +2,50 @@
 //! against the invariants documented in `hhs_core::lease`.
 
 use hhs_core::booking::book;
-use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, resume, retire, token_floor, AcquireCmd, Claim, Late};
-use hhs_core::{EventKind, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds};
+use hhs_core::lease::{
+    acquire, expire, force_release, heartbeat, release, report_late, resume, retire, token_floor, AcquireCmd, Claim,
+    Late,
+};
 use hhs_core::stored::StoredLease;
 use hhs_core::wire::LockView;
+use hhs_core::{
+    EventKind, FencingToken, HoldId, HoldState, Lease, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds,
+};
 use proptest::prelude::*;
 use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Acquire { owner: u8, ttl_s: u32 },
-    Heartbeat { owner: u8, token: Option<u64> },
-    Release { owner: u8, token: Option<u64> },
+    Acquire {
+        owner: u8,
+        ttl_s: u32,
+    },
+    Heartbeat {
+        owner: u8,
+        token: Option<u64>,
+    },
+    Release {
+        owner: u8,
+        token: Option<u64>,
+    },
     Expire,
     ForceRelease,
     /// A heartbeat or release refused as late, then reported.
-    Late { owner: u8, release: bool },
+    Late {
+        owner: u8,
+        release: bool,
+    },
     /// Deleting the resource (the rule only; the simulated lease lives on).
     Retire,
     /// The database came back after an outage that began `lost_ago` ms before now.
-    Resume { lost_ago: i64 },
+    Resume {
+        lost_ago: i64,
+    },
     /// The holder books the hold until `ahead` ms from now (the longest booking: 30 s).
-    Book { owner: u8, ahead: i64 },
+    Book {
+        owner: u8,
+        ahead: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -1,7 +1,12 @@
 //! Example-based tests of the lease rules: the boundaries and each documented case.
 
-use hhs_core::lease::{acquire, expire, force_release, heartbeat, release, report_late, retire, token_floor, AcquireCmd, Claim, Late};
-use hhs_core::{Principal, Denied, EventKind, FencingToken, HoldId, HoldState, Lease, LockStatus, Millis, OwnerId, ResourceId, Ttl, TtlBounds};
+use hhs_core::lease::{
+    acquire, expire, force_release, heartbeat, release, report_late, retire, token_floor, AcquireCmd, Claim, Late,
+};
+use hhs_core::{
+    Denied, EventKind, FencingToken, HoldId, HoldState, Lease, LockStatus, Millis, OwnerId, Principal, ResourceId, Ttl,
+    TtlBounds,
+};
 use uuid::Uuid;
 
 fn owner(s: &str) -> OwnerId {
@@ -139,7 +144,10 @@ fn lock_delay_after_expiry_counts_from_expiry_instant() {
     // Expired at 10_000; blocked until 15_000 whether the reaper ran or not.
     assert_eq!(acquire(&l, Millis(14_999), &cmd("b", 10, 11), delay), Err(Denied::LockDelay { until: Millis(15_000) }));
     let reaped = expire(&l, Millis(12_000), delay).unwrap().lease;
-    assert_eq!(acquire(&reaped, Millis(14_999), &cmd("a", 10, 11), delay), Err(Denied::LockDelay { until: Millis(15_000) }));
+    assert_eq!(
+        acquire(&reaped, Millis(14_999), &cmd("a", 10, 11), delay),
+        Err(Denied::LockDelay { until: Millis(15_000) })
+    );
     assert!(acquire(&reaped, Millis(15_000), &cmd("b", 10, 11), delay).is_ok());
 }
 
@@ -167,7 +175,11 @@ fn expire_is_none_for_live_or_ended_holds() {
 #[test]
 fn another_principal_cannot_touch_a_hold_even_with_the_owner_id() {
     let l = acquire(&fresh(), Millis(0), &cmd("ws-1", 10, 10), NO_DELAY).unwrap().lease;
-    let south = Claim { principal: Principal::parse("clinic-south").unwrap(), owner: owner("ws-1"), token: Some(FencingToken(1)) };
+    let south = Claim {
+        principal: Principal::parse("clinic-south").unwrap(),
+        owner: owner("ws-1"),
+        token: Some(FencingToken(1)),
+    };
     assert_eq!(heartbeat(&l, Millis(1), &south), Err(Denied::NotYourHold));
     assert_eq!(release(&l, Millis(1), &south), Err(Denied::NotYourHold));
     // Nor can it "re-acquire" it as the same owner id.
@@ -182,7 +194,12 @@ fn another_principal_cannot_touch_a_hold_even_with_the_owner_id() {
 
 fn lapsed_lease() -> (Lease, Millis) {
     let lease = Lease::new(ResourceId(uuid::Uuid::from_u128(9)));
-    let cmd = AcquireCmd { principal: Principal::parse("north").unwrap(), owner: OwnerId::parse("ws-1").unwrap(), ttl: Ttl::from_seconds(5, &TtlBounds::default()).unwrap(), new_hold_id: HoldId(uuid::Uuid::from_u128(1)) };
+    let cmd = AcquireCmd {
+        principal: Principal::parse("north").unwrap(),
+        owner: OwnerId::parse("ws-1").unwrap(),
+        ttl: Ttl::from_seconds(5, &TtlBounds::default()).unwrap(),
+        new_hold_id: HoldId(uuid::Uuid::from_u128(1)),
+    };
     let held = acquire(&lease, Millis(1_000), &cmd, Millis::ZERO).unwrap().lease;
     (held, Millis(1_000 + 5_001))
 }
@@ -229,11 +246,21 @@ fn retire_refuses_a_live_hold_and_a_running_lock_delay_and_records_a_lapse() {
 #[test]
 fn a_release_retried_with_an_older_token_after_a_regrant_succeeds_and_changes_nothing() {
     let lease = Lease::new(ResourceId(uuid::Uuid::from_u128(9)));
-    let a = AcquireCmd { principal: Principal::parse("north").unwrap(), owner: OwnerId::parse("ws-1").unwrap(), ttl: Ttl::from_seconds(30, &TtlBounds::default()).unwrap(), new_hold_id: HoldId(uuid::Uuid::from_u128(1)) };
+    let a = AcquireCmd {
+        principal: Principal::parse("north").unwrap(),
+        owner: OwnerId::parse("ws-1").unwrap(),
+        ttl: Ttl::from_seconds(30, &TtlBounds::default()).unwrap(),
+        new_hold_id: HoldId(uuid::Uuid::from_u128(1)),
+    };
     let held = acquire(&lease, Millis(1_000), &a, Millis::ZERO).unwrap().lease;
     let claim_a = Claim { token: Some(FencingToken(1)), ..north_claim() };
     let released = release(&held, Millis(2_000), &claim_a).unwrap().lease;
-    let b = AcquireCmd { principal: Principal::parse("south").unwrap(), owner: OwnerId::parse("ws-9").unwrap(), new_hold_id: HoldId(uuid::Uuid::from_u128(2)), ..a };
+    let b = AcquireCmd {
+        principal: Principal::parse("south").unwrap(),
+        owner: OwnerId::parse("ws-9").unwrap(),
+        new_hold_id: HoldId(uuid::Uuid::from_u128(2)),
+        ..a
+    };
     let regranted = acquire(&released, Millis(3_000), &b, Millis::ZERO).unwrap().lease;
     let retried = release(&regranted, Millis(3_500), &claim_a).unwrap();
     assert_eq!(retried.lease, regranted, "B keeps its hold");

@@ -10,21 +10,33 @@ use proptest::prelude::*;
 fn off_loopback_only_tls_with_mapped_clients_starts() {
     let tls = Listen { cert: true, key: true, client_ca: true, mapped: 1, ..Listen::default() };
     assert_eq!(transport(&tls), Ok(Transport::Tls));
-    assert_eq!(transport(&Listen { loopback: true, ..tls.clone() }), Ok(Transport::Tls), "TLS configured applies on loopback too");
+    assert_eq!(
+        transport(&Listen { loopback: true, ..tls.clone() }),
+        Ok(Transport::Tls),
+        "TLS configured applies on loopback too"
+    );
     assert!(transport(&Listen { mapped: 0, ..tls.clone() }).unwrap_err().contains("--mllp-client"));
     assert!(transport(&Listen { client_ca: false, ..tls.clone() }).unwrap_err().contains("all three"));
     let plain = transport(&Listen::default()).unwrap_err();
-    assert!(plain.contains("--mllp-tls-cert") && plain.contains("--mllp-client-ca") && plain.contains("127.0.0.1"), "{plain}");
+    assert!(
+        plain.contains("--mllp-tls-cert") && plain.contains("--mllp-client-ca") && plain.contains("127.0.0.1"),
+        "{plain}"
+    );
     match transport(&Listen { loopback: true, ..Listen::default() }) {
         Ok(Transport::Plain { principal }) => assert_eq!(principal.as_str(), "mllp-loopback"),
         other => panic!("{other:?}"),
     }
-    assert!(transport(&Listen { loopback: true, plain_principal: Some("hhs:mllp"), ..Listen::default() }).is_err(), "reserved");
+    assert!(
+        transport(&Listen { loopback: true, plain_principal: Some("hhs:mllp"), ..Listen::default() }).is_err(),
+        "reserved"
+    );
 }
 
 #[test]
 fn a_certificate_is_the_principal_its_names_map_to() {
-    let map = ClientMap::parse(["adt.hospital.example=adt-feed", "spiffe://hospital/lab=lab-feed", "ADT Engine=adt-feed"]).unwrap();
+    let map =
+        ClientMap::parse(["adt.hospital.example=adt-feed", "spiffe://hospital/lab=lab-feed", "ADT Engine=adt-feed"])
+            .unwrap();
     assert_eq!(map.principal(&["adt.hospital.example"]).unwrap().as_str(), "adt-feed");
     assert_eq!(map.principal(&["ADT Engine", "adt.hospital.example"]).unwrap().as_str(), "adt-feed");
     assert_eq!(map.principal(&["spiffe://hospital/lab", "x"]).unwrap().as_str(), "lab-feed");

@@ -5,9 +5,12 @@
 //! only with the hold it was handed, never a later holder's; a hand-over nobody takes is given back within the
 //! pickup window, without a lock-delay.
 
-use hhs_core::lease::{acquire, expire, release, AcquireCmd, Claim};
-use hhs_core::queue::{abandoned, admit, enqueue, hand_over, handed_hold, leave, reclaim, Waiter, WaiterState, PICKUP_TIMEOUT, PRESENCE_TIMEOUT};
 use hhs_core::admission::Gate;
+use hhs_core::lease::{acquire, expire, release, AcquireCmd, Claim};
+use hhs_core::queue::{
+    abandoned, admit, enqueue, hand_over, handed_hold, leave, reclaim, Waiter, WaiterState, PICKUP_TIMEOUT,
+    PRESENCE_TIMEOUT,
+};
 use hhs_core::status::Status;
 use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy, WaiterId};
 use proptest::prelude::*;
@@ -210,7 +213,12 @@ fn after() -> impl Strategy<Value = After> {
 
 fn handed_over(now: Millis, ttl_s: u32) -> (Lease, HoldId) {
     let hold = HoldId(Uuid::from_u128(7));
-    let cmd = AcquireCmd { principal: principal(), owner: owner(99), ttl: Ttl::from_seconds(ttl_s, &TtlBounds::HARD).unwrap(), new_hold_id: hold };
+    let cmd = AcquireCmd {
+        principal: principal(),
+        owner: owner(99),
+        ttl: Ttl::from_seconds(ttl_s, &TtlBounds::HARD).unwrap(),
+        new_hold_id: hold,
+    };
     let lease = acquire(&Lease::new(ResourceId(Uuid::from_u128(1))), now, &cmd, Millis::ZERO).unwrap().lease;
     (lease, hold)
 }
@@ -313,12 +321,27 @@ fn a_hand_over_renewed_by_its_owner_is_never_given_back() {
     let later = granted_at.plus(Millis(500));
     let h = lease.hold.clone().unwrap();
     let claim = Claim { principal: h.principal.clone(), owner: h.owner.clone(), token: Some(h.token) };
-    let retried = AcquireCmd { principal: h.principal.clone(), owner: h.owner.clone(), ttl: h.ttl, new_hold_id: HoldId(Uuid::from_u128(77)) };
+    let retried = AcquireCmd {
+        principal: h.principal.clone(),
+        owner: h.owner.clone(),
+        ttl: h.ttl,
+        new_hold_id: HoldId(Uuid::from_u128(77)),
+    };
     let past_window = granted_at.plus(PICKUP_TIMEOUT).plus(Millis(1));
     assert!(reclaim(&lease, past_window, handed, granted_at).is_some(), "untouched: given back");
-    let s = hhs_core::session::open(hhs_core::SessionId(Uuid::from_u128(5)), h.principal.clone(), h.owner.clone(), h.ttl, granted_at);
+    let s = hhs_core::session::open(
+        hhs_core::SessionId(Uuid::from_u128(5)),
+        h.principal.clone(),
+        h.owner.clone(),
+        h.ttl,
+        granted_at,
+    );
     let in_session = hhs_core::session::acquire_in(&lease, granted_at, &retried, &s, Millis::ZERO).unwrap().lease;
-    for touched in [heartbeat(&lease, later, &claim).unwrap().lease, acquire(&lease, later, &retried, Millis::ZERO).unwrap().lease, in_session] {
+    for touched in [
+        heartbeat(&lease, later, &claim).unwrap().lease,
+        acquire(&lease, later, &retried, Millis::ZERO).unwrap().lease,
+        in_session,
+    ] {
         assert!(reclaim(&touched, past_window, handed, granted_at).is_none(), "a renewed hand-over was taken back");
         assert!(give_back(&touched, past_window, handed).is_none());
     }

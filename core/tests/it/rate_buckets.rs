@@ -17,14 +17,31 @@ fn examples() {
     assert_eq!(client_bucket("::1"), "::/64");
     assert_eq!(client_bucket("::ffff:203.0.113.7"), "203.0.113.7", "IPv4-mapped is the IPv4 address");
     assert_eq!(client_bucket("::ffff:cb00:7107"), "203.0.113.7");
-    for garbage in ["", " ", "unknown", "example.org", "203.0.113.7, 198.51.100.1", "203.0.113.7:443", "fe80::1%eth0", "[::1", "1.2.3", "2001:db8::1/64", "\u{0}", "ｆｅ８０::1"] {
+    for garbage in [
+        "",
+        " ",
+        "unknown",
+        "example.org",
+        "203.0.113.7, 198.51.100.1",
+        "203.0.113.7:443",
+        "fe80::1%eth0",
+        "[::1",
+        "1.2.3",
+        "2001:db8::1/64",
+        "\u{0}",
+        "ｆｅ８０::1",
+    ] {
         assert_eq!(client_bucket(garbage), UNKNOWN_CLIENT, "{garbage:?}");
     }
 }
 
 fn v6_text(segments: [u16; 8], upper: bool) -> String {
     let s = Ipv6Addr::from(segments).to_string();
-    if upper { s.to_uppercase() } else { s }
+    if upper {
+        s.to_uppercase()
+    } else {
+        s
+    }
 }
 
 proptest! {

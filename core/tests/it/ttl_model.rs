@@ -2,7 +2,7 @@
 
 use hhs_core::lease::{acquire, AcquireCmd};
 use hhs_core::ttl_model::{Basis, LogSummary, Observation, Scope, TtlModel};
-use hhs_core::{TypePolicy, HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds};
+use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy};
 
 /// A deterministic standard-normal stream (SplitMix64 + Box-Muller).
 struct Normal(u64);
@@ -43,7 +43,10 @@ fn degenerate_inputs_give_bounded_answers() {
     let mut one = LogSummary::default();
     one.add(10_000.0);
     let f = one.fit().unwrap();
-    assert!(f.quantile_ms(2.575_829) > 10_000.0 && f.quantile_ms(2.575_829) < 20_000.0, "one sample: a small floor on σ");
+    assert!(
+        f.quantile_ms(2.575_829) > 10_000.0 && f.quantile_ms(2.575_829) < 20_000.0,
+        "one sample: a small floor on σ"
+    );
     let mut equal = LogSummary::default();
     for _ in 0..100 {
         equal.add(30_000.0);
@@ -80,10 +83,20 @@ fn heartbeating_owners_get_gap_based_ttls_and_silent_ones_duration_based() {
     for _ in 0..200 {
         // Heartbeats every ~10 s; holds of ~30 min.
         let gap = 10_000.0 * (1.0 + 0.1 * n.next().abs());
-        model.observe("mri", "north", "ws-1", &Observation { heartbeats: 180, max_gap: Millis(gap as i64), held: Millis(1_800_000) });
+        model.observe(
+            "mri",
+            "north",
+            "ws-1",
+            &Observation { heartbeats: 180, max_gap: Millis(gap as i64), held: Millis(1_800_000) },
+        );
         // A silent client with ~20 min holds.
         let held = 1_200_000.0 * (0.3 * n.next()).exp();
-        model.observe("mri", "north", "ws-2", &Observation { heartbeats: 0, max_gap: Millis(held as i64), held: Millis(held as i64) });
+        model.observe(
+            "mri",
+            "north",
+            "ws-2",
+            &Observation { heartbeats: 0, max_gap: Millis(held as i64), held: Millis(held as i64) },
+        );
     }
     let hb = model.suggest("mri", "north", "ws-1", &policy());
     assert_eq!((hb.basis, hb.scope), (Basis::HeartbeatGaps, Scope::Owner));
@@ -97,7 +110,12 @@ fn heartbeating_owners_get_gap_based_ttls_and_silent_ones_duration_based() {
 fn shrinkage_moves_a_thin_owner_toward_its_type() {
     let mut model = TtlModel::default();
     for _ in 0..100 {
-        model.observe("bed", "north", "many", &Observation { heartbeats: 0, max_gap: Millis(0), held: Millis(4 * 3_600_000) });
+        model.observe(
+            "bed",
+            "north",
+            "many",
+            &Observation { heartbeats: 0, max_gap: Millis(0), held: Millis(4 * 3_600_000) },
+        );
     }
     // One sample of a much shorter hold: not enough to drag the suggestion down to it.
     model.observe("bed", "north", "new", &Observation { heartbeats: 0, max_gap: Millis(0), held: Millis(600_000) });
@@ -114,7 +132,12 @@ fn forgotten_holds_score_high_and_fresh_ones_low() {
     let mut n = Normal(11);
     for _ in 0..300 {
         let held = 1_800_000.0 * (0.4 * n.next()).exp();
-        model.observe("mri", "north", "ws-1", &Observation { heartbeats: 100, max_gap: Millis(10_000), held: Millis(held as i64) });
+        model.observe(
+            "mri",
+            "north",
+            "ws-1",
+            &Observation { heartbeats: 100, max_gap: Millis(10_000), held: Millis(held as i64) },
+        );
     }
     let bounds = TtlBounds::default();
     let cmd = AcquireCmd {
@@ -140,7 +163,12 @@ fn forgotten_holds_score_high_and_fresh_ones_low() {
 fn a_late_heartbeat_gap_raises_the_suggestion() {
     let mut model = TtlModel::default();
     for _ in 0..50 {
-        model.observe("ct", "north", "ws-1", &Observation { heartbeats: 60, max_gap: Millis(10_000), held: Millis(600_000) });
+        model.observe(
+            "ct",
+            "north",
+            "ws-1",
+            &Observation { heartbeats: 60, max_gap: Millis(10_000), held: Millis(600_000) },
+        );
     }
     let before = model.suggest("ct", "north", "ws-1", &policy()).ttl.seconds();
     for _ in 0..20 {
@@ -159,14 +187,24 @@ fn one_principals_late_reports_leave_another_principals_suggestion_alone() {
     for i in 0..40 {
         let gap = (8_000.0 * (0.3 * n.next()).exp()) as i64;
         let owner = if i % 2 == 0 { "ws-south" } else { "ws-east" };
-        model.observe("bed", "south", owner, &Observation { heartbeats: 20, max_gap: Millis(gap), held: Millis(600_000) });
+        model.observe(
+            "bed",
+            "south",
+            owner,
+            &Observation { heartbeats: 20, max_gap: Millis(gap), held: Millis(600_000) },
+        );
     }
     let before = model.suggest("bed", "south", "ws-south", &policy()).ttl.seconds();
     let type_before = model.suggest("bed", "other", "new-ws", &policy()).ttl.seconds();
     for i in 0..300 {
         let gap = Millis(3_600_000 + i * 1_000);
         model.observe_gap("bed", "north", "ws-1", gap);
-        model.observe_late("bed", "north", "ws-1", &Observation { heartbeats: 3, max_gap: gap, held: Millis(7_200_000) });
+        model.observe_late(
+            "bed",
+            "north",
+            "ws-1",
+            &Observation { heartbeats: 3, max_gap: gap, held: Millis(7_200_000) },
+        );
     }
     let after = model.suggest("bed", "south", "ws-south", &policy()).ttl.seconds();
     let type_after = model.suggest("bed", "other", "new-ws", &policy()).ttl.seconds();
@@ -189,8 +227,18 @@ fn a_session_ttl_covers_the_owners_gaps_pooled_over_types() {
     for ty in ["bed", "monitor"] {
         for _ in 0..3 {
             let gap = 20_000.0 * (1.0 + 0.1 * n.next().abs());
-            model.observe(ty, "ward-7", "ws-1", &Observation { heartbeats: 30, max_gap: Millis(gap as i64), held: Millis(600_000) });
-            model.observe(ty, "ward-7", "ws-2", &Observation { heartbeats: 3, max_gap: Millis(900_000), held: Millis(3_600_000) });
+            model.observe(
+                ty,
+                "ward-7",
+                "ws-1",
+                &Observation { heartbeats: 30, max_gap: Millis(gap as i64), held: Millis(600_000) },
+            );
+            model.observe(
+                ty,
+                "ward-7",
+                "ws-2",
+                &Observation { heartbeats: 3, max_gap: Millis(900_000), held: Millis(3_600_000) },
+            );
         }
     }
     let s = model.suggest_session("ward-7", "ws-1", default, &bounds);

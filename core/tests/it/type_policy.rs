@@ -67,7 +67,10 @@ fn flags_seed_a_new_type_within_their_own_bounds() {
         lock_delays: [("or-room".to_owned(), hhs_core::Millis(120_000))].into_iter().collect(),
     };
     let or = flags.for_type("or-room");
-    assert_eq!((or.lock_delay_ms, or.min_ttl_seconds, or.default_ttl_seconds, or.max_ttl_seconds), (120_000, 10, 10, 600));
+    assert_eq!(
+        (or.lock_delay_ms, or.min_ttl_seconds, or.default_ttl_seconds, or.max_ttl_seconds),
+        (120_000, 10, 10, 600)
+    );
     assert!(or.validate().is_ok());
     assert_eq!(flags.for_type("bed").lock_delay_ms, 0);
 }
@@ -89,9 +92,14 @@ fn a_type_sets_the_status_its_new_resources_start_in() {
     use hhs_core::status::Status;
     let row = Policy::default().for_type("bed");
     assert_eq!(row.default_status, Status::Unoccupied);
-    let cleaned_first = row.apply(&TypeChange { default_status: Some(Status::Housekeeping), ..TypeChange::default() }).unwrap();
+    let cleaned_first =
+        row.apply(&TypeChange { default_status: Some(Status::Housekeeping), ..TypeChange::default() }).unwrap();
     assert_eq!(cleaned_first.default_status, Status::Housekeeping);
-    assert_eq!(cleaned_first.apply(&TypeChange::default()).unwrap().default_status, Status::Housekeeping, "unchanged when not given");
+    assert_eq!(
+        cleaned_first.apply(&TypeChange::default()).unwrap().default_status,
+        Status::Housekeeping,
+        "unchanged when not given"
+    );
     let bad: Result<TypeChange, _> = serde_json::from_str(r#"{"default_status":"X"}"#);
     assert!(bad.is_err(), "only table 0116 codes");
 }

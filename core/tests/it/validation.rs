@@ -35,7 +35,10 @@ fn body_errors_are_classified() {
     assert_eq!(parse_body::<AcquireRequest>(b"[]").unwrap_err().code, ErrorCode::ValidationFailed);
     // Serde reads a struct from an array of its fields; a body is an object or nothing.
     let array = parse_body::<hhs_core::TypeChange>(b"[null, null]").unwrap_err();
-    assert_eq!((array.code, array.message.as_str()), (ErrorCode::ValidationFailed, "the request body must be a JSON object"));
+    assert_eq!(
+        (array.code, array.message.as_str()),
+        (ErrorCode::ValidationFailed, "the request body must be a JSON object")
+    );
     assert_eq!(parse_body::<HolderRequest>(br#"["x", "a", null]"#).unwrap_err().code, ErrorCode::ValidationFailed);
     assert_eq!(
         parse_body::<AcquireRequest>(br#"{"resource_id":"x","owner_id":"a","ttl_seconds":"30"}"#).unwrap_err().code,
@@ -53,10 +56,22 @@ fn body_errors_are_classified() {
 #[test]
 fn acquire_validation_names_the_field() {
     let b = TtlBounds::default();
-    let req = |rid: &str, owner: &str, ttl: f64| AcquireRequest { resource_id: rid.into(), owner_id: owner.into(), ttl_seconds: Some(ttl), session_id: None, wait_seconds: None };
+    let req = |rid: &str, owner: &str, ttl: f64| AcquireRequest {
+        resource_id: rid.into(),
+        owner_id: owner.into(),
+        ttl_seconds: Some(ttl),
+        session_id: None,
+        wait_seconds: None,
+    };
     let rid = "0190a0c4-7a52-7000-8000-000000000001";
     assert!(req(rid, "a", 30.0).validate(&b).is_ok());
-    let no_ttl = AcquireRequest { resource_id: rid.into(), owner_id: "a".into(), ttl_seconds: None, session_id: None, wait_seconds: None };
+    let no_ttl = AcquireRequest {
+        resource_id: rid.into(),
+        owner_id: "a".into(),
+        ttl_seconds: None,
+        session_id: None,
+        wait_seconds: None,
+    };
     assert_eq!(no_ttl.validate(&b).unwrap().ttl, None, "omitted: the model decides");
     assert_eq!(req("nope", "a", 30.0).validate(&b).unwrap_err().code, ErrorCode::InvalidResourceId);
     assert_eq!(req(rid, "a b", 30.0).validate(&b).unwrap_err().code, ErrorCode::InvalidOwnerId);

@@ -8,16 +8,18 @@ use http::header::CONTENT_TYPE;
 
 use super::auth::Caller;
 use super::error::AppError;
-use hhs_core::wire::ExportQuery;
 use super::extract::QueryParams;
 use super::AppState;
 use crate::store::{DynStore, EventFilter};
+use hhs_core::wire::ExportQuery;
 
 const PAGE: u32 = 1000;
 
-
-
-pub(super) async fn export(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ExportQuery>) -> Result<Response, AppError> {
+pub(super) async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ExportQuery>,
+) -> Result<Response, AppError> {
     let filter = q.validate()?;
     tracing::info!(principal = %caller.principal, "audit export started");
     let pages = futures::stream::unfold(Some((state.store.clone(), filter)), next_page);
@@ -26,7 +28,9 @@ pub(super) async fn export(State(state): State<AppState>, caller: Caller, QueryP
 
 /// One page of NDJSON, then the cursor for the next; `None` once a short page has been sent. A database error
 /// ends the stream early (the client sees a truncated body, and the log says why).
-pub(super) async fn next_page(cursor: Option<(DynStore, EventFilter)>) -> Option<(Result<String, std::io::Error>, Option<(DynStore, EventFilter)>)> {
+pub(super) async fn next_page(
+    cursor: Option<(DynStore, EventFilter)>,
+) -> Option<(Result<String, std::io::Error>, Option<(DynStore, EventFilter)>)> {
     let (store, mut filter) = cursor?;
     match store.events(&filter).await {
         Ok(events) => {

@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::request::Parts;
-use http::HeaderValue;
 use hhs_core::auth::parse_bearer;
 use hhs_core::wire::{AuthFailedDetail, Detail, EventView, LogKind};
 use hhs_core::{ApiError, ErrorCode, Principal, Role};
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::HeaderValue;
 
 use super::error::{api_error_response, AppError};
-pub use super::key_cache::CACHE_TTL;
 use super::key_cache::KeyCache;
+pub use super::key_cache::CACHE_TTL;
 use super::{AppState, REQUEST_ID};
 use crate::keys;
 use crate::store::{Actor, DynStore, KeyRecord, StoreError};
@@ -44,7 +44,10 @@ impl Caller {
         if self.role.allows(needed) {
             Ok(())
         } else {
-            Err(AppError::new(ErrorCode::Forbidden, format!("this needs a {} key; yours is {}", needed.as_str(), self.role.as_str())))
+            Err(AppError::new(
+                ErrorCode::Forbidden,
+                format!("this needs a {} key; yours is {}", needed.as_str(), self.role.as_str()),
+            ))
         }
     }
 
@@ -63,7 +66,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| AppError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| AppError::new(ErrorCode::Unauthenticated, "send Authorization: Bearer <api key>"))
     }
 }
 
@@ -181,7 +188,10 @@ impl Authenticator {
         tracing::warn!(reason, key_id = key_id.as_deref().unwrap_or("-"), suppressed, "authentication failed");
         let actor = Actor { principal: "anonymous".into(), key_id: key_id.clone(), request_id, reason: None };
         let detail = Detail::AuthFailed(AuthFailedDetail { reason: reason.into(), suppressed_before: suppressed });
-        let event = EventView { outcome: "unauthenticated".into(), ..EventView::new(LogKind::AuthFailed, hhs_core::Millis::ZERO, &actor, detail) };
+        let event = EventView {
+            outcome: "unauthenticated".into(),
+            ..EventView::new(LogKind::AuthFailed, hhs_core::Millis::ZERO, &actor, detail)
+        };
         if let Err(e) = self.store.append_event(event).await {
             tracing::warn!(error = %e, "could not record a failed authentication");
         }
@@ -231,7 +241,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("hhs.db"), 2).await.unwrap());
         store.migrate().await.unwrap();
-        let (key, record) = keys::create(&store, &Principal::parse("clinic").unwrap(), Role::Client, &system()).await.unwrap();
+        let (key, record) =
+            keys::create(&store, &Principal::parse("clinic").unwrap(), Role::Client, &system()).await.unwrap();
         let auth = Arc::new(Authenticator::new(store.clone(), false));
         let header = format!("Bearer {key}");
         assert!(auth.authenticate(Some(&header)).await.is_ok());

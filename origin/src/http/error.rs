@@ -3,9 +3,9 @@
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::StatusCode;
 use hhs_core::error::ErrorBody;
 use hhs_core::{ApiError, ErrorCode};
+use http::StatusCode;
 
 use crate::store::StoreError;
 
@@ -60,7 +60,10 @@ impl AppError {
             StoreError::NoSession => ApiError::new(ErrorCode::SessionNotFound, "no session with this id"),
             StoreError::NoGroup => ApiError::new(ErrorCode::GroupNotFound, "no group was granted with this id"),
             StoreError::GroupDenied(refused) => {
-                let mut e = ApiError::new(ErrorCode::GroupBlocked, "the group was refused as a whole: nothing is held; see blocked");
+                let mut e = ApiError::new(
+                    ErrorCode::GroupBlocked,
+                    "the group was refused as a whole: nothing is held; see blocked",
+                );
                 e.blocked = refused
                     .into_iter()
                     .map(|(resource_id, d)| hhs_core::error::BlockedMember { resource_id, error: d.into() })
@@ -75,7 +78,10 @@ impl AppError {
             }
             other => {
                 tracing::error!(error = %other, "internal error");
-                ApiError::new(ErrorCode::Internal, "internal error; the X-Request-Id of this response finds it in the server logs")
+                ApiError::new(
+                    ErrorCode::Internal,
+                    "internal error; the X-Request-Id of this response finds it in the server logs",
+                )
             }
         }
     }
@@ -85,7 +91,8 @@ impl AppError {
 pub fn api_error_response(e: ApiError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     // A database that is down, restarting or locked is worth retrying soon; say when, as a 429 does.
-    let retry = (e.code == ErrorCode::DatabaseUnavailable).then_some([(http::header::RETRY_AFTER, RETRY_AFTER_SECONDS)]);
+    let retry =
+        (e.code == ErrorCode::DatabaseUnavailable).then_some([(http::header::RETRY_AFTER, RETRY_AFTER_SECONDS)]);
     (status, retry, Json(ErrorBody::from(e))).into_response()
 }
 

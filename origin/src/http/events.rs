@@ -6,18 +6,16 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures::stream::{self, Stream, StreamExt};
+use hhs_core::wire::{EventPage, EventQuery, EventView, LockView, StreamQuery};
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use tokio::sync::broadcast::error::RecvError;
-use hhs_core::wire::{EventPage, EventQuery, EventView, LockView, StreamQuery};
 
 use super::error::AppError;
 use super::extract::QueryParams;
 use super::AppState;
 use crate::store::{EventFilter, LogPos};
 use crate::stream::Item;
-
-
 
 /// The most events a reconnecting stream replays; a client further behind gets `resync`.
 const BACKLOG: usize = 1_000;
@@ -28,11 +26,18 @@ fn resync() -> Event {
 
 /// A renewal: `event: heartbeat`, no `id:` (it is not in the log, so it must not move a client's resume point).
 fn renewal_event(r: &LockView) -> Event {
-    Event::default().event("heartbeat").json_data(r).unwrap_or_else(|_| Event::default().comment("unserialisable renewal"))
+    Event::default()
+        .event("heartbeat")
+        .json_data(r)
+        .unwrap_or_else(|_| Event::default().comment("unserialisable renewal"))
 }
 
 fn sse_event(e: &EventView) -> Event {
-    Event::default().id(e.id.to_string()).event(e.kind.as_str()).json_data(e).unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+    Event::default()
+        .id(e.id.to_string())
+        .event(e.kind.as_str())
+        .json_data(e)
+        .unwrap_or_else(|_| Event::default().comment("unserialisable event"))
 }
 
 /// `GET /api/events/stream` (viewer): server-sent events, one per event-log entry (`event:` is its kind, `id:`
@@ -46,11 +51,17 @@ pub(super) async fn stream(
     headers: HeaderMap,
     QueryParams(q): QueryParams<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()).or(q.after);
+    let resume =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()).or(q.after);
     // Subscribe before reading the backlog, so nothing falls between the two.
     let rx = state.hub.subscribe();
     let backlog = match resume {
-        Some(after) => state.store.events(&EventFilter { after_id: Some(after), limit: BACKLOG as u32, ..EventFilter::default() }).await?,
+        Some(after) => {
+            state
+                .store
+                .events(&EventFilter { after_id: Some(after), limit: BACKLOG as u32, ..EventFilter::default() })
+                .await?
+        }
         None => vec![],
     };
     let backlog = crate::stream::with_locks(&state.store, backlog).await?;
@@ -96,7 +107,10 @@ pub(super) async fn stream(
 
 /// `GET /api/events`: a page of the log in commit order; `next_after` (the last event's id, on a full page)
 /// continues it, and never skips an event that commits late (see "Reading the log in commit order").
-pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<EventQuery>) -> Result<Json<EventPage>, AppError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<EventQuery>,
+) -> Result<Json<EventPage>, AppError> {
     let filter = q.validate()?;
     let items: Vec<EventView> = state.store.events(&filter).await?.into_iter().map(|l| l.event).collect();
     let next_after = items.last().map(|e| e.id).filter(|_| items.len() == filter.limit as usize);

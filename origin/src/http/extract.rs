@@ -2,11 +2,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use hhs_core::wire::{is_json_content_type, parse_body, MAX_BODY_BYTES};
+use hhs_core::{ErrorCode, ResourceId};
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::StatusCode;
-use hhs_core::wire::{is_json_content_type, parse_body, MAX_BODY_BYTES};
-use hhs_core::{ErrorCode, ResourceId};
 use serde::de::DeserializeOwned;
 
 use super::error::AppError;
@@ -21,11 +21,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
         let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !is_json_content_type(content_type) {
-            return Err(AppError::new(ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json"));
+            return Err(AppError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as Content-Type: application/json",
+            ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(ErrorCode::PayloadTooLarge, format!("request bodies are limited to {MAX_BODY_BYTES} bytes"))
+                AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+                )
             } else {
                 AppError::new(ErrorCode::InvalidJson, "the request body could not be read")
             }
@@ -41,9 +47,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
-        Query::<T>::try_from_uri(&parts.uri)
-            .map(|Query(v)| QueryParams(v))
-            .map_err(|e| AppError::new(ErrorCode::ValidationFailed, format!("invalid query parameters: {}", e.body_text())))
+        Query::<T>::try_from_uri(&parts.uri).map(|Query(v)| QueryParams(v)).map_err(|e| {
+            AppError::new(ErrorCode::ValidationFailed, format!("invalid query parameters: {}", e.body_text()))
+        })
     }
 }
 

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use http::StatusCode;
 use hhs_core::wire::Health;
+use http::StatusCode;
 
 use super::AppState;
 
@@ -21,7 +21,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     // A health check that hangs is worse than one that fails: give the database two seconds.
     let db_ok = matches!(tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await, Ok(Ok(())));
     let replication = match db_ok {
-        true => tokio::time::timeout(Duration::from_secs(2), state.store.replication()).await.ok().and_then(Result::ok).flatten(),
+        true => tokio::time::timeout(Duration::from_secs(2), state.store.replication())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten(),
         false => None,
     };
     let body = Health {

@@ -20,7 +20,11 @@ pub(super) async fn receive(
     // The edge's check, made here too, so both answer alike.
     let media = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if !media.is_some_and(hhs_core::wire::endpoints::is_er7_content_type) {
-        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the message as Content-Type: application/hl7-v2").into());
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the message as Content-Type: application/hl7-v2",
+        )
+        .into());
     }
     // Not UTF-8 is as unreadable as any other malformed message: answered `AR` by the rules.
     let text = String::from_utf8_lossy(&body);

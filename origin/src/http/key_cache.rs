@@ -131,7 +131,14 @@ mod tests {
     use super::*;
 
     fn key(id: &str) -> KeyRecord {
-        KeyRecord { id: id.into(), principal: "p".into(), role: hhs_core::Role::Viewer, secret_sha256: vec![], created_at_ms: 0, revoked_at_ms: None }
+        KeyRecord {
+            id: id.into(),
+            principal: "p".into(),
+            role: hhs_core::Role::Viewer,
+            secret_sha256: vec![],
+            created_at_ms: 0,
+            revoked_at_ms: None,
+        }
     }
 
     #[test]
@@ -147,7 +154,10 @@ mod tests {
         assert!(unknown <= UNKNOWN_CAPACITY, "{unknown}");
         assert!(cache.known.order.len() <= 2 * KNOWN_CAPACITY && cache.unknown.order.len() <= 2 * UNKNOWN_CAPACITY);
         assert!(matches!(cache.get("real", now), Some(Some(_))));
-        assert!(matches!(cache.get(&format!("{:012x}", 49_999), now), Some(None)), "the newest unknown id is remembered");
+        assert!(
+            matches!(cache.get(&format!("{:012x}", 49_999), now), Some(None)),
+            "the newest unknown id is remembered"
+        );
         assert!(cache.get(&format!("{:012x}", 0), now).is_none(), "the oldest was forgotten: ask the database again");
     }
 

@@ -3,9 +3,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use http::StatusCode;
 use hhs_core::wire::{CreateKeyRequest, CreatedKey, KeyPage, KeyView, WhoAmIView};
 use hhs_core::ErrorCode;
+use http::StatusCode;
 
 use super::auth::Caller;
 use super::error::AppError;
@@ -14,11 +14,14 @@ use super::AppState;
 use crate::keys;
 use crate::store::KeyRecord;
 
-
 /// `GET /api/whoami` (any valid key): the key's principal and role, so a dashboard can sign in and offer only
 /// the actions the role allows.
 pub(super) async fn whoami(caller: Caller) -> Result<Json<WhoAmIView>, AppError> {
-    Ok(Json(WhoAmIView { principal: caller.principal.as_str().to_owned(), role: caller.role, key_id: caller.key_id.clone() }))
+    Ok(Json(WhoAmIView {
+        principal: caller.principal.as_str().to_owned(),
+        role: caller.role,
+        key_id: caller.key_id.clone(),
+    }))
 }
 
 pub(super) async fn create(
@@ -38,7 +41,11 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<KeyPage>,
     Ok(Json(KeyPage { items: records.iter().map(KeyRecord::view).collect(), next_after: None }))
 }
 
-pub(super) async fn revoke(State(state): State<AppState>, caller: Caller, KeyPath(id): KeyPath) -> Result<Json<KeyView>, AppError> {
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    KeyPath(id): KeyPath,
+) -> Result<Json<KeyView>, AppError> {
     let record = state.store.revoke_key(&id, &caller.actor()).await.map_err(|e| match e {
         crate::store::StoreError::NotFound => AppError::new(ErrorCode::KeyNotFound, "no key with this id"),
         e => e.into(),

@@ -3,10 +3,12 @@
 
 use axum::extract::State;
 use axum::Json;
-use hhs_core::wire::LockQuery;
-use hhs_core::wire::{AcquireRequest, BookRequest, BookTarget, Booked, ForceReleaseRequest, HolderRequest, LockList, LockView};
 use hhs_core::lease::{self, AcquireCmd, Claim, Late};
-use hhs_core::{TtlBounds, Denied, HoldId, ResourceId};
+use hhs_core::wire::LockQuery;
+use hhs_core::wire::{
+    AcquireRequest, BookRequest, BookTarget, Booked, ForceReleaseRequest, HolderRequest, LockList, LockView,
+};
+use hhs_core::{Denied, HoldId, ResourceId, TtlBounds};
 use uuid::Uuid;
 
 use super::auth::Caller;
@@ -14,7 +16,6 @@ use super::error::AppError;
 use super::extract::{JsonBody, QueryParams, ResourcePath};
 use super::AppState;
 use crate::store::{Actor, Applied, StoreError};
-
 
 fn answer(applied: &Applied) -> Json<LockView> {
     Json(LockView::of(&applied.outcome.lease, applied.now))
@@ -39,12 +40,22 @@ pub(super) async fn acquire(
 
 /// The acquire itself; with whether it granted (or renewed the caller's own hold). `queued`: when it joined
 /// the resource's queue, if it did.
-async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest, queued: &mut Option<std::time::Instant>) -> Result<(Json<LockView>, bool), AppError> {
+async fn grant(
+    state: &AppState,
+    caller: &Caller,
+    req: AcquireRequest,
+    queued: &mut Option<std::time::Instant>,
+) -> Result<(Json<LockView>, bool), AppError> {
     // The hard limits here (and at the edge); the type's own bounds inside the acquire's transaction.
     let valid = req.validate(&TtlBounds::HARD)?;
     if let Some(session) = valid.session {
         // Under a session: its TTL and renewal, decided with the session's row held.
-        let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl: hhs_core::Ttl::from_stored_millis(0), new_hold_id: HoldId(Uuid::now_v7()) };
+        let cmd = AcquireCmd {
+            principal: caller.principal.clone(),
+            owner: valid.owner,
+            ttl: hhs_core::Ttl::from_stored_millis(0),
+            new_hold_id: HoldId(Uuid::now_v7()),
+        };
         let applied = state.store.acquire_in(valid.resource_id, session, cmd, &caller.actor()).await?;
         let mut view = LockView::of(&applied.outcome.lease, applied.now);
         view.ttl_source = Some("session".to_owned());
@@ -55,11 +66,23 @@ async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest, queued: &
         None => {
             // No TTL asked for: the model's suggestion for this owner on this type of resource.
             let (resource, _, _) = state.store.lease(valid.resource_id).await?;
-            let s = state.model.read(|m| m.suggest(resource.resource_type.as_str(), caller.principal.as_str(), valid.owner.as_str(), &resource.policy));
+            let s = state.model.read(|m| {
+                m.suggest(
+                    resource.resource_type.as_str(),
+                    caller.principal.as_str(),
+                    valid.owner.as_str(),
+                    &resource.policy,
+                )
+            });
             (s.ttl, "suggested")
         }
     };
-    let cmd = AcquireCmd { principal: caller.principal.clone(), owner: valid.owner, ttl, new_hold_id: HoldId(Uuid::now_v7()) };
+    let cmd = AcquireCmd {
+        principal: caller.principal.clone(),
+        owner: valid.owner,
+        ttl,
+        new_hold_id: HoldId(Uuid::now_v7()),
+    };
     let (applied, granted) = match valid.wait {
         Some(wait) => super::wait::acquire(state, caller, valid.resource_id, cmd, wait, queued).await?,
         None => {
@@ -78,7 +101,11 @@ async fn grant(state: &AppState, caller: &Caller, req: AcquireRequest, queued: &
 
 /// Books the caller's live hold until `until` (`hhs_core::booking::book`): same token, no more heartbeats. With
 /// `group_id`, every live member of the group, all or none.
-pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<BookRequest>) -> Result<Json<Booked>, AppError> {
+pub(super) async fn book(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<BookRequest>,
+) -> Result<Json<Booked>, AppError> {
     let (valid, until) = match req.validate()? {
         (BookTarget::Group(group_id, owner), until) => {
             let Json(group) = super::groups::book(&state, &caller, group_id, owner, until).await?;
@@ -88,7 +115,9 @@ pub(super) async fn book(State(state): State<AppState>, caller: Caller, JsonBody
         (BookTarget::Resource(valid), until) => (valid, until),
     };
     let claim = Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token };
-    let transition = Box::new(move |r: &crate::store::Resource, current: &hhs_core::Lease, now| hhs_core::booking::book(current, now, &claim, until, r.policy.booking_max()));
+    let transition = Box::new(move |r: &crate::store::Resource, current: &hhs_core::Lease, now| {
+        hhs_core::booking::book(current, now, &claim, until, r.policy.booking_max())
+    });
     let applied = state.store.transact(valid.resource_id, &caller.actor(), transition).await?;
     tracing::info!(resource_id = %valid.resource_id, until = %until.to_utc(), "hold booked");
     Ok(Json(Booked::Lock(Box::new(answer(&applied).0))))
@@ -116,7 +145,8 @@ pub(super) async fn release(
     JsonBody(req): JsonBody<HolderRequest>,
 ) -> Result<Json<LockView>, AppError> {
     let valid = req.validate()?;
-    let (id, claim) = (valid.resource_id, Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token });
+    let (id, claim) =
+        (valid.resource_id, Claim { principal: caller.principal.clone(), owner: valid.owner, token: valid.token });
     let result = state.store.release(id, claim.clone(), &caller.actor()).await;
     let applied = match result {
         Err(StoreError::Denied(Denied::LockExpired)) => {
@@ -162,7 +192,10 @@ pub(super) async fn force_release(
     Ok(answer(&applied))
 }
 
-pub(super) async fn show(State(state): State<AppState>, ResourcePath(id): ResourcePath) -> Result<Json<LockView>, AppError> {
+pub(super) async fn show(
+    State(state): State<AppState>,
+    ResourcePath(id): ResourcePath,
+) -> Result<Json<LockView>, AppError> {
     let (_, lease, now) = state.store.lease(id).await?;
     Ok(Json(LockView::of(&lease, now)))
 }
@@ -172,7 +205,10 @@ pub fn next_after<T>(rows: &[(crate::store::Resource, T)], limit: Option<u32>) -
     (limit == Some(rows.len() as u32)).then(|| rows.last().map(|(r, _)| r.id)).flatten()
 }
 
-pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<LockQuery>) -> Result<Json<LockList>, AppError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<LockQuery>,
+) -> Result<Json<LockList>, AppError> {
     let (filter, status) = q.validate()?;
     // The newest event (below the commit horizon) is read first: every event after it may or may not be in the
     // snapshot, none before it is missing from it.
@@ -183,7 +219,9 @@ pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryPar
     let items = leases
         .iter()
         .filter(|(_, l)| status.is_none_or(|s| l.status(now) == s))
-        .map(|(r, l)| LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str()).with_status(r.status))
+        .map(|(r, l)| {
+            LockView::of(l, now).with_resource(r.resource_type.as_str(), r.identifier.as_str()).with_status(r.status)
+        })
         .collect();
     Ok(Json(LockList { items, server_time: now.to_utc(), last_event_id, next_after }))
 }

@@ -120,7 +120,9 @@ impl Metrics {
     pub fn logged(&self, event: &EventView) {
         if event.kind.ends_hold() {
             if let Some(held) = event.detail.hold().and_then(|d| d.held_ms) {
-                self.hold_seconds.get_or_create(&EndedLabels { ended: event.kind.as_str().to_owned() }).observe(held as f64 / 1000.0);
+                self.hold_seconds
+                    .get_or_create(&EndedLabels { ended: event.kind.as_str().to_owned() })
+                    .observe(held as f64 / 1000.0);
             }
         }
         if event.kind == LogKind::Expired {
@@ -167,15 +169,39 @@ async fn render(State(state): State<AppState>) -> Response {
         c.inc_by(v);
         c
     };
-    r.register("hhs_http_requests", "HTTP requests received (excluding /metrics)", counter(m.requests.load(Ordering::Relaxed)));
+    r.register(
+        "hhs_http_requests",
+        "HTTP requests received (excluding /metrics)",
+        counter(m.requests.load(Ordering::Relaxed)),
+    );
     r.register("hhs_http_api_requests", "HTTP requests to /api/*", counter(m.api_requests.load(Ordering::Relaxed)));
-    r.register("hhs_http_request_duration_seconds", "Request latency by route template, method and status", m.request_seconds.clone());
-    r.register("hhs_acquire_duration_seconds", "Acquire latency by outcome (granted, renewed, queued, or the refusal's code)", m.acquire_seconds.clone());
-    r.register("hhs_queue_wait_duration_seconds", "Time acquires spent in a resource's queue, by outcome (granted, or the refusal's code)", m.wait_seconds.clone());
+    r.register(
+        "hhs_http_request_duration_seconds",
+        "Request latency by route template, method and status",
+        m.request_seconds.clone(),
+    );
+    r.register(
+        "hhs_acquire_duration_seconds",
+        "Acquire latency by outcome (granted, renewed, queued, or the refusal's code)",
+        m.acquire_seconds.clone(),
+    );
+    r.register(
+        "hhs_queue_wait_duration_seconds",
+        "Time acquires spent in a resource's queue, by outcome (granted, or the refusal's code)",
+        m.wait_seconds.clone(),
+    );
     r.register("hhs_heartbeats", "Heartbeats accepted by this replica", m.heartbeats.clone());
-    r.register("hhs_hold_duration_seconds", "Length of holds that ended, by how (from the log: the whole cluster's)", m.hold_seconds.clone());
+    r.register(
+        "hhs_hold_duration_seconds",
+        "Length of holds that ended, by how (from the log: the whole cluster's)",
+        m.hold_seconds.clone(),
+    );
     r.register("hhs_holds_expired", "Holds recorded as expired (from the log: the whole cluster's)", m.expired.clone());
-    r.register("hhs_reaper_rows_skipped", "Stored rows this replica's reaper could not read and skipped (each logged by id)", counter(state.store.rows_skipped()));
+    r.register(
+        "hhs_reaper_rows_skipped",
+        "Stored rows this replica's reaper could not read and skipped (each logged by id)",
+        counter(state.store.rows_skipped()),
+    );
 
     let keys: Family<KindLabels, Gauge> = Family::default();
     let (known, unknown) = state.auth.cached();
@@ -197,7 +223,9 @@ async fn render(State(state): State<AppState>) -> Response {
     // The held leases, decided with hhs-core's rule: live holds by type, and how long the oldest lapsed one has
     // waited for the reaper. Skipped (not an error) while the database is away.
     let held = LockFilter { held_only: true, ..LockFilter::default() };
-    if let Ok(Ok((leases, now))) = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.leases(&held)).await {
+    if let Ok(Ok((leases, now))) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.leases(&held)).await
+    {
         let live: Family<TypeLabels, Gauge> = Family::default();
         let mut oldest_lapse = None;
         for (resource, lease) in &leases {
@@ -206,7 +234,8 @@ async fn render(State(state): State<AppState>) -> Response {
                     live.get_or_create(&TypeLabels { r#type: resource.resource_type.as_str().to_owned() }).inc();
                 }
                 Some(h) if h.is_expired(now) => {
-                    oldest_lapse = Some(oldest_lapse.map_or(h.expires_at(), |o: hhs_core::Millis| o.min(h.expires_at())));
+                    oldest_lapse =
+                        Some(oldest_lapse.map_or(h.expires_at(), |o: hhs_core::Millis| o.min(h.expires_at())));
                 }
                 _ => {}
             }
@@ -214,7 +243,11 @@ async fn render(State(state): State<AppState>) -> Response {
         r.register("hhs_holds_current", "Live holds by resource type", live);
         let lag: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
         lag.set(oldest_lapse.map_or(0.0, |at| now.since(at).0 as f64 / 1000.0));
-        r.register("hhs_reaper_lag_seconds", "How long the oldest lapsed hold has waited to be recorded as expired (0: none)", lag);
+        r.register(
+            "hhs_reaper_lag_seconds",
+            "How long the oldest lapsed hold has waited to be recorded as expired (0: none)",
+            lag,
+        );
     }
 
     let mut body = String::new();

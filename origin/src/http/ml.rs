@@ -2,16 +2,15 @@
 
 use axum::extract::State;
 use axum::Json;
-use hhs_core::wire::{AnomalyList, AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
 use hhs_core::ttl_model::Suggestion;
+use hhs_core::wire::{AnomalyList, AnomalyView, SuggestRequest, SuggestResponse, SuggestionBasis};
 
 use super::auth::Caller;
 use super::error::AppError;
 use super::extract::{JsonBody, QueryParams};
 use super::locks::next_after;
-use hhs_core::wire::AnomalyQuery;
 use super::AppState;
-
+use hhs_core::wire::AnomalyQuery;
 
 pub fn basis(s: &Suggestion) -> SuggestionBasis {
     SuggestionBasis {
@@ -34,7 +33,11 @@ pub(super) async fn suggest(
         let score = lease.hold.as_ref().map_or(0.0, |h| m.anomaly(resource.resource_type.as_str(), h, now));
         (s, score)
     });
-    Ok(Json(SuggestResponse { suggested_ttl: suggestion.ttl.seconds(), anomaly_score: score, basis: basis(&suggestion) }))
+    Ok(Json(SuggestResponse {
+        suggested_ttl: suggestion.ttl.seconds(),
+        anomaly_score: score,
+        basis: basis(&suggestion),
+    }))
 }
 
 /// Live holds scoring at least `min_score` (default 0.8), most unusual first within a page of up to `limit`

@@ -25,13 +25,13 @@ mod wait;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::Router;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Method};
 use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
 use hhs_core::wire::endpoints::{Api, ROUTES};
 use hhs_core::wire::MAX_BODY_BYTES;
 use hhs_core::{ErrorCode, Policy};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -108,7 +108,10 @@ fn api() -> Router<AppState> {
             let limit = if route.api == Api::Acquire { REQUEST_TIMEOUT + longest_wait } else { REQUEST_TIMEOUT };
             handler = handler.route_layer(axum::middleware::from_fn_with_state(limit, deadline));
         }
-        router.route(route.path, handler.route_layer(axum::middleware::from_fn_with_state(route.role, auth::require_role)))
+        router.route(
+            route.path,
+            handler.route_layer(axum::middleware::from_fn_with_state(route.role, auth::require_role)),
+        )
     })
 }
 
@@ -156,10 +159,17 @@ fn handler(api: Api, m: MethodFilter) -> MethodRouter<AppState> {
 /// is then unknown to the caller, as after any lost answer: acquire, heartbeat and release are safe to repeat.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn deadline(axum::extract::State(limit): axum::extract::State<std::time::Duration>, req: Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => axum::response::IntoResponse::into_response(AppError::new(ErrorCode::DatabaseUnavailable, "the database did not answer in time; retry shortly")),
+        Err(_) => axum::response::IntoResponse::into_response(AppError::new(
+            ErrorCode::DatabaseUnavailable,
+            "the database did not answer in time; retry shortly",
+        )),
     }
 }
 
@@ -168,7 +178,9 @@ async fn deadline(axum::extract::State(limit): axum::extract::State<std::time::D
 fn drop_unusable_request_id(mut req: Request) -> Request {
     let usable = req.headers().get(REQUEST_ID).is_some_and(|v| {
         let b = v.as_bytes();
-        !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        !b.is_empty()
+            && b.len() <= 128
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
     });
     if !usable {
         req.headers_mut().remove(REQUEST_ID);

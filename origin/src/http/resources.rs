@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use http::StatusCode;
 use hhs_core::wire::{CreateResourceRequest, ResourcePage, ResourceQuery, ResourceView, UpdateResourceRequest};
 use hhs_core::{ApiError, ErrorCode, ResourceId};
+use http::StatusCode;
 use uuid::Uuid;
 
 use super::auth::Caller;
@@ -36,7 +36,10 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(view(&resource))))
 }
 
-pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ResourceQuery>) -> Result<Json<ResourcePage>, AppError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ResourceQuery>,
+) -> Result<Json<ResourcePage>, AppError> {
     let filter = q.validate()?;
     let limit = filter.limit;
     let items: Vec<ResourceView> = state.store.resources(&filter).await?.iter().map(view).collect();
@@ -44,7 +47,10 @@ pub(super) async fn list(State(state): State<AppState>, QueryParams(q): QueryPar
     Ok(Json(ResourcePage { items, next_after }))
 }
 
-pub(super) async fn show(State(state): State<AppState>, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
+pub(super) async fn show(
+    State(state): State<AppState>,
+    ResourcePath(id): ResourcePath,
+) -> Result<Json<ResourceView>, AppError> {
     Ok(Json(view(&state.store.lease(id).await?.0)))
 }
 
@@ -74,7 +80,11 @@ pub(super) async fn update(
 /// Deletes a resource that nobody holds (409 `lock_held` otherwise) and that is not in lock-delay (409
 /// `lock_delay`: the lapsed holder may still be acting). Its events stay in the log, and its name's tokens keep
 /// rising if it is created again.
-pub(super) async fn remove(State(state): State<AppState>, caller: Caller, ResourcePath(id): ResourcePath) -> Result<Json<ResourceView>, AppError> {
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    ResourcePath(id): ResourcePath,
+) -> Result<Json<ResourceView>, AppError> {
     let removed = state.store.delete_resource(id, &caller.actor()).await?;
     tracing::info!(resource_id = %id, "resource deleted");
     Ok(Json(view(&removed)))

@@ -18,7 +18,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<TypePage>
 
 pub(super) async fn show(State(state): State<AppState>, TypePath(name): TypePath) -> Result<Json<TypeView>, AppError> {
     let types = state.store.types().await?;
-    let row = types.iter().find(|t| t.name == name).ok_or_else(|| AppError::new(ErrorCode::TypeNotFound, "no resource type with this name"))?;
+    let row = types
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| AppError::new(ErrorCode::TypeNotFound, "no resource type with this name"))?;
     Ok(Json(row.view()))
 }
 

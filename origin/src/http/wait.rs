@@ -92,11 +92,17 @@ async fn still_held(state: &AppState, resource: ResourceId, position: Option<u32
     let mut err = match state.store.lease(resource).await {
         Ok((_, lease, now)) => match lease.live_hold(now) {
             Some(h) => ApiError::from(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() }),
-            None => ApiError::new(ErrorCode::LockHeld, "the resource was not handed to this request before its wait ended"),
+            None => {
+                ApiError::new(ErrorCode::LockHeld, "the resource was not handed to this request before its wait ended")
+            }
         },
         Err(e) => return e.into(),
     };
-    err.message = format!("{} (waited in the queue{})", err.message, position.map(|p| format!(", at place {p}")).unwrap_or_default());
+    err.message = format!(
+        "{} (waited in the queue{})",
+        err.message,
+        position.map(|p| format!(", at place {p}")).unwrap_or_default()
+    );
     err.queue_position = position;
     AppError::from(err)
 }

@@ -134,8 +134,11 @@ impl SqlStore<Sqlite> {
             .foreign_keys(true)
             // Writers queue on the database lock; under a burst of acquires they wait rather than fail.
             .busy_timeout(busy_timeout);
-        let pool =
-            SqlitePoolOptions::new().max_connections(max.max(1)).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
         Ok(SqlStore::new(Source::new(Some(pool), None)))
     }
 }

@@ -11,11 +11,14 @@ pub mod sql_store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hhs_core::wire::{EventView, LockView, Replication, SessionHold};
 use hhs_core::lease::{AcquireCmd, Claim};
 use hhs_core::session::Session;
 use hhs_core::status::Status;
-use hhs_core::{Denied, GroupId, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy, WaiterId};
+use hhs_core::wire::{EventView, LockView, Replication, SessionHold};
+use hhs_core::{
+    Denied, GroupId, Identifier, Lease, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType,
+    SessionId, Ttl, TypeChange, TypePolicy, WaiterId,
+};
 
 pub use dialect::{PgStore, SqliteStore};
 pub use hhs_core::wire::Actor;
@@ -60,7 +63,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::Database(ref db) if db.is_unique_violation() && is_resource_name(db.as_ref()) => StoreError::Exists,
+            sqlx::Error::Database(ref db) if db.is_unique_violation() && is_resource_name(db.as_ref()) => {
+                StoreError::Exists
+            }
             sqlx::Error::Database(ref db) if is_transient(db.as_ref()) => StoreError::Unavailable(e),
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
@@ -77,7 +82,8 @@ impl From<sqlx::Error> for StoreError {
 /// identifier — by constraint name (PostgreSQL) or by the columns SQLite names. Any other (a key id drawn
 /// twice) is an internal error, not a 409 that would send the admin looking for a resource.
 fn is_resource_name(db: &dyn sqlx::error::DatabaseError) -> bool {
-    db.constraint() == Some("resources_type_identifier_key") || db.message().contains("resources.type, resources.identifier")
+    db.constraint() == Some("resources_type_identifier_key")
+        || db.message().contains("resources.type, resources.identifier")
 }
 
 /// Database errors that say "not now" rather than "never": the caller gets 503 with `Retry-After`, never 500.
@@ -130,7 +136,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the resource, its (free) lease row and a `resource_created` event in one transaction; a type
     /// without a row gets one with `seed` (the process's flags for new types).
-    async fn create_resource(&self, id: ResourceId, ty: &ResourceType, ident: &Identifier, seed: &TypePolicy, actor: &Actor) -> Result<Resource, StoreError>;
+    async fn create_resource(
+        &self,
+        id: ResourceId,
+        ty: &ResourceType,
+        ident: &Identifier,
+        seed: &TypePolicy,
+        actor: &Actor,
+    ) -> Result<Resource, StoreError>;
 
     /// Renames a resource (`resource_updated`).
     async fn update_resource(&self, id: ResourceId, ident: &Identifier, actor: &Actor) -> Result<Resource, StoreError>;
@@ -176,7 +189,8 @@ pub trait Store: Send + Sync + 'static {
     /// Heartbeat: `hhs_core::lease::heartbeat` for `claim` through [`Store::transact`]. PostgreSQL overrides it
     /// with a one-statement fast path for the caller's live hold and falls back to this.
     async fn heartbeat(&self, id: ResourceId, claim: Claim, actor: &Actor) -> Result<Applied, StoreError> {
-        self.transact(id, actor, Box::new(move |_, current, now| hhs_core::lease::heartbeat(current, now, &claim))).await
+        self.transact(id, actor, Box::new(move |_, current, now| hhs_core::lease::heartbeat(current, now, &claim)))
+            .await
     }
 
     /// Release: `hhs_core::lease::release` for `claim` through [`Store::transact`]. PostgreSQL overrides it with
@@ -189,7 +203,13 @@ pub trait Store: Send + Sync + 'static {
     /// live waiter passes a queue) and the acquire rule allow it; otherwise, with `wait` (the waiter's id and how
     /// long it may wait), a refusal that waiting can end (held, lock-delay, others queued) puts the request in the
     /// resource's queue (`queued`) and returns its place. Without `wait`, the refusal.
-    async fn acquire_or_wait(&self, id: ResourceId, cmd: AcquireCmd, wait: Option<(WaiterId, Millis)>, actor: &Actor) -> Result<Waited, StoreError>;
+    async fn acquire_or_wait(
+        &self,
+        id: ResourceId,
+        cmd: AcquireCmd,
+        wait: Option<(WaiterId, Millis)>,
+        actor: &Actor,
+    ) -> Result<Waited, StoreError>;
 
     /// A waiting request's poll: it proves it is there, takes the resource if it is the first live waiter and
     /// the resource is grantable (a lock-delay ended, a waiter ahead went away), and learns how it stands.
@@ -219,7 +239,14 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Opens a session from the database's now (`session_opened`).
-    async fn open_session(&self, id: SessionId, principal: &Principal, owner: &OwnerId, ttl: Ttl, actor: &Actor) -> Result<Session, StoreError>;
+    async fn open_session(
+        &self,
+        id: SessionId,
+        principal: &Principal,
+        owner: &OwnerId,
+        ttl: Ttl,
+        actor: &Actor,
+    ) -> Result<Session, StoreError>;
 
     /// One session (`Some(id)`; [`StoreError::NoSession`] if unknown) or every open one, each with how many live
     /// holds it renews, and the database time of the read.
@@ -229,37 +256,71 @@ pub trait Store: Send + Sync + 'static {
     /// transaction — the session's row, then its holds' lease rows in resource-id order are locked, then the
     /// clock is read, then the holds are renewed by one statement (`sql::RENEW_SESSION_HOLDS`), however many
     /// there are. Returns the session, each hold it renewed (by resource id) and the database time.
-    async fn keepalive(&self, id: SessionId, principal: &Principal) -> Result<(Session, Vec<SessionHold>, Millis), StoreError>;
+    async fn keepalive(
+        &self,
+        id: SessionId,
+        principal: &Principal,
+    ) -> Result<(Session, Vec<SessionHold>, Millis), StoreError>;
 
     /// Closes a session (`session_closed`) and releases every live hold under it (`released` each), in one
     /// transaction that holds the session's row, then its leases' rows.
-    async fn close_session(&self, id: SessionId, principal: &Principal, actor: &Actor) -> Result<(Session, Millis), StoreError>;
+    async fn close_session(
+        &self,
+        id: SessionId,
+        principal: &Principal,
+        actor: &Actor,
+    ) -> Result<(Session, Millis), StoreError>;
 
     /// Acquire under a session (`hhs_core::session::acquire_in`): the session's row, then the lease's row, are
     /// held (every session operation takes them in this order, so none waits on another in a cycle); the
     /// session's TTL must be within the resource type's bounds.
-    async fn acquire_in(&self, id: ResourceId, session: SessionId, cmd: AcquireCmd, actor: &Actor) -> Result<Applied, StoreError>;
+    async fn acquire_in(
+        &self,
+        id: ResourceId,
+        session: SessionId,
+        cmd: AcquireCmd,
+        actor: &Actor,
+    ) -> Result<Applied, StoreError>;
 
     /// A group acquire (`hhs_core::group::acquire_group`) in one transaction: the session's row if there is one,
     /// then each member's lease row in `ids`' order (the caller passes `group::lock_order`, so two overlapping
     /// groups never wait on each other in a cycle). All granted, with the members recorded (`group_members`), or
     /// [`StoreError::GroupDenied`] with every refusal (a TTL outside a member's type bounds among them) and
     /// nothing written.
-    async fn acquire_group(&self, ids: &[ResourceId], group: GroupId, cmd: AcquireCmd, session: Option<SessionId>, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
+    async fn acquire_group(
+        &self,
+        ids: &[ResourceId],
+        group: GroupId,
+        cmd: AcquireCmd,
+        session: Option<SessionId>,
+        actor: &Actor,
+    ) -> Result<Vec<Applied>, StoreError>;
 
     /// `op` on every member of `group` (as recorded when it was granted) by `claim`, their lease rows locked in
     /// `group::lock_order`, all or none (`hhs_core::group::by_id`): any member refused refuses the group
     /// ([`StoreError::GroupDenied`]) — a heartbeat or booking every member the group no longer holds; a release
     /// counts a member already ended as released and answers the holds it released. [`StoreError::NoGroup`]
     /// for an id no group was granted with.
-    async fn group_op(&self, group: GroupId, claim: Claim, op: GroupOp, actor: &Actor) -> Result<Vec<Applied>, StoreError>;
+    async fn group_op(
+        &self,
+        group: GroupId,
+        claim: Claim,
+        op: GroupOp,
+        actor: &Actor,
+    ) -> Result<Vec<Applied>, StoreError>;
 
     /// Every resource type and its policy, by name.
     async fn types(&self) -> Result<Vec<TypeRow>, StoreError>;
 
     /// Applies `change` to a type's policy (a new type starts from `seed`) and records `type_updated` with the
     /// old and new values, in one transaction. [`StoreError::Invalid`] if the result breaks the policy rule.
-    async fn put_type(&self, name: &ResourceType, change: &TypeChange, seed: &TypePolicy, actor: &Actor) -> Result<TypeRow, StoreError>;
+    async fn put_type(
+        &self,
+        name: &ResourceType,
+        change: &TypeChange,
+        seed: &TypePolicy,
+        actor: &Actor,
+    ) -> Result<TypeRow, StoreError>;
 
     /// Fills the rows nobody has set (made by the migration) and makes the ones `seed` names, from the process's
     /// flags; never changes a set row. Each change is a `type_updated` event. Returns the rows it changed.
@@ -328,7 +389,9 @@ pub use hhs_core::group::GroupOp;
 pub enum Waited {
     Granted(Applied),
     /// In the queue at this place (1: next).
-    Queued { position: u32 },
+    Queued {
+        position: u32,
+    },
 }
 
 /// How a wait stands (returned once per poll, never buffered: not boxed).
@@ -336,10 +399,14 @@ pub enum Waited {
 pub enum WaitStatus {
     /// Granted: the lease as read then, whose live hold is the one handed to this waiter (now delivered).
     Granted(Applied),
-    Waiting { position: u32 },
+    Waiting {
+        position: u32,
+    },
     /// Ended without a grant (timed out or gone, or the hold it was handed ended before its request took it),
     /// at this place.
-    Ended { position: Option<u32> },
+    Ended {
+        position: Option<u32>,
+    },
 }
 
 /// What [`Store::changed`] saw.
@@ -361,5 +428,3 @@ pub fn acquire_transition(cmd: AcquireCmd) -> Transition {
         hhs_core::lease::acquire(current, now, &cmd, resource.policy.lock_delay())
     })
 }
-
-

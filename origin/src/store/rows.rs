@@ -1,12 +1,15 @@
 //! Rows ↔ domain types, for both databases (the columns are the same), and binding: every statement's
 //! arguments are a `Vec<Arg>`, turned into the driver's arguments by one function, [`arguments`].
 
-use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind, TypeView};
-use hhs_core::stored::StoredLease;
-use hhs_core::session::{Session, SessionState};
 use hhs_core::queue::{Waiter, WaiterState};
+use hhs_core::session::{Session, SessionState};
 use hhs_core::status::Status;
-use hhs_core::{FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId, Ttl, TypePolicy, WaiterId};
+use hhs_core::stored::StoredLease;
+use hhs_core::wire::{Actor, Detail, EventView, KeyView, LogKind, TypeView};
+use hhs_core::{
+    FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId,
+    Ttl, TypePolicy, WaiterId,
+};
 use sqlx::{Arguments, Database, Encode, Type};
 use uuid::Uuid;
 
@@ -115,7 +118,8 @@ pub struct LeaseRecord {
 impl LeaseRecord {
     pub fn into_parts(self) -> Result<(Resource, Lease), StoreError> {
         let id = self.resource.id;
-        let lease = self.lease.into_lease(id).map_err(|e| StoreError::Corrupt(format!("lease row of resource {id}: {e}")))?;
+        let lease =
+            self.lease.into_lease(id).map_err(|e| StoreError::Corrupt(format!("lease row of resource {id}: {e}")))?;
         Ok((self.resource, lease))
     }
 }

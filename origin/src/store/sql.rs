@@ -41,8 +41,18 @@ macro_rules! expiry {
 /// without waiting), the clock read after that lock, and decided by `hhs_core::lease::expire` — a lapse stays a
 /// lapse as time passes. A differential test checks the SQL and hhs-core agree.
 pub const SELECT_EXPIRED: &str = concat!(
-    "SELECT l.resource_id AS id, ", expiry!(), " AS expires_at_ms FROM leases l WHERE l.state = 'HELD' AND ", expiry!(), " < $1 \
-     AND (", expiry!(), " > $3 OR (", expiry!(), " = $3 AND l.resource_id > $4)) ORDER BY ", expiry!(), ", l.resource_id LIMIT $2"
+    "SELECT l.resource_id AS id, ",
+    expiry!(),
+    " AS expires_at_ms FROM leases l WHERE l.state = 'HELD' AND ",
+    expiry!(),
+    " < $1 \
+     AND (",
+    expiry!(),
+    " > $3 OR (",
+    expiry!(),
+    " = $3 AND l.resource_id > $4)) ORDER BY ",
+    expiry!(),
+    ", l.resource_id LIMIT $2"
 );
 
 pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
@@ -52,13 +62,15 @@ pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3,
 
 pub const EVENT_COLUMNS: &str =
     "txid, id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
-pub const INSERT_EVENT: &str = "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, \
+pub const INSERT_EVENT: &str =
+    "INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, \
      principal, key_id, request_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// Resources with their types' policy.
 const SELECT_RESOURCES: &str = "SELECT r.id, r.type, r.identifier, r.created_at_ms, r.status, t.lock_delay_ms, t.min_ttl_seconds, \
      t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds, t.default_status FROM resources r JOIN resource_types t ON t.name = r.type";
-pub const INSERT_RESOURCE: &str = "INSERT INTO resources (id, type, identifier, created_at_ms, status) VALUES ($1, $2, $3, $4, $5)";
+pub const INSERT_RESOURCE: &str =
+    "INSERT INTO resources (id, type, identifier, created_at_ms, status) VALUES ($1, $2, $3, $4, $5)";
 pub const INSERT_LEASE: &str = "INSERT INTO leases (resource_id) VALUES ($1)";
 pub const UPDATE_IDENTIFIER: &str = "UPDATE resources SET identifier = $2 WHERE id = $1";
 pub const UPDATE_STATUS: &str = "UPDATE resources SET status = $2 WHERE id = $1";
@@ -79,9 +91,11 @@ pub const UNCLAIM_HL7: &str = "DELETE FROM hl7_messages WHERE principal = $1 AND
 pub const EXPIRE_HL7: &str = "DELETE FROM hl7_messages WHERE received_at_ms < $1";
 pub const DELETE_RESOURCE: &str = "DELETE FROM resources WHERE id = $1";
 
-pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, principal, role, secret_sha256, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
+pub const INSERT_KEY: &str =
+    "INSERT INTO api_keys (id, principal, role, secret_sha256, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
 pub const SELECT_KEYS: &str = "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys";
-pub const SELECT_KEY: &str = "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys WHERE id = $1";
+pub const SELECT_KEY: &str =
+    "SELECT id, principal, role, secret_sha256, created_at_ms, revoked_at_ms FROM api_keys WHERE id = $1";
 pub const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";
 
 /// Fencing-token floors of names given up (see `hhs_core::lease::token_floor`): raised, never lowered.
@@ -150,7 +164,10 @@ pub const FAST_GRANT: &str = concat!(
 /// Holds a database outage may have taken time from: held, not renewed since the outage began at `$1`, and
 /// live then; not bookings (they need no renewals). Each is still decided by `hhs_core::lease::resume`.
 pub const SELECT_RESUMABLE: &str = concat!(
-    "SELECT ", lease_columns!(), from_leases!(), " WHERE l.state = 'HELD' AND l.booked_until_ms IS NULL \
+    "SELECT ",
+    lease_columns!(),
+    from_leases!(),
+    " WHERE l.state = 'HELD' AND l.booked_until_ms IS NULL \
      AND l.last_heartbeat_ms < $1 AND l.last_heartbeat_ms + l.ttl_ms >= $1"
 );
 /// When live holds were last resumed after an outage (0: never).
@@ -215,11 +232,15 @@ macro_rules! locked_clock {
 }
 
 /// The renewal alone, with the clock given as `$5`: what the differential test runs.
-pub const RENEW_AT: &str = concat!("WITH clock AS (SELECT $5::bigint AS ms), renewed AS (", renew!(), ") SELECT * FROM renewed");
+pub const RENEW_AT: &str =
+    concat!("WITH clock AS (SELECT $5::bigint AS ms), renewed AS (", renew!(), ") SELECT * FROM renewed");
 
 /// The release alone, with the clock given as `$8`; returns the row and the event's detail.
-pub const RELEASE_AT: &str =
-    concat!("WITH clock AS (SELECT $8::bigint AS ms), ", release_and_log!(), " SELECT released.*, logged.detail FROM released, logged");
+pub const RELEASE_AT: &str = concat!(
+    "WITH clock AS (SELECT $8::bigint AS ms), ",
+    release_and_log!(),
+    " SELECT released.*, logged.detail FROM released, logged"
+);
 
 /// PostgreSQL's one-statement heartbeat: lock, clock, renew, and notify the renewal (`hhs_renewals`, the written
 /// row as JSON: `StoredLease::parse_row`) — one round trip instead of six (begin, lock, clock, update, notify,
@@ -245,10 +266,13 @@ pub const FAST_RELEASE: &str = concat!(
 );
 
 /// Sessions (`hhs_core::session`).
-pub const SESSION_COLUMNS: &str = "id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, ended_at_ms";
-pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
+pub const SESSION_COLUMNS: &str =
+    "id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, ended_at_ms";
+pub const INSERT_SESSION: &str =
+    "INSERT INTO sessions (id, principal, owner_id, ttl_ms, opened_at_ms, last_keepalive_ms, state, \
      ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub const UPDATE_SESSION: &str = "UPDATE sessions SET last_keepalive_ms = $2, state = $3, ended_at_ms = $4 WHERE id = $1";
+pub const UPDATE_SESSION: &str =
+    "UPDATE sessions SET last_keepalive_ms = $2, state = $3, ended_at_ms = $4 WHERE id = $1";
 /// The reaper's candidate sessions: open past their last valid instant `$1`, after the cursor `$3` (id), at most
 /// `$2`. Each is then locked on its own (`LOCK_SESSION_SKIP` with the dialect's lock) and decided by
 /// `hhs_core::session::lapse` with the clock read after that lock.
@@ -263,26 +287,36 @@ pub const SELECT_RESUMABLE_SESSIONS: &str = "SELECT id, principal, owner_id, ttl
      ended_at_ms FROM sessions WHERE state = 'OPEN' AND last_keepalive_ms < $1 AND last_keepalive_ms + ttl_ms >= $1 ORDER BY id";
 /// How many live holds each session has (a hold lapses with its session, so "held" is enough while it is open);
 /// the caller narrows it to one session or not, then appends `GROUP BY session_id`.
-pub const COUNT_SESSION_HOLDS: &str = "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL";
+pub const COUNT_SESSION_HOLDS: &str =
+    "SELECT session_id, COUNT(*) FROM leases WHERE state = 'HELD' AND session_id IS NOT NULL";
 /// The leases of session `$1`'s held holds (to release them when it closes), read once `LOCK_SESSION_LEASES` holds them.
 /// In resource-id order, the order every multi-row lock takes (`hhs_core::group::lock_order`).
-pub const SELECT_SESSION_LEASES: &str =
-    concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id");
+pub const SELECT_SESSION_LEASES: &str = concat!(
+    "SELECT ",
+    lease_columns!(),
+    from_leases!(),
+    " WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id"
+);
 /// The same rows' locks alone, taken before a keepalive's renewal: an `UPDATE` over many rows would lock them in
 /// whatever order it finds them, and the clock is read only once they are held. The dialect appends its row lock.
-pub const LOCK_SESSION_LEASES: &str = "SELECT l.resource_id FROM leases l WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id";
+pub const LOCK_SESSION_LEASES: &str =
+    "SELECT l.resource_id FROM leases l WHERE l.session_id = $1 AND l.state = 'HELD' ORDER BY l.resource_id";
 
 /// The wait queue (`hhs_core::queue`): a resource's waiting requests in arrival order (`seq`), read with its
 /// lease row held. `state` is `hhs_core::queue::WaiterState`'s stored form.
-pub const SELECT_QUEUE: &str = "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
+pub const SELECT_QUEUE: &str =
+    "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
      state, hold_id, ended_at_ms FROM waiters WHERE resource_id = $1 AND state = 'WAITING' ORDER BY seq";
 /// One waiter, whatever its state: what its request polls.
-pub const SELECT_WAITER: &str = "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
+pub const SELECT_WAITER: &str =
+    "SELECT id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, deadline_ms, \
      state, hold_id, ended_at_ms FROM waiters WHERE id = $1";
-pub const INSERT_WAITER: &str = "INSERT INTO waiters (id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, \
+pub const INSERT_WAITER: &str =
+    "INSERT INTO waiters (id, resource_id, principal, owner_id, ttl_ms, enqueued_at_ms, alive_until_ms, \
      deadline_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// A wait's end: `$2` the state (`GRANTED` with the hold `$3`, `TIMED_OUT`, `GONE`), at `$4`.
-pub const END_WAITER: &str = "UPDATE waiters SET state = $2, hold_id = $3, ended_at_ms = $4 WHERE id = $1 AND state = 'WAITING'";
+pub const END_WAITER: &str =
+    "UPDATE waiters SET state = $2, hold_id = $3, ended_at_ms = $4 WHERE id = $1 AND state = 'WAITING'";
 /// A hand-over's request was answered with its hold.
 pub const DELIVER_WAITER: &str = "UPDATE waiters SET state = 'DELIVERED' WHERE id = $1 AND state = 'GRANTED'";
 /// A hand-over that will never be delivered (its request went away, or never took it, or its hold ended first).
@@ -300,7 +334,8 @@ pub const SELECT_SERVABLE: &str = "SELECT l.resource_id AS id FROM leases l WHER
 /// For the reaper: hand-overs not delivered, granted before `$1` (the pass's clock less the pickup window:
 /// `hhs_core::queue::abandoned` restated for the index), after the cursor `($3, $4)` (grant time, waiter id), at
 /// most `$2`. Each is decided by `hhs_core::queue::reclaim` under its lease's lock, with the clock read after it.
-pub const SELECT_UNDELIVERED: &str = "SELECT id, resource_id, ended_at_ms FROM waiters WHERE state = 'GRANTED' AND ended_at_ms < $1 \
+pub const SELECT_UNDELIVERED: &str =
+    "SELECT id, resource_id, ended_at_ms FROM waiters WHERE state = 'GRANTED' AND ended_at_ms < $1 \
      AND (ended_at_ms > $3 OR (ended_at_ms = $3 AND id > $4)) ORDER BY ended_at_ms, id LIMIT $2";
 /// Ended waits a minute old (`$1`): nobody polls them any more.
 pub const DELETE_ENDED_WAITERS: &str = "DELETE FROM waiters WHERE state <> 'WAITING' AND ended_at_ms < $1";
@@ -413,7 +448,11 @@ pub fn leases(f: &LockFilter) -> (String, Vec<Arg>) {
     if let Some(ids) = &f.resources {
         let placeholders: Vec<String> = ids.iter().map(|id| q.arg(Arg::Uuid(Some(id.0)))).collect();
         // `IN ()` is not SQL; no resources match nothing.
-        q.conditions.push(if ids.is_empty() { "1 = 0".to_owned() } else { format!("l.resource_id IN ({})", placeholders.join(", ")) });
+        q.conditions.push(if ids.is_empty() {
+            "1 = 0".to_owned()
+        } else {
+            format!("l.resource_id IN ({})", placeholders.join(", "))
+        });
     }
     q.finish(SELECT_LEASES, "ORDER BY l.resource_id", f.limit)
 }

@@ -7,25 +7,33 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
-use hhs_core::status::Status;
-use hhs_core::wire::{Detail, EventView, Hl7Detail, HoldDetail, LockView, LogKind, Replication, SessionHold, StatusDetail, TypeDetail};
 use hhs_core::admission::{grant, Gate};
 use hhs_core::group;
+use hhs_core::lease::{expire, heartbeat, release, resume, retire, token_floor, AcquireCmd, Claim};
 use hhs_core::queue::{self, WaiterState};
 use hhs_core::session::{self, Session};
-use hhs_core::{Denied, EventKind, FencingToken, GroupId, HoldId, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy, Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy, WaiterId};
+use hhs_core::status::Status;
+use hhs_core::wire::{
+    Detail, EventView, Hl7Detail, HoldDetail, LockView, LogKind, Replication, SessionHold, StatusDetail, TypeDetail,
+};
+use hhs_core::{
+    Denied, EventKind, FencingToken, GroupId, HoldId, Identifier, Lease, LeaseEvent, Millis, Outcome, OwnerId, Policy,
+    Principal, ResourceId, ResourceType, SessionId, Ttl, TypeChange, TypePolicy, WaiterId,
+};
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use tokio::sync::{broadcast, Notify};
 
 use super::dialect::{Dialect, QUEUE, RENEWALS};
-use crate::primary::Source;
-use super::rows::{arguments, event_args, lease_args, session_args, session_update_args, waiter_args, Arg, EventRecord, LeaseRecord, LeaseRow, SessionRecord, WaiterRecord};
+use super::rows::{
+    arguments, event_args, lease_args, session_args, session_update_args, waiter_args, Arg, EventRecord, LeaseRecord,
+    LeaseRow, SessionRecord, WaiterRecord,
+};
 use super::sql::{self, *};
 use super::{
-    Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, Hl7Answer, Hl7Message, KeyRecord, LockFilter, LogPos, Logged, WaitStatus, Waited,
-    Resource, ResourceFilter, Store, StoreError, Transition, TypeRow,
+    Actor, Applied, Change, EventFilter, FinishedHold, GroupOp, Hl7Answer, Hl7Message, KeyRecord, LockFilter, LogPos,
+    Logged, Resource, ResourceFilter, Store, StoreError, Transition, TypeRow, WaitStatus, Waited,
 };
+use crate::primary::Source;
 
 pub struct SqlStore<D: Dialect> {
     /// The current primary's pool (PostgreSQL follows failovers: `crate::primary`).
@@ -47,7 +55,15 @@ impl<D: Dialect> SqlStore<D> {
     pub(crate) fn new(source: Arc<Source<D>>) -> SqlStore<D> {
         let (changes, rx) = broadcast::channel(1_024);
         let (queue_wake, _) = broadcast::channel(1_024);
-        SqlStore { source, written: Notify::new(), changes, queue_wake, changes_rx: tokio::sync::Mutex::new(rx), rows_skipped: Default::default(), tasks: Mutex::new(vec![]) }
+        SqlStore {
+            source,
+            written: Notify::new(),
+            changes,
+            queue_wake,
+            changes_rx: tokio::sync::Mutex::new(rx),
+            rows_skipped: Default::default(),
+            tasks: Mutex::new(vec![]),
+        }
     }
 
     pub fn source(&self) -> &Arc<Source<D>> {

@@ -42,7 +42,10 @@ async fn a_booking_outlives_its_ttl_and_completes_at_its_end(b: Backend) {
     let until = after(&held.body["last_heartbeat"], 2_500);
     let booked = book(&app, &room, "theatre-desk", &until).await;
     assert_eq!(booked.status, StatusCode::OK, "{}", booked.body);
-    assert_eq!((booked.body["status"].as_str(), booked.body["expires_at"].as_str()), (Some("BOOKED"), Some(until.as_str())));
+    assert_eq!(
+        (booked.body["status"].as_str(), booked.body["expires_at"].as_str()),
+        (Some("BOOKED"), Some(until.as_str()))
+    );
     assert_eq!(booked.body["fencing_token"], held.body["fencing_token"], "the booking keeps its token");
 
     // Past its 1 s TTL with no heartbeat: still booked, and refused to others until its end.
@@ -59,7 +62,11 @@ async fn a_booking_outlives_its_ttl_and_completes_at_its_end(b: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let lock = app.get(&format!("/api/locks/{room}")).await.body;
-    assert_eq!((lock["status"].as_str(), &lock["lock_delay_until"]), (Some("COMPLETED"), &serde_json::Value::Null), "{lock}");
+    assert_eq!(
+        (lock["status"].as_str(), &lock["lock_delay_until"]),
+        (Some("COMPLETED"), &serde_json::Value::Null),
+        "{lock}"
+    );
     assert_eq!(app.event_kinds(&room).await, ["resource_created", "acquired", "booked", "completed"]);
     let next = app.acquire(&room, "ward-2", 30).await;
     assert_eq!(next.status, StatusCode::OK, "{}", next.body);
@@ -73,7 +80,11 @@ async fn bookings_refuse_bad_ends_and_lapsed_holds_and_cancel_by_release(b: Back
     let bed = app.create_resource("bed", "Booked 1").await;
     let held = app.acquire(&bed, "ws-1", 30).await;
     let now = &held.body["last_heartbeat"];
-    for (until, why) in [(after(now, -1_000), "in the past"), (after(now, 31 * 24 * 3600 * 1000), "past 30 days"), ("tomorrow".into(), "not RFC 3339")] {
+    for (until, why) in [
+        (after(now, -1_000), "in the past"),
+        (after(now, 31 * 24 * 3600 * 1000), "past 30 days"),
+        ("tomorrow".into(), "not RFC 3339"),
+    ] {
         let r = book(&app, &bed, "ws-1", &until).await;
         assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{why}: {}", r.body);
     }
@@ -83,14 +94,31 @@ async fn bookings_refuse_bad_ends_and_lapsed_holds_and_cancel_by_release(b: Back
     let s = app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": "desk", "ttl_seconds": 30})).await;
     let sid = s.body["id"].as_str().unwrap().to_owned();
     let other = app.create_resource("bed", "Booked 2").await;
-    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": other, "owner_id": "desk", "session_id": sid})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": other, "owner_id": "desk", "session_id": sid})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     let booked = book_as(&app, &app.keys.client, &other, "desk", &after(now, 600_000)).await;
     assert_eq!(booked.body["status"], "BOOKED", "{}", booked.body);
     assert!(booked.body.get("session_id").is_none(), "a booking has left its session: {}", booked.body);
-    assert_eq!(app.send(app.request_as(Method::DELETE, &format!("/api/sessions/{sid}"), Some(&app.keys.client))).await.status, StatusCode::OK);
-    assert_eq!(app.get(&format!("/api/locks/{other}")).await.body["status"], "BOOKED", "closing the session leaves the booking");
+    assert_eq!(
+        app.send(app.request_as(Method::DELETE, &format!("/api/sessions/{sid}"), Some(&app.keys.client))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/api/locks/{other}")).await.body["status"],
+        "BOOKED",
+        "closing the session leaves the booking"
+    );
     // Cancelled by its holder's release.
-    let cancelled = app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": other, "owner_id": "desk"})).await;
+    let cancelled =
+        app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": other, "owner_id": "desk"})).await;
     assert_eq!(cancelled.body["status"], "RELEASED", "{}", cancelled.body);
     // A lapsed hold cannot be booked.
     let short = app.create_resource("bed", "Booked 3").await;
@@ -111,7 +139,12 @@ async fn how_far_ahead_a_hold_is_booked_is_its_types_policy(b: Backend) {
     let held = app.acquire(&scanner, "radiology", 30).await;
     let now = held.body["last_heartbeat"].clone();
     // Two hours at most for scanners from now on.
-    let set = app.send(app.request_as(Method::PUT, "/api/types/scanner", Some(&app.keys.admin)).json(&json!({"booking_max_seconds": 7_200}))).await;
+    let set = app
+        .send(
+            app.request_as(Method::PUT, "/api/types/scanner", Some(&app.keys.admin))
+                .json(&json!({"booking_max_seconds": 7_200})),
+        )
+        .await;
     assert_eq!((set.status, set.body["booking_max_seconds"].as_u64()), (StatusCode::OK, Some(7_200)), "{}", set.body);
     let far = book(&app, &scanner, "radiology", &after(&now, 3 * 3_600_000)).await;
     assert_eq!((far.status, far.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{}", far.body);
@@ -119,11 +152,19 @@ async fn how_far_ahead_a_hold_is_booked_is_its_types_policy(b: Backend) {
     let near = book(&app, &scanner, "radiology", &after(&now, 3_600_000)).await;
     assert_eq!((near.status, near.body["status"].as_str()), (StatusCode::OK, Some("BOOKED")), "{}", near.body);
     // Out of range: refused, the row unchanged.
-    let bad = app.send(app.request_as(Method::PUT, "/api/types/scanner", Some(&app.keys.admin)).json(&json!({"booking_max_seconds": 30}))).await;
+    let bad = app
+        .send(
+            app.request_as(Method::PUT, "/api/types/scanner", Some(&app.keys.admin))
+                .json(&json!({"booking_max_seconds": 30})),
+        )
+        .await;
     assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     assert_eq!(app.get("/api/types/scanner").await.body["booking_max_seconds"], 7_200);
     // Another type keeps its own.
-    assert_eq!(app.get("/api/types/bed").await.body["booking_max_seconds"].as_u64().unwrap_or(30 * 86_400), 30 * 86_400);
+    assert_eq!(
+        app.get("/api/types/bed").await.body["booking_max_seconds"].as_u64().unwrap_or(30 * 86_400),
+        30 * 86_400
+    );
     app.stop().await;
 }
 

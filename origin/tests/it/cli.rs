@@ -76,11 +76,16 @@ fn json_logs_carry_request_ids_and_sigterm_stops_gracefully() {
     }
     let addr = url.expect("listening line").trim_start_matches("http://").to_owned();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: json-log-test-1\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: json-log-test-1\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"));
-    let found = lines.by_ref().map_while(Result::ok).take(20).any(|l| l.contains("json-log-test-1") && serde_json::from_str::<serde_json::Value>(&l).is_ok());
+    let found = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take(20)
+        .any(|l| l.contains("json-log-test-1") && serde_json::from_str::<serde_json::Value>(&l).is_ok());
     assert!(found, "a JSON request line with the request id");
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();

@@ -1,12 +1,11 @@
 //! The conformance suite: every endpoint's happy path and every error code, black-box over HTTP, against both
 //! stores.
 
-
 use std::time::Duration;
 
+use crate::support::{Backend, TestApp, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
-use crate::support::{Backend, TestApp, TestDb};
 
 both_stores!(
     health_reports_database_and_version,
@@ -130,7 +129,17 @@ async fn acquire_heartbeat_release_happy_path(b: Backend) {
 
     let a = app.acquire(&id, "ward-3:ws-1", 30).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    for field in ["id", "resource_id", "owner_id", "status", "ttl_seconds", "fencing_token", "created_at", "last_heartbeat", "expires_at"] {
+    for field in [
+        "id",
+        "resource_id",
+        "owner_id",
+        "status",
+        "ttl_seconds",
+        "fencing_token",
+        "created_at",
+        "last_heartbeat",
+        "expires_at",
+    ] {
         assert!(!a.body[field].is_null(), "acquire response lacks {field}: {}", a.body);
     }
     assert_eq!(a.body["status"], "HELD");
@@ -223,8 +232,13 @@ async fn lock_errors_have_stable_codes(b: Backend) {
         (json!(30), "alice", "bed-1", "invalid_resource_id"),
         (json!("30"), "alice", id.as_str(), "validation_failed"),
     ] {
-        let r = app.post("/api/locks/acquire", json!({"resource_id": rid, "owner_id": owner, "ttl_seconds": ttl})).await;
-        assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, code), "ttl {ttl} owner {owner:?} id {rid}");
+        let r =
+            app.post("/api/locks/acquire", json!({"resource_id": rid, "owner_id": owner, "ttl_seconds": ttl})).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, code),
+            "ttl {ttl} owner {owner:?} id {rid}"
+        );
     }
 
     // Heartbeat and release of a resource nobody holds.
@@ -247,7 +261,9 @@ async fn fencing_token_must_match_when_given(b: Backend) {
     let app = TestApp::spawn(&db).await;
     let id = app.create_resource("bed", "B1").await;
     app.acquire(&id, "alice", 30).await;
-    let hb = |token: serde_json::Value| app.post("/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "alice", "fencing_token": token}));
+    let hb = |token: serde_json::Value| {
+        app.post("/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "alice", "fencing_token": token}))
+    };
     assert_eq!(hb(json!(1)).await.status, StatusCode::OK);
     let stale = hb(json!(2)).await;
     assert_eq!((stale.status, stale.code()), (StatusCode::CONFLICT, "stale_token"));
@@ -265,15 +281,25 @@ async fn malformed_requests_get_json_errors_never_500(b: Backend) {
     let app = TestApp::spawn(&db).await;
     let id = app.create_resource("bed", "B1").await;
     let url = |p: &str| format!("{}{p}", app.url);
-    let raw = |body: &'static str| app.client.post(url("/api/locks/acquire")).header("content-type", "application/json").body(body);
+    let raw = |body: &'static str| {
+        app.client.post(url("/api/locks/acquire")).header("content-type", "application/json").body(body)
+    };
 
     let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
         (raw("{not json"), StatusCode::BAD_REQUEST, "invalid_json"),
         (raw(""), StatusCode::BAD_REQUEST, "invalid_json"),
         (raw("[1,2]"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         (raw("null"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        (app.client.post(url("/api/locks/acquire")).header("content-type", "text/plain").body("{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (app.client.post(url("/api/locks/acquire")).body("{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            app.client.post(url("/api/locks/acquire")).header("content-type", "text/plain").body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            app.client.post(url("/api/locks/acquire")).body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
         (
             app.client.post(url("/api/locks/acquire")).header("content-type", "application/json").body(format!(
                 r#"{{"resource_id":"{id}","owner_id":"a","ttl_seconds":30,"pad":"{}"}}"#,
@@ -282,7 +308,13 @@ async fn malformed_requests_get_json_errors_never_500(b: Backend) {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),
-        (app.client.post(url("/api/locks/heartbeat")).json(&json!({"resource_id": id, "owner_id": "a", "extra": true})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (
+            app.client
+                .post(url("/api/locks/heartbeat"))
+                .json(&json!({"resource_id": id, "owner_id": "a", "extra": true})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
         (app.client.put(url("/api/locks/acquire")), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (app.client.delete(url("/api/resources")), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (app.client.get(url("/api/nothing-here")), StatusCode::NOT_FOUND, "not_found"),
@@ -293,7 +325,14 @@ async fn malformed_requests_get_json_errors_never_500(b: Backend) {
     for (req, status, code) in cases {
         let req = req.build().unwrap();
         let what = format!("{} {}", req.method(), req.url().path());
-        let r = app.send(app.client.request(req.method().clone(), req.url().clone()).headers(req.headers().clone()).body(req.body().and_then(|b| b.as_bytes()).map(|b| b.to_vec()).unwrap_or_default())).await;
+        let r = app
+            .send(
+                app.client
+                    .request(req.method().clone(), req.url().clone())
+                    .headers(req.headers().clone())
+                    .body(req.body().and_then(|b| b.as_bytes()).map(|b| b.to_vec()).unwrap_or_default()),
+            )
+            .await;
         assert_eq!((r.status, r.code()), (status, code), "{what}: {}", r.body);
         assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
@@ -365,7 +404,8 @@ async fn lock_listing_filters(b: Backend) {
     app.release(&b2, "bob").await;
 
     let ids = |r: &crate::support::Reply| {
-        let mut v: Vec<String> = r.body["items"].as_array().unwrap().iter().map(|i| i["resource_id"].as_str().unwrap().to_owned()).collect();
+        let mut v: Vec<String> =
+            r.body["items"].as_array().unwrap().iter().map(|i| i["resource_id"].as_str().unwrap().to_owned()).collect();
         v.sort();
         v
     };
@@ -429,13 +469,16 @@ async fn the_origin_serves_exactly_the_endpoint_table(b: Backend) {
     use hhs_core::wire::endpoints::ROUTES;
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
-    let concrete = |p: &str| p.replace("{resource_id}", "0190a0c4-7a52-7000-8000-000000000001").replace("{key_id}", "0123456789ab");
+    let concrete = |p: &str| {
+        p.replace("{resource_id}", "0190a0c4-7a52-7000-8000-000000000001").replace("{key_id}", "0123456789ab")
+    };
     let mut paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
     paths.dedup();
     for path in paths {
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let declared = ROUTES.iter().any(|r| r.path == path && r.method == method);
-            let req = app.client.request(method.parse().unwrap(), format!("{}{}", app.url, concrete(path))).json(&json!({}));
+            let req =
+                app.client.request(method.parse().unwrap(), format!("{}{}", app.url, concrete(path))).json(&json!({}));
             if declared && path == "/api/events/stream" {
                 // Served means a stream that stays open; its status is all there is to check.
                 assert_eq!(req.send().await.unwrap().status(), StatusCode::OK, "the event stream is served");
@@ -443,13 +486,26 @@ async fn the_origin_serves_exactly_the_endpoint_table(b: Backend) {
             }
             let r = app.send(req).await;
             if declared {
-                assert!(!matches!(r.code(), "not_found" | "method_not_allowed"), "{method} {path} is declared but answers {} {}", r.status, r.body);
+                assert!(
+                    !matches!(r.code(), "not_found" | "method_not_allowed"),
+                    "{method} {path} is declared but answers {} {}",
+                    r.status,
+                    r.body
+                );
             } else {
-                assert_eq!(r.code(), "method_not_allowed", "{method} {path} is not declared but answers {} {}", r.status, r.body);
+                assert_eq!(
+                    r.code(),
+                    "method_not_allowed",
+                    "{method} {path} is not declared but answers {} {}",
+                    r.status,
+                    r.body
+                );
             }
         }
     }
-    for path in ["/api/lock", "/api/locks/acquire/x", "/api/resource", "/api/events/streams", "/api/keys/a/b", "/api/admin"] {
+    for path in
+        ["/api/lock", "/api/locks/acquire/x", "/api/resource", "/api/events/streams", "/api/keys/a/b", "/api/admin"]
+    {
         assert_eq!(app.get(path).await.code(), "not_found", "{path} is not in the table");
     }
     app.stop().await;
@@ -474,7 +530,13 @@ async fn cors_allows_only_the_configured_origins(b: Backend) {
     assert!(other.headers().get("access-control-allow-origin").is_none());
     // Without configured origins, no CORS headers at all.
     let plain = TestApp::spawn(&db).await;
-    let r = plain.client.get(format!("{}/healthz", plain.url)).header("origin", "https://board.hospital.example").send().await.unwrap();
+    let r = plain
+        .client
+        .get(format!("{}/healthz", plain.url))
+        .header("origin", "https://board.hospital.example")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
     plain.stop().await;
     app.stop().await;

@@ -1,13 +1,15 @@
 //! Contention: many clients race for the same resources at once; exactly one wins each.
 
-
 use std::collections::HashMap;
 
+use crate::support::{Backend, TestApp, TestDb};
 use futures::future::join_all;
 use reqwest::StatusCode;
-use crate::support::{Backend, TestApp, TestDb};
 
-both_stores!(fifty_parallel_acquires_of_one_resource_have_one_winner, five_hundred_acquires_over_ten_resources_have_ten_winners);
+both_stores!(
+    fifty_parallel_acquires_of_one_resource_have_one_winner,
+    five_hundred_acquires_over_ten_resources_have_ten_winners
+);
 
 async fn fifty_parallel_acquires_of_one_resource_have_one_winner(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
@@ -54,7 +56,9 @@ async fn five_hundred_acquires_over_ten_resources_have_ten_winners(b: Backend) {
     let mut winners: HashMap<String, Vec<String>> = HashMap::new();
     for (id, r) in &replies {
         match r.status {
-            StatusCode::OK => winners.entry(id.clone()).or_default().push(r.body["owner_id"].as_str().unwrap().to_owned()),
+            StatusCode::OK => {
+                winners.entry(id.clone()).or_default().push(r.body["owner_id"].as_str().unwrap().to_owned())
+            }
             StatusCode::CONFLICT => assert_eq!(r.code(), "lock_held"),
             other => panic!("unexpected {other}: {}", r.body),
         }

@@ -1,8 +1,7 @@
 //! The origin serves the dashboard build at `/dashboard/` (one-process mode), and says plainly when there is none.
 
-
-use reqwest::StatusCode;
 use crate::support::{Backend, TestApp, TestDb};
+use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_built_dashboard_is_served_at_dashboard_without_a_key() {

@@ -13,7 +13,10 @@ use crate::support::{Backend, TestApp, TestDb};
 
 #[test]
 fn a_multi_host_url_becomes_one_url_per_host() {
-    let split = targets("postgresql://app:s3cret@10.0.0.1:5432,10.0.0.2:5433,db3/hhs?target_session_attrs=read-write&sslmode=prefer").unwrap();
+    let split = targets(
+        "postgresql://app:s3cret@10.0.0.1:5432,10.0.0.2:5433,db3/hhs?target_session_attrs=read-write&sslmode=prefer",
+    )
+    .unwrap();
     assert_eq!(
         split,
         [
@@ -24,20 +27,33 @@ fn a_multi_host_url_becomes_one_url_per_host() {
     );
     // One host, no query: as it was. Several URLs: each as it is.
     assert_eq!(targets("postgres://u@h:1/d").unwrap(), ["postgres://u@h:1/d"]);
-    assert_eq!(targets("postgres://h1/d  postgres://h2/d?target_session_attrs=any").unwrap(), ["postgres://h1/d", "postgres://h2/d"]);
+    assert_eq!(
+        targets("postgres://h1/d  postgres://h2/d?target_session_attrs=any").unwrap(),
+        ["postgres://h1/d", "postgres://h2/d"]
+    );
     // No user part; an '@' in the query is not one.
-    assert_eq!(targets("postgres://h1,h2/d?application_name=a@b").unwrap(), ["postgres://h1/d?application_name=a@b", "postgres://h2/d?application_name=a@b"]);
+    assert_eq!(
+        targets("postgres://h1,h2/d?application_name=a@b").unwrap(),
+        ["postgres://h1/d?application_name=a@b", "postgres://h2/d?application_name=a@b"]
+    );
     assert!(targets("").is_err());
     assert!(targets("h1:5432/hhs").is_err(), "not a URL");
 }
 
-both_stores!(an_outage_gives_live_holds_their_time_back_once, an_outage_gives_a_session_and_its_holds_the_same_time_back,);
+both_stores!(
+    an_outage_gives_live_holds_their_time_back_once,
+    an_outage_gives_a_session_and_its_holds_the_same_time_back,
+);
 
 async fn an_outage_gives_live_holds_their_time_back_once(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let store = db.store().await;
-    let (kept, renewed, released) = (app.create_resource("bed", "Outage 1").await, app.create_resource("bed", "Outage 2").await, app.create_resource("bed", "Outage 3").await);
+    let (kept, renewed, released) = (
+        app.create_resource("bed", "Outage 1").await,
+        app.create_resource("bed", "Outage 2").await,
+        app.create_resource("bed", "Outage 3").await,
+    );
     for id in [&kept, &renewed, &released] {
         assert_eq!(app.acquire(id, "ws-1", 30).await.status, StatusCode::OK);
     }
@@ -85,7 +101,13 @@ async fn an_outage_gives_a_session_and_its_holds_the_same_time_back(b: Backend) 
     assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
     let sid = opened.body["id"].as_str().unwrap().to_owned();
     for bed in &beds {
-        let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ward-7", "session_id": sid})).await;
+        let r = app
+            .post_as(
+                &app.keys.client,
+                "/api/locks/acquire",
+                json!({"resource_id": bed, "owner_id": "ward-7", "session_id": sid}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -104,7 +126,9 @@ async fn an_outage_gives_a_session_and_its_holds_the_same_time_back(b: Backend) 
     }
     // Once per outage, and the session carries on: one keepalive renews both.
     assert_eq!(store.resume(lost_at).await.unwrap(), 0);
-    let kept = app.send(app.request_as(reqwest::Method::POST, &format!("/api/sessions/{sid}/keepalive"), Some(&app.keys.client))).await;
+    let kept = app
+        .send(app.request_as(reqwest::Method::POST, &format!("/api/sessions/{sid}/keepalive"), Some(&app.keys.client)))
+        .await;
     assert_eq!((kept.status, kept.body["holds"].as_u64()), (StatusCode::OK, Some(2)), "{}", kept.body);
     app.stop().await;
 }

@@ -2,14 +2,13 @@
 //! and hhs-core decide every generated lease state alike: SQL grants exactly when the lease is not held and
 //! hhs-core grants; everything else falls back to the row-lock path, where hhs-core decides.
 
-
 use std::collections::HashSet;
 
+use crate::support::{Backend, TestApp, TestDb};
 use hhs_core::lease::{acquire, AcquireCmd};
 use hhs_core::{EventKind, HoldId, Millis, OwnerId, Ttl, TtlBounds};
 use hhs_origin::store::sql::GRANTABLE;
 use sqlx::Row;
-use crate::support::{Backend, TestApp, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_grant_sql_agrees_with_core_acquire() {
@@ -53,8 +52,14 @@ async fn fast_grant_sql_agrees_with_core_acquire() {
     }
 
     let sql = format!("SELECT l.resource_id FROM leases l, (SELECT $1::bigint AS ms) clock WHERE {GRANTABLE}");
-    let sql_grants: HashSet<String> =
-        sqlx::query(&sql).bind(now.0).fetch_all(&pool).await.unwrap().iter().map(|r| r.get::<uuid::Uuid, _>(0).to_string()).collect();
+    let sql_grants: HashSet<String> = sqlx::query(&sql)
+        .bind(now.0)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<uuid::Uuid, _>(0).to_string())
+        .collect();
 
     let cmd = AcquireCmd {
         principal: hhs_core::Principal::parse("clinic-north").unwrap(),
@@ -67,11 +72,20 @@ async fn fast_grant_sql_agrees_with_core_acquire() {
         let (_, lease, _) = app.store.lease(id.parse().map(hhs_core::ResourceId).unwrap()).await.unwrap();
         let core = acquire(&lease, now, &cmd, Millis::ZERO);
         let sql_says = sql_grants.contains(id);
-        assert_eq!(sql_says, core.is_ok() && *state != "HELD", "{state}, delay_until {:?}: core says {core:?}", lease.delay_until);
+        assert_eq!(
+            sql_says,
+            core.is_ok() && *state != "HELD",
+            "{state}, delay_until {:?}: core says {core:?}",
+            lease.delay_until
+        );
         if sql_says {
             granted += 1;
             let out = core.unwrap();
-            assert_eq!(out.events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Acquired], "no lazy expiry to record");
+            assert_eq!(
+                out.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+                [EventKind::Acquired],
+                "no lazy expiry to record"
+            );
             assert_eq!(out.lease.last_token.0, lease.last_token.0 + 1);
         }
     }

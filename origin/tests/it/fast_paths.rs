@@ -31,8 +31,20 @@ async fn fast_release_sql_agrees_with_core_release() {
     differential(Rule::Release).await;
 }
 
-async fn run_sql(rule: Rule, tx: &mut PgConnection, uuid: uuid::Uuid, principal: &str, owner: &str, token: Option<u64>, now: Millis) -> Option<PgRow> {
-    let q = sqlx::query(if rule == Rule::Heartbeat { RENEW_AT } else { RELEASE_AT }).bind(uuid).bind(principal).bind(owner).bind(token.map(|t| t as i64));
+async fn run_sql(
+    rule: Rule,
+    tx: &mut PgConnection,
+    uuid: uuid::Uuid,
+    principal: &str,
+    owner: &str,
+    token: Option<u64>,
+    now: Millis,
+) -> Option<PgRow> {
+    let q = sqlx::query(if rule == Rule::Heartbeat { RENEW_AT } else { RELEASE_AT })
+        .bind(uuid)
+        .bind(principal)
+        .bind(owner)
+        .bind(token.map(|t| t as i64));
     let q = match rule {
         Rule::Heartbeat => q.bind(now.0),
         Rule::Release => q.bind("clinic-north").bind(Some("key1")).bind(Some("req1")).bind(now.0),
@@ -44,7 +56,9 @@ fn run_core(rule: Rule, lease: &Lease, now: Millis, claim: &Claim) -> Result<Out
     match rule {
         Rule::Heartbeat => heartbeat(lease, now, claim),
         // The fast path is the release that ends a hold; idempotent repeats (no event) fall back.
-        Rule::Release => release(lease, now, claim).and_then(|o| if o.events.is_empty() { Err(Denied::NotHeld) } else { Ok(o) }),
+        Rule::Release => {
+            release(lease, now, claim).and_then(|o| if o.events.is_empty() { Err(Denied::NotHeld) } else { Ok(o) })
+        }
     }
 }
 
@@ -83,26 +97,53 @@ async fn differential(rule: Rule) {
                             sqlx::query("UPDATE leases SET hold_id = NULL, owner_id = NULL, principal = NULL, ttl_ms = NULL, token = NULL, acquired_at_ms = NULL, last_heartbeat_ms = NULL WHERE resource_id = $1")
                                 .bind(uuid).execute(&mut *tx).await.unwrap();
                         }
-                        let before: StoredLease = sqlx::query_as("SELECT * FROM leases WHERE resource_id = $1").bind(uuid).fetch_one(&mut *tx).await.unwrap();
+                        let before: StoredLease = sqlx::query_as("SELECT * FROM leases WHERE resource_id = $1")
+                            .bind(uuid)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .unwrap();
                         let lease = before.clone().into_lease(ResourceId(uuid)).unwrap();
-                        let claim = Claim { principal: Principal::parse(principal).unwrap(), owner: OwnerId::parse(owner).unwrap(), token: token.map(FencingToken) };
+                        let claim = Claim {
+                            principal: Principal::parse(principal).unwrap(),
+                            owner: OwnerId::parse(owner).unwrap(),
+                            token: token.map(FencingToken),
+                        };
                         let core = run_core(rule, &lease, now, &claim);
                         let sql = run_sql(rule, &mut tx, uuid, principal, owner, token, now).await;
-                        let case = format!("{state}, heartbeat {age} ms ago, claim {principal}/{owner}/{token:?}, max gap {max_gap}");
+                        let case = format!(
+                            "{state}, heartbeat {age} ms ago, claim {principal}/{owner}/{token:?}, max gap {max_gap}"
+                        );
                         assert_eq!(sql.is_some(), core.is_ok(), "{case}: core says {core:?}");
                         if let (Some(row), Ok(out)) = (sql, core) {
                             renewed += 1;
                             let want = StoredLease::of(&out.lease);
-                            let got = (row.get::<i64, _>("last_heartbeat_ms"), row.get::<i64, _>("heartbeats"), row.get::<i64, _>("max_gap_ms"));
-                            assert_eq!(got, (want.last_heartbeat_ms.unwrap(), want.heartbeats, want.max_gap_ms), "{case}");
+                            let got = (
+                                row.get::<i64, _>("last_heartbeat_ms"),
+                                row.get::<i64, _>("heartbeats"),
+                                row.get::<i64, _>("max_gap_ms"),
+                            );
+                            assert_eq!(
+                                got,
+                                (want.last_heartbeat_ms.unwrap(), want.heartbeats, want.max_gap_ms),
+                                "{case}"
+                            );
                             let ended = (row.get::<String, _>("state"), row.get::<Option<i64>, _>("ended_at_ms"));
                             assert_eq!(ended, (want.state.clone(), want.ended_at_ms), "{case}");
                             match rule {
                                 Rule::Heartbeat => assert!(out.events.is_empty()),
                                 Rule::Release => {
-                                    assert_eq!(out.events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Released]);
-                                    let detail: serde_json::Value = serde_json::from_str(&row.get::<String, _>("detail")).unwrap();
-                                    let want = serde_json::to_value(HoldDetail::of(&out.events[0], out.lease.delay_until, None)).unwrap();
+                                    assert_eq!(
+                                        out.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+                                        [EventKind::Released]
+                                    );
+                                    let detail: serde_json::Value =
+                                        serde_json::from_str(&row.get::<String, _>("detail")).unwrap();
+                                    let want = serde_json::to_value(HoldDetail::of(
+                                        &out.events[0],
+                                        out.lease.delay_until,
+                                        None,
+                                    ))
+                                    .unwrap();
                                     assert_eq!(detail, want, "{case}");
                                 }
                             }

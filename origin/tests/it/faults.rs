@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use crate::support::{mint, Backend, Sse, TestApp, TestDb};
 use hhs_core::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, Row, SqliteConnection};
-use crate::support::{mint, Backend, Sse, TestApp, TestDb};
 
 both_stores!(
     deleting_and_recreating_a_resource_keeps_its_names_tokens_rising,
@@ -44,15 +44,20 @@ async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
     let app = TestApp::spawn(&db).await;
     let bed = app.create_resource("bed", "Late 1").await;
     let before = app.get("/api/locks").await.body["last_event_id"].as_i64().unwrap();
-    let mut live = Sse::open(app.request_as(reqwest::Method::GET, &format!("/api/events/stream?after={before}"), Some(&app.keys.viewer)), None).await;
+    let mut live = Sse::open(
+        app.request_as(reqwest::Method::GET, &format!("/api/events/stream?after={before}"), Some(&app.keys.viewer)),
+        None,
+    )
+    .await;
 
     // A transaction takes an event id and stays open, as a slow reaper batch or any concurrent writer may.
     let mut slow = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
     slow.execute("BEGIN").await.unwrap();
-    let late_id: i64 = sqlx::query_scalar("INSERT INTO events (at_ms, kind, detail) VALUES (0, 'late_marker', '{}') RETURNING id")
-        .fetch_one(&mut slow)
-        .await
-        .unwrap();
+    let late_id: i64 =
+        sqlx::query_scalar("INSERT INTO events (at_ms, kind, detail) VALUES (0, 'late_marker', '{}') RETURNING id")
+            .fetch_one(&mut slow)
+            .await
+            .unwrap();
     // Meanwhile a grant commits with a higher id.
     let granted = app.acquire(&bed, "ws-1", 30).await;
     assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
@@ -63,7 +68,8 @@ async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
     // older than the resource's creation: events before the two are allowed, nothing is allowed twice.)
     let mut got: Vec<(String, i64)> = vec![];
     let acquired_id = loop {
-        let (kind, data) = live.next(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("the stream stopped at {got:?}"));
+        let (kind, data) =
+            live.next(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("the stream stopped at {got:?}"));
         got.push((kind.clone(), data["id"].as_i64().unwrap()));
         if kind == "acquired" {
             break data["id"].as_i64().unwrap();
@@ -71,7 +77,10 @@ async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
     };
     assert!(live.next(Duration::from_millis(800)).await.is_none(), "nothing after: {got:?}");
     let ids: Vec<i64> = got.iter().map(|(_, id)| *id).collect();
-    let late_at = ids.iter().position(|i| *i == late_id).unwrap_or_else(|| panic!("the late committer never reached the stream: {got:?}"));
+    let late_at = ids
+        .iter()
+        .position(|i| *i == late_id)
+        .unwrap_or_else(|| panic!("the late committer never reached the stream: {got:?}"));
     assert!(late_id < acquired_id && late_at < ids.len() - 1, "commit order (by transaction), not id order: {got:?}");
     let mut unique = ids.clone();
     unique.sort();
@@ -83,7 +92,9 @@ async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
     let page = app.get(&format!("/api/events?after={before}")).await.body;
     let paged: Vec<i64> = page["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert_eq!(paged, ids, "cursor order is commit order");
-    let mut resumed = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(late_id)).await;
+    let mut resumed =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(late_id))
+            .await;
     let (_, next) = resumed.next(Duration::from_secs(3)).await.expect("the grant");
     assert_eq!(next["id"].as_i64(), Some(acquired_id));
     assert!(resumed.next(Duration::from_millis(500)).await.is_none());
@@ -100,10 +111,18 @@ async fn a_grant_that_waited_for_the_row_lock_is_not_born_expired() {
     let bed = app.create_resource("bed", "Waited 1").await;
     let mut locker = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
     locker.execute("BEGIN").await.unwrap();
-    sqlx::query("SELECT 1 FROM leases WHERE resource_id = $1::uuid FOR UPDATE").bind(&bed).execute(&mut locker).await.unwrap();
+    sqlx::query("SELECT 1 FROM leases WHERE resource_id = $1::uuid FOR UPDATE")
+        .bind(&bed)
+        .execute(&mut locker)
+        .await
+        .unwrap();
     let (url, client, bed2) = (app.url.clone(), app.client.clone(), bed.clone());
     let waiting = tokio::spawn(async move {
-        client.post(format!("{url}/api/locks/acquire")).json(&json!({"resource_id": bed2, "owner_id": "ws-1", "ttl_seconds": 1})).send().await
+        client
+            .post(format!("{url}/api/locks/acquire"))
+            .json(&json!({"resource_id": bed2, "owner_id": "ws-1", "ttl_seconds": 1}))
+            .send()
+            .await
     });
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let released_at: i64 = sqlx::query_scalar("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
@@ -115,7 +134,11 @@ async fn a_grant_that_waited_for_the_row_lock_is_not_born_expired() {
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     let ms = |k: &str| chrono::DateTime::parse_from_rfc3339(body[k].as_str().unwrap()).unwrap().timestamp_millis();
-    assert!(ms("last_heartbeat") >= released_at, "heartbeat {} backdated before the lock was granted at {released_at}", ms("last_heartbeat"));
+    assert!(
+        ms("last_heartbeat") >= released_at,
+        "heartbeat {} backdated before the lock was granted at {released_at}",
+        ms("last_heartbeat")
+    );
     assert!(ms("expires_at") > released_at, "born expired: {body}");
     assert_eq!(app.get(&format!("/api/locks/{bed}")).await.body["status"], "HELD");
 }
@@ -131,10 +154,19 @@ async fn a_heartbeat_that_waited_for_the_row_lock_past_expiry_is_refused() {
     assert_eq!(app.acquire(&bed, "ws-1", 2).await.status, StatusCode::OK);
     let mut locker = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
     locker.execute("BEGIN").await.unwrap();
-    sqlx::query("SELECT 1 FROM leases WHERE resource_id = $1::uuid FOR UPDATE").bind(&bed).execute(&mut locker).await.unwrap();
+    sqlx::query("SELECT 1 FROM leases WHERE resource_id = $1::uuid FOR UPDATE")
+        .bind(&bed)
+        .execute(&mut locker)
+        .await
+        .unwrap();
     let (url, client, key, bed2) = (app.url.clone(), app.client.clone(), app.keys.admin.clone(), bed.clone());
     let waiting = tokio::spawn(async move {
-        client.post(format!("{url}/api/locks/heartbeat")).bearer_auth(key).json(&json!({"resource_id": bed2, "owner_id": "ws-1"})).send().await
+        client
+            .post(format!("{url}/api/locks/heartbeat"))
+            .bearer_auth(key)
+            .json(&json!({"resource_id": bed2, "owner_id": "ws-1"}))
+            .send()
+            .await
     });
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     locker.execute("COMMIT").await.unwrap();
@@ -149,7 +181,8 @@ async fn a_heartbeat_that_waited_for_the_row_lock_past_expiry_is_refused() {
 async fn sqlite_syncs_every_commit() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let store = hhs_origin::store::SqliteStore::open(db.sqlite_path().unwrap(), 2).await.unwrap();
-    let mode: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.source().current().unwrap()).await.unwrap();
+    let mode: i64 =
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.source().current().unwrap()).await.unwrap();
     assert_eq!(mode, 2, "synchronous=FULL (2): an acknowledged grant survives power loss");
 }
 
@@ -181,10 +214,13 @@ async fn renaming_onto_a_used_name_continues_above_its_tokens(backend: Backend) 
     for _ in 0..3 {
         grant_and_release(&app, &a).await;
     }
-    let r = app.send(app.client.patch(format!("{}/api/resources/{a}", app.url)).json(&json!({"identifier": "A-old"}))).await;
+    let r = app
+        .send(app.client.patch(format!("{}/api/resources/{a}", app.url)).json(&json!({"identifier": "A-old"})))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let b = app.create_resource("bed", "B").await;
-    let r = app.send(app.client.patch(format!("{}/api/resources/{b}", app.url)).json(&json!({"identifier": "A"}))).await;
+    let r =
+        app.send(app.client.patch(format!("{}/api/resources/{b}", app.url)).json(&json!({"identifier": "A"}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(grant_and_release(&app, &b).await, 4, "a resource renamed onto \"A\" continues above A's tokens");
     assert_eq!(grant_and_release(&app, &a).await, 4, "the renamed resource keeps its own sequence");
@@ -232,10 +268,25 @@ async fn late_calls_are_recorded_once_per_hold_and_do_not_move_another_principal
     // South's history: 12 holds with a heartbeat each, so the type has a learned suggestion.
     let bed = app.create_resource("bed", "Shared").await;
     for _ in 0..12 {
-        assert_eq!(app.post_as(&south, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ws-s", "ttl_seconds": 30})).await.status, StatusCode::OK);
+        assert_eq!(
+            app.post_as(
+                &south,
+                "/api/locks/acquire",
+                json!({"resource_id": bed, "owner_id": "ws-s", "ttl_seconds": 30})
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(app.post_as(&south, "/api/locks/heartbeat", json!({"resource_id": bed, "owner_id": "ws-s"})).await.status, StatusCode::OK);
-        assert_eq!(app.post_as(&south, "/api/locks/release", json!({"resource_id": bed, "owner_id": "ws-s"})).await.status, StatusCode::OK);
+        assert_eq!(
+            app.post_as(&south, "/api/locks/heartbeat", json!({"resource_id": bed, "owner_id": "ws-s"})).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.post_as(&south, "/api/locks/release", json!({"resource_id": bed, "owner_id": "ws-s"})).await.status,
+            StatusCode::OK
+        );
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before = suggestion(&app, &south, &bed, "ws-s").await;
@@ -244,13 +295,24 @@ async fn late_calls_are_recorded_once_per_hold_and_do_not_move_another_principal
     let mut beds = vec![];
     for i in 0..30 {
         let id = app.create_resource("bed", &format!("North {i}")).await;
-        assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-n", "ttl_seconds": 1})).await.status, StatusCode::OK);
+        assert_eq!(
+            app.post_as(
+                &app.keys.client,
+                "/api/locks/acquire",
+                json!({"resource_id": id, "owner_id": "ws-n", "ttl_seconds": 1})
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
         beds.push(id);
     }
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     for id in &beds {
         for _ in 0..10 {
-            let r = app.post_as(&app.keys.client, "/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "ws-n"})).await;
+            let r = app
+                .post_as(&app.keys.client, "/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "ws-n"}))
+                .await;
             assert_eq!(r.code(), "lock_expired");
         }
     }
@@ -306,7 +368,8 @@ async fn a_release_retried_after_a_regrant_succeeds_and_changes_nothing(backend:
     let Some((_db, app)) = app(backend).await else { return };
     let bed = app.create_resource("bed", "Retry 1").await;
     let c = &app.keys.client;
-    let a = app.post_as(c, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ws-a", "ttl_seconds": 30})).await;
+    let a =
+        app.post_as(c, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ws-a", "ttl_seconds": 30})).await;
     let release = json!({"resource_id": bed, "owner_id": "ws-a", "fencing_token": token(&a)});
     assert_eq!(app.post_as(c, "/api/locks/release", release.clone()).await.status, StatusCode::OK);
     let b = app.acquire(&bed, "hq-ws", 30).await; // another principal (hq)
@@ -314,7 +377,10 @@ async fn a_release_retried_after_a_regrant_succeeds_and_changes_nothing(backend:
     let retried = app.post_as(c, "/api/locks/release", release).await;
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
     let now = app.get(&format!("/api/locks/{bed}")).await.body;
-    assert_eq!((now["status"].as_str(), now["owner_id"].as_str(), now["fencing_token"].as_i64()), (Some("HELD"), Some("hq-ws"), Some(2)));
+    assert_eq!(
+        (now["status"].as_str(), now["owner_id"].as_str(), now["fencing_token"].as_i64()),
+        (Some("HELD"), Some("hq-ws"), Some(2))
+    );
     assert_eq!(app.event_kinds(&bed).await.iter().filter(|k| *k == "released").count(), 1);
 }
 
@@ -326,7 +392,8 @@ async fn sqlite_busy_is_503_with_retry_after() {
     db.sqlite_busy_timeout = Some(Duration::from_millis(300));
     let app = TestApp::spawn_with(&db, None).await;
     let bed = app.create_resource("bed", "Busy 1").await;
-    let mut other = SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+    let mut other =
+        SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
     other.execute("BEGIN EXCLUSIVE").await.unwrap();
     let r = app.acquire(&bed, "ws-1", 30).await;
     assert_eq!((r.status, r.code()), (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"), "{}", r.body);
@@ -356,7 +423,12 @@ async fn reserved_principals_get_no_key(backend: Backend) {
     let Some((_db, app)) = app(backend).await else { return };
     for principal in ["hhs:reaper", "hhs:cli", "anonymous"] {
         let r = app.post("/api/keys", json!({"principal": principal, "role": "admin"})).await;
-        assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{principal}: {}", r.body);
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            "{principal}: {}",
+            r.body
+        );
     }
 }
 
@@ -365,8 +437,10 @@ async fn sqlite_refuses_insert_or_replace_into_events() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let app = TestApp::spawn(&db).await;
     app.create_resource("bed", "Audit 1").await;
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-    let first: (i64, String) = sqlx::query_as("SELECT id, kind FROM events ORDER BY id LIMIT 1").fetch_one(&mut conn).await.unwrap();
+    let mut conn =
+        SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+    let first: (i64, String) =
+        sqlx::query_as("SELECT id, kind FROM events ORDER BY id LIMIT 1").fetch_one(&mut conn).await.unwrap();
     for sql in [
         "INSERT OR REPLACE INTO events (id, at_ms, kind) VALUES (?1, 0, 'forged')",
         "REPLACE INTO events (id, at_ms, kind) VALUES (?1, 0, 'forged')",
@@ -374,7 +448,8 @@ async fn sqlite_refuses_insert_or_replace_into_events() {
         let err = sqlx::query(sql).bind(first.0).execute(&mut conn).await.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{err}");
     }
-    let kind: String = sqlx::query_scalar("SELECT kind FROM events WHERE id = ?1").bind(first.0).fetch_one(&mut conn).await.unwrap();
+    let kind: String =
+        sqlx::query_scalar("SELECT kind FROM events WHERE id = ?1").bind(first.0).fetch_one(&mut conn).await.unwrap();
     assert_eq!(kind, first.1);
 }
 
@@ -396,11 +471,23 @@ async fn serve_runs_as_a_role_that_may_only_insert_and_select_events() {
     use hhs_origin::store::Store;
     store.migrate().await.expect("an up-to-date schema needs nothing from the service role");
     let key = mint(&(store.clone() as hhs_origin::store::DynStore), "hq", Role::Admin).await;
-    let (listener, settings) = (tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), crate::support::test_settings());
-    let running = hhs_origin::server::spawn(listener, store.clone(), settings, tokio_util::sync::CancellationToken::new()).unwrap();
+    let (listener, settings) =
+        (tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), crate::support::test_settings());
+    let running =
+        hhs_origin::server::spawn(listener, store.clone(), settings, tokio_util::sync::CancellationToken::new())
+            .unwrap();
     let http = reqwest::Client::new();
     let url = format!("http://{}", running.addr);
-    let created: Value = http.post(format!("{url}/api/resources")).bearer_auth(&key).json(&json!({"type": "bed", "identifier": "Least privilege"})).send().await.unwrap().json().await.unwrap();
+    let created: Value = http
+        .post(format!("{url}/api/resources"))
+        .bearer_auth(&key)
+        .json(&json!({"type": "bed", "identifier": "Least privilege"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = created["id"].as_str().unwrap();
     for (path, body) in [
         ("acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30})),
@@ -410,24 +497,50 @@ async fn serve_runs_as_a_role_that_may_only_insert_and_select_events() {
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
     // Sessions and the wait queue run as the service role too.
-    let session: Value = http.post(format!("{url}/api/sessions")).bearer_auth(&key).json(&json!({"owner_id": "ws-1", "ttl_seconds": 30})).send().await.unwrap().json().await.unwrap();
+    let session: Value = http
+        .post(format!("{url}/api/sessions"))
+        .bearer_auth(&key)
+        .json(&json!({"owner_id": "ws-1", "ttl_seconds": 30}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let sid = session["id"].as_str().unwrap_or_else(|| panic!("no session: {session}"));
     let r = http.post(format!("{url}/api/sessions/{sid}/keepalive")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "keepalive");
     let hold = json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30});
-    assert_eq!(http.post(format!("{url}/api/locks/acquire")).bearer_auth(&key).json(&hold).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.post(format!("{url}/api/locks/acquire")).bearer_auth(&key).json(&hold).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     let wait = json!({"resource_id": id, "owner_id": "ws-2", "ttl_seconds": 30, "wait_seconds": 1});
-    let waited: Value = http.post(format!("{url}/api/locks/acquire")).bearer_auth(&key).json(&wait).send().await.unwrap().json().await.unwrap();
+    let waited: Value = http
+        .post(format!("{url}/api/locks/acquire"))
+        .bearer_auth(&key)
+        .json(&wait)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(waited["error"]["code"], "lock_held", "a wait in the queue: {waited}");
     let release = json!({"resource_id": id, "owner_id": "ws-1"});
-    assert_eq!(http.post(format!("{url}/api/locks/release")).bearer_auth(&key).json(&release).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.post(format!("{url}/api/locks/release")).bearer_auth(&key).json(&release).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     let r = http.delete(format!("{url}/api/resources/{id}")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     let mut svc = PgConnection::connect(&app_url).await.unwrap();
     // What a resumption after an outage takes (`Dialect::LOCK_OUTAGES`).
     svc.execute("BEGIN").await.unwrap();
-    svc.execute("LOCK TABLE outages IN SHARE ROW EXCLUSIVE MODE").await.expect("the service role may serialise resumptions");
+    svc.execute("LOCK TABLE outages IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .expect("the service role may serialise resumptions");
     svc.execute("ROLLBACK").await.unwrap();
     for sql in [
         "UPDATE events SET kind = 'forged'",
@@ -441,7 +554,11 @@ async fn serve_runs_as_a_role_that_may_only_insert_and_select_events() {
         let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
         assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}"); // insufficient_privilege / must be owner
     }
-    let n: i64 = sqlx::query("SELECT count(*) AS n FROM events WHERE kind = 'resource_deleted'").fetch_one(&mut svc).await.unwrap().get("n");
+    let n: i64 = sqlx::query("SELECT count(*) AS n FROM events WHERE kind = 'resource_deleted'")
+        .fetch_one(&mut svc)
+        .await
+        .unwrap()
+        .get("n");
     assert_eq!(n, 1);
     running.stop().await;
 }
@@ -462,7 +579,13 @@ async fn a_flood_of_unknown_key_ids_leaves_the_key_cache_bounded(backend: Backen
     assert!(statuses.iter().all(|s| *s == Some(StatusCode::UNAUTHORIZED)));
     let metrics = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
     let gauge = |kind: &str| -> usize {
-        metrics.lines().find_map(|l| l.strip_prefix(&format!("hhs_key_cache_entries{{kind=\"{kind}\"}} "))).unwrap().trim().parse().unwrap()
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("hhs_key_cache_entries{{kind=\"{kind}\"}} ")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     };
     assert!(gauge("unknown") <= hhs_origin::http::key_cache::UNKNOWN_CAPACITY, "{metrics}");
     assert!(gauge("known") >= 1, "the viewer key checked before the flood stays cached");
@@ -479,14 +602,39 @@ async fn only_a_resource_name_collision_is_reported_as_an_existing_resource() {
     for backend in [Backend::Postgres, Backend::Sqlite] {
         let Some(db) = TestDb::new(backend).await else { continue };
         let store = db.store().await;
-        let key = KeyRecord { id: "0123456789ab".into(), principal: "hq".into(), role: Role::Admin, secret_sha256: vec![0; 32], created_at_ms: 0, revoked_at_ms: None };
+        let key = KeyRecord {
+            id: "0123456789ab".into(),
+            principal: "hq".into(),
+            role: Role::Admin,
+            secret_sha256: vec![0; 32],
+            created_at_ms: 0,
+            revoked_at_ms: None,
+        };
         store.create_key(&key, &Actor::system("test")).await.expect("first key");
         let again = store.create_key(&key, &Actor::system("test")).await;
         assert!(matches!(again, Err(StoreError::Db(_))), "{backend:?}: {again:?}");
-        let (ty, ident) = (hhs_core::ResourceType::parse("bed").unwrap(), hhs_core::Identifier::parse("Twice").unwrap());
+        let (ty, ident) =
+            (hhs_core::ResourceType::parse("bed").unwrap(), hhs_core::Identifier::parse("Twice").unwrap());
         let new_id = || hhs_core::ResourceId(uuid::Uuid::now_v7());
-        store.create_resource(new_id(), &ty, &ident, &hhs_core::Policy::default().for_type("bed"), &Actor::system("test")).await.expect("first resource");
-        let twice = store.create_resource(new_id(), &ty, &ident, &hhs_core::Policy::default().for_type("bed"), &Actor::system("test")).await;
+        store
+            .create_resource(
+                new_id(),
+                &ty,
+                &ident,
+                &hhs_core::Policy::default().for_type("bed"),
+                &Actor::system("test"),
+            )
+            .await
+            .expect("first resource");
+        let twice = store
+            .create_resource(
+                new_id(),
+                &ty,
+                &ident,
+                &hhs_core::Policy::default().for_type("bed"),
+                &Actor::system("test"),
+            )
+            .await;
         assert!(matches!(twice, Err(StoreError::Exists)), "{backend:?}: {twice:?}");
     }
 }

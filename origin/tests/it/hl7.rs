@@ -40,7 +40,9 @@ async fn raw(db: &TestDb, sql: &str) {
             c.execute(sql).await.unwrap();
         }
         Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display()))
+                .await
+                .unwrap();
             c.execute(sql).await.unwrap();
         }
     }
@@ -55,7 +57,9 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
             sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
         }
         Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display()))
+                .await
+                .unwrap();
             sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
         }
     }
@@ -80,7 +84,10 @@ fn adt(trigger: &str, control: &str, bed: &str, prior: &str) -> String {
 }
 
 async fn send(app: &TestApp, key: &str, message: &str) -> String {
-    let req = app.request_as(Method::POST, "/api/hl7/v2", Some(key)).header("content-type", "application/hl7-v2").body(message.to_owned());
+    let req = app
+        .request_as(Method::POST, "/api/hl7/v2", Some(key))
+        .header("content-type", "application/hl7-v2")
+        .body(message.to_owned());
     let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/hl7-v2");
@@ -105,7 +112,16 @@ async fn statuses_follow_the_adt_feed_and_acquire_follows_the_status(b: Backend)
     let (a, bb) = (app.create_resource("bed", "4W^401^A").await, app.create_resource("bed", "4W^401^B").await);
     assert_eq!(status_of(&app, &a).await, "U", "a new bed is unoccupied");
     // Held first, then housekeeping: the hold goes on, shown next to the status; a new grant is refused.
-    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": a, "owner_id": "ws-1", "ttl_seconds": 60})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": a, "owner_id": "ws-1", "ttl_seconds": 60})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     let ack = send(&app, &feed, &a20("C-1", "4W^401^A", "H")).await;
     assert_eq!(msa(&ack), ("AA".into(), "C-1".into()), "{ack}");
     assert!(ack.starts_with("MSH|^~\\&|HHS|HHS|ADT|WARD4|") && ack.contains("|ACK^A20^ACK|"), "{ack}");
@@ -115,12 +131,27 @@ async fn statuses_follow_the_adt_feed_and_acquire_follows_the_status(b: Backend)
     let listed = app.get("/api/locks").await.body;
     let row = listed["items"].as_array().unwrap().iter().find(|l| l["resource_id"] == a.as_str()).unwrap().clone();
     assert_eq!(row["resource_status"], "H", "the board sees the status next to the hold");
-    assert_eq!(app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": a, "owner_id": "ws-1"})).await.status, StatusCode::OK);
-    let refused = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": a, "owner_id": "ws-2", "ttl_seconds": 60})).await;
+    assert_eq!(
+        app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": a, "owner_id": "ws-1"})).await.status,
+        StatusCode::OK
+    );
+    let refused = app
+        .post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": a, "owner_id": "ws-2", "ttl_seconds": 60}),
+        )
+        .await;
     assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "resource_unavailable"));
     assert!(refused.body["error"]["message"].as_str().unwrap().contains("housekeeping"), "{}", refused.body);
     // A group with it is refused as a whole, naming it.
-    let group = app.post_as(&app.keys.client, "/api/locks/acquire-group", json!({"resources": [{"resource_id": a}, {"resource_id": bb}], "owner_id": "ws-2", "ttl_seconds": 60})).await;
+    let group = app
+        .post_as(
+            &app.keys.client,
+            "/api/locks/acquire-group",
+            json!({"resources": [{"resource_id": a}, {"resource_id": bb}], "owner_id": "ws-2", "ttl_seconds": 60}),
+        )
+        .await;
     assert_eq!(group.body["error"]["blocked"][0]["code"], "resource_unavailable", "{}", group.body);
     // Admission, transfer, discharge.
     assert_eq!(msa(&send(&app, &feed, &adt("A01", "C-2", "4W^401^B", "")).await).0, "AA");
@@ -130,13 +161,28 @@ async fn statuses_follow_the_adt_feed_and_acquire_follows_the_status(b: Backend)
     assert_eq!((status_of(&app, &a).await, status_of(&app, &bb).await), ("O".into(), "U".into()), "moved from B to A");
     assert_eq!(msa(&send(&app, &feed, &adt("A03", "C-5", "4W^401^A", "")).await).0, "AA");
     assert_eq!(status_of(&app, &a).await, "U");
-    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": a, "owner_id": "ws-2", "ttl_seconds": 60})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": a, "owner_id": "ws-2", "ttl_seconds": 60})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     // The integration key sets statuses and nothing else; an admin may too.
-    let patch = |key: &str, body: serde_json::Value| app.send(app.request_as(Method::PATCH, &format!("/api/resources/{bb}"), Some(key)).json(&body));
+    let patch = |key: &str, body: serde_json::Value| {
+        app.send(app.request_as(Method::PATCH, &format!("/api/resources/{bb}"), Some(key)).json(&body))
+    };
     assert_eq!(patch(&feed, json!({"status": "K"})).await.body["status"], "K");
     assert_eq!(patch(&feed, json!({"identifier": "renamed"})).await.code(), "forbidden");
     assert_eq!(patch(&feed, json!({"status": "X"})).await.code(), "validation_failed");
-    assert_eq!(app.send(app.request_as(Method::GET, "/api/locks", Some(&feed))).await.code(), "forbidden", "an integration key reads nothing");
+    assert_eq!(
+        app.send(app.request_as(Method::GET, "/api/locks", Some(&feed))).await.code(),
+        "forbidden",
+        "an integration key reads nothing"
+    );
     assert_eq!(patch(&app.keys.client, json!({"status": "U"})).await.code(), "forbidden");
     // Every message in the audit trail, and not the patient.
     app.settle_log().await;
@@ -162,7 +208,11 @@ async fn bad_messages_are_answered_and_change_nothing(b: Backend) {
         ("MSH|^~\\&|ADT|W|HHS|H|20261127||ADT^A20||P|2.5\rNPU|4W^402^A|H\r".to_owned(), "AR", "no control id"),
         ("PID|1||4711\rNPU|4W^402^A|H\r".to_owned(), "AR", "no MSH"),
         (String::new(), "AR", "empty"),
-        ("MSH#^~\\&#ADT#W#HHS#H#20261127##ADT^A20#B-6#P#2.5\rNPU|4W^402^A|H\r".to_owned(), "AE", "segments not in the declared delimiters"),
+        (
+            "MSH#^~\\&#ADT#W#HHS#H#20261127##ADT^A20#B-6#P#2.5\rNPU|4W^402^A|H\r".to_owned(),
+            "AE",
+            "segments not in the declared delimiters",
+        ),
         ("\u{1F3E5} not HL7 at all".to_owned(), "AR", "garbage"),
     ];
     for (message, want, why) in cases {
@@ -171,7 +221,10 @@ async fn bad_messages_are_answered_and_change_nothing(b: Backend) {
         assert_eq!(status_of(&app, &bed).await, "U", "{why} changed nothing");
     }
     // Bytes that are not UTF-8, and the wrong media type at the origin.
-    let raw = app.request_as(Method::POST, "/api/hl7/v2", Some(&feed)).header("content-type", "application/hl7-v2").body(vec![0xff, 0xfe, 0x0b]);
+    let raw = app
+        .request_as(Method::POST, "/api/hl7/v2", Some(&feed))
+        .header("content-type", "application/hl7-v2")
+        .body(vec![0xff, 0xfe, 0x0b]);
     let resp = raw.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.text().await.unwrap().contains("MSA|AR|"));
@@ -189,7 +242,10 @@ async fn a_repeated_control_id_is_applied_once(b: Backend) {
     assert_eq!(msa(&first).0, "AA");
     // Reopened by hand; then the feed resends the same message (it never saw the ACK): answered the same,
     // not applied again.
-    app.send(app.request_as(Method::PATCH, &format!("/api/resources/{bed}"), Some(&feed)).json(&json!({"status": "U"}))).await;
+    app.send(
+        app.request_as(Method::PATCH, &format!("/api/resources/{bed}"), Some(&feed)).json(&json!({"status": "U"})),
+    )
+    .await;
     let again = send(&app, &feed, &a20("D-1", "4W^403^A", "C")).await;
     assert_eq!(again, first, "the stored ACK, byte for byte");
     assert_eq!(status_of(&app, &bed).await, "U");
@@ -198,7 +254,10 @@ async fn a_repeated_control_id_is_applied_once(b: Backend) {
     assert_eq!(msa(&other).0, "AA");
     assert_eq!(status_of(&app, &bed).await, "C");
     // Another integration's D-1 from the same sender is another message too: repeats are the principal's.
-    app.send(app.request_as(Method::PATCH, &format!("/api/resources/{bed}"), Some(&feed)).json(&json!({"status": "U"}))).await;
+    app.send(
+        app.request_as(Method::PATCH, &format!("/api/resources/{bed}"), Some(&feed)).json(&json!({"status": "U"})),
+    )
+    .await;
     let feed2 = mint(&app.store, "adt-feed-2", Role::Integration).await;
     assert_eq!(msa(&send(&app, &feed2, &a20("D-1", "4W^403^A", "C")).await).0, "AA");
     assert_eq!(status_of(&app, &bed).await, "C");
@@ -208,7 +267,10 @@ async fn a_repeated_control_id_is_applied_once(b: Backend) {
     }
     let events = hl7_events(&app).await;
     assert_eq!(events.len(), 3, "{events:?}");
-    assert_eq!(events.iter().map(|e| e["principal"].as_str().unwrap()).collect::<Vec<_>>(), ["adt-feed", "adt-feed", "adt-feed-2"]);
+    assert_eq!(
+        events.iter().map(|e| e["principal"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["adt-feed", "adt-feed", "adt-feed-2"]
+    );
     app.stop().await;
 }
 
@@ -242,7 +304,10 @@ async fn the_repeat_record_expires_after_its_window(b: Backend) {
     let feed = mint(&app.store, "adt-feed", Role::Integration).await;
     let bed = app.create_resource("bed", "4W^406^A").await;
     assert_eq!(msa(&send(&app, &feed, &a20("E-1", "4W^406^A", "H")).await).0, "AA");
-    app.send(app.request_as(Method::PATCH, &format!("/api/resources/{bed}"), Some(&feed)).json(&json!({"status": "U"}))).await;
+    app.send(
+        app.request_as(Method::PATCH, &format!("/api/resources/{bed}"), Some(&feed)).json(&json!({"status": "U"})),
+    )
+    .await;
     // Six days on: still a repeat.
     raw(&db, "UPDATE hl7_messages SET received_at_ms = received_at_ms - 518400000").await;
     assert_eq!(msa(&send(&app, &feed, &a20("E-1", "4W^406^A", "H")).await).0, "AA");
@@ -254,7 +319,11 @@ async fn the_repeat_record_expires_after_its_window(b: Backend) {
     raw(&db, "INSERT INTO hl7_messages (principal, sender, control_id, digest, received_at_ms, message_type, ack_code, ack_text, ack) \
               VALUES ('old', 'X^Y', 'OLD-1', '', 0, 'ADT^A20', 'AA', '', '')").await;
     assert_eq!(msa(&send(&app, &feed, &a20("E-2", "4W^406^A", "U")).await).0, "AA");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM hl7_messages WHERE principal = 'old'").await, 0, "expired records are deleted");
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM hl7_messages WHERE principal = 'old'").await,
+        0,
+        "expired records are deleted"
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM hl7_messages").await, 2);
     app.stop().await;
 }
@@ -311,14 +380,23 @@ async fn a_message_and_its_record_commit_together(b: Backend) {
     match b {
         Backend::Postgres => {
             raw(&db, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$").await;
-            raw(&db, "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON hl7_messages FOR EACH ROW EXECUTE FUNCTION refuse()").await;
+            raw(
+                &db,
+                "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON hl7_messages FOR EACH ROW EXECUTE FUNCTION refuse()",
+            )
+            .await;
         }
         Backend::Sqlite => {
-            raw(&db, "CREATE TRIGGER refuse_i BEFORE INSERT ON hl7_messages BEGIN SELECT RAISE(ABORT, 'refused'); END").await;
-            raw(&db, "CREATE TRIGGER refuse_u BEFORE UPDATE ON hl7_messages BEGIN SELECT RAISE(ABORT, 'refused'); END").await;
+            raw(&db, "CREATE TRIGGER refuse_i BEFORE INSERT ON hl7_messages BEGIN SELECT RAISE(ABORT, 'refused'); END")
+                .await;
+            raw(&db, "CREATE TRIGGER refuse_u BEFORE UPDATE ON hl7_messages BEGIN SELECT RAISE(ABORT, 'refused'); END")
+                .await;
         }
     }
-    let req = app.request_as(Method::POST, "/api/hl7/v2", Some(&feed)).header("content-type", "application/hl7-v2").body(a20("T-2", "4W^410^A", "K"));
+    let req = app
+        .request_as(Method::POST, "/api/hl7/v2", Some(&feed))
+        .header("content-type", "application/hl7-v2")
+        .body(a20("T-2", "4W^410^A", "K"));
     let resp = req.send().await.unwrap();
     assert!(resp.status().is_server_error(), "{}", resp.status());
     assert_eq!(status_of(&app, &bed).await, "U", "the bed is not set without its record");
@@ -342,7 +420,8 @@ async fn mllp_frames_in_and_acks_out(b: Backend) {
     let mut acks = Vec::new();
     let mut buf = vec![0u8; 4096];
     while acks.iter().filter(|b| **b == 0x1c).count() < 2 {
-        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.expect("ACKs in time").unwrap();
+        let n =
+            tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.expect("ACKs in time").unwrap();
         assert!(n > 0, "connection closed early");
         acks.extend_from_slice(&buf[..n]);
     }
@@ -353,7 +432,10 @@ async fn mllp_frames_in_and_acks_out(b: Backend) {
     assert!(frames[1].contains("MSA|AE|M-2|"), "{text:?}");
     assert_eq!(status_of(&app, &bed).await, "I");
     let events = hl7_events(&app).await;
-    assert!(events.len() == 2 && events.iter().all(|e| e["principal"] == "mllp-loopback"), "plain loopback: its configured principal: {events:?}");
+    assert!(
+        events.len() == 2 && events.iter().all(|e| e["principal"] == "mllp-loopback"),
+        "plain loopback: its configured principal: {events:?}"
+    );
     stop.cancel();
     app.stop().await;
 }
@@ -372,7 +454,9 @@ async fn an_oversize_frame_is_refused(b: Backend) {
     big.extend_from_slice(&[0x1c, 0x0d]);
     let _ = socket.write_all(&big).await;
     let mut got = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut got)).await.expect("answered and closed in time");
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut got))
+        .await
+        .expect("answered and closed in time");
     assert!(read.is_ok() || !got.is_empty(), "{read:?}");
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("MSA|AR|O-1|") && text.contains("larger than"), "an AR naming the message: {text:?}");
@@ -386,13 +470,27 @@ async fn a_type_sets_the_status_its_new_resources_start_in(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let before = app.create_resource("bed", "Before").await;
-    let set = app.send(app.request_as(Method::PUT, "/api/types/bed", Some(&app.keys.admin)).json(&json!({"default_status": "H"}))).await;
+    let set = app
+        .send(
+            app.request_as(Method::PUT, "/api/types/bed", Some(&app.keys.admin)).json(&json!({"default_status": "H"})),
+        )
+        .await;
     assert_eq!((set.status, set.body["default_status"].as_str()), (StatusCode::OK, Some("H")), "{}", set.body);
     let after = app.create_resource("bed", "After").await;
     assert_eq!((status_of(&app, &before).await, status_of(&app, &after).await), ("U".into(), "H".into()));
-    let refused = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": after, "owner_id": "ws", "ttl_seconds": 30})).await;
+    let refused = app
+        .post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": after, "owner_id": "ws", "ttl_seconds": 30}),
+        )
+        .await;
     assert_eq!(refused.code(), "resource_unavailable");
-    let bad = app.send(app.request_as(Method::PUT, "/api/types/bed", Some(&app.keys.admin)).json(&json!({"default_status": "Z"}))).await;
+    let bad = app
+        .send(
+            app.request_as(Method::PUT, "/api/types/bed", Some(&app.keys.admin)).json(&json!({"default_status": "Z"})),
+        )
+        .await;
     assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     app.stop().await;
 }
@@ -425,8 +523,11 @@ impl Pki {
     fn issue(&self, cn: &str, sans: &[&str], client: bool) -> (rcgen::Certificate, rcgen::KeyPair) {
         let mut params = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(rcgen::DnType::CommonName, cn);
-        params.extended_key_usages =
-            vec![if client { rcgen::ExtendedKeyUsagePurpose::ClientAuth } else { rcgen::ExtendedKeyUsagePurpose::ServerAuth }];
+        params.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
         let key = rcgen::KeyPair::generate().unwrap();
         (params.signed_by(&key, &*self.ca).unwrap(), key)
     }
@@ -455,7 +556,10 @@ impl Pki {
             .with_root_certificates(roots);
         let config = match client {
             Some((cert, key)) => builder
-                .with_client_auth_cert(vec![cert.der().clone()], rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+                .with_client_auth_cert(
+                    vec![cert.der().clone()],
+                    rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+                )
                 .unwrap(),
             None => builder.with_no_client_auth(),
         };
@@ -464,7 +568,10 @@ impl Pki {
 }
 
 /// Starts an MLLP listener on loopback with `args`.
-async fn listen(app: &TestApp, args: &hhs_origin::hl7::MllpArgs) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
+async fn listen(
+    app: &TestApp,
+    args: &hhs_origin::hl7::MllpArgs,
+) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = hhs_origin::hl7::MllpConfig::new(addr, args).expect("listener config");
@@ -475,7 +582,10 @@ async fn listen(app: &TestApp, args: &hhs_origin::hl7::MllpArgs) -> (std::net::S
 }
 
 /// Sends `message` in a frame and reads one framed answer (`None`: the connection ended without one).
-async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(socket: &mut S, message: &str) -> Option<String> {
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    socket: &mut S,
+    message: &str,
+) -> Option<String> {
     let mut out = vec![0x0b];
     out.extend_from_slice(message.as_bytes());
     out.extend_from_slice(&[0x1c, 0x0d]);
@@ -484,7 +594,10 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(socke
     let mut got = Vec::new();
     let mut buf = vec![0u8; 4096];
     while !got.contains(&0x1c) {
-        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.expect("an answer or a close in time").ok()?;
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .expect("an answer or a close in time")
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -520,8 +633,13 @@ async fn mllp_over_tls_serves_mapped_client_certificates_only(b: Backend) {
     let who: Vec<&str> = events.iter().map(|e| e["principal"].as_str().unwrap()).collect();
     assert_eq!(who, ["adt-feed", "lab-feed"], "attributed to the certificates' principals, not the message's sender");
     let kinds = app.get(&format!("/api/events?resource_id={bed}&limit=100")).await.body;
-    let changed: Vec<&str> =
-        kinds["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "status_changed").map(|e| e["principal"].as_str().unwrap()).collect();
+    let changed: Vec<&str> = kinds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "status_changed")
+        .map(|e| e["principal"].as_str().unwrap())
+        .collect();
     assert_eq!(changed, ["adt-feed", "lab-feed"]);
     // Refused: no certificate, an unmapped one, one from another CA. Nothing applied.
     let (other, other_key) = pki.issue("Someone", &["someone.example"], true);
@@ -536,11 +654,18 @@ async fn mllp_over_tls_serves_mapped_client_certificates_only(b: Backend) {
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
-            .with_client_auth_cert(vec![foreign.der().clone()], rustls::pki_types::PrivatePkcs8KeyDer::from(foreign_key.serialize_der()).into())
+            .with_client_auth_cert(
+                vec![foreign.der().clone()],
+                rustls::pki_types::PrivatePkcs8KeyDer::from(foreign_key.serialize_der()).into(),
+            )
             .unwrap();
         tokio_rustls::TlsConnector::from(Arc::new(config))
     };
-    for (why, connector) in [("no certificate", pki.connector(None)), ("unmapped", pki.connector(Some((&other, &other_key)))), ("another CA", foreign_connector)] {
+    for (why, connector) in [
+        ("no certificate", pki.connector(None)),
+        ("unmapped", pki.connector(Some((&other, &other_key)))),
+        ("another CA", foreign_connector),
+    ] {
         let answered = match connect(connector).await {
             Err(_) => None,
             Ok(mut tls) => exchange(&mut tls, &a20("S-9", "4W^409^A", "K")).await,
@@ -564,11 +689,24 @@ async fn mllp_over_tls_serves_mapped_client_certificates_only(b: Backend) {
 #[tokio::test]
 async fn mllp_off_loopback_without_tls_refuses_to_start() {
     use clap::Parser;
-    let cli = hhs_origin::config::Cli::try_parse_from(["hhs-origin", "serve", "--bind", "127.0.0.1:0", "--mllp", "0.0.0.0:0"]).unwrap();
+    let cli = hhs_origin::config::Cli::try_parse_from([
+        "hhs-origin",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--mllp",
+        "0.0.0.0:0",
+    ])
+    .unwrap();
     let hhs_origin::config::Command::Serve(args) = cli.command else { panic!("serve") };
-    let refused = tokio::time::timeout(Duration::from_secs(20), hhs_origin::server::serve(args)).await.expect("refused at once, not served");
+    let refused = tokio::time::timeout(Duration::from_secs(20), hhs_origin::server::serve(args))
+        .await
+        .expect("refused at once, not served");
     let why = refused.expect_err("must not start").to_string();
-    assert!(why.contains("--mllp-tls-cert") && why.contains("--mllp-client-ca") && why.contains("--mllp-client"), "{why}");
+    assert!(
+        why.contains("--mllp-tls-cert") && why.contains("--mllp-client-ca") && why.contains("--mllp-client"),
+        "{why}"
+    );
     let pki = Pki::new("CA");
     let unmapped = hhs_origin::hl7::MllpConfig::new("0.0.0.0:2575".parse().unwrap(), &pki.mllp(&[]));
     assert!(unmapped.err().unwrap().contains("--mllp-client NAME=PRINCIPAL"));
@@ -601,7 +739,12 @@ fn plain() -> hhs_origin::hl7::MllpArgs {
 
 /// A sample of each kind, for mutation.
 fn samples() -> Vec<String> {
-    vec![a20("F-1", "4W^401^A", "H"), adt("A01", "F-2", "4W^401^A", ""), adt("A02", "F-3", "4W^401^B", "4W^401^A"), adt("A03", "F-4", "4W^401^A", "")]
+    vec![
+        a20("F-1", "4W^401^A", "H"),
+        adt("A01", "F-2", "4W^401^A", ""),
+        adt("A02", "F-3", "4W^401^B", "4W^401^A"),
+        adt("A03", "F-4", "4W^401^A", ""),
+    ]
 }
 
 proptest! {

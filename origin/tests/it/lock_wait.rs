@@ -15,7 +15,11 @@ use crate::support::{Reply, TestApp, TestDb};
 async fn decided_after_a_wait(db: &TestDb, app: &TestApp, bed: &str, change: &str, path: &str, body: Value) -> Reply {
     let mut side = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
     side.execute("BEGIN").await.unwrap();
-    sqlx::query("SELECT 1 FROM leases WHERE resource_id = $1::uuid FOR UPDATE").bind(bed).execute(&mut side).await.unwrap();
+    sqlx::query("SELECT 1 FROM leases WHERE resource_id = $1::uuid FOR UPDATE")
+        .bind(bed)
+        .execute(&mut side)
+        .await
+        .unwrap();
     sqlx::query(change).bind(bed).execute(&mut side).await.unwrap();
     let request = app.request_as(Method::POST, path, Some(&app.keys.client)).json(&body);
     let waiting = tokio::spawn(async move { request.send().await });
@@ -37,7 +41,12 @@ async fn an_acquire_queued_behind_a_status_change_sees_the_new_status() {
     let bed = app.create_resource("bed", "Wait K1").await;
     let body = json!({"resource_id": bed, "owner_id": "ws-1", "ttl_seconds": 30});
     let r = decided_after_a_wait(&db, &app, &bed, SET_K, "/api/locks/acquire", body).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_unavailable"), "granted on a bed just marked K: {}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "resource_unavailable"),
+        "granted on a bed just marked K: {}",
+        r.body
+    );
     assert_eq!(app.get(&format!("/api/locks/{bed}")).await.body["status"], "FREE");
     app.stop().await;
 }
@@ -47,11 +56,21 @@ async fn a_session_acquire_queued_behind_a_status_change_sees_the_new_status() {
     let Some(db) = TestDb::holding_the_horizon().await else { return };
     let app = TestApp::spawn_with(&db, None).await;
     let bed = app.create_resource("bed", "Wait K2").await;
-    let opened = app.send(app.request_as(Method::POST, "/api/sessions", Some(&app.keys.client)).json(&json!({"owner_id": "ws-1", "ttl_seconds": 30}))).await;
+    let opened = app
+        .send(
+            app.request_as(Method::POST, "/api/sessions", Some(&app.keys.client))
+                .json(&json!({"owner_id": "ws-1", "ttl_seconds": 30})),
+        )
+        .await;
     assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
     let body = json!({"resource_id": bed, "owner_id": "ws-1", "session_id": opened.body["id"]});
     let r = decided_after_a_wait(&db, &app, &bed, SET_K, "/api/locks/acquire", body).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_unavailable"), "granted on a bed just marked K: {}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "resource_unavailable"),
+        "granted on a bed just marked K: {}",
+        r.body
+    );
     app.stop().await;
 }
 

@@ -1,12 +1,11 @@
 //! The TTL model over HTTP: suggestions from history, acquire without a TTL, the anomaly list, and late
 //! releases feeding the model. Both stores.
 
-
 use std::time::Duration;
 
+use crate::support::{Backend, TestApp, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
-use crate::support::{Backend, TestApp, TestDb};
 
 both_stores!(
     suggestions_start_at_the_default_and_learn_from_released_holds,
@@ -44,21 +43,40 @@ async fn a_session_without_ttl_gets_one_from_its_owners_renewal_gaps(b: Backend)
     let open = |body: serde_json::Value| app.post_as(&app.keys.client, "/api/sessions", body);
     let first = open(json!({"owner_id": "ward-7"})).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
-    assert_eq!((first.body["ttl_seconds"].as_u64(), first.body["ttl_source"].as_str()), (Some(300), Some("suggested")), "no history: the default");
+    assert_eq!(
+        (first.body["ttl_seconds"].as_u64(), first.body["ttl_source"].as_str()),
+        (Some(300), Some("suggested")),
+        "no history: the default"
+    );
     let sid = first.body["id"].as_str().unwrap().to_owned();
     for i in 0..6 {
         let bed = app.create_resource("bed", &format!("Learning bed {i}")).await;
-        let r = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ward-7", "session_id": sid})).await;
+        let r = app
+            .post_as(
+                &app.keys.client,
+                "/api/locks/acquire",
+                json!({"resource_id": bed, "owner_id": "ward-7", "session_id": sid}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
-    let kept = app.send(app.request_as(reqwest::Method::POST, &format!("/api/sessions/{sid}/keepalive"), Some(&app.keys.client))).await;
+    let kept = app
+        .send(app.request_as(reqwest::Method::POST, &format!("/api/sessions/{sid}/keepalive"), Some(&app.keys.client)))
+        .await;
     assert_eq!(kept.body["holds"], 6);
-    let closed = app.send(app.request_as(reqwest::Method::DELETE, &format!("/api/sessions/{sid}"), Some(&app.keys.client))).await;
+    let closed = app
+        .send(app.request_as(reqwest::Method::DELETE, &format!("/api/sessions/{sid}"), Some(&app.keys.client)))
+        .await;
     assert_eq!(closed.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(600)).await;
 
     let next = open(json!({"owner_id": "ward-7"})).await;
-    assert_eq!((next.body["ttl_seconds"].as_u64(), next.body["ttl_source"].as_str()), (Some(1), Some("suggested")), "{}", next.body);
+    assert_eq!(
+        (next.body["ttl_seconds"].as_u64(), next.body["ttl_source"].as_str()),
+        (Some(1), Some("suggested")),
+        "{}",
+        next.body
+    );
     let asked = open(json!({"owner_id": "ward-7", "ttl_seconds": 45})).await;
     assert_eq!((asked.body["ttl_seconds"].as_u64(), asked.body["ttl_source"].as_str()), (Some(45), Some("requested")));
     // Another owner has no history yet.
@@ -143,7 +161,8 @@ async fn a_release_after_expiry_is_recorded_and_learned_from(b: Backend) {
     let r = app.release(&id, "ward-1").await;
     assert_eq!(r.code(), "lock_expired");
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let late = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "late_release").expect("late_release event");
+    let late =
+        events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "late_release").expect("late_release event");
     assert!(late["detail"]["held_ms"].as_i64().unwrap() >= 1_300);
     assert_eq!(late["owner_id"], "ward-1");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -161,7 +180,12 @@ async fn a_heartbeat_after_expiry_is_recorded_with_its_gap(b: Backend) {
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(app.heartbeat(&id, "ws-1").await.code(), "lock_expired");
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let late = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "late_heartbeat").expect("late_heartbeat event");
+    let late = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "late_heartbeat")
+        .expect("late_heartbeat event");
     assert!(late["detail"]["max_heartbeat_gap_ms"].as_i64().unwrap() >= 1_300, "{late}");
     assert_eq!(late["detail"]["heartbeats"], 1);
     app.stop().await;

@@ -42,7 +42,13 @@ async fn the_description_is_open_and_lists_exactly_the_route_table_with_every_er
     for route in ROUTES {
         let op = &doc["paths"][route.path][route.method.to_lowercase()];
         let responses = op["responses"].as_object().unwrap();
-        assert!(responses.contains_key(&route.status.to_string()), "{} {}: no {} response", route.method, route.path, route.status);
+        assert!(
+            responses.contains_key(&route.status.to_string()),
+            "{} {}: no {} response",
+            route.method,
+            route.path,
+            route.status
+        );
         // Each error status lists exactly the route's codes of that status.
         let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for code in route.errors() {
@@ -50,8 +56,11 @@ async fn the_description_is_open_and_lists_exactly_the_route_table_with_every_er
                 expected.entry(status.to_string()).or_default().insert(code.as_str().to_owned());
             }
         }
-        let given: BTreeMap<String, BTreeSet<String>> =
-            responses.iter().filter(|(status, _)| status.as_str() >= "400").map(|(s, r)| (s.clone(), codes_of(r))).collect();
+        let given: BTreeMap<String, BTreeSet<String>> = responses
+            .iter()
+            .filter(|(status, _)| status.as_str() >= "400")
+            .map(|(s, r)| (s.clone(), codes_of(r)))
+            .collect();
         assert_eq!(given, expected, "{} {}", route.method, route.path);
         used.extend(given.into_values().flatten());
         // The role it needs, and a body exactly where the table has one.
@@ -63,8 +72,12 @@ async fn the_description_is_open_and_lists_exactly_the_route_table_with_every_er
     }
     // Every code there is (the `ErrorCode` schema is derived from the enum) is some route's, but those that
     // answer paths and methods outside the table.
-    let all: BTreeSet<String> =
-        doc["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let all: BTreeSet<String> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
     let unused: BTreeSet<&str> = all.iter().filter(|c| !used.contains(*c)).map(String::as_str).collect();
     assert_eq!(unused, BTreeSet::from(["not_found", "method_not_allowed"]));
     assert_eq!(all.len(), 37, "a new error code: check that the table gives it to its routes");
@@ -90,7 +103,8 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn target(&self, reference: &Value) -> &Value {
-        let pointer = reference.as_str().and_then(|r| r.strip_prefix('#')).unwrap_or_else(|| panic!("$ref {reference}"));
+        let pointer =
+            reference.as_str().and_then(|r| r.strip_prefix('#')).unwrap_or_else(|| panic!("$ref {reference}"));
         self.doc.pointer(pointer).unwrap_or_else(|| panic!("no {pointer}"))
     }
 
@@ -109,7 +123,9 @@ impl Validator<'_> {
             "integer" => v.as_f64().is_some_and(|f| f.fract() == 0.0),
             other => panic!("type {other}"),
         };
-        let all = |key: &str| s.get(key).and_then(Value::as_array).map(|a| a.iter().map(|x| self.valid(x, v)).collect::<Vec<_>>());
+        let all = |key: &str| {
+            s.get(key).and_then(Value::as_array).map(|a| a.iter().map(|x| self.valid(x, v)).collect::<Vec<_>>())
+        };
         let checks = [
             s.get("type").is_none_or(|t| match t {
                 Value::String(t) => is_type(t),
@@ -129,7 +145,8 @@ impl Validator<'_> {
         match v {
             Value::Number(n) => {
                 let n = n.as_f64().unwrap();
-                s.get("minimum").is_none_or(|m| n >= m.as_f64().unwrap()) && s.get("maximum").is_none_or(|m| n <= m.as_f64().unwrap())
+                s.get("minimum").is_none_or(|m| n >= m.as_f64().unwrap())
+                    && s.get("maximum").is_none_or(|m| n <= m.as_f64().unwrap())
             }
             Value::String(text) => {
                 let len = text.chars().count() as u64;
@@ -137,7 +154,8 @@ impl Validator<'_> {
                     && s.get("maxLength").is_none_or(|m| len <= m.as_u64().unwrap())
                     && s.get("pattern").is_none_or(|p| Regex::new(p.as_str().unwrap()).unwrap().is_match(text))
                     && (s.get("format") != Some(&json!("uuid")) || Regex::new(UUID).unwrap().is_match(text))
-                    && s.get("contentSchema").is_none_or(|c| serde_json::from_str(text).is_ok_and(|data: Value| self.valid(c, &data)))
+                    && s.get("contentSchema")
+                        .is_none_or(|c| serde_json::from_str(text).is_ok_and(|data: Value| self.valid(c, &data)))
             }
             Value::Array(items) => {
                 let unique = items.iter().enumerate().all(|(i, a)| items[..i].iter().all(|b| a != b));
@@ -208,7 +226,13 @@ fn schema_says_what_validation_accepts(api: Api, method: &str, path: &str, field
             disagree.push(format!("{body} (schema: {described}, validation: {valid})"));
         }
     }
-    assert!(disagree.is_empty(), "{method} {path}: {} of {} bodies:\n{}", disagree.len(), all.len(), disagree.join("\n"));
+    assert!(
+        disagree.is_empty(),
+        "{method} {path}: {} of {} bodies:\n{}",
+        disagree.len(),
+        all.len(),
+        disagree.join("\n")
+    );
 }
 
 const R1: &str = "0190a0c4-7a52-7000-8000-000000000001";
@@ -223,9 +247,23 @@ fn the_acquire_schema_says_what_validation_accepts() {
         &[
             ("resource_id", vec![None, Some(json!(R1)), Some(json!("bed-1"))]),
             ("owner_id", vec![Some(json!("ward-3:ws.1@north")), Some(json!("ward 3"))]),
-            ("ttl_seconds", vec![None, Some(Value::Null), Some(json!(1)), Some(json!(30.0)), Some(json!(0)), Some(json!(30.5)), Some(json!(604_801))]),
+            (
+                "ttl_seconds",
+                vec![
+                    None,
+                    Some(Value::Null),
+                    Some(json!(1)),
+                    Some(json!(30.0)),
+                    Some(json!(0)),
+                    Some(json!(30.5)),
+                    Some(json!(604_801)),
+                ],
+            ),
             ("session_id", vec![None, Some(Value::Null), Some(json!(R2)), Some(json!("s-1"))]),
-            ("wait_seconds", vec![None, Some(Value::Null), Some(json!(0)), Some(json!(30)), Some(json!(31)), Some(json!(-1))]),
+            (
+                "wait_seconds",
+                vec![None, Some(Value::Null), Some(json!(0)), Some(json!(30)), Some(json!(31)), Some(json!(-1))],
+            ),
         ],
     );
 }
@@ -360,7 +398,10 @@ fn the_event_stream_describes_each_event() {
     let data_of = |event: &str| {
         branches
             .iter()
-            .find(|b| b["properties"]["event"]["const"] == event || (event == "log" && b["properties"]["event"].get("$ref").is_some()))
+            .find(|b| {
+                b["properties"]["event"]["const"] == event
+                    || (event == "log" && b["properties"]["event"].get("$ref").is_some())
+            })
             .map(|b| b["properties"]["data"].clone())
             .unwrap_or_else(|| panic!("no branch for {event}: {item}"))
     };
@@ -401,7 +442,8 @@ async fn parsed_events(resp: reqwest::Response, wait: std::time::Duration) -> Ve
             let block: String = buf.drain(..end + 2).collect();
             let (mut event, mut data) = (None, Vec::new());
             for line in block.lines() {
-                let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+                let (field, value) =
+                    line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
                 match field {
                     "event" => event = Some(value.to_owned()),
                     "data" => data.push(value.to_owned()),
@@ -430,7 +472,8 @@ async fn what_a_stream_really_sends_fits_its_description(b: Backend) {
     let app = TestApp::spawn(&db).await;
     let id = app.create_resource("bed", "B1").await;
     assert_eq!(app.acquire(&id, "ws-1", 60).await.status, StatusCode::OK);
-    let stream = app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)).header("last-event-id", "0");
+    let stream =
+        app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)).header("last-event-id", "0");
     let resp = stream.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let reading = tokio::spawn(parsed_events(resp, std::time::Duration::from_millis(1_500)));
@@ -443,7 +486,8 @@ async fn what_a_stream_really_sends_fits_its_description(b: Backend) {
         assert!(kinds.contains(kind), "no {kind} event in {kinds:?}");
     }
     let doc = document();
-    let item = &doc["paths"]["/api/events/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]["itemSchema"];
+    let item =
+        &doc["paths"]["/api/events/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]["itemSchema"];
     assert!(item.is_object(), "the stream's events are described: {item}");
     let v = Validator { doc };
     for e in &events {

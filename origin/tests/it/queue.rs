@@ -52,8 +52,12 @@ async fn exec_sql(db: &TestDb, statement: &str, args: Vec<Arg>) {
             pool.close().await;
         }
         Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-            sqlx::query_with(&sqlx::Sqlite::sql(statement), arguments::<sqlx::Sqlite>(args).unwrap()).execute(&pool).await.unwrap();
+            let pool =
+                sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            sqlx::query_with(&sqlx::Sqlite::sql(statement), arguments::<sqlx::Sqlite>(args).unwrap())
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         }
     }
@@ -66,7 +70,13 @@ fn acquire_body(resource: &str, owner: &str, wait: u32) -> Value {
 /// An acquire that may wait, as the client key's principal, on its own connection.
 async fn waiting_acquire(url: String, key: String, resource: String, owner: String, wait: u32) -> (Reply, Instant) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let resp = http.post(format!("{url}/api/locks/acquire")).bearer_auth(key).json(&acquire_body(&resource, &owner, wait)).send().await.unwrap();
+    let resp = http
+        .post(format!("{url}/api/locks/acquire"))
+        .bearer_auth(key)
+        .json(&acquire_body(&resource, &owner, wait))
+        .send()
+        .await
+        .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.json().await.unwrap_or(Value::Null);
@@ -95,19 +105,34 @@ async fn twenty_waiters_across_two_replicas_are_granted_in_arrival_order(b: Back
     let Some(db) = TestDb::new(b).await else { return };
     let (a, other) = (TestApp::spawn(&db).await, TestApp::spawn(&db).await);
     let bed = a.create_resource("bed", "Queue bed").await;
-    let first = a.post_as(&a.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 30})).await;
+    let first = a
+        .post_as(
+            &a.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 30}),
+        )
+        .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     let mut waiting = vec![];
     for i in 0..20u64 {
         // Alternate replicas; each joins only once the one before it is in the queue, so arrival order is known.
         let app = if i % 2 == 0 { &a } else { &other };
-        waiting.push(tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), format!("waiter-{i:02}"), 30)));
+        waiting.push(tokio::spawn(waiting_acquire(
+            app.url.clone(),
+            app.keys.client.clone(),
+            bed.clone(),
+            format!("waiter-{i:02}"),
+            30,
+        )));
         until_queued(&a, &bed, i + 1).await;
     }
     let listed = a.get(&format!("/api/locks/{bed}")).await.body;
     assert_eq!(listed["queue_length"], 20, "{listed}");
     // Each waiter, once granted, holds for a moment and releases through the other replica.
-    assert_eq!(a.post_as(&a.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "holder"})).await.status, StatusCode::OK);
+    assert_eq!(
+        a.post_as(&a.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "holder"})).await.status,
+        StatusCode::OK
+    );
     let mut token = first.body["fencing_token"].as_u64().unwrap();
     for (i, w) in waiting.into_iter().enumerate() {
         let (reply, _) = w.await.unwrap();
@@ -117,12 +142,19 @@ async fn twenty_waiters_across_two_replicas_are_granted_in_arrival_order(b: Back
         assert_eq!(reply.body["fencing_token"], token, "the next token, one grant at a time");
         tokio::time::sleep(Duration::from_millis(30)).await;
         let releaser = if i % 2 == 0 { &other } else { &a };
-        let r = releaser.post_as(&releaser.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": format!("waiter-{i:02}")})).await;
+        let r = releaser
+            .post_as(
+                &releaser.keys.client,
+                "/api/locks/release",
+                json!({"resource_id": bed, "owner_id": format!("waiter-{i:02}")}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     assert_eq!(queue_length(&a, &bed).await, 0);
     // The log: acquired and released alternate (never two holds at once), the grants by the queue.
-    let kinds: Vec<String> = a.event_kinds(&bed).await.into_iter().filter(|k| k == "acquired" || k == "released").collect();
+    let kinds: Vec<String> =
+        a.event_kinds(&bed).await.into_iter().filter(|k| k == "acquired" || k == "released").collect();
     assert_eq!(kinds.len(), 42);
     assert!(kinds.chunks(2).all(|p| p == ["acquired", "released"]), "{kinds:?}");
     assert_eq!(events_of(&a, &bed, "queued").await.len(), 20, "each join is in the audit trail");
@@ -134,20 +166,35 @@ async fn a_waiter_that_went_away_is_skipped(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let bed = app.create_resource("bed", "Skip bed").await;
-    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 30})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 30})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     let gone = tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), "gone".into(), 30));
     until_queued(&app, &bed, 1).await;
-    let stays = tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), "stays".into(), 30));
+    let stays =
+        tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), "stays".into(), 30));
     until_queued(&app, &bed, 2).await;
     // The first waiter's client goes away (its connection closes): it leaves the queue.
     gone.abort();
     until_queued(&app, &bed, 1).await;
-    let released = app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "holder"})).await;
+    let released =
+        app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "holder"})).await;
     assert_eq!(released.status, StatusCode::OK);
     let (reply, _) = stays.await.unwrap();
     assert_eq!((reply.status, reply.body["owner_id"].as_str()), (StatusCode::OK, Some("stays")), "{}", reply.body);
     let ended = &events_of(&app, &bed, "wait_ended").await[0];
-    assert_eq!((ended["owner_id"].as_str(), ended["detail"]["ended"].as_str()), (Some("gone"), Some("gone")), "{ended}");
+    assert_eq!(
+        (ended["owner_id"].as_str(), ended["detail"]["ended"].as_str()),
+        (Some("gone"), Some("gone")),
+        "{ended}"
+    );
     app.stop().await;
 }
 
@@ -155,11 +202,25 @@ async fn a_wait_that_ends_is_refused_with_its_place_and_recorded(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let bed = app.create_resource("bed", "Busy bed").await;
-    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 60})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": bed, "owner_id": "holder", "ttl_seconds": 60})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     let started = Instant::now();
     let (reply, _) = waiting_acquire(app.url.clone(), app.keys.client.clone(), bed.clone(), "patient".into(), 1).await;
     assert!(started.elapsed() >= Duration::from_millis(900), "it waited its second");
-    assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("lock_held")), "{}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("lock_held")),
+        "{}",
+        reply.body
+    );
     assert_eq!(reply.body["error"]["queue_position"], 1);
     assert_eq!(reply.body["error"]["holder"], "holder");
     assert_eq!(queue_length(&app, &bed).await, 0, "it left the queue");
@@ -167,7 +228,13 @@ async fn a_wait_that_ends_is_refused_with_its_place_and_recorded(b: Backend) {
     assert_eq!(ended["detail"]["ended"], "timed_out", "{ended}");
     // While others queue, a newcomer without a wait is refused even if the resource is free at that moment:
     // here it is simply held.
-    let plain = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "newcomer", "ttl_seconds": 5})).await;
+    let plain = app
+        .post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": bed, "owner_id": "newcomer", "ttl_seconds": 5}),
+        )
+        .await;
     assert_eq!(plain.code(), "lock_held");
     app.stop().await;
 }
@@ -177,12 +244,22 @@ async fn the_end_of_a_lock_delay_hands_over_to_the_first_waiter(b: Backend) {
     let app = TestApp::spawn(&db).await;
     // or-room: a 2 s lock-delay in the tests. Its holder vanishes; the waiter gets it once the delay is over.
     let room = app.create_resource("or-room", "Queue OR").await;
-    assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": room, "owner_id": "vanished", "ttl_seconds": 1})).await.status, StatusCode::OK);
+    assert_eq!(
+        app.post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": room, "owner_id": "vanished", "ttl_seconds": 1})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
     let (reply, _) = waiting_acquire(app.url.clone(), app.keys.client.clone(), room.clone(), "next".into(), 10).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["owner_id"], "next");
     let expired = events_of(&app, &room, "expired").await.pop().expect("the lapse was recorded");
-    let delay_until: chrono::DateTime<chrono::Utc> = expired["detail"]["lock_delay_until"].as_str().unwrap().parse().unwrap();
+    let delay_until: chrono::DateTime<chrono::Utc> =
+        expired["detail"]["lock_delay_until"].as_str().unwrap().parse().unwrap();
     let acquired: chrono::DateTime<chrono::Utc> = reply.body["created_at"].as_str().unwrap().parse().unwrap();
     assert!(acquired >= delay_until, "granted at {acquired}, before the lock-delay's end {delay_until}");
     app.stop().await;
@@ -192,11 +269,13 @@ async fn bad_waits_are_refused(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let bed = app.create_resource("bed", "Wait rules").await;
-    let send = |body: Value| app.send(app.request_as(Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&body));
+    let send =
+        |body: Value| app.send(app.request_as(Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&body));
     let long = send(acquire_body(&bed, "a", 31)).await;
     assert_eq!((long.status, long.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     let s = app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": "a", "ttl_seconds": 30})).await;
-    let with_session = send(json!({"resource_id": bed, "owner_id": "a", "session_id": s.body["id"], "wait_seconds": 5})).await;
+    let with_session =
+        send(json!({"resource_id": bed, "owner_id": "a", "session_id": s.body["id"], "wait_seconds": 5})).await;
     assert_eq!((with_session.status, with_session.code()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     // A free resource with a wait: granted at once, no queue.
     let free = send(acquire_body(&bed, "a", 30)).await;
@@ -216,7 +295,8 @@ async fn a_waiter_whose_hold_ended_is_not_answered_with_the_next_holders(b: Back
     let handed = events_of(&app, &bed, "acquired").await.pop().unwrap();
     assert_eq!(handed["owner_id"], "waiter", "handed over to the waiter: {handed}");
     // Its hold ends before its request is answered, and the bed is granted again.
-    let ended = app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "waiter"})).await;
+    let ended =
+        app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": bed, "owner_id": "waiter"})).await;
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
     let other = app.acquire(&bed, "other", 30).await;
     assert_eq!(other.status, StatusCode::OK, "{}", other.body);
@@ -227,7 +307,12 @@ async fn a_waiter_whose_hold_ended_is_not_answered_with_the_next_holders(b: Back
             WaitStatus::Ended { .. } => {}
             WaitStatus::Granted(applied) => {
                 let hold = applied.outcome.lease.hold.unwrap();
-                panic!("{what} answered the waiter with {}'s hold, token {} (the other holder's is {})", hold.owner.as_str(), hold.token.0, other.body["fencing_token"]);
+                panic!(
+                    "{what} answered the waiter with {}'s hold, token {} (the other holder's is {})",
+                    hold.owner.as_str(),
+                    hold.token.0,
+                    other.body["fencing_token"]
+                );
             }
             WaitStatus::Waiting { position } => panic!("{what}: still waiting at {position}"),
         }
@@ -247,7 +332,12 @@ async fn a_hand_over_its_waiter_never_takes_frees_the_bed_within_seconds(b: Back
     let next = tokio::spawn(waiting_acquire(app.url.clone(), app.keys.client.clone(), room.clone(), "next".into(), 15));
     until_queued(&app, &room, 2).await;
     // It proved it was there until a moment ago (so the hand-over goes to it), then its replica died.
-    exec_sql(&db, "UPDATE waiters SET alive_until_ms = alive_until_ms + 10000 WHERE id = $1", vec![Arg::Uuid(Some(dead.0))]).await;
+    exec_sql(
+        &db,
+        "UPDATE waiters SET alive_until_ms = alive_until_ms + 10000 WHERE id = $1",
+        vec![Arg::Uuid(Some(dead.0))],
+    )
+    .await;
     let released = Instant::now();
     assert_eq!(app.release(&room, "holder").await.status, StatusCode::OK);
     let handed = events_of(&app, &room, "acquired").await;
@@ -260,10 +350,19 @@ async fn a_hand_over_its_waiter_never_takes_frees_the_bed_within_seconds(b: Back
     let ended = events_of(&app, &room, "wait_ended").await;
     let why = ended.iter().find(|e| e["owner_id"] == "dead-replica").expect("the abandoned hand-over is in the log");
     assert_eq!(why["detail"]["ended"], "not_delivered", "{why}");
-    let given_back = events_of(&app, &room, "released").await.into_iter().find(|e| e["owner_id"] == "dead-replica").expect("its hold was released");
-    let (back_at, granted): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
-        (given_back["at"].as_str().unwrap().parse().unwrap(), reply.body["created_at"].as_str().unwrap().parse().unwrap());
-    assert!(granted - back_at < chrono::Duration::milliseconds(1_500), "a lock-delay after a hold nobody used: given back {back_at}, granted {granted}");
+    let given_back = events_of(&app, &room, "released")
+        .await
+        .into_iter()
+        .find(|e| e["owner_id"] == "dead-replica")
+        .expect("its hold was released");
+    let (back_at, granted): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
+        given_back["at"].as_str().unwrap().parse().unwrap(),
+        reply.body["created_at"].as_str().unwrap().parse().unwrap(),
+    );
+    assert!(
+        granted - back_at < chrono::Duration::milliseconds(1_500),
+        "a lock-delay after a hold nobody used: given back {back_at}, granted {granted}"
+    );
     // Its request, were it to come back after all, is told its wait ended.
     assert!(matches!(app.store.poll_wait(dead).await.unwrap(), WaitStatus::Ended { .. }));
     app.stop().await;

@@ -3,10 +3,10 @@
 //! clock read after that resource's lock, not the pass's start; a row it cannot read is skipped and the rest
 //! are reaped; a database outage shows in health.
 
-
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::support::{Backend, TestApp, TestDb};
 use hhs_core::lease::AcquireCmd;
 use hhs_core::{HoldId, HoldState, Millis, OwnerId, Principal, ResourceId, Ttl, TtlBounds, WaiterId};
 use hhs_origin::reaper::reap_all;
@@ -16,7 +16,6 @@ use hhs_origin::store::sql::SELECT_EXPIRED;
 use hhs_origin::store::{Actor, Waited};
 use reqwest::StatusCode;
 use sqlx::Row;
-use crate::support::{Backend, TestApp, TestDb};
 
 both_stores!(
     three_reapers_record_each_expiry_exactly_once,
@@ -34,8 +33,12 @@ async fn exec_sql(db: &TestDb, statement: &str, args: Vec<Arg>) {
             pool.close().await;
         }
         Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-            sqlx::query_with(&sqlx::Sqlite::sql(statement), arguments::<sqlx::Sqlite>(args).unwrap()).execute(&pool).await.unwrap();
+            let pool =
+                sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            sqlx::query_with(&sqlx::Sqlite::sql(statement), arguments::<sqlx::Sqlite>(args).unwrap())
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         }
     }
@@ -113,12 +116,32 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
         match b {
             Backend::Postgres => {
                 let pool = sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap();
-                sqlx::query(sql).bind(state).bind(uuid).bind(i64::from(*ttl_s) * 1000).bind(hb).bind(ended).bind(uuid).execute(&pool).await.unwrap();
+                sqlx::query(sql)
+                    .bind(state)
+                    .bind(uuid)
+                    .bind(i64::from(*ttl_s) * 1000)
+                    .bind(hb)
+                    .bind(ended)
+                    .bind(uuid)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
                 pool.close().await;
             }
             Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-                sqlx::query(&sqlx::Sqlite::sql(sql)).bind(state).bind(uuid).bind(i64::from(*ttl_s) * 1000).bind(hb).bind(ended).bind(uuid).execute(&pool).await.unwrap();
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display()))
+                    .await
+                    .unwrap();
+                sqlx::query(&sqlx::Sqlite::sql(sql))
+                    .bind(state)
+                    .bind(uuid)
+                    .bind(i64::from(*ttl_s) * 1000)
+                    .bind(hb)
+                    .bind(ended)
+                    .bind(uuid)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
                 pool.close().await;
             }
         }
@@ -127,12 +150,27 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
     let picked: HashSet<String> = match b {
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap();
-            let rows = sqlx::query(SELECT_EXPIRED).bind(now.0).bind(10_000i64).bind(i64::MIN).bind(uuid::Uuid::nil()).fetch_all(&pool).await.unwrap();
+            let rows = sqlx::query(SELECT_EXPIRED)
+                .bind(now.0)
+                .bind(10_000i64)
+                .bind(i64::MIN)
+                .bind(uuid::Uuid::nil())
+                .fetch_all(&pool)
+                .await
+                .unwrap();
             rows.iter().map(|r| r.get::<uuid::Uuid, _>("id").to_string()).collect()
         }
         Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
-            let rows = sqlx::query(&sqlx::Sqlite::sql(SELECT_EXPIRED)).bind(now.0).bind(10_000i64).bind(i64::MIN).bind(uuid::Uuid::nil()).fetch_all(&pool).await.unwrap();
+            let pool =
+                sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            let rows = sqlx::query(&sqlx::Sqlite::sql(SELECT_EXPIRED))
+                .bind(now.0)
+                .bind(10_000i64)
+                .bind(i64::MIN)
+                .bind(uuid::Uuid::nil())
+                .fetch_all(&pool)
+                .await
+                .unwrap();
             rows.iter().map(|r| r.get::<uuid::Uuid, _>("id").to_string()).collect()
         }
     };
@@ -184,12 +222,19 @@ async fn a_hand_over_late_in_a_long_pass_is_not_backdated(b: Backend) {
         new_hold_id: HoldId(uuid::Uuid::now_v7()),
     };
     let waiter = WaiterId(uuid::Uuid::now_v7());
-    let queued = app.store.acquire_or_wait(rid, cmd, Some((waiter, Millis(30_000))), &Actor::system("test")).await.unwrap();
+    let queued =
+        app.store.acquire_or_wait(rid, cmd, Some((waiter, Millis(30_000))), &Actor::system("test")).await.unwrap();
     assert!(matches!(queued, Waited::Queued { .. }));
     // Every hold lapsed long ago, the waited-for one last of all; the waiter stays there throughout.
     let id = Arg::Uuid(Some(rid.0));
-    exec_sql(&db, "UPDATE leases SET last_heartbeat_ms = last_heartbeat_ms - 120000 WHERE state = 'HELD' AND resource_id <> $1", vec![id.clone()]).await;
-    exec_sql(&db, "UPDATE leases SET last_heartbeat_ms = last_heartbeat_ms - 60000 WHERE resource_id = $1", vec![id]).await;
+    exec_sql(
+        &db,
+        "UPDATE leases SET last_heartbeat_ms = last_heartbeat_ms - 120000 WHERE state = 'HELD' AND resource_id <> $1",
+        vec![id.clone()],
+    )
+    .await;
+    exec_sql(&db, "UPDATE leases SET last_heartbeat_ms = last_heartbeat_ms - 60000 WHERE resource_id = $1", vec![id])
+        .await;
     exec_sql(&db, "UPDATE waiters SET alive_until_ms = alive_until_ms + 600000", vec![]).await;
 
     let store = db.store().await;
@@ -216,7 +261,9 @@ async fn corrupt_state(db: &TestDb, rid: uuid::Uuid) {
             sqlx::query(update).bind(rid).execute(&mut c).await.unwrap();
         }
         Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display()))
+                .await
+                .unwrap();
             sqlx::query("PRAGMA ignore_check_constraints = ON").execute(&mut c).await.unwrap();
             sqlx::query(&sqlx::Sqlite::sql(update)).bind(rid).execute(&mut c).await.unwrap();
         }
@@ -237,7 +284,12 @@ async fn an_unreadable_row_does_not_stop_the_reaper(b: Backend) {
         assert_eq!(app.acquire(&id, &format!("ws-{i}"), 1).await.status, StatusCode::OK);
         good.push(id);
     }
-    exec_sql(&db, "UPDATE leases SET owner_id = 'not an owner id' WHERE resource_id = $1", vec![Arg::Uuid(Some(bad.parse().unwrap()))]).await;
+    exec_sql(
+        &db,
+        "UPDATE leases SET owner_id = 'not an owner id' WHERE resource_id = $1",
+        vec![Arg::Uuid(Some(bad.parse().unwrap()))],
+    )
+    .await;
     // And a lease in a state no version knows, with a queue (so the pass that serves queues picks it).
     let bogus = app.create_resource("bed", "Bogus state").await;
     corrupt_state(&db, bogus.parse().unwrap()).await;
@@ -251,7 +303,13 @@ async fn an_unreadable_row_does_not_stop_the_reaper(b: Backend) {
         assert_eq!(app.get(&format!("/api/locks/{id}")).await.body["status"], "EXPIRED", "{id}");
     }
     let metrics = app.get("/metrics").await;
-    let skipped = metrics.body.as_str().unwrap().lines().find_map(|l| l.strip_prefix("hhs_reaper_rows_skipped_total ")).map(|n| n.trim().parse::<u64>().unwrap());
+    let skipped = metrics
+        .body
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("hhs_reaper_rows_skipped_total "))
+        .map(|n| n.trim().parse::<u64>().unwrap());
     assert!(skipped.is_some_and(|n| n >= 1), "/metrics counts the skipped row: {skipped:?}");
     app.stop().await;
 }

@@ -1,15 +1,14 @@
 //! Security: the role × endpoint matrix, principal-scoped holds, force-release, key lifecycle, the audit trail
 //! and its export, and that no key ever reaches a log line. Both stores.
 
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::{mint, Backend, TestApp, TestDb};
 use hhs_core::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use crate::support::{mint, Backend, TestApp, TestDb};
 
 both_stores!(
     open_routes_need_no_key,
@@ -108,7 +107,8 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
     // Hold it as the caller for heartbeat/release (only possible with a client-capable key).
     if matches!(path, "/api/locks/heartbeat" | "/api/locks/release") {
         if let Some(k) = key {
-            app.post_as(k, "/api/locks/acquire", json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60})).await;
+            app.post_as(k, "/api/locks/acquire", json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60}))
+                .await;
         }
     }
     if path == "/api/locks/force-release" {
@@ -116,22 +116,37 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
     }
     if path == "/api/locks/book" {
         if let Some(k) = key {
-            app.post_as(k, "/api/locks/acquire", json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60})).await;
+            app.post_as(k, "/api/locks/acquire", json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60}))
+                .await;
         }
     }
     // A session of the caller's where it may open one (else one of the client's: the role check comes first).
     let session = if path.contains("{session}") {
-        let opened = app.post_as(key.unwrap_or_default(), "/api/sessions", json!({"owner_id": owner, "ttl_seconds": 60})).await;
-        let opened = if opened.status.is_success() { opened } else { app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": owner})).await };
+        let opened =
+            app.post_as(key.unwrap_or_default(), "/api/sessions", json!({"owner_id": owner, "ttl_seconds": 60})).await;
+        let opened = if opened.status.is_success() {
+            opened
+        } else {
+            app.post_as(&app.keys.client, "/api/sessions", json!({"owner_id": owner})).await
+        };
         opened.body["id"].as_str().unwrap().to_owned()
     } else {
         String::new()
     };
     // Two more resources, held as a group by the caller where it may (else a group id nobody holds).
-    let (second, third) = (app.create_resource("bed", &format!("{route} #{n} b")).await, app.create_resource("bed", &format!("{route} #{n} c")).await);
+    let (second, third) = (
+        app.create_resource("bed", &format!("{route} #{n} b")).await,
+        app.create_resource("bed", &format!("{route} #{n} c")).await,
+    );
     let group = if path.ends_with("-group") && path != "/api/locks/acquire-group" {
         let members = json!([{"resource_id": second}, {"resource_id": third}]);
-        let held = app.post_as(key.unwrap_or_default(), "/api/locks/acquire-group", json!({"resources": members, "owner_id": owner, "ttl_seconds": 60})).await;
+        let held = app
+            .post_as(
+                key.unwrap_or_default(),
+                "/api/locks/acquire-group",
+                json!({"resources": members, "owner_id": owner, "ttl_seconds": 60}),
+            )
+            .await;
         held.body["group_id"].as_str().unwrap_or("0190a0c4-7a52-7000-8000-000000000001").to_owned()
     } else {
         String::new()
@@ -143,7 +158,8 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
     } else {
         String::new()
     };
-    let path = path.replace("{id}", &id).replace("{key}", &victim_key).replace("{type}", "bed").replace("{session}", &session);
+    let path =
+        path.replace("{id}", &id).replace("{key}", &victim_key).replace("{type}", "bed").replace("{session}", &session);
     let body: Option<Value> = match (method, path.as_str()) {
         ("POST", "/api/resources") => Some(json!({"type": "mri", "identifier": format!("M{n}")})),
         ("PATCH", _) => Some(json!({"status": "H"})),
@@ -155,10 +171,12 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
         ("POST", "/api/ml/suggest") => Some(json!({"resource_id": id, "owner_id": owner})),
         ("PUT", "/api/types/bed") => Some(json!({"default_ttl_seconds": 300})),
         ("POST", "/api/sessions") => Some(json!({"owner_id": owner, "ttl_seconds": 60})),
-        ("POST", "/api/locks/acquire-group") => {
-            Some(json!({"resources": [{"resource_id": second}, {"resource_id": third}], "owner_id": owner, "ttl_seconds": 60}))
+        ("POST", "/api/locks/acquire-group") => Some(
+            json!({"resources": [{"resource_id": second}, {"resource_id": third}], "owner_id": owner, "ttl_seconds": 60}),
+        ),
+        ("POST", "/api/locks/heartbeat-group" | "/api/locks/release-group") => {
+            Some(json!({"group_id": group, "owner_id": owner}))
         }
-        ("POST", "/api/locks/heartbeat-group" | "/api/locks/release-group") => Some(json!({"group_id": group, "owner_id": owner})),
         _ => None,
     };
     let mut req = app.request_as(method.parse().unwrap(), &path, key);
@@ -180,14 +198,19 @@ async fn call(app: &TestApp, route: &str, key: Option<&str>, n: usize) -> crate:
 }
 
 async fn role_endpoint_matrix(b: Backend) {
-    let covered: Vec<String> =
-        routes()
-            .iter()
-            .map(|(r, _)| r.replace("{key}", "{key_id}").replace("{id}", "{resource_id}").replace("{type}", "{type_name}").replace("{session}", "{session_id}"))
-            .collect();
+    let covered: Vec<String> = routes()
+        .iter()
+        .map(|(r, _)| {
+            r.replace("{key}", "{key_id}")
+                .replace("{id}", "{resource_id}")
+                .replace("{type}", "{type_name}")
+                .replace("{session}", "{session_id}")
+        })
+        .collect();
     for route in hhs_core::wire::endpoints::ROUTES {
         let name = format!("{} {}", route.method, route.path);
-        let i = covered.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name} is missing from the role matrix"));
+        let i =
+            covered.iter().position(|c| *c == name).unwrap_or_else(|| panic!("{name} is missing from the role matrix"));
         assert_eq!(routes()[i].1, route.role, "{name}: the endpoint table and the matrix disagree on its role");
     }
     let Some(db) = TestDb::new(b).await else { return };
@@ -195,9 +218,18 @@ async fn role_endpoint_matrix(b: Backend) {
     let integration = mint(&app.store, "adt-feed", Role::Integration).await;
     let revoked = mint(&app.store, "clinic-gone", Role::Admin).await;
     let revoked_id = revoked.split('_').nth(1).unwrap().to_owned();
-    assert_eq!(app.send(app.request_as(Method::DELETE, &format!("/api/keys/{revoked_id}"), Some(&app.keys.admin))).await.status, StatusCode::OK);
+    assert_eq!(
+        app.send(app.request_as(Method::DELETE, &format!("/api/keys/{revoked_id}"), Some(&app.keys.admin)))
+            .await
+            .status,
+        StatusCode::OK
+    );
     let unknown = format!("hhs_{}_{}", "0".repeat(12), "0".repeat(64));
-    let wrong_secret = format!("{}{}", &app.keys.admin[..app.keys.admin.len() - 1], if app.keys.admin.ends_with('0') { "1" } else { "0" });
+    let wrong_secret = format!(
+        "{}{}",
+        &app.keys.admin[..app.keys.admin.len() - 1],
+        if app.keys.admin.ends_with('0') { "1" } else { "0" }
+    );
 
     let mut n = 0;
     for (route, needed) in routes() {
@@ -211,9 +243,17 @@ async fn role_endpoint_matrix(b: Backend) {
             n += 1;
             let r = call(&app, route, key, n).await;
             assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{route} with {label} key");
-            assert!(r.headers.get("www-authenticate").is_some_and(|v| v.to_str().unwrap().starts_with("Bearer")), "{route}");
+            assert!(
+                r.headers.get("www-authenticate").is_some_and(|v| v.to_str().unwrap().starts_with("Bearer")),
+                "{route}"
+            );
         }
-        for (role, key) in [(Role::Viewer, &app.keys.viewer), (Role::Client, &app.keys.client), (Role::Admin, &app.keys.admin), (Role::Integration, &integration)] {
+        for (role, key) in [
+            (Role::Viewer, &app.keys.viewer),
+            (Role::Client, &app.keys.client),
+            (Role::Admin, &app.keys.admin),
+            (Role::Integration, &integration),
+        ] {
             n += 1;
             let r = call(&app, route, Some(key), n).await;
             if role.allows(needed) {
@@ -232,7 +272,13 @@ async fn another_principal_cannot_heartbeat_or_release_and_changes_nothing(b: Ba
     let south = mint(&app.store, "clinic-south", Role::Client).await;
     let north2 = mint(&app.store, "clinic-north", Role::Client).await;
     let id = app.create_resource("bed", "B1").await;
-    let held = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 60})).await;
+    let held = app
+        .post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 60}),
+        )
+        .await;
     assert_eq!(held.body["principal"], "clinic-north");
     let before_state = app.get(&format!("/api/locks/{id}")).await.body;
     let before_events = app.event_kinds(&id).await;
@@ -242,7 +288,9 @@ async fn another_principal_cannot_heartbeat_or_release_and_changes_nothing(b: Ba
         let r = app.post_as(&south, path, json!({"resource_id": id, "owner_id": "ws-1", "fencing_token": 1})).await;
         assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "not_your_hold"), "{path}");
     }
-    let r = app.post_as(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 60})).await;
+    let r = app
+        .post_as(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 60}))
+        .await;
     assert_eq!(r.code(), "lock_held");
     assert_eq!(app.get(&format!("/api/locks/{id}")).await.body, before_state);
     assert_eq!(app.event_kinds(&id).await, before_events);
@@ -261,7 +309,12 @@ async fn force_release_applies_lock_delay_and_old_holder_is_not_holder(b: Backen
     let south = mint(&app.store, "clinic-south", Role::Client).await;
     // `or-room` has a 2 s lock-delay in the test policy.
     let id = app.create_resource("or-room", "OR 3").await;
-    app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 600})).await;
+    app.post_as(
+        &app.keys.client,
+        "/api/locks/acquire",
+        json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 600}),
+    )
+    .await;
 
     let missing_reason = app.post("/api/locks/force-release", json!({"resource_id": id, "reason": " "})).await;
     assert_eq!(missing_reason.code(), "validation_failed");
@@ -272,13 +325,20 @@ async fn force_release_applies_lock_delay_and_old_holder_is_not_holder(b: Backen
     let again = app.post("/api/locks/force-release", json!({"resource_id": id, "reason": "again"})).await;
     assert_eq!(again.code(), "lock_not_held");
 
-    let r = app.post_as(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 60})).await;
+    let r = app
+        .post_as(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 60}))
+        .await;
     assert_eq!(r.code(), "lock_delay");
     let r = app.post_as(&app.keys.client, "/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "ws-1"})).await;
     assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "not_holder"));
 
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
-    let forced = events["items"].as_array().unwrap().iter().find(|e| e["kind"] == "force_released").expect("force_released event");
+    let forced = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "force_released")
+        .expect("force_released event");
     assert_eq!(forced["principal"], "hq");
     assert_eq!(forced["detail"]["reason"], "patient moved to OR 4");
     assert_eq!(forced["detail"]["hold_principal"], "clinic-north");
@@ -286,7 +346,9 @@ async fn force_release_applies_lock_delay_and_old_holder_is_not_holder(b: Backen
     assert!(forced["request_id"].as_str().is_some());
 
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let r = app.post_as(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 60})).await;
+    let r = app
+        .post_as(&south, "/api/locks/acquire", json!({"resource_id": id, "owner_id": "ws-9", "ttl_seconds": 60}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["fencing_token"], 2);
     app.stop().await;
@@ -324,7 +386,12 @@ async fn key_lifecycle_over_http_and_revocation_reaches_other_replicas(b: Backen
     let missing = app.send(app.request_as(Method::DELETE, "/api/keys/000000000000", Some(&app.keys.admin))).await;
     assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "key_not_found"));
 
-    let kinds: Vec<Value> = app.get("/api/events?limit=1000").await.body["items"].as_array().unwrap().iter().map(|e| e["kind"].clone()).collect();
+    let kinds: Vec<Value> = app.get("/api/events?limit=1000").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
     assert!(kinds.contains(&json!("key_created")) && kinds.contains(&json!("key_revoked")));
     replica.stop().await;
     app.stop().await;
@@ -342,7 +409,9 @@ async fn audit_table_refuses_update_and_delete(b: Backend) {
                 sqlx::query(sql).execute(&pool).await.expect_err("refused")
             }
             Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display()))
+                    .await
+                    .unwrap();
                 sqlx::query(sql).execute(&pool).await.expect_err("refused")
             }
         };
@@ -365,7 +434,12 @@ async fn audit_export_streams_every_event_in_order(b: Backend) {
     // Enough events to span more than one export page (1,000 events a page).
     for i in 0..520 {
         let owner = format!("ws-{i}");
-        app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60})).await;
+        app.post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 60}),
+        )
+        .await;
         app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": id, "owner_id": owner})).await;
     }
     app.settle_log().await;
@@ -384,9 +458,27 @@ async fn audit_export_streams_every_event_in_order(b: Backend) {
     // A window: nothing before `since` or at/after `until`.
     let mid = &lines[lines.len() / 2];
     let at = mid["at"].as_str().unwrap();
-    let after = app.client.get(format!("{}/api/audit/export", app.url)).query(&[("since", at)]).send().await.unwrap().text().await.unwrap();
+    let after = app
+        .client
+        .get(format!("{}/api/audit/export", app.url))
+        .query(&[("since", at)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(after.lines().all(|l| serde_json::from_str::<Value>(l).unwrap()["at"].as_str().unwrap() >= at));
-    let before = app.client.get(format!("{}/api/audit/export", app.url)).query(&[("until", at)]).send().await.unwrap().text().await.unwrap();
+    let before = app
+        .client
+        .get(format!("{}/api/audit/export", app.url))
+        .query(&[("until", at)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(before.lines().all(|l| serde_json::from_str::<Value>(l).unwrap()["at"].as_str().unwrap() < at));
     assert_eq!(app.get("/api/audit/export?since=yesterday").await.code(), "validation_failed");
     app.stop().await;
@@ -400,7 +492,8 @@ async fn failed_authentications_are_recorded_rate_limited(b: Backend) {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let events = app.get("/api/events?limit=1000").await.body;
-    let failures: Vec<&Value> = events["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "auth_failed").collect();
+    let failures: Vec<&Value> =
+        events["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "auth_failed").collect();
     assert!(!failures.is_empty() && failures.len() <= 2, "rate-limited: {} events for 25 failures", failures.len());
     assert_eq!(failures[0]["outcome"], "unauthenticated");
     assert_eq!(failures[0]["detail"]["reason"], "malformed");
@@ -420,7 +513,12 @@ async fn no_key_or_secret_appears_in_logs(b: Backend) {
     app.get_as(&near_miss, "/api/locks").await;
     app.get_as(&format!("{west}extra"), "/api/locks").await;
     app.post("/api/locks/force-release", json!({"resource_id": id, "reason": "log test"})).await;
-    app.send(app.request_as(Method::DELETE, &format!("/api/keys/{}", created.body["id"].as_str().unwrap()), Some(&app.keys.admin))).await;
+    app.send(app.request_as(
+        Method::DELETE,
+        &format!("/api/keys/{}", created.body["id"].as_str().unwrap()),
+        Some(&app.keys.admin),
+    ))
+    .await;
     let own_keys = [app.keys.admin.clone(), app.keys.client.clone(), app.keys.viewer.clone()];
     app.stop().await;
 

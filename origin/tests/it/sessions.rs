@@ -21,7 +21,12 @@ both_stores!(
 );
 
 async fn open(app: &TestApp, owner: &str, ttl: u32) -> Value {
-    let r = app.send(app.request_as(Method::POST, "/api/sessions", Some(&app.keys.client)).json(&json!({"owner_id": owner, "ttl_seconds": ttl}))).await;
+    let r = app
+        .send(
+            app.request_as(Method::POST, "/api/sessions", Some(&app.keys.client))
+                .json(&json!({"owner_id": owner, "ttl_seconds": ttl})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body
 }
@@ -45,7 +50,10 @@ async fn a_session_renews_its_holds_with_one_keepalive_and_releases_them_when_cl
     let loose = app.create_resource("bed", "Ward 7, bed 9").await;
     let s = open(&app, "ward-7", 30).await;
     let sid = s["id"].as_str().unwrap().to_owned();
-    assert_eq!((s["status"].as_str(), s["ttl_seconds"].as_u64(), s["holds"].as_u64()), (Some("OPEN"), Some(30), Some(0)));
+    assert_eq!(
+        (s["status"].as_str(), s["ttl_seconds"].as_u64(), s["holds"].as_u64()),
+        (Some("OPEN"), Some(30), Some(0))
+    );
 
     for bed in &beds {
         let r = acquire_in(&app, bed, "ward-7", &sid).await;
@@ -54,7 +62,13 @@ async fn a_session_renews_its_holds_with_one_keepalive_and_releases_them_when_cl
         assert_eq!(r.body["expires_at"], s["expires_at"], "a session's hold ends when its session does");
     }
     // A hold outside the session, by the same owner: untouched by the session.
-    let alone = app.post_as(&app.keys.client, "/api/locks/acquire", json!({"resource_id": loose, "owner_id": "ward-7", "ttl_seconds": 60})).await;
+    let alone = app
+        .post_as(
+            &app.keys.client,
+            "/api/locks/acquire",
+            json!({"resource_id": loose, "owner_id": "ward-7", "ttl_seconds": 60}),
+        )
+        .await;
     assert_eq!(alone.status, StatusCode::OK);
     let loose_before = app.get(&format!("/api/locks/{loose}")).await.body;
 
@@ -70,18 +84,29 @@ async fn a_session_renews_its_holds_with_one_keepalive_and_releases_them_when_cl
     }
     assert_eq!(app.get(&format!("/api/locks/{loose}")).await.body, loose_before);
     // A session's hold is renewed by its session only.
-    let beat = app.send(app.request_as(Method::POST, "/api/locks/heartbeat", Some(&app.keys.client)).json(&json!({"resource_id": beds[0], "owner_id": "ward-7"}))).await;
+    let beat = app
+        .send(
+            app.request_as(Method::POST, "/api/locks/heartbeat", Some(&app.keys.client))
+                .json(&json!({"resource_id": beds[0], "owner_id": "ward-7"})),
+        )
+        .await;
     assert_eq!((beat.status, beat.code()), (StatusCode::CONFLICT, "renewed_by_session"));
     // Listed and shown, with its holds.
     let listed = app.get_as(&app.keys.viewer, "/api/sessions").await;
-    assert!(listed.body["items"].as_array().unwrap().iter().any(|x| x["id"] == sid.as_str() && x["holds"] == 3), "{}", listed.body);
+    assert!(
+        listed.body["items"].as_array().unwrap().iter().any(|x| x["id"] == sid.as_str() && x["holds"] == 3),
+        "{}",
+        listed.body
+    );
     assert_eq!(app.get(&format!("/api/sessions/{sid}")).await.body["holds"], 3);
     // Another session counts its own holds only.
     let other = open(&app, "ward-7", 30).await;
     assert_eq!(app.get(&format!("/api/sessions/{}", other["id"].as_str().unwrap())).await.body["holds"], 0);
 
     // One hold released on its own; the others go when the session closes.
-    let released = app.post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": beds[0], "owner_id": "ward-7"})).await;
+    let released = app
+        .post_as(&app.keys.client, "/api/locks/release", json!({"resource_id": beds[0], "owner_id": "ward-7"}))
+        .await;
     assert_eq!(released.status, StatusCode::OK, "{}", released.body);
     let closed = session_call(&app, Method::DELETE, &format!("/api/sessions/{sid}"), &app.keys.client).await;
     assert_eq!((closed.status, closed.body["status"].as_str()), (StatusCode::OK, Some("CLOSED")), "{}", closed.body);
@@ -93,7 +118,13 @@ async fn a_session_renews_its_holds_with_one_keepalive_and_releases_them_when_cl
     assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "session_ended"));
     // The audit trail: opened and closed, by the client's principal.
     let log = app.get("/api/events?limit=1000").await.body;
-    let kinds: Vec<&str> = log["items"].as_array().unwrap().iter().filter(|e| e["detail"]["session_id"] == sid.as_str()).map(|e| e["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"]["session_id"] == sid.as_str())
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["session_opened", "session_closed"]);
     assert_eq!(app.event_kinds(&beds[1]).await, ["resource_created", "acquired", "released"]);
     app.stop().await;
@@ -102,7 +133,11 @@ async fn a_session_renews_its_holds_with_one_keepalive_and_releases_them_when_cl
 async fn a_lapsed_session_takes_exactly_its_holds_with_it(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
-    let (a, c, loose) = (app.create_resource("bed", "L1").await, app.create_resource("bed", "L2").await, app.create_resource("bed", "L3").await);
+    let (a, c, loose) = (
+        app.create_resource("bed", "L1").await,
+        app.create_resource("bed", "L2").await,
+        app.create_resource("bed", "L3").await,
+    );
     let s = open(&app, "ward-8", 1).await;
     let sid = s["id"].as_str().unwrap().to_owned();
     for bed in [&a, &c] {
@@ -114,15 +149,26 @@ async fn a_lapsed_session_takes_exactly_its_holds_with_it(b: Backend) {
     loop {
         let shown = app.get(&format!("/api/sessions/{sid}")).await.body;
         let kinds = (app.event_kinds(&a).await, app.event_kinds(&c).await);
-        if shown["status"] == "LAPSED" && kinds.0.last().map(String::as_str) == Some("expired") && kinds.1.last().map(String::as_str) == Some("expired") {
+        if shown["status"] == "LAPSED"
+            && kinds.0.last().map(String::as_str) == Some("expired")
+            && kinds.1.last().map(String::as_str) == Some("expired")
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "not lapsed: {shown} {kinds:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(app.get(&format!("/api/locks/{loose}")).await.body["status"], "HELD", "a hold outside the session is not touched");
+    assert_eq!(
+        app.get(&format!("/api/locks/{loose}")).await.body["status"],
+        "HELD",
+        "a hold outside the session is not touched"
+    );
     let log = app.get("/api/events?limit=1000").await.body;
-    assert!(log["items"].as_array().unwrap().iter().any(|e| e["kind"] == "session_lapsed" && e["detail"]["session_id"] == sid.as_str()));
+    assert!(log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "session_lapsed" && e["detail"]["session_id"] == sid.as_str()));
     // Nothing more under it.
     let late = acquire_in(&app, &loose, "ward-8", &sid).await;
     assert_eq!((late.status, late.code()), (StatusCode::CONFLICT, "session_ended"));
@@ -139,21 +185,41 @@ async fn sessions_refuse_the_wrong_caller_and_bad_requests(b: Backend) {
     // Another principal's session: neither kept alive, closed nor used.
     let r = session_call(&app, Method::POST, &format!("/api/sessions/{sid}/keepalive"), &south).await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "not_your_hold"));
-    let r = app.send(app.request_as(Method::POST, "/api/locks/acquire", Some(&south)).json(&json!({"resource_id": bed, "owner_id": "ward-9", "session_id": sid}))).await;
+    let r = app
+        .send(
+            app.request_as(Method::POST, "/api/locks/acquire", Some(&south))
+                .json(&json!({"resource_id": bed, "owner_id": "ward-9", "session_id": sid})),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "not_your_hold"));
     // The session's owner only; a TTL and a session are one too many; unknown and malformed ids.
     assert_eq!(acquire_in(&app, &bed, "ward-1", &sid).await.code(), "validation_failed");
     let both = json!({"resource_id": bed, "owner_id": "ward-9", "session_id": sid, "ttl_seconds": 30});
-    assert_eq!(app.send(app.request_as(Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&both)).await.code(), "validation_failed");
+    assert_eq!(
+        app.send(app.request_as(Method::POST, "/api/locks/acquire", Some(&app.keys.client)).json(&both)).await.code(),
+        "validation_failed"
+    );
     let unknown = "0190a0c4-7a52-7000-8000-000000000001";
     assert_eq!(acquire_in(&app, &bed, "ward-9", unknown).await.code(), "session_not_found");
-    assert_eq!(session_call(&app, Method::GET, &format!("/api/sessions/{unknown}"), &app.keys.viewer).await.code(), "session_not_found");
-    assert_eq!(session_call(&app, Method::GET, "/api/sessions/not-a-uuid", &app.keys.viewer).await.code(), "invalid_session_id");
+    assert_eq!(
+        session_call(&app, Method::GET, &format!("/api/sessions/{unknown}"), &app.keys.viewer).await.code(),
+        "session_not_found"
+    );
+    assert_eq!(
+        session_call(&app, Method::GET, "/api/sessions/not-a-uuid", &app.keys.viewer).await.code(),
+        "invalid_session_id"
+    );
     // A viewer may look, not open.
-    let r = app.send(app.request_as(Method::POST, "/api/sessions", Some(&app.keys.viewer)).json(&json!({"owner_id": "x"}))).await;
+    let r = app
+        .send(app.request_as(Method::POST, "/api/sessions", Some(&app.keys.viewer)).json(&json!({"owner_id": "x"})))
+        .await;
     assert_eq!(r.code(), "forbidden");
     // Without a TTL: the default.
-    let d = app.send(app.request_as(Method::POST, "/api/sessions", Some(&app.keys.client)).json(&json!({"owner_id": "ward-9"}))).await;
+    let d = app
+        .send(
+            app.request_as(Method::POST, "/api/sessions", Some(&app.keys.client)).json(&json!({"owner_id": "ward-9"})),
+        )
+        .await;
     assert_eq!(d.body["ttl_seconds"], 300);
     app.stop().await;
 }
@@ -170,7 +236,13 @@ async fn keepalive_statement_agrees_with_core(b: Backend) {
     let bounds = TtlBounds { min_seconds: 1, max_seconds: 600 };
     let (sid, other) = (SessionId(uuid::Uuid::from_u128(11)), SessionId(uuid::Uuid::from_u128(12)));
     let now = Millis(1_800_000_000_000);
-    let mut s = open_session(sid, Principal::parse("clinic-north").unwrap(), OwnerId::parse("ws").unwrap(), Ttl::from_seconds(30, &bounds).unwrap(), Millis(now.0 - 20_000));
+    let mut s = open_session(
+        sid,
+        Principal::parse("clinic-north").unwrap(),
+        OwnerId::parse("ws").unwrap(),
+        Ttl::from_seconds(30, &bounds).unwrap(),
+        Millis(now.0 - 20_000),
+    );
     s.last_keepalive = now; // the keepalive, already applied to the session
     let mut cases = vec![];
     for (i, state) in ["HELD", "RELEASED", "EXPIRED"].into_iter().enumerate() {
@@ -180,13 +252,29 @@ async fn keepalive_statement_agrees_with_core(b: Backend) {
                     let id = app.create_resource("bed", &format!("K{i}{j}{k}{}", booked.is_some())).await;
                     let rid: uuid::Uuid = id.parse().unwrap();
                     let ended = (state != "HELD").then_some(now.0 - ago);
-                    cases.push((rid, StoredLease {
-                        last_token: 3, hold_id: Some(uuid::Uuid::from_u128(900 + cases.len() as u128)), principal: Some("clinic-north".into()),
-                        owner_id: Some("ws".into()), ttl_ms: Some(30_000), token: Some(3), acquired_at_ms: Some(now.0 - 100_000),
-                        last_heartbeat_ms: Some(now.0 - 20_000 - ago), state: state.into(), ended_at_ms: ended, heartbeats: 4,
-                        max_gap_ms: 7_000, delay_until_ms: None, late_reported: false,
-                        session_id: session.map(|s| s.0), group_id: None, booked_until_ms: booked, waiters: 0,
-                    }));
+                    cases.push((
+                        rid,
+                        StoredLease {
+                            last_token: 3,
+                            hold_id: Some(uuid::Uuid::from_u128(900 + cases.len() as u128)),
+                            principal: Some("clinic-north".into()),
+                            owner_id: Some("ws".into()),
+                            ttl_ms: Some(30_000),
+                            token: Some(3),
+                            acquired_at_ms: Some(now.0 - 100_000),
+                            last_heartbeat_ms: Some(now.0 - 20_000 - ago),
+                            state: state.into(),
+                            ended_at_ms: ended,
+                            heartbeats: 4,
+                            max_gap_ms: 7_000,
+                            delay_until_ms: None,
+                            late_reported: false,
+                            session_id: session.map(|s| s.0),
+                            group_id: None,
+                            booked_until_ms: booked,
+                            waiters: 0,
+                        },
+                    ));
                 }
             }
         }
@@ -234,12 +322,18 @@ async fn a_keepalive_names_the_holds_it_renewed_and_not_one_force_released(b: Ba
     let mut all: Vec<(String, u64)> = beds.iter().cloned().zip(tokens.iter().copied()).collect();
     all.sort();
     let named = |body: &Value| -> Vec<(String, u64)> {
-        body["renewed"].as_array().unwrap_or_else(|| panic!("no renewed holds in {body}")).iter()
-            .map(|h| (h["resource_id"].as_str().unwrap().to_owned(), h["fencing_token"].as_u64().unwrap())).collect()
+        body["renewed"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no renewed holds in {body}"))
+            .iter()
+            .map(|h| (h["resource_id"].as_str().unwrap().to_owned(), h["fencing_token"].as_u64().unwrap()))
+            .collect()
     };
     assert_eq!(named(&kept.body), all, "{}", kept.body);
 
-    let forced = app.post_as(&app.keys.admin, "/api/locks/force-release", json!({"resource_id": beds[1], "reason": "bed needed"})).await;
+    let forced = app
+        .post_as(&app.keys.admin, "/api/locks/force-release", json!({"resource_id": beds[1], "reason": "bed needed"}))
+        .await;
     assert_eq!(forced.status, StatusCode::OK, "{}", forced.body);
     let kept = session_call(&app, Method::POST, &path, &app.keys.client).await;
     assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
@@ -279,10 +373,18 @@ async fn a_keepalive_reads_the_clock_after_it_holds_the_rows(b: Backend) {
         tokio::spawn(async move {
             use sqlx::Connection;
             match (pg, lite) {
-                (Some(url), _) => side!(sqlx::PgConnection::connect(&url).await.unwrap(), sqlx::Postgres, "BEGIN",
-                    "SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE"),
-                (_, Some(path)) => side!(sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap(), sqlx::Sqlite,
-                    "BEGIN IMMEDIATE", "UPDATE leases SET waiters = waiters WHERE resource_id = $1"),
+                (Some(url), _) => side!(
+                    sqlx::PgConnection::connect(&url).await.unwrap(),
+                    sqlx::Postgres,
+                    "BEGIN",
+                    "SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE"
+                ),
+                (_, Some(path)) => side!(
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap(),
+                    sqlx::Sqlite,
+                    "BEGIN IMMEDIATE",
+                    "UPDATE leases SET waiters = waiters WHERE resource_id = $1"
+                ),
                 _ => unreachable!("a database"),
             }
         })

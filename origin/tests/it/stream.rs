@@ -2,7 +2,6 @@
 //! is told to resync), and on PostgreSQL a change made through one origin replica reaches the stream of another
 //! (LISTEN/NOTIFY).
 
-
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -22,7 +21,8 @@ async fn changes_arrive_live_and_a_reconnect_replays_what_was_missed(b: Backend)
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let id = app.create_resource("bed", "B1").await;
-    let mut live = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
+    let mut live =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     app.acquire(&id, "ws-1", 60).await;
@@ -31,7 +31,10 @@ async fn changes_arrive_live_and_a_reconnect_replays_what_was_missed(b: Backend)
     assert_eq!(acquired["fencing_token"], 1);
     // The event carries its resource's lock as the origin read it after the event: what a dashboard shows.
     let lock = &acquired["lock"];
-    assert_eq!((lock["status"].as_str(), lock["fencing_token"].as_i64(), lock["owner_id"].as_str()), (Some("HELD"), Some(1), Some("ws-1")));
+    assert_eq!(
+        (lock["status"].as_str(), lock["fencing_token"].as_i64(), lock["owner_id"].as_str()),
+        (Some("HELD"), Some(1), Some("ws-1"))
+    );
     assert_eq!((lock["type"].as_str(), lock["identifier"].as_str()), (Some("bed"), Some("B1")));
     assert!(lock["expires_at"].is_string());
     let seen = acquired["id"].as_i64().unwrap();
@@ -40,14 +43,18 @@ async fn changes_arrive_live_and_a_reconnect_replays_what_was_missed(b: Backend)
     // Missed while disconnected: a release and a new grant.
     app.release(&id, "ws-1").await;
     app.acquire(&id, "ws-2", 60).await;
-    let mut resumed = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(seen)).await;
+    let mut resumed =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(seen)).await;
     let released = resumed.until("released", &id, Duration::from_secs(2)).await.expect("replayed release");
     assert_eq!(released["owner_id"], "ws-1");
     let again = resumed.until("acquired", &id, Duration::from_secs(2)).await.expect("replayed acquire");
     assert_eq!(again["fencing_token"], 2);
     // Replayed events carry the lock as it is now (never older than the event): the replayed release already
     // shows the newer grant, which a dashboard keeps.
-    assert_eq!((released["lock"]["fencing_token"].as_i64(), released["lock"]["owner_id"].as_str()), (Some(2), Some("ws-2")));
+    assert_eq!(
+        (released["lock"]["fencing_token"].as_i64(), released["lock"]["owner_id"].as_str()),
+        (Some(2), Some("ws-2"))
+    );
 
     // Without a key: 401, like every /api route.
     let r = app.send(app.request_as(reqwest::Method::GET, "/api/events/stream", None)).await;
@@ -62,14 +69,18 @@ async fn on_postgres_a_change_through_one_replica_reaches_another_replicas_strea
     let writer = TestApp::spawn_custom(&db, 0, |s| s.event_poll = Duration::from_secs(60)).await;
     let reader = TestApp::spawn_custom(&db, 0, |s| s.event_poll = Duration::from_secs(60)).await;
     let id = writer.create_resource("or-room", "OR 9").await;
-    let mut stream = Sse::open(reader.request_as(reqwest::Method::GET, "/api/events/stream", Some(&reader.keys.viewer)), None).await;
+    let mut stream =
+        Sse::open(reader.request_as(reqwest::Method::GET, "/api/events/stream", Some(&reader.keys.viewer)), None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     writer.acquire(&id, "ws-1", 60).await;
     let got = stream.until("acquired", &id, Duration::from_secs(3)).await;
     assert!(got.is_some(), "the other replica's stream did not see the acquire");
     // Renewals travel as NOTIFY payloads: the other replica's dashboards see heartbeats too.
     let beat = writer.heartbeat(&id, "ws-1").await;
-    let renewal = stream.until("heartbeat", &id, Duration::from_secs(3)).await.expect("the other replica's stream did not see the heartbeat");
+    let renewal = stream
+        .until("heartbeat", &id, Duration::from_secs(3))
+        .await
+        .expect("the other replica's stream did not see the heartbeat");
     assert_eq!(renewal["expires_at"], beat.body["expires_at"]);
     reader.stop().await;
     writer.stop().await;
@@ -80,7 +91,8 @@ async fn heartbeats_arrive_as_transient_renewals_with_the_new_expiry(b: Backend)
     let app = TestApp::spawn_custom(&db, 0, |s| s.event_poll = Duration::from_secs(60)).await;
     let id = app.create_resource("bed", "B1").await;
     app.acquire(&id, "ws-1", 60).await;
-    let mut live = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
+    let mut live =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let beat = app.heartbeat(&id, "ws-1").await;
     assert_eq!(beat.status, StatusCode::OK);
@@ -90,7 +102,8 @@ async fn heartbeats_arrive_as_transient_renewals_with_the_new_expiry(b: Backend)
     assert_eq!((renewal["owner_id"].as_str(), renewal["fencing_token"].as_u64()), (Some("ws-1"), Some(1)));
     // Not an event of the log: a replay from the start has the acquire and no heartbeat.
     drop(live);
-    let mut replay = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(0)).await;
+    let mut replay =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(0)).await;
     let mut kinds = vec![];
     while let Some((kind, _)) = replay.next(Duration::from_millis(500)).await {
         kinds.push(kind);
@@ -109,7 +122,8 @@ async fn a_client_too_far_behind_is_told_to_resync(b: Backend) {
         app.release(&id, &format!("ws-{i}")).await;
     }
     app.acquire(&id, "ws-last", 60).await;
-    let mut resumed = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(1)).await;
+    let mut resumed =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(1)).await;
     let mut replayed = 0;
     let last = loop {
         // Generous: under the whole suite's load on two cores a replay page has taken over 5 s to arrive (CI).
@@ -128,17 +142,25 @@ async fn the_lock_list_says_when_it_was_read_and_from_which_event_to_stream(b: B
     let app = TestApp::spawn(&db).await;
     let id = app.create_resource("or-room", "OR 1").await;
     app.acquire(&id, "ws-1", 60).await;
-    let newest = app.get(&format!("/api/events?resource_id={id}")).await.body["items"].as_array().unwrap().last().unwrap()["id"].as_i64().unwrap();
+    let newest =
+        app.get(&format!("/api/events?resource_id={id}")).await.body["items"].as_array().unwrap().last().unwrap()["id"]
+            .as_i64()
+            .unwrap();
     let before = chrono::Utc::now();
     let list = app.get("/api/locks").await;
     let after = chrono::Utc::now();
     assert_eq!(list.body["last_event_id"].as_i64(), Some(newest));
     let server: chrono::DateTime<chrono::Utc> = list.body["server_time"].as_str().unwrap().parse().unwrap();
     // Same machine, same clock: the database's time lies within the request's span.
-    assert!(server >= before - chrono::Duration::milliseconds(50) && server <= after + chrono::Duration::milliseconds(50), "{server}");
+    assert!(
+        server >= before - chrono::Duration::milliseconds(50) && server <= after + chrono::Duration::milliseconds(50),
+        "{server}"
+    );
 
     // An involuntary end says in its event when the lock-delay ends (or-room: 2 s in the test policy).
-    let forced = app.post_as(&app.keys.admin, "/api/locks/force-release", serde_json::json!({"resource_id": id, "reason": "drill"})).await;
+    let forced = app
+        .post_as(&app.keys.admin, "/api/locks/force-release", serde_json::json!({"resource_id": id, "reason": "drill"}))
+        .await;
     let events = app.get(&format!("/api/events?resource_id={id}")).await.body;
     let ended = events["items"].as_array().unwrap().last().unwrap();
     assert_eq!(ended["kind"], "force_released");
@@ -153,7 +175,8 @@ async fn a_stream_ends_when_its_key_is_revoked(b: Backend) {
     let created = app.post("/api/keys", serde_json::json!({"principal": "wall-screen", "role": "viewer"})).await;
     let key = created.body["key"].as_str().unwrap().to_owned();
     let mut watched = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&key)), None).await;
-    let mut other = Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
+    let mut other =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), None).await;
     assert!(!watched.closed_within(Duration::from_millis(1_500)).await, "a valid key's stream stays open");
     let id = created.body["id"].as_str().unwrap();
     assert_eq!(app.send(app.client.delete(format!("{}/api/keys/{id}", app.url))).await.status, StatusCode::OK);
@@ -178,7 +201,8 @@ async fn on_postgres_another_replicas_change_arrives_within_a_second_while_heart
     let writer = TestApp::spawn_custom(&db, 0, quiet).await;
     let reader = TestApp::spawn_custom(&db, 0, quiet).await;
     let bed = writer.create_resource("bed", "Quiet 1").await;
-    let mut stream = Sse::open(reader.request_as(reqwest::Method::GET, "/api/events/stream", Some(&reader.keys.viewer)), None).await;
+    let mut stream =
+        Sse::open(reader.request_as(reqwest::Method::GET, "/api/events/stream", Some(&reader.keys.viewer)), None).await;
     // Renewals as fast as four clients can send them, each a NOTIFY that reaches the reader's pump.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut beats = vec![];
@@ -200,7 +224,10 @@ async fn on_postgres_another_replicas_change_arrives_within_a_second_while_heart
     for b in beats {
         let _ = b.await;
     }
-    assert!(got.is_some(), "the other replica's acquire did not reach this replica's stream within 1.5 s while renewals flowed");
+    assert!(
+        got.is_some(),
+        "the other replica's acquire did not reach this replica's stream within 1.5 s while renewals flowed"
+    );
     reader.stop().await;
     writer.stop().await;
 }
@@ -223,7 +250,9 @@ async fn a_first_page_by_resource_stops_at_the_commit_horizon() {
     .await
     .unwrap();
     assert_eq!(app.acquire(&bed, "ws-1", 30).await.status, StatusCode::OK);
-    let ids = |page: &serde_json::Value| -> Vec<i64> { page["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect() };
+    let ids = |page: &serde_json::Value| -> Vec<i64> {
+        page["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect()
+    };
     // Read while the late transaction is open (`get` would wait for the horizon to pass it).
     let first = ids(&app.send(app.client.get(format!("{}/api/events?resource_id={bed}&limit=2", app.url))).await.body);
     slow.execute("COMMIT").await.unwrap();

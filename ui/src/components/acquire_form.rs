@@ -27,7 +27,8 @@ pub fn acquire_form(props: &Props) -> Html {
     let wait = use_state(|| hhs_core::queue::MAX_WAIT_SECONDS.to_string());
 
     let onsubmit = {
-        let (owner, shown_ttl, wait, act, id, taken) = (owner.clone(), shown_ttl.clone(), wait.clone(), ctx.act.clone(), props.id, props.taken);
+        let (owner, shown_ttl, wait, act, id, taken) =
+            (owner.clone(), shown_ttl.clone(), wait.clone(), ctx.act.clone(), props.id, props.taken);
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             // An empty TTL lets the server's model choose; anything else goes as typed (the server validates).

@@ -13,8 +13,8 @@ use super::anomaly_table::AnomalyTable;
 use super::bar_chart::{BarChart, Series};
 use super::context::Ctx;
 use crate::analytics::{self, DURATION_BUCKETS};
-use crate::format;
 use crate::api::{Api, UiError};
+use crate::format;
 use crate::state::Board;
 
 #[derive(Properties, PartialEq)]
@@ -28,7 +28,9 @@ const HOURS: usize = 24;
 const MAX_PAGES: usize = 10;
 
 async fn last_day(api: &Api, now: Millis) -> Result<Vec<EventView>, UiError> {
-    let since = Millis(analytics::hour_start(now).0 - (HOURS as i64 - 1) * 3_600_000).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let since = Millis(analytics::hour_start(now).0 - (HOURS as i64 - 1) * 3_600_000)
+        .to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut all: Vec<EventView> = Vec::new();
     let mut query = format!("since={since}&limit=1000");
     for _ in 0..MAX_PAGES {
@@ -62,7 +64,8 @@ pub fn analytics_view(props: &Props) -> Html {
         Callback::from(move |_| refresh.set(*refresh + 1))
     };
 
-    let types: BTreeMap<ResourceId, String> = props.board.rows.values().map(|r| (r.id, r.resource_type.clone())).collect();
+    let types: BTreeMap<ResourceId, String> =
+        props.board.rows.values().map(|r| (r.id, r.resource_type.clone())).collect();
     let utilisation = analytics::utilisation(&props.board, props.now);
     let util_chart = html! {
         <BarChart title="Utilisation now, per type" x_label="resource type" y_label="% held" y_max={Some(100)}

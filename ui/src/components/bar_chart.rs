@@ -39,7 +39,10 @@ const TOP: f64 = 12.0;
 
 #[function_component(BarChart)]
 pub fn bar_chart(props: &Props) -> Html {
-    let max = props.y_max.unwrap_or_else(|| props.series.iter().flat_map(|s| s.values.iter().copied()).max().unwrap_or(0)).max(1);
+    let max = props
+        .y_max
+        .unwrap_or_else(|| props.series.iter().flat_map(|s| s.values.iter().copied()).max().unwrap_or(0))
+        .max(1);
     let plot_h = H - TOP - BOTTOM;
     let n = props.categories.len().max(1) as f64;
     let slot = (W - LEFT - 8.0) / n;

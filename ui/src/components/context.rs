@@ -19,10 +19,22 @@ pub const DASHBOARD_OWNER: &str = "dashboard";
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// `wait_seconds`: wait that long in the resource's queue if it is held (0–30; `None`: refused at once).
-    Acquire { owner_id: String, ttl_seconds: Option<f64>, wait_seconds: Option<u32> },
-    Heartbeat { owner_id: String, fencing_token: Option<u64> },
-    Release { owner_id: String, fencing_token: Option<u64> },
-    ForceRelease { reason: String },
+    Acquire {
+        owner_id: String,
+        ttl_seconds: Option<f64>,
+        wait_seconds: Option<u32>,
+    },
+    Heartbeat {
+        owner_id: String,
+        fencing_token: Option<u64>,
+    },
+    Release {
+        owner_id: String,
+        fencing_token: Option<u64>,
+    },
+    ForceRelease {
+        reason: String,
+    },
 }
 
 impl Op {
@@ -36,11 +48,21 @@ impl Op {
         };
         match self {
             Op::Acquire { owner_id, ttl_seconds, wait_seconds } => {
-                let req = AcquireRequest { resource_id: resource_id.clone(), owner_id: owner_id.clone(), ttl_seconds: *ttl_seconds, session_id: None, wait_seconds: *wait_seconds };
+                let req = AcquireRequest {
+                    resource_id: resource_id.clone(),
+                    owner_id: owner_id.clone(),
+                    ttl_seconds: *ttl_seconds,
+                    session_id: None,
+                    wait_seconds: *wait_seconds,
+                };
                 api.call::<endpoints::Acquire>(None, "", &req).await
             }
-            Op::Heartbeat { owner_id, fencing_token } => api.call::<endpoints::Heartbeat>(None, "", &holder(owner_id, fencing_token)).await,
-            Op::Release { owner_id, fencing_token } => api.call::<endpoints::Release>(None, "", &holder(owner_id, fencing_token)).await,
+            Op::Heartbeat { owner_id, fencing_token } => {
+                api.call::<endpoints::Heartbeat>(None, "", &holder(owner_id, fencing_token)).await
+            }
+            Op::Release { owner_id, fencing_token } => {
+                api.call::<endpoints::Release>(None, "", &holder(owner_id, fencing_token)).await
+            }
             Op::ForceRelease { reason } => {
                 let req = ForceReleaseRequest { resource_id: resource_id.clone(), reason: reason.clone() };
                 api.call::<endpoints::ForceRelease>(None, "", &req).await

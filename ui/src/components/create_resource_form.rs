@@ -26,16 +26,26 @@ pub fn create_resource_form() -> Html {
                 return;
             }
             busy.set(true);
-            let req = CreateResourceRequest { resource_type: ty.trim().to_owned(), identifier: ident.trim().to_owned() };
+            let req =
+                CreateResourceRequest { resource_type: ty.trim().to_owned(), identifier: ident.trim().to_owned() };
             let (busy, ident, ctx) = (busy.clone(), ident.clone(), ctx.clone());
             yew::platform::spawn_local(async move {
                 match ctx.session.api.call::<endpoints::CreateResource>(None, "", &req).await {
                     Ok(r) => {
-                        ctx.dispatch.dispatch(Action::Notify(Notice::Info(format!("Added {} {}.", r.resource_type, r.identifier))));
-                        ctx.dispatch.dispatch(Action::Created { id: r.id, resource_type: r.resource_type, identifier: r.identifier });
+                        ctx.dispatch.dispatch(Action::Notify(Notice::Info(format!(
+                            "Added {} {}.",
+                            r.resource_type, r.identifier
+                        ))));
+                        ctx.dispatch.dispatch(Action::Created {
+                            id: r.id,
+                            resource_type: r.resource_type,
+                            identifier: r.identifier,
+                        });
                         ident.set(String::new());
                     }
-                    Err(e) => ctx.dispatch.dispatch(Action::Notify(Notice::Error(format!("Could not add the resource: {e}")))),
+                    Err(e) => {
+                        ctx.dispatch.dispatch(Action::Notify(Notice::Error(format!("Could not add the resource: {e}"))))
+                    }
                 }
                 busy.set(false);
             });

@@ -12,8 +12,8 @@ use super::board_view::BoardView;
 use super::context::{Ctx, Op};
 use super::detail_panel::DetailPanel;
 use super::notice_banner::NoticeBanner;
-use super::status_bar::StatusBar;
 use super::sessions_view::SessionsView;
+use super::status_bar::StatusBar;
 use super::types_view::TypesView;
 use crate::api::UiError;
 use crate::feed;
@@ -76,7 +76,8 @@ pub fn dashboard(props: &Props) -> Html {
         let local = local.clone();
         use_effect_with((), move |_| {
             let window = web_sys::window();
-            let count = window.as_ref().and_then(|w| w.location().search().ok()).is_some_and(|q| q.contains("count-renders"));
+            let count =
+                window.as_ref().and_then(|w| w.location().search().ok()).is_some_and(|q| q.contains("count-renders"));
             let tick = Interval::new(1_000, move || {
                 local.set(local_now());
                 if let (true, Some(w)) = (count, &window) {

@@ -30,15 +30,18 @@ pub fn detail_panel(props: &Props) -> Html {
     let shown = row.shown(props.now);
     let spans = use_state(|| None::<Result<Vec<Span>, String>>);
     let suggestion = use_state(|| None::<Result<SuggestResponse, String>>);
-    let owner = row.lock.owner_id.clone().filter(|_| shown == Shown::Held).unwrap_or_else(|| DASHBOARD_OWNER.to_owned());
+    let owner =
+        row.lock.owner_id.clone().filter(|_| shown == Shown::Held).unwrap_or_else(|| DASHBOARD_OWNER.to_owned());
     // The signed-in principal's own hold: renewed or released from its row, not acquired again.
     let mine = shown == Shown::Held && row.lock.principal.as_deref() == Some(ctx.session.principal.as_str());
     // What waiting can end: a hold, a lock-delay, a status other than U (housekeeping done, say).
-    let taken = matches!(shown, Shown::Held | Shown::LockDelay) || !row.lock.resource_status.unwrap_or_default().available();
+    let taken =
+        matches!(shown, Shown::Held | Shown::LockDelay) || !row.lock.resource_status.unwrap_or_default().available();
 
     // Reload the timeline and suggestion when another resource is opened or this one changes hands.
     {
-        let (api, spans, suggestion, owner) = (ctx.session.api.clone(), spans.clone(), suggestion.clone(), owner.clone());
+        let (api, spans, suggestion, owner) =
+            (ctx.session.api.clone(), spans.clone(), suggestion.clone(), owner.clone());
         let since = (props.now.0 - 7 * 86_400_000).max(0);
         use_effect_with((row.id, row.lock.fencing_token, row.lock.status), move |(id, _, _)| {
             let id = *id;

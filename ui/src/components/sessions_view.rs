@@ -20,28 +20,30 @@ pub fn sessions_view(props: &Props) -> Html {
     let ctx = use_context::<Ctx>().expect("inside the dashboard");
     let (sessions, reload) = use_list::<endpoints::ListSessions, _, _>(&ctx.session.api);
     let refresh = Callback::from(move |_: MouseEvent| reload.emit(()));
-    let body = loaded::view(&sessions, "Loading the sessions…", "No open sessions.", |list| html! {
-        <table class="sessions">
-            <thead><tr>
-                <th scope="col">{ "Owner" }</th><th scope="col">{ "Principal" }</th><th scope="col">{ "Holds" }</th>
-                <th scope="col">{ "TTL (s)" }</th><th scope="col">{ "Status" }</th><th scope="col">{ "Expires in" }</th>
-            </tr></thead>
-            <tbody>
-                { for list.iter().map(|s| {
-                    let left = s.remaining_at(props.now);
-                    html! {
-                        <tr data-session-id={s.id.to_string()} data-status={s.status.clone()}>
-                            <th scope="row">{ s.owner_id.clone() }</th>
-                            <td>{ s.principal.clone() }</td>
-                            <td class="holds">{ s.holds }</td>
-                            <td>{ s.ttl_seconds }</td>
-                            <td>{ s.status.clone() }</td>
-                            <td title={format::time(s.expires_at)}>{ format::duration(left) }</td>
-                        </tr>
-                    }
-                }) }
-            </tbody>
-        </table>
+    let body = loaded::view(&sessions, "Loading the sessions…", "No open sessions.", |list| {
+        html! {
+            <table class="sessions">
+                <thead><tr>
+                    <th scope="col">{ "Owner" }</th><th scope="col">{ "Principal" }</th><th scope="col">{ "Holds" }</th>
+                    <th scope="col">{ "TTL (s)" }</th><th scope="col">{ "Status" }</th><th scope="col">{ "Expires in" }</th>
+                </tr></thead>
+                <tbody>
+                    { for list.iter().map(|s| {
+                        let left = s.remaining_at(props.now);
+                        html! {
+                            <tr data-session-id={s.id.to_string()} data-status={s.status.clone()}>
+                                <th scope="row">{ s.owner_id.clone() }</th>
+                                <td>{ s.principal.clone() }</td>
+                                <td class="holds">{ s.holds }</td>
+                                <td>{ s.ttl_seconds }</td>
+                                <td>{ s.status.clone() }</td>
+                                <td title={format::time(s.expires_at)}>{ format::duration(left) }</td>
+                            </tr>
+                        }
+                    }) }
+                </tbody>
+            </table>
+        }
     });
     html! {
         <section class="sessions-page" aria-labelledby="sessions-title">

@@ -111,7 +111,11 @@ fn a_heartbeat_moves_the_expiry_and_an_older_one_is_ignored() {
     let b = fold(b, [Action::Renewal(renewed(20_000))]);
     assert_eq!(b.rows[&rid(1)].lock.expires_at, Some(at(50_000)));
     assert_eq!(b.rows[&rid(1)].shown(now(45_000)), Shown::Held, "renewed: not expired at the old expiry");
-    assert_eq!((b.rows[&rid(1)].resource_type.as_str(), b.rows[&rid(1)].identifier.as_str()), ("bed", "Bed 1"), "names kept");
+    assert_eq!(
+        (b.rows[&rid(1)].resource_type.as_str(), b.rows[&rid(1)].identifier.as_str()),
+        ("bed", "Bed 1"),
+        "names kept"
+    );
     assert_eq!(b.last_event_id, 11, "renewals are not events: the cursor stays");
     let b = fold(b, [Action::Renewal(renewed(10_000))]);
     assert_eq!(b.rows[&rid(1)].lock.expires_at, Some(at(50_000)), "an out-of-order older renewal changes nothing");
@@ -138,7 +142,8 @@ fn released_frees_the_resource() {
 fn an_expiry_with_a_lock_delay_shows_lock_delay_then_expired() {
     let held = granted(rid(3), 0, 10);
     let expired = expire(&held, now(10_200), Millis(2_000)).unwrap().lease;
-    let b = fold(board(), [Action::Event(event(12, "expired", rid(3), Some(view(&expired, 10_200, "or-room", "OR 1"))))]);
+    let b =
+        fold(board(), [Action::Event(event(12, "expired", rid(3), Some(view(&expired, 10_200, "or-room", "OR 1"))))]);
     let row = &b.rows[&rid(3)];
     assert_eq!(row.lock.status, LockStatus::Expired);
     assert_eq!(row.lock.ended_at, Some(at(10_000)), "it ended at its last valid instant, not when the reaper saw it");
@@ -150,7 +155,10 @@ fn an_expiry_with_a_lock_delay_shows_lock_delay_then_expired() {
 fn a_force_release_ends_the_hold_and_starts_the_lock_delay() {
     let held = granted(rid(3), 0, 600);
     let ended = force_release(&held, now(5_000), Millis(2_000)).unwrap().lease;
-    let b = fold(board(), [Action::Event(event(12, "force_released", rid(3), Some(view(&ended, 5_000, "or-room", "OR 1"))))]);
+    let b = fold(
+        board(),
+        [Action::Event(event(12, "force_released", rid(3), Some(view(&ended, 5_000, "or-room", "OR 1"))))],
+    );
     let row = &b.rows[&rid(3)];
     assert_eq!(row.lock.status, LockStatus::ForceReleased);
     assert_eq!(row.shown(now(6_000)), Shown::LockDelay);
@@ -161,10 +169,12 @@ fn a_force_release_ends_the_hold_and_starts_the_lock_delay() {
 fn an_older_view_changes_nothing_and_an_unchanged_row_keeps_its_allocation() {
     let held = granted(rid(1), 0, 30);
     let renewed = heartbeat(&held, now(20_000), &claim()).unwrap().lease;
-    let b = fold(board(), [Action::Event(event(11, "heartbeat", rid(1), Some(view(&renewed, 20_000, "bed", "Bed 1"))))]);
+    let b =
+        fold(board(), [Action::Event(event(11, "heartbeat", rid(1), Some(view(&renewed, 20_000, "bed", "Bed 1"))))]);
     let before = b.rows[&rid(1)].clone();
     // The acquire's own view (older heartbeat), the same view again, and an older hold's end: nothing moves.
-    let older_hold = force_release(&Lease { last_token: hhs_core::FencingToken(0), ..granted(rid(1), 0, 30) }, now(1), Millis::ZERO);
+    let older_hold =
+        force_release(&Lease { last_token: hhs_core::FencingToken(0), ..granted(rid(1), 0, 30) }, now(1), Millis::ZERO);
     let mut actions = vec![
         Action::Event(event(12, "acquired", rid(1), Some(view(&held, 0, "bed", "Bed 1")))),
         Action::Event(event(13, "heartbeat", rid(1), Some(view(&renewed, 20_000, "bed", "Bed 1")))),
@@ -177,7 +187,10 @@ fn an_older_view_changes_nothing_and_an_unchanged_row_keeps_its_allocation() {
     let b = fold(b, actions);
     assert_eq!(b.rows[&rid(1)].lock.expires_at, Some(at(50_000)));
     assert_eq!(b.rows[&rid(1)].lock.status, LockStatus::Held);
-    assert!(Rc::ptr_eq(&before, &b.rows[&rid(1)]), "an unchanged row is the same allocation: its component does not re-render");
+    assert!(
+        Rc::ptr_eq(&before, &b.rows[&rid(1)]),
+        "an unchanged row is the same allocation: its component does not re-render"
+    );
     assert_eq!(b.last_event_id, 14);
 }
 
@@ -186,9 +199,17 @@ fn a_resync_snapshot_replaces_the_board() {
     let held = granted(rid(1), 0, 30);
     let b = fold(
         board(),
-        [Action::Event(event(11, "acquired", rid(1), Some(view(&held, 0, "bed", "Bed 1")))), Action::Link(Link::Reconnecting("lost".into()))],
+        [
+            Action::Event(event(11, "acquired", rid(1), Some(view(&held, 0, "bed", "Bed 1")))),
+            Action::Link(Link::Reconnecting("lost".into())),
+        ],
     );
-    let list = LockList { items: vec![free(rid(2), "bed", "Bed 2")], server_time: at(60_000), last_event_id: 40, next_after: None };
+    let list = LockList {
+        items: vec![free(rid(2), "bed", "Bed 2")],
+        server_time: at(60_000),
+        last_event_id: 40,
+        next_after: None,
+    };
     let b = fold(b, [Action::Snapshot { list, offset_ms: -5 }, Action::Link(Link::Live)]);
     assert_eq!(b.rows.keys().copied().collect::<Vec<_>>(), [rid(2)], "resources gone meanwhile are gone");
     assert_eq!((b.last_event_id, b.offset_ms, b.link.clone()), (40, -5, Link::Live));
@@ -270,7 +291,12 @@ fn a_groups_live_members_are_listed_together_until_they_lapse() {
             Action::Event(event(11, "acquired", rid(2), Some(view(&out[0].lease, 1_000, "bed", "Bed 2")))),
             Action::Event(event(12, "acquired", rid(3), Some(view(&out[1].lease, 1_000, "or-room", "OR 1")))),
             // A plain hold is no group's.
-            Action::Event(event(13, "acquired", rid(1), Some(view(&granted(rid(1), 1_000, 30), 1_000, "bed", "Bed 1")))),
+            Action::Event(event(
+                13,
+                "acquired",
+                rid(1),
+                Some(view(&granted(rid(1), 1_000, 30), 1_000, "bed", "Bed 1")),
+            )),
         ],
     );
     let groups = b.groups(now(2_000));

@@ -49,7 +49,10 @@ fn sse_messages_are_framed_across_any_chunk_boundary() {
         assert_eq!(got, want, "split at {cut}");
     }
     let mut p = sse::Parser::default();
-    assert_eq!(p.push(b"data: a\r\ndata: b\r\n\r\n"), [Message { event: "message".into(), id: None, data: "a\nb".into() }]);
+    assert_eq!(
+        p.push(b"data: a\r\ndata: b\r\n\r\n"),
+        [Message { event: "message".into(), id: None, data: "a\nb".into() }]
+    );
 }
 
 #[test]
@@ -84,7 +87,11 @@ fn endings_are_counted_per_clock_hour_oldest_first() {
         ev(5, "acquired", 1, 5, rel(hour + 1), json!({})),
     ];
     let per_hour = endings_per_hour(&events, now, 3);
-    assert_eq!(per_hour[2], Endings { released: 1, expired: 1, force_released: 0 }, "the current hour, incl. a moment 'ahead'");
+    assert_eq!(
+        per_hour[2],
+        Endings { released: 1, expired: 1, force_released: 0 },
+        "the current hour, incl. a moment 'ahead'"
+    );
     assert_eq!(per_hour[1], Endings { released: 0, expired: 0, force_released: 1 });
     assert_eq!(per_hour[0], Endings::default(), "three hours back is outside a 3-hour window");
 }

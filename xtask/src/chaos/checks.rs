@@ -43,7 +43,14 @@ pub struct Call {
 
 impl Call {
     /// A call as recorded before its answer is read.
-    pub fn new(client: usize, op: &'static str, resource: &str, (start, end): (u64, u64), (sent_us, answered_us): (u64, Option<u64>), status: Option<u16>) -> Call {
+    pub fn new(
+        client: usize,
+        op: &'static str,
+        resource: &str,
+        (start, end): (u64, u64),
+        (sent_us, answered_us): (u64, Option<u64>),
+        status: Option<u16>,
+    ) -> Call {
         Call {
             client,
             op,
@@ -149,7 +156,9 @@ pub fn no_overlap(log: &[LogEvent]) -> Check {
         for pair in holds.windows(2) {
             let ((_, prev_end, prev), (next_start, _, next)) = (pair[0], pair[1]);
             if next_start < prev_end {
-                violations.push(format!("resource {r}: hold {next} granted at {next_start} while {prev} was valid until {prev_end}"));
+                violations.push(format!(
+                    "resource {r}: hold {next} granted at {next_start} while {prev} was valid until {prev_end}"
+                ));
             }
         }
     }
@@ -179,12 +188,20 @@ pub fn acknowledged_are_logged(calls: &[Call], log: &[LogEvent]) -> Check {
     let logged: HashMap<&str, Option<i64>> =
         log.iter().filter(|e| e.kind == "acquired").filter_map(|e| Some((e.hold_id.as_deref()?, e.token))).collect();
     let mut violations = vec![];
-    let acked: Vec<&Call> = calls.iter().filter(|c| matches!(c.op, "acquire" | "acquire-in" | "group-member") && c.status == Some(200) && c.fresh).collect();
+    let acked: Vec<&Call> = calls
+        .iter()
+        .filter(|c| matches!(c.op, "acquire" | "acquire-in" | "group-member") && c.status == Some(200) && c.fresh)
+        .collect();
     for c in &acked {
         let hold = c.hold_id.as_deref().unwrap_or("?");
         match logged.get(hold) {
-            None => violations.push(format!("client {} was granted hold {hold} (token {:?}) which the log does not have", c.client, c.token)),
-            Some(t) if *t != c.token => violations.push(format!("hold {hold}: acknowledged token {:?}, logged {t:?}", c.token)),
+            None => violations.push(format!(
+                "client {} was granted hold {hold} (token {:?}) which the log does not have",
+                c.client, c.token
+            )),
+            Some(t) if *t != c.token => {
+                violations.push(format!("hold {hold}: acknowledged token {:?}, logged {t:?}", c.token))
+            }
             Some(_) => {}
         }
     }
@@ -215,7 +232,11 @@ pub fn register_fenced(writes: &[Write]) -> Check {
     check(
         "fenced register",
         &violations,
-        format!("{} writes, {frozen} by frozen clients, {} of them after a re-grant (all must be refused)", writes.len(), stale.len()),
+        format!(
+            "{} writes, {frozen} by frozen clients, {} of them after a re-grant (all must be refused)",
+            writes.len(),
+            stale.len()
+        ),
     )
 }
 
@@ -244,7 +265,10 @@ pub fn server_errors(calls: &[Call], down: &[Window], grace: u64) -> Check {
             Some(503) => {
                 e503 += 1;
                 if !down.iter().any(|w| c.end >= w.start && c.start <= w.end + grace) {
-                    violations.push(format!("503 to client {} ({} on {}) at {}–{} ms with the database up", c.client, c.op, c.resource, c.start, c.end));
+                    violations.push(format!(
+                        "503 to client {} ({} on {}) at {}–{} ms with the database up",
+                        c.client, c.op, c.resource, c.start, c.end
+                    ));
                 }
             }
             Some(s) if s >= 500 && s != 502 && s != 504 => {
@@ -294,7 +318,9 @@ pub fn views(sightings: &[Sighting], calls: &[Call], log: &[LogEvent]) -> Vec<Vi
     let mut cuts: HashMap<&str, Vec<reference::Seen>> = HashMap::new();
     for c in forced.iter().filter(|c| c.status == Some(200)) {
         if let Some(h) = c.hold_id.as_deref() {
-            cuts.entry(h).or_default().push(reference::Seen::ForceReleased { sent: c.sent_us, answered: c.answered_us });
+            cuts.entry(h)
+                .or_default()
+                .push(reference::Seen::ForceReleased { sent: c.sent_us, answered: c.answered_us });
         }
     }
     for e in log.iter().filter(|e| e.kind == "force_released") {
@@ -302,7 +328,8 @@ pub fn views(sightings: &[Sighting], calls: &[Call], log: &[LogEvent]) -> Vec<Vi
         if cuts.contains_key(h) {
             continue;
         }
-        let undecided = forced.iter().filter(|c| c.resource == r && !c.status.is_some_and(|s| s == 200 || (400..500).contains(&s)));
+        let undecided =
+            forced.iter().filter(|c| c.resource == r && !c.status.is_some_and(|s| s == 200 || (400..500).contains(&s)));
         let sent = undecided.map(|c| c.sent_us).min().unwrap_or(0);
         cuts.entry(h).or_default().push(reference::Seen::ForceReleased { sent, answered: None });
     }
@@ -319,7 +346,8 @@ pub fn views(sightings: &[Sighting], calls: &[Call], log: &[LogEvent]) -> Vec<Vi
             _ => continue,
         };
         // Under a session the hold takes the session's renewal, which may be long past: certain only to its send.
-        let until = if c.op == "acquire-in" { c.sent_us } else { c.sent_us + u64::from(c.ttl.unwrap_or(0)) * 1_000_000 };
+        let until =
+            if c.op == "acquire-in" { c.sent_us } else { c.sent_us + u64::from(c.ttl.unwrap_or(0)) * 1_000_000 };
         for ((client, resource, _), list) in seen.iter_mut() {
             if *client == c.client && resources.contains(resource) {
                 list.push(reference::Seen::Renewing { sent: c.sent_us, until });
@@ -379,7 +407,11 @@ pub fn client_views(views: &[View]) -> Check {
         }
     }
     let holds: HashSet<(usize, &str)> = views.iter().map(|v| (v.client, v.hold.as_str())).collect();
-    check("client views disjoint", &violations, format!("{} holds believed in {} spans on {} resources", holds.len(), views.len(), by_resource.len()))
+    check(
+        "client views disjoint",
+        &violations,
+        format!("{} holds believed in {} spans on {} resources", holds.len(), views.len(), by_resource.len()),
+    )
 }
 
 /// What the admin steward wrote, for the reference model: per resource its status writes and deletes, per type
@@ -401,7 +433,10 @@ impl Facts {
         }
         let exists = reference::known(&true, of(&self.exists, resource), sent, answered);
         let status = reference::known(&Status::Unoccupied, of(&self.status, resource), sent, answered);
-        let bounds = self.type_of.get(resource).and_then(|t| reference::known(self.initial_bounds.get(t)?, of(&self.bounds, t), sent, answered));
+        let bounds = self
+            .type_of
+            .get(resource)
+            .and_then(|t| reference::known(self.initial_bounds.get(t)?, of(&self.bounds, t), sent, answered));
         Known { exists, status, bounds }
     }
 }
@@ -416,7 +451,12 @@ pub fn model_outcomes(calls: &[Call], facts: &Facts, log: &[LogEvent]) -> Check 
     let mut forced: HashMap<&str, Vec<reference::Write<()>>> = HashMap::new();
     for c in calls.iter().filter(|c| c.op == "force-release" && c.status == Some(200)) {
         if let Some(h) = c.hold_id.as_deref() {
-            forced.entry(h).or_default().push(reference::Write { sent: c.sent_us, answered: c.answered_us, effect: reference::Effect::Applied, value: () });
+            forced.entry(h).or_default().push(reference::Write {
+                sent: c.sent_us,
+                answered: c.answered_us,
+                effect: reference::Effect::Applied,
+                value: (),
+            });
         }
     }
     let ended = |hold: &str, sent: u64| forced.get(hold).is_some_and(|w| reference::certainly_before(w, sent));
@@ -430,7 +470,9 @@ pub fn model_outcomes(calls: &[Call], facts: &Facts, log: &[LogEvent]) -> Check 
                 let kind = if c.waited { AcquireKind::Waiting } else { AcquireKind::Plain };
                 reference::acquire(&facts.known(&c.resource, c.sent_us, answered), ttl, kind)
             }
-            "acquire-in" => reference::acquire(&facts.known(&c.resource, c.sent_us, answered), ttl, AcquireKind::Session),
+            "acquire-in" => {
+                reference::acquire(&facts.known(&c.resource, c.sent_us, answered), ttl, AcquireKind::Session)
+            }
             "acquire-group" => {
                 let members: Vec<Known> = c.resource.split(',').map(|r| facts.known(r, c.sent_us, answered)).collect();
                 reference::acquire_group(&members, ttl)
@@ -477,7 +519,14 @@ pub fn model_outcomes(calls: &[Call], facts: &Facts, log: &[LogEvent]) -> Check 
     violations.extend(stale.iter().map(|(_, why)| format!("in commit order: {why}")));
     let counts = decided.iter().map(|(op, n)| format!("{n} {op}")).collect::<Vec<_>>().join(", ");
     let statuses = logged.iter().filter(|l| matches!(l, Logged::StatusChanged { .. })).count();
-    check("outcomes the model decides", &violations, format!("decided: {}; {statuses} status changes in the log", if counts.is_empty() { "none".into() } else { counts }))
+    check(
+        "outcomes the model decides",
+        &violations,
+        format!(
+            "decided: {}; {statuses} status changes in the log",
+            if counts.is_empty() { "none".into() } else { counts }
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -485,33 +534,65 @@ mod tests {
     use super::*;
 
     fn ev(id: i64, kind: &str, r: &str, h: &str, token: i64, at: i64, held: Option<i64>) -> LogEvent {
-        LogEvent { id, kind: kind.into(), resource_id: Some(r.into()), hold_id: Some(h.into()), token: Some(token), at, held_ms: held, status_to: None }
+        LogEvent {
+            id,
+            kind: kind.into(),
+            resource_id: Some(r.into()),
+            hold_id: Some(h.into()),
+            token: Some(token),
+            at,
+            held_ms: held,
+            status_to: None,
+        }
     }
 
     #[test]
     fn overlapping_holds_are_found_and_back_to_back_ones_are_not() {
-        let fine = [ev(1, "acquired", "r", "a", 1, 0, None), ev(2, "released", "r", "a", 1, 500, Some(500)), ev(3, "acquired", "r", "b", 2, 500, None)];
+        let fine = [
+            ev(1, "acquired", "r", "a", 1, 0, None),
+            ev(2, "released", "r", "a", 1, 500, Some(500)),
+            ev(3, "acquired", "r", "b", 2, 500, None),
+        ];
         assert!(no_overlap(&fine).ok);
-        let expired_then_granted = [ev(1, "acquired", "r", "a", 1, 0, None), ev(2, "expired", "r", "a", 1, 9_000, Some(5_000)), ev(3, "acquired", "r", "b", 2, 4_000, None)];
+        let expired_then_granted = [
+            ev(1, "acquired", "r", "a", 1, 0, None),
+            ev(2, "expired", "r", "a", 1, 9_000, Some(5_000)),
+            ev(3, "acquired", "r", "b", 2, 4_000, None),
+        ];
         assert!(!no_overlap(&expired_then_granted).ok, "b granted while a was valid until 5,000");
         let never_ended = [ev(1, "acquired", "r", "a", 1, 0, None), ev(3, "acquired", "r", "b", 2, 4_000, None)];
         assert!(!no_overlap(&never_ended).ok);
         // A booking runs to its end (`completed`, held_ms to `until`): granting before that is an overlap.
-        let booked = |next_at| [ev(1, "acquired", "r", "a", 1, 0, None), ev(2, "completed", "r", "a", 1, 3_100, Some(3_000)), ev(3, "acquired", "r", "b", 2, next_at, None)];
+        let booked = |next_at| {
+            [
+                ev(1, "acquired", "r", "a", 1, 0, None),
+                ev(2, "completed", "r", "a", 1, 3_100, Some(3_000)),
+                ev(3, "acquired", "r", "b", 2, next_at, None),
+            ]
+        };
         assert!(no_overlap(&booked(3_000)).ok);
         assert!(!no_overlap(&booked(2_999)).ok, "b granted during a's booking");
     }
 
     #[test]
     fn tokens_must_rise_per_resource() {
-        let ok = [ev(1, "acquired", "r", "a", 1, 0, None), ev(2, "acquired", "s", "b", 1, 1, None), ev(3, "acquired", "r", "c", 2, 2, None)];
+        let ok = [
+            ev(1, "acquired", "r", "a", 1, 0, None),
+            ev(2, "acquired", "s", "b", 1, 1, None),
+            ev(3, "acquired", "r", "c", 2, 2, None),
+        ];
         assert!(tokens_rise(&ok).ok);
         let reused = [ev(1, "acquired", "r", "a", 2, 0, None), ev(3, "acquired", "r", "c", 2, 2, None)];
         assert!(!tokens_rise(&reused).ok);
     }
 
     fn grant(hold: &str, token: i64) -> Call {
-        Call { token: Some(token), hold_id: Some(hold.into()), fresh: true, ..Call::new(0, "acquire", "r", (0, 1), (0, Some(1)), Some(200)) }
+        Call {
+            token: Some(token),
+            hold_id: Some(hold.into()),
+            fresh: true,
+            ..Call::new(0, "acquire", "r", (0, 1), (0, Some(1)), Some(200))
+        }
     }
 
     #[test]
@@ -524,14 +605,19 @@ mod tests {
 
     #[test]
     fn a_frozen_clients_stale_write_must_be_refused() {
-        let w = |token, seen, accepted, frozen| Write { client: 1, resource: "r".into(), token, seen, accepted, frozen };
+        let w =
+            |token, seen, accepted, frozen| Write { client: 1, resource: "r".into(), token, seen, accepted, frozen };
         assert!(register_fenced(&[w(1, 0, true, false), w(2, 1, true, false), w(1, 2, false, true)]).ok);
         assert!(!register_fenced(&[w(2, 0, true, false), w(1, 2, true, true)]).ok);
     }
 
     #[test]
     fn the_stream_must_have_every_id_once() {
-        let log = [ev(1, "acquired", "r", "a", 1, 0, None), ev(2, "released", "r", "a", 1, 1, Some(1)), ev(3, "acquired", "r", "b", 2, 2, None)];
+        let log = [
+            ev(1, "acquired", "r", "a", 1, 0, None),
+            ev(2, "released", "r", "a", 1, 1, Some(1)),
+            ev(3, "acquired", "r", "b", 2, 2, None),
+        ];
         assert!(stream_complete(&log, 1, &[3, 2]).ok, "order is commit order, not id order");
         assert!(!stream_complete(&log, 0, &[2, 3]).ok, "1 missing");
         assert!(!stream_complete(&log, 1, &[2, 3, 3]).ok, "3 twice");
@@ -552,9 +638,15 @@ mod tests {
 
     #[test]
     fn overlapping_client_views_are_found_and_touching_ones_are_not() {
-        assert!(client_views(&[view(1, "a", 0, 100), view(2, "b", 100, 200)]).ok, "one ends exactly when the next begins");
+        assert!(
+            client_views(&[view(1, "a", 0, 100), view(2, "b", 100, 200)]).ok,
+            "one ends exactly when the next begins"
+        );
         assert!(!client_views(&[view(1, "a", 0, 100), view(2, "b", 99, 200)]).ok, "one µs of overlap");
-        assert!(!client_views(&[view(1, "a", 0, 500), view(2, "b", 100, 200), view(3, "c", 300, 400)]).ok, "inside a long one");
+        assert!(
+            !client_views(&[view(1, "a", 0, 500), view(2, "b", 100, 200), view(3, "c", 300, 400)]).ok,
+            "inside a long one"
+        );
         assert!(!client_views(&[view(1, "a", 0, 100), view(2, "a", 50, 60)]).ok, "two clients answered with one hold");
         let other_resource = View { resource: "s".into(), ..view(2, "b", 50, 60) };
         assert!(client_views(&[view(1, "a", 0, 100), other_resource]).ok);
@@ -564,13 +656,17 @@ mod tests {
     fn views_are_cut_by_a_force_release_and_resumed_only_by_a_later_acknowledgement() {
         let sight = |client, hold: &str, seen| Sighting { client, resource: "r".into(), hold: hold.into(), seen };
         let ack = |sent, answered, until| reference::Seen::Ack { sent, answered, until };
-        let force = Call { hold_id: Some("a".into()), ..Call::new(99, "force-release", "r", (0, 0), (50, Some(60)), Some(200)) };
+        let force = Call {
+            hold_id: Some("a".into()),
+            ..Call::new(99, "force-release", "r", (0, 0), (50, Some(60)), Some(200))
+        };
         let seen = [sight(1, "a", ack(0, 10, 1_000)), sight(2, "b", ack(70, 80, 1_000))];
         let v = views(&seen, std::slice::from_ref(&force), &[]);
         assert_eq!(v, vec![view(1, "a", 10, 50), view(2, "b", 80, 1_000)]);
         assert!(client_views(&v).ok);
         // A heartbeat the server (wrongly) acknowledged after the force-release: the client believes again.
-        let seen = [sight(1, "a", ack(0, 10, 1_000)), sight(2, "b", ack(70, 80, 1_000)), sight(1, "a", ack(65, 90, 1_065))];
+        let seen =
+            [sight(1, "a", ack(0, 10, 1_000)), sight(2, "b", ack(70, 80, 1_000)), sight(1, "a", ack(65, 90, 1_065))];
         assert!(!client_views(&views(&seen, &[force], &[])).ok);
         // Unanswered, the force-release is found in the log and cuts from its send.
         let lost = Call::new(99, "force-release", "r", (0, 0), (50, None), None);
@@ -581,22 +677,39 @@ mod tests {
     #[test]
     fn the_model_flags_a_grant_it_knows_must_be_refused() {
         let mut facts = Facts::default();
-        let set = |sent, answered, value| reference::Write { sent, answered: Some(answered), effect: reference::Effect::Applied, value };
+        let set = |sent, answered, value| reference::Write {
+            sent,
+            answered: Some(answered),
+            effect: reference::Effect::Applied,
+            value,
+        };
         facts.status.insert("r".into(), vec![set(0, 10, Status::Contaminated)]);
         facts.type_of.insert("r".into(), "bed".into());
         facts.initial_bounds.insert("bed".into(), (1, 3600));
-        let acq = |status, code: Option<&str>, sent| Call { ttl: Some(5), code: code.map(Into::into), ..Call::new(0, "acquire", "r", (0, 0), (sent, Some(sent + 5)), Some(status)) };
+        let acq = |status, code: Option<&str>, sent| Call {
+            ttl: Some(5),
+            code: code.map(Into::into),
+            ..Call::new(0, "acquire", "r", (0, 0), (sent, Some(sent + 5)), Some(status))
+        };
         assert!(!model_outcomes(&[acq(200, None, 20)], &facts, &[]).ok, "granted on a bed known to be K");
         assert!(model_outcomes(&[acq(409, Some("resource_unavailable"), 20)], &facts, &[]).ok);
         assert!(!model_outcomes(&[acq(409, Some("lock_held"), 20)], &facts, &[]).ok, "the status comes first");
         assert!(model_outcomes(&[acq(200, None, 5)], &facts, &[]).ok, "sent while the change was in flight: undecided");
         // A heartbeat after a force-release was answered must be refused.
-        let force = Call { hold_id: Some("a".into()), ..Call::new(9, "force-release", "r", (0, 0), (0, Some(10)), Some(200)) };
-        let hb = |status| Call { holds: vec!["a".into()], ..Call::new(0, "heartbeat-group", "g", (0, 0), (20, Some(25)), Some(status)) };
+        let force =
+            Call { hold_id: Some("a".into()), ..Call::new(9, "force-release", "r", (0, 0), (0, Some(10)), Some(200)) };
+        let hb = |status| Call {
+            holds: vec!["a".into()],
+            ..Call::new(0, "heartbeat-group", "g", (0, 0), (20, Some(25)), Some(status))
+        };
         assert!(!model_outcomes(&[force.clone(), hb(200)], &Facts::default(), &[]).ok);
         assert!(model_outcomes(&[force, hb(409)], &Facts::default(), &[]).ok);
         // In commit order: a grant after a status change to K.
-        let changed = LogEvent { kind: "status_changed".into(), status_to: Some(Status::Contaminated), ..ev(1, "x", "r", "-", 0, 0, None) };
+        let changed = LogEvent {
+            kind: "status_changed".into(),
+            status_to: Some(Status::Contaminated),
+            ..ev(1, "x", "r", "-", 0, 0, None)
+        };
         assert!(!model_outcomes(&[], &Facts::default(), &[changed, ev(2, "acquired", "r", "a", 1, 0, None)]).ok);
     }
 }

@@ -58,7 +58,15 @@ pub struct Options {
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
-        let mut o = Options { duration: Duration::from_secs(60), seed: 1, sqlite: false, edge: false, clients: 12, release: false, ha: false };
+        let mut o = Options {
+            duration: Duration::from_secs(60),
+            seed: 1,
+            sqlite: false,
+            edge: false,
+            clients: 12,
+            release: false,
+            ha: false,
+        };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut num = |name: &str| -> Result<u64, String> {
@@ -72,7 +80,11 @@ impl Options {
                 "--edge" => o.edge = true,
                 "--release" => o.release = true,
                 "--ha" => o.ha = true,
-                other => return Err(format!("unknown chaos option {other:?} (--duration S --seed N --clients N --sqlite --ha --edge --release)")),
+                other => {
+                    return Err(format!(
+                    "unknown chaos option {other:?} (--duration S --seed N --clients N --sqlite --ha --edge --release)"
+                ))
+                }
             }
         }
         Ok(o)
@@ -112,13 +124,33 @@ impl World {
     }
 
     fn start_replica(&self, i: usize, port: u16) -> Result<Child, String> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.logs.join(format!("replica-{i}.log"))).map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("replica-{i}.log")))
+            .map_err(|e| e.to_string())?;
         let bind = format!("127.0.0.1:{port}");
-        self.origin(&["serve", "--bind", &bind, "--min-ttl", "1", "--max-ttl", "3600", "--lock-delay", "or-room=2", "--reaper-interval", "1", "--log-format", "json", "--dashboard-dir", "/nonexistent"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("could not start hhs-origin: {e}"))
+        self.origin(&[
+            "serve",
+            "--bind",
+            &bind,
+            "--min-ttl",
+            "1",
+            "--max-ttl",
+            "3600",
+            "--lock-delay",
+            "or-room=2",
+            "--reaper-interval",
+            "1",
+            "--log-format",
+            "json",
+            "--dashboard-dir",
+            "/nonexistent",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("could not start hhs-origin: {e}"))
     }
 
     fn kill(&self, i: usize) {
@@ -137,7 +169,12 @@ impl World {
     }
 
     fn urls(&self) -> Vec<String> {
-        self.replicas.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|r| format!("http://127.0.0.1:{}", r.port)).collect()
+        self.replicas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|r| format!("http://127.0.0.1:{}", r.port))
+            .collect()
     }
 }
 
@@ -272,10 +309,19 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         (false, true) => "a PostgreSQL formation (primary + 2 synchronous standbys), 3 replicas",
         (false, false) => "PostgreSQL (durable), 3 replicas",
     };
-    step(&format!("chaos: {store}, {} clients, {} s, seed {}; logs in {}", o.clients, o.duration.as_secs(), o.seed, logs.display()));
+    step(&format!(
+        "chaos: {store}, {} clients, {} s, seed {}; logs in {}",
+        o.clients,
+        o.duration.as_secs(),
+        o.seed,
+        logs.display()
+    ));
     crate::run::status(&mut world.origin(&["migrate"]))?;
-    let key = |principal: &str, role: &str| output(&mut world.origin(&["keys", "create", "--principal", principal, "--role", role]));
-    let (admin, client, viewer) = (key("chaos-admin", "admin")?, key("chaos", "client")?, key("chaos-watch", "viewer")?);
+    let key = |principal: &str, role: &str| {
+        output(&mut world.origin(&["keys", "create", "--principal", principal, "--role", role]))
+    };
+    let (admin, client, viewer) =
+        (key("chaos-admin", "admin")?, key("chaos", "client")?, key("chaos-watch", "viewer")?);
     let integration = key("chaos-adt", "integration")?;
     for i in 0..replicas {
         world.revive(i)?;
@@ -286,7 +332,13 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     }
     let _edge = if o.edge {
         crate::edge::build(false)?;
-        let w = crate::edge::start_wrangler(free_port()?, Some("bench"), &[("ORIGIN_URL", endpoints[0].clone())], &logs.join("wrangler.log"), true)?;
+        let w = crate::edge::start_wrangler(
+            free_port()?,
+            Some("bench"),
+            &[("ORIGIN_URL", endpoints[0].clone())],
+            &logs.join("wrangler.log"),
+            true,
+        )?;
         endpoints.push(w.url.clone());
         Some(w)
     } else {
@@ -296,10 +348,20 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     let agent = http::agent(Duration::from_secs(10));
     let mut resources = vec![];
     // Contended (12 clients, 1–3 holds each), yet with room for a group's 2–3 members to be free together.
-    let named = (1..=12).map(|i| ("bed", format!("Chaos {i}"))).chain([("scanner", "Chaos CT".to_owned()), ("or-room", "Chaos OR".to_owned())]);
+    let named = (1..=12)
+        .map(|i| ("bed", format!("Chaos {i}")))
+        .chain([("scanner", "Chaos CT".to_owned()), ("or-room", "Chaos OR".to_owned())]);
     for (ty, ident) in named {
-        match http::call(&agent, "POST", &format!("{}/api/resources", endpoints[0]), &admin, Some(&json!({"type": ty, "identifier": ident}))) {
-            http::Answer::Status(201, body) => resources.push((body["id"].as_str().unwrap_or_default().to_owned(), ty.to_owned(), ident)),
+        match http::call(
+            &agent,
+            "POST",
+            &format!("{}/api/resources", endpoints[0]),
+            &admin,
+            Some(&json!({"type": ty, "identifier": ident})),
+        ) {
+            http::Answer::Status(201, body) => {
+                resources.push((body["id"].as_str().unwrap_or_default().to_owned(), ty.to_owned(), ident))
+            }
             other => return Err(format!("could not create a resource: {other:?}")),
         }
     }
@@ -313,7 +375,9 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         match http::call(&agent, "GET", &format!("{}/api/types/{ty}", endpoints[0]), &viewer, None) {
             http::Answer::Status(200, body) => {
                 let bound = |f: &str| body[f].as_u64().map(|v| v as u32);
-                let (Some(min), Some(max)) = (bound("min_ttl_seconds"), bound("max_ttl_seconds")) else { return Err(format!("type {ty}: {body}")) };
+                let (Some(min), Some(max)) = (bound("min_ttl_seconds"), bound("max_ttl_seconds")) else {
+                    return Err(format!("type {ty}: {body}"));
+                };
                 sh.facts.lock().unwrap_or_else(|p| p.into_inner()).initial_bounds.insert(ty.to_owned(), (min, max));
             }
             other => return Err(format!("could not read type {ty}: {other:?}")),
@@ -429,10 +493,12 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
         checks::model_outcomes(&calls, &facts, &log),
     ];
     print_table(o, &calls, (kills, crashes, freezes), &checks, world.cluster.is_some() || world.formation.is_some());
-    let all: Vec<String> = checks.iter().flat_map(|c| c.violations.iter().map(move |v| format!("{}: {v}", c.name))).collect();
+    let all: Vec<String> =
+        checks.iter().flat_map(|c| c.violations.iter().map(move |v| format!("{}: {v}", c.name))).collect();
     let _ = std::fs::write(logs.join("violations.txt"), all.join("\n") + "\n");
     // What the checks judged, for reading a violation back: every call, and what each client saw of its holds.
-    let trace: Vec<String> = calls.iter().map(|c| format!("{c:?}")).chain(sightings.iter().map(|s| format!("{s:?}"))).collect();
+    let trace: Vec<String> =
+        calls.iter().map(|c| format!("{c:?}")).chain(sightings.iter().map(|s| format!("{s:?}"))).collect();
     let _ = std::fs::write(logs.join("calls.txt"), trace.join("\n") + "\n");
     if world.formation.is_some() {
         println!(
@@ -450,11 +516,23 @@ pub fn run_checks(o: &Options) -> Result<Vec<Check>, String> {
     Ok(checks)
 }
 
-fn print_table(o: &Options, calls: &[checks::Call], (kills, crashes, freezes): (u32, u32, u32), checks: &[Check], pg: bool) {
+fn print_table(
+    o: &Options,
+    calls: &[checks::Call],
+    (kills, crashes, freezes): (u32, u32, u32),
+    checks: &[Check],
+    pg: bool,
+) {
     let count = |op: &str, f: &dyn Fn(Option<u16>) -> bool| calls.iter().filter(|c| c.op == op && f(c.status)).count();
     let grants = calls.iter().filter(|c| c.fresh).count();
     let grants_of = |op: &str| calls.iter().filter(|c| c.fresh && c.op == op).count();
-    println!("\nchaos run: {} s, seed {}, {} clients, {}", o.duration.as_secs(), o.seed, o.clients, if pg { "PostgreSQL, 3 replicas" } else { "SQLite, 1 origin" });
+    println!(
+        "\nchaos run: {} s, seed {}, {} clients, {}",
+        o.duration.as_secs(),
+        o.seed,
+        o.clients,
+        if pg { "PostgreSQL, 3 replicas" } else { "SQLite, 1 origin" }
+    );
     println!("| | ok | refused (4xx) | 503 | unknown (no answer) |");
     println!("|---|---:|---:|---:|---:|");
     let ops = [
@@ -485,7 +563,12 @@ fn print_table(o: &Options, calls: &[checks::Call], (kills, crashes, freezes): (
             count(op, &|s| s.is_none()),
         );
     }
-    let kinds = format!("{} plain, {} under sessions, {} group members", grants_of("acquire"), grants_of("acquire-in"), grants_of("group-member"));
+    let kinds = format!(
+        "{} plain, {} under sessions, {} group members",
+        grants_of("acquire"),
+        grants_of("acquire-in"),
+        grants_of("group-member")
+    );
     println!("\ngrants: {grants} ({kinds}); faults: {kills} replica kills (SIGKILL), {crashes} PostgreSQL crashes, {freezes} frozen clients\n");
     println!("| check | result | detail |");
     println!("|---|---|---|");
@@ -516,7 +599,10 @@ fn ha_fault(f: &crate::ha::Formation, pick: u64, seen: &mut HaFaults, ms: &dyn F
             eprintln!("[{start:>6} ms] fault: SIGKILL the primary (node{old}) and its keeper");
             f.new_primary(old, Duration::from_secs(60))?;
             let took = ms() - start;
-            eprintln!("[{:>6} ms]        a standby was promoted after {took} ms; reviving node{old} as a standby", ms());
+            eprintln!(
+                "[{:>6} ms]        a standby was promoted after {took} ms; reviving node{old} as a standby",
+                ms()
+            );
             seen.primary_kills += 1;
             seen.failovers_ms.push(took);
             f.revive()?;

@@ -25,7 +25,11 @@ impl Rng {
 
     /// Uniform in `lo..hi` (`lo` if the range is empty).
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo { lo } else { lo + self.next() % (hi - lo) }
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.next() % (hi - lo)
+        }
     }
 
     /// True with probability `pct` percent.

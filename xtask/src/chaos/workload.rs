@@ -46,7 +46,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(endpoints: Vec<String>, client_key: String, viewer_key: String, resources: Vec<(String, String, String)>, clients: usize) -> Shared {
+    pub fn new(
+        endpoints: Vec<String>,
+        client_key: String,
+        viewer_key: String,
+        resources: Vec<(String, String, String)>,
+        clients: usize,
+    ) -> Shared {
         let mut facts = Facts::default();
         for (id, ty, _) in &resources {
             facts.type_of.insert(id.clone(), ty.clone());
@@ -101,7 +107,14 @@ impl Shared {
         if accepted {
             reg.insert(resource.to_owned(), token);
         }
-        self.writes.lock().unwrap_or_else(|p| p.into_inner()).push(Write { client, resource: resource.to_owned(), token, seen, accepted, frozen });
+        self.writes.lock().unwrap_or_else(|p| p.into_inner()).push(Write {
+            client,
+            resource: resource.to_owned(),
+            token,
+            seen,
+            accepted,
+            frozen,
+        });
         accepted
     }
 }
@@ -109,7 +122,14 @@ impl Shared {
 /// One client until `stop`: each round, a plain hold (most rounds; sometimes booked, sometimes frozen past its
 /// TTL), an all-or-nothing group, or a session with a few holds. Every grant writes to the fenced register.
 pub fn client(sh: &Shared, id: usize, rng: Rng) {
-    let mut c = Client { sh, id, http: agent(Duration::from_secs(5)), owner: format!("chaos-{id}"), rng, granted: HashSet::new() };
+    let mut c = Client {
+        sh,
+        id,
+        http: agent(Duration::from_secs(5)),
+        owner: format!("chaos-{id}"),
+        rng,
+        granted: HashSet::new(),
+    };
     while !sh.stop.load(Ordering::Relaxed) {
         match c.rng.range(0, 10) {
             0 | 1 => c.group(),
@@ -140,7 +160,20 @@ struct Client<'a> {
 /// One call to a random endpoint, recorded as `op` on `resource` (a resource, group or session id) with the TTL
 /// it asked and the holds it acts on.
 #[allow(clippy::too_many_arguments)]
-fn invoke(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, client: usize, key: &str, method: &str, op: &'static str, path: &str, resource: &str, body: Option<Value>, ttl: Option<u32>, holds: &[String]) -> (Answer, Times) {
+fn invoke(
+    sh: &Shared,
+    http: &ureq::Agent,
+    rng: &mut Rng,
+    client: usize,
+    key: &str,
+    method: &str,
+    op: &'static str,
+    path: &str,
+    resource: &str,
+    body: Option<Value>,
+    ttl: Option<u32>,
+    holds: &[String],
+) -> (Answer, Times) {
     let ep = rng.range(0, sh.endpoints.len() as u64) as usize;
     let (start, sent) = (sh.ms(), sh.us());
     let answer = call(http, method, &format!("{}{path}", sh.endpoints[ep]), key, body.as_ref());
@@ -155,7 +188,17 @@ fn answer_time(answer: &Answer, now: u64) -> Option<u64> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn recorded(client: usize, op: &'static str, resource: &str, ms: (u64, u64), sent: u64, now: u64, answer: &Answer, ttl: Option<u32>, holds: &[String]) -> Call {
+fn recorded(
+    client: usize,
+    op: &'static str,
+    resource: &str,
+    ms: (u64, u64),
+    sent: u64,
+    now: u64,
+    answer: &Answer,
+    ttl: Option<u32>,
+    holds: &[String],
+) -> Call {
     let (status, code) = match answer {
         Answer::Status(s, body) => (Some(*s), body["error"]["code"].as_str().map(str::to_owned)),
         Answer::Unknown => (None, None),
@@ -167,11 +210,40 @@ fn recorded(client: usize, op: &'static str, resource: &str, ms: (u64, u64), sen
 
 impl Client<'_> {
     #[allow(clippy::too_many_arguments)]
-    fn invoke(&mut self, method: &str, op: &'static str, path: &str, resource: &str, body: Option<Value>, ttl: Option<u32>, holds: &[String]) -> (Answer, Times) {
-        invoke(self.sh, &self.http, &mut self.rng, self.id, &self.sh.client_key, method, op, path, resource, body, ttl, holds)
+    fn invoke(
+        &mut self,
+        method: &str,
+        op: &'static str,
+        path: &str,
+        resource: &str,
+        body: Option<Value>,
+        ttl: Option<u32>,
+        holds: &[String],
+    ) -> (Answer, Times) {
+        invoke(
+            self.sh,
+            &self.http,
+            &mut self.rng,
+            self.id,
+            &self.sh.client_key,
+            method,
+            op,
+            path,
+            resource,
+            body,
+            ttl,
+            holds,
+        )
     }
 
-    fn lock_op(&mut self, op: &'static str, resource: &str, body: Value, ttl: Option<u32>, holds: &[String]) -> (Answer, Times) {
+    fn lock_op(
+        &mut self,
+        op: &'static str,
+        resource: &str,
+        body: Value,
+        ttl: Option<u32>,
+        holds: &[String],
+    ) -> (Answer, Times) {
         self.invoke("POST", op, &format!("/api/locks/{op}"), resource, Some(body), ttl, holds)
     }
 
@@ -179,13 +251,22 @@ impl Client<'_> {
     /// record of its own (op `group-member`, a copy of the group's call) — writes to the register with its
     /// token, and notes what the client now believes: the hold until `until` (the acquire's send plus the TTL
     /// it was granted, unless given: a session's basis). Its resource, token and hold id.
-    fn granted(&mut self, op: &'static str, view: &Value, own_call: bool, (sent, answered): (u64, u64), until: Option<u64>) -> Option<(String, i64, String)> {
-        let (resource, token, hold) = (view["resource_id"].as_str()?, view["fencing_token"].as_i64()?, view["id"].as_str()?);
+    fn granted(
+        &mut self,
+        op: &'static str,
+        view: &Value,
+        own_call: bool,
+        (sent, answered): (u64, u64),
+        until: Option<u64>,
+    ) -> Option<(String, i64, String)> {
+        let (resource, token, hold) =
+            (view["resource_id"].as_str()?, view["fencing_token"].as_i64()?, view["id"].as_str()?);
         let fresh = self.granted.insert(hold.to_owned());
         let mut calls = self.sh.calls.lock().unwrap_or_else(|p| p.into_inner());
         if own_call {
             let mut c = calls.iter().rev().find(|c| c.client == self.id)?.clone();
-            (c.op, c.resource, c.token, c.hold_id, c.fresh) = (op, resource.to_owned(), Some(token), Some(hold.to_owned()), fresh);
+            (c.op, c.resource, c.token, c.hold_id, c.fresh) =
+                (op, resource.to_owned(), Some(token), Some(hold.to_owned()), fresh);
             calls.push(c);
         } else if let Some(c) = calls.iter_mut().rev().find(|c| c.client == self.id) {
             (c.token, c.hold_id, c.fresh) = (Some(token), Some(hold.to_owned()), fresh);
@@ -221,7 +302,8 @@ impl Client<'_> {
     }
 
     fn backoff(&mut self, answer: &Answer) {
-        let ms = if matches!(answer, Answer::Status(409, _)) { self.rng.range(10, 60) } else { self.rng.range(100, 300) };
+        let ms =
+            if matches!(answer, Answer::Status(409, _)) { self.rng.range(10, 60) } else { self.rng.range(100, 300) };
         sleep(Duration::from_millis(ms));
     }
 
@@ -319,7 +401,10 @@ impl Client<'_> {
         let body = json!({"resources": refs, "owner_id": owner, "ttl_seconds": ttl});
         let (answer, (sent, answered)) = self.lock_op("acquire-group", &members.join(","), body, Some(ttl as u32), &[]);
         let (Answer::Status(200, body), Some(answered)) = (&answer, answered) else { return self.backoff(&answer) };
-        let (Some(group), Some(views)) = (body["group_id"].as_str().map(str::to_owned), body["holds"].as_array()) else { return };
+        let (Some(group), Some(views)) = (body["group_id"].as_str().map(str::to_owned), body["holds"].as_array())
+        else {
+            return;
+        };
         let mut mine = vec![];
         for view in views {
             if let Some((resource, _, hold)) = self.granted("group-member", view, true, (sent, answered), None) {
@@ -332,8 +417,17 @@ impl Client<'_> {
             return; // vanishes: every member expires
         }
         if self.rng.chance(10) {
-            let Some(until) = views.first().and_then(|v| Self::booking_end(v, self.rng.range(500, 2_500) as i64)) else { return };
-            let (booked, t) = self.lock_op("book", &group, json!({"group_id": group, "owner_id": owner, "until": until}), None, &holds);
+            let Some(until) = views.first().and_then(|v| Self::booking_end(v, self.rng.range(500, 2_500) as i64))
+            else {
+                return;
+            };
+            let (booked, t) = self.lock_op(
+                "book",
+                &group,
+                json!({"group_id": group, "owner_id": owner, "until": until}),
+                None,
+                &holds,
+            );
             self.saw_booking(&mine, &booked, t, &until);
             return; // completes by itself
         }
@@ -358,7 +452,15 @@ impl Client<'_> {
     fn session(&mut self) {
         let ttl = self.rng.range(2, 5);
         let owner = self.owner.clone();
-        let (answer, (sent, _)) = self.invoke("POST", "open-session", "/api/sessions", "-", Some(json!({"owner_id": owner, "ttl_seconds": ttl})), Some(ttl as u32), &[]);
+        let (answer, (sent, _)) = self.invoke(
+            "POST",
+            "open-session",
+            "/api/sessions",
+            "-",
+            Some(json!({"owner_id": owner, "ttl_seconds": ttl})),
+            Some(ttl as u32),
+            &[],
+        );
         let Answer::Status(201, body) = &answer else { return self.backoff(&answer) };
         let Some(session) = body["id"].as_str().map(str::to_owned) else { return };
         let ttl_us = secs_us(body["ttl_seconds"].as_u64().unwrap_or(ttl));
@@ -368,9 +470,12 @@ impl Client<'_> {
         for _ in 0..self.rng.range(1, 4) {
             let resource = self.pick();
             let body = json!({"resource_id": resource, "owner_id": owner, "session_id": session});
-            let (answer, (sent, answered)) = self.invoke("POST", "acquire-in", "/api/locks/acquire", &resource, Some(body), Some(ttl as u32), &[]);
+            let (answer, (sent, answered)) =
+                self.invoke("POST", "acquire-in", "/api/locks/acquire", &resource, Some(body), Some(ttl as u32), &[]);
             if let (Answer::Status(200, view), Some(answered)) = (&answer, answered) {
-                if let Some((resource, token, hold)) = self.granted("acquire-in", view, false, (sent, answered), Some(basis)) {
+                if let Some((resource, token, hold)) =
+                    self.granted("acquire-in", view, false, (sent, answered), Some(basis))
+                {
                     mine.push((resource, hold, token, answered));
                 }
             }
@@ -381,12 +486,16 @@ impl Client<'_> {
         let path = format!("/api/sessions/{session}");
         let holds: Vec<String> = mine.iter().map(|m| m.1.clone()).collect();
         let kept = self.keep(ttl, |c| {
-            let (answer, (sent, answered)) = c.invoke("POST", "keepalive", &format!("{path}/keepalive"), &session, None, None, &holds);
+            let (answer, (sent, answered)) =
+                c.invoke("POST", "keepalive", &format!("{path}/keepalive"), &session, None, None, &holds);
             if let (Answer::Status(200, body), Some(answered)) = (&answer, answered) {
                 basis = basis.max(sent + ttl_us);
                 // A newer origin lists the holds it renewed (resource and token); an older one only counts them.
                 let renewed: Option<Vec<String>> = body["renewed"].as_array().map(|list| {
-                    let listed = |m: &&(String, String, i64, u64)| list.iter().any(|r| r["resource_id"] == m.0.as_str() && r["fencing_token"].as_i64() == Some(m.2));
+                    let listed = |m: &&(String, String, i64, u64)| {
+                        list.iter()
+                            .any(|r| r["resource_id"] == m.0.as_str() && r["fencing_token"].as_i64() == Some(m.2))
+                    };
                     mine.iter().filter(listed).map(|m| m.1.clone()).collect()
                 });
                 for (resource, hold, _, granted_at) in &mine {
@@ -442,7 +551,16 @@ pub fn steward(sh: &Shared, id: usize, admin: &str, integration: &str, mut rng: 
         if let Some(i) = widen.iter().position(|(at, _)| *at <= now) {
             let (_, ty) = widen.swap_remove(i);
             let wide = bounds[ty];
-            if !put_type(sh, &http, &mut rng, id, admin, ty, json!({"max_ttl_seconds": wide.1, "default_ttl_seconds": 300.min(wide.1)}), (wide.0, wide.1)) {
+            if !put_type(
+                sh,
+                &http,
+                &mut rng,
+                id,
+                admin,
+                ty,
+                json!({"max_ttl_seconds": wide.1, "default_ttl_seconds": 300.min(wide.1)}),
+                (wide.0, wide.1),
+            ) {
                 widen.push((now + Duration::from_millis(500), ty));
             }
             continue;
@@ -453,7 +571,9 @@ pub fn steward(sh: &Shared, id: usize, admin: &str, integration: &str, mut rng: 
         };
         match rng.range(0, 100) {
             0..=34 if !unavailable.contains(&pick.0) && unavailable.len() < 3 => {
-                let to = [Status::Closed, Status::Housekeeping, Status::Isolated, Status::Contaminated, Status::Occupied][rng.range(0, 5) as usize];
+                let to =
+                    [Status::Closed, Status::Housekeeping, Status::Isolated, Status::Contaminated, Status::Occupied]
+                        [rng.range(0, 5) as usize];
                 set_status(sh, &http, &mut rng, id, integration, &pick.0, to, &mut control);
                 // Whatever the answer, set it back (an unanswered change may have applied).
                 unavailable.insert(pick.0.clone());
@@ -464,13 +584,24 @@ pub fn steward(sh: &Shared, id: usize, admin: &str, integration: &str, mut rng: 
             }
             65..=74 if widen.is_empty() => {
                 let ty = if rng.chance(50) { "scanner" } else { "or-room" };
-                if put_type(sh, &http, &mut rng, id, admin, ty, json!({"max_ttl_seconds": 2, "default_ttl_seconds": 2}), (bounds[ty].0.min(2), 2)) {
+                if put_type(
+                    sh,
+                    &http,
+                    &mut rng,
+                    id,
+                    admin,
+                    ty,
+                    json!({"max_ttl_seconds": 2, "default_ttl_seconds": 2}),
+                    (bounds[ty].0.min(2), 2),
+                ) {
                     widen.push((now + Duration::from_millis(rng.range(2_000, 4_000)), ty));
                 } else {
                     widen.push((now, ty)); // unknown: widen again to be sure
                 }
             }
-            75..=84 if pick.1 == "bed" && !unavailable.contains(&pick.0) => recreate(sh, &http, &mut rng, id, admin, &pick),
+            75..=84 if pick.1 == "bed" && !unavailable.contains(&pick.0) => {
+                recreate(sh, &http, &mut rng, id, admin, &pick)
+            }
             _ => {}
         }
     }
@@ -486,7 +617,16 @@ fn effect(answer: &Answer, applied: u16) -> Effect {
 
 /// Sets `resource`'s status over `PATCH` or (a bed, half the time) HL7; whether it certainly applied.
 #[allow(clippy::too_many_arguments)]
-fn set_status(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &str, resource: &str, to: Status, control: &mut u64) -> bool {
+fn set_status(
+    sh: &Shared,
+    http: &ureq::Agent,
+    rng: &mut Rng,
+    id: usize,
+    key: &str,
+    resource: &str,
+    to: Status,
+    control: &mut u64,
+) -> bool {
     let known = sh.resources.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|r| r.0 == resource).cloned();
     let Some((_, ty, ident)) = known else { return true }; // deleted meanwhile
     let (answer, times, applied) = if ty == "bed" && rng.chance(50) {
@@ -499,10 +639,18 @@ fn set_status(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &s
         };
         let ep = rng.range(0, sh.endpoints.len() as u64) as usize;
         let (start, sent) = (sh.ms(), sh.us());
-        let answer = super::http::call_text(http, &format!("{}/api/hl7/v2", sh.endpoints[ep]), key, "application/hl7-v2", &message);
+        let answer = super::http::call_text(
+            http,
+            &format!("{}/api/hl7/v2", sh.endpoints[ep]),
+            key,
+            "application/hl7-v2",
+            &message,
+        );
         let (end, now) = (sh.ms(), sh.us());
         let ack = match &answer {
-            Answer::Status(200, Value::String(text)) => text.split('\r').find(|l| l.starts_with("MSA|")).and_then(|l| l.split('|').nth(1)).map(str::to_owned),
+            Answer::Status(200, Value::String(text)) => {
+                text.split('\r').find(|l| l.starts_with("MSA|")).and_then(|l| l.split('|').nth(1)).map(str::to_owned)
+            }
             _ => None,
         };
         let mut c = recorded(id, "hl7", resource, (start, end), sent, now, &answer, None, &[]);
@@ -516,7 +664,20 @@ fn set_status(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &s
         (answer.clone(), (sent, answer_time(&answer, now)), applied)
     } else {
         let body = json!({"status": to.code()});
-        let (answer, times) = invoke(sh, http, rng, id, key, "PATCH", "set-status", &format!("/api/resources/{resource}"), resource, Some(body), None, &[]);
+        let (answer, times) = invoke(
+            sh,
+            http,
+            rng,
+            id,
+            key,
+            "PATCH",
+            "set-status",
+            &format!("/api/resources/{resource}"),
+            resource,
+            Some(body),
+            None,
+            &[],
+        );
         let applied = effect(&answer, 200);
         (answer, times, applied)
     };
@@ -529,7 +690,20 @@ fn set_status(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &s
 /// Force-releases whatever holds `resource` (recorded with the hold it ended, from the answer).
 fn force_release(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &str, resource: &str) {
     let body = json!({"resource_id": resource, "reason": "chaos: an admin takes the bed back"});
-    let (answer, _) = invoke(sh, http, rng, id, key, "POST", "force-release", "/api/locks/force-release", resource, Some(body), None, &[]);
+    let (answer, _) = invoke(
+        sh,
+        http,
+        rng,
+        id,
+        key,
+        "POST",
+        "force-release",
+        "/api/locks/force-release",
+        resource,
+        Some(body),
+        None,
+        &[],
+    );
     if let Answer::Status(200, view) = &answer {
         let mut calls = sh.calls.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = calls.iter_mut().rev().find(|c| c.client == id) {
@@ -540,8 +714,18 @@ fn force_release(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key:
 
 /// Sets a type's policy; whether it certainly applied (recorded as the TTL bounds it sets).
 #[allow(clippy::too_many_arguments)]
-fn put_type(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &str, ty: &str, change: Value, bounds: (u32, u32)) -> bool {
-    let (answer, (sent, answered)) = invoke(sh, http, rng, id, key, "PUT", "put-type", &format!("/api/types/{ty}"), ty, Some(change), None, &[]);
+fn put_type(
+    sh: &Shared,
+    http: &ureq::Agent,
+    rng: &mut Rng,
+    id: usize,
+    key: &str,
+    ty: &str,
+    change: Value,
+    bounds: (u32, u32),
+) -> bool {
+    let (answer, (sent, answered)) =
+        invoke(sh, http, rng, id, key, "PUT", "put-type", &format!("/api/types/{ty}"), ty, Some(change), None, &[]);
     let applied = effect(&answer, 200);
     let write = Wrote { sent, answered, effect: applied, value: bounds };
     sh.facts.lock().unwrap_or_else(|p| p.into_inner()).bounds.entry(ty.to_owned()).or_default().push(write);
@@ -549,11 +733,36 @@ fn put_type(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &str
 }
 
 /// Deletes a bed (after force-releasing it) and creates it again: clients then find it under its new id.
-fn recreate(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &str, (resource, ty, ident): &(String, String, String)) {
+fn recreate(
+    sh: &Shared,
+    http: &ureq::Agent,
+    rng: &mut Rng,
+    id: usize,
+    key: &str,
+    (resource, ty, ident): &(String, String, String),
+) {
     force_release(sh, http, rng, id, key, resource);
-    let (answer, (sent, answered)) = invoke(sh, http, rng, id, key, "DELETE", "delete", &format!("/api/resources/{resource}"), resource, None, None, &[]);
+    let (answer, (sent, answered)) = invoke(
+        sh,
+        http,
+        rng,
+        id,
+        key,
+        "DELETE",
+        "delete",
+        &format!("/api/resources/{resource}"),
+        resource,
+        None,
+        None,
+        &[],
+    );
     let gone = effect(&answer, 200);
-    sh.facts.lock().unwrap_or_else(|p| p.into_inner()).exists.entry(resource.clone()).or_default().push(Wrote { sent, answered, effect: gone, value: false });
+    sh.facts.lock().unwrap_or_else(|p| p.into_inner()).exists.entry(resource.clone()).or_default().push(Wrote {
+        sent,
+        answered,
+        effect: gone,
+        value: false,
+    });
     if gone == Effect::Refused {
         return;
     }
@@ -573,7 +782,10 @@ fn recreate(sh: &Shared, http: &ureq::Agent, rng: &mut Rng, id: usize, key: &str
 /// whenever a connection ends, and on `resync` reads what it missed from the log. Returns every event id it
 /// received, in order, once `stop_subscriber` is set and it has reached `target` (or 30 s passed).
 pub fn subscriber(sh: &Shared, after: i64, target: &Mutex<Option<i64>>) -> Vec<i64> {
-    let http = ureq::AgentBuilder::new().timeout_connect(Duration::from_millis(500)).timeout_read(Duration::from_secs(3)).build();
+    let http = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_millis(500))
+        .timeout_read(Duration::from_secs(3))
+        .build();
     let mut received = vec![];
     let mut last = after;
     let mut endpoint = 0;
@@ -617,7 +829,9 @@ pub fn subscriber(sh: &Shared, after: i64, target: &Mutex<Option<i64>>) -> Vec<i
                 }
                 kind.clear();
             }
-            if sh.stop_subscriber.load(Ordering::Relaxed) && target.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| last >= t) {
+            if sh.stop_subscriber.load(Ordering::Relaxed)
+                && target.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| last >= t)
+            {
                 return received;
             }
         }

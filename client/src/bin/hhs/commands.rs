@@ -2,7 +2,10 @@
 //! with `--json`, as the API's JSON.
 
 use hhs_client::{Client, ClientError};
-use hhs_core::wire::endpoints::{Endpoint, Acquire, CreateKey, CreateResource, DeleteResource, ListKeys, ListLocks, ListResources, NoBody, Release, RevokeKey, UpdateResource};
+use hhs_core::wire::endpoints::{
+    Acquire, CreateKey, CreateResource, DeleteResource, Endpoint, ListKeys, ListLocks, ListResources, NoBody, Release,
+    RevokeKey, UpdateResource,
+};
 use hhs_core::wire::{AcquireRequest, CreateKeyRequest, CreateResourceRequest, HolderRequest, UpdateResourceRequest};
 
 use super::{Keys, Resources};
@@ -11,14 +14,22 @@ use super::{Keys, Resources};
 type Split<R, T> = fn(R) -> (Vec<T>, Option<String>);
 
 /// Every page of a list endpoint (`?after=` from each page's `next_after`, which `split` takes out with the items).
-async fn every_page<E, T>(client: &Client, filter: Option<String>, split: Split<E::Response, T>) -> Result<Vec<T>, ClientError>
+async fn every_page<E, T>(
+    client: &Client,
+    filter: Option<String>,
+    split: Split<E::Response, T>,
+) -> Result<Vec<T>, ClientError>
 where
     E: Endpoint<Request = NoBody>,
     E::Response: serde::de::DeserializeOwned,
 {
     let (mut all, mut after) = (vec![], None::<String>);
     loop {
-        let q: Vec<String> = ["limit=500".to_owned()].into_iter().chain(filter.clone()).chain(after.map(|a| format!("after={a}"))).collect();
+        let q: Vec<String> = ["limit=500".to_owned()]
+            .into_iter()
+            .chain(filter.clone())
+            .chain(after.map(|a| format!("after={a}")))
+            .collect();
         let (items, next) = split(client.call::<E>(None, Some(&q.join("&")), &NoBody).await?);
         all.extend(items);
         match next {
@@ -36,7 +47,9 @@ pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<()
     match cmd {
         Resources::Ls { resource_type } => {
             let filter = resource_type.map(|t| format!("type={t}"));
-            let all = every_page::<ListResources, _>(client, filter, |p| (p.items, p.next_after.map(|a| a.0.to_string()))).await?;
+            let all =
+                every_page::<ListResources, _>(client, filter, |p| (p.items, p.next_after.map(|a| a.0.to_string())))
+                    .await?;
             if json {
                 print_json(&all);
             } else {
@@ -48,18 +61,31 @@ pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<()
             }
         }
         Resources::Add { resource_type, identifier } => {
-            let r = client.call::<CreateResource>(None, None, &CreateResourceRequest { resource_type, identifier }).await?;
-            if json { print_json(&r) } else { println!("{}", r.id.0) }
+            let r =
+                client.call::<CreateResource>(None, None, &CreateResourceRequest { resource_type, identifier }).await?;
+            if json {
+                print_json(&r)
+            } else {
+                println!("{}", r.id.0)
+            }
         }
         Resources::Rm { id } => {
             let r = client.call::<DeleteResource>(Some(&id), None, &NoBody).await?;
-            if json { print_json(&r) } else { println!("deleted {} ({} {})", r.id.0, r.resource_type, r.identifier) }
+            if json {
+                print_json(&r)
+            } else {
+                println!("deleted {} ({} {})", r.id.0, r.resource_type, r.identifier)
+            }
         }
         Resources::Status { id, status } => {
             // Sent as given: the API says which codes exist (422) and who may set them (403).
             let req = UpdateResourceRequest { identifier: None, status: Some(status) };
             let r = client.call::<UpdateResource>(Some(&id), None, &req).await?;
-            if json { print_json(&r) } else { println!("{} is {} ({})", r.identifier, r.status.word(), r.status.code()) }
+            if json {
+                print_json(&r)
+            } else {
+                println!("{} is {} ({})", r.identifier, r.status.word(), r.status.code())
+            }
         }
     }
     Ok(())
@@ -73,7 +99,8 @@ pub async fn locks(client: &Client, json: bool) -> Result<(), ClientError> {
     }
     println!("{:<12}  {:<20}  {:<15}  {:<16}  {:>5}  expires", "type", "identifier", "status", "owner", "token");
     for l in &all {
-        let expires = l.expires_at.filter(|_| l.status == hhs_core::LockStatus::Held).map(|t| t.to_rfc3339()).unwrap_or_default();
+        let expires =
+            l.expires_at.filter(|_| l.status == hhs_core::LockStatus::Held).map(|t| t.to_rfc3339()).unwrap_or_default();
         println!(
             "{:<12}  {:<20}  {:<15}  {:<16}  {:>5}  {expires}",
             l.resource_type.as_deref().unwrap_or(""),
@@ -95,18 +122,32 @@ pub async fn keys(client: &Client, cmd: Keys, json: bool) -> Result<(), ClientEr
             } else {
                 println!("{:<16}  {:<20}  {:<7}  revoked", "id", "principal", "role");
                 for k in &page.items {
-                    println!("{:<16}  {:<20}  {:<7}  {}", k.id, k.principal, k.role.as_str(), k.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default());
+                    println!(
+                        "{:<16}  {:<20}  {:<7}  {}",
+                        k.id,
+                        k.principal,
+                        k.role.as_str(),
+                        k.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    );
                 }
             }
         }
         Keys::Create { principal, role } => {
             let k = client.call::<CreateKey>(None, None, &CreateKeyRequest { principal, role }).await?;
             // The key itself is shown once, here; it cannot be read back.
-            if json { print_json(&k) } else { println!("{}", k.key) }
+            if json {
+                print_json(&k)
+            } else {
+                println!("{}", k.key)
+            }
         }
         Keys::Revoke { id } => {
             let k = client.call::<RevokeKey>(Some(&id), None, &NoBody).await?;
-            if json { print_json(&k) } else { println!("revoked {}", k.id) }
+            if json {
+                print_json(&k)
+            } else {
+                println!("revoked {}", k.id)
+            }
         }
     }
     Ok(())
@@ -141,11 +182,21 @@ pub async fn race(client: &Client, resource: &str, n: usize) -> Result<(), Clien
     no_retry.retry.attempts = 1;
     // On stderr, and only on a terminal (indicatif hides it otherwise): the table on stdout stays clean.
     let bar = indicatif::ProgressBar::new(n as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} answers ({elapsed})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} answers ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let (c, req) = (no_retry.clone(), AcquireRequest { resource_id: resource.to_owned(), owner_id: format!("racer-{i}"), ttl_seconds: Some(30.0), session_id: None, wait_seconds: None });
+            let (c, req) = (
+                no_retry.clone(),
+                AcquireRequest {
+                    resource_id: resource.to_owned(),
+                    owner_id: format!("racer-{i}"),
+                    ttl_seconds: Some(30.0),
+                    session_id: None,
+                    wait_seconds: None,
+                },
+            );
             let bar = bar.clone();
             tokio::spawn(async move {
                 let answer = c.call::<Acquire>(None, None, &req).await;
@@ -174,7 +225,8 @@ pub async fn race(client: &Client, resource: &str, n: usize) -> Result<(), Clien
         println!("| {label} | {count} |");
     }
     for i in winners {
-        let req = HolderRequest { resource_id: resource.to_owned(), owner_id: format!("racer-{i}"), fencing_token: None };
+        let req =
+            HolderRequest { resource_id: resource.to_owned(), owner_id: format!("racer-{i}"), fencing_token: None };
         client.call::<Release>(None, None, &req).await?;
     }
     Ok(())

@@ -35,7 +35,9 @@ impl Browser {
     pub async fn start() -> Option<Browser> {
         if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
             if std::env::var_os("CI").is_some() {
-                panic!("CI is set but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+                panic!(
+                    "CI is set but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+                );
             }
             eprintln!("skipped: no Chromium/chromedriver (apt-get install chromium chromium-driver)");
             return None;
@@ -72,7 +74,8 @@ impl Browser {
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
         }}});
         let resp: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let session = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {resp}")).to_owned();
+        let session =
+            resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {resp}")).to_owned();
         Some(Browser { http, session, base, driver, _profile: profile })
     }
 
@@ -92,7 +95,8 @@ impl Browser {
 
     /// The first element matching `css`, if there is one now.
     pub async fn find(&self, css: &str) -> Option<String> {
-        let v = self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        let v =
+            self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
         v[ELEMENT].as_str().map(str::to_owned)
     }
 
@@ -143,7 +147,11 @@ impl Browser {
 
     pub async fn text(&self, css: &str) -> String {
         let e = self.wait_for(css, Duration::from_secs(10)).await;
-        self.call(reqwest::Method::GET, &format!("/element/{e}/text"), None).await.as_str().unwrap_or_default().to_owned()
+        self.call(reqwest::Method::GET, &format!("/element/{e}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Saves a PNG of the page as `target/screenshots/<name>.png` and returns its path.

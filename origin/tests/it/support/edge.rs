@@ -17,7 +17,9 @@ pub struct Edge {
 pub fn edge() -> Option<Edge> {
     match (std::env::var("HHS_TEST_EDGE_URL"), std::env::var("HHS_TEST_EDGE_ORIGIN_PORT")) {
         (Ok(url), Ok(port)) => Some(Edge { url, origin_port: port.parse().expect("port") }),
-        _ if std::env::var_os("CI").is_some() => panic!("CI is set but no edge is running: run the tests with `cargo xtask test`"),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but no edge is running: run the tests with `cargo xtask test`")
+        }
         _ => {
             eprintln!("skipped: no HHS_TEST_EDGE_URL (run `cargo xtask test`)");
             None

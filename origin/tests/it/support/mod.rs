@@ -9,13 +9,13 @@ pub mod edge;
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use hhs_core::{Millis, Policy, Principal, Role, TtlBounds};
 use hhs_origin::keys;
 use hhs_origin::server::{spawn, Running, Settings};
 use hhs_origin::store::Actor;
-use hhs_origin::store::{PgStore, SqliteStore};
 use hhs_origin::store::DynStore;
-use futures::StreamExt;
+use hhs_origin::store::{PgStore, SqliteStore};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
@@ -124,14 +124,21 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join("hhs.db");
-                Some(TestDb { backend, pg_url: None, sqlite: Some((dir, path)), sqlite_busy_timeout: None, _horizon: None })
+                Some(TestDb {
+                    backend,
+                    pg_url: None,
+                    sqlite: Some((dir, path)),
+                    sqlite_busy_timeout: None,
+                    _horizon: None,
+                })
             }
             Backend::Postgres => {
                 let Some(admin) = pg_admin_url() else {
                     eprintln!("skipped: PostgreSQL test without HHS_TEST_PG_URL (run `cargo xtask test`)");
                     return None;
                 };
-                let horizon = if alone { Horizon::Alone(HORIZON.write().await) } else { Horizon::Shared(HORIZON.read().await) };
+                let horizon =
+                    if alone { Horizon::Alone(HORIZON.write().await) } else { Horizon::Shared(HORIZON.read().await) };
                 let name = format!("hhs_test_{}", uuid::Uuid::new_v4().simple());
                 create_database(&admin, &name).await;
                 let pg_url = Some(with_database(&admin, &name));
@@ -143,7 +150,9 @@ impl TestDb {
     /// A new connection pool to this database, migrated.
     pub async fn store(&self) -> DynStore {
         let store: DynStore = match self.backend {
-            Backend::Postgres => Arc::new(PgStore::connect(self.pg_url.as_deref().expect("pg url"), 1, 20).await.expect("pg store")),
+            Backend::Postgres => {
+                Arc::new(PgStore::connect(self.pg_url.as_deref().expect("pg url"), 1, 20).await.expect("pg store"))
+            }
             Backend::Sqlite => {
                 let path = &self.sqlite.as_ref().expect("sqlite path").1;
                 let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::dialect::BUSY_TIMEOUT);
@@ -189,7 +198,9 @@ pub fn test_settings() -> Settings {
 }
 
 fn reads_the_log(path: &str) -> bool {
-    ["/api/events", "/api/audit/export"].iter().any(|p| path == *p || path.strip_prefix(p).is_some_and(|q| q.starts_with('?')))
+    ["/api/events", "/api/audit/export"]
+        .iter()
+        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|q| q.starts_with('?')))
 }
 
 /// Keys minted for each test app: an admin (principal `hq`), a client (`clinic-north`), a viewer (`observer`).
@@ -258,7 +269,11 @@ impl TestApp {
         let url = format!("http://{}", running.addr);
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", keys.admin).parse().expect("header"));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers).build().expect("client");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .default_headers(headers)
+            .build()
+            .expect("client");
         TestApp { url, client, store, keys, running, pg_url: db.pg_url().map(str::to_owned) }
     }
 
@@ -268,7 +283,8 @@ impl TestApp {
 
     /// The origin's `hhs_http_api_requests_total`.
     pub async fn api_requests_seen(&self) -> u64 {
-        let text = self.client.get(format!("{}/metrics", self.url)).send().await.expect("metrics").text().await.expect("body");
+        let text =
+            self.client.get(format!("{}/metrics", self.url)).send().await.expect("metrics").text().await.expect("body");
         text.lines()
             .find_map(|l| l.strip_prefix("hhs_http_api_requests_total "))
             .and_then(|v| v.trim().parse().ok())
@@ -281,7 +297,8 @@ impl TestApp {
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
         // Error bodies must be JSON (`code()` fails loudly otherwise); NDJSON and the like come back as a string.
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Reply { status, body, headers }
     }
 
@@ -302,7 +319,8 @@ impl TestApp {
         let mut conn = None;
         for one in hhs_origin::primary::targets(url).expect("a PostgreSQL URL") {
             if let Ok(mut c) = sqlx::PgConnection::connect(&one).await {
-                if !sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut c).await.unwrap_or(true) {
+                if !sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut c).await.unwrap_or(true)
+                {
                     conn = Some(c);
                     break;
                 }
@@ -352,7 +370,8 @@ impl TestApp {
     }
 
     pub async fn acquire(&self, resource_id: &str, owner: &str, ttl: u32) -> Reply {
-        self.post("/api/locks/acquire", json!({"resource_id": resource_id, "owner_id": owner, "ttl_seconds": ttl})).await
+        self.post("/api/locks/acquire", json!({"resource_id": resource_id, "owner_id": owner, "ttl_seconds": ttl}))
+            .await
     }
 
     pub async fn heartbeat(&self, resource_id: &str, owner: &str) -> Reply {
@@ -367,7 +386,12 @@ impl TestApp {
     pub async fn event_kinds(&self, resource_id: &str) -> Vec<String> {
         let r = self.get(&format!("/api/events?resource_id={resource_id}&limit=1000")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.body["items"].as_array().expect("a page of events").iter().map(|e| e["kind"].as_str().unwrap_or("").to_owned()).collect()
+        r.body["items"]
+            .as_array()
+            .expect("a page of events")
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or("").to_owned())
+            .collect()
     }
 }
 
@@ -398,7 +422,9 @@ impl Sse {
                 let block: String = self.buf.drain(..end + 2).collect();
                 let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned());
                 match (field("event:"), field("data:")) {
-                    (Some(kind), Some(data)) => return Some((kind, serde_json::from_str(&data).unwrap_or(Value::Null))),
+                    (Some(kind), Some(data)) => {
+                        return Some((kind, serde_json::from_str(&data).unwrap_or(Value::Null)))
+                    }
                     _ => continue, // keep-alive comments
                 }
             }
@@ -432,10 +458,14 @@ impl Sse {
     }
 }
 
-
 /// Writes `cases` as the leases of their resources, then runs the keepalive's one-statement renewal
 /// (`sql::RENEW_SESSION_HOLDS`) for session `s` at `now`, in this database's dialect; how many it renewed.
-pub async fn renew_session_holds(db: &TestDb, cases: &[(uuid::Uuid, hhs_core::stored::StoredLease)], s: &hhs_core::session::Session, now: Millis) -> u64 {
+pub async fn renew_session_holds(
+    db: &TestDb,
+    cases: &[(uuid::Uuid, hhs_core::stored::StoredLease)],
+    s: &hhs_core::session::Session,
+    now: Millis,
+) -> u64 {
     use hhs_origin::store::dialect::Dialect;
     use hhs_origin::store::rows::{arguments, lease_args, Arg};
     use hhs_origin::store::sql;
@@ -445,16 +475,27 @@ pub async fn renew_session_holds(db: &TestDb, cases: &[(uuid::Uuid, hhs_core::st
             for (rid, rec) in cases {
                 let lease = rec.clone().into_lease(hhs_core::ResourceId(*rid)).expect("a valid case");
                 let st = <$db as Dialect>::sql(sql::UPDATE_LEASE);
-                sqlx::query_with(&st, arguments::<$db>(lease_args(&lease)).unwrap()).execute(&pool).await.expect("store a case");
+                sqlx::query_with(&st, arguments::<$db>(lease_args(&lease)).unwrap())
+                    .execute(&pool)
+                    .await
+                    .expect("store a case");
             }
             let st = <$db as Dialect>::sql(sql::RENEW_SESSION_HOLDS);
-            let args = vec![Arg::Uuid(Some(s.id.0)), Arg::Int(Some(s.last_keepalive.0)), Arg::Int(Some(s.ttl.as_millis().0)), Arg::Int(Some(now.0))];
+            let args = vec![
+                Arg::Uuid(Some(s.id.0)),
+                Arg::Int(Some(s.last_keepalive.0)),
+                Arg::Int(Some(s.ttl.as_millis().0)),
+                Arg::Int(Some(now.0)),
+            ];
             sqlx::query_with(&st, arguments::<$db>(args).unwrap()).execute(&pool).await.expect("renew").rows_affected()
         }};
     }
     match db.backend {
         Backend::Postgres => run!(sqlx::PgPool::connect(db.pg_url().unwrap()).await.unwrap(), sqlx::Postgres),
-        Backend::Sqlite => run!(sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap(), sqlx::Sqlite),
+        Backend::Sqlite => run!(
+            sqlx::SqlitePool::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap(),
+            sqlx::Sqlite
+        ),
     }
 }
 
