@@ -10,21 +10,45 @@
 //!   rules.
 //! * The origin routes `/api/*` only from the endpoint table: no literal `/api` route in `origin/src` (the
 //!   conformance suite checks, against a running origin, that it serves exactly the table).
+//! * Gates: `cargo fmt --check` (`rustfmt.toml`), and clippy with `-D warnings` on every crate natively and on
+//!   the two wasm tiers (the edge and the dashboard) for `wasm32-unknown-unknown`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::run::{root, step};
+use crate::run::{cargo, root, status, step};
 
 /// The crates the code map covers, by their heading's folder.
 const CRATES: &[&str] = &["core", "edge", "origin", "ui", "xtask", "client"];
 
 pub fn run() -> Result<(), String> {
+    step("tidy: cargo fmt --check");
+    status(cargo().args(["fmt", "--all", "--check"]))?;
+    step("tidy: clippy -D warnings (every crate, then the wasm tiers)");
+    status(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
+    // Debian's fallback toolchain (no rustup target) ships no clippy: there the wasm tiers are only built.
+    match crate::wasm::toolchain()? {
+        crate::wasm::Toolchain::Rustup => {
+            let wasm = ["-p", "hhs-edge", "-p", "hhs-ui", "--quiet", "--", "-D", "warnings"];
+            status(crate::wasm::cargo_wasm(&crate::wasm::Toolchain::Rustup, "clippy").args(wasm))?;
+        }
+        crate::wasm::Toolchain::Debian => {
+            eprintln!("tidy: clippy of the wasm tiers skipped (Debian's toolchain has none)")
+        }
+    }
     step("tidy: the code map and the dashboard's module graph");
     let mut problems = code_map(&root())?;
     problems.extend(ui_cycles(&root().join("ui/src"))?);
-    problems.extend(forbidden(&root().join("ui/src"), UI_LEASE_ARITHMETIC, "lease arithmetic in the dashboard (ask hhs-core)")?);
-    problems.extend(forbidden(&root().join("origin/src"), API_ROUTES_OUTSIDE_THE_TABLE, "an /api route outside the endpoint table")?);
+    problems.extend(forbidden(
+        &root().join("ui/src"),
+        UI_LEASE_ARITHMETIC,
+        "lease arithmetic in the dashboard (ask hhs-core)",
+    )?);
+    problems.extend(forbidden(
+        &root().join("origin/src"),
+        API_ROUTES_OUTSIDE_THE_TABLE,
+        "an /api route outside the endpoint table",
+    )?);
     if problems.is_empty() {
         eprintln!("tidy: ok");
         return Ok(());
@@ -107,12 +131,17 @@ pub fn code_map(root: &Path) -> Result<Vec<String>, String> {
             let path = f.to_string_lossy();
             let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let stem = name.trim_end_matches(".rs");
-            let parent = f.parent().and_then(|p| p.file_name()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            let parent =
+                f.parent().and_then(|p| p.file_name()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
             let in_dir = format!("{parent}/{name}");
             let named = words.iter().any(|w| {
                 let w = w.trim_end_matches('/');
-                (path.ends_with(w) && w.ends_with(".rs")) || w == name || w == in_dir || (w == stem && parent == "components")
-            }) || (name == "mod.rs" && words.iter().any(|w| w.trim_end_matches('/') == parent || w.ends_with(&format!("{parent}/"))));
+                (path.ends_with(w) && w.ends_with(".rs"))
+                    || w == name
+                    || w == in_dir
+                    || (w == stem && parent == "components")
+            }) || (name == "mod.rs"
+                && words.iter().any(|w| w.trim_end_matches('/') == parent || w.ends_with(&format!("{parent}/"))));
             if !named {
                 problems.push(format!("`{krate}/{path}` is not in ARCHITECTURE.md's code map"));
             }
@@ -139,7 +168,8 @@ fn target(from: &[String], path: &str) -> Option<Vec<String>> {
 }
 
 /// What computes with instants or durations (`Millis::since`/`plus`, chrono's durations).
-const UI_LEASE_ARITHMETIC: &[&str] = &[".since(", ".plus(", "chrono::Duration", "Duration::seconds", "Duration::milliseconds", "TimeDelta"];
+const UI_LEASE_ARITHMETIC: &[&str] =
+    &[".since(", ".plus(", "chrono::Duration", "Duration::seconds", "Duration::milliseconds", "TimeDelta"];
 const API_ROUTES_OUTSIDE_THE_TABLE: &[&str] = &[".route(\"/api", ".nest(\"/api", ".route_service(\"/api"];
 
 /// Lines under `src` that contain any of `patterns` (comments aside), as problems.
@@ -237,7 +267,11 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         let cycles = ui_cycles(&dir.join("ui/src")).unwrap();
         assert_eq!(cycles, ["import cycle in ui/src: a → b"]);
-        std::fs::write(dir.join("ui/src/a.rs"), "use crate::b::X;\n// t.plus(ttl) in a comment is fine\nlet e = t.plus(ttl);\n").unwrap();
+        std::fs::write(
+            dir.join("ui/src/a.rs"),
+            "use crate::b::X;\n// t.plus(ttl) in a comment is fine\nlet e = t.plus(ttl);\n",
+        )
+        .unwrap();
         let found = forbidden(&dir.join("ui/src"), UI_LEASE_ARITHMETIC, "lease arithmetic").unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("a.rs:3") && found[0].contains("`.plus(`"), "{found:?}");
