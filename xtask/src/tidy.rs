@@ -1,9 +1,9 @@
 //! `cargo xtask tidy` (also the first step of `cargo xtask test`): checks that the docs and the code agree, as
 //! rust-analyzer's `xtask tidy` does. A code map that a test keeps true stays worth reading.
 //!
-//! * ARCHITECTURE.md's code map names only files that exist, and names every source file: under each crate's
-//!   heading (`### \`core/\``…), a source file counts as named when its path or file name — or, for a
-//!   component, its module name — appears in backticks.
+//! * Every repository path that README.md, ARCHITECTURE.md and `docs/**/*.md` name in backticks exists (see
+//!   [`repo_path`] for what counts as one). The documents map folders and important modules, not every file, so
+//!   a new file needs no entry; a renamed or deleted one that a document still names fails.
 //! * No import cycles among the dashboard's modules (`ui/src`): dependencies flow one way.
 //! * No lease arithmetic in the dashboard (`ui/src`): it shows the origin's views and asks `hhs-core` about
 //!   time (`status_at`, `remaining_at`, …); adding or subtracting instants there would be a second copy of the
@@ -17,9 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::run::{cargo, root, status, step};
-
-/// The crates the code map covers, by their heading's folder.
-const CRATES: &[&str] = &["core", "edge", "origin", "ui", "xtask", "client"];
 
 pub fn run() -> Result<(), String> {
     step("tidy: cargo fmt --check");
@@ -36,8 +33,8 @@ pub fn run() -> Result<(), String> {
             eprintln!("tidy: clippy of the wasm tiers skipped (Debian's toolchain has none)")
         }
     }
-    step("tidy: the code map and the dashboard's module graph");
-    let mut problems = code_map(&root())?;
+    step("tidy: the paths the documents name, and the dashboard's module graph");
+    let mut problems = doc_paths(&root())?;
     problems.extend(ui_cycles(&root().join("ui/src"))?);
     problems.extend(forbidden(
         &root().join("ui/src"),
@@ -56,7 +53,7 @@ pub fn run() -> Result<(), String> {
     for p in &problems {
         eprintln!("tidy: {p}");
     }
-    Err(format!("tidy found {} problem(s): make ARCHITECTURE.md and the code agree", problems.len()))
+    Err(format!("tidy found {} problem(s): make the documents and the code agree", problems.len()))
 }
 
 /// Every `.rs` file under `dir`, as paths relative to `base`.
@@ -72,78 +69,169 @@ fn rust_files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The text under each crate's `### \`crate/\`` heading.
-fn sections(map: &str) -> BTreeMap<&'static str, String> {
-    let mut out: BTreeMap<&'static str, String> = BTreeMap::new();
-    let mut current: Option<&'static str> = None;
-    for line in map.lines() {
-        if line.starts_with("## ") || line.starts_with("### ") {
-            current = CRATES.iter().copied().find(|c| line.starts_with(&format!("### `{c}/`")));
+/// File name endings that make a backticked word a path even without a `/` (`lease.rs`, `Cargo.lock`).
+const PATH_EXTENSIONS: &[&str] =
+    &["rs", "md", "toml", "sql", "js", "json", "lock", "png", "sh", "html", "css", "txt", "yml", "yaml"];
+
+/// The documents whose paths are checked: README.md, ARCHITECTURE.md and every `.md` under `docs/`.
+fn documents(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                out.push(p);
+            }
+        }
+    }
+    let mut docs: Vec<PathBuf> =
+        ["README.md", "ARCHITECTURE.md"].iter().map(|d| root.join(d)).filter(|d| d.is_file()).collect();
+    walk(&root.join("docs"), &mut docs);
+    docs.sort();
+    docs
+}
+
+/// The backticked spans of a Markdown text with the line each starts on, outside fenced code blocks (whose shell
+/// commands and sample answers are not prose naming files). A span may run over a line break, as Markdown's do
+/// (read as a space), but not past the end of its paragraph.
+fn spans(text: &str) -> Vec<(usize, String)> {
+    let mut out = vec![];
+    let mut fenced = false;
+    let mut open: Option<(usize, String)> = None;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            open = None;
             continue;
         }
-        if let Some(c) = current {
-            let s = out.entry(c).or_default();
-            s.push_str(line);
-            s.push('\n');
+        if fenced || line.trim().is_empty() {
+            open = None;
+            continue;
+        }
+        for (i, part) in line.split('`').enumerate() {
+            // Every part but the first follows a backtick, which closes the open span or opens one.
+            if i > 0 {
+                match open.take() {
+                    Some(span) => out.push(span),
+                    None => open = Some((n + 1, String::new())),
+                }
+            }
+            if let Some((_, s)) = open.as_mut() {
+                s.push_str(part);
+            }
+        }
+        if let Some((_, s)) = open.as_mut() {
+            s.push(' ');
         }
     }
     out
 }
 
-/// Backticked words of a text.
-fn ticked(text: &str) -> BTreeSet<String> {
-    text.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+/// The path a backticked span names, if it names one. A span is a path when it is made only of letters, digits,
+/// `_`, `-`, `.` and `/`, does not start with `/` (`/api/locks` is a route, `/usr/bin/chromium` not ours), and
+/// either its last part ends in a known extension (`lease.rs`, `http/auth.rs`), or it ends in `/` (a folder:
+/// `store/`, `tests/it/`), or its first part is an entry of the repository's root (`ui/dist`, `.ci/run`). So
+/// `hhs_core::lease::acquire`, `application/hl7-v2`, `GET /healthz`, `$TMPDIR/hhs-ha` and `4W^401^A` are not.
+pub fn repo_path<'a>(span: &'a str, top: &BTreeSet<String>) -> Option<&'a str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
+    if span.is_empty() || span.starts_with('/') || !span.chars().all(allowed) || !span.contains(char::is_alphabetic) {
+        return None;
+    }
+    let path = span.trim_start_matches("./");
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let extension = last.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && PATH_EXTENSIONS.contains(&ext));
+    let rooted = path.contains('/') && top.contains(path.split('/').next().unwrap_or(""));
+    (extension || path.ends_with('/') || rooted).then_some(path)
 }
 
-/// Problems between ARCHITECTURE.md's code map and the files.
-pub fn code_map(root: &Path) -> Result<Vec<String>, String> {
-    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).map_err(|e| format!("ARCHITECTURE.md: {e}"))?;
-    let sections = sections(&map);
-    let mut problems = vec![];
-    // A crate of the list that is not in this tree (the scratch trees of the tests) has nothing to map.
-    for krate in CRATES.iter().filter(|k| root.join(k).is_dir()) {
-        let Some(text) = sections.get(krate) else {
-            problems.push(format!("ARCHITECTURE.md has no section for `{krate}/`"));
-            continue;
-        };
-        let dir = root.join(krate);
-        let mut files = vec![];
-        for sub in ["src", "tests", "benches"] {
-            rust_files(&dir.join(sub), &dir, &mut files);
-        }
-        let words = ticked(text);
-        // Every backticked `….rs` names a file of this crate (by a path suffix).
-        for w in words.iter().filter(|w| w.ends_with(".rs")) {
-            let w = w.trim_start_matches("./");
-            // A path into another crate (`origin/tests/edge.rs` under `edge/`) is checked where it points.
-            if CRATES.iter().any(|c| w.starts_with(&format!("{c}/"))) {
-                if !root.join(w).exists() {
-                    problems.push(format!("ARCHITECTURE.md names `{w}`, which does not exist"));
-                }
+/// `.gitignore`'s patterns, as far as tidy needs them: a name (`node_modules/`) matches any part of a path, a
+/// rooted one (`/target`) a path's start, `*.db` an ending. A path under one names a build output or local state
+/// (`target/debug/hhs`, `.hhs/dev.env`), which a fresh checkout does not have.
+struct Ignored(Vec<String>);
+
+impl Ignored {
+    fn read(root: &Path) -> Ignored {
+        let text = std::fs::read_to_string(root.join(".gitignore")).unwrap_or_default();
+        let patterns = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+        Ignored(patterns.map(|l| l.trim_end_matches('/').to_owned()).collect())
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        let path = path.trim_end_matches('/');
+        path.split('/').next() == Some(".git")
+            || self.0.iter().any(|p| match (p.strip_prefix('/'), p.strip_prefix('*')) {
+                (Some(rooted), _) => path == rooted || path.starts_with(&format!("{rooted}/")),
+                (_, Some(ending)) => path.ends_with(ending),
+                _ => path.split('/').any(|part| part == p),
+            })
+    }
+}
+
+/// Every file and folder under `root` that is not ignored, as `/`-separated paths relative to it.
+fn entries(root: &Path, ignored: &Ignored) -> BTreeSet<String> {
+    fn walk(dir: &Path, root: &Path, ignored: &Ignored, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap_or(&p);
+            let rel = rel.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/");
+            if ignored.matches(&rel) {
                 continue;
             }
-            if !files.iter().any(|f| f.to_string_lossy().ends_with(w)) {
-                problems.push(format!("ARCHITECTURE.md names `{w}` under `{krate}/`, which has no such file"));
+            if p.is_dir() {
+                walk(&p, root, ignored, out);
             }
+            out.insert(rel);
         }
-        // Every source file is named: by a path suffix, its file name, or (a module file) its bare name.
-        for f in &files {
-            let path = f.to_string_lossy();
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let stem = name.trim_end_matches(".rs");
-            let parent =
-                f.parent().and_then(|p| p.file_name()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-            let in_dir = format!("{parent}/{name}");
-            let named = words.iter().any(|w| {
-                let w = w.trim_end_matches('/');
-                (path.ends_with(w) && w.ends_with(".rs"))
-                    || w == name
-                    || w == in_dir
-                    || (w == stem && parent == "components")
-            }) || (name == "mod.rs"
-                && words.iter().any(|w| w.trim_end_matches('/') == parent || w.ends_with(&format!("{parent}/"))));
-            if !named {
-                problems.push(format!("`{krate}/{path}` is not in ARCHITECTURE.md's code map"));
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, ignored, &mut out);
+    out
+}
+
+/// `a/b/../c` as `a/c`; `None` above the root.
+fn normal(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = vec![];
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            _ => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Every path the documents name that does not exist, as problems. A path whose first part is an entry of the
+/// root must exist from the root; any other (`http/auth.rs` in the origin's part of the code map, `tests/it/`) must
+/// exist beside the document or be the end of some path in the repository, part by part.
+pub fn doc_paths(root: &Path) -> Result<Vec<String>, String> {
+    let ignored = Ignored::read(root);
+    let all = entries(root, &ignored);
+    let top: BTreeSet<String> = all.iter().filter(|e| !e.contains('/')).cloned().collect();
+    let mut problems = vec![];
+    for doc in documents(root) {
+        let text = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+        let name = doc.strip_prefix(root).unwrap_or(&doc).to_string_lossy().replace('\\', "/");
+        let beside = name.rsplit_once('/').map_or(String::new(), |(dir, _)| format!("{dir}/"));
+        for (line, span) in spans(&text) {
+            let Some(path) = repo_path(&span, &top) else { continue };
+            if ignored.matches(path) {
+                continue;
+            }
+            let p = path.trim_end_matches('/');
+            let found = if top.contains(p.split('/').next().unwrap_or("")) {
+                all.contains(p)
+            } else {
+                normal(&format!("{beside}{p}")).is_some_and(|b| all.contains(&b))
+                    || all.iter().any(|e| e.ends_with(&format!("/{p}")))
+            };
+            if !found {
+                problems.push(format!("{name}:{line} names `{span}`, which does not exist"));
             }
         }
     }
@@ -240,31 +328,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_code_map_and_the_dashboard_graph_are_checked_on_a_scratch_tree() {
+    fn the_dashboard_graph_is_checked_on_a_scratch_tree() {
         let dir = std::env::temp_dir().join(format!("hhs-tidy-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for (path, text) in [
-            ("core/src/lib.rs", ""),
-            ("core/src/lease.rs", ""),
-            ("edge/src/lib.rs", ""),
-            ("origin/src/main.rs", ""),
-            ("ui/src/lib.rs", ""),
-            ("ui/src/a.rs", "use crate::b::X;\n"),
-            ("ui/src/b.rs", "use crate::a::Y;\n"),
-            ("xtask/src/main.rs", ""),
-        ] {
+        for (path, text) in
+            [("ui/src/lib.rs", ""), ("ui/src/a.rs", "use crate::b::X;\n"), ("ui/src/b.rs", "use crate::a::Y;\n")]
+        {
             std::fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
             std::fs::write(dir.join(path), text).unwrap();
         }
-        std::fs::write(
-            dir.join("ARCHITECTURE.md"),
-            "### `core/`\n`lib.rs`, `gone.rs`\n### `edge/`\n`lib.rs`\n### `origin/`\n`main.rs`\n### `ui/`\n`lib.rs`, `a.rs`, `b.rs`\n### `xtask/`\n`main.rs`\n",
-        )
-        .unwrap();
-        let problems = code_map(&dir).unwrap();
-        assert!(problems.iter().any(|p| p.contains("`gone.rs`")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("core/src/lease.rs")), "{problems:?}");
-        assert_eq!(problems.len(), 2, "{problems:?}");
         let cycles = ui_cycles(&dir.join("ui/src")).unwrap();
         assert_eq!(cycles, ["import cycle in ui/src: a → b"]);
         std::fs::write(
@@ -275,6 +347,60 @@ mod tests {
         let found = forbidden(&dir.join("ui/src"), UI_LEASE_ARITHMETIC, "lease arithmetic").unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("a.rs:3") && found[0].contains("`.plus(`"), "{found:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_paths_the_documents_name_are_checked_on_a_scratch_tree() {
+        let dir = std::env::temp_dir().join(format!("hhs-tidy-docs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files = [
+            (".gitignore", "/target\n*.db\nnode_modules/\n"),
+            ("core/src/lease.rs", ""),
+            ("origin/src/http/auth.rs", ""),
+            ("origin/tests/it/main.rs", ""),
+            ("docs/design/failover.md", "Tested by `origin/tests/it/failover.rs`; see `../api.md` and `notes.md`.\n"),
+            ("docs/design/notes.md", ""),
+            ("docs/api.md", ""),
+            (
+                "ARCHITECTURE.md",
+                "### `core/`\n- `lease.rs` — the heart; `hhs_core::lease::acquire`, `GET /api/locks`, `/usr/bin/chromium`.\n\
+                 - `http/auth.rs`, `http/gone.rs`, `tests/it/`, `store/`, `origin/src/grant.rs`.\n\
+                 ```sh\n`origin/src/in-a-fence.rs` is a command, not prose\n```\n\
+                 `application/hl7-v2`, `4W^401^A`, `$TMPDIR/hhs-ha`, `target/debug/hhs`, `hhs.db`, `edge/node_modules/x`.\n",
+            ),
+            (
+                "README.md",
+                "Read `docs/api.md`, `docs/design/`, `docs/quickstart.md` and `core/`; `cargo\nxtask test` then\n\
+                 `core/src/gone.rs`.\n",
+            ),
+        ];
+        for (path, text) in files {
+            std::fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(path), text).unwrap();
+        }
+        let problems = doc_paths(&dir).unwrap();
+        assert_eq!(
+            problems,
+            [
+                "ARCHITECTURE.md:3 names `http/gone.rs`, which does not exist",
+                "ARCHITECTURE.md:3 names `store/`, which does not exist",
+                "ARCHITECTURE.md:3 names `origin/src/grant.rs`, which does not exist",
+                "README.md:1 names `docs/quickstart.md`, which does not exist",
+                "README.md:3 names `core/src/gone.rs`, which does not exist",
+                "docs/design/failover.md:1 names `origin/tests/it/failover.rs`, which does not exist",
+            ],
+            "{problems:?}"
+        );
+        let top: BTreeSet<String> = ["core".to_owned(), "ui".to_owned()].into();
+        assert_eq!(repo_path("ui/dist", &top), Some("ui/dist"));
+        assert_eq!(repo_path("./lease.rs", &top), Some("lease.rs"));
+        assert_eq!(repo_path("docs/", &top), Some("docs/"));
+        assert_eq!(repo_path("application/hl7-v2", &top), None);
+        assert_eq!(repo_path("0.8.3", &top), None);
+        assert_eq!(repo_path(".rs", &top), None);
+        assert_eq!(normal("docs/design/../api.md").as_deref(), Some("docs/api.md"));
+        assert_eq!(normal("../x.md"), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
