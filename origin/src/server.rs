@@ -32,7 +32,7 @@ pub async fn open_store(db: &DbArgs) -> Result<DynStore, StoreError> {
             sync_standbys = ?r.sync_standbys, "PostgreSQL commits wait for a synchronous standby"),
         Ok(Some(r)) => tracing::warn!(
             server = r.server.as_deref().unwrap_or(""), synchronous_commit = %r.synchronous_commit,
-            "PostgreSQL runs without a synchronous standby: a grant acknowledged just before this server is lost may be lost with it (README, \"Running HHS in production\")"),
+            "PostgreSQL runs without a synchronous standby: a grant acknowledged just before this server is lost may be lost with it (docs/operations.md, \"Running HHS in production\")"),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not read the database's replication settings"),
     }

@@ -31,7 +31,7 @@ const ROLES: [&str; 3] = ["viewer", "client", "admin"];
 const MIN_REQUESTS: usize = 1_000;
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    // The short run of CI (over 1,000 requests in all); README gives a long run's figures.
+    // The short run of CI (over 1,000 requests in all); docs/api.md gives a long run's figures.
     let mut examples = 10u32;
     let mut it = args.iter();
     while let Some(arg) = it.next() {

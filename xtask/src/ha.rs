@@ -9,7 +9,7 @@
 //! `CREATE TABLE` on the primary with both standbys down waits) rather than going asynchronous.
 //!
 //! The monitor's health checks are tightened (see [`MONITOR_SETTINGS`]) so a dead primary is replaced in seconds
-//! rather than the defaults' ~30 s; README's "Running HHS in production" says what that trades.
+//! rather than the defaults' ~30 s; docs/operations.md's "Running HHS in production" says what that trades.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,7 +27,7 @@ const MONITOR_SETTINGS: &[(&str, &str)] = &[
     ("pgautofailover.node_considered_unhealthy_timeout", "3000"),
     // How long the monitor waits for an unreachable primary to demote itself before promoting a standby. Safe
     // to shorten with synchronous replication: an old primary that is still running cannot acknowledge a
-    // commit once its standbys follow the new one (ARCHITECTURE "Failover").
+    // commit once its standbys follow the new one (docs/design/failover.md, "Split brain").
     ("pgautofailover.primary_demote_timeout", "3000"),
 ];
 

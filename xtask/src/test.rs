@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use crate::run::{cargo, free_port, reserved_port, step, target_dir};
 use crate::{chaos, cli_e2e, edge, fuzz_api, tidy, ui, wasm};
 
-/// How long each fault-harness run of `cargo xtask test` lasts (README has a ten-minute run's figures).
+/// How long each fault-harness run of `cargo xtask test` lasts (docs/performance.md has a ten-minute run's figures).
 const CHAOS_SECONDS: u64 = 60;
 
 pub fn run(extra: &[String]) -> Result<(), String> {

@@ -1,5 +1,5 @@
 //! `GET /metrics` in the OpenMetrics text format (`prometheus-client`), open like /healthz: it holds counts and
-//! durations, no names of patients or owners. What each measures and what to alert on is in README ("Metrics").
+//! durations, no names of patients or owners. What each measures and what to alert on is in docs/operations.md ("Monitoring").
 //!
 //! Per replica: request latency by route and status, acquire latency by outcome, heartbeats. From the event log,
 //! which every replica's pump reads whole, so each replica reports the cluster's (take one, or the max, not the

@@ -55,7 +55,7 @@ pub struct TestDb {
 }
 
 /// The PostgreSQL tests share one cluster, and a transaction left open anywhere in it holds back the commit
-/// horizon that event-log cursors stop at (that is the rule, see ARCHITECTURE.md). The few tests that hold a
+/// horizon that event-log cursors stop at (that is the rule, see docs/design/commit-order.md). The few tests that hold a
 /// transaction open on purpose ([`TestDb::holding_the_horizon`]) run alone; every other PostgreSQL test holds
 /// a shared guard for its database's life.
 static HORIZON: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
