@@ -79,9 +79,10 @@ impl Lease {
         };
         let view = client.call::<Acquire>(None, None, &req).await?;
         own_hold(&view, owner)?;
-        if sent.elapsed() > ttl / 3 {
+        if sent.elapsed() > ttl / 3 || view.awaits_pickup() {
             // Granted at some moment of a long answer (a wait in the queue): its TTL may have begun long after
-            // `sent` or just before the answer. Only a renewal sent now bounds when the hold can lapse.
+            // `sent` or just before the answer, and a hold handed over from the queue lasts only its pickup
+            // window until renewed. Only a renewal sent now bounds when the hold can lapse.
             sent = Instant::now();
             let beat = HolderRequest {
                 resource_id: view.resource_id.0.to_string(),

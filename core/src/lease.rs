@@ -116,12 +116,20 @@ pub struct Hold {
     pub group: Option<GroupId>,
     /// A booking: valid until this instant whatever the heartbeats ([`crate::booking`]).
     pub booked_until: Option<Millis>,
+    /// A hold handed over from the queue lapses at this instant unless renewed first, whatever its TTL
+    /// ([`crate::queue::PICKUP_TTL`]): an answer that reached no one (its connection died unnoticed) costs the
+    /// resource seconds, not a whole TTL. The first renewal clears it and the hold runs on its own TTL.
+    pub pickup_by: Option<Millis>,
 }
 
 impl Hold {
-    /// The last instant at which the hold is still valid: `last_heartbeat + ttl`, or a booking's end.
+    /// The last instant at which the hold is still valid: `last_heartbeat + ttl` (or its pickup deadline if that
+    /// comes first), or a booking's end.
     pub fn expires_at(&self) -> Millis {
-        self.booked_until.unwrap_or_else(|| self.last_heartbeat.plus(self.ttl.as_millis()))
+        self.booked_until.unwrap_or_else(|| {
+            let renewed = self.last_heartbeat.plus(self.ttl.as_millis());
+            self.pickup_by.map_or(renewed, |p| p.min(renewed))
+        })
     }
 
     /// The expiry rule: stored as held, and past [`expires_at`](Self::expires_at) — for a hold that is not
@@ -165,6 +173,7 @@ impl Hold {
         self.max_gap = self.max_gap.max(now.since(self.last_heartbeat));
         self.heartbeats = self.heartbeats.saturating_add(1);
         self.last_heartbeat = now;
+        self.pickup_by = None;
     }
 }
 
@@ -359,6 +368,7 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
         session: None,
         group: None,
         booked_until: None,
+        pickup_by: None,
     };
     events.push(LeaseEvent { kind: EventKind::Acquired, at: now, hold: hold.clone() });
     next.last_token = token;
@@ -550,6 +560,7 @@ pub fn resume(lease: &Lease, lost_at: Millis, now: Millis) -> Option<Outcome> {
     }
     let mut resumed = hold.clone();
     resumed.last_heartbeat = hold.last_heartbeat.plus(outage);
+    resumed.pickup_by = hold.pickup_by.map(|p| p.plus(outage));
     let mut next = lease.clone();
     next.hold = Some(resumed.clone());
     Some(Outcome { lease: next, events: vec![LeaseEvent { kind: EventKind::Extended, at: now, hold: resumed }] })

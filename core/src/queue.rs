@@ -15,8 +15,12 @@
 //! * A hand-over is not yet a delivery: the hold is the waiter's only once its request has been answered with it
 //!   ([`WaiterState::Delivered`]). A waiter is answered only with the hold it was handed ([`handed_hold`]),
 //!   never with whatever hold the resource has by then; and a hand-over its request never takes — its replica
-//!   died, its connection died unnoticed — is [`abandoned`] [`PICKUP_TIMEOUT`] after the grant, and the reaper
-//!   gives the bed back at once ([`reclaim`]: no lock-delay, the holder never used it) instead of after a TTL.
+//!   died, or its request left — is [`abandoned`] [`PICKUP_TIMEOUT`] after the grant, and the reaper gives the
+//!   bed back at once ([`reclaim`]: no lock-delay, the holder never used it) instead of after a TTL.
+//! * A delivery is not yet a pickup: an answer written to a connection that died unnoticed looks delivered. So
+//!   a handed-over hold lasts [`PICKUP_TTL`] (if shorter than its TTL) until its first renewal, which restores
+//!   its TTL ([`crate::lease::Hold::pickup_by`]); clients renew at once when an answer's `expires_at` is nearer
+//!   than its TTL ([`crate::wire::LockView::awaits_pickup`]).
 //! * [`admit`]: while live waiters queue, only the first of them may be granted (and the holder may still renew
 //!   its own hold); anyone else is refused ([`Denied::Queued`]).
 //!
@@ -46,6 +50,13 @@ pub const PRESENCE_TIMEOUT: Millis = Millis(2_000);
 /// request answers at once and one that missed its wake-up polls within [`PRESENCE`], so past this the request
 /// is not there to take it, nobody would ever heartbeat the hold, and it is given back ([`abandoned`]).
 pub const PICKUP_TIMEOUT: Millis = PRESENCE_TIMEOUT;
+
+/// How long a hold handed over to a waiter lasts from the hand-over until its first renewal, when that is
+/// shorter than its TTL ([`Hold::pickup_by`]). An answer written to a connection that died unnoticed counts as
+/// delivered, yet nobody will renew the hold: past this the bed lapses (lock-delay and all, since its holder may
+/// have acted on it) instead of staying out of use for the whole TTL. It leaves a live client [`PICKUP_TIMEOUT`]
+/// for the answer to reach it and the rest for one heartbeat, which restores the hold's own TTL.
+pub const PICKUP_TTL: Millis = Millis(10_000);
 
 /// What became of a waiter, as stored (`waiters.state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -241,9 +252,14 @@ pub fn hand_over(lease: &Lease, now: Millis, gate: &Gate, new_hold_id: HoldId) -
         // Held, in lock-delay or not grantable now: the first live waiter keeps its place.
         let cmd = AcquireCmd { principal: w.principal.clone(), owner: w.owner.clone(), ttl: w.ttl, new_hold_id };
         if let Ok(o) = gate.before(w.ttl).and_then(|()| acquire(&next, now, &cmd, lock_delay)) {
-            // A waiter that holds already (it re-acquired meanwhile) is served by a renewal: no new grant.
-            events = o.events;
-            next = o.lease;
+            // A waiter that holds already (it re-acquired meanwhile) is served by a renewal: no new grant, and
+            // the hold has reached its client, so no pickup deadline either.
+            (next, events) = (o.lease, o.events);
+            for hold in next.hold.iter_mut().chain(events.iter_mut().map(|e| &mut e.hold)) {
+                if hold.id == new_hold_id {
+                    hold.pickup_by = Some(now.plus(PICKUP_TTL));
+                }
+            }
             granted = Some(w.id);
         }
     }

@@ -46,6 +46,10 @@ pub struct StoredLease {
     #[cfg_attr(feature = "sqlx", sqlx(default))]
     #[serde(default)]
     pub waiters: i64,
+    /// A handed-over hold's pickup deadline (`Hold::pickup_by`).
+    #[cfg_attr(feature = "sqlx", sqlx(default))]
+    #[serde(default)]
+    pub pickup_by_ms: Option<i64>,
 }
 
 impl StoredLease {
@@ -77,6 +81,7 @@ impl StoredLease {
             group_id: h.and_then(|h| h.group).map(|g| g.0),
             booked_until_ms: h.and_then(|h| h.booked_until).map(|m| m.0),
             waiters: i64::from(l.waiting),
+            pickup_by_ms: h.and_then(|h| h.pickup_by).map(|m| m.0),
         }
     }
 
@@ -125,6 +130,7 @@ impl StoredLease {
                 session: self.session_id.map(SessionId),
                 group: self.group_id.map(GroupId),
                 booked_until: self.booked_until_ms.map(Millis),
+                pickup_by: self.pickup_by_ms.map(Millis),
             }),
         };
         let waiting = u32::try_from(self.waiters).map_err(|_| "a negative waiters count")?;

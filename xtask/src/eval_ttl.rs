@@ -292,6 +292,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             session: None,
             group: None,
             booked_until: None,
+            pickup_by: None,
         };
         let score = model.anomaly(ty, &hold, Millis((last_live * 1000.0) as i64));
         if score >= ANOMALY_THRESHOLD {

@@ -309,6 +309,18 @@ impl LockView {
         }
     }
 
+    /// Whether this live hold lapses before its TTL would end it: a hold handed over from the queue, which until
+    /// its first renewal lasts only `queue::PICKUP_TTL`. Whoever holds it renews at once (the client library and
+    /// the dashboard do), and from then on it runs on its TTL.
+    pub fn awaits_pickup(&self) -> bool {
+        match (self.status, self.last_heartbeat, self.expires_at, self.ttl_seconds) {
+            (LockStatus::Held, Some(beat), Some(exp), Some(ttl)) => {
+                Millis::from_utc(exp).since(Millis::from_utc(beat)) < Millis(i64::from(ttl) * 1000)
+            }
+            _ => false,
+        }
+    }
+
     /// Adds the resource's operational status (with its names, in lists and stream events).
     pub fn with_status(mut self, status: crate::status::Status) -> LockView {
         self.resource_status = Some(status);

@@ -309,6 +309,54 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// A hold handed over from the queue lasts its pickup window until its first renewal, whatever its TTL (an
+    /// answer that reached no one costs the bed seconds); the renewal, made in time, gives it its own TTL. A
+    /// grant that is not a hand-over has no pickup deadline.
+    #[test]
+    fn a_hand_over_lapses_at_its_pickup_deadline_unless_renewed(
+        ttl_s in 1u32..600,
+        renew_after in proptest::option::of(0i64..15_000),
+        probe in 0i64..700_000,
+    ) {
+        use hhs_core::lease::heartbeat;
+        use hhs_core::queue::PICKUP_TTL;
+        let policy = TypePolicy { min_ttl_seconds: 1, max_ttl_seconds: 3_600, ..Policy::default().for_type("bed") };
+        let t = Ttl::from_seconds(ttl_s, &TtlBounds::HARD).unwrap();
+        let now = Millis(7_000_000);
+        let w = Waiter::new(WaiterId(Uuid::from_u128(3)), principal(), owner(3), t, now.plus(Millis(-100)), Millis(30_000));
+        let lease = enqueue(&Lease::new(ResourceId(Uuid::from_u128(1))));
+        let queue = [w];
+        let h = hand_over(&lease, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &queue }, HoldId(Uuid::from_u128(4))).unwrap();
+        let handed = h.outcome.lease.hold.clone().unwrap();
+        let pickup = now.plus(PICKUP_TTL).min(now.plus(t.as_millis()));
+        prop_assert_eq!(handed.expires_at(), pickup);
+        prop_assert_eq!(&h.outcome.events[0].hold, &handed, "the log's grant says the same deadline");
+        let claim = Claim { principal: principal(), owner: owner(3), token: Some(handed.token) };
+        let (lease, ends) = match renew_after.map(|dt| now.plus(Millis(dt))) {
+            Some(at) => match heartbeat(&h.outcome.lease, at, &claim) {
+                Ok(o) => {
+                    prop_assert!(at <= pickup, "renewed after its pickup deadline");
+                    (o.lease, at.plus(t.as_millis()))
+                }
+                Err(_) => {
+                    prop_assert!(at > pickup, "a renewal in time was refused");
+                    (h.outcome.lease.clone(), pickup)
+                }
+            },
+            None => (h.outcome.lease.clone(), pickup),
+        };
+        let at = now.plus(Millis(probe));
+        prop_assert_eq!(lease.live_hold(at).is_some(), at <= ends, "live at {:?}, ends {:?}", at, ends);
+        // A plain grant of the same TTL: no pickup deadline.
+        let cmd = AcquireCmd { principal: principal(), owner: owner(5), ttl: t, new_hold_id: HoldId(Uuid::from_u128(9)) };
+        let plain = acquire(&Lease::new(ResourceId(Uuid::from_u128(2))), now, &cmd, Millis::ZERO).unwrap().lease;
+        prop_assert_eq!(plain.hold.unwrap().expires_at(), now.plus(t.as_millis()));
+    }
+}
+
 /// A hand-over its request did not take on the replica that made it may still have reached its client another
 /// way (the client's retry on another replica is answered as the owner's renewal; or it heartbeats, or books):
 /// once touched, it is never given back, by the reaper's reclaim or by the request's own end.

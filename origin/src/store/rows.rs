@@ -162,6 +162,7 @@ pub fn lease_args(l: &Lease) -> Vec<Arg> {
         Arg::Uuid(s.group_id),
         Arg::Int(s.booked_until_ms),
         Arg::Int(Some(s.waiters)),
+        Arg::Int(s.pickup_by_ms),
     ]
 }
 

@@ -10,7 +10,8 @@ macro_rules! lease_columns {
     () => {
         "r.id, r.type, r.identifier, r.created_at_ms, r.status, l.last_token, l.hold_id, l.principal, \
          l.owner_id, l.ttl_ms, l.token, l.acquired_at_ms, l.last_heartbeat_ms, l.state, l.ended_at_ms, l.heartbeats, \
-         l.max_gap_ms, l.delay_until_ms, l.late_reported, l.session_id, l.group_id, l.booked_until_ms, l.waiters, t.lock_delay_ms, \
+         l.max_gap_ms, l.delay_until_ms, l.late_reported, l.session_id, l.group_id, l.booked_until_ms, l.waiters, l.pickup_by_ms, \
+         t.lock_delay_ms, \
          t.min_ttl_seconds, t.max_ttl_seconds, t.default_ttl_seconds, t.booking_max_seconds, t.default_status"
     };
 }
@@ -27,10 +28,12 @@ pub const SELECT_LEASES: &str = concat!("SELECT ", lease_columns!(), from_leases
 pub const SELECT_LEASE: &str = concat!("SELECT ", lease_columns!(), from_leases!(), " WHERE l.resource_id = $1");
 
 /// A held lease's expiry instant (`hhs_core::Hold::expires_at`): a booking's end, else the last renewal plus
-/// the TTL.
+/// the TTL, or the pickup deadline of a handed-over hold if that comes first (NULL compares false). The index
+/// `leases_held_by_expiry` is on exactly this expression.
 macro_rules! expiry {
     () => {
-        "COALESCE(l.booked_until_ms, l.last_heartbeat_ms + l.ttl_ms)"
+        "COALESCE(l.booked_until_ms, CASE WHEN l.pickup_by_ms < l.last_heartbeat_ms + l.ttl_ms \
+         THEN l.pickup_by_ms ELSE l.last_heartbeat_ms + l.ttl_ms END)"
     };
 }
 
@@ -58,7 +61,7 @@ pub const SELECT_EXPIRED: &str = concat!(
 pub const UPDATE_LEASE: &str = "UPDATE leases SET last_token = $2, hold_id = $3, owner_id = $4, ttl_ms = $5, token = $6, \
      acquired_at_ms = $7, last_heartbeat_ms = $8, state = $9, ended_at_ms = $10, heartbeats = $11, max_gap_ms = $12, \
      delay_until_ms = $13, principal = $14, late_reported = $15, session_id = $16, group_id = $17, booked_until_ms = $18, \
-     waiters = $19 WHERE resource_id = $1";
+     waiters = $19, pickup_by_ms = $20 WHERE resource_id = $1";
 
 pub const EVENT_COLUMNS: &str =
     "txid, id, at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, key_id, request_id, outcome";
@@ -147,7 +150,7 @@ pub const FAST_GRANT: &str = concat!(
      granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
         token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
         ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE, \
-        session_id = NULL, group_id = NULL, booked_until_ms = NULL \
+        session_id = NULL, group_id = NULL, booked_until_ms = NULL, pickup_by_ms = NULL \
         FROM clock, locked k WHERE l.resource_id = k.resource_id \
         AND k.status = 'U' AND $4 BETWEEN k.min_ttl_seconds * 1000 AND k.max_ttl_seconds * 1000 AND ",
     grantable!(),
@@ -183,6 +186,7 @@ macro_rules! live_hold_of_caller {
     () => {
         "l.resource_id = $1 AND l.state = 'HELD' AND l.principal = $2 AND l.owner_id = $3 \
          AND ($4::bigint IS NULL OR l.token = $4) AND clock.ms - l.last_heartbeat_ms <= l.ttl_ms \
+         AND (l.pickup_by_ms IS NULL OR clock.ms <= l.pickup_by_ms) \
          AND l.session_id IS NULL AND l.booked_until_ms IS NULL"
     };
 }
@@ -193,7 +197,7 @@ macro_rules! renew {
         concat!(
             "UPDATE leases l SET heartbeats = LEAST(l.heartbeats + 1, 4294967295), \
                 max_gap_ms = GREATEST(l.max_gap_ms, GREATEST(clock.ms, l.last_heartbeat_ms) - l.last_heartbeat_ms), \
-                last_heartbeat_ms = GREATEST(clock.ms, l.last_heartbeat_ms) FROM clock WHERE ",
+                last_heartbeat_ms = GREATEST(clock.ms, l.last_heartbeat_ms), pickup_by_ms = NULL FROM clock WHERE ",
             live_hold_of_caller!(),
             " RETURNING l.*"
         )

@@ -76,20 +76,24 @@ async fn differential(rule: Rule) {
         for age in [1_000i64, 30_000, 30_001, -500] {
             for (principal, owner) in [("clinic-north", "ws-1"), ("clinic-north", "ws-2"), ("clinic-south", "ws-1")] {
                 for token in [None, Some(4u64), Some(3)] {
-                    for max_gap in [0i64, 500, 20_000] {
+                    for (max_gap, pickup) in [0i64, 500, 20_000].into_iter().flat_map(|g| {
+                        // A handed-over hold's pickup deadline: none, ahead, exactly now, just passed.
+                        [None, Some(now.0 + 1_000), Some(now.0), Some(now.0 - 1)].map(move |p| (g, p))
+                    }) {
                         cases += 1;
                         let hb = now.0 - age;
                         let mut tx = conn.begin().await.unwrap();
                         sqlx::query(
                             "UPDATE leases SET state = $1, hold_id = $2, owner_id = 'ws-1', principal = 'clinic-north', ttl_ms = 30000, \
                              token = 4, last_token = 4, acquired_at_ms = $3 - 60000, last_heartbeat_ms = $3, ended_at_ms = $4, heartbeats = 7, \
-                             max_gap_ms = $5 WHERE resource_id = $2",
+                             max_gap_ms = $5, pickup_by_ms = $6 WHERE resource_id = $2",
                         )
                         .bind(state)
                         .bind(uuid)
                         .bind(hb)
                         .bind((state != "HELD" && state != "FREE").then_some(hb))
                         .bind(max_gap)
+                        .bind(pickup)
                         .execute(&mut *tx)
                         .await
                         .unwrap();
@@ -111,7 +115,8 @@ async fn differential(rule: Rule) {
                         let core = run_core(rule, &lease, now, &claim);
                         let sql = run_sql(rule, &mut tx, uuid, principal, owner, token, now).await;
                         let case = format!(
-                            "{state}, heartbeat {age} ms ago, claim {principal}/{owner}/{token:?}, max gap {max_gap}"
+                            "{state}, heartbeat {age} ms ago, claim {principal}/{owner}/{token:?}, max gap {max_gap}, \
+                             pickup by {pickup:?}"
                         );
                         assert_eq!(sql.is_some(), core.is_ok(), "{case}: core says {core:?}");
                         if let (Some(row), Ok(out)) = (sql, core) {
@@ -121,10 +126,11 @@ async fn differential(rule: Rule) {
                                 row.get::<i64, _>("last_heartbeat_ms"),
                                 row.get::<i64, _>("heartbeats"),
                                 row.get::<i64, _>("max_gap_ms"),
+                                row.get::<Option<i64>, _>("pickup_by_ms"),
                             );
                             assert_eq!(
                                 got,
-                                (want.last_heartbeat_ms.unwrap(), want.heartbeats, want.max_gap_ms),
+                                (want.last_heartbeat_ms.unwrap(), want.heartbeats, want.max_gap_ms, want.pickup_by_ms),
                                 "{case}"
                             );
                             let ended = (row.get::<String, _>("state"), row.get::<Option<i64>, _>("ended_at_ms"));

@@ -2,7 +2,8 @@
 //! granted in arrival order, one at a time, each with the next token; a waiter whose request went away is
 //! skipped; a wait that ends says so with its place; a lock-delay's end hands over; bad waits are refused. A
 //! waiter is answered only with the hold it was handed, and a hand-over its request never takes (its replica
-//! died) frees the bed within seconds.
+//! died) frees the bed within seconds; so does one answered to a client that is gone (a connection that died
+//! unnoticed), at its pickup deadline.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ both_stores!(
     bad_waits_are_refused,
     a_waiter_whose_hold_ended_is_not_answered_with_the_next_holders,
     a_hand_over_its_waiter_never_takes_frees_the_bed_within_seconds,
+    a_hand_over_answered_to_no_one_lapses_at_its_pickup_deadline,
 );
 
 /// A waiter queued straight in the store, as the client key's principal (`clinic-north`): a request whose
@@ -365,5 +367,48 @@ async fn a_hand_over_its_waiter_never_takes_frees_the_bed_within_seconds(b: Back
     );
     // Its request, were it to come back after all, is told its wait ended.
     assert!(matches!(app.store.poll_wait(dead).await.unwrap(), WaitStatus::Ended { .. }));
+    app.stop().await;
+}
+
+/// A waiting acquire of a long hold (`ttl` seconds), as the client key's principal, on its own connection.
+async fn long_waiting_acquire(url: String, key: String, resource: String, owner: String, ttl: u32) -> Reply {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let body = json!({"resource_id": resource, "owner_id": owner, "ttl_seconds": ttl, "wait_seconds": 30});
+    let resp = http.post(format!("{url}/api/locks/acquire")).bearer_auth(key).json(&body).send().await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    Reply { status, headers, body: resp.json().await.unwrap_or(Value::Null) }
+}
+
+fn instant(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// The origin writes a hand-over's answer and counts it delivered, but the client is gone (its connection died
+/// unnoticed: here, a client that never renews). The hold lapses at its pickup deadline, not after its 300 s
+/// TTL, and the next waiter gets the bed once the lock-delay after it ends.
+async fn a_hand_over_answered_to_no_one_lapses_at_its_pickup_deadline(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let app = TestApp::spawn(&db).await;
+    let room = app.create_resource("or-room", "Gone client OR").await;
+    assert_eq!(app.acquire(&room, "holder", 30).await.status, StatusCode::OK);
+    let (url, key) = (app.url.clone(), app.keys.client.clone());
+    let gone = tokio::spawn(long_waiting_acquire(url.clone(), key.clone(), room.clone(), "gone".into(), 300));
+    until_queued(&app, &room, 1).await;
+    assert_eq!(app.release(&room, "holder").await.status, StatusCode::OK);
+    let handed = gone.await.unwrap();
+    assert_eq!(handed.status, StatusCode::OK, "{}", handed.body);
+    assert_eq!(handed.body["ttl_seconds"], 300);
+    let window = instant(&handed.body["expires_at"]) - instant(&handed.body["created_at"]);
+    assert_eq!(window.num_milliseconds(), hhs_core::queue::PICKUP_TTL.0, "answered with its pickup deadline");
+    let view: hhs_core::wire::LockView = serde_json::from_value(handed.body.clone()).unwrap();
+    assert!(view.awaits_pickup(), "the answer says it must be renewed at once");
+    // Nobody renews it. The next waiter is served once it lapses and the OR's 2 s lock-delay ends.
+    let next = long_waiting_acquire(url, key, room.clone(), "next".into(), 30).await;
+    assert_eq!(next.status, StatusCode::OK, "the bed stayed with a client that is gone: {}", next.body);
+    assert_eq!(next.body["owner_id"], "next");
+    let lapsed = events_of(&app, &room, "expired").await;
+    assert!(lapsed.iter().any(|e| e["owner_id"] == "gone"), "the unrenewed hand-over lapsed: {lapsed:?}");
+    let after = instant(&next.body["created_at"]) - instant(&handed.body["created_at"]);
+    assert!(after.num_milliseconds() >= hhs_core::queue::PICKUP_TTL.0, "granted again {after} after the hand-over");
     app.stop().await;
 }

@@ -106,11 +106,15 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
         };
         let heartbeat = now.0 - ttl_ms + offset;
         let state = if i % 7 == 0 { "RELEASED" } else { "HELD" };
-        cases.push((app.create_resource("bed", &format!("Case {i}")).await, ttl_s, heartbeat, state));
+        // Every third a handed-over hold not yet renewed, its pickup deadline around the boundary too.
+        let pickup = (i % 3 == 0).then(|| now.0 + [-1, 0, 1, 5_000, -5_000][(next() % 5) as usize]);
+        cases.push((app.create_resource("bed", &format!("Case {i}")).await, ttl_s, heartbeat, state, pickup));
     }
-    for (id, ttl_s, hb, state) in &cases {
-        let sql = "UPDATE leases SET state = $1, hold_id = $2, owner_id = 'o', ttl_ms = $3, token = 1, last_token = 1, \
-                   acquired_at_ms = $4, last_heartbeat_ms = $4, ended_at_ms = $5, principal = 'clinic-north' WHERE resource_id = $6";
+    for (id, ttl_s, hb, state, pickup) in &cases {
+        let sql =
+            "UPDATE leases SET state = $1, hold_id = $2, owner_id = 'o', ttl_ms = $3, token = 1, last_token = 1, \
+                   acquired_at_ms = $4, last_heartbeat_ms = $4, ended_at_ms = $5, principal = 'clinic-north', \
+                   pickup_by_ms = $7 WHERE resource_id = $6";
         let uuid: uuid::Uuid = id.parse().unwrap();
         let ended = (*state != "HELD").then_some(*hb);
         match b {
@@ -123,6 +127,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
                     .bind(hb)
                     .bind(ended)
                     .bind(uuid)
+                    .bind(pickup)
                     .execute(&pool)
                     .await
                     .unwrap();
@@ -139,6 +144,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
                     .bind(hb)
                     .bind(ended)
                     .bind(uuid)
+                    .bind(pickup)
                     .execute(&pool)
                     .await
                     .unwrap();
@@ -177,7 +183,7 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
 
     let bounds = hhs_core::TtlBounds { min_seconds: 1, max_seconds: 86_400 };
     let mut expected_count = 0;
-    for (id, ttl_s, hb, state) in &cases {
+    for (id, ttl_s, hb, state, pickup) in &cases {
         let hold = hhs_core::Hold {
             id: HoldId(uuid::Uuid::nil()),
             principal: hhs_core::Principal::parse("clinic-north").unwrap(),
@@ -193,10 +199,16 @@ async fn reaper_sql_agrees_with_core_expiry_rule(b: Backend) {
             session: None,
             group: None,
             booked_until: None,
+            pickup_by: pickup.map(Millis),
         };
         let core_says = hold.is_expired(now);
         expected_count += usize::from(core_says);
-        assert_eq!(picked.contains(id), core_says, "ttl {ttl_s}s, heartbeat {} ms before now, {state}", now.0 - hb);
+        assert_eq!(
+            picked.contains(id),
+            core_says,
+            "ttl {ttl_s}s, heartbeat {} ms before now, {state}, pickup by {pickup:?}",
+            now.0 - hb
+        );
     }
     assert!(expected_count > 20 && expected_count < 180, "the cases cover both sides: {expected_count}");
     app.stop().await;

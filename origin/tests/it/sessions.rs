@@ -273,6 +273,7 @@ async fn keepalive_statement_agrees_with_core(b: Backend) {
                             group_id: None,
                             booked_until_ms: booked,
                             waiters: 0,
+                            pickup_by_ms: None,
                         },
                     ));
                 }

@@ -55,7 +55,13 @@ impl Op {
                     session_id: None,
                     wait_seconds: *wait_seconds,
                 };
-                api.call::<endpoints::Acquire>(None, "", &req).await
+                let view = api.call::<endpoints::Acquire>(None, "", &req).await?;
+                if !view.awaits_pickup() {
+                    return Ok(view);
+                }
+                // Handed over from the queue: the hold lasts its pickup window until renewed, so renew now and
+                // the person keeps it for its TTL.
+                api.call::<endpoints::Heartbeat>(None, "", &holder(owner_id, &view.fencing_token)).await
             }
             Op::Heartbeat { owner_id, fencing_token } => {
                 api.call::<endpoints::Heartbeat>(None, "", &holder(owner_id, fencing_token)).await
