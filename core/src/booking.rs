@@ -23,6 +23,7 @@ pub fn book(lease: &Lease, now: Millis, claim: &Claim, until: Millis, max: Milli
     let Some(h) = next.hold.as_mut().filter(|h| h.state == HoldState::Held) else { return Err(Denied::NotHolder) };
     h.booked_until = Some(until);
     h.session = None;
+    h.pickup_by = None;
     let event = LeaseEvent { kind: EventKind::Booked, at: now, hold: h.clone() };
     Ok(Outcome { lease: next, events: alloc::vec![event] })
 }

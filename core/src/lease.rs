@@ -5,8 +5,9 @@
 //! `outcome.events` in the same transaction. On `Err` it writes nothing. No transition reads a clock.
 //!
 //! ## Expiry
-//! A hold is expired once `now - last_heartbeat > ttl` — strictly greater: at exactly `last_heartbeat + ttl` it is
-//! still held, one millisecond later it is not. [`Hold::expires_at`] is that last valid instant.
+//! A hold is expired once `now` is past [`Hold::expires_at`], its last valid instant: `last_heartbeat + ttl` —
+//! strictly greater: at exactly that instant it is still held, one millisecond later it is not — or a booking's
+//! end, or a hand-over's pickup deadline if that comes first.
 //!
 //! ## Invariants (property-tested in `tests/lease_props.rs`)
 //! * At most one live hold per resource; a grant to a new owner happens only when the previous hold is released,
@@ -34,7 +35,7 @@ pub enum HoldState {
     Released {
         at: Millis,
     },
-    /// Lapsed: `at` is the last instant it was valid (`last_heartbeat + ttl`).
+    /// Lapsed: `at` is the last instant it was valid ([`Hold::expires_at`]).
     Expired {
         at: Millis,
     },
@@ -117,7 +118,7 @@ pub struct Hold {
     /// A booking: valid until this instant whatever the heartbeats ([`crate::booking`]).
     pub booked_until: Option<Millis>,
     /// A hold handed over from the queue lapses at this instant unless renewed first, whatever its TTL
-    /// ([`crate::queue::PICKUP_TTL`]): an answer that reached no one (its connection died unnoticed) costs the
+    /// ([`crate::queue::pickup_deadline`]): an answer that reached no one (its connection died unnoticed) costs the
     /// resource seconds, not a whole TTL. The first renewal clears it and the hold runs on its own TTL.
     pub pickup_by: Option<Millis>,
 }

@@ -18,9 +18,9 @@
 //!   died, or its request left — is [`abandoned`] [`PICKUP_TIMEOUT`] after the grant, and the reaper gives the
 //!   bed back at once ([`reclaim`]: no lock-delay, the holder never used it) instead of after a TTL.
 //! * A delivery is not yet a pickup: an answer written to a connection that died unnoticed looks delivered. So
-//!   a handed-over hold lasts [`PICKUP_TTL`] (if shorter than its TTL) until its first renewal, which restores
-//!   its TTL ([`crate::lease::Hold::pickup_by`]); clients renew at once when an answer's `expires_at` is nearer
-//!   than its TTL ([`crate::wire::LockView::awaits_pickup`]).
+//!   a handed-over hold lasts only until its [`pickup_deadline`] (a third of its TTL plus [`PICKUP_GRACE`]) unless
+//!   renewed, and its first renewal restores its TTL ([`crate::lease::Hold::pickup_by`]); clients renew at once
+//!   when an answer's `expires_at` is nearer than its TTL ([`crate::wire::LockView::awaits_pickup`]).
 //! * [`admit`]: while live waiters queue, only the first of them may be granted (and the holder may still renew
 //!   its own hold); anyone else is refused ([`Denied::Queued`]).
 //!
@@ -51,12 +51,21 @@ pub const PRESENCE_TIMEOUT: Millis = Millis(2_000);
 /// is not there to take it, nobody would ever heartbeat the hold, and it is given back ([`abandoned`]).
 pub const PICKUP_TIMEOUT: Millis = PRESENCE_TIMEOUT;
 
-/// How long a hold handed over to a waiter lasts from the hand-over until its first renewal, when that is
-/// shorter than its TTL ([`Hold::pickup_by`]). An answer written to a connection that died unnoticed counts as
-/// delivered, yet nobody will renew the hold: past this the bed lapses (lock-delay and all, since its holder may
-/// have acted on it) instead of staying out of use for the whole TTL. It leaves a live client [`PICKUP_TIMEOUT`]
-/// for the answer to reach it and the rest for one heartbeat, which restores the hold's own TTL.
-pub const PICKUP_TTL: Millis = Millis(10_000);
+/// What a hold handed over to a waiter has beyond a third of its TTL to be renewed for the first time
+/// ([`pickup_deadline`]). It leaves a client that renews at once [`PICKUP_TIMEOUT`] for the answer to reach it
+/// and the rest for one heartbeat.
+pub const PICKUP_GRACE: Millis = Millis(10_000);
+
+/// Until when a hold handed over at `now` with `ttl` lasts unless renewed ([`Hold::pickup_by`]): a third of its TTL
+/// plus [`PICKUP_GRACE`], and never past the TTL itself. An answer written to a connection that died unnoticed
+/// counts as delivered, yet nobody will renew the hold: past this the bed lapses (lock-delay and all, since its
+/// holder may have acted on it) instead of staying out of use for the whole TTL. A client that renews every third of
+/// its TTL counted from when it asked — the documented rhythm, the grant coming later — renews in time, so a
+/// client that never read `expires_at` loses nothing; one that reads it renews at once.
+pub fn pickup_deadline(now: Millis, ttl: Ttl) -> Millis {
+    let ttl = ttl.as_millis();
+    now.plus(Millis(ttl.0 / 3).plus(PICKUP_GRACE).min(ttl))
+}
 
 /// What became of a waiter, as stored (`waiters.state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -257,7 +266,7 @@ pub fn hand_over(lease: &Lease, now: Millis, gate: &Gate, new_hold_id: HoldId) -
             (next, events) = (o.lease, o.events);
             for hold in next.hold.iter_mut().chain(events.iter_mut().map(|e| &mut e.hold)) {
                 if hold.id == new_hold_id {
-                    hold.pickup_by = Some(now.plus(PICKUP_TTL));
+                    hold.pickup_by = Some(pickup_deadline(now, w.ttl));
                 }
             }
             granted = Some(w.id);

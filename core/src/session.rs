@@ -135,6 +135,8 @@ pub fn acquire_in(
 
 fn attach(h: &mut crate::Hold, s: &Session) {
     h.session = Some(s.id);
+    // A session's hold runs on the session's clock alone.
+    h.pickup_by = None;
     h.last_heartbeat = s.last_keepalive;
     h.ttl = s.ttl;
 }

@@ -81,7 +81,8 @@ impl StoredLease {
             group_id: h.and_then(|h| h.group).map(|g| g.0),
             booked_until_ms: h.and_then(|h| h.booked_until).map(|m| m.0),
             waiters: i64::from(l.waiting),
-            pickup_by_ms: h.and_then(|h| h.pickup_by).map(|m| m.0),
+            // Only a held hold has a deadline: an ended row never carries one into the next grant.
+            pickup_by_ms: h.filter(|h| h.state == HoldState::Held).and_then(|h| h.pickup_by).map(|m| m.0),
         }
     }
 

@@ -1,4 +1,4 @@
--- A hold handed over from the queue lapses at pickup_by_ms unless renewed first (hhs_core::queue::PICKUP_TTL):
+-- A hold handed over from the queue lapses at pickup_by_ms unless renewed first (hhs_core::queue::pickup_deadline):
 -- an answer written to a connection that died unnoticed must not keep the bed for a whole TTL. NULL: none.
 -- The reaper's expiry index follows the expiry expression (store `expiry!`), which now reads it.
 ALTER TABLE leases ADD COLUMN pickup_by_ms INTEGER;

@@ -227,12 +227,12 @@ async fn a_waiting_client_is_served_in_turn_before_one_that_asks_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hand_over_is_renewed_at_once_and_kept_past_its_pickup_window() {
+async fn a_hand_over_is_renewed_at_once_onto_its_own_ttl() {
     let origin = Origin::start().await;
     let bed = origin.bed("Guard 6b").await;
     let client = Client::new(&origin.url, &origin.client);
     let holder = Lease::acquire(&client, &bed, "ws-1", Duration::from_secs(30)).await.unwrap();
-    // ws-2 waits for a 300 s hold: handed over, it lasts only its pickup window until renewed.
+    // ws-2 waits for a 300 s hold: handed over, it lasts only until its pickup deadline (110 s) unless renewed.
     let waiting = {
         let (client, bed) = (client.clone(), bed.clone());
         tokio::spawn(async move {
@@ -244,13 +244,11 @@ async fn a_hand_over_is_renewed_at_once_and_kept_past_its_pickup_window() {
     let guard =
         tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("granted once released").unwrap().unwrap();
     assert!(guard.view().awaits_pickup(), "the hand-over's answer: {:?}", guard.view());
-    let past = u64::try_from(hhs_core::queue::PICKUP_TTL.0).unwrap() + 1_500;
-    tokio::time::sleep(Duration::from_millis(past)).await;
     assert!(guard.lost().borrow().is_none(), "{:?}", guard.lost().borrow());
     let lock = origin.lock(&bed).await;
     assert_eq!((lock["status"].as_str(), lock["owner_id"].as_str()), (Some("HELD"), Some("ws-2")), "{lock}");
     let expires: chrono::DateTime<chrono::Utc> = lock["expires_at"].as_str().unwrap().parse().unwrap();
-    assert!(expires - chrono::Utc::now() > chrono::Duration::seconds(200), "on its own 300 s TTL: {lock}");
+    assert!(expires - chrono::Utc::now() > chrono::Duration::seconds(200), "renewed onto its own 300 s TTL: {lock}");
     guard.release().await.unwrap();
     origin.stop().await;
 }

@@ -310,7 +310,7 @@ impl LockView {
     }
 
     /// Whether this live hold lapses before its TTL would end it: a hold handed over from the queue, which until
-    /// its first renewal lasts only `queue::PICKUP_TTL`. Whoever holds it renews at once (the client library and
+    /// its first renewal lasts only until `queue::pickup_deadline`. Whoever holds it renews at once (the client library and
     /// the dashboard do), and from then on it runs on its TTL.
     pub fn awaits_pickup(&self) -> bool {
         match (self.status, self.last_heartbeat, self.expires_at, self.ttl_seconds) {

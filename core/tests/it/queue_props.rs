@@ -312,17 +312,16 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
-    /// A hold handed over from the queue lasts its pickup window until its first renewal, whatever its TTL (an
-    /// answer that reached no one costs the bed seconds); the renewal, made in time, gives it its own TTL. A
-    /// grant that is not a hand-over has no pickup deadline.
+    /// A hold handed over from the queue lasts until its pickup deadline (a third of its TTL and 10 s) unless
+    /// renewed first: an answer that reached no one costs the bed that, not its TTL; the renewal, made in time,
+    /// gives it its own TTL. A grant that is not a hand-over has no pickup deadline.
     #[test]
     fn a_hand_over_lapses_at_its_pickup_deadline_unless_renewed(
         ttl_s in 1u32..600,
-        renew_after in proptest::option::of(0i64..15_000),
+        renew_after in proptest::option::of(0i64..250_000),
         probe in 0i64..700_000,
     ) {
         use hhs_core::lease::heartbeat;
-        use hhs_core::queue::PICKUP_TTL;
         let policy = TypePolicy { min_ttl_seconds: 1, max_ttl_seconds: 3_600, ..Policy::default().for_type("bed") };
         let t = Ttl::from_seconds(ttl_s, &TtlBounds::HARD).unwrap();
         let now = Millis(7_000_000);
@@ -331,7 +330,8 @@ proptest! {
         let queue = [w];
         let h = hand_over(&lease, now, &Gate { policy: &policy, status: Status::Unoccupied, queue: &queue }, HoldId(Uuid::from_u128(4))).unwrap();
         let handed = h.outcome.lease.hold.clone().unwrap();
-        let pickup = now.plus(PICKUP_TTL).min(now.plus(t.as_millis()));
+        // A third of the TTL and ten seconds, never past the TTL.
+        let pickup = now.plus(Millis((t.as_millis().0 / 3 + 10_000).min(t.as_millis().0)));
         prop_assert_eq!(handed.expires_at(), pickup);
         prop_assert_eq!(&h.outcome.events[0].hold, &handed, "the log's grant says the same deadline");
         let claim = Claim { principal: principal(), owner: owner(3), token: Some(handed.token) };

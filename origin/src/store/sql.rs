@@ -210,8 +210,8 @@ macro_rules! renew {
 macro_rules! release_and_log {
     () => {
         concat!(
-            "released AS (UPDATE leases l SET state = 'RELEASED', ended_at_ms = GREATEST(clock.ms, l.last_heartbeat_ms) \
-                FROM clock WHERE ",
+            "released AS (UPDATE leases l SET state = 'RELEASED', ended_at_ms = GREATEST(clock.ms, l.last_heartbeat_ms), \
+                pickup_by_ms = NULL FROM clock WHERE ",
             live_hold_of_caller!(),
             // Nobody waits: a release with a queue hands over in its transaction (the row-lock path).
             " AND l.waiters = 0 RETURNING l.*, clock.ms AS now_ms), \
@@ -357,8 +357,9 @@ macro_rules! renew_session_holds {
     () => {
         "UPDATE leases SET heartbeats = CASE WHEN heartbeats < 4294967295 THEN heartbeats + 1 ELSE heartbeats END, \
             max_gap_ms = CASE WHEN $2 - last_heartbeat_ms > max_gap_ms THEN $2 - last_heartbeat_ms ELSE max_gap_ms END, \
-            last_heartbeat_ms = $2, ttl_ms = $3 \
+            last_heartbeat_ms = $2, ttl_ms = $3, pickup_by_ms = NULL \
          WHERE session_id = $1 AND state = 'HELD' AND booked_until_ms IS NULL AND $4 - last_heartbeat_ms <= ttl_ms \
+         AND (pickup_by_ms IS NULL OR $4 <= pickup_by_ms) \
          RETURNING *"
     };
 }

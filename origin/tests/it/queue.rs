@@ -384,22 +384,23 @@ fn instant(v: &Value) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// The origin writes a hand-over's answer and counts it delivered, but the client is gone (its connection died
-/// unnoticed: here, a client that never renews). The hold lapses at its pickup deadline, not after its 300 s
-/// TTL, and the next waiter gets the bed once the lock-delay after it ends.
+/// unnoticed: here, a client that never renews). The hold lapses at its pickup deadline (a third of its 33 s TTL
+/// and 10 s: 21 s), not after its TTL — longer than the next waiter's 30 s wait — and the next waiter gets the bed
+/// once the lock-delay after it ends.
 async fn a_hand_over_answered_to_no_one_lapses_at_its_pickup_deadline(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
     let room = app.create_resource("or-room", "Gone client OR").await;
     assert_eq!(app.acquire(&room, "holder", 30).await.status, StatusCode::OK);
     let (url, key) = (app.url.clone(), app.keys.client.clone());
-    let gone = tokio::spawn(long_waiting_acquire(url.clone(), key.clone(), room.clone(), "gone".into(), 300));
+    let gone = tokio::spawn(long_waiting_acquire(url.clone(), key.clone(), room.clone(), "gone".into(), 33));
     until_queued(&app, &room, 1).await;
     assert_eq!(app.release(&room, "holder").await.status, StatusCode::OK);
     let handed = gone.await.unwrap();
     assert_eq!(handed.status, StatusCode::OK, "{}", handed.body);
-    assert_eq!(handed.body["ttl_seconds"], 300);
+    assert_eq!(handed.body["ttl_seconds"], 33);
     let window = instant(&handed.body["expires_at"]) - instant(&handed.body["created_at"]);
-    assert_eq!(window.num_milliseconds(), hhs_core::queue::PICKUP_TTL.0, "answered with its pickup deadline");
+    assert_eq!(window.num_milliseconds(), 21_000, "answered with its pickup deadline");
     let view: hhs_core::wire::LockView = serde_json::from_value(handed.body.clone()).unwrap();
     assert!(view.awaits_pickup(), "the answer says it must be renewed at once");
     // Nobody renews it. The next waiter is served once it lapses and the OR's 2 s lock-delay ends.
@@ -409,6 +410,6 @@ async fn a_hand_over_answered_to_no_one_lapses_at_its_pickup_deadline(b: Backend
     let lapsed = events_of(&app, &room, "expired").await;
     assert!(lapsed.iter().any(|e| e["owner_id"] == "gone"), "the unrenewed hand-over lapsed: {lapsed:?}");
     let after = instant(&next.body["created_at"]) - instant(&handed.body["created_at"]);
-    assert!(after.num_milliseconds() >= hhs_core::queue::PICKUP_TTL.0, "granted again {after} after the hand-over");
+    assert!(after.num_milliseconds() >= 21_000, "granted again {after} after the hand-over");
     app.stop().await;
 }
