@@ -109,7 +109,7 @@ fn unrenewed(granted: &[LockView], answer: &GroupView) -> Option<ApiError> {
             })
         })
         .map(|g| BlockedMember {
-            resource_id: g.resource_id,
+            resource_id: g.resource_id.0,
             error: ApiError::new(ErrorCode::NotHolder, "the group's heartbeat did not renew this member"),
         })
         .collect();

@@ -7,7 +7,8 @@
 //! Invariant (property-tested): a booking is never expired before `until`, whatever heartbeats, keepalives or
 //! sessions do; at `until` it is still valid, one millisecond later it is not.
 
-use crate::lease::{Claim, Denied, EventKind, HoldState, Lease, LeaseEvent, Outcome};
+use crate::denied::Denied;
+use crate::lease::{Claim, EventKind, HoldState, Lease, LeaseEvent, Outcome};
 use crate::time::Millis;
 
 /// Turns the claimant's live hold into a booking until `until`: after `now`, and no later than `now + max` (the

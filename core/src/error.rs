@@ -162,7 +162,9 @@ pub struct ApiError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct BlockedMember {
-    pub resource_id: crate::ids::ResourceId,
+    /// The member's resource id. A bare UUID, as the body has it: the ids' own validation reports with
+    /// [`ApiError`], so the error body names no id type.
+    pub resource_id: uuid::Uuid,
     #[serde(flatten)]
     pub error: ApiError,
 }

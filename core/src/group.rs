@@ -10,10 +10,11 @@
 
 use alloc::vec::Vec;
 
-use crate::admission::{grant, Gate};
+use crate::admission::{admit, Gate};
+use crate::denied::Denied;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{GroupId, HoldId, ResourceId};
-use crate::lease::{acquire, heartbeat, release, AcquireCmd, Claim, Denied, Lease, Outcome};
+use crate::lease::{acquire, heartbeat, release, AcquireCmd, Claim, Lease, Outcome};
 use crate::session::{acquire_in, Session};
 use crate::time::Millis;
 
@@ -47,7 +48,7 @@ pub struct Member<'a> {
 
 /// All or nothing: every member's outcome (in the members' order), each hold marked with `group`; or, if any
 /// member is refused, every refusal with its resource — and then nothing is to be written. Each member is
-/// decided as a single acquire would be ([`grant`]: its type's bounds, its status, the rule, its queue). `cmd`
+/// decided as a single acquire would be ([`admit`]: its type's bounds, its status, the rule, its queue). `cmd`
 /// gives the principal, owner and TTL (its hold id is each member's own); `session`, if given, replaces the TTL.
 pub fn acquire_group(
     members: &[Member],
@@ -61,7 +62,7 @@ pub fn acquire_group(
     for m in members {
         let member_cmd = AcquireCmd { new_hold_id: m.new_hold_id, ..cmd.clone() };
         let (ttl, lock_delay) = (session.map_or(cmd.ttl, |s| s.ttl), m.gate.policy.lock_delay());
-        let result = grant(&m.gate, m.lease, now, ttl, (&cmd.principal, &cmd.owner), || {
+        let result = admit(&m.gate, m.lease, now, ttl, (&cmd.principal, &cmd.owner), || {
             // A resource is in one group at a time: its owner's live hold in another group is not taken over.
             if let Some(h) = m.lease.live_hold(now).filter(|h| h.group.is_some_and(|g| g != group)) {
                 return Err(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() });

@@ -26,6 +26,7 @@ extern crate alloc;
 pub mod admission;
 pub mod auth;
 pub mod booking;
+pub mod denied;
 pub mod error;
 pub mod group;
 pub mod hl7;
@@ -45,11 +46,12 @@ pub mod ttl_model;
 pub mod wire;
 
 pub use auth::Role;
+pub use denied::Denied;
 pub use error::{ApiError, ErrorCode};
 pub use ids::{
     FencingToken, GroupId, HoldId, Identifier, OwnerId, Principal, ResourceId, ResourceType, SessionId, WaiterId,
 };
-pub use lease::{Denied, EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
+pub use lease::{EventKind, Hold, HoldState, Lease, LeaseEvent, LockStatus, Outcome};
 pub use policy::{Policy, TypeChange, TypePolicy};
 pub use time::Millis;
 pub use ttl::{Ttl, TtlBounds};

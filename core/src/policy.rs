@@ -7,8 +7,8 @@ use alloc::format;
 use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
+use crate::denied::Denied;
 use crate::error::{ApiError, ErrorCode};
-use crate::lease::Denied;
 use crate::time::Millis;
 use crate::ttl::{Ttl, TtlBounds};
 

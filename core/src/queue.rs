@@ -33,9 +33,9 @@
 
 use alloc::vec::Vec;
 
-use crate::admission::Gate;
+use crate::denied::Denied;
 use crate::ids::{HoldId, OwnerId, Principal, WaiterId};
-use crate::lease::{acquire, expire, release, AcquireCmd, Claim, Denied, Hold, HoldState, Lease, Outcome};
+use crate::lease::{acquire, expire, release, AcquireCmd, Claim, Hold, HoldState, Lease, Outcome};
 use crate::time::Millis;
 use crate::ttl::Ttl;
 
@@ -238,13 +238,24 @@ pub struct HandOver {
     pub gone: Vec<WaiterId>,
 }
 
+/// What a hand-over asks of the checks around the lease rule: the resource's waiters in arrival order, its
+/// type's lock-delay, and whether a waiter's TTL may be granted now. The admission's gate answers it
+/// ([`crate::admission::Gate`]), so a hand-over meets the checks every acquire meets, while the queue's rules
+/// stay below the admission order that consults them.
+pub trait HandOverGate {
+    fn waiters(&self) -> &[Waiter];
+    fn lock_delay(&self) -> Millis;
+    /// The checks before the rule (the type's TTL bounds, the status).
+    fn before(&self, ttl: Ttl) -> Result<(), Denied>;
+}
+
 /// The hand-over, at `now`, of `lease` (as the freeing transition left it) to the first live waiter of the
-/// resource's queue (`gate.queue`, arrival order), with hold id `new_hold_id`: the gate before the rule (its type's
-/// TTL bounds, its status — a bed in housekeeping goes to nobody) and the acquire rule decide, so nothing is
+/// resource's queue (`gate.waiters()`, arrival order), with hold id `new_hold_id`: the gate before the rule (its
+/// type's TTL bounds, its status — a bed in housekeeping goes to nobody) and the acquire rule decide, so nothing is
 /// granted while a hold is live or a lock-delay runs. Every waiter that is gone ([`Waiter::is_gone`]) is dropped,
 /// wherever it stands and whatever the status. `None` if nothing changes.
-pub fn hand_over(lease: &Lease, now: Millis, gate: &Gate, new_hold_id: HoldId) -> Option<HandOver> {
-    let (queue, lock_delay) = (gate.queue, gate.policy.lock_delay());
+pub fn hand_over(lease: &Lease, now: Millis, gate: &impl HandOverGate, new_hold_id: HoldId) -> Option<HandOver> {
+    let (queue, lock_delay) = (gate.waiters(), gate.lock_delay());
     let mut next = lease.clone();
     let mut gone = Vec::new();
     let mut events = Vec::new();

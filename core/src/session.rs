@@ -11,8 +11,9 @@
 //! Invariants (property-tested in `tests/it/clinical_props.rs`): every live hold attached to a session expires
 //! when the session does; once the session is not live none of its holds is; holds outside it are untouched.
 
+use crate::denied::Denied;
 use crate::ids::{OwnerId, Principal, SessionId};
-use crate::lease::{acquire, AcquireCmd, Denied, HoldState, Lease, Outcome};
+use crate::lease::{acquire, AcquireCmd, HoldState, Lease, Outcome};
 use crate::time::Millis;
 use crate::ttl::Ttl;
 

@@ -3,7 +3,7 @@
 //! resource uses the same six codes: C closed, H housekeeping, I isolated, K contaminated, O occupied, U
 //! unoccupied — only U may be granted. A new resource is U.
 //!
-//! The rule ([`admit`]): an acquire (plain, under a session, in a group, or a queue's hand-over) of a resource
+//! The rule ([`crate::admission::available`]): an acquire (plain, under a session, in a group, or a queue's hand-over) of a resource
 //! that is not available is refused, naming the status. A status change never ends a live hold by itself —
 //! the hold is shown next to the new status, and whoever holds it decides; the next grant follows the status.
 
@@ -11,7 +11,6 @@ use alloc::format;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::lease::Denied;
 
 /// HL7 v2 table 0116, bed status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,15 +75,6 @@ impl Status {
     /// Whether a resource in this status may be granted.
     pub const fn available(self) -> bool {
         matches!(self, Status::Unoccupied)
-    }
-}
-
-/// Whether a resource in `status` may be granted: only an available one ([`Denied::Unavailable`] otherwise).
-pub fn admit(status: Status) -> Result<(), Denied> {
-    if status.available() {
-        Ok(())
-    } else {
-        Err(Denied::Unavailable { status })
     }
 }
 

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Role;
 use crate::error::{ApiError, ErrorCode};
 use crate::ttl::TtlBounds;
+use crate::wire::events::EventPage;
+use crate::wire::locks::*;
 use crate::wire::queries::*;
 use crate::wire::requests::*;
 use crate::wire::views::*;
@@ -204,9 +206,9 @@ macro_rules! endpoints {
 
         /// The JSON Schemas of each endpoint's query, request and response, for the OpenAPI description.
         #[cfg(feature = "openapi")]
-        pub(crate) fn documented(api: Api, g: &mut schemars::SchemaGenerator) -> crate::wire::openapi::Bodies {
+        pub(crate) fn documented(api: Api, g: &mut schemars::SchemaGenerator) -> crate::wire::bodies::Bodies {
             match api {
-                $(Api::$name => crate::wire::openapi::Bodies::of::<or_none!($($query)?), $req, $resp>(g),)*
+                $(Api::$name => crate::wire::bodies::Bodies::of::<or_none!($($query)?), $req, $resp>(g),)*
             }
         }
     };

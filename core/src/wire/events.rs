@@ -12,7 +12,8 @@ use crate::auth::Role;
 use crate::ids::{HoldId, Identifier, ResourceId, ResourceType};
 use crate::lease::{self, Lease, LeaseEvent};
 use crate::time::Millis;
-use crate::wire::views::LockView;
+use crate::wire::locks::LockView;
+use crate::wire::views::{Page, TypeView};
 
 /// What happened. Lease kinds come from the rules (`lease::EventKind`); the others from resource, key and
 /// authentication handling. An unknown kind (a newer origin's) reads as `Unknown`.
@@ -201,8 +202,8 @@ pub struct AuthFailedDetail {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TypeDetail {
     pub name: String,
-    pub old: Option<crate::wire::views::TypeView>,
-    pub new: crate::wire::views::TypeView,
+    pub old: Option<TypeView>,
+    pub new: TypeView,
 }
 
 /// `session_opened`, `session_closed`, `session_lapsed`: the session, its owner and TTL.
@@ -392,6 +393,9 @@ impl EventView {
         EventView::new(kind, at, actor, detail)
     }
 }
+
+/// `GET /api/events`, in commit order; `next_after` is an event id.
+pub type EventPage = Page<EventView, i64>;
 
 /// One entry of the event log as the API returns it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,12 +6,16 @@
 //!   edge's whole request check.
 //! * [`requests`] — request bodies and their validation; [`queries`] — list endpoints' query parameters and the
 //!   filters they validate into (what a store reads with).
-//! * [`views`] — response bodies.
+//! * [`views`] — response bodies; [`locks`] — those that show a lease (a lock, a page of them, a group's).
 //! * [`events`] — the event log: every kind, each kind's detail as a type, an entry as the API returns it.
-//! * `openapi` (feature `openapi`, the origin) — the OpenAPI description, from the table and the types.
+//! * `openapi` (feature `openapi`, the origin) — the OpenAPI description, from the table and the types;
+//!   `bodies` — what it asks of each body type.
 
+#[cfg(feature = "openapi")]
+pub mod bodies;
 pub mod endpoints;
 pub mod events;
+pub mod locks;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod queries;
@@ -19,6 +23,7 @@ pub mod requests;
 pub mod views;
 
 pub use events::*;
+pub use locks::*;
 pub use queries::*;
 pub use requests::*;
 pub use views::*;

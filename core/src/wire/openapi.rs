@@ -15,33 +15,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::ids::{ResourceId, ResourceType};
+use crate::wire::bodies::Described;
 use crate::wire::endpoints::{documented, AuditExport, EventStream, NoBody, Route, OPENAPI_PATH, ROUTES};
 use crate::wire::{EventView, LockView, LogKind};
-
-/// What an endpoint carries, as schemas.
-pub struct Bodies {
-    /// One `in: query` parameter per field of the endpoint's query type.
-    pub query: Vec<Value>,
-    /// The request body's media type and schema.
-    pub request: Option<(&'static str, Schema)>,
-    pub response: (&'static str, Schema),
-}
-
-impl Bodies {
-    pub(crate) fn of<Q: Described, Req: Described, Resp: Described>(g: &mut SchemaGenerator) -> Bodies {
-        let response = Resp::content(g).unwrap_or(("application/json", json_schema!({})));
-        Bodies { query: Q::parameters(g), request: Req::content(g), response }
-    }
-}
-
-/// A type as it appears in the description: a JSON body by its schema, or none, or a stream or text.
-pub trait Described {
-    fn content(g: &mut SchemaGenerator) -> Option<(&'static str, Schema)>;
-    /// As query parameters: one per property of its (object) schema, all optional; none for what is not JSON.
-    fn parameters(_: &mut SchemaGenerator) -> Vec<Value> {
-        Vec::new()
-    }
-}
 
 /// A body that is text of `media`, described in words.
 fn text(media: &'static str, about: &str) -> Option<(&'static str, Schema)> {

@@ -1,10 +1,10 @@
-//! Property tests of admission (`hhs_core::admission::grant`), the one order every acquire path decides in:
+//! Property tests of admission (`hhs_core::admission::admit`), the one order every acquire path decides in:
 //! the type's TTL bounds, the status, the lease rule, the queue.
 
-use hhs_core::admission::{grant, Gate};
+use hhs_core::admission::{self, admit, Gate};
 use hhs_core::lease::{acquire, AcquireCmd};
 use hhs_core::queue::{self, Waiter};
-use hhs_core::status::{self, Status};
+use hhs_core::status::Status;
 use hhs_core::{
     Denied, HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy, WaiterId,
 };
@@ -52,10 +52,10 @@ proptest! {
         let gate = Gate { policy: &policy, status, queue: &queue };
         let c = cmd(0, ttl_s);
         let rule = || acquire(&lease, now, &c, policy.lock_delay());
-        let decided = grant(&gate, &lease, now, c.ttl, (&c.principal, &c.owner), rule);
+        let decided = admit(&gate, &lease, now, c.ttl, (&c.principal, &c.owner), rule);
 
         let bounds = policy.admit(c.ttl);
-        let available = status::admit(status);
+        let available = admission::available(status);
         let ruled = rule();
         let queued = queue::admit(&lease, now, &queue, &c.principal, &c.owner, None);
         match decided {

@@ -2,9 +2,10 @@
 //! every A20/A01/A02/A03 maps to the right beds and statuses; anything else is refused with the right code; the
 //! ACK quotes the control id and escapes what it echoes; the bed mapping makes identifiers as configured.
 
+use hhs_core::admission::available;
+use hhs_core::denied::Denied;
 use hhs_core::hl7::{ack, escape, plan, AckCode, BedMapping, Inbound};
-use hhs_core::lease::Denied;
-use hhs_core::status::{admit, Status};
+use hhs_core::status::Status;
 use proptest::prelude::*;
 
 fn loc(s: &str) -> Option<Vec<String>> {
@@ -59,10 +60,10 @@ fn a_bed_not_available_is_handed_to_nobody_but_its_gone_waiters_still_leave() {
 #[test]
 fn only_an_unoccupied_resource_is_granted() {
     for s in Status::ALL {
-        assert_eq!(admit(s).is_ok(), s == Status::Unoccupied, "{s:?}");
+        assert_eq!(available(s).is_ok(), s == Status::Unoccupied, "{s:?}");
         assert_eq!(Status::parse(s.code()).unwrap(), s);
         if s != Status::Unoccupied {
-            assert_eq!(admit(s), Err(Denied::Unavailable { status: s }));
+            assert_eq!(available(s), Err(Denied::Unavailable { status: s }));
         }
     }
     assert!(Status::parse("X").is_err() && Status::parse("u").is_err() && Status::parse("").is_err());

@@ -1,6 +1,6 @@
 //! A resource type's policy: what a row may hold, how a change applies, which TTLs it admits.
 
-use hhs_core::lease::Denied;
+use hhs_core::denied::Denied;
 use hhs_core::{Policy, Ttl, TtlBounds, TypeChange, TypePolicy};
 use proptest::prelude::*;
 

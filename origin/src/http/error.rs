@@ -66,7 +66,10 @@ impl AppError {
                 );
                 e.blocked = refused
                     .into_iter()
-                    .map(|(resource_id, d)| hhs_core::error::BlockedMember { resource_id, error: d.into() })
+                    .map(|(resource_id, d)| hhs_core::error::BlockedMember {
+                        resource_id: resource_id.0,
+                        error: d.into(),
+                    })
                     .collect();
                 e
             }
