@@ -24,7 +24,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!(store = store.kind(), "migrations applied");
             if let Some(role) = &args.grant_to {
                 let url = args.db.database_url.as_deref().ok_or("--grant-to needs PostgreSQL (DATABASE_URL)")?;
-                hhs_origin::grant::grant_service_role(url, role).await?;
+                hhs_origin::service_role::limit_privileges(url, role).await?;
                 tracing::info!(role = %role, "service role granted");
             }
             Ok(())

@@ -12,11 +12,11 @@ use crate::config::{DbArgs, ServeArgs};
 use crate::http::auth::Authenticator;
 use crate::http::metrics::Metrics;
 use crate::http::{router, AppState};
-use crate::model::ModelCache;
 use crate::reaper;
 use crate::store::{Actor, DynStore, StoreError};
 use crate::store::{PgStore, SqliteStore};
 use crate::stream::EventHub;
+use crate::ttl_model::ModelCache;
 
 /// PostgreSQL when a URL is given, else the embedded SQLite file. The URL is never logged (it may hold a password).
 pub async fn open_store(db: &DbArgs) -> Result<DynStore, StoreError> {

@@ -28,7 +28,7 @@ pub(super) async fn acquire(
 ) -> Result<Json<LockView>, AppError> {
     let started = std::time::Instant::now();
     let mut queued = None;
-    let result = grant(&state, &caller, req, &mut queued).await;
+    let result = acquire_hold(&state, &caller, req, &mut queued).await;
     let outcome = match &result {
         Ok((_, true)) => "granted",
         Ok((_, false)) => "renewed",
@@ -40,7 +40,7 @@ pub(super) async fn acquire(
 
 /// The acquire itself; with whether it granted (or renewed the caller's own hold). `queued`: when it joined
 /// the resource's queue, if it did.
-async fn grant(
+async fn acquire_hold(
     state: &AppState,
     caller: &Caller,
     req: AcquireRequest,

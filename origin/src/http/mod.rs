@@ -48,7 +48,7 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     pub auth: Arc<auth::Authenticator>,
     pub metrics: Arc<metrics::Metrics>,
-    pub model: Arc<crate::model::ModelCache>,
+    pub model: Arc<crate::ttl_model::ModelCache>,
     pub hub: Arc<crate::stream::EventHub>,
     /// Cancelled at shutdown: long-lived responses (the event stream) end so graceful shutdown can finish.
     pub shutdown: tokio_util::sync::CancellationToken,

@@ -4,18 +4,18 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::store::StoreError;
 
-/// Grants `role` what the service needs and no more: it reads and writes resources, leases, keys, token floors,
+/// Gives `role` what the service needs and no more (SQL `GRANT`s): it reads and writes resources, leases, keys, token floors,
 /// sessions, the wait queue, HL7 repeat records and resource types (never deleting a type or a session), but may only SELECT and INSERT events — it cannot rewrite the
 /// audit trail, and, not owning the table, cannot drop or disable the triggers that refuse UPDATE, DELETE and
 /// TRUNCATE. It may read the server's statistics (`pg_monitor`: which standbys are synchronous). Run as the
 /// schema's owner (the role that ran the migrations).
-pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError> {
+pub async fn limit_privileges(url: &str, role: &str) -> Result<(), StoreError> {
     let valid = !role.is_empty() && role.len() <= 63 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
         return Err(StoreError::Corrupt("the role name must be 1-63 characters of A-Z a-z 0-9 _".into()));
     }
     let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
-    for grant in [
+    for statement in [
         format!("GRANT USAGE ON SCHEMA public TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON resources, leases, api_keys, token_floors TO {role}"),
         format!("GRANT SELECT, INSERT, UPDATE ON resource_types TO {role}"),
@@ -34,7 +34,7 @@ pub async fn grant_service_role(url: &str, role: &str) -> Result<(), StoreError>
         format!("GRANT pg_monitor TO {role}"),
         format!("GRANT SELECT ON _sqlx_migrations TO {role}"),
     ] {
-        sqlx::query(&grant).execute(&pool).await?;
+        sqlx::query(&statement).execute(&pool).await?;
     }
     pool.close().await;
     Ok(())
