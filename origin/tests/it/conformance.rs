@@ -1,9 +1,10 @@
 //! The conformance suite: every endpoint's happy path and every error code, black-box over HTTP, against both
-//! stores.
+//! stores. Lists are paged, a release retried after the resource was granted again succeeds and changes
+//! nothing, and a path parameter that is not UTF-8 gets a JSON error like any other.
 
 use std::time::Duration;
 
-use crate::support::{Backend, TestApp, TestDb};
+use crate::support::{fencing_token, fresh, Backend, TestApp, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -24,6 +25,9 @@ both_stores!(
     hold_survives_restart_and_tokens_keep_increasing,
     the_origin_serves_exactly_the_endpoint_table,
     cors_allows_only_the_configured_origins,
+    lock_and_anomaly_lists_are_paged,
+    a_release_retried_after_a_regrant_succeeds_and_changes_nothing,
+    path_parameters_that_are_not_utf8_get_json_errors,
 );
 
 async fn health_reports_database_and_version(b: Backend) {
@@ -540,4 +544,72 @@ async fn cors_allows_only_the_configured_origins(b: Backend) {
     assert!(r.headers().get("access-control-allow-origin").is_none());
     plain.stop().await;
     app.stop().await;
+}
+
+async fn lock_and_anomaly_lists_are_paged(backend: Backend) {
+    let Some((_db, app)) = fresh(backend).await else { return };
+    for i in 0..5 {
+        let id = app.create_resource("bed", &format!("Paged {i}")).await;
+        assert_eq!(app.acquire(&id, "ws-1", 60).await.status, StatusCode::OK);
+    }
+    for path in ["/api/locks", "/api/ml/anomalies?min_score=0"] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut seen = vec![];
+        let mut next: Option<String> = None;
+        loop {
+            let url = match &next {
+                Some(after) => format!("{path}{sep}limit=2&after={after}"),
+                None => format!("{path}{sep}limit=2"),
+            };
+            let r = app.get(&url).await;
+            assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.body);
+            let items = r.body["items"].as_array().unwrap();
+            assert!(items.len() <= 2);
+            seen.extend(items.iter().map(|i| i["resource_id"].as_str().unwrap().to_owned()));
+            match r.body["next_after"].as_str() {
+                Some(after) => next = Some(after.to_owned()),
+                None => break,
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 5, "{path}: every row once over the pages");
+        for bad in ["limit=0", "limit=1001", "after=nope"] {
+            let r = app.get(&format!("{path}{sep}{bad}")).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {bad}: {}", r.body);
+        }
+    }
+}
+
+async fn a_release_retried_after_a_regrant_succeeds_and_changes_nothing(backend: Backend) {
+    let Some((_db, app)) = fresh(backend).await else { return };
+    let bed = app.create_resource("bed", "Retry 1").await;
+    let c = &app.keys.client;
+    let a =
+        app.post_as(c, "/api/locks/acquire", json!({"resource_id": bed, "owner_id": "ws-a", "ttl_seconds": 30})).await;
+    let release = json!({"resource_id": bed, "owner_id": "ws-a", "fencing_token": fencing_token(&a)});
+    assert_eq!(app.post_as(c, "/api/locks/release", release.clone()).await.status, StatusCode::OK);
+    let b = app.acquire(&bed, "hq-ws", 30).await; // another principal (hq)
+    assert_eq!(fencing_token(&b), 2);
+    let retried = app.post_as(c, "/api/locks/release", release).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    let now = app.get(&format!("/api/locks/{bed}")).await.body;
+    assert_eq!(
+        (now["status"].as_str(), now["owner_id"].as_str(), now["fencing_token"].as_i64()),
+        (Some("HELD"), Some("hq-ws"), Some(2))
+    );
+    assert_eq!(app.event_kinds(&bed).await.iter().filter(|k| *k == "released").count(), 1);
+}
+
+async fn path_parameters_that_are_not_utf8_get_json_errors(backend: Backend) {
+    let Some((_db, app)) = fresh(backend).await else { return };
+    for (method, path, status, code) in [
+        (reqwest::Method::GET, "/api/resources/%00%ff", 422, "invalid_resource_id"),
+        (reqwest::Method::GET, "/api/locks/%ff", 422, "invalid_resource_id"),
+        (reqwest::Method::DELETE, "/api/resources/%c3%28", 422, "invalid_resource_id"),
+        (reqwest::Method::DELETE, "/api/keys/%ff%fe", 404, "key_not_found"),
+    ] {
+        let r = app.send(app.request_as(method.clone(), path, Some(&app.keys.admin))).await;
+        assert_eq!((r.status.as_u16(), r.code()), (status, code), "{method} {path}: {}", r.body);
+    }
 }

@@ -1,6 +1,8 @@
 //! Following PostgreSQL's primary: the multi-host `DATABASE_URL`, and the holds an outage would end. The real
 //! failover — a primary killed under load — is `cargo xtask chaos --ha` (a short run is part of `cargo xtask
-//! test`); `cargo xtask test` also runs the conformance suite against the formation's multi-host URL.
+//! test`); `cargo xtask test` also runs the conformance suite against the formation's multi-host URL. On SQLite,
+//! what the one file promises instead: every commit synced before it is acknowledged, and a database too busy
+//! to answer is a 503 with `Retry-After`, never a hang or a 500.
 
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use hhs_core::Millis;
 use hhs_origin::primary::targets;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sqlx::{Connection, Executor, SqliteConnection};
 
 use crate::support::{Backend, TestApp, TestDb};
 
@@ -131,4 +134,29 @@ async fn an_outage_gives_a_session_and_its_holds_the_same_time_back(b: Backend) 
         .await;
     assert_eq!((kept.status, kept.body["holds"].as_u64()), (StatusCode::OK, Some(2)), "{}", kept.body);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_syncs_every_commit() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let store = hhs_origin::store::SqliteStore::open(db.sqlite_path().unwrap(), 2).await.unwrap();
+    let mode: i64 =
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.source().current().unwrap()).await.unwrap();
+    assert_eq!(mode, 2, "synchronous=FULL (2): an acknowledged grant survives power loss");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_busy_is_503_with_retry_after() {
+    let mut db = TestDb::new(Backend::Sqlite).await.unwrap();
+    db.sqlite_busy_timeout = Some(Duration::from_millis(300));
+    let app = TestApp::spawn_with(&db, None).await;
+    let bed = app.create_resource("bed", "Busy 1").await;
+    let mut other =
+        SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+    other.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let r = app.acquire(&bed, "ws-1", 30).await;
+    assert_eq!((r.status, r.code()), (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"), "{}", r.body);
+    assert_eq!(r.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    other.execute("COMMIT").await.unwrap();
+    assert_eq!(app.acquire(&bed, "ws-1", 30).await.status, StatusCode::OK);
 }

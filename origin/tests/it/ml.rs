@@ -1,9 +1,11 @@
 //! The TTL model over HTTP: suggestions from history, acquire without a TTL, the anomaly list, and late
-//! releases feeding the model. Both stores.
+//! releases feeding the model — one late report per hold, which moves no other principal's suggestion. Both
+//! stores.
 
 use std::time::Duration;
 
-use crate::support::{Backend, TestApp, TestDb};
+use crate::support::{mint, Backend, TestApp, TestDb};
+use hhs_core::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -14,6 +16,7 @@ both_stores!(
     a_hold_far_older_than_its_history_is_listed_as_an_anomaly,
     a_release_after_expiry_is_recorded_and_learned_from,
     a_heartbeat_after_expiry_is_recorded_with_its_gap,
+    late_calls_are_recorded_once_per_hold_and_do_not_move_another_principals_suggestion,
 );
 
 /// The suggestion for `owner` of the admin key's principal (the one `history` acquires with).
@@ -189,4 +192,74 @@ async fn a_heartbeat_after_expiry_is_recorded_with_its_gap(b: Backend) {
     assert!(late["detail"]["max_heartbeat_gap_ms"].as_i64().unwrap() >= 1_300, "{late}");
     assert_eq!(late["detail"]["heartbeats"], 1);
     app.stop().await;
+}
+
+async fn suggestion(app: &TestApp, key: &str, id: &str, owner: &str) -> f64 {
+    let r = app.post_as(key, "/api/ml/suggest", json!({"resource_id": id, "owner_id": owner})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["suggested_ttl"].as_f64().unwrap()
+}
+
+async fn late_calls_are_recorded_once_per_hold_and_do_not_move_another_principals_suggestion(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = TestApp::spawn_with(&db, None).await;
+    let south = mint(&app.store, "clinic-south", Role::Client).await;
+    // South's history: 12 holds with a heartbeat each, so the type has a learned suggestion.
+    let bed = app.create_resource("bed", "Shared").await;
+    for _ in 0..12 {
+        assert_eq!(
+            app.post_as(
+                &south,
+                "/api/locks/acquire",
+                json!({"resource_id": bed, "owner_id": "ws-s", "ttl_seconds": 30})
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            app.post_as(&south, "/api/locks/heartbeat", json!({"resource_id": bed, "owner_id": "ws-s"})).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.post_as(&south, "/api/locks/release", json!({"resource_id": bed, "owner_id": "ws-s"})).await.status,
+            StatusCode::OK
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = suggestion(&app, &south, &bed, "ws-s").await;
+
+    // North lets 30 holds lapse and calls each 10 times after: 300 late heartbeats, each hold reported once.
+    let mut beds = vec![];
+    for i in 0..30 {
+        let id = app.create_resource("bed", &format!("North {i}")).await;
+        assert_eq!(
+            app.post_as(
+                &app.keys.client,
+                "/api/locks/acquire",
+                json!({"resource_id": id, "owner_id": "ws-n", "ttl_seconds": 1})
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+        beds.push(id);
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for id in &beds {
+        for _ in 0..10 {
+            let r = app
+                .post_as(&app.keys.client, "/api/locks/heartbeat", json!({"resource_id": id, "owner_id": "ws-n"}))
+                .await;
+            assert_eq!(r.code(), "lock_expired");
+        }
+    }
+    for id in &beds {
+        let kinds = app.event_kinds(id).await;
+        assert_eq!(kinds.iter().filter(|k| *k == "late_heartbeat").count(), 1, "{kinds:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = suggestion(&app, &south, &bed, "ws-s").await;
+    assert!((after - before).abs() <= 0.1 * before, "south's suggestion moved from {before} to {after}");
 }

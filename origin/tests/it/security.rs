@@ -1,14 +1,17 @@
-//! Security: the role × endpoint matrix, principal-scoped holds, force-release, key lifecycle, the audit trail
-//! and its export, and that no key ever reaches a log line. Both stores.
+//! Security: the role × endpoint matrix, principal-scoped holds, force-release, key lifecycle (no key for a
+//! reserved principal; the key cache bounded under a flood of unknown key ids), the audit trail and its export
+//! and guards (SQLite refuses to replace an event; the service's PostgreSQL role may only insert and read
+//! events), and that no key ever reaches a log line. Both stores.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::support::{mint, Backend, TestApp, TestDb};
+use crate::support::{fresh, mint, Backend, TestApp, TestDb};
 use hhs_core::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection, Row, SqliteConnection};
 
 both_stores!(
     open_routes_need_no_key,
@@ -20,6 +23,8 @@ both_stores!(
     audit_export_streams_every_event_in_order,
     failed_authentications_are_recorded_rate_limited,
     no_key_or_secret_appears_in_logs,
+    reserved_principals_get_no_key,
+    a_flood_of_unknown_key_ids_leaves_the_key_cache_bounded,
 );
 
 /// Captures every log line of this test binary, so a test can search them for secrets.
@@ -529,4 +534,175 @@ async fn no_key_or_secret_appears_in_logs(b: Backend) {
         assert!(!captured.contains(secret_part), "a key's secret is in the logs");
     }
     assert!(!captured.to_lowercase().contains("bearer hhs_"), "an Authorization header is in the logs");
+}
+
+async fn reserved_principals_get_no_key(backend: Backend) {
+    let Some((_db, app)) = fresh(backend).await else { return };
+    for principal in ["hhs:reaper", "hhs:cli", "anonymous"] {
+        let r = app.post("/api/keys", json!({"principal": principal, "role": "admin"})).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            "{principal}: {}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqlite_refuses_insert_or_replace_into_events() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn(&db).await;
+    app.create_resource("bed", "Audit 1").await;
+    let mut conn =
+        SqliteConnection::connect(&format!("sqlite://{}", db.sqlite_path().unwrap().display())).await.unwrap();
+    let first: (i64, String) =
+        sqlx::query_as("SELECT id, kind FROM events ORDER BY id LIMIT 1").fetch_one(&mut conn).await.unwrap();
+    for sql in [
+        "INSERT OR REPLACE INTO events (id, at_ms, kind) VALUES (?1, 0, 'forged')",
+        "REPLACE INTO events (id, at_ms, kind) VALUES (?1, 0, 'forged')",
+    ] {
+        let err = sqlx::query(sql).bind(first.0).execute(&mut conn).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+    let kind: String =
+        sqlx::query_scalar("SELECT kind FROM events WHERE id = ?1").bind(first.0).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(kind, first.1);
+}
+
+/// `serve` runs as a role that `migrate --grant-to` made: it works, and it cannot rewrite the audit trail or
+/// disable the triggers that guard it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_runs_as_a_role_that_may_only_insert_and_select_events() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let owner_url = db.pg_url().unwrap().to_owned();
+    db.store().await; // migrated by the owner
+    let role = format!("hhs_app_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut admin = PgConnection::connect(&owner_url).await.unwrap();
+    admin.execute(format!("CREATE ROLE {role} LOGIN").as_str()).await.unwrap();
+    hhs_origin::service_role::limit_privileges(&owner_url, &role).await.unwrap();
+    let app_url = owner_url.replacen("postgres@", &format!("{role}@"), 1);
+    assert_ne!(app_url, owner_url);
+
+    let store = std::sync::Arc::new(hhs_origin::store::PgStore::connect(&app_url, 1, 5).await.unwrap());
+    use hhs_origin::store::Store;
+    store.migrate().await.expect("an up-to-date schema needs nothing from the service role");
+    let key = mint(&(store.clone() as hhs_origin::store::DynStore), "hq", Role::Admin).await;
+    let (listener, settings) =
+        (tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), crate::support::test_settings());
+    let running =
+        hhs_origin::server::spawn(listener, store.clone(), settings, tokio_util::sync::CancellationToken::new())
+            .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://{}", running.addr);
+    let created: Value = http
+        .post(format!("{url}/api/resources"))
+        .bearer_auth(&key)
+        .json(&json!({"type": "bed", "identifier": "Least privilege"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    for (path, body) in [
+        ("acquire", json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30})),
+        ("release", json!({"resource_id": id, "owner_id": "ws-1"})),
+    ] {
+        let r = http.post(format!("{url}/api/locks/{path}")).bearer_auth(&key).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    // Sessions and the wait queue run as the service role too.
+    let session: Value = http
+        .post(format!("{url}/api/sessions"))
+        .bearer_auth(&key)
+        .json(&json!({"owner_id": "ws-1", "ttl_seconds": 30}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap_or_else(|| panic!("no session: {session}"));
+    let r = http.post(format!("{url}/api/sessions/{sid}/keepalive")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "keepalive");
+    let hold = json!({"resource_id": id, "owner_id": "ws-1", "ttl_seconds": 30});
+    assert_eq!(
+        http.post(format!("{url}/api/locks/acquire")).bearer_auth(&key).json(&hold).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let wait = json!({"resource_id": id, "owner_id": "ws-2", "ttl_seconds": 30, "wait_seconds": 1});
+    let waited: Value = http
+        .post(format!("{url}/api/locks/acquire"))
+        .bearer_auth(&key)
+        .json(&wait)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waited["error"]["code"], "lock_held", "a wait in the queue: {waited}");
+    let release = json!({"resource_id": id, "owner_id": "ws-1"});
+    assert_eq!(
+        http.post(format!("{url}/api/locks/release")).bearer_auth(&key).json(&release).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let r = http.delete(format!("{url}/api/resources/{id}")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let mut svc = PgConnection::connect(&app_url).await.unwrap();
+    // What a resumption after an outage takes (`Dialect::LOCK_OUTAGES`).
+    svc.execute("BEGIN").await.unwrap();
+    svc.execute("LOCK TABLE outages IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .expect("the service role may serialise resumptions");
+    svc.execute("ROLLBACK").await.unwrap();
+    for sql in [
+        "UPDATE events SET kind = 'forged'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "ALTER TABLE events DISABLE TRIGGER ALL",
+        "DROP TRIGGER events_no_update_delete ON events",
+        "DROP TABLE events",
+    ] {
+        let err = svc.execute(sql).await.expect_err(sql);
+        let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}"); // insufficient_privilege / must be owner
+    }
+    let n: i64 = sqlx::query("SELECT count(*) AS n FROM events WHERE kind = 'resource_deleted'")
+        .fetch_one(&mut svc)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(n, 1);
+    running.stop().await;
+}
+
+async fn a_flood_of_unknown_key_ids_leaves_the_key_cache_bounded(backend: Backend) {
+    use futures::StreamExt;
+    let Some((_db, app)) = fresh(backend).await else { return };
+    assert_eq!(app.get_as(&app.keys.viewer, "/api/whoami").await.status, StatusCode::OK);
+    let flood = 5_000 + hhs_origin::http::key_cache::UNKNOWN_CAPACITY;
+    let requests = futures::stream::iter(0..flood).map(|i| {
+        let key = format!("hhs_{:012x}_{}", 0xabc000000u64 + i as u64, "0".repeat(64));
+        let req = app.request_as(reqwest::Method::GET, "/api/whoami", Some(&key));
+        async move { req.send().await.map(|r| r.status()).ok() }
+    });
+    let statuses: Vec<_> = requests.buffer_unordered(32).collect().await;
+    assert!(statuses.iter().all(|s| *s == Some(StatusCode::UNAUTHORIZED)));
+    let metrics = app.client.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    let gauge = |kind: &str| -> usize {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("hhs_key_cache_entries{{kind=\"{kind}\"}} ")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(gauge("unknown") <= hhs_origin::http::key_cache::UNKNOWN_CAPACITY, "{metrics}");
+    assert!(gauge("known") >= 1, "the viewer key checked before the flood stays cached");
+    assert_eq!(app.get_as(&app.keys.viewer, "/api/whoami").await.status, StatusCode::OK);
 }

@@ -1,6 +1,7 @@
 //! `GET /api/events/stream`: changes and heartbeats arrive live, a reconnect with Last-Event-ID loses nothing (or
 //! is told to resync), and on PostgreSQL a change made through one origin replica reaches the stream of another
-//! (LISTEN/NOTIFY).
+//! (LISTEN/NOTIFY). An event whose transaction commits after one with a higher id still reaches a live stream,
+//! a cursor read and a resumed stream, each once.
 
 use std::time::Duration;
 
@@ -268,4 +269,68 @@ async fn a_first_page_by_resource_stops_at_the_commit_horizon() {
     }
     assert!(seen.contains(&late_id), "the late committer was skipped: first page {first:?}, everything read {seen:?}");
     app.stop().await;
+}
+
+/// An event whose transaction commits after one with a higher id still reaches a live stream, a cursor read and
+/// a resumed stream — each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
+    let Some(db) = TestDb::holding_the_horizon().await else { return };
+    let app = TestApp::spawn(&db).await;
+    let bed = app.create_resource("bed", "Late 1").await;
+    let before = app.get("/api/locks").await.body["last_event_id"].as_i64().unwrap();
+    let mut live = Sse::open(
+        app.request_as(reqwest::Method::GET, &format!("/api/events/stream?after={before}"), Some(&app.keys.viewer)),
+        None,
+    )
+    .await;
+
+    // A transaction takes an event id and stays open, as a slow reaper batch or any concurrent writer may.
+    let mut slow = PgConnection::connect(db.pg_url().unwrap()).await.unwrap();
+    slow.execute("BEGIN").await.unwrap();
+    let late_id: i64 =
+        sqlx::query_scalar("INSERT INTO events (at_ms, kind, detail) VALUES (0, 'late_marker', '{}') RETURNING id")
+            .fetch_one(&mut slow)
+            .await
+            .unwrap();
+    // Meanwhile a grant commits with a higher id.
+    let granted = app.acquire(&bed, "ws-1", 30).await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    slow.execute("COMMIT").await.unwrap();
+
+    // (Other tests' transactions in the same cluster may hold the horizon back a moment, so `before` may be a little
+    // older than the resource's creation: events before the two are allowed, nothing is allowed twice.)
+    let mut got: Vec<(String, i64)> = vec![];
+    let acquired_id = loop {
+        let (kind, data) =
+            live.next(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("the stream stopped at {got:?}"));
+        got.push((kind.clone(), data["id"].as_i64().unwrap()));
+        if kind == "acquired" {
+            break data["id"].as_i64().unwrap();
+        }
+    };
+    assert!(live.next(Duration::from_millis(800)).await.is_none(), "nothing after: {got:?}");
+    let ids: Vec<i64> = got.iter().map(|(_, id)| *id).collect();
+    let late_at = ids
+        .iter()
+        .position(|i| *i == late_id)
+        .unwrap_or_else(|| panic!("the late committer never reached the stream: {got:?}"));
+    assert!(late_id < acquired_id && late_at < ids.len() - 1, "commit order (by transaction), not id order: {got:?}");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "nothing twice: {got:?}");
+
+    // A cursor read from before both returns what the stream did, in the same order; one resumed after the late
+    // committer returns the grant and nothing else.
+    let page = app.get(&format!("/api/events?after={before}")).await.body;
+    let paged: Vec<i64> = page["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert_eq!(paged, ids, "cursor order is commit order");
+    let mut resumed =
+        Sse::open(app.request_as(reqwest::Method::GET, "/api/events/stream", Some(&app.keys.viewer)), Some(late_id))
+            .await;
+    let (_, next) = resumed.next(Duration::from_secs(3)).await.expect("the grant");
+    assert_eq!(next["id"].as_i64(), Some(acquired_id));
+    assert!(resumed.next(Duration::from_millis(500)).await.is_none());
 }

@@ -239,6 +239,19 @@ impl Reply {
     }
 }
 
+/// The fencing token of a lock reply.
+pub fn fencing_token(r: &Reply) -> i64 {
+    r.body["fencing_token"].as_i64().unwrap_or_else(|| panic!("no fencing token in {}", r.body))
+}
+
+/// A fresh database on `backend` and an origin with a reaper in front of it; `None` where that database is
+/// not configured.
+pub async fn fresh(backend: Backend) -> Option<(TestDb, TestApp)> {
+    let db = TestDb::new(backend).await?;
+    let app = TestApp::spawn(&db).await;
+    Some((db, app))
+}
+
 impl TestApp {
     pub async fn spawn(db: &TestDb) -> TestApp {
         Self::spawn_with(db, Some(Duration::from_millis(200))).await
