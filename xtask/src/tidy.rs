@@ -4,7 +4,8 @@
 //! * Every repository path that README.md, ARCHITECTURE.md and `docs/**/*.md` name in backticks exists (see
 //!   [`repo_path`] for what counts as one). The documents map folders and important modules, not every file, so
 //!   a new file needs no entry; a renamed or deleted one that a document still names fails.
-//! * No import cycles among the dashboard's modules (`ui/src`): dependencies flow one way.
+//! * No import cycles between the modules of any crate (`src`, each `src/bin/NAME`, each `tests/NAME`):
+//!   dependencies flow one way ([`cycles`]).
 //! * No lease arithmetic in the dashboard (`ui/src`): it shows the origin's views and asks `hhs-core` about
 //!   time (`status_at`, `remaining_at`, …); adding or subtracting instants there would be a second copy of the
 //!   rules.
@@ -13,10 +14,12 @@
 //! * Gates: `cargo fmt --check` (`rustfmt.toml`), and clippy with `-D warnings` on every crate natively and on
 //!   the two wasm tiers (the edge and the dashboard) for `wasm32-unknown-unknown`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::run::{cargo, root, status, step};
+
+mod cycles;
 
 pub fn run() -> Result<(), String> {
     step("tidy: cargo fmt --check");
@@ -33,9 +36,9 @@ pub fn run() -> Result<(), String> {
             eprintln!("tidy: clippy of the wasm tiers skipped (Debian's toolchain has none)")
         }
     }
-    step("tidy: the paths the documents name, and the dashboard's module graph");
+    step("tidy: the paths the documents name, and the crates' module graphs");
     let mut problems = doc_paths(&root())?;
-    problems.extend(ui_cycles(&root().join("ui/src"))?);
+    problems.extend(import_cycles(&root())?);
     problems.extend(forbidden(
         &root().join("ui/src"),
         UI_LEASE_ARITHMETIC,
@@ -238,23 +241,6 @@ pub fn doc_paths(root: &Path) -> Result<Vec<String>, String> {
     Ok(problems)
 }
 
-/// The module a `use crate::a::b` or `use super::x` line points to, from the module `from` (path segments).
-fn target(from: &[String], path: &str) -> Option<Vec<String>> {
-    let mut segs: Vec<&str> = path.split("::").map(str::trim).collect();
-    let mut base: Vec<String> = match *segs.first()? {
-        "crate" => vec![],
-        "super" => from[..from.len().saturating_sub(1)].to_vec(),
-        _ => return None,
-    };
-    segs.remove(0);
-    if let Some(first) = segs.first().map(|s| s.trim_start_matches('{')) {
-        if !first.is_empty() && first.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
-            base.push(first.split(['{', ',', ';', ' ']).next().unwrap_or(first).to_owned());
-        }
-    }
-    Some(base)
-}
-
 /// What computes with instants or durations (`Millis::since`/`plus`, chrono's durations).
 const UI_LEASE_ARITHMETIC: &[&str] =
     &[".since(", ".plus(", "chrono::Duration", "Duration::seconds", "Duration::milliseconds", "TimeDelta"];
@@ -277,50 +263,34 @@ pub fn forbidden(src: &Path, patterns: &[&str], what: &str) -> Result<Vec<String
     Ok(problems)
 }
 
-/// Import cycles among the modules of `src` (a module per file; `mod.rs` is its folder's module).
-pub fn ui_cycles(src: &Path) -> Result<Vec<String>, String> {
-    let mut files = vec![];
-    rust_files(src, src, &mut files);
-    let module = |f: &Path| -> Vec<String> {
-        let mut segs: Vec<String> = f.with_extension("").iter().map(|s| s.to_string_lossy().into_owned()).collect();
-        if segs.last().is_some_and(|s| s == "mod" || s == "lib") {
-            segs.pop();
+/// Modules whose import cycles tidy lets pass, by folder: the store and the primary, which import each other
+/// until the store's pool holder stands on its own (issue 26, item 1). Any cycle through another module fails.
+const CYCLES_EXEMPT: &[(&str, &[&str])] =
+    &[("origin/src", &["primary", "store", "store::dialect", "store::sql_store"])];
+
+/// The crates whose module graphs tidy checks, by folder.
+const CRATES: &[&str] = &["core", "edge", "origin", "ui", "xtask", "client"];
+
+/// Import cycles in every crate of [`CRATES`] under `root`: its `src` and each `tests/NAME` test crate.
+pub fn import_cycles(root: &Path) -> Result<Vec<String>, String> {
+    let mut problems = vec![];
+    for krate in CRATES {
+        let mut dirs = vec![format!("{krate}/src")];
+        if let Ok(tests) = std::fs::read_dir(root.join(krate).join("tests")) {
+            let mut found: Vec<String> = tests
+                .flatten()
+                .filter(|e| e.path().join("main.rs").is_file())
+                .map(|e| format!("{krate}/tests/{}", e.file_name().to_string_lossy()))
+                .collect();
+            found.sort();
+            dirs.extend(found);
         }
-        segs
-    };
-    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
-    for f in &files {
-        let text = std::fs::read_to_string(src.join(f)).map_err(|e| e.to_string())?;
-        let from = module(f);
-        for line in text.lines().map(str::trim) {
-            let Some(path) = line.strip_prefix("use ").or_else(|| line.strip_prefix("pub use ")) else { continue };
-            if let Some(to) = target(&from, path) {
-                if !to.is_empty() && to != from && !from.starts_with(&to) {
-                    edges.entry(from.clone()).or_default().insert(to);
-                }
-            }
-        }
-    }
-    // Depth-first search for a back edge; report each cycle once, by its smallest module.
-    let mut cycles = BTreeSet::new();
-    for start in edges.keys() {
-        let mut stack = vec![(start.clone(), vec![start.clone()])];
-        while let Some((at, trail)) = stack.pop() {
-            for next in edges.get(&at).into_iter().flatten() {
-                if next == start {
-                    let mut names: Vec<String> = trail.iter().map(|m| m.join("::")).collect();
-                    let min = names.iter().enumerate().min_by_key(|(_, n)| n.to_owned()).map_or(0, |(i, _)| i);
-                    names.rotate_left(min);
-                    cycles.insert(names.join(" → "));
-                } else if !trail.contains(next) && trail.len() < 8 {
-                    let mut t = trail.clone();
-                    t.push(next.clone());
-                    stack.push((next.clone(), t));
-                }
-            }
+        for dir in dirs.iter().filter(|d| root.join(d).is_dir()) {
+            let exempt = CYCLES_EXEMPT.iter().find(|(d, _)| d == dir).map_or(&[][..], |(_, m)| *m);
+            problems.extend(cycles::cycles(&root.join(dir), dir, exempt)?);
         }
     }
-    Ok(cycles.into_iter().map(|c| format!("import cycle in ui/src: {c}")).collect())
+    Ok(problems)
 }
 
 #[cfg(test)]
@@ -328,7 +298,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dashboard_graph_is_checked_on_a_scratch_tree() {
+    fn the_dashboard_graph_and_lease_arithmetic_are_checked_on_a_scratch_tree() {
         let dir = std::env::temp_dir().join(format!("hhs-tidy-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (path, text) in
@@ -337,8 +307,8 @@ mod tests {
             std::fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
             std::fs::write(dir.join(path), text).unwrap();
         }
-        let cycles = ui_cycles(&dir.join("ui/src")).unwrap();
-        assert_eq!(cycles, ["import cycle in ui/src: a → b"]);
+        let cycles = import_cycles(&dir).unwrap();
+        assert_eq!(cycles, ["import cycle in ui/src: a → b → a"]);
         std::fs::write(
             dir.join("ui/src/a.rs"),
             "use crate::b::X;\n// t.plus(ttl) in a comment is fine\nlet e = t.plus(ttl);\n",
@@ -401,6 +371,62 @@ mod tests {
         assert_eq!(repo_path(".rs", &top), None);
         assert_eq!(normal("docs/design/../api.md").as_deref(), Some("docs/api.md"));
         assert_eq!(normal("../x.md"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn import_cycles_are_found_in_every_crate_through_inline_paths_and_re_exports() {
+        let dir = std::env::temp_dir().join(format!("hhs-tidy-cycles-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, text) in [
+            // a → c through the root's re-export, c → a by an inline path: one cycle.
+            ("core/src/lib.rs", "pub mod a;\npub mod b;\npub mod c;\npub use c::Gate;\n"),
+            ("core/src/a.rs", "use crate::Gate;\npub struct A;\n"),
+            ("core/src/c.rs", "pub struct Gate;\nfn f() -> crate::a::A {\n    todo!()\n}\n"),
+            // Comments, strings and a test module's `super` are no dependency on b's part.
+            (
+                "core/src/b.rs",
+                "// use crate::c::Gate;\nconst S: &str = \"crate::c\";\nmod tests {\n    use super::*;\n}\n",
+            ),
+            // A glob re-export is followed to the module that declares the name.
+            ("edge/src/lib.rs", "pub mod wire;\n"),
+            ("edge/src/wire/mod.rs", "pub mod events;\npub mod views;\npub use views::*;\n"),
+            ("edge/src/wire/events.rs", "use crate::wire::Page;\npub struct EventView;\n"),
+            (
+                "edge/src/wire/views.rs",
+                "pub struct Page<T>(T);\npub type EventPage = Page<super::events::EventView>;\n",
+            ),
+            // The store's knot is exempt; one through any other module is not.
+            ("origin/src/main.rs", ""),
+            ("origin/src/lib.rs", "pub mod primary;\npub mod store;\npub mod http;\npub mod server;\n"),
+            ("origin/src/primary.rs", "use crate::store::dialect::Pg;\npub struct Source;\n"),
+            ("origin/src/store/mod.rs", "pub mod dialect;\n"),
+            ("origin/src/store/dialect.rs", "use crate::primary::Source;\npub struct Pg;\n"),
+            ("origin/src/http.rs", "use crate::server::serve;\npub fn router() {}\n"),
+            ("origin/src/server.rs", "pub fn serve() {\n    crate::http::router()\n}\n"),
+            // A binary is a crate of its own, and a child naming its parent depends on nothing.
+            ("client/src/lib.rs", "pub mod commands;\n"),
+            ("client/src/commands.rs", ""),
+            ("client/src/bin/hhs.rs", "mod commands;\npub struct Keys;\n"),
+            ("client/src/bin/hhs/commands.rs", "use super::Keys;\n"),
+            // A test crate is checked too.
+            ("xtask/tests/it/main.rs", "mod x;\nmod y;\n"),
+            ("xtask/tests/it/x.rs", "use super::y::Y;\npub struct X;\n"),
+            ("xtask/tests/it/y.rs", "use crate::{x::{self, X}};\npub struct Y;\n"),
+        ] {
+            std::fs::create_dir_all(dir.join(path).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(path), text).unwrap();
+        }
+        let cycles = import_cycles(&dir).unwrap();
+        assert_eq!(
+            cycles,
+            [
+                "import cycle in core/src: a → c → a",
+                "import cycle in edge/src: wire::events → wire::views → wire::events",
+                "import cycle in origin/src: http → server → http",
+                "import cycle in xtask/tests/it: x → y → x",
+            ]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
