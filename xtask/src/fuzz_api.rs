@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::bench_cycle::serve;
+use crate::bench::cycle::serve;
 use crate::edge;
 use crate::run::{cargo, forget_cargo_run_env, free_port, root, status, step, target_dir};
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::bench_cycle::{on_each_store, Started};
+use crate::bench::cycle::{on_each_store, Started};
 use crate::run::step;
 
 const HOLDS: usize = 1_000;

@@ -35,7 +35,7 @@ fn pct(v: &[u64], p: f64) -> f64 {
 }
 
 pub fn run(unknown: u64) -> Result<(), String> {
-    let bin = crate::bench_cycle::origin_bin()?;
+    let bin = crate::bench::cycle::origin_bin()?;
     let dir = std::env::temp_dir().join(format!("hhs-bench-keys-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let db = dir.join("hhs.db");
@@ -49,7 +49,7 @@ pub fn run(unknown: u64) -> Result<(), String> {
         .output()
         .map_err(|e| e.to_string())?;
     let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let (mut server, base) = crate::bench_cycle::serve(origin(&[]))?;
+    let (mut server, base) = crate::bench::cycle::serve(origin(&[]))?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
     let whoami = format!("{base}/api/whoami");
     latencies(&agent, &whoami, &key, 200, None); // warm-up

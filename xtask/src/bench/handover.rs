@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::bench_cycle::{on_each_store, percentile, Started};
+use crate::bench::cycle::{on_each_store, percentile, Started};
 use crate::run::step;
 
 pub fn run(rounds: usize) -> Result<(), String> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::bench_cycle::{origin_bin, start_origin, Started};
+use crate::bench::cycle::{origin_bin, start_origin, Started};
 use crate::chaos::http::{self, Answer};
 use crate::postgres::Cluster;
 use crate::run::step;
