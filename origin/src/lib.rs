@@ -6,6 +6,7 @@ pub mod hl7;
 pub mod http;
 pub mod keys;
 pub mod model;
+pub mod pool;
 pub mod primary;
 pub mod reaper;
 pub mod server;

@@ -4,9 +4,11 @@
 //! the transition it is given and writes back the result and its events, all in one transaction.
 
 pub mod dialect;
+pub mod postgres;
 pub mod rows;
 pub mod sql;
 pub mod sql_store;
+pub mod sqlite;
 
 use std::sync::Arc;
 
@@ -20,10 +22,11 @@ use hhs_core::{
     SessionId, Ttl, TypeChange, TypePolicy, WaiterId,
 };
 
-pub use dialect::{PgStore, SqliteStore};
 pub use hhs_core::wire::Actor;
 pub use hhs_core::wire::{EventFilter, LockFilter, ResourceFilter};
+pub use postgres::PgStore;
 pub use rows::{FinishedHold, KeyRecord, LogPos, Logged, Resource, TypeRow};
+pub use sqlite::SqliteStore;
 
 /// A lease transition from `hhs_core::lease`, closed over its request: given the resource, its current lease and
 /// the database's `now`, the next state or a refusal.

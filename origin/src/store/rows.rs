@@ -10,7 +10,9 @@ use hhs_core::{
     FencingToken, HoldId, Identifier, Lease, Millis, OwnerId, Principal, ResourceId, ResourceType, Role, SessionId,
     Ttl, TypePolicy, WaiterId,
 };
-use sqlx::{Arguments, Database, Encode, Type};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Arguments, Database, Encode, FromRow, Type};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -66,6 +68,11 @@ impl Resource {
         EventView::of_resource(kind, self.id, &self.resource_type, &self.identifier, at, actor)
     }
 }
+
+/// A row type both databases read (every row type of the store: the columns are the same).
+pub trait Record: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin {}
+
+impl<T> Record for T where T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin {}
 
 /// A bind argument. Nullable columns bind `None` as SQL NULL.
 #[derive(Clone, Debug)]

@@ -142,7 +142,7 @@ pub const GRANTABLE: &str = grantable!();
 /// change that committed before the lock was taken (and the grant would follow it in the log). `clock` reads
 /// `clock_timestamp()` from `locked`'s row, so only once the locks are taken. `locked` takes only a row that is
 /// not `HELD`: a held row cannot be granted here anyway.
-pub const FAST_GRANT: &str = concat!(
+pub const ONE_STATEMENT_ACQUIRE: &str = concat!(
     "WITH locked AS MATERIALIZED (SELECT l.resource_id, r.status, t.min_ttl_seconds, t.max_ttl_seconds FROM leases l \
         JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type \
         WHERE l.resource_id = $1 AND l.state <> 'HELD' FOR UPDATE OF l SKIP LOCKED FOR SHARE OF r, t SKIP LOCKED), \
@@ -250,7 +250,7 @@ pub const RELEASE_AT: &str = concat!(
 /// row as JSON: `StoredLease::parse_row`) — one round trip instead of six (begin, lock, clock, update, notify,
 /// commit). No row: not that simple (another's hold, lapsed, released, a stale token, unknown resource), and the
 /// caller falls back to the row-lock path.
-pub const FAST_HEARTBEAT: &str = concat!(
+pub const ONE_STATEMENT_HEARTBEAT: &str = concat!(
     locked_clock!(),
     "renewed AS (",
     renew!(),
@@ -261,7 +261,7 @@ pub const FAST_HEARTBEAT: &str = concat!(
 
 /// PostgreSQL's one-statement release of the caller's live hold, with its `released` event. No row: not that
 /// simple (an idempotent repeat, a stale token, lapsed, another's hold), and the caller falls back.
-pub const FAST_RELEASE: &str = concat!(
+pub const ONE_STATEMENT_RELEASE: &str = concat!(
     locked_clock!(),
     release_and_log!(),
     " SELECT ",

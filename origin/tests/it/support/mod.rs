@@ -155,7 +155,7 @@ impl TestDb {
             }
             Backend::Sqlite => {
                 let path = &self.sqlite.as_ref().expect("sqlite path").1;
-                let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::dialect::BUSY_TIMEOUT);
+                let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::sqlite::BUSY_TIMEOUT);
                 Arc::new(SqliteStore::open_with(path, 8, busy).await.expect("sqlite store"))
             }
         };
