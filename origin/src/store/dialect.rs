@@ -38,9 +38,9 @@ pub trait Dialect: sqlx::Database {
     /// Appended to the reaper's lock of one candidate lease: skip a row another transaction holds, so replicas'
     /// reapers share work (and a row a client holds is reaped next pass).
     const SKIP_LOCKED: &'static str;
-    /// The same for its lock of one candidate session (`sessions::LOCK_SESSION_SKIP`).
+    /// The same for its lock of one candidate session (`reap::LOCK_SESSION_SKIP`).
     const SKIP_LOCKED_SESSIONS: &'static str;
-    /// The commit horizon (see `log::events`). PostgreSQL: the oldest transaction still running when the
+    /// The commit horizon (see `log::events_query`). PostgreSQL: the oldest transaction still running when the
     /// statement's snapshot was taken; every transaction below it has finished, so every event it wrote is
     /// visible now or never will be. SQLite: its writers take turns and `txid` is always 0, so everything is.
     const HORIZON: &'static str;

@@ -1,5 +1,6 @@
-//! PostgreSQL: its dialect, how the store connects (following the primary: `crate::primary`), and how its
-//! notifications reach this process.
+//! PostgreSQL: its dialect — with the one-statement acquire, heartbeat and release, and the `NOTIFY`s that carry
+//! renewals and hand-overs to every replica — how the store connects (following the primary: `crate::primary`),
+//! and how those notifications reach this process.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener};
 use sqlx::{Pool, Postgres};
 
 use super::dialect::{Dialect, Shortcut};
-use super::rows::{arguments, Arg, LeaseRecord, Record};
-use super::sql::{ONE_STATEMENT_ACQUIRE, ONE_STATEMENT_HEARTBEAT, ONE_STATEMENT_RELEASE, RENEW_SESSION_HOLDS_NOTIFIED};
+use super::rows::{arguments, lease_columns, Arg, LeaseRecord, Record};
+use super::sessions::renew_session_holds;
 use super::sql_store::SqlStore;
 use super::{Actor, Change, StoreError};
 use crate::pool::PoolSlot;
@@ -132,6 +133,157 @@ fn holder_args(id: ResourceId, claim: &Claim) -> Vec<Arg> {
     let token = Arg::Int(claim.token.map(|t| t.to_i64()));
     vec![Arg::Uuid(Some(id.0)), Arg::text(claim.principal.as_str()), Arg::text(claim.owner.as_str()), token]
 }
+
+/// The grant rule for a lease that is not held: not in lock-delay at the clock's `ms`. Restates the part of
+/// `hhs_core::lease::acquire` that applies when the stored state is not `HELD`; the differential test
+/// (`tests/it/fast_grant.rs`) checks both decide every generated case alike.
+macro_rules! grantable {
+    () => {
+        "l.state <> 'HELD' AND (l.delay_until_ms IS NULL OR l.delay_until_ms <= clock.ms)"
+    };
+}
+
+/// The predicate alone, over `leases l` and a `clock` with the time in `ms`: what the differential test runs.
+pub const GRANTABLE: &str = grantable!();
+
+/// PostgreSQL's one-statement acquire for a resource that is free, released, expired-and-recorded or
+/// force-released and not in lock-delay: grant the next token, append the `acquired` event, return the lease.
+/// No row means "not that simple" (held, lapsed but unrecorded, in lock-delay, unknown resource), and the caller
+/// falls back to the row-lock path that asks `hhs_core::lease::acquire`. `xtask pgbench` measured this shape
+/// faster than lock-then-decide for the common case. `$1` resource, `$2` hold id, `$3` owner, `$4` TTL in ms,
+/// `$5` the event detail, `$6` principal, `$7` key, `$8` request.
+///
+/// `locked` takes the lease row, and shares the resource's and its type's rows, only if nobody holds a
+/// conflicting lock on any of them (`SKIP LOCKED`): this statement never waits, and falls back to the row-lock
+/// path (`lock_lease`, which reads after its lock) instead. One statement has one snapshot: PostgreSQL re-reads
+/// a row after the snapshot only when the statement locks it and it has changed since. So the status and TTL
+/// bounds the grant is decided by are `locked`'s columns — the resource and type rows locked too, read as
+/// committed when locked — never a join read from the snapshot, which could predate a status change or a type
+/// change that committed before the lock was taken (and the grant would follow it in the log). `clock` reads
+/// `clock_timestamp()` from `locked`'s row, so only once the locks are taken. `locked` takes only a row that is
+/// not `HELD`: a held row cannot be granted here anyway.
+pub const ONE_STATEMENT_ACQUIRE: &str = concat!(
+    "WITH locked AS MATERIALIZED (SELECT l.resource_id, r.status, t.min_ttl_seconds, t.max_ttl_seconds FROM leases l \
+        JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type \
+        WHERE l.resource_id = $1 AND l.state <> 'HELD' FOR UPDATE OF l SKIP LOCKED FOR SHARE OF r, t SKIP LOCKED), \
+     clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), \
+     granted AS (UPDATE leases l SET last_token = l.last_token + 1, hold_id = $2, owner_id = $3, ttl_ms = $4, \
+        token = l.last_token + 1, acquired_at_ms = clock.ms, last_heartbeat_ms = clock.ms, state = 'HELD', \
+        ended_at_ms = NULL, heartbeats = 0, max_gap_ms = 0, delay_until_ms = NULL, principal = $6, late_reported = FALSE, \
+        session_id = NULL, group_id = NULL, booked_until_ms = NULL, pickup_by_ms = NULL \
+        FROM clock, locked k WHERE l.resource_id = k.resource_id \
+        AND k.status = 'U' AND $4 BETWEEN k.min_ttl_seconds * 1000 AND k.max_ttl_seconds * 1000 AND ",
+    grantable!(),
+    // Nobody waits: a queue is served first, by the row-lock path (`hhs_core::queue::admit`).
+    " AND l.waiters = 0 RETURNING l.*), \
+     logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
+        key_id, request_id, outcome) \
+        SELECT acquired_at_ms, 'acquired', resource_id, hold_id, owner_id, token, $5, $6, $7, $8, 'ok' FROM granted) \
+     SELECT ",
+    lease_columns!(),
+    " FROM granted l JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
+);
+
+/// The caller's live hold, over `leases l` and a `clock` with the time in `ms`: `$2` principal, `$3` owner, `$4`
+/// token or NULL; held and not lapsed; a plain hold (a session's or a booking falls back to hhs-core). Restates the success case of `hhs_core::lease::heartbeat` and `release`
+/// (`check_holder`, then `Hold::is_expired`); anything else falls back to the row-lock path, where hhs-core
+/// decides and names the refusal. `tests/it/fast_paths.rs` checks SQL and hhs-core agree on every generated
+/// case, outcome and values.
+macro_rules! live_hold_of_caller {
+    () => {
+        "l.resource_id = $1 AND l.state = 'HELD' AND l.principal = $2 AND l.owner_id = $3 \
+         AND ($4::bigint IS NULL OR l.token = $4) AND clock.ms - l.last_heartbeat_ms <= l.ttl_ms \
+         AND (l.pickup_by_ms IS NULL OR clock.ms <= l.pickup_by_ms) \
+         AND l.session_id IS NULL AND l.booked_until_ms IS NULL"
+    };
+}
+
+/// The renewal (`Hold::record_heartbeat`: the clock never moves back, the longest gap kept).
+macro_rules! renew {
+    () => {
+        concat!(
+            "UPDATE leases l SET heartbeats = LEAST(l.heartbeats + 1, 4294967295), \
+                max_gap_ms = GREATEST(l.max_gap_ms, GREATEST(clock.ms, l.last_heartbeat_ms) - l.last_heartbeat_ms), \
+                last_heartbeat_ms = GREATEST(clock.ms, l.last_heartbeat_ms), pickup_by_ms = NULL FROM clock WHERE ",
+            live_hold_of_caller!(),
+            " RETURNING l.*"
+        )
+    };
+}
+
+/// The release (`hhs_core::lease::release`: ended at the later of the clock and the last heartbeat; no
+/// lock-delay) and its `released` event, whose detail is `HoldDetail` written in SQL (`$5` actor principal, `$6`
+/// key id, `$7` request id).
+macro_rules! release_and_log {
+    () => {
+        concat!(
+            "released AS (UPDATE leases l SET state = 'RELEASED', ended_at_ms = GREATEST(clock.ms, l.last_heartbeat_ms) \
+                FROM clock WHERE ",
+            live_hold_of_caller!(),
+            // Nobody waits: a release with a queue hands over in its transaction (the row-lock path).
+            " AND l.waiters = 0 RETURNING l.*, clock.ms AS now_ms), \
+             logged AS (INSERT INTO events (at_ms, kind, resource_id, hold_id, owner_id, fencing_token, detail, principal, \
+                key_id, request_id, outcome) \
+                SELECT now_ms, 'released', resource_id, hold_id, owner_id, token, json_build_object('ttl_seconds', ttl_ms / 1000, \
+                'heartbeats', heartbeats, 'max_heartbeat_gap_ms', max_gap_ms, 'held_ms', ended_at_ms - acquired_at_ms, \
+                'hold_principal', principal, 'ended_at', \
+                to_char(TIMESTAMP 'epoch' + ended_at_ms * INTERVAL '1 millisecond', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text, \
+                $5, $6, $7, 'ok' FROM released RETURNING detail)"
+        )
+    };
+}
+
+/// The statements' first two steps: lock the row, then read the clock — only once the lock is granted (as the
+/// one-statement acquire does: a clock read before a lock wait would decide with a time from before it).
+macro_rules! locked_clock {
+    () => {
+        "WITH locked AS MATERIALIZED (SELECT resource_id FROM leases WHERE resource_id = $1 FOR UPDATE), \
+         clock AS MATERIALIZED (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms FROM locked), "
+    };
+}
+
+/// The renewal alone, with the clock given as `$5`: what the differential test runs.
+pub const RENEW_AT: &str =
+    concat!("WITH clock AS (SELECT $5::bigint AS ms), renewed AS (", renew!(), ") SELECT * FROM renewed");
+
+/// The release alone, with the clock given as `$8`; returns the row and the event's detail.
+pub const RELEASE_AT: &str = concat!(
+    "WITH clock AS (SELECT $8::bigint AS ms), ",
+    release_and_log!(),
+    " SELECT released.*, logged.detail FROM released, logged"
+);
+
+/// PostgreSQL's one-statement heartbeat: lock, clock, renew, and notify the renewal (`hhs_renewals`, the written
+/// row as JSON: `StoredLease::parse_row`) — one round trip instead of six (begin, lock, clock, update, notify,
+/// commit). No row: not that simple (another's hold, lapsed, released, a stale token, unknown resource), and the
+/// caller falls back to the row-lock path.
+pub const ONE_STATEMENT_HEARTBEAT: &str = concat!(
+    locked_clock!(),
+    "renewed AS (",
+    renew!(),
+    "), notified AS (SELECT pg_notify('hhs_renewals', row_to_json(renewed)::text) FROM renewed) SELECT ",
+    lease_columns!(),
+    " FROM renewed l JOIN notified ON TRUE JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
+);
+
+/// PostgreSQL's one-statement release of the caller's live hold, with its `released` event. No row: not that
+/// simple (an idempotent repeat, a stale token, lapsed, another's hold), and the caller falls back.
+pub const ONE_STATEMENT_RELEASE: &str = concat!(
+    locked_clock!(),
+    release_and_log!(),
+    " SELECT ",
+    lease_columns!(),
+    " FROM released l JOIN resources r ON r.id = l.resource_id JOIN resource_types t ON t.name = r.type"
+);
+
+/// PostgreSQL: the same statement also notifies each renewed row (`hhs_renewals`, as a heartbeat does), so every
+/// replica's stream carries the new expiries; it returns each renewed hold's resource and token.
+pub const RENEW_SESSION_HOLDS_NOTIFIED: &str = concat!(
+    "WITH renewed AS (",
+    renew_session_holds!(),
+    "), notified AS (SELECT resource_id, token, pg_notify('hhs_renewals', row_to_json(renewed)::text) FROM renewed) \
+     SELECT resource_id, token FROM notified ORDER BY resource_id"
+);
 
 /// The NOTIFY channel of renewals (payload the hold's `LockView`). Events are not notified: readers poll the commit
 /// horizon and wake at once on this replica's own commits.

@@ -100,7 +100,7 @@ async fn a_late_committing_event_reaches_the_stream_and_every_cursor() {
     assert!(resumed.next(Duration::from_millis(500)).await.is_none());
 }
 
-// --- 2. PostgreSQL: the fast grant's clock ------------------------------------------------------------------
+// --- 2. PostgreSQL: the one-statement acquire's clock---------------------------------------------------------
 
 /// An acquire that waits on a locked lease row for longer than its TTL is granted with the time the lock was
 /// granted, never born expired.
