@@ -76,8 +76,3 @@ pub fn admit(
     queue::admit(lease, now, gate.queue, principal, owner, None)?;
     Ok(outcome)
 }
-
-/// [`admit`] under the name the store still calls it by; it goes when the store's per-area rewrite (issue 26,
-/// item 1) calls [`admit`].
-#[doc(hidden)]
-pub use self::admit as grant;

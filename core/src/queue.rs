@@ -223,6 +223,18 @@ pub fn admit(
     Err(Denied::Queued { waiting: u32::try_from(queue.iter().filter(|w| w.is_live(now)).count()).unwrap_or(u32::MAX) })
 }
 
+/// Whether waiting can end `refusal` of an acquire, so a request that asked to wait joins the queue instead of
+/// being refused: a live hold (it is released or lapses), a lock-delay (it runs out), others queued ahead (they
+/// are served or go), a status such as housekeeping (it changes). Every other refusal would meet the request
+/// again whenever it was served: a TTL outside the type's bounds, a session's or a booking's rule, a claim on a
+/// hold that is not the caller's.
+pub fn waiting_can_end(refusal: &Denied) -> bool {
+    matches!(
+        refusal,
+        Denied::LockHeld { .. } | Denied::LockDelay { .. } | Denied::Queued { .. } | Denied::Unavailable { .. }
+    )
+}
+
 /// Where waiter `me` stands among the live waiters (1: next), if it is one.
 pub fn position(queue: &[Waiter], now: Millis, me: WaiterId) -> Option<u32> {
     let mut live = queue.iter().filter(|w| w.is_live(now) || w.id == me);

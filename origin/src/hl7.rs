@@ -4,7 +4,7 @@
 //! A message is attributed to the integration principal that sent it (an API key's, or a client
 //! certificate's), and its repeats are kept under that principal: the same content again gets the stored ACK and
 //! is applied once; a control id reused with other content is `AR`. A message's beds and its record commit in one
-//! transaction (`Store::hl7_ingest`). Every message applied or refused is in the audit trail (`hl7_received`:
+//! transaction (`Hl7Store::hl7_ingest`). Every message applied or refused is in the audit trail (`hl7_received`:
 //! control id, type, sender, outcome, the beds it set) — never a patient segment, and nothing of it in the logs
 //! but its control id; a repeat answered from the record is not logged again (debug only).
 

@@ -4,6 +4,7 @@ pub mod config;
 pub mod hl7;
 pub mod http;
 pub mod keys;
+pub mod pool;
 pub mod primary;
 pub mod reaper;
 pub mod server;

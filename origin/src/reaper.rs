@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{DynStore, StoreError};
 
-/// Passes of [`crate::store::Store::reap`] (each covers everything due when it began, `batch` candidates a page, one
+/// Passes of [`crate::store::ReapStore::reap`] (each covers everything due when it began, `batch` candidates a page, one
 /// short transaction each) until one records fewer than `batch` expiries. Returns how many it recorded.
 pub async fn reap_all(store: &DynStore, batch: u32) -> Result<usize, StoreError> {
     let mut total = 0;

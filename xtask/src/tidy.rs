@@ -263,10 +263,8 @@ pub fn forbidden(src: &Path, patterns: &[&str], what: &str) -> Result<Vec<String
     Ok(problems)
 }
 
-/// Modules whose import cycles tidy lets pass, by folder: the store and the primary, which import each other
-/// until the store's pool holder stands on its own (issue 26, item 1). Any cycle through another module fails.
-const CYCLES_EXEMPT: &[(&str, &[&str])] =
-    &[("origin/src", &["primary", "store", "store::dialect", "store::sql_store"])];
+/// Modules whose import cycles tidy lets pass, by folder: none.
+const CYCLES_EXEMPT: &[(&str, &[&str])] = &[];
 
 /// The crates whose module graphs tidy checks, by folder.
 const CRATES: &[&str] = &["core", "edge", "origin", "ui", "xtask", "client"];

@@ -8,8 +8,8 @@
 use hhs_core::admission::Gate;
 use hhs_core::lease::{acquire, expire, release, AcquireCmd, Claim};
 use hhs_core::queue::{
-    abandoned, admit, enqueue, hand_over, handed_hold, leave, reclaim, Waiter, WaiterState, PICKUP_TIMEOUT,
-    PRESENCE_TIMEOUT,
+    abandoned, admit, enqueue, hand_over, handed_hold, leave, reclaim, waiting_can_end, Waiter, WaiterState,
+    PICKUP_TIMEOUT, PRESENCE_TIMEOUT,
 };
 use hhs_core::status::Status;
 use hhs_core::{HoldId, Lease, Millis, OwnerId, Policy, Principal, ResourceId, Ttl, TtlBounds, TypePolicy, WaiterId};
@@ -112,7 +112,8 @@ proptest! {
                             }
                             lease = o.lease;
                         }
-                        Err(_) => {
+                        Err(d) => {
+                            prop_assert!(waiting_can_end(&d), "an arrival refused for what waiting cannot end: {d:?}");
                             let w = Waiter::new(WaiterId(Uuid::from_u128(next_id)), principal(), owner(c), ttl(), now, Millis(30_000));
                             queue.push((w, true));
                             lease = enqueue(&lease);
@@ -402,5 +403,37 @@ fn waiter_states_read_back_as_stored_and_nothing_else_parses() {
     }
     for bad in ["", "waiting", "BOGUS", "GRANTED ", "DELIVERED\0"] {
         assert_eq!(WaiterState::parse(bad), None, "{bad:?}");
+    }
+}
+
+/// Which refusals a request that asked to wait queues on, and which it is refused with, for every refusal.
+#[test]
+fn waiting_ends_a_hold_a_lock_delay_a_queue_and_a_status_and_nothing_else() {
+    use hhs_core::Denied;
+    let at = Millis(1_000);
+    let ends = [
+        Denied::LockHeld { holder: owner(1), expires_at: at },
+        Denied::LockDelay { until: at },
+        Denied::Queued { waiting: 2 },
+        Denied::Unavailable { status: Status::Housekeeping },
+    ];
+    let stays = [
+        Denied::NotHolder,
+        Denied::NotYourHold,
+        Denied::LockExpired,
+        Denied::StaleToken,
+        Denied::NotHeld,
+        Denied::TtlOutOfBounds { min_seconds: 5, max_seconds: 60 },
+        Denied::BookingOutOfBounds { latest: at },
+        Denied::InSession,
+        Denied::SessionEnded,
+        Denied::NotSessionOwner,
+        Denied::Booked { until: at },
+    ];
+    for d in &ends {
+        assert!(waiting_can_end(d), "{d:?}");
+    }
+    for d in &stays {
+        assert!(!waiting_can_end(d), "{d:?}");
     }
 }

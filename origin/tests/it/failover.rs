@@ -141,7 +141,7 @@ async fn sqlite_syncs_every_commit() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let store = hhs_origin::store::SqliteStore::open(db.sqlite_path().unwrap(), 2).await.unwrap();
     let mode: i64 =
-        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.source().current().unwrap()).await.unwrap();
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool_slot().current().unwrap()).await.unwrap();
     assert_eq!(mode, 2, "synchronous=FULL (2): an acknowledged grant survives power loss");
 }
 

@@ -1,4 +1,4 @@
-//! PostgreSQL's one-statement acquire restates part of the acquire rule in SQL (`sql::GRANTABLE`); here SQL
+//! PostgreSQL's one-statement acquire restates part of the acquire rule in SQL (`postgres::GRANTABLE`); here SQL
 //! and hhs-core decide every generated lease state alike: SQL grants exactly when the lease is not held and
 //! hhs-core grants; everything else falls back to the row-lock path, where hhs-core decides.
 
@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use crate::support::{Backend, TestApp, TestDb};
 use hhs_core::lease::{acquire, AcquireCmd};
 use hhs_core::{EventKind, HoldId, Millis, OwnerId, Ttl, TtlBounds};
-use hhs_origin::store::sql::GRANTABLE;
+use hhs_origin::store::postgres::GRANTABLE;
 use sqlx::Row;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! PostgreSQL's one-statement heartbeat and release restate the success case of the heartbeat and release rules
-//! in SQL (`sql::RENEW_AT`, `sql::RELEASE_AT`); here SQL and hhs-core decide every generated lease state and
+//! in SQL (`postgres::RENEW_AT`, `postgres::RELEASE_AT`); here SQL and hhs-core decide every generated lease state and
 //! claim alike and write the same values: SQL renews exactly when hhs-core's `heartbeat` succeeds, to the same
 //! `last_heartbeat`, count and longest gap; SQL releases exactly when hhs-core's `release` ends the hold, with
 //! the same end and the same `released` detail. Everything else falls back to the row-lock path.
@@ -8,7 +8,7 @@ use hhs_core::lease::{heartbeat, release, Claim, Outcome};
 use hhs_core::stored::StoredLease;
 use hhs_core::wire::HoldDetail;
 use hhs_core::{Denied, EventKind, FencingToken, Lease, Millis, OwnerId, Principal, ResourceId};
-use hhs_origin::store::sql::{RELEASE_AT, RENEW_AT};
+use hhs_origin::store::postgres::{RELEASE_AT, RENEW_AT};
 use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection, Row};
 

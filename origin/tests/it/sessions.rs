@@ -1,7 +1,7 @@
 //! Sessions on both stores: holds taken under one are renewed by its keepalive (and only by it), released when
 //! it closes and expire with it when it lapses; the audit trail records each; another principal can do nothing
 //! with it; a keepalive names each hold it renewed (so a force-released one is seen to be gone) and reads the
-//! clock only once it holds the rows. And the keepalive's one-statement renewal (`sql::RENEW_SESSION_HOLDS`) agrees with
+//! clock only once it holds the rows. And the keepalive's one-statement renewal (`sessions::RENEW_SESSION_HOLDS`) agrees with
 //! `hhs_core::session::renew_hold` on generated leases.
 
 use std::time::Duration;
@@ -224,7 +224,7 @@ async fn sessions_refuse_the_wrong_caller_and_bad_requests(b: Backend) {
     app.stop().await;
 }
 
-/// `sql::RENEW_SESSION_HOLDS` against `hhs_core::session::renew_hold`, on leases in every state, of this session
+/// `sessions::RENEW_SESSION_HOLDS` against `hhs_core::session::renew_hold`, on leases in every state, of this session
 /// or another, fresh, at and past their expiry: the same leases renewed, to the same values.
 async fn keepalive_statement_agrees_with_core(b: Backend) {
     use hhs_core::session::{open as open_session, renew_hold};

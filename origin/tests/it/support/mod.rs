@@ -155,7 +155,7 @@ impl TestDb {
             }
             Backend::Sqlite => {
                 let path = &self.sqlite.as_ref().expect("sqlite path").1;
-                let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::dialect::BUSY_TIMEOUT);
+                let busy = self.sqlite_busy_timeout.unwrap_or(hhs_origin::store::sqlite::BUSY_TIMEOUT);
                 Arc::new(SqliteStore::open_with(path, 8, busy).await.expect("sqlite store"))
             }
         };
@@ -472,7 +472,7 @@ impl Sse {
 }
 
 /// Writes `cases` as the leases of their resources, then runs the keepalive's one-statement renewal
-/// (`sql::RENEW_SESSION_HOLDS`) for session `s` at `now`, in this database's dialect; how many it renewed.
+/// (`sessions::RENEW_SESSION_HOLDS`) for session `s` at `now`, in this database's dialect; how many it renewed.
 pub async fn renew_session_holds(
     db: &TestDb,
     cases: &[(uuid::Uuid, hhs_core::stored::StoredLease)],
@@ -481,19 +481,19 @@ pub async fn renew_session_holds(
 ) -> u64 {
     use hhs_origin::store::dialect::Dialect;
     use hhs_origin::store::rows::{arguments, lease_args, Arg};
-    use hhs_origin::store::sql;
+    use hhs_origin::store::{sessions, sql_store};
     macro_rules! run {
         ($pool:expr, $db:ty) => {{
             let pool = $pool;
             for (rid, rec) in cases {
                 let lease = rec.clone().into_lease(hhs_core::ResourceId(*rid)).expect("a valid case");
-                let st = <$db as Dialect>::sql(sql::UPDATE_LEASE);
+                let st = <$db as Dialect>::sql(sql_store::UPDATE_LEASE);
                 sqlx::query_with(&st, arguments::<$db>(lease_args(&lease)).unwrap())
                     .execute(&pool)
                     .await
                     .expect("store a case");
             }
-            let st = <$db as Dialect>::sql(sql::RENEW_SESSION_HOLDS);
+            let st = <$db as Dialect>::sql(sessions::RENEW_SESSION_HOLDS);
             let args = vec![
                 Arg::Uuid(Some(s.id.0)),
                 Arg::Int(Some(s.last_keepalive.0)),
