@@ -4,7 +4,7 @@
 //! case on SQLite, takes the row lock and asks hhs-core.
 
 use async_trait::async_trait;
-use hhs_core::admission::{grant, Gate};
+use hhs_core::admission::{admit, Gate};
 use hhs_core::lease::{heartbeat, release, AcquireCmd, Claim};
 use hhs_core::{Denied, EventKind, Lease, LeaseEvent, Millis, Outcome, ResourceId};
 
@@ -83,7 +83,7 @@ impl<D: Dialect> LeaseStore for SqlStore<D> {
                 let gate = Gate { policy: &resource.policy, status: resource.status, queue: &[] };
                 let rule = || hhs_core::lease::acquire(&lease, now, &cmd, resource.policy.lock_delay());
                 if let Err(d @ (Denied::TtlOutOfBounds { .. } | Denied::Unavailable { .. } | Denied::LockHeld { .. })) =
-                    grant(&gate, &lease, now, cmd.ttl, (&cmd.principal, &cmd.owner), rule)
+                    admit(&gate, &lease, now, cmd.ttl, (&cmd.principal, &cmd.owner), rule)
                 {
                     return Err(StoreError::Denied(d));
                 }
