@@ -2,6 +2,7 @@
 //! the events to append, or why not ([`Denied`]), changing nothing.
 
 use alloc::vec;
+use alloc::vec::Vec;
 
 use super::{EventKind, Hold, HoldState, Lease, LeaseEvent, Outcome};
 use crate::denied::Denied;
