@@ -51,27 +51,28 @@ pub enum KeysCommand {
     Create {
         #[arg(long)]
         principal: String,
-        /// viewer, client or admin.
+        /// viewer, client, integration (the HL7 feed: sets resources' status) or admin.
         #[arg(long)]
         role: String,
     },
     /// List keys (never their secrets).
     List,
-    /// Revoke a key by its id; it stops working within 5 seconds everywhere.
+    /// Revoke a key by its id; it stops working within 2 seconds everywhere (the key cache's lifetime).
     Revoke { key_id: String },
 }
 
+// `global`: `hhs-origin keys create --sqlite-path F` reads as well as `keys --sqlite-path F create`.
 #[derive(Clone, Debug, Args)]
 pub struct DbArgs {
     /// PostgreSQL URL. Without it the origin uses the embedded SQLite file at --sqlite-path.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// The embedded database file, used when no DATABASE_URL is given.
-    #[arg(long, env = "HHS_SQLITE_PATH", default_value = "hhs.db")]
+    #[arg(long, env = "HHS_SQLITE_PATH", default_value = "hhs.db", global = true)]
     pub sqlite_path: PathBuf,
-    #[arg(long, env = "HHS_DB_POOL_MIN", default_value_t = 2)]
+    #[arg(long, env = "HHS_DB_POOL_MIN", default_value_t = 2, global = true)]
     pub pool_min: u32,
-    #[arg(long, env = "HHS_DB_POOL_MAX", default_value_t = 10)]
+    #[arg(long, env = "HHS_DB_POOL_MAX", default_value_t = 10, global = true)]
     pub pool_max: u32,
 }
 

@@ -51,6 +51,15 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
 
 /// `hhs-origin keys …`: stdout carries only what a script captures (the new key, or the list); the rest is stderr.
 async fn keys_command(args: KeysArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // A key minted into a new file of its own would be one the running server has never heard of.
+    if args.db.database_url.is_none() && !args.db.sqlite_path.exists() {
+        return Err(format!(
+            "no database at {}: give the file `serve` uses with --sqlite-path (or HHS_SQLITE_PATH), or DATABASE_URL; \
+             `hhs-origin migrate` makes a new one",
+            args.db.sqlite_path.display()
+        )
+        .into());
+    }
     let store = server::open_store(&args.db).await?;
     store.migrate().await?;
     let actor = Actor::system("cli");

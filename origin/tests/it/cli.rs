@@ -1,5 +1,5 @@
-//! The command line, as an operator or a script runs it: `keys create` prints only the key on stdout, and
-//! `serve --insecure-no-auth` refuses a non-loopback address.
+//! The command line, as an operator or a script runs it: `keys create` prints only the key on stdout, into the
+//! database `serve` uses and no new one, and `serve --insecure-no-auth` refuses a non-loopback address.
 
 use std::process::Command;
 
@@ -13,6 +13,7 @@ fn origin(db: &std::path::Path) -> Command {
 fn keys_create_prints_only_the_key_and_list_and_revoke_work() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hhs.db");
+    assert!(origin(&db).arg("migrate").status().unwrap().success());
     let out = origin(&db).args(["keys", "create", "--principal", "clinic-north", "--role", "client"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -37,6 +38,37 @@ fn keys_create_prints_only_the_key_and_list_and_revoke_work() {
     assert!(bad.stdout.is_empty());
     let unknown = origin(&db).args(["keys", "revoke", "000000000000"]).output().unwrap();
     assert!(!unknown.status.success());
+}
+
+#[test]
+fn keys_take_database_flags_after_their_subcommand_and_refuse_a_database_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("served.db");
+    let bare = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hhs-origin"));
+        c.env_remove("DATABASE_URL").env_remove("HHS_SQLITE_PATH").env("RUST_LOG", "warn").current_dir(dir.path());
+        c
+    };
+    assert!(bare().args(["migrate", "--sqlite-path"]).arg(&db).status().unwrap().success());
+    let made = bare()
+        .args(["keys", "create", "--principal", "adt-feed", "--role", "integration", "--sqlite-path"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "the flag after `create`: {}", String::from_utf8_lossy(&made.stderr));
+
+    // No flag: the default `hhs.db` in the working folder does not exist, so nothing is minted into a new one.
+    let stray = bare().args(["keys", "create", "--principal", "adt-feed", "--role", "integration"]).output().unwrap();
+    assert!(!stray.status.success() && stray.stdout.is_empty(), "no key printed for a database nobody serves");
+    let said = String::from_utf8_lossy(&stray.stderr);
+    assert!(said.contains("no database at hhs.db") && said.contains("--sqlite-path"), "{said}");
+    assert!(!dir.path().join("hhs.db").exists(), "no new database file made");
+
+    let help = String::from_utf8(bare().args(["keys", "revoke", "--help"]).output().unwrap().stdout).unwrap();
+    let within = format!("within {} seconds", hhs_origin::http::auth::CACHE_TTL.as_secs());
+    assert!(help.contains(&within), "revoke's help says how soon, as the key cache does: {help}");
+    let create = String::from_utf8(bare().args(["keys", "create", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(["viewer", "client", "integration", "admin"].iter().all(|r| create.contains(r)), "{create}");
 }
 
 #[test]

@@ -64,6 +64,7 @@ pub fn run(pairs: usize) -> Result<(), String> {
         c.env_remove("DATABASE_URL").env("HHS_SQLITE_PATH", &db).env("RUST_LOG", "warn");
         c
     };
+    status(origin_cmd().arg("migrate"))?;
     let key =
         output(origin_cmd().args(["keys", "create", "--principal", "bench", "--role", "admin"]))?.trim().to_owned();
     let origin_port = free_port()?;

@@ -44,6 +44,7 @@ pub fn run(unknown: u64) -> Result<(), String> {
         c.args(args).env("HHS_SQLITE_PATH", &db).env("RUST_LOG", "error");
         c
     };
+    crate::run::status(&mut origin(&["migrate"]))?;
     let out = origin(&["keys", "create", "--principal", "bench", "--role", "viewer"])
         .stderr(Stdio::null())
         .output()
