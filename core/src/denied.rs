@@ -12,8 +12,8 @@ use crate::time::Millis;
 /// Why a transition was refused. The state is unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Denied {
-    /// Someone else holds it until `expires_at` (unless they heartbeat).
-    LockHeld { holder: OwnerId, expires_at: Millis },
+    /// Someone else holds it until `expires_at` (unless they heartbeat; a booking ends then whatever happens).
+    LockHeld { holder: OwnerId, expires_at: Millis, booked: bool },
     /// The resource is in lock-delay after an involuntary loss.
     LockDelay { until: Millis },
     /// The caller is not the holder (never was, or released, or was force-released).
@@ -49,14 +49,14 @@ pub enum Denied {
 impl From<Denied> for ApiError {
     fn from(d: Denied) -> ApiError {
         match d {
-            Denied::LockHeld { holder, expires_at } => {
-                let mut e = ApiError::new(
-                    ErrorCode::LockHeld,
-                    format!(
-                        "the resource is held by {holder} until {} unless they renew",
-                        expires_at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    ),
-                );
+            Denied::LockHeld { holder, expires_at, booked } => {
+                let until = expires_at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let message = if booked {
+                    format!("the resource is booked by {holder} until {until}")
+                } else {
+                    format!("the resource is held by {holder} until {until} unless they renew")
+                };
+                let mut e = ApiError::new(ErrorCode::LockHeld, message);
                 e.holder = Some(holder.as_str().to_string());
                 e.expires_at = Some(expires_at.to_utc());
                 e

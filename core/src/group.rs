@@ -65,7 +65,7 @@ pub fn acquire_group(
         let result = admit(&m.gate, m.lease, now, ttl, (&cmd.principal, &cmd.owner), || {
             // A resource is in one group at a time: its owner's live hold in another group is not taken over.
             if let Some(h) = m.lease.live_hold(now).filter(|h| h.group.is_some_and(|g| g != group)) {
-                return Err(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() });
+                return Err(h.refusal());
             }
             match session {
                 Some(s) => acquire_in(m.lease, now, &member_cmd, s, lock_delay),

@@ -21,6 +21,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::denied::Denied;
 use crate::ids::{FencingToken, GroupId, HoldId, OwnerId, Principal, ResourceId, SessionId};
 use crate::time::Millis;
 use crate::ttl::Ttl;
@@ -140,6 +141,15 @@ impl Hold {
     /// booked, `now - last_heartbeat > ttl`.
     pub fn is_expired(&self, now: Millis) -> bool {
         self.state == HoldState::Held && now > self.expires_at()
+    }
+
+    /// The refusal this hold gives anyone else who asks for its resource.
+    pub fn refusal(&self) -> Denied {
+        Denied::LockHeld {
+            holder: self.owner.clone(),
+            expires_at: self.expires_at(),
+            booked: self.booked_until.is_some(),
+        }
     }
 
     /// Held and not expired at `now`.

@@ -31,7 +31,7 @@ pub fn acquire(lease: &Lease, now: Millis, cmd: &AcquireCmd, lock_delay: Millis)
     if let Some(hold) = next.hold.as_mut() {
         if hold.is_live(now) {
             if hold.owner != cmd.owner || hold.principal != cmd.principal {
-                return Err(Denied::LockHeld { holder: hold.owner.clone(), expires_at: hold.expires_at() });
+                return Err(hold.refusal());
             }
             if hold.session.is_some() {
                 return Err(Denied::InSession);
@@ -229,7 +229,7 @@ pub fn report_late(lease: &Lease, now: Millis, claim: &Claim, late: Late, lock_d
 /// its name ([`token_floor`]).
 pub fn retire(lease: &Lease, now: Millis, lock_delay: Millis) -> Result<Outcome, Denied> {
     if let Some(h) = lease.live_hold(now) {
-        return Err(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() });
+        return Err(h.refusal());
     }
     let outcome = expire(lease, now, lock_delay).unwrap_or_else(|| Outcome { lease: lease.clone(), events: vec![] });
     if let Some(until) = outcome.lease.delay_until.filter(|until| now < *until) {

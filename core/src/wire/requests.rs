@@ -19,16 +19,42 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Parses a request body: syntax errors are `invalid_json` (400), shape errors `validation_failed` (422).
 ///
 /// Every body is a JSON object. Serde's derived structs also read a JSON array as their fields in order, so
-/// without this check `[null, null]` would pass for a `PUT /api/types/{name}` that changes nothing (found by
-/// `cargo xtask fuzz-api`).
+/// without this check `[null, null]` would pass for a `PUT /api/types/{name}` that changes nothing (a body
+/// `cargo xtask fuzz-api` sends).
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("request body is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::new(ErrorCode::ValidationFailed, "the request body must be a JSON object"));
     }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("request body has the wrong shape: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("request body has the wrong shape: {}", plain_types(&e.to_string())),
+        )
+    })
+}
+
+/// Serde's message with Rust's type names said as JSON's: `"60"` given where `ttl_seconds` wants a number reads
+/// "expected a number", not "expected f64".
+fn plain_types(message: &str) -> String {
+    const NAMES: [(&str, &str); 10] = [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u8", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected usize", "expected a whole number"),
+    ];
+    let mut out = message.to_string();
+    for (rust, json) in NAMES {
+        out = out.replace(rust, json);
+    }
+    out
 }
 
 /// Whether a `Content-Type` header value means JSON (`application/json`, any parameters).

@@ -79,7 +79,7 @@ fn other_owner_is_denied_with_holder_and_expiry() {
     let l = acquire(&fresh(), Millis(0), &cmd("a", 30, 10), NO_DELAY).unwrap().lease;
     assert_eq!(
         acquire(&l, Millis(1), &cmd("b", 30, 11), NO_DELAY),
-        Err(Denied::LockHeld { holder: owner("a"), expires_at: Millis(30_000) })
+        Err(Denied::LockHeld { holder: owner("a"), expires_at: Millis(30_000), booked: false })
     );
 }
 

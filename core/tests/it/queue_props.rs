@@ -412,7 +412,7 @@ fn waiting_ends_a_hold_a_lock_delay_a_queue_and_a_status_and_nothing_else() {
     use hhs_core::Denied;
     let at = Millis(1_000);
     let ends = [
-        Denied::LockHeld { holder: owner(1), expires_at: at },
+        Denied::LockHeld { holder: owner(1), expires_at: at, booked: false },
         Denied::LockDelay { until: at },
         Denied::Queued { waiting: 2 },
         Denied::Unavailable { status: Status::Housekeeping },

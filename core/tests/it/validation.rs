@@ -40,10 +40,9 @@ fn body_errors_are_classified() {
         (ErrorCode::ValidationFailed, "the request body must be a JSON object")
     );
     assert_eq!(parse_body::<HolderRequest>(br#"["x", "a", null]"#).unwrap_err().code, ErrorCode::ValidationFailed);
-    assert_eq!(
-        parse_body::<AcquireRequest>(br#"{"resource_id":"x","owner_id":"a","ttl_seconds":"30"}"#).unwrap_err().code,
-        ErrorCode::ValidationFailed
-    );
+    let quoted = parse_body::<AcquireRequest>(br#"{"resource_id":"x","owner_id":"a","ttl_seconds":"30"}"#).unwrap_err();
+    assert_eq!(quoted.code, ErrorCode::ValidationFailed);
+    assert!(quoted.message.contains(r#""30", expected a number"#), "JSON's words, not Rust's: {}", quoted.message);
     let unknown = parse_body::<HolderRequest>(br#"{"resource_id":"x","owner_id":"a","extra":1}"#).unwrap_err();
     assert_eq!(unknown.code, ErrorCode::ValidationFailed);
     assert!(unknown.message.contains("extra"));
@@ -124,4 +123,21 @@ fn route_table_matches_literals_before_parameters() {
     assert_eq!(allowed_methods("/api/resources"), ["GET", "POST"]);
     assert_eq!(allowed_methods("/api/resources/abc"), ["GET", "PATCH", "DELETE"]);
     assert!(allowed_methods("/api/nothing").is_empty());
+}
+
+#[test]
+fn a_booking_refuses_without_promising_a_renewal_that_cannot_shorten_it() {
+    let at = hhs_core::Millis(1_764_000_000_000);
+    let refusal = |booked| {
+        hhs_core::ApiError::from(hhs_core::Denied::LockHeld {
+            holder: OwnerId::parse("theatre-3").unwrap(),
+            expires_at: at,
+            booked,
+        })
+    };
+    let booked = refusal(true);
+    assert_eq!(booked.code, ErrorCode::LockHeld);
+    assert!(booked.message.starts_with("the resource is booked by theatre-3 until "), "{}", booked.message);
+    assert!(!booked.message.contains("renew"), "{}", booked.message);
+    assert!(refusal(false).message.ends_with("unless they renew"));
 }

@@ -38,6 +38,13 @@ pub struct Caller {
     pub request_id: Option<String>,
 }
 
+/// "a client", "an admin": a role as a sentence names it.
+fn with_article(role: Role) -> String {
+    let name = role.as_str();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {name}")
+}
+
 impl Caller {
     /// 403 `forbidden` unless the caller's role includes `needed`.
     pub fn require(&self, needed: Role) -> Result<(), AppError> {
@@ -46,7 +53,7 @@ impl Caller {
         } else {
             Err(AppError::new(
                 ErrorCode::Forbidden,
-                format!("this needs a {} key; yours is {}", needed.as_str(), self.role.as_str()),
+                format!("this needs {} key; yours is {}", with_article(needed), with_article(self.role)),
             ))
         }
     }

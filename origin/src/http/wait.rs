@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hhs_core::lease::AcquireCmd;
 use hhs_core::queue::PRESENCE;
-use hhs_core::{ApiError, Denied, ErrorCode, Millis, ResourceId, WaiterId};
+use hhs_core::{ApiError, ErrorCode, Millis, ResourceId, WaiterId};
 use uuid::Uuid;
 
 use super::auth::Caller;
@@ -91,7 +91,7 @@ pub(super) async fn acquire(
 async fn still_held(state: &AppState, resource: ResourceId, position: Option<u32>) -> AppError {
     let mut err = match state.store.lease(resource).await {
         Ok((_, lease, now)) => match lease.live_hold(now) {
-            Some(h) => ApiError::from(Denied::LockHeld { holder: h.owner.clone(), expires_at: h.expires_at() }),
+            Some(h) => ApiError::from(h.refusal()),
             None => {
                 ApiError::new(ErrorCode::LockHeld, "the resource was not handed to this request before its wait ended")
             }

@@ -265,6 +265,10 @@ async fn role_endpoint_matrix(b: Backend) {
                 assert!(r.status.is_success(), "{route} as {role:?}: {} {}", r.status, r.body);
             } else {
                 assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{route} as {role:?}");
+                let name = needed.as_str();
+                let article = if name.starts_with(['a', 'i']) { "an" } else { "a" };
+                let said = r.body["error"]["message"].as_str().unwrap_or_default().to_owned();
+                assert!(said.starts_with(&format!("this needs {article} {name} key")), "{route}: {said}");
             }
         }
     }
