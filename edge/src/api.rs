@@ -41,7 +41,7 @@ fn request_id(req: &Request) -> String {
 pub async fn handle(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
     let id = request_id(&req);
     // The method as sent: workers-rs reads a method it does not know (QUERY, PROPFIND…) as GET, which would
-    // pass a GET route's checks and be forwarded as a GET (found by `cargo xtask fuzz-api`).
+    // pass a GET route's checks and be forwarded as a GET (`cargo xtask fuzz-api` sends such methods).
     let method = req.inner().method();
     let path = req.path();
     if path == endpoints::OPENAPI_PATH {

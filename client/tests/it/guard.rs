@@ -295,9 +295,8 @@ async fn a_booked_hold_needs_no_heartbeats_and_outlives_its_guard() {
     origin.stop().await;
 }
 
-/// Issue 25: a member force-released by an administrator (and taken by another principal) must make the group
-/// guard lost — the heartbeat by the group's id used to renew the two left and answer 200, which the guard
-/// dropped.
+/// A member force-released by an administrator (and taken by another principal) makes the group guard lost: a
+/// group that is not whole must not be renewed as one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_group_guard_is_lost_when_a_member_is_force_released() {
     let origin = Origin::start().await;
@@ -337,8 +336,8 @@ async fn the_group_guard_is_lost_when_a_member_is_force_released() {
     origin.stop().await;
 }
 
-/// Issue 25: a hold of a session force-released under it, while the session lives on, is reported by the
-/// session guard (the keepalive's answer used to be a count, and the guard kept not even that).
+/// A hold of a session force-released under it, while the session lives on, is reported by the session guard
+/// (from the keepalive's answer, which names every hold it renewed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_guard_reports_a_hold_it_no_longer_has() {
     let origin = Origin::start().await;

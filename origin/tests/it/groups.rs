@@ -153,8 +153,7 @@ async fn a_group_is_held_all_or_nothing_and_acts_as_one(b: Backend) {
     app.stop().await;
 }
 
-/// Issue 25's first defect: an admin force-releases one member of a three-member group and another clinic takes
-/// it. A heartbeat or a booking by the group's id must not renew the two left and answer 200: it refuses the
+/// An admin force-releases one member of a three-member group and another clinic takes it. A heartbeat or a booking by the group's id must not renew the two left and answer 200: it refuses the
 /// group (`group_blocked`, naming the member and why) and leaves the other two as they were; a release by the
 /// group's id releases the two and leaves the other clinic's hold alone.
 async fn a_group_with_a_member_force_released_is_renewed_and_booked_not_at_all(b: Backend) {

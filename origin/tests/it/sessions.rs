@@ -300,8 +300,8 @@ async fn keepalive_statement_agrees_with_core(b: Backend) {
     app.stop().await;
 }
 
-/// Issue 25: a keepalive silently skipped a hold force-released under it and answered only a count. It names
-/// each hold it renewed (resource and token), so the one force-released is missing from the answer.
+/// A keepalive names each hold it renewed (resource and token), so a hold force-released under the session is
+/// missing from the answer rather than hidden in a count.
 async fn a_keepalive_names_the_holds_it_renewed_and_not_one_force_released(b: Backend) {
     let Some(db) = TestDb::new(b).await else { return };
     let app = TestApp::spawn(&db).await;
