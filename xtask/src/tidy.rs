@@ -11,6 +11,7 @@
 //!   rules.
 //! * The origin routes `/api/*` only from the endpoint table: no literal `/api` route in `origin/src` (the
 //!   conformance suite checks, against a running origin, that it serves exactly the table).
+//! * No source file of a crate longer than 500 lines, no `macro_rules!` in the origin longer than 60 ([`sizes`]).
 //! * Gates: `cargo fmt --check` (`rustfmt.toml`), and clippy with `-D warnings` on every crate natively and on
 //!   the two wasm tiers (the edge and the dashboard) for `wasm32-unknown-unknown`.
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::run::{cargo, root, status, step};
 
 mod cycles;
+mod sizes;
 
 pub fn run() -> Result<(), String> {
     step("tidy: cargo fmt --check");
@@ -36,9 +38,10 @@ pub fn run() -> Result<(), String> {
             eprintln!("tidy: clippy of the wasm tiers skipped (Debian's toolchain has none)")
         }
     }
-    step("tidy: the paths the documents name, and the crates' module graphs");
+    step("tidy: the paths the documents name, the crates' module graphs, the files' sizes");
     let mut problems = doc_paths(&root())?;
     problems.extend(import_cycles(&root())?);
+    problems.extend(sizes::check(&root()));
     problems.extend(forbidden(
         &root().join("ui/src"),
         UI_LEASE_ARITHMETIC,
