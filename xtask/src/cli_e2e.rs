@@ -6,65 +6,23 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::run::{cargo, free_port, status, step, target_dir};
-
-/// `xtask dev`, in its own process group, stopped with everything it started on drop.
-struct Dev(Child);
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.0.wait();
-    }
-}
+use crate::run::{cargo, status, step, target_dir};
 
 pub fn run() -> Result<(), String> {
     step("the hhs CLI against `cargo xtask dev`");
     status(cargo().args(["build", "-p", "hhs-client", "--bin", "hhs"]))?;
     let scratch = std::env::temp_dir().join(format!("hhs-cli-e2e-{}", std::process::id()));
-    let state = scratch.join(".hhs");
-    std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
-    let (origin_port, edge_port) = (free_port()?, free_port()?);
-    let mut dev = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-    dev.arg("dev")
-        .env("HHS_DEV_DIR", &state)
-        .env("HHS_BIND", format!("127.0.0.1:{origin_port}"))
-        .env("HHS_EDGE_PORT", edge_port.to_string())
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(scratch.join("dev.log")).map_err(|e| e.to_string())?);
-    std::os::unix::process::CommandExt::process_group(&mut dev, 0);
-    let dev = Dev(dev.spawn().map_err(|e| format!("could not start xtask dev: {e}"))?);
-    let url = format!("http://127.0.0.1:{edge_port}");
-    let result = wait_for(&url, &state).and_then(|()| scenario(&url, &scratch));
-    drop(dev);
+    let result = crate::dev::Background::start(&scratch).and_then(|dev| scenario(&dev.url, &scratch));
     match &result {
         Ok(()) => drop(std::fs::remove_dir_all(&scratch)),
         Err(_) => eprintln!("cli e2e: logs kept in {}", scratch.display()),
     }
     result
-}
-
-/// Until the edge answers and the keys are written (dev builds first; everything is built already in a test run).
-fn wait_for(url: &str, state: &Path) -> Result<(), String> {
-    let started = Instant::now();
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
-    while !(state.join("dev.env").exists() && agent.get(&format!("{url}/healthz")).call().is_ok()) {
-        if started.elapsed() > Duration::from_secs(300) {
-            return Err("xtask dev did not come up within 300 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    Ok(())
 }
 
 /// `hhs ARGS` in `dir` (so `.hhs/dev.env` is found), against `url`, with no key of its own.
@@ -106,8 +64,11 @@ fn scenario(url: &str, dir: &Path) -> Result<(), String> {
     }
     let locks: Value = serde_json::from_str(&ok("hhs locks ls", hhs(url, dir, &["locks", "ls", "--json"]).output())?)
         .map_err(|e| e.to_string())?;
-    let lock =
-        locks.as_array().and_then(|l| l.iter().find(|l| l["resource_id"] == bed.as_str())).cloned().unwrap_or_default();
+    let lock = locks["items"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["resource_id"] == bed.as_str()))
+        .cloned()
+        .unwrap_or_default();
     if (lock["status"].as_str(), lock["fencing_token"].as_u64()) != (Some("RELEASED"), Some(2)) {
         return Err(format!("hhs locks ls: the bed is not released at token 2: {lock}"));
     }

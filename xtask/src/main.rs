@@ -22,6 +22,7 @@
 //! * `fuzz-api` — schemathesis against the origin and the edge from the OpenAPI description, a key of each
 //!   role; no refused request may change state.
 //! * `cli-e2e` — the `hhs` CLI against `xtask dev` on free ports in a scratch directory.
+//! * `quickstart` — README's tour and `docs/quickstart.md` run as written against `xtask dev`, each answer checked.
 //! * `tidy` — fmt and clippy gates; the paths the documents name exist; no import cycles in any crate.
 //! * `ha` — a PostgreSQL formation with pg_auto_failover (monitor, primary, two standbys) on this machine:
 //!   `up` prints its multi-host `DATABASE_URL`; `switchover`, `kill-primary`, `kill-standby`, `revive`, `down`.
@@ -38,6 +39,7 @@ mod eval_ttl;
 mod fuzz_api;
 mod ha;
 mod postgres;
+mod quickstart;
 mod run;
 mod test;
 mod tidy;
@@ -57,13 +59,14 @@ fn main() -> ExitCode {
         Some("chaos") => chaos::run(&args[1..]),
         Some("fuzz-api") => fuzz_api::run(&args[1..]),
         Some("cli-e2e") => cli_e2e::run(),
+        Some("quickstart") => quickstart::run(),
         Some("tidy") => tidy::run(),
         Some("ha") => ha::run(&args[1..]),
         Some("build") => edge::build(true)
             .and_then(|_| ui::build(true))
             .map(|dist| eprintln!("\nbuilt edge/build and {}", dist.display())),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos|tidy> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  bench heartbeats [SECONDS]  1,000 holds renewed by one session vs by heartbeats, PostgreSQL and SQLite\n  bench handover [ROUNDS]  the wait queue's hand-over, release to the next waiter's 200 (p50/p99), PostgreSQL and SQLite\n  fuzz-api [--examples N]  schemathesis against origin and edge, each role, from /api/openapi.json\n  cli-e2e  the hhs CLI against a cargo xtask dev setup of its own\n  tidy     fmt, clippy, the paths the documents name exist, no import cycles in any crate\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then eight checks");
+            eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos|fuzz-api|cli-e2e|quickstart|tidy|ha> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  bench heartbeats [SECONDS]  1,000 holds renewed by one session vs by heartbeats, PostgreSQL and SQLite\n  bench handover [ROUNDS]  the wait queue's hand-over, release to the next waiter's 200 (p50/p99), PostgreSQL and SQLite\n  fuzz-api [--examples N]  schemathesis against origin and edge, each role, from /api/openapi.json\n  cli-e2e  the hhs CLI against a cargo xtask dev setup of its own\n  quickstart  README's tour and docs/quickstart.md run against cargo xtask dev, each answer checked\n  tidy     fmt, clippy, the paths the documents name exist, no import cycles in any crate\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then eight checks");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),

@@ -17,9 +17,10 @@ use hhs_client::{Client, ClientError, Lease, Lost};
 #[derive(Parser)]
 #[command(name = "hhs", version, about = "HHS, the Hospital Hold System, from the shell")]
 struct Cli {
-    /// HHS's address: the edge (https://…) or an origin.
-    #[arg(long, env = "HHS_URL", default_value = "http://127.0.0.1:8787")]
-    url: String,
+    /// HHS's address: the edge (https://…) or an origin; default: `.hhs/dev.env`'s edge, else
+    /// http://127.0.0.1:8787.
+    #[arg(long, env = "HHS_URL")]
+    url: Option<String>,
     /// An API key (`hhs_<id>_<secret>`); default: `.hhs/dev.env`'s admin key.
     #[arg(long, env = "HHS_KEY", hide_env_values = true)]
     key: Option<String>,
@@ -144,7 +145,8 @@ async fn main() -> ExitCode {
         eprintln!("hhs: no key: set HHS_KEY (or run `cargo xtask dev`, which writes .hhs/dev.env)");
         return ExitCode::from(2);
     };
-    let client = Client::new(&cli.url, &key);
+    let url = cli.url.clone().or_else(|| dev_env("HHS_URL")).unwrap_or_else(|| "http://127.0.0.1:8787".to_owned());
+    let client = Client::new(&url, &key);
     let result = match cli.command {
         Command::Lock { resource, ttl, wait, grace, owner, command } => {
             let owner = owner.unwrap_or_else(|| format!("hhs-cli-{}", std::process::id()));

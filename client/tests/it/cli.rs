@@ -85,7 +85,10 @@ async fn hhs_lists_adds_and_races() {
     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let listed = admin(&["resources", "ls", "--json"]).output().await.unwrap();
     let resources: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert!(resources.as_array().unwrap().iter().any(|r| r["id"] == id.as_str() && r["identifier"] == "CLI Ward 3"));
+    // The API's page, every item in it: a script reads `.items` from `hhs --json` as from curl.
+    assert_eq!(resources["next_after"], serde_json::Value::Null, "{resources}");
+    let items = resources["items"].as_array().unwrap_or_else(|| panic!("a page, not a bare list: {resources}"));
+    assert!(items.iter().any(|r| r["id"] == id.as_str() && r["identifier"] == "CLI Ward 3"));
 
     // The seed's race: 50 parallel acquires, exactly one winner.
     let raced = hhs(&origin, &["race", "--n", "50", &id]).output().await.unwrap();
@@ -93,7 +96,7 @@ async fn hhs_lists_adds_and_races() {
     assert!(table.contains("| 200 granted | 1 |") && table.contains("| 409 lock_held | 49 |"), "{table}");
     let locks = admin(&["locks", "ls", "--json"]).output().await.unwrap();
     let locks: serde_json::Value = serde_json::from_slice(&locks.stdout).unwrap();
-    let lock = locks.as_array().unwrap().iter().find(|l| l["resource_id"] == id.as_str()).unwrap().clone();
+    let lock = locks["items"].as_array().unwrap().iter().find(|l| l["resource_id"] == id.as_str()).unwrap().clone();
     assert_eq!(lock["status"], "RELEASED", "the race's winner released: {lock}");
     assert_eq!(lock["fencing_token"], 1);
     // A bed goes to housekeeping and back (an admin may set statuses); the list shows it; a bad code is the API's 422.

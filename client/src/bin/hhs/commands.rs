@@ -1,5 +1,5 @@
 //! The listing and admin subcommands of `hhs`: each one typed call of the endpoint table, printed as a table or,
-//! with `--json`, as the API's JSON.
+//! with `--json`, as the API's JSON: a list as one page of every item (`{"items":[…],"next_after":null}`).
 
 use hhs_client::{Client, ClientError};
 use hhs_core::wire::endpoints::{
@@ -43,6 +43,11 @@ fn print_json<T: serde::Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
+/// Every page's items as one page, the shape the list endpoint answers (so a script reads `.items` either way).
+fn print_page<T: serde::Serialize>(items: &[T]) {
+    print_json(&serde_json::json!({ "items": items, "next_after": null }));
+}
+
 pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<(), ClientError> {
     match cmd {
         Resources::Ls { resource_type } => {
@@ -51,7 +56,7 @@ pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<()
                 every_page::<ListResources, _>(client, filter, |p| (p.items, p.next_after.map(|a| a.0.to_string())))
                     .await?;
             if json {
-                print_json(&all);
+                print_page(&all);
             } else {
                 println!("{:<36}  {:<12}  {:<15}  identifier", "id", "type", "status");
                 for r in &all {
@@ -94,7 +99,7 @@ pub async fn resources(client: &Client, cmd: Resources, json: bool) -> Result<()
 pub async fn locks(client: &Client, json: bool) -> Result<(), ClientError> {
     let all = every_page::<ListLocks, _>(client, None, |p| (p.items, p.next_after.map(|a| a.0.to_string()))).await?;
     if json {
-        print_json(&all);
+        print_page(&all);
         return Ok(());
     }
     println!("{:<12}  {:<20}  {:<15}  {:<16}  {:>5}  expires", "type", "identifier", "status", "owner", "token");
@@ -118,7 +123,7 @@ pub async fn keys(client: &Client, cmd: Keys, json: bool) -> Result<(), ClientEr
         Keys::Ls => {
             let page = client.call::<ListKeys>(None, None, &NoBody).await?;
             if json {
-                print_json(&page.items);
+                print_json(&page);
             } else {
                 println!("{:<16}  {:<20}  {:<7}  revoked", "id", "principal", "role");
                 for k in &page.items {
