@@ -1,0 +1,94 @@
+//! A resource's detail panel as a person at a workstation uses it, in Chromium: the TTL its acquire form offers.
+
+use std::time::Duration;
+
+use crate::dashboard::{row, sign_in, state_is};
+use crate::support::browser::Browser;
+use crate::support::edge::{edge, origin, TURN};
+use crate::support::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// The model's suggestion for the client key's owner `owner` on `id`.
+async fn suggestion(app: &TestApp, id: &str, owner: &str) -> Value {
+    let r = app.post_as(&app.keys.client, "/api/ml/suggest", json!({"resource_id": id, "owner_id": owner})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+/// Waits until the suggestion for `owner` rests on `scope`, and returns it.
+async fn suggestion_from(app: &TestApp, id: &str, owner: &str, scope: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = suggestion(app, id, owner).await;
+        if s["basis"]["scope"] == scope {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {scope}-scoped suggestion for {owner}: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `n` quick acquire → release cycles by the client key's `owner`: a script's holds, well under a second each.
+async fn quick_holds(app: &TestApp, id: &str, owner: &str, n: usize) {
+    for _ in 0..n {
+        let body = json!({"resource_id": id, "owner_id": owner, "ttl_seconds": 30});
+        assert_eq!(app.post_as(&app.keys.client, "/api/locks/acquire", body).await.status, StatusCode::OK);
+        let body = json!({"resource_id": id, "owner_id": owner});
+        assert_eq!(app.post_as(&app.keys.client, "/api/locks/release", body).await.status, StatusCode::OK);
+    }
+}
+
+/// Opens `id`'s detail and returns the TTL its acquire form offers once the suggestion is in.
+async fn offered_ttl(browser: &Browser, id: &str) -> Value {
+    browser.click(&format!("{} th button", row(id))).await;
+    browser.wait_for("#suggestion", Duration::from_secs(5)).await;
+    browser
+        .wait_until(
+            "return document.querySelector('#acquire-ttl').value !== '';",
+            Duration::from_secs(5),
+            "a TTL is offered",
+        )
+        .await;
+    browser.eval("return document.querySelector('#acquire-ttl').value").await
+}
+
+/// Scripts holding beds for milliseconds teach the type a TTL of a second; a person acquiring from the board is
+/// offered the type's default (300 s here) until their own holds teach otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_is_offered_the_types_default_ttl_not_what_scripts_taught() {
+    let Some(edge) = edge() else { return };
+    let _turn = TURN.lock().await;
+    let (_db, app) = origin(&edge).await;
+    let (scripted, bed) =
+        (app.create_resource("bed", "Ward 3 Bed 1").await, app.create_resource("bed", "Ward 3 Bed 2").await);
+    quick_holds(&app, &scripted, "bed-script", 12).await;
+    let taught = suggestion_from(&app, &bed, "dashboard", "type").await;
+    let short = taught["suggested_ttl"].as_u64().unwrap();
+    assert!(short < 300, "the scripts taught the type a short TTL: {taught}");
+
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &edge.url, &app.keys.client).await;
+    browser.wait_until(&state_is(&bed, "free"), Duration::from_secs(5), "the bed is free").await;
+    let offered = offered_ttl(&browser, &bed).await;
+    browser.screenshot("dashboard-person-ttl").await;
+    assert_eq!(offered, "300", "the type's default, not the {short} s the scripts' holds taught");
+    let said = browser.text("#suggestion").await;
+    assert!(said.starts_with(&format!("{short} s")), "the model's suggestion itself is still shown: {said}");
+    browser.click("form.acquire button[type=submit]").await;
+    browser.wait_until(&state_is(&bed, "held"), Duration::from_secs(3), "acquired from the dashboard").await;
+    assert_eq!(app.get(&format!("/api/locks/{bed}")).await.body["ttl_seconds"], 300);
+    browser.click("button[aria-label=\"Release Ward 3 Bed 2\"]").await;
+    browser.wait_until(&state_is(&bed, "free"), Duration::from_secs(3), "released").await;
+
+    // The person's own quick holds are theirs to learn from: the form then offers what they taught.
+    quick_holds(&app, &scripted, "dashboard", 6).await;
+    let own = suggestion_from(&app, &bed, "dashboard", "owner").await;
+    browser.click("button.close").await;
+    browser
+        .wait_until("return document.querySelector('aside.detail') === null;", Duration::from_secs(2), "closed")
+        .await;
+    let offered = offered_ttl(&browser, &bed).await;
+    assert_eq!(offered, own["suggested_ttl"].to_string(), "learned from the person's own holds: {own}");
+    app.stop().await;
+}
