@@ -41,7 +41,8 @@ pub fn detail_panel(props: &Props) -> Html {
     let taken =
         matches!(shown, Shown::Held | Shown::LockDelay) || !row.lock.resource_status.unwrap_or_default().available();
 
-    // Reload the timeline and suggestion when another resource is opened or this one changes hands.
+    // Reload the type's default, the timeline and the suggestion when another resource is opened or this one
+    // changes hands.
     {
         let (api, spans, suggestion, default_ttl, owner) =
             (ctx.session.api.clone(), spans.clone(), suggestion.clone(), default_ttl.clone(), owner.clone());
