@@ -76,6 +76,7 @@ async fn a_person_is_offered_the_types_default_ttl_not_what_scripts_taught() {
     assert_eq!(offered, "300", "the type's default, not the {short} s the scripts' holds taught");
     let said = browser.text("#suggestion").await;
     assert!(said.starts_with(&format!("{short} s")), "the model's suggestion itself is still shown: {said}");
+    assert!(said.contains("A person is offered 300 s (5:00)"), "and why the form offers more: {said}");
     browser.click("form.acquire button[type=submit]").await;
     browser.wait_until(&state_is(&bed, "held"), Duration::from_secs(3), "acquired from the dashboard").await;
     assert_eq!(app.get(&format!("/api/locks/{bed}")).await.body["ttl_seconds"], 300);

@@ -129,6 +129,10 @@ pub fn detail_panel(props: &Props) -> Html {
                             if shown == Shown::Held {
                                 { format!(" Anomaly score of the current hold: {}.", format::score(s.anomaly_score)) }
                             }
+                            if let Some(offered) = suggested_ttl.filter(|t| *t != s.suggested_ttl && ctx.session.can_hold()) {
+                                { format!(" A person is offered {}: not learned from their own holds, so never below \
+                                    the type's default.", format::ttl(offered)) }
+                            }
                         </p>
                     },
                 } }
