@@ -215,6 +215,18 @@ pub struct Suggestion {
     pub quantile: Option<Millis>,
 }
 
+/// The TTL to offer a person acquiring by hand (the dashboard's acquire form): the model's suggestion, but never
+/// shorter than the type's default unless it was learned from this very owner's holds (`scope` [`Scope::Owner`]).
+/// A type's history is mostly its scripted clients', which acquire and release in well under a second; a person
+/// given their TTL would lose the bed while still at the keyboard. Longer suggestions are kept: the type's clients
+/// heartbeating slowly is a lesson for everyone. A type's default lies within its bounds, so the answer does too.
+pub fn ttl_for_person(suggested_seconds: u32, scope: Scope, type_default_seconds: u32) -> u32 {
+    match scope {
+        Scope::Owner => suggested_seconds,
+        Scope::Type | Scope::Default => suggested_seconds.max(type_default_seconds),
+    }
+}
+
 /// Who an owner is: within a resource type, a principal's owner id.
 pub type OwnerKey = (String, String, String);
 

@@ -22,7 +22,10 @@ impl UiError {
     /// Words for a rejected key on the sign-in page, with the server's code.
     pub fn sign_in_message(&self) -> String {
         if self.is_unauthenticated() {
-            format!("Your key was not accepted — it may be mistyped, expired or revoked. Sign in with a valid key. ({}: {})", self.code, self.message)
+            format!(
+                "Your key was not accepted — it may be mistyped or revoked. Sign in with a valid key. ({}: {})",
+                self.code, self.message
+            )
         } else {
             format!("Could not sign in: {self}")
         }

@@ -6,6 +6,7 @@ mod lease_props;
 mod lease_rules;
 mod lock_view;
 mod mllp;
+mod person_ttl_props;
 mod queue_props;
 mod rate_buckets;
 mod reference;

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 /// Signs in with `key` and waits until the board is live.
-async fn sign_in(browser: &Browser, url: &str, key: &str) {
+pub(crate) async fn sign_in(browser: &Browser, url: &str, key: &str) {
     browser.goto(&format!("{url}/")).await;
     browser.type_into("#api-key", key).await;
     browser.click("form button[type=submit]").await;
@@ -24,11 +24,11 @@ async fn sign_in(browser: &Browser, url: &str, key: &str) {
         .await;
 }
 
-fn row(id: &str) -> String {
+pub(crate) fn row(id: &str) -> String {
     format!("tr[data-resource-id=\"{id}\"]")
 }
 
-fn state_is(id: &str, state: &str) -> String {
+pub(crate) fn state_is(id: &str, state: &str) -> String {
     format!(
         "const r = document.querySelector('{}'); return !!r && r.dataset.state === '{state}';",
         row(id).replace('\'', "\\'")

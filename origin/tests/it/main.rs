@@ -8,6 +8,7 @@ mod cli;
 mod conformance;
 mod contention;
 mod dashboard;
+mod dashboard_detail;
 mod dashboard_serving;
 mod edge;
 mod failover;

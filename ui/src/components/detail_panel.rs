@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use hhs_core::ttl_model::{self, Scope};
 use hhs_core::wire::endpoints::{self, NoBody};
 use hhs_core::wire::{SuggestRequest, SuggestResponse};
 use hhs_core::Millis;
@@ -30,6 +31,8 @@ pub fn detail_panel(props: &Props) -> Html {
     let shown = row.shown(props.now);
     let spans = use_state(|| None::<Result<Vec<Span>, String>>);
     let suggestion = use_state(|| None::<Result<SuggestResponse, String>>);
+    // The type's default TTL: the least the form offers a person (`ttl_model::ttl_for_person`).
+    let default_ttl = use_state(|| None::<u32>);
     let owner =
         row.lock.owner_id.clone().filter(|_| shown == Shown::Held).unwrap_or_else(|| DASHBOARD_OWNER.to_owned());
     // The signed-in principal's own hold: renewed or released from its row, not acquired again.
@@ -38,14 +41,18 @@ pub fn detail_panel(props: &Props) -> Html {
     let taken =
         matches!(shown, Shown::Held | Shown::LockDelay) || !row.lock.resource_status.unwrap_or_default().available();
 
-    // Reload the timeline and suggestion when another resource is opened or this one changes hands.
+    // Reload the type's default, the timeline and the suggestion when another resource is opened or this one
+    // changes hands.
     {
-        let (api, spans, suggestion, owner) =
-            (ctx.session.api.clone(), spans.clone(), suggestion.clone(), owner.clone());
+        let (api, spans, suggestion, default_ttl, owner) =
+            (ctx.session.api.clone(), spans.clone(), suggestion.clone(), default_ttl.clone(), owner.clone());
         let since = (props.now.0 - 7 * 86_400_000).max(0);
+        let ty = row.resource_type.clone();
         use_effect_with((row.id, row.lock.fencing_token, row.lock.status), move |(id, _, _)| {
             let id = *id;
             yew::platform::spawn_local(async move {
+                let policy = api.call::<endpoints::GetType>(Some(&ty), "", &NoBody).await;
+                default_ttl.set(policy.ok().map(|t| t.default_ttl_seconds));
                 let since = Millis(since).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                 let query = format!("resource_id={id}&since={since}&limit=1000");
                 let events = api.call::<endpoints::ListEvents>(None, &query, &NoBody).await;
@@ -78,8 +85,13 @@ pub fn detail_panel(props: &Props) -> Html {
             }
         })
     };
-    let suggested_ttl = match &*suggestion {
-        Some(Ok(s)) => Some(s.suggested_ttl),
+    // What the form offers a person: a suggestion learned from other owners (or, when the resource is held, for
+    // its holder's owner) is raised to the type's default; without the default, the form leaves it to the server.
+    let suggested_ttl = match (&*suggestion, *default_ttl) {
+        (Some(Ok(s)), Some(default)) => {
+            let scope = if owner == DASHBOARD_OWNER { s.basis.scope } else { Scope::Type };
+            Some(ttl_model::ttl_for_person(s.suggested_ttl, scope, default))
+        }
         _ => None,
     };
     let lock = &row.lock;
@@ -116,6 +128,10 @@ pub fn detail_panel(props: &Props) -> Html {
                                 format::ttl(s.suggested_ttl), basis(&s.basis.learned_from), scope(&s.basis.scope), s.basis.samples) }
                             if shown == Shown::Held {
                                 { format!(" Anomaly score of the current hold: {}.", format::score(s.anomaly_score)) }
+                            }
+                            if let Some(offered) = suggested_ttl.filter(|t| *t != s.suggested_ttl && ctx.session.can_hold()) {
+                                { format!(" A person is offered {}: not learned from their own holds, so never below \
+                                    the type's default.", format::ttl(offered)) }
                             }
                         </p>
                     },

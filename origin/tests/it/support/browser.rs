@@ -93,6 +93,11 @@ impl Browser {
         self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
     }
 
+    /// Resizes the window (a layout seen at a given screen width).
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
+    }
+
     /// The first element matching `css`, if there is one now.
     pub async fn find(&self, css: &str) -> Option<String> {
         let v =
