@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::run::{cargo, forget_cargo_run_env, output, root, status, step, target_dir};
+use crate::run::{cargo, forget_cargo_run_env, output, root, status, step, target_dir, Group};
 use crate::{edge, ui};
 
 /// The dev keys: `dev.env`'s variable, the key's principal and its role.
@@ -52,13 +52,17 @@ pub fn run(extra: &[String]) -> Result<(), String> {
 
     // Plain MLLP is taken on loopback only (docs/clinical.md: who may send over MLLP); `--mllp` among the
     // arguments moves it.
-    let mllp = format!("127.0.0.1:{mllp_port}");
+    let mut mllp = format!("127.0.0.1:{mllp_port}");
     let mut serve = origin();
     serve.arg("serve").arg("--bind").arg(&bind);
-    if !extra.iter().any(|a| a == "--mllp" || a.starts_with("--mllp=")) {
+    if extra.iter().any(|a| a == "--mllp" || a.starts_with("--mllp=")) {
+        mllp = "as given".into();
+    } else {
         serve.args(["--mllp", &mllp]);
     }
-    let mut child = serve.args(extra).spawn().map_err(|e| format!("could not start hhs-origin: {e}"))?;
+    // Killed if this returns early (a wrangler that does not start, say), so no origin is left on the ports. In
+    // the terminal's process group, so Ctrl-C reaches it as it reaches `dev`.
+    let mut child = Origin(serve.args(extra).spawn().map_err(|e| format!("could not start hhs-origin: {e}"))?);
     let wrangler = edge::start_wrangler(
         edge_port,
         None,
@@ -90,12 +94,24 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     );
     eprintln!("  stop         Ctrl-C");
     eprintln!();
-    let st = child.wait().map_err(|e| e.to_string())?;
+    let st = child.0.wait().map_err(|e| e.to_string())?;
     drop(wrangler);
     if st.success() {
         Ok(())
     } else {
         Err(format!("hhs-origin exited with {st}"))
+    }
+}
+
+/// The origin `dev` started, killed when `dev` returns before it has ended.
+struct Origin(std::process::Child);
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -128,23 +144,26 @@ fn ensure_keys(env_file: &Path, origin: &dyn Fn() -> Command) -> Result<Vec<(Str
     Ok(keys)
 }
 
-/// `dev.env`: `NAME=value` lines, readable by its owner only (it holds an admin key).
+/// `dev.env`: `NAME=value` lines, readable by its owner only (it holds an admin key), replaced whole (written
+/// beside it, then renamed), so a reader never sees it half written.
 fn write_env(env_file: &Path, vars: &[(String, String)]) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let body: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     let err = |e: std::io::Error| format!("write {}: {e}", env_file.display());
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(env_file).map_err(err)?;
-    // An older file keeps its mode on open: made private here too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    file.write_all(body.as_bytes()).map_err(err)
+    let fresh = env_file.with_extension("env.new");
+    let _ = std::fs::remove_file(&fresh);
+    private_file(&fresh).and_then(|mut f| std::io::Write::write_all(&mut f, body.as_bytes())).map_err(err)?;
+    std::fs::rename(&fresh, env_file).map_err(err)
+}
+
+/// A new file only its owner may read.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().write(true).create_new(true), 0o600).open(path)
 }
 
 /// `xtask dev` in the background for a test: its `.hhs` in `scratch`, on free ports, in a process group of its own
 /// that is stopped, with everything it started, on drop.
 pub struct Background {
-    child: std::process::Child,
+    _dev: Group,
     /// The edge's address.
     pub url: String,
 }
@@ -156,6 +175,9 @@ impl Background {
         build()?;
         let state = scratch.join(".hhs");
         std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
+        // Its log shows the keys, as `dev` prints them: readable by this user only, as `dev.env` is.
+        let _ = std::fs::remove_file(scratch.join("dev.log"));
+        let log = private_file(&scratch.join("dev.log")).map_err(|e| e.to_string())?;
         let ports = [crate::run::free_port()?, crate::run::free_port()?, crate::run::free_port()?];
         let mut dev = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
         dev.arg("dev")
@@ -166,15 +188,16 @@ impl Background {
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(scratch.join("dev.log")).map_err(|e| e.to_string())?);
-        std::os::unix::process::CommandExt::process_group(&mut dev, 0);
+            .stderr(log);
         let url = format!("http://127.0.0.1:{}", ports[1]);
         // Made at once, so an early return below stops it.
-        let running =
-            Background { child: dev.spawn().map_err(|e| format!("could not start xtask dev: {e}"))?, url: url.clone() };
+        let mut dev = Group::spawn(&mut dev).map_err(|e| format!("could not start xtask dev: {e}"))?;
         let started = std::time::Instant::now();
         let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(2)).build();
         while !(state.join("dev.env").exists() && agent.get(&format!("{url}/healthz")).call().is_ok()) {
+            if let Ok(Some(st)) = dev.0.try_wait() {
+                return Err(format!("xtask dev exited with {st} (log: {})", scratch.join("dev.log").display()));
+            }
             if started.elapsed() > std::time::Duration::from_secs(300) {
                 return Err(format!(
                     "xtask dev did not come up within 300 s (log: {})",
@@ -183,16 +206,6 @@ impl Background {
             }
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
-        Ok(running)
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+        Ok(Background { _dev: dev, url })
     }
 }

@@ -98,3 +98,32 @@ pub fn reserved_port() -> Result<u16, String> {
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .ok_or_else(|| format!("no free port between {from} and {to}"))
 }
+
+/// `cmd` started in a process group of its own, stopped with everything it started when dropped (TERM, then
+/// KILL half a second later): no early return leaves a server or a backgrounded command running.
+pub struct Group(pub std::process::Child);
+
+impl Group {
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Group> {
+        std::os::unix::process::CommandExt::process_group(cmd, 0);
+        cmd.spawn().map(Group)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            // Its own process has ended; what it left running in the group is stopped all the same.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0.id())])
+                .stderr(std::process::Stdio::null())
+                .status();
+            return;
+        }
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}

@@ -17,8 +17,8 @@ use hhs_client::{Client, ClientError, Lease, Lost};
 #[derive(Parser)]
 #[command(name = "hhs", version, about = "HHS, the Hospital Hold System, from the shell")]
 struct Cli {
-    /// HHS's address: the edge (https://…) or an origin; default: `.hhs/dev.env`'s edge, else
-    /// http://127.0.0.1:8787.
+    /// HHS's address: the edge (https://…) or an origin; default: `.hhs/dev.env`'s edge when its key is used,
+    /// else http://127.0.0.1:8787.
     #[arg(long, env = "HHS_URL")]
     url: Option<String>,
     /// An API key (`hhs_<id>_<secret>`); default: `.hhs/dev.env`'s admin key.
@@ -141,11 +141,17 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(key) = cli.key.clone().or_else(|| dev_env("HHS_ADMIN_KEY")) else {
+    // dev.env's address goes only with dev.env's key: a key of one's own is never sent to an address some folder's
+    // file names.
+    let (key, url) = match cli.key.clone() {
+        Some(key) => (Some(key), cli.url.clone()),
+        None => (dev_env("HHS_ADMIN_KEY"), cli.url.clone().or_else(|| dev_env("HHS_URL"))),
+    };
+    let Some(key) = key else {
         eprintln!("hhs: no key: set HHS_KEY (or run `cargo xtask dev`, which writes .hhs/dev.env)");
         return ExitCode::from(2);
     };
-    let url = cli.url.clone().or_else(|| dev_env("HHS_URL")).unwrap_or_else(|| "http://127.0.0.1:8787".to_owned());
+    let url = url.unwrap_or_else(|| "http://127.0.0.1:8787".to_owned());
     let client = Client::new(&url, &key);
     let result = match cli.command {
         Command::Lock { resource, ttl, wait, grace, owner, command } => {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::run::{cargo, root, status, step, target_dir};
+use crate::run::{cargo, root, status, step, target_dir, Group};
 
 /// The pages, in the order they run.
 const PAGES: [&str; 2] = ["README.md", "docs/quickstart.md"];
@@ -130,19 +130,24 @@ fn run_steps(steps: &[Step], scratch: &Path) -> Result<(), String> {
     let mut bash = Command::new("bash");
     bash.arg("quickstart.sh").current_dir(scratch).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     // The pages start from nothing but what `xtask dev` wrote: no key or address from the caller's shell.
-    for var in ["HHS_URL", "HHS_KEY", "DATABASE_URL", "HHS_ADMIN_KEY", "HHS_CLIENT_KEY", "HHS_VIEWER_KEY"] {
+    for var in [
+        "HHS_URL",
+        "HHS_KEY",
+        "DATABASE_URL",
+        "HHS_ADMIN_KEY",
+        "HHS_CLIENT_KEY",
+        "HHS_VIEWER_KEY",
+        "HHS_INTEGRATION_KEY",
+    ] {
         bash.env_remove(var);
     }
-    let mut child = bash.spawn().map_err(|e| format!("could not start bash: {e}"))?;
+    // In a group of its own: what a block left behind (a waiting curl sent to the background) is stopped with it.
+    let mut bash = Group::spawn(&mut bash).map_err(|e| format!("could not start bash: {e}"))?;
     let started = Instant::now();
-    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
+    while bash.0.try_wait().map_err(|e| e.to_string())?.is_none() && started.elapsed() < LIMIT {
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(bash);
     let read = |name: String| std::fs::read_to_string(out.join(name)).unwrap_or_default();
     for (i, st) in steps.iter().enumerate() {
         let at = format!("{}:{}", st.run.page, st.run.line);
