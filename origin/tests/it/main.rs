@@ -9,6 +9,7 @@ mod conformance;
 mod contention;
 mod dashboard;
 mod dashboard_serving;
+mod deploy;
 mod edge;
 mod failover;
 mod fast_grant;
