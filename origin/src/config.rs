@@ -35,6 +35,34 @@ pub enum Command {
     Reaper(ReaperArgs),
     /// Manage API keys. `create` prints only the key on stdout.
     Keys(KeysArgs),
+    /// GET /healthz once; exit 0 on a 200, 1 otherwise (the image's HEALTHCHECK: it has no curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+impl Command {
+    /// The database flags of the commands that open the database.
+    pub fn db_mut(&mut self) -> Option<&mut DbArgs> {
+        match self {
+            Command::Serve(a) => Some(&mut a.db),
+            Command::Migrate(a) => Some(&mut a.db),
+            Command::Reaper(a) => Some(&mut a.db),
+            Command::Keys(a) => Some(&mut a.db),
+            Command::Healthcheck(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The URL to GET (plain http://). Without it: /healthz on --bind, a wildcard address asked on loopback.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The address `serve` listens on (the same flag and variable as serve's, so the image's check follows it).
+    #[arg(long, env = "HHS_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +95,10 @@ pub struct DbArgs {
     /// PostgreSQL URL. Without it the origin uses the embedded SQLite file at --sqlite-path.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
+    /// A file whose content is the PostgreSQL URL (systemd's LoadCredential, a mounted secret), read at start:
+    /// the password stays out of the environment and `ps`. Not together with DATABASE_URL.
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
     /// The embedded database file, used when no DATABASE_URL is given.
     #[arg(long, env = "HHS_SQLITE_PATH", default_value = "hhs.db", global = true)]
     pub sqlite_path: PathBuf,
@@ -74,6 +106,24 @@ pub struct DbArgs {
     pub pool_min: u32,
     #[arg(long, env = "HHS_DB_POOL_MAX", default_value_t = 10, global = true)]
     pub pool_max: u32,
+}
+
+impl DbArgs {
+    /// Reads --database-url-file into `database_url` (once, before the database opens).
+    pub fn read_url_file(&mut self) -> Result<(), String> {
+        let Some(path) = &self.database_url_file else { return Ok(()) };
+        if self.database_url.is_some() {
+            return Err("give DATABASE_URL or DATABASE_URL_FILE, not both".into());
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("DATABASE_URL_FILE {}: {e}", path.display()))?;
+        // Editors and `echo` end the file with a newline; a URL never ends in whitespace.
+        let url = text.trim();
+        if url.is_empty() {
+            return Err(format!("DATABASE_URL_FILE {} is empty", path.display()));
+        }
+        self.database_url = Some(url.to_owned());
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Args)]

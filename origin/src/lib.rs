@@ -1,6 +1,7 @@
 //! hhs-origin: the lease service. See ARCHITECTURE.md for the map.
 
 pub mod config;
+pub mod healthcheck;
 pub mod hl7;
 pub mod http;
 pub mod keys;

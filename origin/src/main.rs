@@ -1,7 +1,7 @@
 use clap::Parser;
 use hhs_origin::config::{Cli, Command, KeysArgs, KeysCommand};
 use hhs_origin::store::Actor;
-use hhs_origin::{keys, reaper, server, telemetry};
+use hhs_origin::{healthcheck, keys, reaper, server, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -15,8 +15,17 @@ async fn main() {
     }
 }
 
-async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(mut command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(db) = command.db_mut() {
+        db.read_url_file()?;
+    }
     match command {
+        Command::Healthcheck(args) => {
+            let url = args.url.unwrap_or_else(|| healthcheck::url_for_bind(args.bind));
+            let status = healthcheck::check(&url, std::time::Duration::from_secs(args.timeout.max(1)))?;
+            println!("{url}: {status}");
+            Ok(())
+        }
         Command::Serve(args) => server::serve(args).await,
         Command::Migrate(args) => {
             let store = server::open_store(&args.db).await?;

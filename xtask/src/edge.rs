@@ -52,6 +52,45 @@ pub fn build(release: bool) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// `wrangler deploy --dry-run` of the production example (deploy/wrangler.production.toml) on edge/build and
+/// ui/dist as they are: wrangler bundles the Worker as a deployment would and writes it to
+/// target/wrangler-dry-run, so a broken bundle or configuration fails here, not at deploy time. Nothing is
+/// uploaded and no account is needed; with metrics off it runs offline (checked in a network namespace of its own).
+pub fn dry_run() -> Result<(), String> {
+    let bin = ensure_wrangler()?;
+    let out = crate::run::target_dir().join("wrangler-dry-run");
+    step("wrangler deploy --dry-run --config deploy/wrangler.production.toml");
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(root())
+        .args(["deploy", "--dry-run", "--config", "deploy/wrangler.production.toml", "--outdir"])
+        .arg(&out)
+        .envs(offline_env())
+        .stdin(Stdio::null());
+    forget_cargo_run_env(&mut cmd);
+    let out = cmd.output().map_err(|e| format!("could not start wrangler: {e}"))?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprint!("{said}");
+    if !out.status.success() {
+        return Err(format!("wrangler deploy --dry-run failed ({})", out.status));
+    }
+    // wrangler only warns about a key it does not know (a misspelt setting would be ignored in production).
+    if said.contains("WARNING") {
+        return Err("wrangler deploy --dry-run warned about deploy/wrangler.production.toml (above)".into());
+    }
+    Ok(())
+}
+
+/// What keeps wrangler off the network when it need not be on it: no metrics, no update check, no fetch of
+/// Cloudflare's request metadata.
+fn offline_env() -> [(&'static str, &'static str); 4] {
+    [
+        ("WRANGLER_SEND_METRICS", "false"),
+        ("WRANGLER_HIDE_BANNER", "true"),
+        ("CLOUDFLARE_CF_FETCH_ENABLED", "false"),
+        ("NO_COLOR", "1"),
+    ]
+}
+
 /// A running `wrangler dev`; stopped (with its workerd children) on drop.
 pub struct Wrangler {
     child: Child,

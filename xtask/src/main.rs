@@ -4,8 +4,11 @@
 //! * `dev`  — build and start the origin on the embedded store and the edge Worker in `wrangler dev`; print
 //!   the edge URL (the one clinics use) and the dev keys.
 //! * `build` — the Worker (`edge/build`) and the dashboard (`ui/dist`) in release, for deploying.
+//! * `image` — the origin's container image (`deploy/Containerfile`, `FROM scratch` on a root filesystem made
+//!   here); `--check` runs the image's binary from its exported filesystem and asks its `/healthz`.
 //! * `test` — every test: hhs-core for wasm32 without std, the edge Worker, then the workspace's tests against
-//!   a throwaway PostgreSQL cluster (or `DATABASE_URL`) and a `wrangler dev` running the Worker.
+//!   a throwaway PostgreSQL cluster (or `DATABASE_URL`) and a `wrangler dev` running the Worker; a full run
+//!   also checks the image and bundles the Worker with `wrangler deploy --dry-run`.
 //! * `pgbench` — measures the two transactional-acquire strategies on a throwaway cluster.
 //! * `eval-ttl` — evaluates the TTL model against fixed TTLs on simulated months of traffic.
 //! * `bench edge` — latency of acquire+release direct and through `wrangler dev`, and the Worker's size.
@@ -38,6 +41,7 @@ mod edge;
 mod eval_ttl;
 mod fuzz_api;
 mod ha;
+mod image;
 mod postgres;
 mod quickstart;
 mod run;
@@ -62,11 +66,12 @@ fn main() -> ExitCode {
         Some("quickstart") => quickstart::run(),
         Some("tidy") => tidy::run(),
         Some("ha") => ha::run(&args[1..]),
+        Some("image") => image::run(&args[1..]),
         Some("build") => edge::build(true)
             .and_then(|_| ui::build(true))
             .map(|dist| eprintln!("\nbuilt edge/build and {}", dist.display())),
         Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("usage: cargo xtask <dev|test|build|pgbench|eval-ttl|bench|chaos|fuzz-api|cli-e2e|quickstart|tidy|ha> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  bench heartbeats [SECONDS]  1,000 holds renewed by one session vs by heartbeats, PostgreSQL and SQLite\n  bench handover [ROUNDS]  the wait queue's hand-over, release to the next waiter's 200 (p50/p99), PostgreSQL and SQLite\n  fuzz-api [--examples N]  schemathesis against origin and edge, each role, from /api/openapi.json\n  cli-e2e  the hhs CLI against a cargo xtask dev setup of its own\n  quickstart  README's tour and docs/quickstart.md run against cargo xtask dev, each answer checked\n  tidy     fmt, clippy, the paths the documents name exist, no import cycles in any crate\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then eight checks");
+            eprintln!("usage: cargo xtask <dev|test|build|image|pgbench|eval-ttl|bench|chaos|fuzz-api|cli-e2e|quickstart|tidy|ha> [args]\n\n  dev      start HHS locally (embedded SQLite) and print its URL\n  build    the Worker and the dashboard in release, for deploying\n  image [--check] [--debug] [--tag NAME]  the origin's container image (podman); --check runs its binary from the exported image\n  test     run every test (starts a throwaway PostgreSQL unless DATABASE_URL is set)\n  pgbench  compare the acquire strategies with pgbench\n  eval-ttl evaluate the TTL model on simulated traffic [--seed N] [--days N]\n  bench edge [PAIRS]  latency direct vs through wrangler dev, Worker size\n  bench ui [LOADS]    dashboard wasm size and first render of 1,000 resources\n  bench cycle [SECONDS] acquire/heartbeat/release throughput on durable PostgreSQL (HHS_ORIGIN_BIN: another build)\n  bench keys [UNKNOWN]  a valid key's latency idle and during a flood of unknown key ids\n  bench heartbeats [SECONDS]  1,000 holds renewed by one session vs by heartbeats, PostgreSQL and SQLite\n  bench handover [ROUNDS]  the wait queue's hand-over, release to the next waiter's 200 (p50/p99), PostgreSQL and SQLite\n  fuzz-api [--examples N]  schemathesis against origin and edge, each role, from /api/openapi.json\n  cli-e2e  the hhs CLI against a cargo xtask dev setup of its own\n  quickstart  README's tour and docs/quickstart.md run against cargo xtask dev, each answer checked\n  tidy     fmt, clippy, the paths the documents name exist, no import cycles in any crate, file sizes\n  chaos [--duration S] [--seed N] [--sqlite] [--edge] [--clients N] [--release]\n           the fault harness: kills, crashes and pauses under load, then eight checks");
             Ok(())
         }
         Some(other) => Err(format!("unknown command {other:?}; try `cargo xtask help`")),

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::run::{cargo, free_port, reserved_port, step, target_dir};
-use crate::{chaos, cli_e2e, edge, fuzz_api, quickstart, tidy, ui, wasm};
+use crate::{chaos, cli_e2e, edge, fuzz_api, image, quickstart, tidy, ui, wasm};
 
 /// How long each fault-harness run of `cargo xtask test` lasts (docs/performance.md has a ten-minute run's figures).
 const CHAOS_SECONDS: u64 = 60;
@@ -91,10 +91,23 @@ pub fn run(extra: &[String]) -> Result<(), String> {
             failed += checks.iter().filter(|c| !c.ok).count() as u64;
         }
         // schemathesis from the OpenAPI description, through the origin and the edge, each role; the `hhs` CLI
-        // against `cargo xtask dev`; the pages' walkthrough against it: one test each.
-        for (name, outcome) in
-            [("fuzz-api", fuzz_api::run(&[])), ("cli e2e", cli_e2e::run()), ("quickstart", quickstart::run())]
-        {
+        // against `cargo xtask dev`; the pages' walkthrough against another; the Worker bundled as `wrangler deploy`
+        // would (edge/build and ui/dist are built above); the origin's image, from the debug binary `cargo test`
+        // built: one test each.
+        let image = match image::test() {
+            Ok(false) => {
+                ignored += 1;
+                Ok(())
+            }
+            outcome => outcome.map(drop),
+        };
+        for (name, outcome) in [
+            ("fuzz-api", fuzz_api::run(&[])),
+            ("cli e2e", cli_e2e::run()),
+            ("quickstart", quickstart::run()),
+            ("wrangler deploy --dry-run", edge::dry_run()),
+            ("image", image),
+        ] {
             match outcome {
                 Ok(()) => passed += 1,
                 Err(e) => {

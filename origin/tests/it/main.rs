@@ -10,6 +10,7 @@ mod contention;
 mod dashboard;
 mod dashboard_detail;
 mod dashboard_serving;
+mod deploy;
 mod edge;
 mod failover;
 mod fast_grant;
