@@ -215,27 +215,29 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     let running = spawn(listener, store, settings, shutdown.clone())?;
+    // Heard from before the line that says it listens: a supervisor may signal as soon as it reads it.
+    let stop = shutdown_signal()?;
     tracing::info!(url = %format!("http://{}", running.addr), "hhs-origin listening");
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.stop().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGINT (Ctrl-C) or SIGTERM, both registered by the time this returns (a signal sent before then would end the
+/// process at once instead of gracefully).
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    Ok(async move {
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    })
 }
