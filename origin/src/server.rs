@@ -202,6 +202,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         hl7_repeat_window: hhs_core::Millis::from_secs(i64::from(args.hl7_repeat_window)),
     };
     let shutdown = CancellationToken::new();
+    // Heard from before anything serves: a supervisor may signal as soon as a port answers or the "listening"
+    // line is logged, and a failure to register leaves nothing started to cut short.
+    let stop = shutdown_signal()?;
     if let Some((addr, config)) = mllp {
         let listener = TcpListener::bind(addr).await?;
         let tls = matches!(config.transport, crate::hl7::MllpTransport::Tls { .. });
@@ -215,8 +218,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     let running = spawn(listener, store, settings, shutdown.clone())?;
-    // Heard from before the line that says it listens: a supervisor may signal as soon as it reads it.
-    let stop = shutdown_signal()?;
     tracing::info!(url = %format!("http://{}", running.addr), "hhs-origin listening");
     stop.await;
     tracing::info!("shutting down: finishing in-flight requests");
